@@ -1,0 +1,200 @@
+//! `PinotCluster`: one Apache Pinot cluster made of node pools, each pool one role
+//! (controller, broker, server, minion) in one or more availability zones.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Affinity, EnvVar, ResourceRequirements, Toleration};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Desired state of a Pinot cluster.
+#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[kube(
+    group = "pinot.controlplane.dev",
+    version = "v1alpha1",
+    kind = "PinotCluster",
+    namespaced,
+    shortname = "pinot",
+    category = "pinot",
+    status = "PinotClusterStatus",
+    derive = "PartialEq",
+    derive = "Default",
+    doc = "An Apache Pinot cluster: node pools per role, spread over availability zones.",
+    printcolumn(name = "Available", type_ = "string", json_path = ".status.conditions[?(@.type==\"Available\")].status"),
+    printcolumn(name = "Ready", type_ = "string", description = "Ready pods / desired pods", json_path = ".status.readyPods"),
+    printcolumn(name = "Progressing", type_ = "string", json_path = ".status.conditions[?(@.type==\"Progressing\")].status"),
+    printcolumn(name = "Degraded", type_ = "string", json_path = ".status.conditions[?(@.type==\"Degraded\")].status"),
+    printcolumn(name = "Paused", type_ = "boolean", priority = "1", json_path = ".spec.paused"),
+    printcolumn(name = "Image", type_ = "string", priority = "1", json_path = ".spec.image"),
+    printcolumn(name = "Message", type_ = "string", priority = "1", json_path = ".status.message"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct PinotClusterSpec {
+    /// The Pinot container image every pool runs unless the pool overrides it,
+    /// e.g. `apachepinot/pinot:1.2.0`.
+    pub image: String,
+
+    /// The existing ZooKeeper ensemble Pinot (Helix) keeps its cluster state in.
+    pub zookeeper: ZookeeperSpec,
+
+    /// The order in which roles are installed and upgraded. Every role that has a pool must
+    /// appear exactly once. Default: controller, broker, server, minion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment_order: Option<Vec<String>>,
+
+    /// The node pools of the cluster. Several pools of one role are normal (an offline and a
+    /// realtime server pool, brokers in two zones).
+    #[serde(default)]
+    pub pools: Vec<NodePool>,
+
+    /// While true the operator writes nothing to the cluster's objects; status says so.
+    #[serde(default)]
+    pub paused: bool,
+}
+
+/// Where Pinot finds ZooKeeper.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ZookeeperSpec {
+    /// ZooKeeper connect string, e.g. `zk-0.zk:2181,zk-1.zk:2181/pinot`.
+    pub connect_string: String,
+}
+
+/// A group of identical Pinot instances of one role: one StatefulSet.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NodePool {
+    /// Name of the pool, unique in the cluster; a DNS label (lower case, digits, '-').
+    pub name: String,
+    /// One of `controller`, `broker`, `server`, `minion`.
+    pub role: String,
+    /// Number of pods.
+    #[serde(default = "default_replicas")]
+    pub replicas: i32,
+    /// The availability zone (`topology.kubernetes.io/zone`) all pods of the pool run in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
+    /// Several zones the pool's pods spread over evenly. Exclusive with `zone`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub zones: Vec<String>,
+    /// Image for this pool instead of `spec.image`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Container resources.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// JVM options (`JAVA_OPTS`); default depends on the role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jvm_opts: Option<String>,
+    /// Pinot configuration properties merged over the role's defaults
+    /// (e.g. `pinot.server.instance.realtime.alloc.offheap: "true"`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub config: BTreeMap<String, String>,
+    /// Persistent storage for the role's data directory; without it the pod uses an emptyDir.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<PoolStorage>,
+    /// How many pods of the pool may be unavailable at once (PodDisruptionBudget, upgrades).
+    /// Default 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_unavailable: Option<i32>,
+    /// Settings merged into the pool's pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_overrides: Option<PodOverrides>,
+}
+
+fn default_replicas() -> i32 {
+    1
+}
+
+/// A PersistentVolumeClaim per pod for the role's data directory.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolStorage {
+    /// Requested size, a Kubernetes quantity such as `10Gi`.
+    pub size: String,
+    /// StorageClass name; the cluster default when absent. Use a class with
+    /// `volumeBindingMode: WaitForFirstConsumer` so volumes are created in the pod's zone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class_name: Option<String>,
+}
+
+/// Pod settings a pool adds to what the operator builds.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PodOverrides {
+    /// Merged over the operator's node selector (the zone is set through affinity).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+    /// Added to the operator's affinity; its node affinity terms are combined with the zone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+    /// Extra pod labels; the operator's own labels win on conflict.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    /// Extra environment variables for the Pinot container.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
+}
+
+/// Observed state of a Pinot cluster.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PinotClusterStatus {
+    /// The spec generation this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Available`, `Progressing`, `Degraded`, `ReconciliationPaused`.
+    #[serde(default)]
+    pub conditions: Vec<ClusterCondition>,
+    /// Per-pool rollout state.
+    #[serde(default)]
+    pub pools: Vec<PoolStatus>,
+    /// Ready pods over desired pods, e.g. `7/7`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_pods: Option<String>,
+    /// The most important thing to know now (the Degraded or Progressing message).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// A Kubernetes-style condition.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterCondition {
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// `True`, `False` or `Unknown`.
+    pub status: String,
+    /// RFC 3339 time of the last change of `status`.
+    pub last_transition_time: String,
+    pub reason: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+/// Rollout state of one pool (its StatefulSet).
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolStatus {
+    pub name: String,
+    pub role: String,
+    /// Desired pods.
+    pub replicas: i32,
+    /// Pods that are Ready.
+    pub ready_replicas: i32,
+    /// Pods running the pool's current pod template.
+    pub updated_replicas: i32,
+    /// The StatefulSet revision (ControllerRevision) pods should run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_revision: Option<String>,
+    /// The oldest revision still running in the pool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_revision: Option<String>,
+}

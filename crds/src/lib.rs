@@ -1,0 +1,36 @@
+//! Custom resource types of the Pinot control plane, API group `pinot.controlplane.dev`.
+//!
+//! The types here are what users write; they are deliberately permissive where the operator
+//! itself validates (roles are strings, replicas may be negative in the schema) so that a bad
+//! spec reaches the operator and is reported in the resource's status with the field and the
+//! fix, rather than being refused by an apiserver that (like 1.20) cannot run CEL rules.
+//!
+//! Kinds reserved for later API additions in the same group: `PinotSchema`, `PinotTable`,
+//! `PinotTenant`, `PinotPolicy`.
+
+pub mod cluster;
+
+pub use cluster::{
+    ClusterCondition, NodePool, PinotCluster, PinotClusterSpec, PinotClusterStatus, PodOverrides,
+    PoolStatus, PoolStorage, ZookeeperSpec,
+};
+
+/// The API group of every kind in this crate.
+pub const GROUP: &str = "pinot.controlplane.dev";
+/// The API version of every kind in this crate.
+pub const VERSION: &str = "v1alpha1";
+/// Kinds that later versions of the API add; no other kind may take these names.
+pub const RESERVED_KINDS: [&str; 4] = ["PinotSchema", "PinotTable", "PinotTenant", "PinotPolicy"];
+
+/// Every CRD this crate defines, as the YAML documents `pinot-operator crds` prints and
+/// `crds/pinot.controlplane.dev.yaml` holds.
+pub fn crd_yaml() -> String {
+    use kube::CustomResourceExt;
+    let crds = [PinotCluster::crd()];
+    let mut out = String::new();
+    for crd in crds {
+        out.push_str("---\n");
+        out.push_str(&serde_yaml::to_string(&crd).expect("a CRD always serialises"));
+    }
+    out
+}

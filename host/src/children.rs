@@ -1,0 +1,121 @@
+//! The kinds of Kubernetes object the operator creates for a PinotCluster, the labels they
+//! carry, and how to reach each kind's API (including which PodDisruptionBudget version the
+//! apiserver serves: `policy/v1` from 1.21, only `policy/v1beta1` before).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::{
+    apps::v1::StatefulSet,
+    core::v1::{ConfigMap, Service},
+};
+use kube::{Client, discovery::ApiResource};
+
+/// The field manager of every server-side apply the operator makes.
+pub const FIELD_MANAGER: &str = "pinot-operator";
+
+pub const LABEL_NAME: &str = "app.kubernetes.io/name";
+pub const LABEL_INSTANCE: &str = "app.kubernetes.io/instance";
+pub const LABEL_COMPONENT: &str = "app.kubernetes.io/component";
+pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+pub const LABEL_CLUSTER: &str = "pinot.controlplane.dev/cluster";
+pub const LABEL_POOL: &str = "pinot.controlplane.dev/pool";
+pub const LABEL_ROLE: &str = "pinot.controlplane.dev/role";
+/// Pod template annotation holding a digest of the pool's Pinot configuration, so that a
+/// configuration change is a new pod revision that the upgrade policy rolls out.
+pub const ANNOTATION_CONFIG_DIGEST: &str = "pinot.controlplane.dev/config-digest";
+
+/// Value of `app.kubernetes.io/managed-by` on everything the operator creates.
+pub const MANAGED_BY: &str = "pinot-operator";
+
+/// Labels that select every object of one cluster.
+pub fn cluster_selector(cluster: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([(LABEL_CLUSTER.to_string(), cluster.to_string())])
+}
+
+/// The label selector string for every object of one cluster the operator manages.
+pub fn cluster_selector_string(cluster: &str) -> String {
+    format!("{LABEL_CLUSTER}={cluster},{LABEL_MANAGED_BY}={MANAGED_BY}")
+}
+
+/// Labels that select the pods of one pool (immutable once a StatefulSet exists).
+pub fn pool_selector(cluster: &str, pool: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([(LABEL_CLUSTER.to_string(), cluster.to_string()), (LABEL_POOL.to_string(), pool.to_string())])
+}
+
+/// A kind of child object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ChildKind {
+    ConfigMap,
+    Service,
+    StatefulSet,
+    PodDisruptionBudget,
+}
+
+impl ChildKind {
+    pub const ALL: [ChildKind; 4] =
+        [ChildKind::ConfigMap, ChildKind::Service, ChildKind::StatefulSet, ChildKind::PodDisruptionBudget];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChildKind::ConfigMap => "ConfigMap",
+            ChildKind::Service => "Service",
+            ChildKind::StatefulSet => "StatefulSet",
+            ChildKind::PodDisruptionBudget => "PodDisruptionBudget",
+        }
+    }
+}
+
+/// Which `policy` version serves PodDisruptionBudgets on this apiserver.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PdbVersion {
+    V1,
+    V1beta1,
+}
+
+impl PdbVersion {
+    pub fn api_version(self) -> &'static str {
+        match self {
+            PdbVersion::V1 => "policy/v1",
+            PdbVersion::V1beta1 => "policy/v1beta1",
+        }
+    }
+
+    /// Asks the apiserver which version it serves; `policy/v1` when both are.
+    pub async fn discover(client: &Client) -> Result<Self, kube::Error> {
+        let group = client.list_api_group_resources("policy/v1").await;
+        match group {
+            Ok(list) if list.resources.iter().any(|r| r.name == "poddisruptionbudgets") => Ok(PdbVersion::V1),
+            Ok(_) | Err(kube::Error::Api(_)) => Ok(PdbVersion::V1beta1),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// The API served for each child kind on one apiserver.
+#[derive(Clone, Debug)]
+pub struct ChildApis {
+    pub pdb_version: PdbVersion,
+}
+
+impl ChildApis {
+    pub fn resource(&self, kind: ChildKind) -> ApiResource {
+        match kind {
+            ChildKind::ConfigMap => ApiResource::erase::<ConfigMap>(&()),
+            ChildKind::Service => ApiResource::erase::<Service>(&()),
+            ChildKind::StatefulSet => ApiResource::erase::<StatefulSet>(&()),
+            ChildKind::PodDisruptionBudget => {
+                let version = match self.pdb_version {
+                    PdbVersion::V1 => "v1",
+                    PdbVersion::V1beta1 => "v1beta1",
+                };
+                ApiResource {
+                    group: "policy".into(),
+                    version: version.into(),
+                    api_version: self.pdb_version.api_version().into(),
+                    kind: "PodDisruptionBudget".into(),
+                    plural: "poddisruptionbudgets".into(),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! The PinotCluster controller. One reconcile follows one cluster through a pipeline, in the
+//! order of the files:
+//!
+//! `observe` (client) → `validate` (pure) → `plan` (policies decide) → `build` (pure) →
+//! `apply` (client) → `status` (pure computation, then one write).
+//!
+//! Nothing is kept in memory between reconciles: every decision is derived again from what is
+//! observed, so the operator can be stopped at any moment and continue where it was.
+
+pub mod apply;
+pub mod build;
+pub mod observe;
+pub mod plan;
+pub mod status;
+pub mod validate;
+
+use std::{sync::Arc, time::Duration};
+
+use futures::StreamExt;
+use k8s_openapi::{
+    api::{
+        apps::v1::StatefulSet,
+        core::v1::{ConfigMap, Service},
+    },
+    jiff::Timestamp,
+};
+use kube::{
+    Api, Client, Resource, ResourceExt,
+    api::DynamicObject,
+    runtime::{
+        Controller,
+        controller::Action,
+        events::{Event, EventType, Recorder, Reporter},
+        watcher,
+    },
+};
+use pinot_crds::PinotCluster;
+
+use self::{
+    apply::ApplyReport,
+    build::{BuildContext, build_cluster},
+    status::{Problem, StatusInput, compute_status, write_status},
+};
+use crate::children::{ChildApis, ChildKind, LABEL_MANAGED_BY, MANAGED_BY, PdbVersion};
+
+/// How long to wait before retrying after an error the operator cannot see the end of.
+const RETRY_AFTER: Duration = Duration::from_secs(15);
+
+/// Settings of the controller.
+#[derive(Clone, Debug, Default)]
+pub struct ControllerConfig {
+    /// Watch only this namespace; all namespaces when `None`.
+    pub namespace: Option<String>,
+}
+
+/// The only state shared between reconciles: clients and settings, never cluster state.
+pub struct Context {
+    pub client: Client,
+    pub recorder: Recorder,
+    pub apis: ChildApis,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Observe(#[from] observe::ObserveError),
+    #[error("writing status: {0}")]
+    WriteStatus(#[source] kube::Error),
+    #[error("the PinotCluster has no owner reference data (name or uid missing)")]
+    MissingObjectKey,
+}
+
+impl Error {
+    /// A bounded label for logs and metrics.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Error::Observe(_) => "observe",
+            Error::WriteStatus(_) => "write_status",
+            Error::MissingObjectKey => "object_key",
+        }
+    }
+}
+
+/// Runs the PinotCluster controller until `shutdown` resolves.
+pub async fn run(client: Client, config: ControllerConfig, shutdown: impl Future<Output = ()> + Send + Sync + 'static) -> Result<(), kube::Error> {
+    let apis = ChildApis { pdb_version: PdbVersion::discover(&client).await? };
+    tracing::info!(pdb = apis.pdb_version.api_version(), namespace = ?config.namespace, "starting PinotCluster controller");
+    let (clusters, statefulsets, services, configmaps) = match &config.namespace {
+        Some(ns) => (
+            Api::<PinotCluster>::namespaced(client.clone(), ns),
+            Api::<StatefulSet>::namespaced(client.clone(), ns),
+            Api::<Service>::namespaced(client.clone(), ns),
+            Api::<ConfigMap>::namespaced(client.clone(), ns),
+        ),
+        None => (Api::all(client.clone()), Api::all(client.clone()), Api::all(client.clone()), Api::all(client.clone())),
+    };
+    let pdb_resource = apis.resource(ChildKind::PodDisruptionBudget);
+    let pdbs: Api<DynamicObject> = match &config.namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &pdb_resource),
+        None => Api::all_with(client.clone(), &pdb_resource),
+    };
+    let ours = watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGED_BY}"));
+    let recorder = Recorder::new(client.clone(), Reporter { controller: "pinot-operator".into(), instance: None });
+    let ctx = Arc::new(Context { client, recorder, apis });
+
+    Controller::new(clusters, watcher::Config::default())
+        .owns(statefulsets, ours.clone())
+        .owns(services, ours.clone())
+        .owns(configmaps, ours.clone())
+        .owns_with(pdbs, pdb_resource, ours)
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            match result {
+                Ok((obj, _)) => tracing::debug!(cluster = %obj.name, namespace = ?obj.namespace, "reconciled"),
+                Err(e) => tracing::debug!(error = %e, "reconcile failed"),
+            }
+        })
+        .await;
+    Ok(())
+}
+
+fn error_policy(cluster: Arc<PinotCluster>, error: &Error, _ctx: Arc<Context>) -> Action {
+    tracing::warn!(cluster = %cluster.name_any(), namespace = ?cluster.namespace(), category = error.category(), error = %error, "reconcile failed; retrying");
+    Action::requeue(RETRY_AFTER)
+}
+
+/// One pass of the pipeline for one cluster.
+pub async fn reconcile(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let client = &ctx.client;
+    let namespace = cluster.namespace().unwrap_or_default();
+    let owner = cluster.controller_owner_ref(&()).ok_or(Error::MissingObjectKey)?;
+    let span = tracing::info_span!("reconcile", cluster = %cluster.name_any(), namespace = %namespace);
+    let _enter = span.enter();
+
+    let observed = observe::observe(client, &ctx.apis, &cluster).await?;
+
+    let valid = match validate::validate(&cluster) {
+        Ok(valid) => valid,
+        Err(invalid) => {
+            let message = format!("{invalid}. Nothing was changed.");
+            if cluster.status.as_ref().and_then(|s| s.message.as_ref()) != Some(&message) {
+                publish(&ctx, &cluster, EventType::Warning, "InvalidSpec", "Validate", message.clone()).await;
+            }
+            let problem = Some(Problem { reason: "InvalidSpec", message });
+            let status = compute_status(&StatusInput { cluster: &cluster, valid: None, observed: &observed, problem, now: Timestamp::now() });
+            write_status(client, &cluster, &status).await.map_err(Error::WriteStatus)?;
+            return Ok(Action::await_change());
+        }
+    };
+
+    if valid.paused {
+        let status = compute_status(&StatusInput { cluster: &cluster, valid: Some(&valid), observed: &observed, problem: None, now: Timestamp::now() });
+        if !cluster.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.type_ == status::RECONCILIATION_PAUSED && c.status == "True")) {
+            publish(&ctx, &cluster, EventType::Normal, "Paused", "Pause", "spec.paused is true: no object of this cluster is changed until it is false".into()).await;
+        }
+        write_status(client, &cluster, &status).await.map_err(Error::WriteStatus)?;
+        return Ok(Action::await_change());
+    }
+
+    let plan = plan::plan(&valid, &observed);
+    let build_ctx = BuildContext { owner, pdb_version: ctx.apis.pdb_version };
+    let desired = build_cluster(&valid, &plan.pools, &build_ctx);
+    let owner_uid = cluster.uid().ok_or(Error::MissingObjectKey)?;
+    let report = apply::apply(client, &ctx.apis, &namespace, &owner_uid, &desired, &observed).await;
+    publish_report(&ctx, &cluster, &report).await;
+
+    let problem = (!report.failed.is_empty()).then(|| Problem {
+        reason: "ApplyFailed",
+        message: report.failed.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+    });
+    let status = compute_status(&StatusInput { cluster: &cluster, valid: Some(&valid), observed: &observed, problem, now: Timestamp::now() });
+    write_status(client, &cluster, &status).await.map_err(Error::WriteStatus)?;
+
+    if report.failed.is_empty() { Ok(Action::await_change()) } else { Ok(Action::requeue(RETRY_AFTER)) }
+}
+
+async fn publish_report(ctx: &Context, cluster: &PinotCluster, report: &ApplyReport) {
+    for (kind, name) in &report.created {
+        publish(ctx, cluster, EventType::Normal, "Created", "Apply", format!("created {} {name}", kind.as_str())).await;
+    }
+    for (kind, name) in &report.updated {
+        publish(ctx, cluster, EventType::Normal, "Updated", "Apply", format!("updated {} {name}", kind.as_str())).await;
+    }
+    for (kind, name) in &report.deleted {
+        publish(ctx, cluster, EventType::Normal, "Deleted", "Delete", format!("deleted {} {name}: no longer in the spec", kind.as_str())).await;
+    }
+    for failure in &report.failed {
+        publish(ctx, cluster, EventType::Warning, "ApplyFailed", "Apply", failure.to_string()).await;
+    }
+}
+
+/// Publishes an event about the cluster; a failure to publish is logged, never fatal.
+async fn publish(ctx: &Context, cluster: &PinotCluster, type_: EventType, reason: &str, action: &str, note: String) {
+    let event = Event { type_, reason: reason.into(), note: Some(note), action: action.into(), secondary: None };
+    if let Err(e) = ctx.recorder.publish(&event, &cluster.object_ref(&())).await {
+        tracing::warn!(error = %e, reason, "publishing event failed");
+    }
+}

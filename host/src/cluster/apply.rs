@@ -1,0 +1,95 @@
+//! Step 5 of the pipeline: server-side applies every desired object with one field manager,
+//! then deletes the cluster's children that are no longer desired (a removed pool's
+//! StatefulSet, Services, ConfigMap and PodDisruptionBudget). Only objects that carry this
+//! cluster's owner reference are ever deleted; nothing else of the user's is touched.
+
+use kube::{
+    Api, Client,
+    api::{DeleteParams, DynamicObject, Patch, PatchParams},
+};
+
+use super::{
+    build::{ChildObject, DesiredObjects},
+    observe::ObservedCluster,
+};
+use crate::children::{ChildApis, ChildKind, FIELD_MANAGER};
+
+/// What applying changed, for events and status.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ApplyReport {
+    pub created: Vec<(ChildKind, String)>,
+    pub updated: Vec<(ChildKind, String)>,
+    pub deleted: Vec<(ChildKind, String)>,
+    pub failed: Vec<ApplyError>,
+}
+
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum ApplyError {
+    #[error("applying {kind} {name}: {message}")]
+    Apply { kind: &'static str, name: String, message: String },
+    #[error("deleting {kind} {name}: {message}")]
+    Delete { kind: &'static str, name: String, message: String },
+}
+
+pub async fn apply(
+    client: &Client,
+    apis: &ChildApis,
+    namespace: &str,
+    owner_uid: &str,
+    desired: &DesiredObjects,
+    observed: &ObservedCluster,
+) -> ApplyReport {
+    let mut report = ApplyReport::default();
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    for object in &desired.objects {
+        match apply_one(client, apis, namespace, object, &params).await {
+            Ok(new_version) => match observed.child(object.kind, &object.name) {
+                None => report.created.push((object.kind, object.name.clone())),
+                Some(old) if old.resource_version != new_version => report.updated.push((object.kind, object.name.clone())),
+                Some(_) => {}
+            },
+            Err(e) => report.failed.push(ApplyError::Apply {
+                kind: object.kind.as_str(),
+                name: object.name.clone(),
+                message: kube_message(&e),
+            }),
+        }
+    }
+
+    for child in &observed.children {
+        if desired.contains(child.kind, &child.name) || !child.owner_uids.iter().any(|u| u == owner_uid) {
+            continue;
+        }
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &apis.resource(child.kind));
+        match api.delete(&child.name, &DeleteParams::background()).await {
+            Ok(_) => report.deleted.push((child.kind, child.name.clone())),
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => report.failed.push(ApplyError::Delete {
+                kind: child.kind.as_str(),
+                name: child.name.clone(),
+                message: kube_message(&e),
+            }),
+        }
+    }
+    report
+}
+
+async fn apply_one(
+    client: &Client,
+    apis: &ChildApis,
+    namespace: &str,
+    object: &ChildObject,
+    params: &PatchParams,
+) -> Result<Option<String>, kube::Error> {
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &apis.resource(object.kind));
+    let applied = api.patch(&object.name, params, &Patch::Apply(&object.object)).await?;
+    Ok(applied.metadata.resource_version)
+}
+
+/// The apiserver's own message when there is one: it names the field it refused.
+pub fn kube_message(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(status) => status.message.clone(),
+        other => other.to_string(),
+    }
+}

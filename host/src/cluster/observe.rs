@@ -1,0 +1,113 @@
+//! Step 1 of the pipeline: reads what exists for one PinotCluster — its StatefulSets, their
+//! pods, and every other child the operator manages — so that every later decision is derived
+//! from observed state, never from memory.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::{apps::v1::StatefulSet, core::v1::Pod};
+use kube::{
+    Api, Client, ResourceExt,
+    api::{DynamicObject, ListParams},
+};
+use pinot_crds::PinotCluster;
+
+use crate::children::{ChildApis, ChildKind, LABEL_CLUSTER, LABEL_POOL, cluster_selector_string};
+
+/// A child object as observed: enough to tell whether it is ours and whether applying it
+/// changed it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ObservedChild {
+    pub kind: ChildKind,
+    pub name: String,
+    pub resource_version: Option<String>,
+    /// Uids of the objects in its ownerReferences.
+    pub owner_uids: Vec<String>,
+    pub pool: Option<String>,
+}
+
+/// Everything that exists for one cluster.
+#[derive(Clone, Debug, Default)]
+pub struct ObservedCluster {
+    pub children: Vec<ObservedChild>,
+    /// StatefulSets by pool name.
+    pub statefulsets: BTreeMap<String, StatefulSet>,
+    /// Pods by pool name, in ordinal order.
+    pub pods: BTreeMap<String, Vec<Pod>>,
+}
+
+impl ObservedCluster {
+    pub fn child(&self, kind: ChildKind, name: &str) -> Option<&ObservedChild> {
+        self.children.iter().find(|c| c.kind == kind && c.name == name)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("reading the cluster's {kind} objects: {source}")]
+pub struct ObserveError {
+    pub kind: &'static str,
+    #[source]
+    pub source: kube::Error,
+}
+
+pub async fn observe(client: &Client, apis: &ChildApis, cluster: &PinotCluster) -> Result<ObservedCluster, ObserveError> {
+    let ns = cluster.namespace().unwrap_or_default();
+    let name = cluster.name_any();
+    let managed = ListParams::default().labels(&cluster_selector_string(&name));
+    let mut observed = ObservedCluster::default();
+
+    for kind in ChildKind::ALL {
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &apis.resource(kind));
+        let list = api.list_metadata(&managed).await.map_err(|source| ObserveError { kind: kind.as_str(), source })?;
+        for item in list.items {
+            observed.children.push(ObservedChild {
+                kind,
+                name: item.name_any(),
+                resource_version: item.resource_version(),
+                owner_uids: item.owner_references().iter().map(|o| o.uid.clone()).collect(),
+                pool: item.labels().get(LABEL_POOL).cloned(),
+            });
+        }
+    }
+
+    let sts_api: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
+    for sts in sts_api.list(&managed).await.map_err(|source| ObserveError { kind: "StatefulSet", source })? {
+        if let Some(pool) = sts.labels().get(LABEL_POOL).cloned() {
+            observed.statefulsets.insert(pool, sts);
+        }
+    }
+
+    let pod_api: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let pods = pod_api
+        .list(&ListParams::default().labels(&format!("{LABEL_CLUSTER}={name}")))
+        .await
+        .map_err(|source| ObserveError { kind: "Pod", source })?;
+    for pod in pods {
+        if let Some(pool) = pod.labels().get(LABEL_POOL).cloned() {
+            observed.pods.entry(pool).or_default().push(pod);
+        }
+    }
+    for pods in observed.pods.values_mut() {
+        pods.sort_by_key(pod_ordinal);
+    }
+    Ok(observed)
+}
+
+/// The StatefulSet ordinal at the end of a pod's name.
+pub fn pod_ordinal(pod: &Pod) -> i32 {
+    pod.name_any().rsplit('-').next().and_then(|n| n.parse().ok()).unwrap_or(-1)
+}
+
+/// Whether the pod is Ready and not on its way out.
+pub fn pod_is_ready(pod: &Pod) -> bool {
+    pod.metadata.deletion_timestamp.is_none()
+        && pod
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// The StatefulSet revision the pod was created from.
+pub fn pod_revision(pod: &Pod) -> Option<&str> {
+    pod.labels().get("controller-revision-hash").map(String::as_str)
+}

@@ -1,0 +1,172 @@
+//! The simulated kubelet: pods bound to a simulated node become Running and Ready after a
+//! delay; deleted pods are finalized after a short shutdown, as a kubelet does once the
+//! containers have stopped (without it they would stay Terminating for ever).
+
+use std::{
+    collections::HashSet,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU32, Ordering},
+    },
+    time::Duration,
+};
+
+use futures::StreamExt;
+use k8s_openapi::{api::core::v1::Pod, jiff::Timestamp};
+use kube::{
+    Api, Client, ResourceExt,
+    api::{DeleteParams, Patch, PatchParams, Preconditions},
+    runtime::{WatchStreamExt, watcher},
+};
+use serde_json::json;
+
+use super::{DataPlaneConfig, Error, NodeFleet};
+
+#[derive(Clone)]
+pub struct Kubelet {
+    client: Client,
+    fleet: NodeFleet,
+    readiness_delay: Duration,
+    shutdown_delay: Duration,
+    /// Pod uids with a start or a shutdown under way, so watch events do not repeat them.
+    in_flight: Arc<Mutex<HashSet<(String, &'static str)>>>,
+    next_ip: Arc<AtomicU32>,
+}
+
+impl Kubelet {
+    pub fn new(client: Client, fleet: NodeFleet, config: &DataPlaneConfig) -> Self {
+        Self {
+            client,
+            fleet,
+            readiness_delay: config.readiness_delay,
+            shutdown_delay: config.shutdown_delay,
+            in_flight: Arc::default(),
+            next_ip: Arc::new(AtomicU32::new(1)),
+        }
+    }
+
+    pub async fn run(&self) -> Result<(), Error> {
+        let api: Api<Pod> = Api::all(self.client.clone());
+        let mut pods = watcher(api, watcher::Config::default()).default_backoff().applied_objects().boxed();
+        while let Some(event) = pods.next().await {
+            match event {
+                Ok(pod) => self.handle(pod),
+                Err(e) => tracing::warn!(error = %e, "pod watch error; retrying"),
+            }
+        }
+        Ok(())
+    }
+
+    fn handle(&self, pod: Pod) {
+        let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) else { return };
+        if self.fleet.get(&node).is_none() {
+            return;
+        }
+        let Some(uid) = pod.uid() else { return };
+        if pod.metadata.deletion_timestamp.is_some() {
+            if self.claim(&uid, "stop") {
+                let this = self.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(this.shutdown_delay).await;
+                    this.finalize(&pod, &uid).await;
+                    this.release(&uid, "stop");
+                });
+            }
+        } else if !is_running_and_ready(&pod) && self.claim(&uid, "start") {
+            let this = self.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(this.readiness_delay).await;
+                this.start(&pod, &node).await;
+                this.release(&uid, "start");
+            });
+        }
+    }
+
+    fn claim(&self, uid: &str, what: &'static str) -> bool {
+        self.in_flight.lock().expect("in-flight set poisoned").insert((uid.to_string(), what))
+    }
+
+    fn release(&self, uid: &str, what: &'static str) {
+        self.in_flight.lock().expect("in-flight set poisoned").remove(&(uid.to_string(), what));
+    }
+
+    /// Writes the status a kubelet writes once every container runs and passes its probes.
+    async fn start(&self, pod: &Pod, node: &str) {
+        let Some(ns) = pod.namespace() else { return };
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
+        let host_ip = self.fleet.get(node).map(|n| n.ip.clone()).unwrap_or_default();
+        let pod_ip = match pod.status.as_ref().and_then(|s| s.pod_ip.clone()) {
+            Some(ip) => ip,
+            None => {
+                let n = self.next_ip.fetch_add(1, Ordering::Relaxed);
+                format!("10.244.{}.{}", (n / 250) % 250, n % 250 + 2)
+            }
+        };
+        let now = Timestamp::now().to_string();
+        let uid = pod.uid().unwrap_or_default();
+        let containers: Vec<_> = pod
+            .spec
+            .as_ref()
+            .map(|s| s.containers.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .map(|c| {
+                let image = c.image.clone().unwrap_or_default();
+                json!({
+                    "name": c.name,
+                    "image": image,
+                    "imageID": format!("sim://{image}"),
+                    "containerID": format!("sim://{uid}/{}", c.name),
+                    "ready": true,
+                    "started": true,
+                    "restartCount": 0,
+                    "state": {"running": {"startedAt": now}},
+                })
+            })
+            .collect();
+        let condition = |t: &str| json!({"type": t, "status": "True", "lastTransitionTime": now});
+        let patch = json!({"status": {
+            "phase": "Running",
+            "hostIP": host_ip,
+            "podIP": pod_ip,
+            "startTime": now,
+            "conditions": [condition("Initialized"), condition("Ready"), condition("ContainersReady"), condition("PodScheduled")],
+            "containerStatuses": containers,
+        }});
+        for attempt in 0..5 {
+            match api.patch_status(&pod.name_any(), &PatchParams::default(), &Patch::Strategic(&patch)).await {
+                Ok(_) => return,
+                Err(kube::Error::Api(e)) if e.code == 404 => return,
+                Err(e) => {
+                    tracing::warn!(pod = %pod.name_any(), attempt, error = %e, "marking pod ready failed");
+                    tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+                }
+            }
+        }
+    }
+
+    /// The kubelet's final delete once containers have stopped: grace 0, guarded by the uid.
+    async fn finalize(&self, pod: &Pod, uid: &str) {
+        let Some(ns) = pod.namespace() else { return };
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
+        let params = DeleteParams {
+            grace_period_seconds: Some(0),
+            preconditions: Some(Preconditions { uid: Some(uid.to_string()), resource_version: None }),
+            ..Default::default()
+        };
+        match api.delete(&pod.name_any(), &params).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
+            Err(e) => tracing::warn!(pod = %pod.name_any(), error = %e, "finalizing pod failed"),
+        }
+    }
+}
+
+fn is_running_and_ready(pod: &Pod) -> bool {
+    let Some(status) = &pod.status else { return false };
+    status.phase.as_deref() == Some("Running")
+        && status
+            .conditions
+            .as_ref()
+            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
