@@ -1,2 +1,179 @@
-//! Test harness: a client for the test cluster, a namespace per test, an operator per test.
-pub fn placeholder() {}
+//! Test harness: a client for the test cluster, a namespace per test and an operator per test.
+//!
+//! The test cluster is the one `PINOT_TEST_KUBECONFIG` names (kind, or a real cluster), or
+//! else the local control plane `make kube-up` started (`.local/kube/kubeconfig` in the
+//! repository). Tests never skip: without a reachable cluster they fail and say how to get one.
+
+use std::{
+    future::Future,
+    path::PathBuf,
+    time::{Duration, Instant},
+};
+
+use k8s_openapi::{
+    api::core::v1::Namespace,
+    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+};
+use kube::{
+    Api, Client, CustomResourceExt, ResourceExt,
+    api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams},
+};
+use pinot_crds::PinotCluster;
+use pinot_operator::cluster::{self, ControllerConfig};
+use tokio::{sync::oneshot, task::JoinHandle};
+
+/// The repository's root directory.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is inside the repository").to_path_buf()
+}
+
+/// The kubeconfig of the cluster tests run against.
+pub fn kubeconfig_path() -> PathBuf {
+    match std::env::var_os("PINOT_TEST_KUBECONFIG") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => repo_root().join(".local/kube/kubeconfig"),
+    }
+}
+
+/// A client for the test cluster, with the CRDs installed.
+pub async fn test_client() -> Client {
+    init_tracing();
+    let path = kubeconfig_path();
+    let client = pinot_operator::kube_client(Some(&path)).await.unwrap_or_else(|e| {
+        panic!("no test cluster at {}: {e}. Run `make kube-up` (or set PINOT_TEST_KUBECONFIG)", path.display())
+    });
+    if let Err(e) = client.apiserver_version().await {
+        panic!("the test cluster at {} does not answer: {e}. Run `make kube-up` (or set PINOT_TEST_KUBECONFIG)", path.display());
+    }
+    install_crds(&client).await;
+    client
+}
+
+fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn,pinot_operator=info".into()),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
+/// Applies the CRDs from the Rust types and waits until they are served.
+pub async fn install_crds(client: &Client) {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in [PinotCluster::crd()] {
+        let name = crd.name_any();
+        api.patch(&name, &PatchParams::apply("pinot-tests").force(), &Patch::Apply(&crd))
+            .await
+            .unwrap_or_else(|e| panic!("installing CRD {name}: {e}"));
+        wait_for(&format!("CRD {name} established"), Duration::from_secs(30), || {
+            let api = api.clone();
+            let name = name.clone();
+            async move {
+                let crd = api.get(&name).await.ok()?;
+                crd.status?.conditions?.iter().any(|c| c.type_ == "Established" && c.status == "True").then_some(())
+            }
+        })
+        .await;
+    }
+}
+
+/// A namespace that exists for one test; `cleanup` deletes it.
+pub struct TestNamespace {
+    pub name: String,
+    client: Client,
+}
+
+impl TestNamespace {
+    pub async fn create(client: &Client, prefix: &str) -> Self {
+        let name = format!("{prefix}-{:06x}", rand::random::<u32>() & 0xff_ffff);
+        let api: Api<Namespace> = Api::all(client.clone());
+        let ns = Namespace { metadata: ObjectMeta { name: Some(name.clone()), ..Default::default() }, ..Default::default() };
+        api.create(&PostParams::default(), &ns).await.unwrap_or_else(|e| panic!("creating namespace {name}: {e}"));
+        Self { name, client: client.clone() }
+    }
+
+    /// Deletes the namespace (and so everything in it). Left in place when a test fails, to
+    /// be looked at.
+    pub async fn cleanup(self) {
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        let _ = api.delete(&self.name, &DeleteParams::default()).await;
+    }
+}
+
+/// An operator running in this process, watching one namespace; stopped when dropped.
+pub struct OperatorHandle {
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl OperatorHandle {
+    pub fn start(client: &Client, namespace: &str) -> Self {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let config = ControllerConfig { namespace: Some(namespace.to_string()) };
+        let client = client.clone();
+        let task = tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stopped.await;
+            };
+            if let Err(e) = cluster::run(client, config, shutdown).await {
+                panic!("operator stopped with an error: {e}");
+            }
+        });
+        Self { stop: Some(stop), task: Some(task) }
+    }
+
+    /// Stops the operator and waits until it has stopped.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+        }
+    }
+}
+
+impl Drop for OperatorHandle {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// Polls `check` until it returns `Some`, or panics after `timeout` naming what it waited for.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if start.elapsed() > timeout {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Reads a YAML file of the repository.
+pub fn read_yaml<T: serde::de::DeserializeOwned>(relative: &str) -> T {
+    let path = repo_root().join(relative);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()))
+}
+
+/// The value of one condition of a PinotCluster's status, e.g. `("True", message)`.
+pub fn condition(cluster: &PinotCluster, type_: &str) -> Option<(String, String)> {
+    cluster
+        .status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| (c.status.clone(), c.message.clone()))
+}

@@ -5,7 +5,7 @@
 
 use kube::{
     Api, Client,
-    api::{DeleteParams, DynamicObject, Patch, PatchParams},
+    api::{DeleteParams, DynamicObject, ObjectMeta, Patch, PatchParams},
 };
 
 use super::{
@@ -43,9 +43,11 @@ pub async fn apply(
     let params = PatchParams::apply(FIELD_MANAGER).force();
     for object in &desired.objects {
         match apply_one(client, apis, namespace, object, &params).await {
-            Ok(new_version) => match observed.child(object.kind, &object.name) {
+            Ok(applied) => match observed.child(object.kind, &object.name) {
                 None => report.created.push((object.kind, object.name.clone())),
-                Some(old) if old.resource_version != new_version => report.updated.push((object.kind, object.name.clone())),
+                Some(old) if old.changed_by(applied.generation, applied.resource_version.as_deref()) => {
+                    report.updated.push((object.kind, object.name.clone()))
+                }
                 Some(_) => {}
             },
             Err(e) => report.failed.push(ApplyError::Apply {
@@ -80,10 +82,10 @@ async fn apply_one(
     namespace: &str,
     object: &ChildObject,
     params: &PatchParams,
-) -> Result<Option<String>, kube::Error> {
+) -> Result<ObjectMeta, kube::Error> {
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &apis.resource(object.kind));
     let applied = api.patch(&object.name, params, &Patch::Apply(&object.object)).await?;
-    Ok(applied.metadata.resource_version)
+    Ok(applied.metadata)
 }
 
 /// The apiserver's own message when there is one: it names the field it refused.

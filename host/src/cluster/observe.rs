@@ -20,6 +20,8 @@ pub struct ObservedChild {
     pub kind: ChildKind,
     pub name: String,
     pub resource_version: Option<String>,
+    /// `metadata.generation` for kinds that have one (changes only with the spec).
+    pub generation: Option<i64>,
     /// Uids of the objects in its ownerReferences.
     pub owner_uids: Vec<String>,
     pub pool: Option<String>,
@@ -33,6 +35,18 @@ pub struct ObservedCluster {
     pub statefulsets: BTreeMap<String, StatefulSet>,
     /// Pods by pool name, in ordinal order.
     pub pods: BTreeMap<String, Vec<Pod>>,
+}
+
+impl ObservedChild {
+    /// Whether an object read back after applying differs from this observation in what the
+    /// operator writes. Kinds with a generation compare it, so that a controller's status
+    /// update between observing and applying is not taken for a change.
+    pub fn changed_by(&self, generation: Option<i64>, resource_version: Option<&str>) -> bool {
+        match (self.generation, generation) {
+            (Some(old), Some(new)) => old != new,
+            _ => self.resource_version.as_deref() != resource_version,
+        }
+    }
 }
 
 impl ObservedCluster {
@@ -63,6 +77,7 @@ pub async fn observe(client: &Client, apis: &ChildApis, cluster: &PinotCluster) 
                 kind,
                 name: item.name_any(),
                 resource_version: item.resource_version(),
+                generation: item.metadata.generation,
                 owner_uids: item.owner_references().iter().map(|o| o.uid.clone()).collect(),
                 pool: item.labels().get(LABEL_POOL).cloned(),
             });
