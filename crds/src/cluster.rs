@@ -1,6 +1,9 @@
 //! `PinotCluster`: one Apache Pinot cluster made of node pools, each pool one role
 //! (controller, broker, server, minion) in one or more availability zones.
 
+// kube-derive takes one `printcolumn(...)` per column, which clippy reads as repeated attributes.
+#![allow(clippy::duplicated_attributes)]
+
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Affinity, EnvVar, ResourceRequirements, Toleration};
@@ -21,9 +24,22 @@ use serde::{Deserialize, Serialize};
     derive = "PartialEq",
     derive = "Default",
     doc = "An Apache Pinot cluster: node pools per role, spread over availability zones.",
-    printcolumn(name = "Available", type_ = "string", json_path = ".status.conditions[?(@.type==\"Available\")].status"),
-    printcolumn(name = "Ready", type_ = "string", description = "Ready pods / desired pods", json_path = ".status.readyPods"),
-    printcolumn(name = "Progressing", type_ = "string", json_path = ".status.conditions[?(@.type==\"Progressing\")].status"),
+    printcolumn(
+        name = "Available",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Available\")].status"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        description = "Ready pods / desired pods",
+        json_path = ".status.readyPods"
+    ),
+    printcolumn(
+        name = "Progressing",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Progressing\")].status"
+    ),
     printcolumn(name = "Degraded", type_ = "string", json_path = ".status.conditions[?(@.type==\"Degraded\")].status"),
     printcolumn(name = "Paused", type_ = "boolean", priority = "1", json_path = ".spec.paused"),
     printcolumn(name = "Image", type_ = "string", priority = "1", json_path = ".spec.image"),

@@ -82,7 +82,11 @@ impl Error {
 }
 
 /// Runs the PinotCluster controller until `shutdown` resolves.
-pub async fn run(client: Client, config: ControllerConfig, shutdown: impl Future<Output = ()> + Send + Sync + 'static) -> Result<(), kube::Error> {
+pub async fn run(
+    client: Client,
+    config: ControllerConfig,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) -> Result<(), kube::Error> {
     let apis = ChildApis { pdb_version: PdbVersion::discover(&client).await? };
     tracing::info!(pdb = apis.pdb_version.api_version(), namespace = ?config.namespace, "starting PinotCluster controller");
     let (clusters, statefulsets, services, configmaps) = match &config.namespace {
@@ -92,7 +96,9 @@ pub async fn run(client: Client, config: ControllerConfig, shutdown: impl Future
             Api::<Service>::namespaced(client.clone(), ns),
             Api::<ConfigMap>::namespaced(client.clone(), ns),
         ),
-        None => (Api::all(client.clone()), Api::all(client.clone()), Api::all(client.clone()), Api::all(client.clone())),
+        None => {
+            (Api::all(client.clone()), Api::all(client.clone()), Api::all(client.clone()), Api::all(client.clone()))
+        }
     };
     let pdb_resource = apis.resource(ChildKind::PodDisruptionBudget);
     let pdbs: Api<DynamicObject> = match &config.namespace {
@@ -143,16 +149,38 @@ pub async fn reconcile(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result<
                 publish(&ctx, &cluster, EventType::Warning, "InvalidSpec", "Validate", message.clone()).await;
             }
             let problem = Some(Problem { reason: "InvalidSpec", message });
-            let status = compute_status(&StatusInput { cluster: &cluster, valid: None, observed: &observed, problem, now: Timestamp::now() });
+            let status = compute_status(&StatusInput {
+                cluster: &cluster,
+                valid: None,
+                observed: &observed,
+                problem,
+                now: Timestamp::now(),
+            });
             write_status(client, &cluster, &status).await.map_err(Error::WriteStatus)?;
             return Ok(Action::await_change());
         }
     };
 
     if valid.paused {
-        let status = compute_status(&StatusInput { cluster: &cluster, valid: Some(&valid), observed: &observed, problem: None, now: Timestamp::now() });
-        if !cluster.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.type_ == status::RECONCILIATION_PAUSED && c.status == "True")) {
-            publish(&ctx, &cluster, EventType::Normal, "Paused", "Pause", "spec.paused is true: no object of this cluster is changed until it is false".into()).await;
+        let status = compute_status(&StatusInput {
+            cluster: &cluster,
+            valid: Some(&valid),
+            observed: &observed,
+            problem: None,
+            now: Timestamp::now(),
+        });
+        if !cluster.status.as_ref().is_some_and(|s| {
+            s.conditions.iter().any(|c| c.type_ == status::RECONCILIATION_PAUSED && c.status == "True")
+        }) {
+            publish(
+                &ctx,
+                &cluster,
+                EventType::Normal,
+                "Paused",
+                "Pause",
+                "spec.paused is true: no object of this cluster is changed until it is false".into(),
+            )
+            .await;
         }
         write_status(client, &cluster, &status).await.map_err(Error::WriteStatus)?;
         return Ok(Action::await_change());
@@ -169,7 +197,13 @@ pub async fn reconcile(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result<
         reason: "ApplyFailed",
         message: report.failed.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
     });
-    let status = compute_status(&StatusInput { cluster: &cluster, valid: Some(&valid), observed: &observed, problem, now: Timestamp::now() });
+    let status = compute_status(&StatusInput {
+        cluster: &cluster,
+        valid: Some(&valid),
+        observed: &observed,
+        problem,
+        now: Timestamp::now(),
+    });
     write_status(client, &cluster, &status).await.map_err(Error::WriteStatus)?;
 
     if report.failed.is_empty() { Ok(Action::await_change()) } else { Ok(Action::requeue(RETRY_AFTER)) }
@@ -183,7 +217,15 @@ async fn publish_report(ctx: &Context, cluster: &PinotCluster, report: &ApplyRep
         publish(ctx, cluster, EventType::Normal, "Updated", "Apply", format!("updated {} {name}", kind.as_str())).await;
     }
     for (kind, name) in &report.deleted {
-        publish(ctx, cluster, EventType::Normal, "Deleted", "Delete", format!("deleted {} {name}: no longer in the spec", kind.as_str())).await;
+        publish(
+            ctx,
+            cluster,
+            EventType::Normal,
+            "Deleted",
+            "Delete",
+            format!("deleted {} {name}: no longer in the spec", kind.as_str()),
+        )
+        .await;
     }
     for failure in &report.failed {
         publish(ctx, cluster, EventType::Warning, "ApplyFailed", "Apply", failure.to_string()).await;
@@ -195,5 +237,42 @@ async fn publish(ctx: &Context, cluster: &PinotCluster, type_: EventType, reason
     let event = Event { type_, reason: reason.into(), note: Some(note), action: action.into(), secondary: None };
     if let Err(e) = ctx.recorder.publish(&event, &cluster.object_ref(&())).await {
         tracing::warn!(error = %e, reason, "publishing event failed");
+    }
+}
+
+/// YAML fixtures for the unit tests of the pipeline's pure steps (`host/tests/fixtures/`).
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use std::path::PathBuf;
+
+    use pinot_crds::PinotCluster;
+
+    pub fn dir(sub: &str) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(sub)
+    }
+
+    /// Every fixture of a folder, by file name, with its text.
+    pub fn all(sub: &str) -> Vec<(String, String)> {
+        let mut files: Vec<_> = std::fs::read_dir(dir(sub))
+            .expect("fixture folder")
+            .map(|e| e.expect("fixture entry").path())
+            .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+            .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read_to_string(&p).unwrap()))
+            .collect();
+        files.sort();
+        files
+    }
+
+    pub fn cluster(text: &str) -> PinotCluster {
+        serde_yaml::from_str(text).expect("fixture is a PinotCluster")
+    }
+
+    /// The complete example users are pointed to, with a namespace as the apiserver sets it.
+    pub fn example() -> PinotCluster {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/examples/pinotcluster.yaml");
+        let mut c = cluster(&std::fs::read_to_string(path).unwrap());
+        c.metadata.namespace = Some("analytics-ns".into());
+        c.metadata.uid = Some("uid-1".into());
+        c
     }
 }

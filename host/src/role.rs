@@ -146,10 +146,7 @@ impl Role {
                 ("pinot.server.instance.segmentTarDir", format!("{data}/segment")),
                 ("pinot.server.instance.realtime.alloc.offheap", "true".into()),
             ]),
-            Role::Minion => props.extend([
-                ("pinot.minion.port", "9514".into()),
-                ("dataDir", format!("{data}/minion")),
-            ]),
+            Role::Minion => props.extend([("pinot.minion.port", "9514".into()), ("dataDir", format!("{data}/minion"))]),
         }
         props.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
     }

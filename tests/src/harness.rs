@@ -11,8 +11,7 @@ use std::{
 };
 
 use k8s_openapi::{
-    api::core::v1::Namespace,
-    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+    api::core::v1::Namespace, apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
 };
 use kube::{
     Api, Client, CustomResourceExt, ResourceExt,
@@ -43,7 +42,10 @@ pub async fn test_client() -> Client {
         panic!("no test cluster at {}: {e}. Run `make kube-up` (or set PINOT_TEST_KUBECONFIG)", path.display())
     });
     if let Err(e) = client.apiserver_version().await {
-        panic!("the test cluster at {} does not answer: {e}. Run `make kube-up` (or set PINOT_TEST_KUBECONFIG)", path.display());
+        panic!(
+            "the test cluster at {} does not answer: {e}. Run `make kube-up` (or set PINOT_TEST_KUBECONFIG)",
+            path.display()
+        );
     }
     install_crds(&client).await;
     client
@@ -88,7 +90,8 @@ impl TestNamespace {
     pub async fn create(client: &Client, prefix: &str) -> Self {
         let name = format!("{prefix}-{:06x}", rand::random::<u32>() & 0xff_ffff);
         let api: Api<Namespace> = Api::all(client.clone());
-        let ns = Namespace { metadata: ObjectMeta { name: Some(name.clone()), ..Default::default() }, ..Default::default() };
+        let ns =
+            Namespace { metadata: ObjectMeta { name: Some(name.clone()), ..Default::default() }, ..Default::default() };
         api.create(&PostParams::default(), &ns).await.unwrap_or_else(|e| panic!("creating namespace {name}: {e}"));
         Self { name, client: client.clone() }
     }
@@ -169,11 +172,5 @@ pub fn read_yaml<T: serde::de::DeserializeOwned>(relative: &str) -> T {
 
 /// The value of one condition of a PinotCluster's status, e.g. `("True", message)`.
 pub fn condition(cluster: &PinotCluster, type_: &str) -> Option<(String, String)> {
-    cluster
-        .status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == type_)
-        .map(|c| (c.status.clone(), c.message.clone()))
+    cluster.status.as_ref()?.conditions.iter().find(|c| c.type_ == type_).map(|c| (c.status.clone(), c.message.clone()))
 }

@@ -43,10 +43,9 @@ async fn wait_observed(client: &Client, ns: &str, name: &str) -> PinotCluster {
 }
 
 fn owned_by(meta: &ObjectMeta, cluster: &PinotCluster) -> bool {
-    meta.owner_references
-        .iter()
-        .flatten()
-        .any(|o| Some(&o.uid) == cluster.metadata.uid.as_ref() && o.kind == "PinotCluster" && o.controller == Some(true))
+    meta.owner_references.iter().flatten().any(|o| {
+        Some(&o.uid) == cluster.metadata.uid.as_ref() && o.kind == "PinotCluster" && o.controller == Some(true)
+    })
 }
 
 async fn pdb_api(client: &Client, ns: &str) -> Api<DynamicObject> {
@@ -91,10 +90,15 @@ async fn heterogeneous_cluster_is_installed_across_zones_and_a_removed_pool_is_c
     let svc_api: Api<Service> = Api::namespaced(client.clone(), &ns.name);
     let pdbs = pdb_api(&client, &ns.name).await;
     for pool in pools {
-        let sts = sts_api.get(&format!("analytics-{pool}")).await.unwrap_or_else(|e| panic!("StatefulSet of {pool}: {e}"));
+        let sts =
+            sts_api.get(&format!("analytics-{pool}")).await.unwrap_or_else(|e| panic!("StatefulSet of {pool}: {e}"));
         assert!(owned_by(&sts.metadata, &cluster), "StatefulSet of {pool} is owned by the cluster");
         let spec = sts.spec.as_ref().unwrap();
-        assert_eq!(spec.update_strategy.as_ref().unwrap().type_.as_deref(), Some("OnDelete"), "{pool}: the operator decides restarts");
+        assert_eq!(
+            spec.update_strategy.as_ref().unwrap().type_.as_deref(),
+            Some("OnDelete"),
+            "{pool}: the operator decides restarts"
+        );
         assert_eq!(spec.service_name.as_deref(), Some(format!("analytics-{pool}-headless").as_str()));
         let headless = svc_api.get(&format!("analytics-{pool}-headless")).await.unwrap();
         assert!(owned_by(&headless.metadata, &cluster));
@@ -139,12 +143,17 @@ async fn heterogeneous_cluster_is_installed_across_zones_and_a_removed_pool_is_c
         ("minion", &["zone-a", "zone-b", "zone-c"], 1),
     ];
     for (pool, zones, count) in expected_zones {
-        let list = pods.list(&ListParams::default().labels(&format!("pinot.controlplane.dev/pool={pool}"))).await.unwrap();
+        let list =
+            pods.list(&ListParams::default().labels(&format!("pinot.controlplane.dev/pool={pool}"))).await.unwrap();
         assert_eq!(list.items.len(), count, "pods of {pool}");
         for pod in list {
             let node = pod.spec.as_ref().and_then(|s| s.node_name.clone()).expect("pod is scheduled");
             let zone = &zone_of[&node];
-            assert!(zones.contains(&zone.as_str()), "pod {} of pool {pool} runs on {node} in {zone}, expected {zones:?}", pod.name_any());
+            assert!(
+                zones.contains(&zone.as_str()),
+                "pod {} of pool {pool} runs on {node} in {zone}, expected {zones:?}",
+                pod.name_any()
+            );
         }
     }
 
@@ -169,7 +178,8 @@ async fn heterogeneous_cluster_is_installed_across_zones_and_a_removed_pool_is_c
     })
     .await;
     wait_for("the realtime pool's pods to be gone", Duration::from_secs(60), || async {
-        let list = pods.list(&ListParams::default().labels("pinot.controlplane.dev/pool=server-realtime")).await.ok()?;
+        let list =
+            pods.list(&ListParams::default().labels("pinot.controlplane.dev/pool=server-realtime")).await.ok()?;
         list.items.is_empty().then_some(())
     })
     .await;
@@ -224,7 +234,11 @@ async fn paused_cluster_gets_no_writes_and_says_so() {
     let server = sts_api.get("small-server").await.unwrap();
     let spec = server.spec.unwrap();
     assert_eq!(spec.replicas, Some(1), "paused: replicas not applied");
-    assert_eq!(spec.template.spec.unwrap().containers[0].image.as_deref(), Some("apachepinot/pinot:1.2.0"), "paused: image not applied");
+    assert_eq!(
+        spec.template.spec.unwrap().containers[0].image.as_deref(),
+        Some("apachepinot/pinot:1.2.0"),
+        "paused: image not applied"
+    );
 
     // Resuming applies the change.
     api.patch("small", &PatchParams::default(), &Patch::Merge(&json!({"spec": {"paused": false}}))).await.unwrap();
@@ -252,9 +266,21 @@ async fn invalid_specs_are_degraded_naming_the_field_and_write_nothing() {
             json!([{"name": "controller", "role": "controller"}, {"name": "controller", "role": "server"}]),
             "spec.pools[1].name",
         ),
-        ("unknown-role", json!([{"name": "controller", "role": "controller"}, {"name": "gw", "role": "gateway"}]), "spec.pools[1].role"),
-        ("negative-replicas", json!([{"name": "controller", "role": "controller", "replicas": -2}]), "spec.pools[0].replicas"),
-        ("order-missing-role", json!([{"name": "controller", "role": "controller"}, {"name": "minion", "role": "minion"}]), "spec.deploymentOrder"),
+        (
+            "unknown-role",
+            json!([{"name": "controller", "role": "controller"}, {"name": "gw", "role": "gateway"}]),
+            "spec.pools[1].role",
+        ),
+        (
+            "negative-replicas",
+            json!([{"name": "controller", "role": "controller", "replicas": -2}]),
+            "spec.pools[0].replicas",
+        ),
+        (
+            "order-missing-role",
+            json!([{"name": "controller", "role": "controller"}, {"name": "minion", "role": "minion"}]),
+            "spec.deploymentOrder",
+        ),
     ];
     let api: Api<PinotCluster> = Api::namespaced(client.clone(), &ns.name);
     for (name, pools, _) in &cases {
@@ -282,8 +308,14 @@ async fn invalid_specs_are_degraded_naming_the_field_and_write_nothing() {
     let apis = ChildApis { pdb_version: PdbVersion::discover(&client).await.unwrap() };
     for kind in ChildKind::ALL {
         let objects: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns.name, &apis.resource(kind));
-        let list = objects.list(&ListParams::default().labels("app.kubernetes.io/managed-by=pinot-operator")).await.unwrap();
-        assert!(list.items.is_empty(), "no {} was written: {:?}", kind.as_str(), list.items.iter().map(|o| o.name_any()).collect::<Vec<_>>());
+        let list =
+            objects.list(&ListParams::default().labels("app.kubernetes.io/managed-by=pinot-operator")).await.unwrap();
+        assert!(
+            list.items.is_empty(),
+            "no {} was written: {:?}",
+            kind.as_str(),
+            list.items.iter().map(|o| o.name_any()).collect::<Vec<_>>()
+        );
     }
 
     // Fixing the spec clears Degraded and installs the cluster.

@@ -12,8 +12,8 @@ use k8s_openapi::{
             Affinity, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
             HTTPGetAction, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm,
             PersistentVolumeClaim, PersistentVolumeClaimSpec, PodAffinityTerm, PodAntiAffinity, PodSpec,
-            PodTemplateSpec, Probe, Service, ServicePort, ServiceSpec, TopologySpreadConstraint, Volume,
-            VolumeMount, VolumeResourceRequirements, WeightedPodAffinityTerm,
+            PodTemplateSpec, Probe, Service, ServicePort, ServiceSpec, TopologySpreadConstraint, Volume, VolumeMount,
+            VolumeResourceRequirements, WeightedPodAffinityTerm,
         },
         policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec},
     },
@@ -109,7 +109,11 @@ pub fn build_cluster(cluster: &ValidCluster, pools: &[&ValidPool], ctx: &BuildCo
     DesiredObjects { objects }
 }
 
-fn child<K: Serialize + kube::Resource<DynamicType = ()>>(kind: ChildKind, pool: Option<&ValidPool>, obj: K) -> ChildObject {
+fn child<K: Serialize + kube::Resource<DynamicType = ()>>(
+    kind: ChildKind,
+    pool: Option<&ValidPool>,
+    obj: K,
+) -> ChildObject {
     let name = obj.meta().name.clone().unwrap_or_default();
     ChildObject { kind, name, pool: pool.map(|p| p.name.clone()), object: to_json(&obj) }
 }
@@ -229,7 +233,12 @@ fn config_digest(config: &ConfigMap) -> String {
     format!("{hash:016x}")
 }
 
-pub fn build_pool_statefulset(cluster: &ValidCluster, pool: &ValidPool, config_digest: &str, ctx: &BuildContext) -> StatefulSet {
+pub fn build_pool_statefulset(
+    cluster: &ValidCluster,
+    pool: &ValidPool,
+    config_digest: &str,
+    ctx: &BuildContext,
+) -> StatefulSet {
     let role = pool.role;
     let labels = pool_labels(cluster, pool);
     let selector = pool_selector(&cluster.name, &pool.name);
@@ -313,7 +322,11 @@ pub fn build_pool_statefulset(cluster: &ValidCluster, pool: &ValidPool, config_d
             ..Default::default()
         }]),
         None => {
-            volumes.push(Volume { name: "data".into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Default::default() });
+            volumes.push(Volume {
+                name: "data".into(),
+                empty_dir: Some(EmptyDirVolumeSource::default()),
+                ..Default::default()
+            });
             None
         }
     };
@@ -373,11 +386,8 @@ pub fn build_pool_statefulset(cluster: &ValidCluster, pool: &ValidPool, config_d
 fn build_affinity(pool: &ValidPool, selector: &BTreeMap<String, String>) -> Affinity {
     let mut affinity = pool.overrides.affinity.clone().unwrap_or_default();
     if let Placement::Zones(zones) = &pool.placement {
-        let zone_requirement = NodeSelectorRequirement {
-            key: ZONE_LABEL.into(),
-            operator: "In".into(),
-            values: Some(zones.clone()),
-        };
+        let zone_requirement =
+            NodeSelectorRequirement { key: ZONE_LABEL.into(), operator: "In".into(), values: Some(zones.clone()) };
         let node_affinity = affinity.node_affinity.get_or_insert_with(NodeAffinity::default);
         let required = node_affinity
             .required_during_scheduling_ignored_during_execution
@@ -417,5 +427,288 @@ pub fn build_pool_pdb(cluster: &ValidCluster, pool: &ValidPool, ctx: &BuildConte
             ..Default::default()
         }),
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::PodSpec;
+
+    use super::*;
+    use crate::cluster::{fixtures, validate::validate};
+
+    fn ctx(pdb_version: PdbVersion) -> BuildContext {
+        BuildContext {
+            owner: OwnerReference {
+                api_version: "pinot.controlplane.dev/v1alpha1".into(),
+                kind: "PinotCluster".into(),
+                name: "analytics".into(),
+                uid: "uid-1".into(),
+                controller: Some(true),
+                block_owner_deletion: Some(true),
+            },
+            pdb_version,
+        }
+    }
+
+    fn example() -> ValidCluster {
+        validate(&fixtures::example()).unwrap()
+    }
+
+    fn overrides() -> ValidCluster {
+        let text = std::fs::read_to_string(fixtures::dir("valid").join("overrides.yaml")).unwrap();
+        validate(&fixtures::cluster(&text)).unwrap()
+    }
+
+    fn pod_spec(sts: &StatefulSet) -> &PodSpec {
+        sts.spec.as_ref().unwrap().template.spec.as_ref().unwrap()
+    }
+
+    fn sts(cluster: &ValidCluster, pool: &str) -> StatefulSet {
+        let pool = cluster.pool(pool).unwrap();
+        let digest = config_digest(&build_pool_configmap(cluster, pool, &ctx(PdbVersion::V1)));
+        build_pool_statefulset(cluster, pool, &digest, &ctx(PdbVersion::V1))
+    }
+
+    #[test]
+    fn cluster_objects_are_complete_and_owned() {
+        let cluster = example();
+        let pools: Vec<&ValidPool> = cluster.pools.iter().collect();
+        let desired = build_cluster(&cluster, &pools, &ctx(PdbVersion::V1beta1));
+        let count = |kind| desired.objects.iter().filter(|o| o.kind == kind).count();
+        assert_eq!(count(ChildKind::StatefulSet), 6);
+        assert_eq!(count(ChildKind::ConfigMap), 6);
+        assert_eq!(count(ChildKind::PodDisruptionBudget), 6);
+        assert_eq!(count(ChildKind::Service), 6 + 2, "a headless Service per pool, controller and broker Services");
+        for o in &desired.objects {
+            assert_eq!(o.object["metadata"]["ownerReferences"][0]["uid"], "uid-1", "{} {}", o.kind.as_str(), o.name);
+            assert_eq!(o.object["metadata"]["namespace"], "analytics-ns");
+            assert_eq!(o.object["metadata"]["labels"]["app.kubernetes.io/managed-by"], "pinot-operator");
+            assert_eq!(o.object["metadata"]["labels"]["pinot.controlplane.dev/cluster"], "analytics");
+            assert!(o.object["apiVersion"].is_string() && o.object["kind"].is_string());
+        }
+        let pdb = desired.objects.iter().find(|o| o.kind == ChildKind::PodDisruptionBudget).unwrap();
+        assert_eq!(pdb.object["apiVersion"], "policy/v1beta1");
+        assert!(desired.contains(ChildKind::Service, "analytics-controller"));
+        assert!(desired.contains(ChildKind::Service, "analytics-broker"));
+    }
+
+    #[test]
+    fn role_services_exist_only_for_roles_with_pools() {
+        let text = std::fs::read_to_string(fixtures::dir("valid").join("short-deployment-order.yaml")).unwrap();
+        let cluster = validate(&fixtures::cluster(&text)).unwrap();
+        let pools: Vec<&ValidPool> = cluster.pools.iter().collect();
+        let desired = build_cluster(&cluster, &pools, &ctx(PdbVersion::V1));
+        assert!(desired.contains(ChildKind::Service, "short-controller"));
+        assert!(!desired.contains(ChildKind::Service, "short-broker"));
+    }
+
+    #[test]
+    fn statefulset_lets_only_the_operator_restart_pods() {
+        let s = sts(&example(), "server-offline");
+        let spec = s.spec.as_ref().unwrap();
+        assert_eq!(spec.update_strategy.as_ref().unwrap().type_.as_deref(), Some("OnDelete"));
+        assert_eq!(spec.pod_management_policy.as_deref(), Some("Parallel"));
+        assert_eq!(spec.replicas, Some(2));
+        assert_eq!(spec.service_name.as_deref(), Some("analytics-server-offline-headless"));
+        assert_eq!(spec.selector.match_labels.as_ref().unwrap(), &pool_selector("analytics", "server-offline"),);
+    }
+
+    #[test]
+    fn server_container_runs_pinot_with_its_config_ports_and_probes() {
+        let s = sts(&example(), "server-offline");
+        let c = &pod_spec(&s).containers[0];
+        assert_eq!(c.image.as_deref(), Some("apachepinot/pinot:1.2.0"));
+        assert_eq!(
+            c.args.as_ref().unwrap(),
+            &[
+                "StartServer",
+                "-clusterName",
+                "analytics",
+                "-zkAddress",
+                "zookeeper.zookeeper.svc.cluster.local:2181",
+                "-configFileName",
+                "/var/pinot/server/config/pinot-server.conf",
+            ]
+        );
+        let ports: Vec<i32> = c.ports.as_ref().unwrap().iter().map(|p| p.container_port).collect();
+        assert_eq!(ports, vec![8098, 8097]);
+        let readiness = c.readiness_probe.as_ref().unwrap().http_get.as_ref().unwrap();
+        assert_eq!((readiness.path.as_deref(), &readiness.port), (Some("/health/readiness"), &IntOrString::Int(8097)));
+        let java = c.env.as_ref().unwrap().iter().find(|e| e.name == "JAVA_OPTS").unwrap();
+        assert_eq!(java.value.as_deref(), Some("-XX:+UseG1GC -Xms1G -Xmx4G"));
+        // Storage: a claim template mounted at the data directory.
+        let claims = s.spec.as_ref().unwrap().volume_claim_templates.as_ref().unwrap();
+        assert_eq!(claims[0].metadata.name.as_deref(), Some("data"));
+        let req = claims[0].spec.as_ref().unwrap().resources.as_ref().unwrap().requests.as_ref().unwrap();
+        assert_eq!(req["storage"], Quantity("50Gi".into()));
+        assert_eq!(claims[0].spec.as_ref().unwrap().storage_class_name.as_deref(), Some("standard"));
+        let mounts = c.volume_mounts.as_ref().unwrap();
+        assert!(mounts.iter().any(|m| m.name == "data" && m.mount_path == "/var/pinot/server/data"));
+        assert!(mounts.iter().any(|m| m.name == "config" && m.mount_path == "/var/pinot/server/config"));
+    }
+
+    #[test]
+    fn controller_reads_cluster_and_zookeeper_from_its_config_file() {
+        let s = sts(&example(), "controller");
+        let c = &pod_spec(&s).containers[0];
+        assert_eq!(
+            c.args.as_ref().unwrap(),
+            &["StartController", "-configFileName", "/var/pinot/controller/config/pinot-controller.conf"]
+        );
+        let cluster = example();
+        let props = pinot_properties(&cluster, cluster.pool("controller").unwrap());
+        assert_eq!(props["controller.zk.str"], "zookeeper.zookeeper.svc.cluster.local:2181");
+        assert_eq!(props["controller.helix.cluster.name"], "analytics");
+        assert_eq!(props["controller.port"], "9000");
+        assert_eq!(props["controller.vip.host"], "analytics-controller.analytics-ns.svc.cluster.local");
+    }
+
+    #[test]
+    fn pools_without_storage_use_an_empty_dir() {
+        let s = sts(&example(), "broker-a");
+        assert!(s.spec.as_ref().unwrap().volume_claim_templates.is_none());
+        let data = pod_spec(&s).volumes.as_ref().unwrap().iter().find(|v| v.name == "data").unwrap();
+        assert!(data.empty_dir.is_some());
+    }
+
+    #[test]
+    fn single_zone_is_required_node_affinity() {
+        let s = sts(&example(), "broker-b");
+        let affinity = pod_spec(&s).affinity.as_ref().unwrap();
+        let terms = &affinity
+            .node_affinity
+            .as_ref()
+            .unwrap()
+            .required_during_scheduling_ignored_during_execution
+            .as_ref()
+            .unwrap()
+            .node_selector_terms;
+        assert_eq!(terms.len(), 1);
+        let req = &terms[0].match_expressions.as_ref().unwrap()[0];
+        assert_eq!(
+            (req.key.as_str(), req.operator.as_str(), req.values.as_ref().unwrap().as_slice()),
+            ("topology.kubernetes.io/zone", "In", &["zone-b".to_string()][..])
+        );
+        assert!(pod_spec(&s).topology_spread_constraints.is_none(), "one zone needs no spreading");
+        assert!(affinity.pod_anti_affinity.is_some(), "pods of a pool prefer different nodes");
+    }
+
+    #[test]
+    fn several_zones_spread_evenly() {
+        let s = sts(&example(), "controller");
+        let spread = pod_spec(&s).topology_spread_constraints.as_ref().unwrap();
+        assert_eq!(spread[0].max_skew, 1);
+        assert_eq!(spread[0].topology_key, "topology.kubernetes.io/zone");
+        assert_eq!(spread[0].when_unsatisfiable, "DoNotSchedule");
+        assert_eq!(
+            spread[0].label_selector.as_ref().unwrap().match_labels.as_ref().unwrap(),
+            &pool_selector("analytics", "controller")
+        );
+        let terms = &pod_spec(&s)
+            .affinity
+            .as_ref()
+            .unwrap()
+            .node_affinity
+            .as_ref()
+            .unwrap()
+            .required_during_scheduling_ignored_during_execution
+            .as_ref()
+            .unwrap()
+            .node_selector_terms;
+        assert_eq!(
+            terms[0].match_expressions.as_ref().unwrap()[0].values.as_ref().unwrap(),
+            &vec!["zone-a".to_string(), "zone-b".to_string()]
+        );
+    }
+
+    #[test]
+    fn pod_overrides_are_merged_and_the_operators_labels_win() {
+        let cluster = overrides();
+        let s = sts(&cluster, "brokers");
+        let template = &s.spec.as_ref().unwrap().template;
+        let labels = template.metadata.as_ref().unwrap().labels.as_ref().unwrap();
+        assert_eq!(labels["team"], "bi");
+        assert_eq!(labels["pinot.controlplane.dev/pool"], "brokers");
+        let annotations = template.metadata.as_ref().unwrap().annotations.as_ref().unwrap();
+        assert_eq!(annotations["prometheus.io/scrape"], "true");
+        assert!(annotations.contains_key(ANNOTATION_CONFIG_DIGEST));
+        let spec = pod_spec(&s);
+        assert_eq!(spec.node_selector.as_ref().unwrap()["disktype"], "ssd");
+        let c = &spec.containers[0];
+        assert_eq!(c.image.as_deref(), Some("apachepinot/pinot:1.3.0"));
+        let env = c.env.as_ref().unwrap();
+        assert_eq!(env.iter().filter(|e| e.name == "JAVA_OPTS").count(), 1);
+        assert_eq!(env.iter().find(|e| e.name == "JAVA_OPTS").unwrap().value.as_deref(), Some("-Xmx3G"));
+        assert!(env.iter().any(|e| e.name == "EXTRA"));
+        // Each of the user's node affinity terms is ANDed with the zone.
+        let terms = &spec
+            .affinity
+            .as_ref()
+            .unwrap()
+            .node_affinity
+            .as_ref()
+            .unwrap()
+            .required_during_scheduling_ignored_during_execution
+            .as_ref()
+            .unwrap()
+            .node_selector_terms;
+        assert_eq!(terms.len(), 2);
+        for term in terms {
+            let keys: Vec<&str> = term.match_expressions.as_ref().unwrap().iter().map(|r| r.key.as_str()).collect();
+            assert_eq!(keys, vec!["node-type", "topology.kubernetes.io/zone"]);
+        }
+    }
+
+    #[test]
+    fn pool_config_is_merged_over_role_defaults() {
+        let cluster = overrides();
+        let cm = build_pool_configmap(&cluster, cluster.pool("brokers").unwrap(), &ctx(PdbVersion::V1));
+        let text = &cm.data.as_ref().unwrap()["pinot-broker.conf"];
+        assert!(text.contains("pinot.broker.timeoutMs=20000\n"));
+        assert_eq!(text.matches("pinot.broker.client.queryPort=").count(), 1);
+        assert!(text.contains("pinot.zk.server=zk:2181/pinot\n"));
+        assert!(text.contains("pinot.set.instance.id.to.hostname=true\n"));
+    }
+
+    #[test]
+    fn config_digest_changes_with_the_config_only() {
+        let cluster = overrides();
+        let pool = cluster.pool("brokers").unwrap();
+        let before = sts(&cluster, "brokers");
+        assert_eq!(before, sts(&cluster, "brokers"), "building twice gives the same object");
+        let mut changed = cluster.clone();
+        changed
+            .pools
+            .iter_mut()
+            .find(|p| p.name == "brokers")
+            .unwrap()
+            .config
+            .insert("pinot.broker.timeoutMs".into(), "1".into());
+        let after = sts(&changed, "brokers");
+        let digest = |s: &StatefulSet| {
+            s.spec.as_ref().unwrap().template.metadata.as_ref().unwrap().annotations.as_ref().unwrap()
+                [ANNOTATION_CONFIG_DIGEST]
+                .clone()
+        };
+        assert_ne!(digest(&before), digest(&after));
+        assert_eq!(pool.name, "brokers");
+    }
+
+    #[test]
+    fn headless_service_publishes_pods_before_they_are_ready() {
+        let cluster = example();
+        let svc = build_pool_headless_service(&cluster, cluster.pool("server-realtime").unwrap(), &ctx(PdbVersion::V1));
+        let spec = svc.spec.unwrap();
+        assert_eq!(spec.cluster_ip.as_deref(), Some("None"));
+        assert_eq!(spec.publish_not_ready_addresses, Some(true));
+        assert_eq!(svc.metadata.name.as_deref(), Some("analytics-server-realtime-headless"));
+    }
+
+    #[test]
+    fn pdb_allows_the_pools_max_unavailable() {
+        let cluster = overrides();
+        let pdb = build_pool_pdb(&cluster, cluster.pool("brokers").unwrap(), &ctx(PdbVersion::V1));
+        assert_eq!(pdb.spec.unwrap().max_unavailable, Some(IntOrString::Int(2)));
     }
 }

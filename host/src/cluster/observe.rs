@@ -63,7 +63,11 @@ pub struct ObserveError {
     pub source: kube::Error,
 }
 
-pub async fn observe(client: &Client, apis: &ChildApis, cluster: &PinotCluster) -> Result<ObservedCluster, ObserveError> {
+pub async fn observe(
+    client: &Client,
+    apis: &ChildApis,
+    cluster: &PinotCluster,
+) -> Result<ObservedCluster, ObserveError> {
     let ns = cluster.namespace().unwrap_or_default();
     let name = cluster.name_any();
     let managed = ListParams::default().labels(&cluster_selector_string(&name));

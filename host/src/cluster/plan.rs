@@ -2,7 +2,10 @@
 //! policy plugins decide (install order, upgrades, scaling); until they do, the plan applies
 //! every pool of the spec as it is.
 
-use super::{observe::ObservedCluster, validate::{ValidCluster, ValidPool}};
+use super::{
+    observe::ObservedCluster,
+    validate::{ValidCluster, ValidPool},
+};
 
 /// What this reconcile will change.
 #[derive(Clone, Debug, PartialEq)]

@@ -62,15 +62,19 @@ pub fn compute_status(input: &StatusInput<'_>) -> PinotClusterStatus {
         .collect();
     let missing: Vec<&str> = input
         .valid
-        .map(|v| v.pools.iter().filter(|p| !input.observed.statefulsets.contains_key(&p.name)).map(|p| p.name.as_str()).collect())
+        .map(|v| {
+            v.pools
+                .iter()
+                .filter(|p| !input.observed.statefulsets.contains_key(&p.name))
+                .map(|p| p.name.as_str())
+                .collect()
+        })
         .unwrap_or_default();
     let stale: Vec<&str> = input
         .observed
         .statefulsets
         .iter()
-        .filter(|(_, sts)| {
-            sts.status.as_ref().and_then(|s| s.observed_generation) < sts.metadata.generation
-        })
+        .filter(|(_, sts)| sts.status.as_ref().and_then(|s| s.observed_generation) < sts.metadata.generation)
         .map(|(pool, _)| pool.as_str())
         .collect();
     let paused = cluster.spec.paused;
@@ -88,7 +92,12 @@ pub fn compute_status(input: &StatusInput<'_>) -> PinotClusterStatus {
     let progressing = if paused {
         condition(PROGRESSING, false, "Paused", "reconciliation is paused; no change is being rolled out".into())
     } else if input.valid.is_none() {
-        condition(PROGRESSING, false, "InvalidSpec", "the spec is invalid; nothing is rolled out until it is fixed".into())
+        condition(
+            PROGRESSING,
+            false,
+            "InvalidSpec",
+            "the spec is invalid; nothing is rolled out until it is fixed".into(),
+        )
     } else if rolling {
         let mut parts = Vec::new();
         if !missing.is_empty() {
@@ -109,7 +118,13 @@ pub fn compute_status(input: &StatusInput<'_>) -> PinotClusterStatus {
         None => condition(DEGRADED, false, "AsExpected", "no problem found".into()),
     };
     let paused_condition = if paused {
-        condition(RECONCILIATION_PAUSED, true, "Paused", "spec.paused is true: the operator writes nothing to this cluster's objects; set it to false to resume".into())
+        condition(
+            RECONCILIATION_PAUSED,
+            true,
+            "Paused",
+            "spec.paused is true: the operator writes nothing to this cluster's objects; set it to false to resume"
+                .into(),
+        )
     } else {
         condition(RECONCILIATION_PAUSED, false, "Reconciling", "the operator reconciles this cluster".into())
     };
@@ -200,13 +215,25 @@ fn pool_statuses(input: &StatusInput<'_>) -> Vec<PoolStatus> {
                 .max_by_key(|(_, n)| *n)
                 .map(|(r, _)| r.to_string())
                 .or_else(|| update_revision.clone());
-            PoolStatus { name, role, replicas, ready_replicas: ready, updated_replicas: updated, update_revision, current_revision }
+            PoolStatus {
+                name,
+                role,
+                replicas,
+                ready_replicas: ready,
+                updated_replicas: updated,
+                update_revision,
+                current_revision,
+            }
         })
         .collect()
 }
 
 /// Writes `status` with server-side apply unless it is what the object already has.
-pub async fn write_status(client: &Client, cluster: &PinotCluster, status: &PinotClusterStatus) -> Result<(), kube::Error> {
+pub async fn write_status(
+    client: &Client,
+    cluster: &PinotCluster,
+    status: &PinotClusterStatus,
+) -> Result<(), kube::Error> {
     if cluster.status.as_ref() == Some(status) {
         return Ok(());
     }
@@ -218,4 +245,140 @@ pub async fn write_status(client: &Client, cluster: &PinotCluster, status: &Pino
     });
     api.patch_status(&cluster.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::{apps::v1::StatefulSet, core::v1::Pod};
+
+    use super::*;
+    use crate::cluster::{fixtures, validate::validate};
+
+    fn sts(pool: &str, replicas: i32, revision: &str) -> StatefulSet {
+        serde_json::from_value(json!({
+            "metadata": {"name": format!("analytics-{pool}"), "generation": 2, "labels": {"pinot.controlplane.dev/pool": pool}},
+            "spec": {"replicas": replicas, "selector": {}, "serviceName": "x", "template": {}},
+            "status": {"replicas": replicas, "observedGeneration": 2, "updateRevision": revision},
+        }))
+        .unwrap()
+    }
+
+    fn pod(pool: &str, ordinal: i32, revision: &str, ready: bool) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": format!("analytics-{pool}-{ordinal}"), "labels": {"pinot.controlplane.dev/pool": pool, "controller-revision-hash": revision}},
+            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]},
+        }))
+        .unwrap()
+    }
+
+    /// Observes every pool of the example with all pods ready on `revision`, except as changed.
+    fn observed_example(revision: &str) -> ObservedCluster {
+        let cluster = validate(&fixtures::example()).unwrap();
+        let mut observed = ObservedCluster::default();
+        for p in &cluster.pools {
+            observed.statefulsets.insert(p.name.clone(), sts(&p.name, p.replicas, revision));
+            observed.pods.insert(p.name.clone(), (0..p.replicas).map(|i| pod(&p.name, i, revision, true)).collect());
+        }
+        observed
+    }
+
+    fn status_of(cluster: &PinotCluster, observed: &ObservedCluster, problem: Option<Problem>) -> PinotClusterStatus {
+        let valid = validate(cluster).ok();
+        compute_status(&StatusInput { cluster, valid: valid.as_ref(), observed, problem, now: Timestamp::UNIX_EPOCH })
+    }
+
+    fn get<'a>(s: &'a PinotClusterStatus, t: &str) -> &'a ClusterCondition {
+        s.conditions.iter().find(|c| c.type_ == t).unwrap()
+    }
+
+    #[test]
+    fn all_pods_ready_is_available_and_not_progressing() {
+        let mut cluster = fixtures::example();
+        cluster.metadata.generation = Some(3);
+        let s = status_of(&cluster, &observed_example("r1"), None);
+        assert_eq!(get(&s, AVAILABLE).status, "True");
+        assert_eq!(get(&s, PROGRESSING).status, "False");
+        assert_eq!(get(&s, DEGRADED).status, "False");
+        assert_eq!(get(&s, RECONCILIATION_PAUSED).status, "False");
+        assert_eq!(s.observed_generation, Some(3));
+        assert_eq!(s.ready_pods.as_deref(), Some("8/8"));
+        assert!(s.conditions.iter().all(|c| c.observed_generation == Some(3)));
+    }
+
+    #[test]
+    fn a_pod_not_ready_is_named_and_a_missing_pool_is_progressing() {
+        let cluster = fixtures::example();
+        let mut observed = observed_example("r1");
+        observed.pods.get_mut("server-offline").unwrap()[1] = pod("server-offline", 1, "r1", false);
+        observed.statefulsets.remove("minion");
+        observed.pods.remove("minion");
+        let s = status_of(&cluster, &observed, None);
+        assert_eq!(get(&s, AVAILABLE).status, "False");
+        assert!(get(&s, AVAILABLE).message.contains("minion"), "{}", get(&s, AVAILABLE).message);
+        let progressing = get(&s, PROGRESSING);
+        assert_eq!(progressing.status, "True");
+        assert!(progressing.message.contains("creating pools minion"), "{}", progressing.message);
+        assert!(progressing.message.contains("server-offline 1/2 ready"), "{}", progressing.message);
+        assert_eq!(s.ready_pods.as_deref(), Some("6/8"));
+    }
+
+    #[test]
+    fn pods_on_an_old_revision_are_counted_per_pool() {
+        let cluster = fixtures::example();
+        let mut observed = observed_example("r1");
+        observed.statefulsets.insert("server-offline".into(), sts("server-offline", 2, "r2"));
+        observed.pods.get_mut("server-offline").unwrap()[1] = pod("server-offline", 1, "r2", true);
+        let s = status_of(&cluster, &observed, None);
+        let pool = s.pools.iter().find(|p| p.name == "server-offline").unwrap();
+        assert_eq!((pool.ready_replicas, pool.updated_replicas), (2, 1));
+        assert_eq!(pool.update_revision.as_deref(), Some("r2"));
+        assert_eq!(pool.current_revision.as_deref(), Some("r1"));
+        assert_eq!(get(&s, AVAILABLE).status, "True", "every pod is still ready");
+        assert!(get(&s, PROGRESSING).message.contains("server-offline 1/2 updated"));
+    }
+
+    #[test]
+    fn problems_are_degraded_and_paused_says_so() {
+        let mut cluster = fixtures::example();
+        let problem = Problem { reason: "ApplyFailed", message: "applying StatefulSet x: forbidden".into() };
+        let s = status_of(&cluster, &observed_example("r1"), Some(problem));
+        assert_eq!(get(&s, DEGRADED).status, "True");
+        assert_eq!(get(&s, DEGRADED).reason, "ApplyFailed");
+        assert_eq!(s.message.as_deref(), Some("applying StatefulSet x: forbidden"));
+
+        cluster.spec.paused = true;
+        let s = status_of(&cluster, &observed_example("r1"), None);
+        assert_eq!(get(&s, RECONCILIATION_PAUSED).status, "True");
+        assert_eq!(get(&s, PROGRESSING).status, "False");
+        assert!(s.message.unwrap().contains("spec.paused"));
+    }
+
+    #[test]
+    fn transition_time_moves_only_when_the_status_changes() {
+        let mut cluster = fixtures::example();
+        let first = status_of(&cluster, &observed_example("r1"), None);
+        cluster.status = Some(first.clone());
+        let valid = validate(&cluster).unwrap();
+        let observed = observed_example("r1");
+        let later = Timestamp::from_second(1_000_000).unwrap();
+        let same = compute_status(&StatusInput {
+            cluster: &cluster,
+            valid: Some(&valid),
+            observed: &observed,
+            problem: None,
+            now: later,
+        });
+        assert_eq!(same, first, "nothing changed, so nothing is rewritten");
+        let mut observed = observed_example("r1");
+        observed.pods.get_mut("minion").unwrap()[0] = pod("minion", 0, "r1", false);
+        let changed = compute_status(&StatusInput {
+            cluster: &cluster,
+            valid: Some(&valid),
+            observed: &observed,
+            problem: None,
+            now: later,
+        });
+        assert_eq!(get(&changed, AVAILABLE).last_transition_time, later.to_string());
+        assert_eq!(get(&changed, DEGRADED).last_transition_time, get(&first, DEGRADED).last_transition_time);
+    }
 }

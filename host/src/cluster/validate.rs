@@ -113,16 +113,20 @@ pub fn validate(cluster: &PinotCluster) -> Result<ValidCluster, InvalidSpec> {
     if spec.pools.is_empty() {
         errors.push("spec.pools", "is empty; add at least one pool with role controller");
     } else if !spec.pools.iter().any(|p| p.role == Role::Controller.as_str()) {
-        errors.push(
-            "spec.pools",
-            "has no pool with role controller; a Pinot cluster needs a controller, add one",
-        );
+        errors.push("spec.pools", "has no pool with role controller; a Pinot cluster needs a controller, add one");
     }
 
     let deployment_order = validate_deployment_order(spec.deployment_order.as_deref(), &spec.pools, &mut errors);
 
     if errors.0.is_empty() {
-        Ok(ValidCluster { name, namespace, zookeeper: spec.zookeeper.connect_string.trim().to_string(), deployment_order, pools, paused: spec.paused })
+        Ok(ValidCluster {
+            name,
+            namespace,
+            zookeeper: spec.zookeeper.connect_string.trim().to_string(),
+            deployment_order,
+            pools,
+            paused: spec.paused,
+        })
     } else {
         Err(InvalidSpec(errors.0))
     }
@@ -154,7 +158,10 @@ fn validate_pool(
             format!("{:?} is not a valid pool name; use lower-case letters, digits and '-', starting with a letter and ending with a letter or digit", pool.name),
         );
     } else if let Some(j) = earlier.iter().position(|p| p.name == pool.name) {
-        errors.push(at("name"), format!("{:?} is already the name of spec.pools[{j}]; give every pool a unique name", pool.name));
+        errors.push(
+            at("name"),
+            format!("{:?} is already the name of spec.pools[{j}]; give every pool a unique name", pool.name),
+        );
     } else if cluster.len() + 1 + pool.name.len() > MAX_POOL_OBJECT_NAME {
         errors.push(
             at("name"),
@@ -168,7 +175,10 @@ fn validate_pool(
     let role = match pool.role.parse::<Role>() {
         Ok(r) => Some(r),
         Err(_) => {
-            errors.push(at("role"), format!("{:?} is not a Pinot role; use one of controller, broker, server, minion", pool.role));
+            errors.push(
+                at("role"),
+                format!("{:?} is not a Pinot role; use one of controller, broker, server, minion", pool.role),
+            );
             None
         }
     };
@@ -179,7 +189,10 @@ fn validate_pool(
 
     let placement = match (&pool.zone, pool.zones.as_slice()) {
         (Some(_), [_, ..]) => {
-            errors.push(at("zone"), "is set together with zones; use zone for one zone or zones to spread over several, not both");
+            errors.push(
+                at("zone"),
+                "is set together with zones; use zone for one zone or zones to spread over several, not both",
+            );
             Placement::Anywhere
         }
         (Some(z), []) if z.trim().is_empty() => {
@@ -208,12 +221,20 @@ fn validate_pool(
 
     let max_unavailable = pool.max_unavailable.unwrap_or(1);
     if max_unavailable < 1 {
-        errors.push(at("maxUnavailable"), format!("is {max_unavailable}; at least 1 pod must be allowed to be unavailable, or pods could never restart"));
+        errors.push(
+            at("maxUnavailable"),
+            format!(
+                "is {max_unavailable}; at least 1 pod must be allowed to be unavailable, or pods could never restart"
+            ),
+        );
     }
 
     let storage = pool.storage.as_ref().map(|s| {
         if !is_quantity(&s.size) {
-            errors.push(at("storage.size"), format!("{:?} is not a Kubernetes quantity; write a size such as 10Gi", s.size));
+            errors.push(
+                at("storage.size"),
+                format!("{:?} is not a Kubernetes quantity; write a size such as 10Gi", s.size),
+            );
         }
         ValidStorage { size: s.size.clone(), storage_class_name: s.storage_class_name.clone() }
     });
@@ -234,7 +255,10 @@ fn validate_pool(
         placement,
         image,
         resources: pool.resources.clone(),
-        jvm_opts: pool.jvm_opts.clone().unwrap_or_else(|| role.map(Role::default_jvm_opts).unwrap_or_default().to_string()),
+        jvm_opts: pool
+            .jvm_opts
+            .clone()
+            .unwrap_or_else(|| role.map(Role::default_jvm_opts).unwrap_or_default().to_string()),
         config: pool.config.clone(),
         storage,
         max_unavailable,
@@ -292,4 +316,77 @@ fn is_quantity(s: &str) -> bool {
     !number.is_empty()
         && number.parse::<f64>().is_ok_and(|n| n > 0.0)
         && ["", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "k", "M", "G", "T", "P", "E"].contains(&suffix)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::fixtures;
+
+    #[test]
+    fn every_invalid_fixture_names_its_field() {
+        let cases = fixtures::all("invalid");
+        assert!(cases.len() >= 10, "the invalid fixtures are found");
+        for (file, text) in cases {
+            let field =
+                text.lines().next().and_then(|l| l.strip_prefix("# field: ")).expect("first line names the field");
+            let err = validate(&fixtures::cluster(&text)).expect_err(&file);
+            assert!(err.0.iter().any(|e| e.field == field), "{file}: expected an error on {field}, got {err}");
+            let message = err.to_string();
+            assert!(message.contains(field), "{file}: {message}");
+        }
+    }
+
+    #[test]
+    fn every_valid_fixture_and_the_example_pass() {
+        for (file, text) in fixtures::all("valid") {
+            validate(&fixtures::cluster(&text)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        }
+        let valid = validate(&fixtures::example()).expect("the README example is valid");
+        assert_eq!(valid.pools.len(), 6);
+        assert_eq!(valid.deployment_order, Role::ALL.to_vec());
+    }
+
+    #[test]
+    fn short_deployment_order_is_kept_as_given() {
+        let text = std::fs::read_to_string(fixtures::dir("valid").join("short-deployment-order.yaml")).unwrap();
+        let valid = validate(&fixtures::cluster(&text)).unwrap();
+        assert_eq!(valid.deployment_order, vec![Role::Server, Role::Controller]);
+        assert_eq!(
+            valid.pool("servers").unwrap().placement,
+            Placement::Zones(vec!["zone-a".into(), "zone-b".into(), "zone-c".into()])
+        );
+    }
+
+    #[test]
+    fn defaults_are_filled_in() {
+        let text = std::fs::read_to_string(fixtures::dir("valid").join("short-deployment-order.yaml")).unwrap();
+        let valid = validate(&fixtures::cluster(&text)).unwrap();
+        let controller = valid.pool("controller").unwrap();
+        assert_eq!(controller.replicas, 1);
+        assert_eq!(controller.max_unavailable, 1);
+        assert_eq!(controller.image, "apachepinot/pinot:1.2.0");
+        assert_eq!(controller.jvm_opts, Role::Controller.default_jvm_opts());
+        assert_eq!(controller.placement, Placement::Anywhere);
+    }
+
+    #[test]
+    fn all_problems_are_reported_at_once() {
+        let c = fixtures::cluster(
+            "apiVersion: pinot.controlplane.dev/v1alpha1\nkind: PinotCluster\nmetadata: {name: c}\nspec:\n  image: i\n  zookeeper: {connectString: z}\n  pools:\n    - {name: controller, role: controller, replicas: -1}\n    - {name: x, role: nope}\n",
+        );
+        let err = validate(&c).unwrap_err();
+        let fields: Vec<&str> = err.0.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, vec!["spec.pools[0].replicas", "spec.pools[1].role"]);
+    }
+
+    #[test]
+    fn quantities() {
+        for ok in ["10Gi", "1.5Ti", "500M", "1"] {
+            assert!(is_quantity(ok), "{ok}");
+        }
+        for bad in ["", "Gi", "10 Gi", "-1Gi", "0", "10GB"] {
+            assert!(!is_quantity(bad), "{bad}");
+        }
+    }
 }

@@ -165,8 +165,5 @@ impl Kubelet {
 fn is_running_and_ready(pod: &Pod) -> bool {
     let Some(status) = &pod.status else { return false };
     status.phase.as_deref() == Some("Running")
-        && status
-            .conditions
-            .as_ref()
-            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        && status.conditions.as_ref().is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }

@@ -76,8 +76,8 @@ impl VolumeProvisioner {
             .applied_objects()
             .boxed();
         let mut events = futures::stream::select(
-            claims.map(|r| r.map(Either::Claim)),
-            volumes.map(|r| r.map(Either::Volume)),
+            claims.map(|r| r.map(|c| Either::Claim(Box::new(c)))),
+            volumes.map(|r| r.map(|v| Either::Volume(Box::new(v)))),
         );
         while let Some(event) = events.next().await {
             match event {
@@ -168,6 +168,6 @@ impl VolumeProvisioner {
 }
 
 enum Either {
-    Claim(PersistentVolumeClaim),
-    Volume(PersistentVolume),
+    Claim(Box<PersistentVolumeClaim>),
+    Volume(Box<PersistentVolume>),
 }
