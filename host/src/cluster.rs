@@ -193,10 +193,24 @@ pub async fn reconcile(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result<
     let report = apply::apply(client, &ctx.apis, &namespace, &owner_uid, &desired, &observed).await;
     publish_report(&ctx, &cluster, &report).await;
 
-    let problem = (!report.failed.is_empty()).then(|| Problem {
-        reason: "ApplyFailed",
-        message: report.failed.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
-    });
+    for blocked in &plan.blocked {
+        if cluster.status.as_ref().and_then(|s| s.message.as_ref()).is_none_or(|m| !m.contains(&blocked.field)) {
+            publish(&ctx, &cluster, EventType::Warning, "ChangeRefused", "Plan", blocked.to_string()).await;
+        }
+    }
+    let problem = if !report.failed.is_empty() {
+        Some(Problem {
+            reason: "ApplyFailed",
+            message: report.failed.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+        })
+    } else if !plan.blocked.is_empty() {
+        Some(Problem {
+            reason: "ChangeRefused",
+            message: plan.blocked.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+        })
+    } else {
+        None
+    };
     let status = compute_status(&StatusInput {
         cluster: &cluster,
         valid: Some(&valid),
