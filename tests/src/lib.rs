@@ -9,3 +9,4 @@
 
 pub mod data_plane;
 pub mod harness;
+pub mod pinot_sim;

@@ -1,0 +1,333 @@
+//! The simulated clusters' state: schemas, tables, tenants (as instance tags), instances,
+//! segments per server, jobs, the request log and the faults a test switched on.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::{Mutex, MutexGuard},
+};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+/// `(namespace, name)` of the PinotCluster a simulated cluster belongs to.
+pub type ClusterKey = (String, String);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum InstanceRole {
+    Controller,
+    Broker,
+    Server,
+    Minion,
+}
+
+impl InstanceRole {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "controller" => Some(Self::Controller),
+            "broker" => Some(Self::Broker),
+            "server" => Some(Self::Server),
+            "minion" => Some(Self::Minion),
+            _ => None,
+        }
+    }
+
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Self::Controller => "Controller",
+            Self::Broker => "Broker",
+            Self::Server => "Server",
+            Self::Minion => "Minion",
+        }
+    }
+
+    /// The port in the instance id, as Pinot builds it.
+    pub fn port(self) -> u16 {
+        match self {
+            Self::Controller => 9000,
+            Self::Broker => 8099,
+            Self::Server => 8098,
+            Self::Minion => 9514,
+        }
+    }
+
+    /// The tag a new instance gets with tenant isolation on (Pinot's default), or off.
+    fn default_tags(self, isolation: bool) -> Vec<String> {
+        match (self, isolation) {
+            (Self::Controller, _) => vec![],
+            (Self::Broker, true) => vec!["DefaultTenant_BROKER".into()],
+            (Self::Server, true) => vec!["DefaultTenant_OFFLINE".into(), "DefaultTenant_REALTIME".into()],
+            (Self::Broker, false) => vec!["broker_untagged".into()],
+            (Self::Server, false) => vec!["server_untagged".into()],
+            (Self::Minion, _) => vec!["minion_untagged".into()],
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Instance {
+    pub id: String,
+    pub role: InstanceRole,
+    pub host: String,
+    pub port: u16,
+    pub tags: Vec<String>,
+    pub enabled: bool,
+    pub queries_disabled: bool,
+    pub live: bool,
+    /// Set when a minion was asked to drain.
+    pub draining: bool,
+    /// The pod this instance runs in, when the kubelet registered it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+}
+
+/// One request as the simulator received it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RecordedRequest {
+    pub method: String,
+    /// Path below the cluster's base URL, e.g. `/tables/airlineStats`.
+    pub path: String,
+    pub query: String,
+    pub body: String,
+    pub status: u16,
+}
+
+/// Faults a test can switch on for one cluster.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Faults {
+    /// The next N Pinot API calls fail with `failStatus` (default 500).
+    pub fail_next: u32,
+    pub fail_status: Option<u16>,
+    /// Every Pinot API call is answered this much later.
+    pub delay_ms: u64,
+    /// `/health` answers 503 and every other call 503 too.
+    pub unhealthy: bool,
+    /// Answer `200 {}` for a missing table, as Pinot before 0.11 did, instead of 404.
+    pub legacy_missing_table: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Job {
+    pub id: String,
+    pub kind: String,
+    pub table: String,
+    pub status: String,
+    pub submitted_by: String,
+}
+
+/// One simulated Pinot cluster.
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Cluster {
+    /// Instances come and go with pods; the API is down while no controller is live.
+    pub kubelet_managed: bool,
+    /// Pinot's `cluster.tenant.isolation.enable` (default true).
+    pub tenant_isolation: bool,
+    pub schemas: BTreeMap<String, Value>,
+    /// Table configs by name with type, e.g. `airlineStats_OFFLINE`.
+    pub tables: BTreeMap<String, Value>,
+    pub instances: BTreeMap<String, Instance>,
+    /// Segments: table with type -> segment name -> servers holding it.
+    pub segments: BTreeMap<String, BTreeMap<String, BTreeSet<String>>>,
+    pub jobs: BTreeMap<String, Job>,
+    pub faults: Faults,
+    pub requests: Vec<RecordedRequest>,
+    #[serde(skip)]
+    next_job: u64,
+}
+
+impl Cluster {
+    pub fn new(kubelet_managed: bool) -> Self {
+        Self { kubelet_managed, tenant_isolation: true, ..Default::default() }
+    }
+
+    /// Whether the cluster's controller answers at all.
+    pub fn controller_up(&self) -> bool {
+        !self.faults.unhealthy
+            && (!self.kubelet_managed
+                || self.instances.values().any(|i| i.role == InstanceRole::Controller && i.live))
+    }
+
+    pub fn next_job_id(&mut self, kind: &str) -> String {
+        self.next_job += 1;
+        format!("{kind}-{:08}", self.next_job)
+    }
+
+    /// Registers an instance (or brings a known one back live). A known instance keeps its
+    /// tags and state, as it does in Helix across restarts.
+    pub fn register(&mut self, role: InstanceRole, host: &str, pod: Option<String>) -> String {
+        let port = role.port();
+        let id = format!("{}_{host}_{port}", role.prefix());
+        let isolation = self.tenant_isolation;
+        let instance = self.instances.entry(id.clone()).or_insert_with(|| Instance {
+            id: id.clone(),
+            role,
+            host: host.into(),
+            port,
+            tags: role.default_tags(isolation),
+            enabled: true,
+            queries_disabled: false,
+            live: false,
+            draining: false,
+            pod: pod.clone(),
+        });
+        instance.live = true;
+        instance.pod = pod;
+        id
+    }
+
+    /// Segments hosted per server for one table, or for all tables.
+    pub fn segment_counts(&self) -> BTreeMap<String, BTreeMap<String, usize>> {
+        let mut counts: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
+        for (table, segments) in &self.segments {
+            for servers in segments.values() {
+                for server in servers {
+                    *counts.entry(server.clone()).or_default().entry(table.clone()).or_default() += 1;
+                }
+            }
+        }
+        counts
+    }
+
+    pub fn segments_on(&self, instance: &str) -> usize {
+        self.segments.values().flat_map(|s| s.values()).filter(|servers| servers.contains(instance)).count()
+    }
+
+    /// Servers that may host a table: enabled, live and carrying the table's server tag.
+    pub fn servers_for(&self, table_with_type: &str) -> Vec<String> {
+        let Some(config) = self.tables.get(table_with_type) else { return vec![] };
+        let tag = server_tag(config);
+        self.instances
+            .values()
+            .filter(|i| i.role == InstanceRole::Server && i.enabled && i.live && i.tags.contains(&tag))
+            .map(|i| i.id.clone())
+            .collect()
+    }
+
+    /// Places every segment of the table on `replication` servers of its tenant, spreading
+    /// evenly and keeping a segment where it is when it may stay.
+    pub fn rebalance(&mut self, table_with_type: &str) {
+        let servers = self.servers_for(table_with_type);
+        let replication = self.tables.get(table_with_type).map(replication).unwrap_or(1).max(1);
+        let Some(segments) = self.segments.get_mut(table_with_type) else { return };
+        let mut load: BTreeMap<String, usize> = servers.iter().map(|s| (s.clone(), 0)).collect();
+        for holders in segments.values_mut() {
+            holders.retain(|h| load.contains_key(h));
+            for h in holders.iter() {
+                *load.get_mut(h).expect("retained holders are candidates") += 1;
+            }
+        }
+        for holders in segments.values_mut() {
+            while holders.len() < replication.min(servers.len()) {
+                let Some(target) = load
+                    .iter()
+                    .filter(|(s, _)| !holders.contains(*s))
+                    .min_by_key(|(s, n)| (**n, (*s).clone()))
+                    .map(|(s, _)| s.clone())
+                else {
+                    break;
+                };
+                *load.get_mut(&target).expect("target is a candidate") += 1;
+                holders.insert(target);
+            }
+        }
+    }
+
+    /// Adds `count` segments to a table and places them.
+    pub fn add_segments(&mut self, table_with_type: &str, count: usize) {
+        let segments = self.segments.entry(table_with_type.to_string()).or_default();
+        let start = segments.len();
+        for n in start..start + count {
+            segments.insert(format!("{table_with_type}_{n}"), BTreeSet::new());
+        }
+        self.rebalance(table_with_type);
+    }
+}
+
+/// The server tag a table's segments live on, from its `tenants.server` (default tenant
+/// `DefaultTenant`).
+pub fn server_tag(config: &Value) -> String {
+    let tenant = config["tenants"]["server"].as_str().unwrap_or("DefaultTenant");
+    let suffix = if config["tableType"].as_str() == Some("REALTIME") { "REALTIME" } else { "OFFLINE" };
+    format!("{tenant}_{suffix}")
+}
+
+/// The replication of a table: `segmentsConfig.replication`, or `replicasPerPartition` for
+/// realtime tables. Pinot keeps these as strings or numbers.
+pub fn replication(config: &Value) -> usize {
+    let seg = &config["segmentsConfig"];
+    let value = if config["tableType"].as_str() == Some("REALTIME") && !seg["replicasPerPartition"].is_null() {
+        &seg["replicasPerPartition"]
+    } else {
+        &seg["replication"]
+    };
+    match value {
+        Value::Number(n) => n.as_u64().unwrap_or(1) as usize,
+        Value::String(s) => s.parse().unwrap_or(1),
+        _ => 1,
+    }
+}
+
+/// All simulated clusters.
+#[derive(Default)]
+pub struct SimState {
+    clusters: Mutex<BTreeMap<ClusterKey, Cluster>>,
+}
+
+impl SimState {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, BTreeMap<ClusterKey, Cluster>> {
+        self.clusters.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f` on one cluster, if it exists.
+    pub fn with<T>(&self, key: &ClusterKey, f: impl FnOnce(&mut Cluster) -> T) -> Option<T> {
+        self.lock().get_mut(key).map(f)
+    }
+
+    /// Creates a standalone cluster (always up) if it does not exist.
+    pub fn create_cluster(&self, key: ClusterKey) {
+        self.lock().entry(key).or_insert_with(|| Cluster::new(false));
+    }
+
+    /// A pod of a PinotCluster became Ready: its instance is live.
+    pub fn pod_ready(&self, key: ClusterKey, role: InstanceRole, host: &str, pod: &str) -> String {
+        let mut clusters = self.lock();
+        let cluster = clusters.entry(key).or_insert_with(|| Cluster::new(true));
+        cluster.register(role, host, Some(pod.to_string()))
+    }
+
+    /// A pod stopped (deleted, or restarting): its instance is known but not live.
+    pub fn pod_stopped(&self, key: &ClusterKey, pod: &str) {
+        if let Some(cluster) = self.lock().get_mut(key) {
+            for i in cluster.instances.values_mut().filter(|i| i.pod.as_deref() == Some(pod)) {
+                i.live = false;
+            }
+        }
+    }
+
+    /// A summary of every cluster, for the admin API and the sandbox.
+    pub fn summary(&self) -> Value {
+        let clusters = self.lock();
+        let list: Vec<Value> = clusters
+            .iter()
+            .map(|((ns, name), c)| {
+                json!({
+                    "namespace": ns,
+                    "name": name,
+                    "controllerUp": c.controller_up(),
+                    "instances": c.instances.values().collect::<Vec<_>>(),
+                    "tables": c.tables.keys().collect::<Vec<_>>(),
+                    "schemas": c.schemas.keys().collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        json!({ "clusters": list })
+    }
+}
