@@ -177,6 +177,26 @@ pub struct PinotClusterStatus {
     /// The most important thing to know now (the Degraded or Progressing message).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// What the cluster's Pinot controller says, when a controller pod is ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinot: Option<PinotControllerStatus>,
+}
+
+/// The cluster as its Pinot controller sees it.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PinotControllerStatus {
+    /// The base URL the operator uses for the controller.
+    pub url: String,
+    /// Whether the controller answered.
+    pub reachable: bool,
+    /// Why it did not, when it did not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Instances registered in the cluster (live or not).
+    pub instances: i32,
+    /// Instances live now.
+    pub live_instances: i32,
 }
 
 /// A Kubernetes-style condition.
@@ -213,4 +233,7 @@ pub struct PoolStatus {
     /// The oldest revision still running in the pool.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_revision: Option<String>,
+    /// Pods of the pool whose Pinot instance is live, when the controller answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live_instances: Option<i32>,
 }

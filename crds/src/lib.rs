@@ -11,8 +11,8 @@
 pub mod cluster;
 
 pub use cluster::{
-    ClusterCondition, NodePool, PinotCluster, PinotClusterSpec, PinotClusterStatus, PodOverrides, PoolStatus,
-    PoolStorage, ZookeeperSpec,
+    ClusterCondition, NodePool, PinotCluster, PinotClusterSpec, PinotClusterStatus, PinotControllerStatus,
+    PodOverrides, PoolStatus, PoolStorage, ZookeeperSpec,
 };
 
 /// The API group of every kind in this crate.

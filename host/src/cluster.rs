@@ -41,7 +41,13 @@ use self::{
     build::{BuildContext, build_cluster},
     status::{Problem, StatusInput, compute_status, write_status},
 };
-use crate::children::{ChildApis, ChildKind, LABEL_MANAGED_BY, MANAGED_BY, PdbVersion};
+use crate::{
+    children::{ChildApis, ChildKind, LABEL_MANAGED_BY, MANAGED_BY, PdbVersion},
+    pinot::{ControllerLocator, PinotClient, http_client},
+};
+
+/// How soon to look again while the Pinot controller's view lags the pods'.
+const PINOT_RECHECK: Duration = Duration::from_secs(3);
 
 /// How long to wait before retrying after an error the operator cannot see the end of.
 const RETRY_AFTER: Duration = Duration::from_secs(15);
@@ -51,6 +57,8 @@ const RETRY_AFTER: Duration = Duration::from_secs(15);
 pub struct ControllerConfig {
     /// Watch only this namespace; all namespaces when `None`.
     pub namespace: Option<String>,
+    /// Where each cluster's Pinot controller is reached.
+    pub controllers: ControllerLocator,
 }
 
 /// The only state shared between reconciles: clients and settings, never cluster state.
@@ -58,6 +66,8 @@ pub struct Context {
     pub client: Client,
     pub recorder: Recorder,
     pub apis: ChildApis,
+    pub controllers: ControllerLocator,
+    pub http: reqwest::Client,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -107,7 +117,8 @@ pub async fn run(
     };
     let ours = watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGED_BY}"));
     let recorder = Recorder::new(client.clone(), Reporter { controller: "pinot-operator".into(), instance: None });
-    let ctx = Arc::new(Context { client, recorder, apis });
+    let ctx =
+        Arc::new(Context { client, recorder, apis, controllers: config.controllers.clone(), http: http_client() });
 
     Controller::new(clusters, watcher::Config::default())
         .owns(statefulsets, ours.clone())
@@ -139,7 +150,9 @@ pub async fn reconcile(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result<
     let span = tracing::info_span!("reconcile", cluster = %cluster.name_any(), namespace = %namespace);
     let _enter = span.enter();
 
-    let observed = observe::observe(client, &ctx.apis, &cluster).await?;
+    let mut observed = observe::observe(client, &ctx.apis, &cluster).await?;
+    let pinot_url = ctx.controllers.url_for(&cluster);
+    observed.pinot = observe::observe_pinot(&PinotClient::new(ctx.http.clone(), pinot_url.clone()), &observed).await;
 
     let valid = match validate::validate(&cluster) {
         Ok(valid) => valid,
@@ -155,6 +168,7 @@ pub async fn reconcile(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result<
                 observed: &observed,
                 problem,
                 now: Timestamp::now(),
+                pinot_url: &pinot_url,
             });
             write_status(client, &cluster, &status).await.map_err(Error::WriteStatus)?;
             return Ok(Action::await_change());
@@ -168,6 +182,7 @@ pub async fn reconcile(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result<
             observed: &observed,
             problem: None,
             now: Timestamp::now(),
+            pinot_url: &pinot_url,
         });
         if !cluster.status.as_ref().is_some_and(|s| {
             s.conditions.iter().any(|c| c.type_ == status::RECONCILIATION_PAUSED && c.status == "True")
@@ -217,10 +232,17 @@ pub async fn reconcile(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result<
         observed: &observed,
         problem,
         now: Timestamp::now(),
+        pinot_url: &pinot_url,
     });
     write_status(client, &cluster, &status).await.map_err(Error::WriteStatus)?;
 
-    if report.failed.is_empty() { Ok(Action::await_change()) } else { Ok(Action::requeue(RETRY_AFTER)) }
+    if !report.failed.is_empty() {
+        Ok(Action::requeue(RETRY_AFTER))
+    } else if status::pinot_lags(&status) {
+        Ok(Action::requeue(PINOT_RECHECK))
+    } else {
+        Ok(Action::await_change())
+    }
 }
 
 async fn publish_report(ctx: &Context, cluster: &PinotCluster, report: &ApplyReport) {

@@ -4,6 +4,7 @@
 
 pub mod children;
 pub mod cluster;
+pub mod pinot;
 pub mod role;
 
 use std::path::Path;

@@ -4,7 +4,10 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use pinot_operator::cluster::{self, ControllerConfig};
+use pinot_operator::{
+    cluster::{self, ControllerConfig},
+    pinot::ControllerLocator,
+};
 
 #[derive(Parser)]
 #[command(name = "pinot-operator", version, about = "The Kubernetes control plane for Apache Pinot")]
@@ -25,6 +28,11 @@ enum Command {
         /// Watch only this namespace (default: all namespaces).
         #[arg(long, env = "PINOT_OPERATOR_NAMESPACE")]
         namespace: Option<String>,
+        /// Base URL of each cluster's Pinot controller; `{name}` and `{namespace}` are
+        /// replaced. Out of the cluster (sandbox, laptop) point it at a reachable address; a
+        /// cluster's `pinot.controlplane.dev/controller-url` annotation overrides it.
+        #[arg(long, env = "PINOT_CONTROLLER_URL_TEMPLATE", default_value = pinot_operator::pinot::DEFAULT_CONTROLLER_URL_TEMPLATE)]
+        controller_url_template: String,
         /// Log as JSON lines.
         #[arg(long, env = "PINOT_OPERATOR_LOG_JSON")]
         log_json: bool,
@@ -38,10 +46,11 @@ async fn main() -> anyhow::Result<()> {
             print!("{}", pinot_crds::crd_yaml());
             Ok(())
         }
-        Command::Run { kubeconfig, namespace, log_json } => {
+        Command::Run { kubeconfig, namespace, controller_url_template, log_json } => {
             init_tracing(log_json);
             let client = pinot_operator::kube_client(kubeconfig.as_deref()).await?;
-            cluster::run(client, ControllerConfig { namespace }, shutdown_signal())
+            let controllers = ControllerLocator::new(controller_url_template);
+            cluster::run(client, ControllerConfig { namespace, controllers }, shutdown_signal())
                 .await
                 .context("running the PinotCluster controller")?;
             tracing::info!("stopped");

@@ -7,12 +7,14 @@ mod kubelet;
 mod nodes;
 mod provisioner;
 
-use std::time::Duration;
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use futures::future::BoxFuture;
 use kube::Client;
 
-pub use kubelet::Kubelet;
+use crate::pinot_sim::{PinotSimulator, SimState};
+
+pub use kubelet::{ANNOTATION_BROKEN, ANNOTATION_READY_AFTER_MS, ANNOTATION_RESTARTS, Kubelet, image_is_broken};
 pub use nodes::NodeFleet;
 pub use provisioner::{PROVISIONER_NAME, STORAGE_CLASS_NAME, VolumeProvisioner};
 
@@ -29,6 +31,8 @@ pub struct DataPlaneConfig {
     pub readiness_delay: Duration,
     /// How long a deleted pod takes to shut down before the kubelet finalizes it.
     pub shutdown_delay: Duration,
+    /// Where the simulated Pinot controllers listen (`/clusters/<ns>/<name>` per cluster).
+    pub pinot_addr: SocketAddr,
 }
 
 impl Default for DataPlaneConfig {
@@ -38,6 +42,7 @@ impl Default for DataPlaneConfig {
             nodes_per_zone: 2,
             readiness_delay: Duration::from_secs(1),
             shutdown_delay: Duration::from_millis(500),
+            pinot_addr: SocketAddr::from(([127, 0, 0, 1], 19000)),
         }
     }
 }
@@ -48,15 +53,22 @@ pub enum Error {
     RegisterNode { node: String, source: kube::Error },
     #[error("creating the {STORAGE_CLASS_NAME} StorageClass: {source}")]
     CreateStorageClass { source: kube::Error },
+    #[error("starting the Pinot simulator on {addr}: {source}")]
+    StartPinot { addr: SocketAddr, source: std::io::Error },
     #[error("watching {what}: {source}")]
     Watch { what: &'static str, source: kube::runtime::watcher::Error },
 }
 
 /// Runs the whole simulated data plane until `shutdown` resolves.
 pub async fn run(client: Client, config: DataPlaneConfig, shutdown: BoxFuture<'static, ()>) -> Result<(), Error> {
+    let pinot = Arc::new(SimState::new());
+    let simulator = PinotSimulator::start(config.pinot_addr, pinot.clone())
+        .await
+        .map_err(|source| Error::StartPinot { addr: config.pinot_addr, source })?;
+    tracing::info!(addr = %simulator.addr, "simulated Pinot controllers at http://{}/clusters/<namespace>/<name>", simulator.addr);
     let fleet = NodeFleet::register(client.clone(), &config).await?;
     VolumeProvisioner::install_storage_class(client.clone()).await?;
-    let kubelet = Kubelet::new(client.clone(), fleet.clone(), &config);
+    let kubelet = Kubelet::new(client.clone(), fleet.clone(), &config, pinot);
     let provisioner = VolumeProvisioner::new(client.clone(), fleet.clone());
     tokio::select! {
         r = fleet.heartbeat() => r,

@@ -18,7 +18,10 @@ use kube::{
     api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams},
 };
 use pinot_crds::PinotCluster;
-use pinot_operator::cluster::{self, ControllerConfig};
+use pinot_operator::{
+    cluster::{self, ControllerConfig},
+    pinot::ControllerLocator,
+};
 use tokio::{sync::oneshot, task::JoinHandle};
 
 /// The repository's root directory.
@@ -32,6 +35,21 @@ pub fn kubeconfig_path() -> PathBuf {
         Some(p) if !p.is_empty() => PathBuf::from(p),
         _ => repo_root().join(".local/kube/kubeconfig"),
     }
+}
+
+/// Where the simulated data plane serves the Pinot controllers of the test clusters
+/// (`PINOT_TEST_CONTROLLER_URL_TEMPLATE` overrides it, e.g. for a real cluster).
+pub fn controller_url_template() -> String {
+    std::env::var("PINOT_TEST_CONTROLLER_URL_TEMPLATE")
+        .ok()
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| "http://127.0.0.1:19000/clusters/{namespace}/{name}".into())
+}
+
+/// The base URL of the simulator's admin API for one cluster.
+pub fn simulator_admin_url(namespace: &str, name: &str) -> String {
+    let base = controller_url_template().replace("{namespace}", namespace).replace("{name}", name);
+    base.replacen("/clusters/", "/_sim/clusters/", 1)
 }
 
 /// A client for the test cluster, with the CRDs installed.
@@ -113,7 +131,10 @@ pub struct OperatorHandle {
 impl OperatorHandle {
     pub fn start(client: &Client, namespace: &str) -> Self {
         let (stop, stopped) = oneshot::channel::<()>();
-        let config = ControllerConfig { namespace: Some(namespace.to_string()) };
+        let config = ControllerConfig {
+            namespace: Some(namespace.to_string()),
+            controllers: ControllerLocator::new(controller_url_template()),
+        };
         let client = client.clone();
         let task = tokio::spawn(async move {
             let shutdown = async move {

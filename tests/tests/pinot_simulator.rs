@@ -30,7 +30,14 @@ impl Sim {
         let base = sim.controller_url("ns", "pinot");
         let admin = format!("http://{}/_sim/clusters/ns/pinot", sim.addr);
         let s = Self { _sim: sim, base, admin, http: Client::new() };
-        for (role, host) in [("controller", "c0"), ("broker", "b0"), ("server", "s0"), ("server", "s1"), ("server", "s2"), ("server", "s3")] {
+        for (role, host) in [
+            ("controller", "c0"),
+            ("broker", "b0"),
+            ("server", "s0"),
+            ("server", "s1"),
+            ("server", "s2"),
+            ("server", "s3"),
+        ] {
             s.admin_call(Method::POST, "/instances", json!({"role": role, "host": host})).await;
         }
         s
@@ -160,10 +167,16 @@ async fn schema_rules_incompatible_change_and_delete_order() {
     // Adding a column is fine.
     let mut bigger = schema.clone();
     bigger["dimensionFieldSpecs"].as_array_mut().unwrap().push(json!({"name": "league2", "dataType": "STRING"}));
-    assert_eq!(sim.call(Method::PUT, "/schemas/baseballStats?force=true", Some(schema.clone())).await.0, StatusCode::OK);
+    assert_eq!(
+        sim.call(Method::PUT, "/schemas/baseballStats?force=true", Some(schema.clone())).await.0,
+        StatusCode::OK
+    );
     assert_eq!(sim.call(Method::PUT, "/schemas/baseballStats", Some(bigger)).await.0, StatusCode::OK);
     assert_eq!(sim.call(Method::PUT, "/schemas/other", Some(schema.clone())).await.0, StatusCode::BAD_REQUEST);
-    assert_eq!(sim.call(Method::POST, "/schemas", Some(json!({"dimensionFieldSpecs": []}))).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        sim.call(Method::POST, "/schemas", Some(json!({"dimensionFieldSpecs": []}))).await.0,
+        StatusCode::BAD_REQUEST
+    );
 
     // A schema still used by a table cannot go: table first, then schema.
     sim.call(Method::POST, "/tables", Some(fixture("baseballStats/baseballStats_offline_table_config.json"))).await;
@@ -173,7 +186,8 @@ async fn schema_rules_incompatible_change_and_delete_order() {
     assert_eq!(sim.call(Method::DELETE, "/schemas/baseballStats", None).await.0, StatusCode::OK);
     assert_eq!(sim.call(Method::GET, "/schemas/baseballStats", None).await.0, StatusCode::NOT_FOUND);
     // A table whose schema is missing is refused.
-    let (status, _) = sim.call(Method::POST, "/tables", Some(fixture("baseballStats/baseballStats_offline_table_config.json"))).await;
+    let (status, _) =
+        sim.call(Method::POST, "/tables", Some(fixture("baseballStats/baseballStats_offline_table_config.json"))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
 
@@ -182,10 +196,12 @@ async fn tenants_take_untagged_instances_and_fail_when_there_are_too_few() {
     let sim = Sim::start().await;
     // With tenant isolation (Pinot's default) new servers join DefaultTenant; untag them.
     let (_, servers) = sim.call(Method::GET, "/instances?tag=DefaultTenant_OFFLINE", None).await;
-    let servers: Vec<String> = servers["instances"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+    let servers: Vec<String> =
+        servers["instances"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
     assert_eq!(servers.len(), 4);
     for id in &servers {
-        let (status, _) = sim.call(Method::PUT, &format!("/instances/{id}/updateTags?tags=server_untagged"), None).await;
+        let (status, _) =
+            sim.call(Method::PUT, &format!("/instances/{id}/updateTags?tags=server_untagged"), None).await;
         assert_eq!(status, StatusCode::OK);
     }
     let tenant = json!({"tenantRole": "SERVER", "tenantName": "sales", "numberOfInstances": 2, "offlineInstances": 2, "realtimeInstances": 2});
@@ -217,16 +233,23 @@ async fn instances_state_tags_segments_rebalance_and_drop() {
     assert_eq!(info["enabled"], true);
     let (_, live) = sim.call(Method::GET, "/liveinstances", None).await;
     assert_eq!(live["liveInstances"].as_array().unwrap().len(), 6);
-    assert_eq!(sim.call(Method::PUT, &format!("/instances/{server}/state?state=queries_disable"), None).await.0, StatusCode::OK);
+    assert_eq!(
+        sim.call(Method::PUT, &format!("/instances/{server}/state?state=queries_disable"), None).await.0,
+        StatusCode::OK
+    );
     assert_eq!(sim.call(Method::GET, &format!("/instances/{server}"), None).await.1["queriesDisabled"], true);
-    assert_eq!(sim.call(Method::PUT, &format!("/instances/{server}/state?state=drain"), None).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        sim.call(Method::PUT, &format!("/instances/{server}/state?state=drain"), None).await.0,
+        StatusCode::BAD_REQUEST
+    );
 
     // Segments spread over the tenant's servers with the table's replication.
     sim.call(Method::POST, "/schemas", Some(fixture("starbucksStores/starbucksStores_schema.json"))).await;
     let mut table = fixture("starbucksStores/starbucksStores_offline_table_config.json");
     table["segmentsConfig"]["replication"] = json!("2");
     sim.call(Method::POST, "/tables", Some(table)).await;
-    let counts = sim.admin_call(Method::POST, "/segments", json!({"table": "starbucksStores_OFFLINE", "count": 8})).await;
+    let counts =
+        sim.admin_call(Method::POST, "/segments", json!({"table": "starbucksStores_OFFLINE", "count": 8})).await;
     let total: u64 = counts.as_object().unwrap().values().map(|t| t["starbucksStores_OFFLINE"].as_u64().unwrap()).sum();
     assert_eq!(total, 16, "8 segments x replication 2: {counts}");
     assert_eq!(counts.as_object().unwrap().len(), 4, "every server holds some: {counts}");
@@ -235,13 +258,18 @@ async fn instances_state_tags_segments_rebalance_and_drop() {
     sim.call(Method::PUT, &format!("/instances/{server}/updateTags?tags=server_untagged"), None).await;
     let (status, job) = sim.call(Method::POST, "/tables/starbucksStores/rebalance?type=OFFLINE", None).await;
     assert_eq!(status, StatusCode::OK);
-    let (_, progress) = sim.call(Method::GET, &format!("/rebalanceStatus/{}", job["jobId"].as_str().unwrap()), None).await;
+    let (_, progress) =
+        sim.call(Method::GET, &format!("/rebalanceStatus/{}", job["jobId"].as_str().unwrap()), None).await;
     assert_eq!(progress["tableRebalanceProgressStats"]["status"], "DONE");
     let counts = sim.admin_call(Method::GET, "/segments", json!(null)).await;
     assert!(counts.get(server).is_none(), "{counts}");
     let total: u64 = counts.as_object().unwrap().values().map(|t| t["starbucksStores_OFFLINE"].as_u64().unwrap()).sum();
     assert_eq!(total, 16);
-    assert_eq!(sim.call(Method::POST, "/tables/starbucksStores/rebalance", None).await.0, StatusCode::BAD_REQUEST, "type is required");
+    assert_eq!(
+        sim.call(Method::POST, "/tables/starbucksStores/rebalance", None).await.0,
+        StatusCode::BAD_REQUEST,
+        "type is required"
+    );
 
     // Dropping: refused while live or holding segments.
     let (status, _) = sim.call(Method::DELETE, "/instances/Server_s1_8098", None).await;

@@ -2,7 +2,7 @@
 //! pods, and every other child the operator manages — so that every later decision is derived
 //! from observed state, never from memory.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::{apps::v1::StatefulSet, core::v1::Pod};
 use kube::{
@@ -11,7 +11,10 @@ use kube::{
 };
 use pinot_crds::PinotCluster;
 
-use crate::children::{ChildApis, ChildKind, LABEL_CLUSTER, LABEL_POOL, cluster_selector_string};
+use crate::{
+    children::{ChildApis, ChildKind, LABEL_CLUSTER, LABEL_POOL, LABEL_ROLE, cluster_selector_string},
+    pinot::PinotClient,
+};
 
 /// A child object as observed: enough to tell whether it is ours and whether applying it
 /// changed it.
@@ -35,6 +38,24 @@ pub struct ObservedCluster {
     pub statefulsets: BTreeMap<String, StatefulSet>,
     /// Pods by pool name, in ordinal order.
     pub pods: BTreeMap<String, Vec<Pod>>,
+    /// What the cluster's Pinot controller says.
+    pub pinot: PinotObservation,
+}
+
+/// The cluster as its Pinot controller reports it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum PinotObservation {
+    /// No controller pod is ready yet, so the controller was not asked.
+    #[default]
+    NotAsked,
+    /// The controller did not answer, or refused.
+    Unreachable(String),
+    Reachable {
+        /// Every instance Helix knows.
+        instances: BTreeSet<String>,
+        /// The instances live now.
+        live: BTreeSet<String>,
+    },
 }
 
 impl ObservedChild {
@@ -109,6 +130,31 @@ pub async fn observe(
         pods.sort_by_key(pod_ordinal);
     }
     Ok(observed)
+}
+
+/// Asks the cluster's Pinot controller which instances it knows and which are live, once a
+/// controller pod is ready. A failure is observed state too, never an error of the reconcile.
+pub async fn observe_pinot(pinot: &PinotClient, observed: &ObservedCluster) -> PinotObservation {
+    let controller_ready = observed
+        .pods
+        .values()
+        .flatten()
+        .any(|p| p.labels().get(LABEL_ROLE).map(String::as_str) == Some("controller") && pod_is_ready(p));
+    if !controller_ready {
+        return PinotObservation::NotAsked;
+    }
+    let result = async {
+        let instances = pinot.instances().await?;
+        let live = pinot.live_instances().await?;
+        Ok::<_, crate::pinot::PinotError>((instances, live))
+    }
+    .await;
+    match result {
+        Ok((instances, live)) => {
+            PinotObservation::Reachable { instances: instances.into_iter().collect(), live: live.into_iter().collect() }
+        }
+        Err(e) => PinotObservation::Unreachable(e.to_string()),
+    }
 }
 
 /// The StatefulSet ordinal at the end of a pod's name.

@@ -8,14 +8,15 @@ use kube::{
     Api, Client, ResourceExt,
     api::{Patch, PatchParams},
 };
-use pinot_crds::{ClusterCondition, PinotCluster, PinotClusterStatus, PoolStatus};
+use pinot_crds::{ClusterCondition, PinotCluster, PinotClusterStatus, PinotControllerStatus, PoolStatus};
 use serde_json::json;
 
 use super::{
-    observe::{ObservedCluster, pod_is_ready, pod_revision},
+    build::headless_service_name,
+    observe::{ObservedCluster, PinotObservation, pod_is_ready, pod_revision},
     validate::ValidCluster,
 };
-use crate::children::FIELD_MANAGER;
+use crate::{children::FIELD_MANAGER, pinot::instance_id, role::Role};
 
 pub const AVAILABLE: &str = "Available";
 pub const PROGRESSING: &str = "Progressing";
@@ -38,6 +39,8 @@ pub struct StatusInput<'a> {
     pub observed: &'a ObservedCluster,
     pub problem: Option<Problem>,
     pub now: Timestamp,
+    /// The base URL of the cluster's Pinot controller.
+    pub pinot_url: &'a str,
 }
 
 /// Computes the status from observed state; conditions keep their transition time while their
@@ -156,6 +159,7 @@ pub fn compute_status(input: &StatusInput<'_>) -> PinotClusterStatus {
         pools,
         ready_pods: Some(format!("{ready}/{desired}")),
         message,
+        pinot: pinot_status(input),
     }
 }
 
@@ -168,6 +172,49 @@ fn condition(type_: &str, status: bool, reason: &str, message: String) -> Cluste
         last_transition_time: String::new(),
         observed_generation: None,
     }
+}
+
+fn pinot_status(input: &StatusInput<'_>) -> Option<PinotControllerStatus> {
+    let url = input.pinot_url.to_string();
+    match &input.observed.pinot {
+        PinotObservation::NotAsked => None,
+        PinotObservation::Unreachable(message) => Some(PinotControllerStatus {
+            url,
+            reachable: false,
+            message: Some(message.clone()),
+            instances: 0,
+            live_instances: 0,
+        }),
+        PinotObservation::Reachable { instances, live } => Some(PinotControllerStatus {
+            url,
+            reachable: true,
+            message: None,
+            instances: instances.len() as i32,
+            live_instances: live.len() as i32,
+        }),
+    }
+}
+
+/// How many pods of a pool run a live Pinot instance, when the controller answered.
+fn live_instances_of(
+    input: &StatusInput<'_>,
+    pool: &str,
+    role: &str,
+    pods: &[k8s_openapi::api::core::v1::Pod],
+) -> Option<i32> {
+    let PinotObservation::Reachable { live, .. } = &input.observed.pinot else { return None };
+    let role: Role = role.parse().ok()?;
+    let cluster = input.cluster.name_any();
+    let namespace = input.cluster.namespace().unwrap_or_default();
+    let headless = headless_service_name(&cluster, pool);
+    Some(pods.iter().filter(|p| live.contains(&instance_id(role, &p.name_any(), &headless, &namespace))).count() as i32)
+}
+
+/// Whether some ready pod's Pinot instance is not (yet) live: the controller's view lags the
+/// pods', and nothing else would trigger another look.
+pub fn pinot_lags(status: &PinotClusterStatus) -> bool {
+    status.pools.iter().any(|p| p.live_instances.is_some_and(|live| live < p.ready_replicas))
+        || status.pinot.as_ref().is_some_and(|p| !p.reachable)
 }
 
 /// Per-pool state, for every pool of the spec and every pool that still has a StatefulSet.
@@ -215,6 +262,7 @@ fn pool_statuses(input: &StatusInput<'_>) -> Vec<PoolStatus> {
                 .max_by_key(|(_, n)| *n)
                 .map(|(r, _)| r.to_string())
                 .or_else(|| update_revision.clone());
+            let live_instances = live_instances_of(input, &name, &role, pods);
             PoolStatus {
                 name,
                 role,
@@ -223,6 +271,7 @@ fn pool_statuses(input: &StatusInput<'_>) -> Vec<PoolStatus> {
                 updated_replicas: updated,
                 update_revision,
                 current_revision,
+                live_instances,
             }
         })
         .collect()
@@ -284,7 +333,14 @@ mod tests {
 
     fn status_of(cluster: &PinotCluster, observed: &ObservedCluster, problem: Option<Problem>) -> PinotClusterStatus {
         let valid = validate(cluster).ok();
-        compute_status(&StatusInput { cluster, valid: valid.as_ref(), observed, problem, now: Timestamp::UNIX_EPOCH })
+        compute_status(&StatusInput {
+            cluster,
+            valid: valid.as_ref(),
+            observed,
+            problem,
+            now: Timestamp::UNIX_EPOCH,
+            pinot_url: "http://x",
+        })
     }
 
     fn get<'a>(s: &'a PinotClusterStatus, t: &str) -> &'a ClusterCondition {
@@ -367,6 +423,7 @@ mod tests {
             observed: &observed,
             problem: None,
             now: later,
+            pinot_url: "http://x",
         });
         assert_eq!(same, first, "nothing changed, so nothing is rewritten");
         let mut observed = observed_example("r1");
@@ -377,6 +434,7 @@ mod tests {
             observed: &observed,
             problem: None,
             now: later,
+            pinot_url: "http://x",
         });
         assert_eq!(get(&changed, AVAILABLE).last_transition_time, later.to_string());
         assert_eq!(get(&changed, DEGRADED).last_transition_time, get(&first, DEGRADED).last_transition_time);

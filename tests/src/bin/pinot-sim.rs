@@ -28,6 +28,9 @@ enum Command {
         /// Milliseconds a scheduled pod takes to become Ready.
         #[arg(long, default_value_t = 1000)]
         readiness_delay_ms: u64,
+        /// Address of the simulated Pinot controllers.
+        #[arg(long, default_value = "127.0.0.1:19000")]
+        pinot_addr: std::net::SocketAddr,
     },
 }
 
@@ -39,12 +42,13 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     match Cli::parse().command {
-        Command::DataPlane { kubeconfig, zones, nodes_per_zone, readiness_delay_ms } => {
+        Command::DataPlane { kubeconfig, zones, nodes_per_zone, readiness_delay_ms, pinot_addr } => {
             let client = pinot_operator::kube_client(kubeconfig.as_deref()).await?;
             let config = DataPlaneConfig {
                 zones,
                 nodes_per_zone,
                 readiness_delay: Duration::from_millis(readiness_delay_ms),
+                pinot_addr,
                 ..DataPlaneConfig::default()
             };
             let shutdown = shutdown_signal().boxed();

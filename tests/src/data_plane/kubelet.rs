@@ -21,6 +21,39 @@ use kube::{
 use serde_json::json;
 
 use super::{DataPlaneConfig, Error, NodeFleet};
+use crate::pinot_sim::{InstanceRole, SimState};
+
+/// Pod annotation: milliseconds this pod takes to become Ready, instead of the default.
+pub const ANNOTATION_READY_AFTER_MS: &str = "sim.pinot.controlplane.dev/ready-after-ms";
+/// Pod annotation `"true"`: the pod runs but never becomes Ready (a broken build).
+pub const ANNOTATION_BROKEN: &str = "sim.pinot.controlplane.dev/broken";
+/// Pod annotation: the restart count the pod's containers report.
+pub const ANNOTATION_RESTARTS: &str = "sim.pinot.controlplane.dev/restarts";
+
+/// Whether an image is one the simulation treats as broken: its tag is `broken` or ends in
+/// `-broken` (e.g. `apachepinot/pinot:1.3.0-broken`).
+pub fn image_is_broken(image: &str) -> bool {
+    let tag = image.rsplit_once(':').map(|(_, t)| t).unwrap_or_default();
+    tag == "broken" || tag.ends_with("-broken")
+}
+
+fn pod_is_broken(pod: &Pod) -> bool {
+    pod.annotations().get(ANNOTATION_BROKEN).is_some_and(|v| v == "true")
+        || pod
+            .spec
+            .as_ref()
+            .is_some_and(|s| s.containers.iter().any(|c| c.image.as_deref().is_some_and(image_is_broken)))
+}
+
+/// The Pinot cluster, role and stable host name of a pod the operator created, if it is one.
+fn pinot_identity(pod: &Pod) -> Option<((String, String), InstanceRole, String)> {
+    let cluster = pod.labels().get("pinot.controlplane.dev/cluster")?.clone();
+    let role = InstanceRole::parse(pod.labels().get("pinot.controlplane.dev/role")?)?;
+    let ns = pod.namespace()?;
+    let subdomain = pod.spec.as_ref()?.subdomain.clone()?;
+    let host = format!("{}.{subdomain}.{ns}.svc.cluster.local", pod.name_any());
+    Some(((ns, cluster), role, host))
+}
 
 #[derive(Clone)]
 pub struct Kubelet {
@@ -31,10 +64,12 @@ pub struct Kubelet {
     /// Pod uids with a start or a shutdown under way, so watch events do not repeat them.
     in_flight: Arc<Mutex<HashSet<(String, &'static str)>>>,
     next_ip: Arc<AtomicU32>,
+    /// The simulated Pinot controllers: a Ready Pinot pod is a live instance.
+    pinot: Arc<SimState>,
 }
 
 impl Kubelet {
-    pub fn new(client: Client, fleet: NodeFleet, config: &DataPlaneConfig) -> Self {
+    pub fn new(client: Client, fleet: NodeFleet, config: &DataPlaneConfig, pinot: Arc<SimState>) -> Self {
         Self {
             client,
             fleet,
@@ -42,6 +77,7 @@ impl Kubelet {
             shutdown_delay: config.shutdown_delay,
             in_flight: Arc::default(),
             next_ip: Arc::new(AtomicU32::new(1)),
+            pinot,
         }
     }
 
@@ -64,6 +100,10 @@ impl Kubelet {
         }
         let Some(uid) = pod.uid() else { return };
         if pod.metadata.deletion_timestamp.is_some() {
+            // Shutting down: the Pinot process leaves the cluster at once.
+            if let Some((key, _, _)) = pinot_identity(&pod) {
+                self.pinot.pod_stopped(&key, &pod.name_any());
+            }
             if self.claim(&uid, "stop") {
                 let this = self.clone();
                 tokio::spawn(async move {
@@ -72,10 +112,24 @@ impl Kubelet {
                     this.release(&uid, "stop");
                 });
             }
-        } else if !is_running_and_ready(&pod) && self.claim(&uid, "start") {
+        } else if is_running_and_ready(&pod) {
+            // Also after a restart of the data plane: the simulated cluster learns its live
+            // instances again from the pods.
+            if let Some((key, role, host)) = pinot_identity(&pod) {
+                self.pinot.pod_ready(key, role, &host, &pod.name_any());
+            }
+        } else if is_running(&pod) && pod_is_broken(&pod) {
+            // Running, and never Ready: nothing to do until it is deleted.
+        } else if self.claim(&uid, "start") {
+            let delay = pod
+                .annotations()
+                .get(ANNOTATION_READY_AFTER_MS)
+                .and_then(|v| v.parse().ok())
+                .map(Duration::from_millis)
+                .unwrap_or(self.readiness_delay);
             let this = self.clone();
             tokio::spawn(async move {
-                tokio::time::sleep(this.readiness_delay).await;
+                tokio::time::sleep(delay).await;
                 this.start(&pod, &node).await;
                 this.release(&uid, "start");
             });
@@ -104,6 +158,13 @@ impl Kubelet {
         };
         let now = Timestamp::now().to_string();
         let uid = pod.uid().unwrap_or_default();
+        // A broken pod runs but never passes its readiness probe.
+        let ready = !pod_is_broken(pod);
+        let restarts: i32 = pod.annotations().get(ANNOTATION_RESTARTS).and_then(|v| v.parse().ok()).unwrap_or(0);
+        // Pinot joins its cluster before its readiness probe passes.
+        if ready && let Some((key, role, host)) = pinot_identity(pod) {
+            self.pinot.pod_ready(key, role, &host, &pod.name_any());
+        }
         let containers: Vec<_> = pod
             .spec
             .as_ref()
@@ -117,20 +178,20 @@ impl Kubelet {
                     "image": image,
                     "imageID": format!("sim://{image}"),
                     "containerID": format!("sim://{uid}/{}", c.name),
-                    "ready": true,
+                    "ready": ready,
                     "started": true,
-                    "restartCount": 0,
+                    "restartCount": restarts,
                     "state": {"running": {"startedAt": now}},
                 })
             })
             .collect();
-        let condition = |t: &str| json!({"type": t, "status": "True", "lastTransitionTime": now});
+        let condition = |t: &str, ok: bool| json!({"type": t, "status": if ok { "True" } else { "False" }, "lastTransitionTime": now});
         let patch = json!({"status": {
             "phase": "Running",
             "hostIP": host_ip,
             "podIP": pod_ip,
             "startTime": now,
-            "conditions": [condition("Initialized"), condition("Ready"), condition("ContainersReady"), condition("PodScheduled")],
+            "conditions": [condition("Initialized", true), condition("Ready", ready), condition("ContainersReady", ready), condition("PodScheduled", true)],
             "containerStatuses": containers,
         }});
         for attempt in 0..5 {
@@ -160,6 +221,10 @@ impl Kubelet {
             Err(e) => tracing::warn!(pod = %pod.name_any(), error = %e, "finalizing pod failed"),
         }
     }
+}
+
+fn is_running(pod: &Pod) -> bool {
+    pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
 }
 
 fn is_running_and_ready(pod: &Pod) -> bool {

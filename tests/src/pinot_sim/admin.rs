@@ -61,7 +61,11 @@ struct Register {
     host: String,
 }
 
-async fn register(State(s): State<Arc<SimState>>, Path((ns, name)): Path<(String, String)>, Json(r): Json<Register>) -> Response {
+async fn register(
+    State(s): State<Arc<SimState>>,
+    Path((ns, name)): Path<(String, String)>,
+    Json(r): Json<Register>,
+) -> Response {
     let Some(role) = InstanceRole::parse(&r.role) else {
         return (StatusCode::BAD_REQUEST, "role must be controller, broker, server or minion").into_response();
     };
@@ -85,7 +89,11 @@ async fn clear_requests(State(s): State<Arc<SimState>>, Path((ns, name)): Path<(
     }
 }
 
-async fn faults(State(s): State<Arc<SimState>>, Path((ns, name)): Path<(String, String)>, Json(f): Json<Faults>) -> Response {
+async fn faults(
+    State(s): State<Arc<SimState>>,
+    Path((ns, name)): Path<(String, String)>,
+    Json(f): Json<Faults>,
+) -> Response {
     match s.with(&(ns.clone(), name.clone()), |c| c.faults = f) {
         Some(()) => StatusCode::NO_CONTENT.into_response(),
         None => missing(&ns, &name),
@@ -98,7 +106,11 @@ struct AddSegments {
     count: usize,
 }
 
-async fn add_segments(State(s): State<Arc<SimState>>, Path((ns, name)): Path<(String, String)>, Json(a): Json<AddSegments>) -> Response {
+async fn add_segments(
+    State(s): State<Arc<SimState>>,
+    Path((ns, name)): Path<(String, String)>,
+    Json(a): Json<AddSegments>,
+) -> Response {
     let result = s.with(&(ns.clone(), name.clone()), |c| {
         if !c.tables.contains_key(&a.table) {
             return Err(format!("no table {} (use the name with type, e.g. t_OFFLINE)", a.table));

@@ -198,10 +198,19 @@ fn check_schema(schema: &Value) -> Result<String, Resp> {
     for kind in ["dimensionFieldSpecs", "metricFieldSpecs", "dateTimeFieldSpecs"] {
         for f in schema[kind].as_array().into_iter().flatten() {
             if f["name"].as_str().is_none() || f["dataType"].as_str().is_none() {
-                return Err(error(400, format!("Invalid schema: {name}. Reason: every field in {kind} needs a name and a dataType")));
+                return Err(error(
+                    400,
+                    format!("Invalid schema: {name}. Reason: every field in {kind} needs a name and a dataType"),
+                ));
             }
             if kind == "dateTimeFieldSpecs" && (f["format"].as_str().is_none() || f["granularity"].as_str().is_none()) {
-                return Err(error(400, format!("Invalid schema: {name}. Reason: dateTime field {} needs format and granularity", f["name"])));
+                return Err(error(
+                    400,
+                    format!(
+                        "Invalid schema: {name}. Reason: dateTime field {} needs format and granularity",
+                        f["name"]
+                    ),
+                ));
             }
         }
     }
@@ -235,10 +244,20 @@ fn store_schema(c: &mut Cluster, schema: Value, name: &str, force: bool, reload:
     }
     c.schemas.insert(name.to_string(), schema);
     if reload {
-        let tables: Vec<String> = c.tables.iter().filter(|(_, t)| schema_of(t) == name).map(|(n, _)| n.clone()).collect();
+        let tables: Vec<String> =
+            c.tables.iter().filter(|(_, t)| schema_of(t) == name).map(|(n, _)| n.clone()).collect();
         for t in tables {
             let id = c.next_job_id("reload");
-            c.jobs.insert(id.clone(), Job { id, kind: "RELOAD".into(), table: t, status: "DONE".into(), submitted_by: "schema-update".into() });
+            c.jobs.insert(
+                id.clone(),
+                Job {
+                    id,
+                    kind: "RELOAD".into(),
+                    table: t,
+                    status: "DONE".into(),
+                    submitted_by: "schema-update".into(),
+                },
+            );
         }
     }
     ok(json!({"unrecognizedProperties": {}, "status": format!("{name} successfully added")}))
@@ -270,7 +289,13 @@ fn put_schema(c: &mut Cluster, r: &Req) -> Resp {
         Err(e) => return e,
     };
     if name != r.p("schema") {
-        return error(400, format!("Schema name mismatch for uploaded schema, tried to add schema with name {name} as {}", r.p("schema")));
+        return error(
+            400,
+            format!(
+                "Schema name mismatch for uploaded schema, tried to add schema with name {name} as {}",
+                r.p("schema")
+            ),
+        );
     }
     if !c.schemas.contains_key(&name) {
         return error(404, format!("Schema {name} not found"));
@@ -331,7 +356,12 @@ fn check_table(c: &Cluster, mut config: Value) -> Result<(String, Value), Resp> 
     };
     let table_type = match config["tableType"].as_str() {
         Some(t @ ("OFFLINE" | "REALTIME")) => t.to_string(),
-        other => return Err(error(400, format!("Invalid table config for table {name}: tableType must be OFFLINE or REALTIME, got {other:?}"))),
+        other => {
+            return Err(error(
+                400,
+                format!("Invalid table config for table {name}: tableType must be OFFLINE or REALTIME, got {other:?}"),
+            ));
+        }
     };
     let with_type = format!("{}_{table_type}", raw_name(&name));
     if config["segmentsConfig"].is_null() {
@@ -339,19 +369,30 @@ fn check_table(c: &Cluster, mut config: Value) -> Result<(String, Value), Resp> 
     }
     let schema_name = schema_of(&config);
     let Some(schema) = c.schemas.get(&schema_name) else {
-        return Err(error(400, format!("Invalid table config for table {with_type}: schema {schema_name} does not exist")));
+        return Err(error(
+            400,
+            format!("Invalid table config for table {with_type}: schema {schema_name} does not exist"),
+        ));
     };
     if table_type == "REALTIME"
         && config["tableIndexConfig"]["streamConfigs"].is_null()
         && config["ingestionConfig"]["streamIngestionConfig"].is_null()
     {
-        return Err(error(400, format!("Invalid table config for table {with_type}: a REALTIME table needs streamConfigs")));
+        return Err(error(
+            400,
+            format!("Invalid table config for table {with_type}: a REALTIME table needs streamConfigs"),
+        ));
     }
     if !config["upsertConfig"].is_null()
         && config["upsertConfig"]["mode"].as_str() != Some("NONE")
         && schema["primaryKeyColumns"].as_array().is_none_or(|a| a.is_empty())
     {
-        return Err(error(400, format!("Invalid table config for table {with_type}: upsert table must have primary key columns in the schema")));
+        return Err(error(
+            400,
+            format!(
+                "Invalid table config for table {with_type}: upsert table must have primary key columns in the schema"
+            ),
+        ));
     }
     config["tableName"] = json!(with_type);
     if config["tenants"].is_null() {
@@ -373,7 +414,10 @@ fn check_table(c: &Cluster, mut config: Value) -> Result<(String, Value), Resp> 
     let broker = format!("{}_BROKER", config["tenants"]["broker"].as_str().unwrap_or("DefaultTenant"));
     for tag in [&server, &broker] {
         if !c.instances.values().any(|i| i.tags.contains(tag)) {
-            return Err(error(400, format!("Invalid table config for table {with_type}: Failed to find instances with tag: {tag}")));
+            return Err(error(
+                400,
+                format!("Invalid table config for table {with_type}: Failed to find instances with tag: {tag}"),
+            ));
         }
     }
     Ok((with_type, config))
@@ -389,7 +433,12 @@ fn post_table(c: &mut Cluster, r: &Req) -> Resp {
         Err(e) => return e,
     };
     if c.tables.contains_key(&name) {
-        return error(409, format!("Table config for {name} already exists. If this is unexpected, try deleting the table to remove all metadata associated with it."));
+        return error(
+            409,
+            format!(
+                "Table config for {name} already exists. If this is unexpected, try deleting the table to remove all metadata associated with it."
+            ),
+        );
     }
     c.tables.insert(name.clone(), config);
     c.segments.entry(name.clone()).or_default();
@@ -474,7 +523,9 @@ fn table_state(c: &mut Cluster, r: &Req) -> Resp {
     }
     match r.q("state").map(str::to_ascii_lowercase).as_deref() {
         None => ok(json!({"state": "enabled"})),
-        Some("enable" | "disable") => ok(json!([{"tableName": names[0], "status": "Request to change state processed"}])),
+        Some("enable" | "disable") => {
+            ok(json!([{"tableName": names[0], "status": "Request to change state processed"}]))
+        }
         Some(other) => error(400, format!("Unknown state {other}")),
     }
 }
@@ -493,8 +544,19 @@ fn rebalance_table(c: &mut Cluster, r: &Req) -> Resp {
         c.rebalance(&name);
     }
     let status = if dry_run { "NO_OP" } else { "DONE" };
-    c.jobs.insert(id.clone(), Job { id: id.clone(), kind: "TABLE_REBALANCE".into(), table: name.clone(), status: status.into(), submitted_by: "api".into() });
-    ok(json!({"jobId": id, "status": status, "description": format!("Rebalance of {name} {}", if dry_run { "dry run" } else { "completed" })}))
+    c.jobs.insert(
+        id.clone(),
+        Job {
+            id: id.clone(),
+            kind: "TABLE_REBALANCE".into(),
+            table: name.clone(),
+            status: status.into(),
+            submitted_by: "api".into(),
+        },
+    );
+    ok(
+        json!({"jobId": id, "status": status, "description": format!("Rebalance of {name} {}", if dry_run { "dry run" } else { "completed" })}),
+    )
 }
 
 fn cancel_rebalance(c: &mut Cluster, r: &Req) -> Resp {
@@ -520,8 +582,10 @@ fn job_status(c: &mut Cluster, r: &Req) -> Resp {
         })),
         Some(j) => {
             let total = c.segments.get(&j.table).map(|s| s.len()).unwrap_or(0);
-            ok(json!({"totalSegmentCount": total, "successCount": total, "totalServersQueried": 1, "totalServerCallsFailed": 0,
-                      "metadata": {"jobId": j.id, "tableName": j.table, "jobType": "RELOAD_SEGMENT"}}))
+            ok(
+                json!({"totalSegmentCount": total, "successCount": total, "totalServersQueried": 1, "totalServerCallsFailed": 0,
+                      "metadata": {"jobId": j.id, "tableName": j.table, "jobType": "RELOAD_SEGMENT"}}),
+            )
         }
         None => error(404, format!("Failed to find controller job id: {}", r.p("job"))),
     }
@@ -539,7 +603,16 @@ fn reload_segments(c: &mut Cluster, r: &Req) -> Resp {
         if c.tables.contains_key(&name) {
             let id = c.next_job_id("reload");
             let segments = c.segments.get(&name).map(|s| s.len()).unwrap_or(0);
-            c.jobs.insert(id.clone(), Job { id: id.clone(), kind: "RELOAD".into(), table: name.clone(), status: "DONE".into(), submitted_by: "api".into() });
+            c.jobs.insert(
+                id.clone(),
+                Job {
+                    id: id.clone(),
+                    kind: "RELOAD".into(),
+                    table: name.clone(),
+                    status: "DONE".into(),
+                    submitted_by: "api".into(),
+                },
+            );
             out.insert(name, json!({"reloadJobId": id, "reloadJobMetaZKStorageStatus": "SUCCESS", "numMessagesSent": segments.to_string()}));
         }
     }
@@ -648,7 +721,10 @@ fn tenant_body(r: &Req) -> Result<TenantBody, Resp> {
 /// instances (in id order) and giving back the ones no longer needed.
 fn allocate(c: &mut Cluster, t: &TenantBody) -> Resp {
     let (untag, wanted): (&str, Vec<(String, usize)>) = match t.role {
-        InstanceRole::Server => ("server_untagged", vec![(format!("{}_OFFLINE", t.name), t.offline), (format!("{}_REALTIME", t.name), t.realtime)]),
+        InstanceRole::Server => (
+            "server_untagged",
+            vec![(format!("{}_OFFLINE", t.name), t.offline), (format!("{}_REALTIME", t.name), t.realtime)],
+        ),
         InstanceRole::Broker => ("broker_untagged", vec![(format!("{}_BROKER", t.name), t.instances)]),
         InstanceRole::Minion => ("minion_untagged", vec![(format!("{}_MINION", t.name), t.instances)]),
         InstanceRole::Controller => return error(400, "controllers have no tenants"),
@@ -662,10 +738,16 @@ fn allocate(c: &mut Cluster, t: &TenantBody) -> Resp {
     let free = untagged(c, t.role);
     let needed = t.instances.saturating_sub(pool.len());
     if needed > free.len() {
-        return error(500, format!(
-            "Failed to allocate instances to tenant {}: needs {} more instances of role {:?} but only {} are untagged",
-            t.name, needed, t.role, free.len()
-        ));
+        return error(
+            500,
+            format!(
+                "Failed to allocate instances to tenant {}: needs {} more instances of role {:?} but only {} are untagged",
+                t.name,
+                needed,
+                t.role,
+                free.len()
+            ),
+        );
     }
     pool.extend(free.into_iter().take(needed));
     pool.sort();
@@ -770,7 +852,9 @@ fn tenant_metadata(c: &mut Cluster, r: &Req) -> Resp {
 fn tables_of_tenant(c: &Cluster, tenant: &str) -> Vec<String> {
     c.tables
         .iter()
-        .filter(|(_, t)| t["tenants"]["server"].as_str() == Some(tenant) || t["tenants"]["broker"].as_str() == Some(tenant))
+        .filter(|(_, t)| {
+            t["tenants"]["server"].as_str() == Some(tenant) || t["tenants"]["broker"].as_str() == Some(tenant)
+        })
         .map(|(n, _)| raw_name(n).to_string())
         .collect()
 }
@@ -812,12 +896,19 @@ fn delete_tenant(c: &mut Cluster, r: &Req) -> Resp {
 
 fn rebalance_tenant(c: &mut Cluster, r: &Req) -> Resp {
     let name = r.p("tenant").to_string();
-    let tables: Vec<String> = c.tables.iter().filter(|(_, t)| t["tenants"]["server"].as_str() == Some(&name)).map(|(n, _)| n.clone()).collect();
+    let tables: Vec<String> = c
+        .tables
+        .iter()
+        .filter(|(_, t)| t["tenants"]["server"].as_str() == Some(&name))
+        .map(|(n, _)| n.clone())
+        .collect();
     for t in &tables {
         c.rebalance(t);
     }
     let id = c.next_job_id("tenant-rebalance");
-    ok(json!({"jobId": id, "rebalanceTableResults": tables.iter().map(|t| (t.clone(), json!({"status": "DONE"}))).collect::<serde_json::Map<_, _>>()}))
+    ok(
+        json!({"jobId": id, "rebalanceTableResults": tables.iter().map(|t| (t.clone(), json!({"status": "DONE"}))).collect::<serde_json::Map<_, _>>()}),
+    )
 }
 
 // ---- instances ----
@@ -858,7 +949,10 @@ fn delete_instance(c: &mut Cluster, r: &Req) -> Resp {
     }
     let segments = c.segments_on(&id);
     if segments > 0 {
-        return error(409, format!("Failed to drop instance {id} - Instance {id} exists in ideal state for {segments} segments"));
+        return error(
+            409,
+            format!("Failed to drop instance {id} - Instance {id} exists in ideal state for {segments} segments"),
+        );
     }
     c.instances.remove(&id);
     ok(json!({"status": format!("Successfully dropped instance {id}")}))
@@ -895,7 +989,8 @@ fn instance_state(c: &mut Cluster, r: &Req) -> Resp {
 }
 
 fn validate_drop(c: &mut Cluster, r: &Req) -> Resp {
-    let names: Vec<String> = r.q("instanceNames").unwrap_or_default().split(',').filter(|s| !s.is_empty()).map(str::to_string).collect();
+    let names: Vec<String> =
+        r.q("instanceNames").unwrap_or_default().split(',').filter(|s| !s.is_empty()).map(str::to_string).collect();
     let out: Vec<Value> = names
         .iter()
         .map(|id| {
@@ -939,4 +1034,3 @@ fn validate_update_tags(c: &mut Cluster, r: &Req) -> Resp {
         .collect();
     ok(json!(out))
 }
-

@@ -147,8 +147,7 @@ impl Cluster {
     /// Whether the cluster's controller answers at all.
     pub fn controller_up(&self) -> bool {
         !self.faults.unhealthy
-            && (!self.kubelet_managed
-                || self.instances.values().any(|i| i.role == InstanceRole::Controller && i.live))
+            && (!self.kubelet_managed || self.instances.values().any(|i| i.role == InstanceRole::Controller && i.live))
     }
 
     pub fn next_job_id(&mut self, kind: &str) -> String {
