@@ -1,4 +1,5 @@
 # The entry point of the Pinot control plane, as users of operators expect.
+#   make sandbox    the whole control plane on this machine, with a live view; Ctrl-C stops it
 #   make test       everything CI runs: lints, unit tests, integration tests on a real apiserver
 #   make run        the operator against the cluster of the current kubeconfig
 #   make kube-up    start the local control plane (kube-apiserver 1.20 + simulated data plane)
@@ -9,7 +10,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 
-.PHONY: help deps build test unit-test lint kube-up kube-down kube-purge run crds
+.PHONY: help deps build sandbox test unit-test lint kube-up kube-down kube-purge run crds
 
 help:
 	@sed -n 's/^#   /  /p' Makefile
@@ -44,6 +45,9 @@ test: deps lint
 	  trap '[ -n "$$started" ] && ./deploy/local/kube-down.sh' EXIT; \
 	  PINOT_TEST_KUBECONFIG="$$kubeconfig" $(CARGO) test --workspace; \
 	fi
+
+sandbox: deps
+	@./deploy/local/sandbox.sh
 
 kube-up: deps
 	@./deploy/local/kube-up.sh

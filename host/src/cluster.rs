@@ -20,7 +20,7 @@ use futures::StreamExt;
 use k8s_openapi::{
     api::{
         apps::v1::StatefulSet,
-        core::v1::{ConfigMap, Service},
+        core::v1::{ConfigMap, ObjectReference, Service},
     },
     jiff::Timestamp,
 };
@@ -246,31 +246,54 @@ pub async fn reconcile(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result<
 }
 
 async fn publish_report(ctx: &Context, cluster: &PinotCluster, report: &ApplyReport) {
-    for (kind, name) in &report.created {
-        publish(ctx, cluster, EventType::Normal, "Created", "Apply", format!("created {} {name}", kind.as_str())).await;
-    }
-    for (kind, name) in &report.updated {
-        publish(ctx, cluster, EventType::Normal, "Updated", "Apply", format!("updated {} {name}", kind.as_str())).await;
-    }
-    for (kind, name) in &report.deleted {
-        publish(
-            ctx,
-            cluster,
-            EventType::Normal,
-            "Deleted",
-            "Delete",
-            format!("deleted {} {name}: no longer in the spec", kind.as_str()),
-        )
-        .await;
+    let changes = [
+        (&report.created, "Created", "created"),
+        (&report.updated, "Updated", "updated"),
+        (&report.deleted, "Deleted", "deleted"),
+    ];
+    for (list, reason, verb) in changes {
+        for (kind, name) in list {
+            let mut note = format!("{verb} {} {name}", kind.as_str());
+            if reason == "Deleted" {
+                note.push_str(": no longer in the spec");
+            }
+            let related = child_reference(ctx, cluster, *kind, name);
+            publish_related(ctx, cluster, EventType::Normal, reason, "Apply", note, Some(related)).await;
+        }
     }
     for failure in &report.failed {
         publish(ctx, cluster, EventType::Warning, "ApplyFailed", "Apply", failure.to_string()).await;
     }
 }
 
+/// A reference to a child, so that events about different children are not merged into one
+/// series by the recorder.
+fn child_reference(ctx: &Context, cluster: &PinotCluster, kind: ChildKind, name: &str) -> ObjectReference {
+    let resource = ctx.apis.resource(kind);
+    ObjectReference {
+        api_version: Some(resource.api_version),
+        kind: Some(resource.kind),
+        name: Some(name.to_string()),
+        namespace: cluster.namespace(),
+        ..Default::default()
+    }
+}
+
 /// Publishes an event about the cluster; a failure to publish is logged, never fatal.
 async fn publish(ctx: &Context, cluster: &PinotCluster, type_: EventType, reason: &str, action: &str, note: String) {
-    let event = Event { type_, reason: reason.into(), note: Some(note), action: action.into(), secondary: None };
+    publish_related(ctx, cluster, type_, reason, action, note, None).await;
+}
+
+async fn publish_related(
+    ctx: &Context,
+    cluster: &PinotCluster,
+    type_: EventType,
+    reason: &str,
+    action: &str,
+    note: String,
+    secondary: Option<ObjectReference>,
+) {
+    let event = Event { type_, reason: reason.into(), note: Some(note), action: action.into(), secondary };
     if let Err(e) = ctx.recorder.publish(&event, &cluster.object_ref(&())).await {
         tracing::warn!(error = %e, reason, "publishing event failed");
     }

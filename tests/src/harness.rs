@@ -195,3 +195,43 @@ pub fn read_yaml<T: serde::de::DeserializeOwned>(relative: &str) -> T {
 pub fn condition(cluster: &PinotCluster, type_: &str) -> Option<(String, String)> {
     cluster.status.as_ref()?.conditions.iter().find(|c| c.type_ == type_).map(|c| (c.status.clone(), c.message.clone()))
 }
+
+/// Runs `kubectl` (the one on PATH, or the one built with the local control plane) against the
+/// test cluster and returns its standard output; panics with its error output when it fails.
+pub async fn kubectl(args: &[&str]) -> String {
+    let program = which_kubectl();
+    let output = tokio::process::Command::new(&program)
+        .arg("--kubeconfig")
+        .arg(kubeconfig_path())
+        .args(args)
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("running {}: {e}", program.display()));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "kubectl {} failed: {stderr}", args.join(" "));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn which_kubectl() -> PathBuf {
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            let candidate = dir.join("kubectl");
+            if candidate.is_file() {
+                return candidate;
+            }
+        }
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+    let cache = std::env::var_os("PINOT_OPERATOR_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|c| PathBuf::from(c).join("pinot-operator")))
+        .unwrap_or_else(|| home.join(".cache/pinot-operator"));
+    std::fs::read_dir(&cache)
+        .ok()
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("bin/kubectl"))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("no kubectl on PATH or in {}; run make kube-up", cache.display()))
+}

@@ -10,3 +10,4 @@
 pub mod data_plane;
 pub mod harness;
 pub mod pinot_sim;
+pub mod progress;

@@ -4,7 +4,10 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use futures::FutureExt;
-use pinot_testbed::data_plane::{self, DataPlaneConfig};
+use pinot_testbed::{
+    data_plane::{self, DataPlaneConfig},
+    progress,
+};
 
 #[derive(Parser)]
 #[command(name = "pinot-sim", about = "The simulated data plane of the Pinot control plane's sandbox and tests")]
@@ -32,6 +35,24 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:19000")]
         pinot_addr: std::net::SocketAddr,
     },
+    /// Shows one PinotCluster live: pools, pods, Pinot instances, conditions, operator events.
+    Watch {
+        #[arg(long, env = "KUBECONFIG")]
+        kubeconfig: Option<std::path::PathBuf>,
+        #[arg(long, default_value = "default")]
+        namespace: String,
+        #[arg(long)]
+        cluster: String,
+        /// The simulator's admin API.
+        #[arg(long, default_value = "http://127.0.0.1:19000/_sim/clusters")]
+        simulator: String,
+        /// Exit once the cluster is Available (exit code 0).
+        #[arg(long)]
+        until_available: bool,
+        /// A line shown under every frame.
+        #[arg(long, default_value = "")]
+        footer: String,
+    },
 }
 
 #[tokio::main]
@@ -40,6 +61,7 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,kube=warn".into()),
         )
+        .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
         Command::DataPlane { kubeconfig, zones, nodes_per_zone, readiness_delay_ms, pinot_addr } => {
@@ -55,6 +77,51 @@ async fn main() -> anyhow::Result<()> {
             data_plane::run(client, config, shutdown).await?;
             tracing::info!("simulated data plane stopped");
             Ok(())
+        }
+        Command::Watch { kubeconfig, namespace, cluster, simulator, until_available, footer } => {
+            let client = pinot_operator::kube_client(kubeconfig.as_deref()).await?;
+            watch(client, &namespace, &cluster, &simulator, until_available, &footer).await
+        }
+    }
+}
+
+async fn watch(
+    client: kube::Client,
+    namespace: &str,
+    cluster: &str,
+    simulator: &str,
+    until_available: bool,
+    footer: &str,
+) -> anyhow::Result<()> {
+    use std::io::{IsTerminal, Write};
+    let tty = std::io::stdout().is_terminal();
+    let mut last = String::new();
+    loop {
+        let snapshot = progress::Snapshot::take(&client, namespace, cluster, simulator).await;
+        let mut frame = snapshot.render(namespace, cluster);
+        if !footer.is_empty() {
+            frame.push('\n');
+            frame.push_str(footer);
+            frame.push('\n');
+        }
+        if frame != last {
+            let mut out = std::io::stdout().lock();
+            if tty {
+                // Clear the screen and draw the frame from the top.
+                write!(out, "\x1b[2J\x1b[H")?;
+            } else {
+                writeln!(out, "----")?;
+            }
+            write!(out, "{frame}")?;
+            out.flush()?;
+            last = frame;
+        }
+        if until_available && snapshot.available() {
+            return Ok(());
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = shutdown_signal() => return Ok(()),
         }
     }
 }
