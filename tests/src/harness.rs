@@ -29,6 +29,15 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is inside the repository").to_path_buf()
 }
 
+/// The team's shared folder (Pinot fixtures), beside the repository as CI checks it out;
+/// `PINOT_SHARED_DIR` overrides it.
+pub fn shared_dir() -> PathBuf {
+    match std::env::var_os("PINOT_SHARED_DIR") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => repo_root().join("../shared"),
+    }
+}
+
 /// The kubeconfig of the cluster tests run against.
 pub fn kubeconfig_path() -> PathBuf {
     match std::env::var_os("PINOT_TEST_KUBECONFIG") {

@@ -4,15 +4,17 @@
 use std::{path::PathBuf, sync::Arc};
 
 use pinot_testbed::{
-    harness::repo_root,
+    harness::shared_dir,
     pinot_sim::{Faults, PinotSimulator, SimState},
 };
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 
 fn fixture(path: &str) -> Value {
-    let file: PathBuf = repo_root().join("../shared/fixtures/pinot").join(path);
-    let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("reading {}: {e}", file.display()));
+    let file: PathBuf = shared_dir().join("fixtures/pinot").join(path);
+    let text = std::fs::read_to_string(&file).unwrap_or_else(|e| {
+        panic!("reading {}: {e} (set PINOT_SHARED_DIR to the folder holding fixtures/pinot)", file.display())
+    });
     serde_json::from_str(&text).unwrap()
 }
 
