@@ -460,6 +460,20 @@ mod tests {
         validate(&fixtures::cluster(&text)).unwrap()
     }
 
+    fn required_terms(spec: &PodSpec) -> &Vec<k8s_openapi::api::core::v1::NodeSelectorTerm> {
+        &spec
+            .affinity
+            .as_ref()
+            .unwrap()
+            .node_affinity
+            .as_ref()
+            .unwrap()
+            .required_during_scheduling_ignored_during_execution
+            .as_ref()
+            .unwrap()
+            .node_selector_terms
+    }
+
     fn pod_spec(sts: &StatefulSet) -> &PodSpec {
         sts.spec.as_ref().unwrap().template.spec.as_ref().unwrap()
     }
@@ -576,14 +590,7 @@ mod tests {
     fn single_zone_is_required_node_affinity() {
         let s = sts(&example(), "broker-b");
         let affinity = pod_spec(&s).affinity.as_ref().unwrap();
-        let terms = &affinity
-            .node_affinity
-            .as_ref()
-            .unwrap()
-            .required_during_scheduling_ignored_during_execution
-            .as_ref()
-            .unwrap()
-            .node_selector_terms;
+        let terms = required_terms(pod_spec(&s));
         assert_eq!(terms.len(), 1);
         let req = &terms[0].match_expressions.as_ref().unwrap()[0];
         assert_eq!(
@@ -605,17 +612,7 @@ mod tests {
             spread[0].label_selector.as_ref().unwrap().match_labels.as_ref().unwrap(),
             &pool_selector("analytics", "controller")
         );
-        let terms = &pod_spec(&s)
-            .affinity
-            .as_ref()
-            .unwrap()
-            .node_affinity
-            .as_ref()
-            .unwrap()
-            .required_during_scheduling_ignored_during_execution
-            .as_ref()
-            .unwrap()
-            .node_selector_terms;
+        let terms = required_terms(pod_spec(&s));
         assert_eq!(
             terms[0].match_expressions.as_ref().unwrap()[0].values.as_ref().unwrap(),
             &vec!["zone-a".to_string(), "zone-b".to_string()]
@@ -642,17 +639,7 @@ mod tests {
         assert_eq!(env.iter().find(|e| e.name == "JAVA_OPTS").unwrap().value.as_deref(), Some("-Xmx3G"));
         assert!(env.iter().any(|e| e.name == "EXTRA"));
         // Each of the user's node affinity terms is ANDed with the zone.
-        let terms = &spec
-            .affinity
-            .as_ref()
-            .unwrap()
-            .node_affinity
-            .as_ref()
-            .unwrap()
-            .required_during_scheduling_ignored_during_execution
-            .as_ref()
-            .unwrap()
-            .node_selector_terms;
+        let terms = required_terms(spec);
         assert_eq!(terms.len(), 2);
         for term in terms {
             let keys: Vec<&str> = term.match_expressions.as_ref().unwrap().iter().map(|r| r.key.as_str()).collect();

@@ -343,6 +343,14 @@ fn types_for(r: &Req) -> Result<Vec<&'static str>, Resp> {
     }
 }
 
+/// The raw table name of the path, and its names with type for the `type` query parameter
+/// (both types when it is absent).
+fn names_with_type(r: &Req) -> Result<(String, Vec<String>), Resp> {
+    let raw = raw_name(r.p("table")).to_string();
+    let names = types_for(r)?.into_iter().map(|t| format!("{raw}_{t}")).collect();
+    Ok((raw, names))
+}
+
 fn list_tables(c: &mut Cluster, _: &Req) -> Resp {
     let mut names: Vec<&str> = c.tables.keys().map(|k| raw_name(k)).collect();
     names.dedup();
@@ -453,15 +461,15 @@ fn validate_table(c: &mut Cluster, r: &Req) -> Resp {
 }
 
 fn get_table(c: &mut Cluster, r: &Req) -> Resp {
-    let types = match types_for(r) {
-        Ok(t) => t,
+    let (raw, names) = match names_with_type(r) {
+        Ok(v) => v,
         Err(e) => return e,
     };
-    let raw = raw_name(r.p("table"));
     let mut out = serde_json::Map::new();
-    for t in types {
-        if let Some(cfg) = c.tables.get(&format!("{raw}_{t}")) {
-            out.insert(t.to_string(), cfg.clone());
+    for name in names {
+        if let Some(cfg) = c.tables.get(&name) {
+            let t = name.rsplit('_').next().unwrap_or_default().to_string();
+            out.insert(t, cfg.clone());
         }
     }
     if out.is_empty() && !c.faults.legacy_missing_table {
@@ -492,14 +500,12 @@ fn put_table(c: &mut Cluster, r: &Req) -> Resp {
 }
 
 fn delete_table(c: &mut Cluster, r: &Req) -> Resp {
-    let types = match types_for(r) {
-        Ok(t) => t,
+    let (raw, names) = match names_with_type(r) {
+        Ok(v) => v,
         Err(e) => return e,
     };
-    let raw = raw_name(r.p("table")).to_string();
     let mut deleted = Vec::new();
-    for t in types {
-        let name = format!("{raw}_{t}");
+    for name in names {
         if c.tables.remove(&name).is_some() {
             c.segments.remove(&name);
             deleted.push(name);
@@ -512,12 +518,11 @@ fn delete_table(c: &mut Cluster, r: &Req) -> Resp {
 }
 
 fn table_state(c: &mut Cluster, r: &Req) -> Resp {
-    let raw = raw_name(r.p("table"));
-    let types = match types_for(r) {
-        Ok(t) => t,
+    let (raw, names) = match names_with_type(r) {
+        Ok(v) => v,
         Err(e) => return e,
     };
-    let names: Vec<String> = types.iter().map(|t| format!("{raw}_{t}")).filter(|n| c.tables.contains_key(n)).collect();
+    let names: Vec<String> = names.into_iter().filter(|n| c.tables.contains_key(n)).collect();
     if names.is_empty() {
         return error(404, format!("Table {raw} does not exist"));
     }
@@ -592,14 +597,12 @@ fn job_status(c: &mut Cluster, r: &Req) -> Resp {
 }
 
 fn reload_segments(c: &mut Cluster, r: &Req) -> Resp {
-    let types = match types_for(r) {
-        Ok(t) => t,
+    let (raw, names) = match names_with_type(r) {
+        Ok(v) => v,
         Err(e) => return e,
     };
-    let raw = raw_name(r.p("table")).to_string();
     let mut out = serde_json::Map::new();
-    for t in types {
-        let name = format!("{raw}_{t}");
+    for name in names {
         if c.tables.contains_key(&name) {
             let id = c.next_job_id("reload");
             let segments = c.segments.get(&name).map(|s| s.len()).unwrap_or(0);
@@ -631,14 +634,12 @@ fn need_reload(c: &mut Cluster, r: &Req) -> Resp {
 }
 
 fn segment_servers(c: &mut Cluster, r: &Req) -> Resp {
-    let types = match types_for(r) {
-        Ok(t) => t,
+    let (raw, names) = match names_with_type(r) {
+        Ok(v) => v,
         Err(e) => return e,
     };
-    let raw = raw_name(r.p("table")).to_string();
     let mut out = Vec::new();
-    for t in types {
-        let name = format!("{raw}_{t}");
+    for name in names {
         if let Some(segments) = c.segments.get(&name) {
             let mut map: HashMap<&str, Vec<&str>> = HashMap::new();
             for (seg, servers) in segments {
