@@ -5,6 +5,7 @@
 pub mod children;
 pub mod cluster;
 pub mod pinot;
+pub mod policy;
 pub mod role;
 
 use std::path::Path;

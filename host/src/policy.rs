@@ -1,0 +1,19 @@
+//! Policy plugins: WebAssembly components that decide, and the host that runs them.
+//!
+//! - [`contract`]: the host bindings of the WIT package `pinot:policy` (one module per
+//!   supported version; a new action case is a new version, and the old bindings stay).
+//! - [`runtime`]: one wasmtime `Engine`; a module is compiled and smoke-tested once
+//!   (`InstancePre`); every decision runs in a fresh `Store` under an epoch deadline and a
+//!   memory cap, so no state leaks between decisions and a broken plugin is an error value,
+//!   never a crash of the operator.
+//! - [`guardrails`]: every action is checked against the observed state before the host acts;
+//!   a plan with one invalid action is refused whole.
+//! - [`bundled`]: the default policies, built for `wasm32-wasip2` and embedded in the binary.
+
+pub mod bundled;
+pub mod contract;
+pub mod guardrails;
+pub mod runtime;
+
+pub use contract::types::{Action, ClusterState, Info};
+pub use runtime::{DecisionError, LoadError, LoadedPolicy, PolicyEngine, PolicyKind, PolicyLimits};

@@ -1,0 +1,359 @@
+//! The wasmtime host: one `Engine` for the process, one `InstancePre` per loaded module, and a
+//! fresh `Store` per decision with an epoch deadline and a memory cap. Rust `wasm32-wasip2`
+//! components import `wasi:cli` and `wasi:io` even for pure logic, so a minimal WASI with an
+//! empty context (no files, no environment, no network, no arguments) is linked; components
+//! that import no WASI at all load too.
+
+use std::{
+    collections::HashMap,
+    fmt,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use sha2::{Digest, Sha256};
+use wasmtime::{
+    Config, Engine, ResourceLimiter, Store, Trap,
+    component::{Component, HasSelf, Linker, ResourceTable},
+};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::contract::{
+    API_VERSION, host,
+    scaling::{ScalingPolicy, ScalingPolicyPre},
+    tenant::{TenantPolicy, TenantPolicyPre},
+    types::{Action, ClusterState, Info},
+    upgrade::{UpgradePolicy, UpgradePolicyPre},
+};
+
+/// The epoch advances this often; deadlines are counted in these ticks.
+const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Which decision a policy takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PolicyKind {
+    Upgrade,
+    Scaling,
+    Tenant,
+}
+
+impl PolicyKind {
+    pub fn world(self) -> &'static str {
+        match self {
+            PolicyKind::Upgrade => "upgrade-policy",
+            PolicyKind::Scaling => "scaling-policy",
+            PolicyKind::Tenant => "tenant-policy",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "upgrade" | "upgrade-policy" => Some(PolicyKind::Upgrade),
+            "scaling" | "scaling-policy" => Some(PolicyKind::Scaling),
+            "tenant" | "tenant-policy" => Some(PolicyKind::Tenant),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for PolicyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.world())
+    }
+}
+
+/// Limits every decision runs under.
+#[derive(Clone, Copy, Debug)]
+pub struct PolicyLimits {
+    /// Wall time a decision may take.
+    pub deadline: Duration,
+    /// Linear memory a module may grow to.
+    pub memory_bytes: usize,
+}
+
+impl Default for PolicyLimits {
+    fn default() -> Self {
+        Self { deadline: Duration::from_millis(250), memory_bytes: 32 << 20 }
+    }
+}
+
+/// Why a module could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("the module does not compile as a WebAssembly component: {0}")]
+    Compile(String),
+    #[error(
+        "the component is not a {world} (it must export `info` and `{export}`, and import nothing but WASI and pinot:policy/host): {message}"
+    )]
+    WrongWorld { world: &'static str, export: &'static str, message: String },
+    #[error(
+        "the component says it implements {found}, but this operator supports {API_VERSION}; rebuild it with the current pinot-policy-sdk"
+    )]
+    WrongApiVersion { found: String },
+    #[error("the smoke test failed: {0}")]
+    SmokeTest(DecisionError),
+}
+
+/// Why a decision failed. The store is discarded; the operator keeps running.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum DecisionError {
+    #[error("the policy ran past its deadline of {0:?} and was stopped")]
+    Timeout(Duration),
+    #[error("the policy tried to use more than {0} bytes of memory and was stopped")]
+    OutOfMemory(usize),
+    #[error("the policy trapped: {0}")]
+    Trap(String),
+    #[error("the policy refused to decide: {0}")]
+    Refused(String),
+}
+
+/// What a module's `Store` holds: an empty WASI context and the memory accounting.
+pub struct PluginState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    memory_limit: usize,
+    memory_exceeded: bool,
+    plugin: Arc<str>,
+}
+
+impl WasiView for PluginState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl ResourceLimiter for PluginState {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.memory_limit {
+            self.memory_exceeded = true;
+            // Trap instead of returning -1 from memory.grow: Rust's allocator would abort anyway.
+            return Err(wasmtime::Error::msg(format!("memory limit of {} bytes exceeded", self.memory_limit)));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+impl host::Host for PluginState {
+    fn log(&mut self, level: host::Level, message: String) {
+        let plugin = &*self.plugin;
+        let message: String = message.chars().take(4096).collect();
+        match level {
+            host::Level::Debug => tracing::debug!(plugin, "{message}"),
+            host::Level::Info => tracing::info!(plugin, "{message}"),
+            host::Level::Warn => tracing::warn!(plugin, "{message}"),
+            host::Level::Error => tracing::error!(plugin, "{message}"),
+        }
+    }
+}
+
+enum Pre {
+    Upgrade(UpgradePolicyPre<PluginState>),
+    Scaling(ScalingPolicyPre<PluginState>),
+    Tenant(TenantPolicyPre<PluginState>),
+}
+
+/// A compiled, linked and smoke-tested module, ready for decisions.
+pub struct LoadedPolicy {
+    pub kind: PolicyKind,
+    pub name: Arc<str>,
+    pub info: Info,
+    /// `sha256:<hex>` of the module's bytes.
+    pub digest: String,
+    pre: Pre,
+}
+
+impl fmt::Debug for LoadedPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoadedPolicy")
+            .field("kind", &self.kind)
+            .field("name", &self.name)
+            .field("digest", &self.digest)
+            .finish()
+    }
+}
+
+/// `sha256:<hex>` of some bytes, as PinotPolicy digests are written.
+pub fn digest(bytes: &[u8]) -> String {
+    let hash = Sha256::digest(bytes);
+    let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}
+
+struct EngineInner {
+    engine: Engine,
+    linker: Linker<PluginState>,
+    limits: PolicyLimits,
+    stop_ticker: Arc<AtomicBool>,
+    /// Compiled components by digest: the same bytes are compiled once.
+    compiled: Mutex<HashMap<String, Component>>,
+}
+
+impl Drop for EngineInner {
+    fn drop(&mut self) {
+        self.stop_ticker.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The process's policy engine; cheap to clone.
+#[derive(Clone)]
+pub struct PolicyEngine {
+    inner: Arc<EngineInner>,
+}
+
+impl PolicyEngine {
+    pub fn new(limits: PolicyLimits) -> Result<Self, wasmtime::Error> {
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        config.epoch_interruption(true);
+        let engine = Engine::new(&config)?;
+        let mut linker: Linker<PluginState> = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        host::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)?;
+
+        let stop_ticker = Arc::new(AtomicBool::new(false));
+        let (ticker_engine, stop) = (engine.clone(), stop_ticker.clone());
+        std::thread::Builder::new()
+            .name("policy-epoch".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    ticker_engine.increment_epoch();
+                }
+            })
+            .map_err(|e| wasmtime::Error::msg(format!("starting the epoch ticker: {e}")))?;
+        Ok(Self { inner: Arc::new(EngineInner { engine, linker, limits, stop_ticker, compiled: Mutex::default() }) })
+    }
+
+    pub fn limits(&self) -> PolicyLimits {
+        self.inner.limits
+    }
+
+    fn compile(&self, bytes: &[u8], digest: &str) -> Result<Component, LoadError> {
+        if let Some(c) = self.inner.compiled.lock().unwrap_or_else(|e| e.into_inner()).get(digest) {
+            return Ok(c.clone());
+        }
+        let component = Component::new(&self.inner.engine, bytes).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        self.inner.compiled.lock().unwrap_or_else(|e| e.into_inner()).insert(digest.to_string(), component.clone());
+        Ok(component)
+    }
+
+    /// Compiles, links and smoke-tests a module: `info()` must answer with the supported
+    /// api-version, and a decision on an empty cluster must finish within the limits.
+    pub fn load(&self, kind: PolicyKind, name: &str, bytes: &[u8]) -> Result<LoadedPolicy, LoadError> {
+        let digest = digest(bytes);
+        let component = self.compile(bytes, &digest)?;
+        let wrong = |e: wasmtime::Error| LoadError::WrongWorld {
+            world: kind.world(),
+            export: export_name(kind),
+            message: format!("{e:#}"),
+        };
+        let instance_pre = self.inner.linker.instantiate_pre(&component).map_err(wrong)?;
+        let pre = match kind {
+            PolicyKind::Upgrade => Pre::Upgrade(UpgradePolicyPre::new(instance_pre).map_err(wrong)?),
+            PolicyKind::Scaling => Pre::Scaling(ScalingPolicyPre::new(instance_pre).map_err(wrong)?),
+            PolicyKind::Tenant => Pre::Tenant(TenantPolicyPre::new(instance_pre).map_err(wrong)?),
+        };
+        let mut loaded = LoadedPolicy {
+            kind,
+            name: Arc::from(name),
+            info: Info { name: String::new(), version: String::new(), api_version: String::new() },
+            digest,
+            pre,
+        };
+        loaded.info = self.info(&loaded).map_err(LoadError::SmokeTest)?;
+        if loaded.info.api_version != API_VERSION {
+            return Err(LoadError::WrongApiVersion { found: loaded.info.api_version });
+        }
+        self.decide(&loaded, &empty_state()).map_err(LoadError::SmokeTest)?;
+        Ok(loaded)
+    }
+
+    fn store(&self, plugin: &Arc<str>) -> Store<PluginState> {
+        let state = PluginState {
+            wasi: WasiCtx::builder().build(),
+            table: ResourceTable::new(),
+            memory_limit: self.inner.limits.memory_bytes,
+            memory_exceeded: false,
+            plugin: plugin.clone(),
+        };
+        let mut store = Store::new(&self.inner.engine, state);
+        store.limiter(|s| s);
+        let ticks = (self.inner.limits.deadline.as_micros() / EPOCH_TICK.as_micros()).max(1) as u64;
+        store.set_epoch_deadline(ticks);
+        store.epoch_deadline_trap();
+        store
+    }
+
+    fn classify(&self, store: &Store<PluginState>, error: wasmtime::Error) -> DecisionError {
+        if store.data().memory_exceeded {
+            return DecisionError::OutOfMemory(self.inner.limits.memory_bytes);
+        }
+        match error.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => DecisionError::Timeout(self.inner.limits.deadline),
+            _ => DecisionError::Trap(format!("{error:#}")),
+        }
+    }
+
+    /// Asks the module what it is.
+    pub fn info(&self, policy: &LoadedPolicy) -> Result<Info, DecisionError> {
+        let mut store = self.store(&policy.name);
+        let result = match &policy.pre {
+            Pre::Upgrade(p) => p.instantiate(&mut store).and_then(|i| i.call_info(&mut store)),
+            Pre::Scaling(p) => p.instantiate(&mut store).and_then(|i| i.call_info(&mut store)),
+            Pre::Tenant(p) => p.instantiate(&mut store).and_then(|i| i.call_info(&mut store)),
+        };
+        result.map_err(|e| self.classify(&store, e))
+    }
+
+    /// One decision, in a fresh store.
+    pub fn decide(&self, policy: &LoadedPolicy, state: &ClusterState) -> Result<Vec<Action>, DecisionError> {
+        let mut store = self.store(&policy.name);
+        let result = match &policy.pre {
+            Pre::Upgrade(p) => {
+                p.instantiate(&mut store).and_then(|i: UpgradePolicy| i.call_plan_upgrade(&mut store, state))
+            }
+            Pre::Scaling(p) => {
+                p.instantiate(&mut store).and_then(|i: ScalingPolicy| i.call_plan_scaling(&mut store, state))
+            }
+            Pre::Tenant(p) => {
+                p.instantiate(&mut store).and_then(|i: TenantPolicy| i.call_plan_tenants(&mut store, state))
+            }
+        };
+        match result {
+            Ok(Ok(actions)) => Ok(actions),
+            Ok(Err(message)) => Err(DecisionError::Refused(message)),
+            Err(e) => Err(self.classify(&store, e)),
+        }
+    }
+}
+
+fn export_name(kind: PolicyKind) -> &'static str {
+    match kind {
+        PolicyKind::Upgrade => "plan-upgrade",
+        PolicyKind::Scaling => "plan-scaling",
+        PolicyKind::Tenant => "plan-tenants",
+    }
+}
+
+/// The state of a cluster with nothing in it, for smoke tests.
+pub fn empty_state() -> ClusterState {
+    ClusterState {
+        name: "smoke-test".into(),
+        namespace: "smoke-test".into(),
+        generation: 1,
+        deployment_order: vec![],
+        pools: vec![],
+        conditions: vec![],
+        tables: vec![],
+        tenants: vec![],
+        now_unix_seconds: 0,
+        config: vec![],
+    }
+}

@@ -1,0 +1,328 @@
+//! Contract tests of the policy runtime with real `.wasm` components: golden decisions of the
+//! bundled defaults, and hostile modules that must each be contained with a specific error
+//! while the engine keeps serving decisions.
+
+use std::{path::Path, sync::Arc, time::Duration};
+
+use pinot_operator::policy::{
+    Action, ClusterState, DecisionError, LoadError, PolicyEngine, PolicyKind, PolicyLimits, bundled,
+    contract::types::{Instance, InstanceTags, Pod, Pool, Role, SetReplicas, Table, Tenant},
+    guardrails,
+};
+
+fn engine() -> PolicyEngine {
+    PolicyEngine::new(PolicyLimits { deadline: Duration::from_millis(200), memory_bytes: 16 << 20 }).unwrap()
+}
+
+fn module(name: &str) -> Vec<u8> {
+    std::fs::read(Path::new(bundled::WASM_DIR).join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+fn instance(id: &str, tags: &[&str], segments: u32, queries: bool) -> Instance {
+    Instance {
+        id: id.into(),
+        live: true,
+        enabled: true,
+        queries_enabled: queries,
+        tags: tags.iter().map(|t| t.to_string()).collect(),
+        segments,
+    }
+}
+
+fn pod(name: &str, ordinal: u32, revision: &str, ready: bool, instance: Option<Instance>) -> Pod {
+    Pod {
+        name: name.into(),
+        ordinal,
+        revision: revision.into(),
+        ready,
+        terminating: false,
+        restarts: 0,
+        age_seconds: 30,
+        instance,
+    }
+}
+
+fn pool(name: &str, role: Role, zone: &str, target: &str, pods: Vec<Pod>) -> Pool {
+    let n = pods.len() as u32;
+    Pool {
+        name: name.into(),
+        role,
+        zones: vec![zone.into()],
+        desired_replicas: n,
+        current_replicas: n,
+        min_replicas: 0,
+        max_replicas: 100,
+        ready_replicas: pods.iter().filter(|p| p.ready).count() as u32,
+        updated_replicas: pods.iter().filter(|p| p.revision == target).count() as u32,
+        current_revision: "r1".into(),
+        target_revision: target.into(),
+        image: "apachepinot/pinot:1.3.0".into(),
+        max_unavailable: 1,
+        pods,
+    }
+}
+
+fn state(pools: Vec<Pool>) -> ClusterState {
+    ClusterState {
+        name: "c".into(),
+        namespace: "ns".into(),
+        generation: 2,
+        deployment_order: vec![Role::Controller, Role::Broker, Role::Server, Role::Minion],
+        pools,
+        conditions: vec![],
+        tables: vec![],
+        tenants: vec![],
+        now_unix_seconds: 1_700_000_000,
+        config: vec![],
+    }
+}
+
+/// A cluster mid-upgrade: the controller is done, two zones of servers are not.
+fn upgrading(server_1_queries: bool) -> ClusterState {
+    state(vec![
+        pool("controller", Role::Controller, "zone-a", "r2", vec![pod("c-controller-0", 0, "r2", true, None)]),
+        pool(
+            "server-b",
+            Role::Server,
+            "zone-b",
+            "r2",
+            vec![pod("c-server-b-0", 0, "r1", true, Some(instance("Server_b0", &[], 0, true)))],
+        ),
+        pool(
+            "server-a",
+            Role::Server,
+            "zone-a",
+            "r2",
+            vec![
+                pod("c-server-a-0", 0, "r1", true, Some(instance("Server_a0", &[], 0, true))),
+                pod("c-server-a-1", 1, "r1", true, Some(instance("Server_a1", &[], 0, server_1_queries))),
+            ],
+        ),
+    ])
+}
+
+#[test]
+fn bundled_defaults_load_and_say_what_they_are() {
+    let engine = engine();
+    for (kind, name, bytes) in bundled::defaults() {
+        let loaded = engine.load(kind, name, bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(loaded.info.name, name);
+        assert_eq!(loaded.info.api_version, "pinot:policy@0.1.0");
+        assert!(loaded.digest.starts_with("sha256:") && loaded.digest.len() == 7 + 64);
+    }
+    // A module of one kind does not load as another.
+    let err = engine.load(PolicyKind::Scaling, "wrong", bundled::UPGRADE_DEFAULT).unwrap_err();
+    assert!(matches!(err, LoadError::WrongWorld { world: "scaling-policy", .. }), "{err}");
+    assert!(matches!(engine.load(PolicyKind::Upgrade, "junk", b"not wasm"), Err(LoadError::Compile(_))));
+}
+
+#[test]
+fn default_upgrade_goes_zone_by_zone_highest_ordinal_first_with_queries_drained() {
+    let engine = engine();
+    let upgrade = engine.load(PolicyKind::Upgrade, "upgrade-default", bundled::UPGRADE_DEFAULT).unwrap();
+    // Zone a before zone b; pod 1 before pod 0; queries off before the restart.
+    assert_eq!(engine.decide(&upgrade, &upgrading(true)).unwrap(), vec![Action::DisableQueries("Server_a1".into())]);
+    assert_eq!(engine.decide(&upgrade, &upgrading(false)).unwrap(), vec![Action::RestartPod("c-server-a-1".into())]);
+
+    // Back on the new revision and live: queries on again.
+    let mut back = upgrading(false);
+    back.pools[2].pods[1].revision = "r2".into();
+    assert_eq!(engine.decide(&upgrade, &back).unwrap(), vec![Action::EnableQueries("Server_a1".into())]);
+
+    // A restarted pod still not ready: wait, and never touch a second pod of the pool.
+    let mut restarting = upgrading(true);
+    restarting.pools[2].pods[1] = pod("c-server-a-1", 1, "r2", false, None);
+    let actions = engine.decide(&upgrade, &restarting).unwrap();
+    assert!(matches!(&actions[..], [Action::Wait(why)] if why.contains("c-server-a-1")), "{actions:?}");
+
+    // ... until its timeout: the upgrade halts, naming the pod.
+    restarting.pools[2].pods[1].age_seconds = 601;
+    let actions = engine.decide(&upgrade, &restarting).unwrap();
+    assert!(matches!(&actions[..], [Action::Block(why)] if why.contains("c-server-a-1")), "{actions:?}");
+
+    // Controllers come first.
+    let mut controllers_first = upgrading(true);
+    controllers_first.pools[0].pods[0].revision = "r1".into();
+    assert_eq!(engine.decide(&upgrade, &controllers_first).unwrap(), vec![Action::RestartPod("c-controller-0".into())]);
+
+    // Everything on the new revision: nothing to do.
+    let mut done = upgrading(true);
+    for pool in &mut done.pools {
+        for pod in &mut pool.pods {
+            pod.revision = "r2".into();
+        }
+    }
+    assert_eq!(engine.decide(&upgrade, &done).unwrap(), vec![]);
+}
+
+#[test]
+fn default_scaling_drains_a_server_before_removing_it_and_refuses_to_break_replication() {
+    let engine = engine();
+    let scaling = engine.load(PolicyKind::Scaling, "scaling-default", bundled::SCALING_DEFAULT).unwrap();
+    let tag = "DefaultTenant_OFFLINE";
+    let servers = |seg1: u32, tags1: &[&str]| {
+        let mut p = pool(
+            "server",
+            Role::Server,
+            "zone-a",
+            "r1",
+            vec![
+                pod("c-server-0", 0, "r1", true, Some(instance("S0", &[tag], 10, true))),
+                pod("c-server-1", 1, "r1", true, Some(instance("S1", &[tag], 10, true))),
+                pod("c-server-2", 2, "r1", true, Some(instance("S2", tags1, seg1, true))),
+            ],
+        );
+        p.desired_replicas = 2;
+        let mut s = state(vec![p]);
+        s.tables = vec![Table {
+            name: "t_OFFLINE".into(),
+            replication: 2,
+            server_tag: tag.into(),
+            broker_tag: "DefaultTenant_BROKER".into(),
+        }];
+        s
+    };
+    assert_eq!(
+        engine.decide(&scaling, &servers(10, &[tag])).unwrap(),
+        vec![
+            Action::UpdateTags(InstanceTags { instance: "S2".into(), tags: vec![] }),
+            Action::RebalanceTable("t_OFFLINE".into())
+        ]
+    );
+    let draining = engine.decide(&scaling, &servers(4, &[])).unwrap();
+    assert!(matches!(&draining[..], [Action::Wait(why)] if why.contains("segments left: 4")), "{draining:?}");
+    assert_eq!(
+        engine.decide(&scaling, &servers(0, &[])).unwrap(),
+        vec![Action::SetReplicas(SetReplicas { pool: "server".into(), replicas: 2 })]
+    );
+    let mut too_few = servers(10, &[tag]);
+    too_few.tables[0].replication = 3;
+    let refused = engine.decide(&scaling, &too_few).unwrap();
+    assert!(matches!(&refused[..], [Action::Block(why)] if why.contains("replication 3")), "{refused:?}");
+}
+
+#[test]
+fn default_tenant_policy_spreads_a_tenant_over_zones_using_untagged_instances() {
+    let engine = engine();
+    let tenants = engine.load(PolicyKind::Tenant, "tenant-default", bundled::TENANT_DEFAULT).unwrap();
+    let untagged = &["server_untagged"];
+    let mut s = state(vec![
+        pool(
+            "server-a",
+            Role::Server,
+            "zone-a",
+            "r1",
+            vec![
+                pod("a0", 0, "r1", true, Some(instance("A0", untagged, 0, true))),
+                pod("a1", 1, "r1", true, Some(instance("A1", untagged, 0, true))),
+            ],
+        ),
+        pool(
+            "server-b",
+            Role::Server,
+            "zone-b",
+            "r1",
+            vec![
+                pod("b0", 0, "r1", true, Some(instance("B0", &["other_OFFLINE"], 5, true))),
+                pod("b1", 1, "r1", true, Some(instance("B1", untagged, 0, true))),
+            ],
+        ),
+    ]);
+    s.tenants = vec![Tenant {
+        name: "sales".into(),
+        role: Role::Server,
+        instances: 2,
+        offline_instances: 2,
+        realtime_instances: 0,
+    }];
+    let actions = engine.decide(&tenants, &s).unwrap();
+    let tagged: Vec<&str> = actions
+        .iter()
+        .map(|a| match a {
+            Action::UpdateTags(t) => {
+                assert_eq!(t.tags, vec!["sales_OFFLINE".to_string()]);
+                t.instance.as_str()
+            }
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(tagged, vec!["A0", "B1"], "one per zone, never the instance serving another tenant");
+}
+
+#[test]
+fn hostile_modules_are_contained_with_specific_errors() {
+    let engine = engine();
+    let load = |file: &str| engine.load(PolicyKind::Upgrade, file, &module(file));
+    let state = upgrading(true);
+
+    let looping = load("pinot_test_endless_loop.wasm").unwrap();
+    assert_eq!(engine.decide(&looping, &state), Err(DecisionError::Timeout(Duration::from_millis(200))));
+
+    let bomb = load("pinot_test_memory_bomb.wasm").unwrap();
+    assert_eq!(engine.decide(&bomb, &state), Err(DecisionError::OutOfMemory(16 << 20)));
+
+    let panics = load("pinot_test_panics.wasm").unwrap();
+    assert!(matches!(engine.decide(&panics, &state), Err(DecisionError::Trap(_))));
+
+    let wrong = load("pinot_test_wrong_api_version.wasm").unwrap_err();
+    assert!(matches!(&wrong, LoadError::WrongApiVersion { found } if found == "pinot:policy@9.9.9"), "{wrong}");
+
+    // It gets no files, no directories and no environment.
+    let snoop = load("pinot_test_snoop.wasm").unwrap();
+    match engine.decide(&snoop, &state) {
+        Err(DecisionError::Refused(seen)) => {
+            assert!(seen.contains("file: Err("), "{seen}");
+            assert!(seen.contains("env vars: 0"), "{seen}");
+            assert!(seen.contains("root dir: Err("), "{seen}");
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // Invalid actions are refused whole by the guardrails.
+    let invalid = load("pinot_test_invalid_actions.wasm").unwrap();
+    let plan = engine.decide(&invalid, &state).unwrap();
+    let violation = guardrails::check(&state, &plan).unwrap_err();
+    assert_eq!(violation.index, 1);
+    assert!(violation.reason.contains("no pod no-such-pod-0"), "{violation}");
+
+    // After all that the engine still decides for everyone else.
+    let upgrade = engine.load(PolicyKind::Upgrade, "upgrade-default", bundled::UPGRADE_DEFAULT).unwrap();
+    assert_eq!(engine.decide(&upgrade, &state).unwrap(), vec![Action::DisableQueries("Server_a1".into())]);
+}
+
+#[test]
+fn a_looping_policy_does_not_hold_up_other_clusters_decisions() {
+    let engine = engine();
+    let looping = Arc::new(engine.load(PolicyKind::Upgrade, "loop", &module("pinot_test_endless_loop.wasm")).unwrap());
+    let good = Arc::new(engine.load(PolicyKind::Upgrade, "upgrade-default", bundled::UPGRADE_DEFAULT).unwrap());
+    let threads: Vec<_> = (0..8)
+        .map(|i| {
+            let (engine, policy) = (engine.clone(), if i % 2 == 0 { looping.clone() } else { good.clone() });
+            std::thread::spawn(move || (i, engine.decide(&policy, &upgrading(true))))
+        })
+        .collect();
+    for t in threads {
+        let (i, result) = t.join().expect("no decision panics the host");
+        if i % 2 == 0 {
+            assert!(matches!(result, Err(DecisionError::Timeout(_))));
+        } else {
+            assert_eq!(result.unwrap(), vec![Action::DisableQueries("Server_a1".into())]);
+        }
+    }
+}
+
+#[test]
+fn guardrails_keep_replicas_in_bounds_and_respect_the_disruption_budget() {
+    let state = upgrading(false);
+    let two_restarts = vec![Action::RestartPod("c-server-a-1".into()), Action::RestartPod("c-server-a-0".into())];
+    let v = guardrails::check(&state, &two_restarts).unwrap_err();
+    assert_eq!(v.index, 1);
+    assert!(v.reason.contains("maxUnavailable"), "{v}");
+    assert!(guardrails::check(&state, &two_restarts[..1]).is_ok());
+    let too_many = vec![Action::SetReplicas(SetReplicas { pool: "server-a".into(), replicas: 101 })];
+    assert!(guardrails::check(&state, &too_many).unwrap_err().reason.contains("0..=100"));
+    let no_table = vec![Action::RebalanceTable("nope_OFFLINE".into())];
+    assert!(guardrails::check(&state, &no_table).is_err());
+    let no_instance = vec![Action::EnableQueries("Server_zz".into())];
+    assert!(guardrails::check(&state, &no_instance).is_err());
+}

@@ -1,0 +1,117 @@
+//! The default upgrade policy: roles in `deploymentOrder`; within a role one zone at a time;
+//! within a pool at most `maxUnavailable` pods at once, highest ordinal first; a server's
+//! queries are disabled before it restarts and enabled again once it is back and live; a pod
+//! that does not become ready within `podReadyTimeoutSeconds` (default 600) halts the upgrade.
+//!
+//! Configuration: `podReadyTimeoutSeconds`.
+
+use pinot_policy_sdk::upgrade::{
+    self, Guest,
+    pinot::policy::types::{Action, ClusterState, Info, Pool, Role},
+};
+
+struct DefaultUpgrade;
+
+fn config_u64(state: &ClusterState, key: &str, default: u64) -> u64 {
+    state.config.iter().find(|(k, _)| k == key).and_then(|(_, v)| v.parse().ok()).unwrap_or(default)
+}
+
+fn first_zone(pool: &Pool) -> String {
+    pool.zones.first().cloned().unwrap_or_default()
+}
+
+/// What one pool needs next, or `None` when it is done.
+fn plan_pool(pool: &Pool, timeout: u64) -> Option<Vec<Action>> {
+    let target = &pool.target_revision;
+    // Servers back on the new revision get their queries back first.
+    for pod in &pool.pods {
+        if let Some(i) = &pod.instance
+            && pod.ready
+            && &pod.revision == target
+            && i.live
+            && !i.queries_enabled
+        {
+            return Some(vec![Action::EnableQueries(i.id.clone())]);
+        }
+    }
+    let unavailable: Vec<_> = pool.pods.iter().filter(|p| !p.ready || p.terminating).collect();
+    for pod in &unavailable {
+        if &pod.revision == target && !pod.terminating && pod.age_seconds > timeout {
+            return Some(vec![Action::Block(format!(
+                "pod {} of pool {} is not ready {}s after its restart (timeout {timeout}s); fix the cause or roll the spec back",
+                pod.name, pool.name, pod.age_seconds
+            ))]);
+        }
+    }
+    let pending: Vec<_> = pool.pods.iter().filter(|p| &p.revision != target && !p.terminating).collect();
+    if pending.is_empty() {
+        if unavailable.is_empty() && pool.ready_replicas >= pool.current_replicas {
+            return None;
+        }
+        let names: Vec<_> = unavailable.iter().map(|p| p.name.as_str()).collect();
+        return Some(vec![Action::Wait(format!(
+            "waiting for {} of pool {} to become ready",
+            names.join(", "),
+            pool.name
+        ))]);
+    }
+    let budget = pool.max_unavailable.max(1) as usize;
+    if unavailable.len() >= budget {
+        let names: Vec<_> = unavailable.iter().map(|p| p.name.as_str()).collect();
+        return Some(vec![Action::Wait(format!(
+            "upgrading pool {}: {}/{} pods updated; waiting for {}",
+            pool.name,
+            pool.updated_replicas,
+            pool.pods.len(),
+            names.join(", ")
+        ))]);
+    }
+    let mut actions = Vec::new();
+    let mut pending = pending;
+    pending.sort_by_key(|p| std::cmp::Reverse(p.ordinal));
+    for pod in pending.into_iter().take(budget - unavailable.len()) {
+        match &pod.instance {
+            Some(i) if pool.role == Role::Server && i.queries_enabled && i.live => {
+                actions.push(Action::DisableQueries(i.id.clone()));
+            }
+            _ => actions.push(Action::RestartPod(pod.name.clone())),
+        }
+    }
+    Some(actions)
+}
+
+impl Guest for DefaultUpgrade {
+    fn info() -> Info {
+        Info {
+            name: "upgrade-default".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            api_version: pinot_policy_sdk::API_VERSION.into(),
+        }
+    }
+
+    fn plan_upgrade(state: ClusterState) -> Result<Vec<Action>, String> {
+        let timeout = config_u64(&state, "podReadyTimeoutSeconds", 600);
+        for role in &state.deployment_order {
+            let mut pools: Vec<&Pool> = state.pools.iter().filter(|p| p.role == *role).collect();
+            pools.sort_by_key(|p| (first_zone(p), p.name.clone()));
+            // One zone at a time: the first zone with work decides.
+            let mut zone_with_work: Option<String> = None;
+            let mut actions = Vec::new();
+            for pool in pools {
+                if zone_with_work.as_ref().is_some_and(|z| *z != first_zone(pool)) {
+                    break;
+                }
+                if let Some(a) = plan_pool(pool, timeout) {
+                    zone_with_work = Some(first_zone(pool));
+                    actions.extend(a);
+                }
+            }
+            if !actions.is_empty() {
+                return Ok(actions);
+            }
+        }
+        Ok(vec![])
+    }
+}
+
+upgrade::export!(DefaultUpgrade with_types_in pinot_policy_sdk::upgrade);
