@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use pinot_operator::{
     cluster::{self, ControllerConfig},
     pinot::ControllerLocator,
+    policy::{ClusterState, LoadError, LoadedPolicy, PolicyEngine, PolicyKind, PolicyLimits, guardrails},
 };
 
 #[derive(Parser)]
@@ -20,6 +21,9 @@ struct Cli {
 enum Command {
     /// Print the CustomResourceDefinitions as YAML (kubectl apply -f - installs them).
     Crds,
+    /// Test and inspect policy plugins before they reach a cluster.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// Run the operator against the cluster of the current kubeconfig (or in-cluster).
     Run {
         /// Kubeconfig to use instead of KUBECONFIG / ~/.kube/config / the in-cluster account.
@@ -39,13 +43,45 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Run a module on an observed state from a file; print its actions and the guardrails'
+    /// verdict on each. Exit code 1 when the module fails or a guardrail refuses the plan.
+    Test {
+        /// The policy component (.wasm).
+        module: PathBuf,
+        /// The observed state, YAML or JSON (see deploy/examples/policy/).
+        #[arg(long)]
+        state: PathBuf,
+        /// upgrade, scaling or tenant; found from the module when absent.
+        #[arg(long)]
+        kind: Option<String>,
+    },
+    /// Print a module's info, world, api-version and digest.
+    Inspect {
+        /// The policy component (.wasm).
+        module: PathBuf,
+    },
+}
+
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+async fn main() -> std::process::ExitCode {
+    match run(Cli::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
         Command::Crds => {
             print!("{}", pinot_crds::crd_yaml());
             Ok(())
         }
+        Command::Policy(command) => policy_command(command),
         Command::Run { kubeconfig, namespace, controller_url_template, log_json } => {
             init_tracing(log_json);
             let client = pinot_operator::kube_client(kubeconfig.as_deref()).await?;
@@ -57,6 +93,72 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn policy_command(command: PolicyCommand) -> anyhow::Result<()> {
+    let engine = PolicyEngine::new(PolicyLimits::default())?;
+    match command {
+        PolicyCommand::Inspect { module } => {
+            let bytes = std::fs::read(&module).with_context(|| format!("reading {}", module.display()))?;
+            let (kind, loaded) = load_any(&engine, &module, &bytes, None)?;
+            println!("module:      {}", module.display());
+            println!("name:        {}", loaded.info.name);
+            println!("version:     {}", loaded.info.version);
+            println!("world:       pinot:policy/{}", kind.world());
+            println!("api-version: {}", loaded.info.api_version);
+            println!("digest:      {}", loaded.digest);
+            Ok(())
+        }
+        PolicyCommand::Test { module, state, kind } => {
+            let bytes = std::fs::read(&module).with_context(|| format!("reading {}", module.display()))?;
+            let kind = kind
+                .map(|k| {
+                    PolicyKind::parse(&k).ok_or_else(|| anyhow::anyhow!("--kind {k:?}: use upgrade, scaling or tenant"))
+                })
+                .transpose()?;
+            let (kind, loaded) = load_any(&engine, &module, &bytes, kind)?;
+            let text = std::fs::read_to_string(&state).with_context(|| format!("reading {}", state.display()))?;
+            let observed: ClusterState =
+                serde_yaml::from_str(&text).with_context(|| format!("{} is not an observed state", state.display()))?;
+            println!("policy {} {} ({kind}, {})", loaded.info.name, loaded.info.version, loaded.digest);
+            let actions = engine.decide(&loaded, &observed).map_err(|e| anyhow::anyhow!("the policy failed: {e}"))?;
+            if actions.is_empty() {
+                println!("no actions");
+            }
+            let verdicts = guardrails::verdicts(&observed, &actions);
+            for (action, verdict) in actions.iter().zip(&verdicts) {
+                match verdict {
+                    None => println!("  allowed  {}", guardrails::describe(action)),
+                    Some(why) => println!("  REFUSED  {}: {why}", guardrails::describe(action)),
+                }
+            }
+            if verdicts.iter().any(Option::is_some) {
+                anyhow::bail!("the guardrails refuse this plan: the host would carry out none of it");
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Loads a module as the given kind, or as whichever kind it implements.
+fn load_any(
+    engine: &PolicyEngine,
+    path: &std::path::Path,
+    bytes: &[u8],
+    kind: Option<PolicyKind>,
+) -> anyhow::Result<(PolicyKind, LoadedPolicy)> {
+    let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let kinds =
+        kind.map(|k| vec![k]).unwrap_or_else(|| vec![PolicyKind::Upgrade, PolicyKind::Scaling, PolicyKind::Tenant]);
+    let mut last = None;
+    for kind in kinds {
+        match engine.load(kind, &name, bytes) {
+            Ok(loaded) => return Ok((kind, loaded)),
+            Err(e @ LoadError::WrongWorld { .. }) => last = Some(e),
+            Err(e) => return Err(anyhow::anyhow!("{}: {e}", path.display())),
+        }
+    }
+    Err(anyhow::anyhow!("{}: {}", path.display(), last.expect("at least one kind was tried")))
 }
 
 fn init_tracing(json: bool) {
