@@ -68,6 +68,26 @@ pub struct PinotClusterSpec {
     /// While true the operator writes nothing to the cluster's objects; status says so.
     #[serde(default)]
     pub paused: bool,
+
+    /// The policies that decide for this cluster, by PinotPolicy name in the same namespace;
+    /// the bundled defaults when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policies: Option<ClusterPolicies>,
+}
+
+/// Which PinotPolicy decides what, for one cluster.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterPolicies {
+    /// PinotPolicy of kind `upgrade` (default: the bundled `upgrade-default`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrade: Option<String>,
+    /// PinotPolicy of kind `scaling` (default: the bundled `scaling-default`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scaling: Option<String>,
+    /// PinotPolicy of kind `tenant` (default: the bundled `tenant-default`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
 }
 
 /// Where Pinot finds ZooKeeper.

@@ -6,27 +6,29 @@
 //! fix, rather than being refused by an apiserver that (like 1.20) cannot run CEL rules.
 //!
 //! Kinds reserved for later API additions in the same group: `PinotSchema`, `PinotTable`,
-//! `PinotTenant`, `PinotPolicy`.
+//! `PinotTenant`.
 
 pub mod cluster;
+pub mod policy;
 
 pub use cluster::{
-    ClusterCondition, NodePool, PinotCluster, PinotClusterSpec, PinotClusterStatus, PinotControllerStatus,
-    PodOverrides, PoolStatus, PoolStorage, ZookeeperSpec,
+    ClusterCondition, ClusterPolicies, NodePool, PinotCluster, PinotClusterSpec, PinotClusterStatus,
+    PinotControllerStatus, PodOverrides, PoolStatus, PoolStorage, ZookeeperSpec,
 };
+pub use policy::{ConfigMapKey, PinotPolicy, PinotPolicySpec, PinotPolicyStatus, PolicyModuleSource};
 
 /// The API group of every kind in this crate.
 pub const GROUP: &str = "pinot.controlplane.dev";
 /// The API version of every kind in this crate.
 pub const VERSION: &str = "v1alpha1";
 /// Kinds that later versions of the API add; no other kind may take these names.
-pub const RESERVED_KINDS: [&str; 4] = ["PinotSchema", "PinotTable", "PinotTenant", "PinotPolicy"];
+pub const RESERVED_KINDS: [&str; 3] = ["PinotSchema", "PinotTable", "PinotTenant"];
 
 /// Every CRD this crate defines, as the YAML documents `pinot-operator crds` prints and
 /// `crds/pinot.controlplane.dev.yaml` holds.
 pub fn crd_yaml() -> String {
     use kube::CustomResourceExt;
-    let crds = [PinotCluster::crd()];
+    let crds = [PinotCluster::crd(), PinotPolicy::crd()];
     let mut out = String::new();
     for crd in crds {
         out.push_str("---\n");

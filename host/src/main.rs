@@ -1,13 +1,16 @@
 //! `pinot-operator`: the command line of the Pinot control plane.
 
-use std::path::PathBuf;
+use std::{path::PathBuf, sync::Arc};
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use pinot_operator::{
     cluster::{self, ControllerConfig},
     pinot::ControllerLocator,
-    policy::{ClusterState, LoadError, LoadedPolicy, PolicyEngine, PolicyKind, PolicyLimits, guardrails},
+    policy::{
+        ClusterState, LoadError, LoadedPolicy, PolicyEngine, PolicyKind, PolicyLimits, PolicyRegistry, guardrails,
+        reload::{self, ReloadConfig},
+    },
 };
 
 #[derive(Parser)]
@@ -37,6 +40,10 @@ enum Command {
         /// cluster's `pinot.controlplane.dev/controller-url` annotation overrides it.
         #[arg(long, env = "PINOT_CONTROLLER_URL_TEMPLATE", default_value = pinot_operator::pinot::DEFAULT_CONTROLLER_URL_TEMPLATE)]
         controller_url_template: String,
+        /// Directory of policy modules that PinotPolicies may name with `spec.module.file`
+        /// (e.g. a mounted ConfigMap); changes are picked up while the operator runs.
+        #[arg(long, env = "PINOT_POLICY_DIR")]
+        policy_dir: Option<PathBuf>,
         /// Log as JSON lines.
         #[arg(long, env = "PINOT_OPERATOR_LOG_JSON")]
         log_json: bool,
@@ -82,13 +89,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Policy(command) => policy_command(command),
-        Command::Run { kubeconfig, namespace, controller_url_template, log_json } => {
+        Command::Run { kubeconfig, namespace, controller_url_template, policy_dir, log_json } => {
             init_tracing(log_json);
             let client = pinot_operator::kube_client(kubeconfig.as_deref()).await?;
             let controllers = ControllerLocator::new(controller_url_template);
-            cluster::run(client, ControllerConfig { namespace, controllers }, shutdown_signal())
-                .await
-                .context("running the PinotCluster controller")?;
+            let registry = Arc::new(
+                PolicyRegistry::new(PolicyEngine::new(PolicyLimits::default())?)
+                    .context("loading the bundled policies")?,
+            );
+            let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+            tokio::spawn(async move {
+                shutdown_signal().await;
+                let _ = stop_tx.send(true);
+            });
+            let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+                let _ = rx.wait_for(|s| *s).await;
+            };
+            let reload_config = ReloadConfig { namespace: namespace.clone(), policy_dir };
+            let (clusters, ()) = tokio::join!(
+                cluster::run(client.clone(), ControllerConfig { namespace, controllers }, stopped(stop_rx.clone())),
+                reload::run(client, registry, reload_config, stopped(stop_rx)),
+            );
+            clusters.context("running the PinotCluster controller")?;
             tracing::info!("stopped");
             Ok(())
         }

@@ -13,7 +13,10 @@
 pub mod bundled;
 pub mod contract;
 pub mod guardrails;
+pub mod registry;
+pub mod reload;
 pub mod runtime;
 
 pub use contract::types::{Action, ClusterState, Info};
+pub use registry::{ActivePolicy, InstallError, PolicyRegistry, ResolveError};
 pub use runtime::{DecisionError, LoadError, LoadedPolicy, PolicyEngine, PolicyKind, PolicyLimits};

@@ -326,3 +326,60 @@ fn guardrails_keep_replicas_in_bounds_and_respect_the_disruption_budget() {
     let no_instance = vec![Action::EnableQueries("Server_zz".into())];
     assert!(guardrails::check(&state, &no_instance).is_err());
 }
+
+#[test]
+fn hot_reload_under_load_never_fails_a_decision() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    use pinot_operator::policy::{InstallError, PolicyRegistry, runtime::digest};
+
+    let registry = Arc::new(PolicyRegistry::new(engine()).unwrap());
+    let good_a = bundled::UPGRADE_DEFAULT.to_vec();
+    let good_b = module("pinot_test_invalid_actions.wasm");
+    let broken = b"\0asm broken".to_vec();
+    registry.install("ns", "team", PolicyKind::Upgrade, &good_a, &digest(&good_a), vec![]).unwrap();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (done, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let (registry, stop, done, failed) = (registry.clone(), stop.clone(), done.clone(), failed.clone());
+            std::thread::spawn(move || {
+                let state = upgrading(true);
+                while !stop.load(Ordering::Relaxed) {
+                    let result = registry
+                        .resolve("ns", Some("team"), PolicyKind::Upgrade)
+                        .map_err(|e| e.to_string())
+                        .and_then(|active| registry.decide(&active, &state).map_err(|e| e.to_string()));
+                    match result {
+                        Ok(_) => done.fetch_add(1, Ordering::Relaxed),
+                        Err(_) => failed.fetch_add(1, Ordering::Relaxed),
+                    };
+                }
+            })
+        })
+        .collect();
+
+    for round in 0..3 {
+        let next = if round % 2 == 0 { &good_b } else { &good_a };
+        registry.install("ns", "team", PolicyKind::Upgrade, next, &digest(next), vec![]).unwrap();
+        // A broken module, or one whose digest does not match, never replaces the good one.
+        let err = registry.install("ns", "team", PolicyKind::Upgrade, &broken, &digest(&broken), vec![]).unwrap_err();
+        assert_eq!(err.reason(), "DoesNotCompile");
+        let err = registry.install("ns", "team", PolicyKind::Upgrade, &good_a, &digest(&good_b), vec![]).unwrap_err();
+        assert!(matches!(err, InstallError::DigestMismatch { .. }));
+        assert_eq!(registry.get("ns", "team").unwrap().policy.digest, digest(next));
+    }
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.join().unwrap();
+    }
+    assert_eq!(failed.load(Ordering::Relaxed), 0, "no decision failed during the reloads");
+    assert!(done.load(Ordering::Relaxed) > 0);
+    // Round 2 installed good_b last.
+    assert_eq!(registry.get("ns", "team").unwrap().policy.digest, digest(&good_b));
+    assert_eq!(
+        registry.resolve("ns", Some("team"), PolicyKind::Scaling).unwrap_err().to_string(),
+        "PinotPolicy ns/team implements upgrade-policy, not scaling-policy; name a policy of the right kind"
+    );
+}

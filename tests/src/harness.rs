@@ -7,6 +7,7 @@
 use std::{
     future::Future,
     path::PathBuf,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -17,10 +18,14 @@ use kube::{
     Api, Client, CustomResourceExt, ResourceExt,
     api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams},
 };
-use pinot_crds::PinotCluster;
+use pinot_crds::{PinotCluster, PinotPolicy};
 use pinot_operator::{
     cluster::{self, ControllerConfig},
     pinot::ControllerLocator,
+    policy::{
+        PolicyEngine, PolicyLimits, PolicyRegistry,
+        reload::{self, ReloadConfig},
+    },
 };
 use tokio::{sync::oneshot, task::JoinHandle};
 
@@ -90,7 +95,7 @@ fn init_tracing() {
 /// Applies the CRDs from the Rust types and waits until they are served.
 pub async fn install_crds(client: &Client) {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in [PinotCluster::crd()] {
+    for crd in [PinotCluster::crd(), PinotPolicy::crd()] {
         let name = crd.name_any();
         api.patch(&name, &PatchParams::apply("pinot-tests").force(), &Patch::Apply(&crd))
             .await
@@ -164,6 +169,35 @@ impl OperatorHandle {
         if let Some(task) = self.task.take() {
             let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
         }
+    }
+}
+
+/// The PinotPolicy controller running in this process for one namespace, with its registry.
+pub struct PolicyControllerHandle {
+    pub registry: Arc<PolicyRegistry>,
+    inner: OperatorHandle,
+}
+
+impl PolicyControllerHandle {
+    pub fn start(client: &Client, namespace: &str, policy_dir: Option<PathBuf>) -> Self {
+        let registry = Arc::new(
+            PolicyRegistry::new(PolicyEngine::new(PolicyLimits::default()).expect("policy engine"))
+                .expect("bundled policies load"),
+        );
+        let (stop, stopped) = oneshot::channel::<()>();
+        let config = ReloadConfig { namespace: Some(namespace.to_string()), policy_dir };
+        let (client, reg) = (client.clone(), registry.clone());
+        let task = tokio::spawn(async move {
+            reload::run(client, reg, config, async move {
+                let _ = stopped.await;
+            })
+            .await;
+        });
+        Self { registry, inner: OperatorHandle { stop: Some(stop), task: Some(task) } }
+    }
+
+    pub async fn stop(self) {
+        self.inner.stop().await;
     }
 }
 

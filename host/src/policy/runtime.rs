@@ -153,6 +153,7 @@ impl host::Host for PluginState {
     }
 }
 
+#[derive(Clone)]
 enum Pre {
     Upgrade(UpgradePolicyPre<PluginState>),
     Scaling(ScalingPolicyPre<PluginState>),
@@ -167,6 +168,19 @@ pub struct LoadedPolicy {
     /// `sha256:<hex>` of the module's bytes.
     pub digest: String,
     pre: Pre,
+}
+
+impl LoadedPolicy {
+    /// Another handle on the same compiled and linked module.
+    pub fn clone_handle(&self) -> LoadedPolicy {
+        LoadedPolicy {
+            kind: self.kind,
+            name: self.name.clone(),
+            info: self.info.clone(),
+            digest: self.digest.clone(),
+            pre: self.pre.clone(),
+        }
+    }
 }
 
 impl fmt::Debug for LoadedPolicy {

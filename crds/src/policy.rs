@@ -1,0 +1,95 @@
+//! `PinotPolicy`: a team's own policy module (a WebAssembly component) and its configuration.
+//! A PinotCluster chooses its upgrade, scaling and tenant policy by name.
+
+// kube-derive takes one `printcolumn(...)` per column, which clippy reads as repeated attributes.
+#![allow(clippy::duplicated_attributes)]
+
+use std::collections::BTreeMap;
+
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A policy module and its configuration.
+#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[kube(
+    group = "pinot.controlplane.dev",
+    version = "v1alpha1",
+    kind = "PinotPolicy",
+    namespaced,
+    shortname = "pinotpolicy",
+    category = "pinot",
+    status = "PinotPolicyStatus",
+    derive = "PartialEq",
+    derive = "Default",
+    doc = "A policy plugin (WebAssembly component) for Pinot clusters: upgrade, scaling or tenant placement.",
+    printcolumn(name = "Kind", type_ = "string", json_path = ".spec.kind"),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Policy", type_ = "string", json_path = ".status.policyName"),
+    printcolumn(name = "Digest", type_ = "string", priority = "1", json_path = ".status.digest"),
+    printcolumn(name = "Message", type_ = "string", priority = "1", json_path = ".status.message"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct PinotPolicySpec {
+    /// `upgrade`, `scaling` or `tenant`.
+    pub kind: String,
+    /// Where the module is.
+    pub module: PolicyModuleSource,
+    /// The module's sha256, `sha256:<64 hex>` (or the bare hex). A module whose bytes do not
+    /// match is rejected, so what runs is exactly what was reviewed.
+    pub sha256: String,
+    /// Configuration handed to the policy with every decision.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub config: BTreeMap<String, String>,
+}
+
+/// Where a policy module is read from: exactly one of the two.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyModuleSource {
+    /// A key of a ConfigMap's `binaryData` in the policy's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map: Option<ConfigMapKey>,
+    /// A file in the operator's policy directory (`--policy-dir`), e.g. `zone-at-a-time.wasm`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigMapKey {
+    pub name: String,
+    pub key: String,
+}
+
+/// What the operator made of the module.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PinotPolicyStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Ready` (the module is active) or `Rejected` (see `reason`; a module that was Ready
+    /// before stays active).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// `DoesNotCompile`, `WrongApiVersion`, `WrongWorld`, `DigestMismatch`, `SmokeTestFailed`,
+    /// `ModuleNotFound`, `InvalidSpec`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Digest of the active module.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    /// The active module's own name and version (`info()`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
+    /// When the active module was loaded (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loaded_at: Option<String>,
+}
