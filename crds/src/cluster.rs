@@ -200,6 +200,26 @@ pub struct PinotClusterStatus {
     /// What the cluster's Pinot controller says, when a controller pod is ready.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pinot: Option<PinotControllerStatus>,
+    /// The policies that decide for this cluster.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<ClusterPolicyStatus>,
+}
+
+/// One policy a cluster decides with.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterPolicyStatus {
+    /// `upgrade`, `scaling` or `tenant`.
+    pub kind: String,
+    /// The PinotPolicy, or the bundled default (`upgrade-default`, ...).
+    pub name: String,
+    /// Digest of the module in use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    /// Whether the policy is loaded and usable.
+    pub ready: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// The cluster as its Pinot controller sees it.

@@ -12,8 +12,8 @@ pub mod cluster;
 pub mod policy;
 
 pub use cluster::{
-    ClusterCondition, ClusterPolicies, NodePool, PinotCluster, PinotClusterSpec, PinotClusterStatus,
-    PinotControllerStatus, PodOverrides, PoolStatus, PoolStorage, ZookeeperSpec,
+    ClusterCondition, ClusterPolicies, ClusterPolicyStatus, NodePool, PinotCluster, PinotClusterSpec,
+    PinotClusterStatus, PinotControllerStatus, PodOverrides, PoolStatus, PoolStorage, ZookeeperSpec,
 };
 pub use policy::{ConfigMapKey, PinotPolicy, PinotPolicySpec, PinotPolicyStatus, PolicyModuleSource};
 

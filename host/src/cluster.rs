@@ -34,7 +34,7 @@ use kube::{
         watcher,
     },
 };
-use pinot_crds::PinotCluster;
+use pinot_crds::{ClusterPolicyStatus, PinotCluster};
 
 use self::{
     apply::ApplyReport,
@@ -44,7 +44,11 @@ use self::{
 use crate::{
     children::{ChildApis, ChildKind, LABEL_MANAGED_BY, MANAGED_BY, PdbVersion},
     pinot::{ControllerLocator, PinotClient, http_client},
+    policy::{PolicyKind, PolicyRegistry},
 };
+
+/// How soon to look again while a cluster names a policy that is not loaded.
+const POLICY_RECHECK: Duration = Duration::from_secs(10);
 
 /// How soon to look again while the Pinot controller's view lags the pods'.
 const PINOT_RECHECK: Duration = Duration::from_secs(3);
@@ -53,12 +57,14 @@ const PINOT_RECHECK: Duration = Duration::from_secs(3);
 const RETRY_AFTER: Duration = Duration::from_secs(15);
 
 /// Settings of the controller.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone)]
 pub struct ControllerConfig {
     /// Watch only this namespace; all namespaces when `None`.
     pub namespace: Option<String>,
     /// Where each cluster's Pinot controller is reached.
     pub controllers: ControllerLocator,
+    /// The policies clusters decide with.
+    pub registry: Arc<PolicyRegistry>,
 }
 
 /// The only state shared between reconciles: clients and settings, never cluster state.
@@ -68,6 +74,7 @@ pub struct Context {
     pub apis: ChildApis,
     pub controllers: ControllerLocator,
     pub http: reqwest::Client,
+    pub registry: Arc<PolicyRegistry>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -117,8 +124,14 @@ pub async fn run(
     };
     let ours = watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGED_BY}"));
     let recorder = Recorder::new(client.clone(), Reporter { controller: "pinot-operator".into(), instance: None });
-    let ctx =
-        Arc::new(Context { client, recorder, apis, controllers: config.controllers.clone(), http: http_client() });
+    let ctx = Arc::new(Context {
+        client,
+        recorder,
+        apis,
+        controllers: config.controllers.clone(),
+        http: http_client(),
+        registry: config.registry.clone(),
+    });
 
     Controller::new(clusters, watcher::Config::default())
         .owns(statefulsets, ours.clone())
@@ -201,6 +214,7 @@ pub async fn reconcile(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result<
         return Ok(Action::await_change());
     }
 
+    let policies = resolve_policies(&ctx.registry, &cluster);
     let plan = plan::plan(&valid, &observed);
     let build_ctx = BuildContext { owner, pdb_version: ctx.apis.pdb_version };
     let desired = build_cluster(&valid, &plan.pools, &build_ctx);
@@ -223,10 +237,15 @@ pub async fn reconcile(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result<
             reason: "ChangeRefused",
             message: plan.blocked.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
         })
+    } else if policies.iter().any(|p| !p.ready) {
+        Some(Problem {
+            reason: "PolicyNotReady",
+            message: policies.iter().filter_map(|p| p.message.clone()).collect::<Vec<_>>().join("; "),
+        })
     } else {
         None
     };
-    let status = compute_status(&StatusInput {
+    let mut status = compute_status(&StatusInput {
         cluster: &cluster,
         valid: Some(&valid),
         observed: &observed,
@@ -234,15 +253,48 @@ pub async fn reconcile(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result<
         now: Timestamp::now(),
         pinot_url: &pinot_url,
     });
+    let policies_ready = policies.iter().all(|p| p.ready);
+    status.policies = policies;
     write_status(client, &cluster, &status).await.map_err(Error::WriteStatus)?;
 
     if !report.failed.is_empty() {
         Ok(Action::requeue(RETRY_AFTER))
     } else if status::pinot_lags(&status) {
         Ok(Action::requeue(PINOT_RECHECK))
+    } else if !policies_ready {
+        Ok(Action::requeue(POLICY_RECHECK))
     } else {
         Ok(Action::await_change())
     }
+}
+
+/// The policy of each kind the cluster decides with, as its status reports it.
+fn resolve_policies(registry: &PolicyRegistry, cluster: &PinotCluster) -> Vec<ClusterPolicyStatus> {
+    let namespace = cluster.namespace().unwrap_or_default();
+    let chosen = cluster.spec.policies.clone().unwrap_or_default();
+    [
+        ("upgrade", PolicyKind::Upgrade, chosen.upgrade),
+        ("scaling", PolicyKind::Scaling, chosen.scaling),
+        ("tenant", PolicyKind::Tenant, chosen.tenant),
+    ]
+    .into_iter()
+    .map(|(field, kind, name)| match registry.resolve(&namespace, name.as_deref(), kind) {
+        Ok(active) => ClusterPolicyStatus {
+            kind: field.into(),
+            name: name.unwrap_or_else(|| active.policy.info.name.clone()),
+            digest: Some(active.policy.digest.clone()),
+            ready: true,
+            message: None,
+        },
+        Err(e) => ClusterPolicyStatus {
+            kind: field.into(),
+            name: name.unwrap_or_default(),
+            digest: None,
+            ready: false,
+            message: Some(format!("spec.policies.{field}: {e}")),
+        },
+    })
+    .collect()
 }
 
 async fn publish_report(ctx: &Context, cluster: &PinotCluster, report: &ApplyReport) {

@@ -107,7 +107,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let reload_config = ReloadConfig { namespace: namespace.clone(), policy_dir };
             let (clusters, ()) = tokio::join!(
-                cluster::run(client.clone(), ControllerConfig { namespace, controllers }, stopped(stop_rx.clone())),
+                cluster::run(
+                    client.clone(),
+                    ControllerConfig { namespace, controllers, registry: registry.clone() },
+                    stopped(stop_rx.clone())
+                ),
                 reload::run(client, registry, reload_config, stopped(stop_rx)),
             );
             clusters.context("running the PinotCluster controller")?;

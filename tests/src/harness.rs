@@ -7,7 +7,7 @@
 use std::{
     future::Future,
     path::PathBuf,
-    sync::Arc,
+    sync::{Arc, OnceLock},
     time::{Duration, Instant},
 };
 
@@ -142,23 +142,56 @@ pub struct OperatorHandle {
     task: Option<JoinHandle<()>>,
 }
 
+/// One policy registry per test process: the bundled defaults are compiled once.
+pub fn shared_registry() -> Arc<PolicyRegistry> {
+    static REGISTRY: OnceLock<Arc<PolicyRegistry>> = OnceLock::new();
+    REGISTRY
+        .get_or_init(|| {
+            let engine = PolicyEngine::new(PolicyLimits::default()).expect("policy engine");
+            Arc::new(PolicyRegistry::new(engine).expect("bundled policies load"))
+        })
+        .clone()
+}
+
 impl OperatorHandle {
+    /// The operator's controllers (PinotCluster and PinotPolicy) for one namespace.
     pub fn start(client: &Client, namespace: &str) -> Self {
+        Self::start_with(client, namespace, None)
+    }
+
+    /// As [`OperatorHandle::start`], with a policy directory.
+    pub fn start_with(client: &Client, namespace: &str, policy_dir: Option<PathBuf>) -> Self {
         let (stop, stopped) = oneshot::channel::<()>();
+        let registry = shared_registry();
         let config = ControllerConfig {
             namespace: Some(namespace.to_string()),
             controllers: ControllerLocator::new(controller_url_template()),
+            registry: registry.clone(),
         };
+        let reload_config = ReloadConfig { namespace: Some(namespace.to_string()), policy_dir };
         let client = client.clone();
         let task = tokio::spawn(async move {
-            let shutdown = async move {
-                let _ = stopped.await;
+            let (tx, rx) = tokio::sync::watch::channel(false);
+            let stopped_rx = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+                let _ = rx.wait_for(|s| *s).await;
             };
-            if let Err(e) = cluster::run(client, config, shutdown).await {
+            tokio::spawn(async move {
+                let _ = stopped.await;
+                let _ = tx.send(true);
+            });
+            let (result, ()) = tokio::join!(
+                cluster::run(client.clone(), config, stopped_rx(rx.clone())),
+                reload::run(client, registry, reload_config, stopped_rx(rx)),
+            );
+            if let Err(e) = result {
                 panic!("operator stopped with an error: {e}");
             }
         });
         Self { stop: Some(stop), task: Some(task) }
+    }
+
+    pub fn registry(&self) -> Arc<PolicyRegistry> {
+        shared_registry()
     }
 
     /// Stops the operator and waits until it has stopped.
@@ -169,35 +202,6 @@ impl OperatorHandle {
         if let Some(task) = self.task.take() {
             let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
         }
-    }
-}
-
-/// The PinotPolicy controller running in this process for one namespace, with its registry.
-pub struct PolicyControllerHandle {
-    pub registry: Arc<PolicyRegistry>,
-    inner: OperatorHandle,
-}
-
-impl PolicyControllerHandle {
-    pub fn start(client: &Client, namespace: &str, policy_dir: Option<PathBuf>) -> Self {
-        let registry = Arc::new(
-            PolicyRegistry::new(PolicyEngine::new(PolicyLimits::default()).expect("policy engine"))
-                .expect("bundled policies load"),
-        );
-        let (stop, stopped) = oneshot::channel::<()>();
-        let config = ReloadConfig { namespace: Some(namespace.to_string()), policy_dir };
-        let (client, reg) = (client.clone(), registry.clone());
-        let task = tokio::spawn(async move {
-            reload::run(client, reg, config, async move {
-                let _ = stopped.await;
-            })
-            .await;
-        });
-        Self { registry, inner: OperatorHandle { stop: Some(stop), task: Some(task) } }
-    }
-
-    pub async fn stop(self) {
-        self.inner.stop().await;
     }
 }
 

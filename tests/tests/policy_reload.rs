@@ -12,7 +12,7 @@ use kube::{
 };
 use pinot_crds::PinotPolicy;
 use pinot_operator::policy::{bundled, reload::LABEL_POLICY_MODULE, runtime::digest};
-use pinot_testbed::harness::{PolicyControllerHandle, TestNamespace, kubectl, test_client, wait_for};
+use pinot_testbed::harness::{OperatorHandle, TestNamespace, kubectl, test_client, wait_for};
 use serde_json::json;
 
 fn wasm(name: &str) -> Vec<u8> {
@@ -53,7 +53,7 @@ async fn put_module(client: &Client, ns: &str, bytes: &[u8]) {
 async fn configmap_modules_load_reject_and_keep_the_last_good_one() {
     let client = test_client().await;
     let ns = TestNamespace::create(&client, "policy-cm").await;
-    let controller = PolicyControllerHandle::start(&client, &ns.name, None);
+    let controller = OperatorHandle::start(&client, &ns.name);
     let good = wasm("pinot_upgrade_default.wasm");
     let other = wasm("pinot_test_invalid_actions.wasm");
     put_module(&client, &ns.name, &good).await;
@@ -72,7 +72,7 @@ async fn configmap_modules_load_reject_and_keep_the_last_good_one() {
     assert_eq!(ready.api_version.as_deref(), Some("pinot:policy@0.1.0"));
     assert!(ready.loaded_at.is_some());
     assert_eq!(
-        controller.registry.get(&ns.name, "team-upgrade").unwrap().config,
+        controller.registry().get(&ns.name, "team-upgrade").unwrap().config,
         vec![("podReadyTimeoutSeconds".to_string(), "300".to_string())]
     );
 
@@ -94,7 +94,7 @@ async fn configmap_modules_load_reject_and_keep_the_last_good_one() {
     let reloaded =
         status_of(&client, &ns.name, "team-upgrade", "new module Ready", |s| s.digest == Some(digest(&other))).await;
     assert_eq!(reloaded.phase.as_deref(), Some("Ready"));
-    assert_eq!(controller.registry.get(&ns.name, "team-upgrade").unwrap().policy.digest, digest(&other));
+    assert_eq!(controller.registry().get(&ns.name, "team-upgrade").unwrap().policy.digest, digest(&other));
 
     // A module that does not compile is rejected with that reason.
     let junk = b"\0asm\x01\0\0\0junk".to_vec();
@@ -140,7 +140,7 @@ async fn policy_directory_changes_are_picked_up_including_a_configmap_symlink_sw
     std::fs::write(dir.join("..v1/team.wasm"), &good).unwrap();
     std::os::unix::fs::symlink("..v1", dir.join("..data")).unwrap();
     std::os::unix::fs::symlink("..data/team.wasm", dir.join("team.wasm")).unwrap();
-    let controller = PolicyControllerHandle::start(&client, &ns.name, Some(dir.clone()));
+    let controller = OperatorHandle::start_with(&client, &ns.name, Some(dir.clone()));
 
     let policies: Api<PinotPolicy> = Api::namespaced(client.clone(), &ns.name);
     let policy: PinotPolicy = serde_json::from_value(json!({
@@ -166,7 +166,8 @@ async fn policy_directory_changes_are_picked_up_including_a_configmap_symlink_sw
 
     // An in-place write of the file back to the reviewed module: Ready again.
     std::fs::write(dir.join("team.wasm"), &good).unwrap();
-    status_of(&client, &ns.name, "from-dir", "the in-place write to be seen", |s| s.phase.as_deref() == Some("Ready")).await;
+    status_of(&client, &ns.name, "from-dir", "the in-place write to be seen", |s| s.phase.as_deref() == Some("Ready"))
+        .await;
 
     // Path escapes are refused.
     policies
@@ -183,5 +184,60 @@ async fn policy_directory_changes_are_picked_up_including_a_configmap_symlink_sw
 
     controller.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_cluster_chooses_its_policies_by_name_or_gets_the_defaults() {
+    use pinot_crds::PinotCluster;
+    use pinot_testbed::harness::condition;
+
+    let client = test_client().await;
+    let ns = TestNamespace::create(&client, "policy-choice").await;
+    let operator = OperatorHandle::start(&client, &ns.name);
+    let clusters: Api<PinotCluster> = Api::namespaced(client.clone(), &ns.name);
+    let cluster: PinotCluster = serde_json::from_value(json!({
+        "apiVersion": "pinot.controlplane.dev/v1alpha1", "kind": "PinotCluster",
+        "metadata": {"name": "teamed"},
+        "spec": {"image": "apachepinot/pinot:1.2.0", "zookeeper": {"connectString": "zk:2181"},
+                 "policies": {"upgrade": "zone-at-a-time"},
+                 "pools": [{"name": "controller", "role": "controller", "replicas": 1}]},
+    }))
+    .unwrap();
+    clusters.create(&PostParams::default(), &cluster).await.unwrap();
+    let waiting = wait_for("Degraded naming the missing policy", Duration::from_secs(60), || async {
+        let c = clusters.get("teamed").await.ok()?;
+        let (status, message) = condition(&c, "Degraded")?;
+        (status == "True" && message.contains("spec.policies.upgrade")).then_some(c)
+    })
+    .await;
+    let policies = waiting.status.unwrap().policies;
+    assert_eq!(
+        policies.iter().map(|p| (p.kind.as_str(), p.name.as_str(), p.ready)).collect::<Vec<_>>(),
+        vec![
+            ("upgrade", "zone-at-a-time", false),
+            ("scaling", "scaling-default", true),
+            ("tenant", "tenant-default", true),
+        ]
+    );
+
+    let module = wasm("pinot_upgrade_default.wasm");
+    put_module(&client, &ns.name, &module).await;
+    let policy: PinotPolicy = serde_json::from_value(json!({
+        "apiVersion": "pinot.controlplane.dev/v1alpha1", "kind": "PinotPolicy",
+        "metadata": {"name": "zone-at-a-time"},
+        "spec": {"kind": "upgrade", "module": {"configMap": {"name": "team-policies", "key": "upgrade.wasm"}}, "sha256": digest(&module)},
+    }))
+    .unwrap();
+    Api::<PinotPolicy>::namespaced(client.clone(), &ns.name).create(&PostParams::default(), &policy).await.unwrap();
+    let chosen = wait_for("the named policy to be in use", Duration::from_secs(60), || async {
+        let c = clusters.get("teamed").await.ok()?;
+        let p = c.status.as_ref()?.policies.iter().find(|p| p.kind == "upgrade")?.clone();
+        (p.ready && condition(&c, "Degraded")?.0 == "False").then_some(p)
+    })
+    .await;
+    assert_eq!(chosen.digest, Some(digest(&module)));
+
+    operator.stop().await;
     ns.cleanup().await;
 }

@@ -160,6 +160,8 @@ pub fn compute_status(input: &StatusInput<'_>) -> PinotClusterStatus {
         ready_pods: Some(format!("{ready}/{desired}")),
         message,
         pinot: pinot_status(input),
+        // Kept as last reported; the reconcile sets it when it resolves the policies.
+        policies: previous.policies.clone(),
     }
 }
 
