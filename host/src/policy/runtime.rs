@@ -249,6 +249,34 @@ impl PolicyEngine {
         self.inner.limits
     }
 
+    /// Compiles a module to this engine's native code, as bytes a later
+    /// [`PolicyEngine::load_precompiled`] accepts. Never cached.
+    pub fn precompile(&self, bytes: &[u8]) -> Result<Vec<u8>, LoadError> {
+        let component = Component::new(&self.inner.engine, bytes).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        component.serialize().map_err(|e| LoadError::Compile(format!("{e:#}")))
+    }
+
+    /// Loads a module this operator precompiled itself ([`PolicyEngine::precompile`]) with the
+    /// same engine configuration, skipping compilation. The caller must only pass bytes that
+    /// came from `precompile` of this build (they are native code and are not validated
+    /// again): this is why precompiled modules are never read from anywhere users can write.
+    #[allow(unsafe_code)]
+    pub fn load_precompiled(
+        &self,
+        kind: PolicyKind,
+        name: &str,
+        precompiled: &[u8],
+        digest: &str,
+    ) -> Result<LoadedPolicy, LoadError> {
+        // SAFETY: `precompiled` comes from `Component::serialize` of an engine with this
+        // configuration in this process (see the doc comment); wasmtime checks the engine
+        // compatibility header itself and refuses bytes of another configuration.
+        let component = unsafe { Component::deserialize(&self.inner.engine, precompiled) }
+            .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        self.inner.compiled.lock().unwrap_or_else(|e| e.into_inner()).insert(digest.to_string(), component);
+        self.load_compiled(kind, name, digest)
+    }
+
     fn compile(&self, bytes: &[u8], digest: &str) -> Result<Component, LoadError> {
         if let Some(c) = self.inner.compiled.lock().unwrap_or_else(|e| e.into_inner()).get(digest) {
             return Ok(c.clone());
@@ -262,7 +290,21 @@ impl PolicyEngine {
     /// api-version, and a decision on an empty cluster must finish within the limits.
     pub fn load(&self, kind: PolicyKind, name: &str, bytes: &[u8]) -> Result<LoadedPolicy, LoadError> {
         let digest = digest(bytes);
-        let component = self.compile(bytes, &digest)?;
+        self.compile(bytes, &digest)?;
+        self.load_compiled(kind, name, &digest)
+    }
+
+    /// Links and smoke-tests a component already in the compiled cache.
+    fn load_compiled(&self, kind: PolicyKind, name: &str, digest: &str) -> Result<LoadedPolicy, LoadError> {
+        let component = self
+            .inner
+            .compiled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(digest)
+            .cloned()
+            .ok_or_else(|| LoadError::Compile(format!("{digest} is not compiled")))?;
+        let digest = digest.to_string();
         let wrong = |e: wasmtime::Error| LoadError::WrongWorld {
             world: kind.world(),
             export: export_name(kind),
