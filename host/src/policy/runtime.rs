@@ -1,8 +1,8 @@
 //! The wasmtime host: one `Engine` for the process, one `InstancePre` per loaded module, and a
 //! fresh `Store` per decision with an epoch deadline and a memory cap. Rust `wasm32-wasip2`
 //! components import `wasi:cli` and `wasi:io` even for pure logic, so a minimal WASI with an
-//! empty context (no files, no environment, no network, no arguments) is linked; components
-//! that import no WASI at all load too.
+//! empty context (no files, no environment, no network, no arguments; stderr goes to the
+//! operator's log) is linked; components that import no WASI at all load too.
 
 use std::{
     collections::HashMap,
@@ -19,7 +19,7 @@ use wasmtime::{
     Config, Engine, ResourceLimiter, Store, Trap,
     component::{Component, HasSelf, Linker, ResourceTable},
 };
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView, p2::pipe::MemoryOutputPipe};
 
 use super::contract::{
     API_VERSION, host,
@@ -28,6 +28,9 @@ use super::contract::{
     types::{Action, ClusterState, Info},
     upgrade::{UpgradePolicy, UpgradePolicyPre},
 };
+
+/// How much of a module's stderr is kept per call.
+const STDERR_CAPACITY: usize = 16 << 10;
 
 /// The epoch advances this often; deadlines are counted in these ticks.
 const EPOCH_TICK: Duration = Duration::from_millis(5);
@@ -113,6 +116,8 @@ pub enum DecisionError {
 /// What a module's `Store` holds: an empty WASI context and the memory accounting.
 pub struct PluginState {
     wasi: WasiCtx,
+    /// What the module wrote to stderr (a Rust panic message, for one), logged after the call.
+    stderr: MemoryOutputPipe,
     table: ResourceTable,
     memory_limit: usize,
     memory_exceeded: bool,
@@ -332,8 +337,10 @@ impl PolicyEngine {
     }
 
     fn store(&self, plugin: &Arc<str>) -> Store<PluginState> {
+        let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
         let state = PluginState {
-            wasi: WasiCtx::builder().build(),
+            wasi: WasiCtx::builder().stderr(stderr.clone()).build(),
+            stderr,
             table: ResourceTable::new(),
             memory_limit: self.inner.limits.memory_bytes,
             memory_exceeded: false,
@@ -345,6 +352,15 @@ impl PolicyEngine {
         store.set_epoch_deadline(ticks);
         store.epoch_deadline_trap();
         store
+    }
+
+    /// Logs what the module wrote to stderr during one call.
+    fn log_stderr(store: &Store<PluginState>) {
+        let bytes = store.data().stderr.contents();
+        if !bytes.is_empty() {
+            let plugin = &*store.data().plugin;
+            tracing::warn!(plugin, "policy stderr: {}", String::from_utf8_lossy(&bytes).trim_end());
+        }
     }
 
     fn classify(&self, store: &Store<PluginState>, error: wasmtime::Error) -> DecisionError {
@@ -365,6 +381,7 @@ impl PolicyEngine {
             Pre::Scaling(p) => p.instantiate(&mut store).and_then(|i| i.call_info(&mut store)),
             Pre::Tenant(p) => p.instantiate(&mut store).and_then(|i| i.call_info(&mut store)),
         };
+        Self::log_stderr(&store);
         result.map_err(|e| self.classify(&store, e))
     }
 
@@ -382,6 +399,7 @@ impl PolicyEngine {
                 p.instantiate(&mut store).and_then(|i: TenantPolicy| i.call_plan_tenants(&mut store, state))
             }
         };
+        Self::log_stderr(&store);
         match result {
             Ok(Ok(actions)) => Ok(actions),
             Ok(Err(message)) => Err(DecisionError::Refused(message)),
