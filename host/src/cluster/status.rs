@@ -417,27 +417,21 @@ mod tests {
         let first = status_of(&cluster, &observed_example("r1"), None);
         cluster.status = Some(first.clone());
         let valid = validate(&cluster).unwrap();
-        let observed = observed_example("r1");
         let later = Timestamp::from_second(1_000_000).unwrap();
-        let same = compute_status(&StatusInput {
-            cluster: &cluster,
-            valid: Some(&valid),
-            observed: &observed,
-            problem: None,
-            now: later,
-            pinot_url: "http://x",
-        });
-        assert_eq!(same, first, "nothing changed, so nothing is rewritten");
+        let at_later = |observed: &ObservedCluster| {
+            compute_status(&StatusInput {
+                cluster: &cluster,
+                valid: Some(&valid),
+                observed,
+                problem: None,
+                now: later,
+                pinot_url: "http://x",
+            })
+        };
+        assert_eq!(at_later(&observed_example("r1")), first, "nothing changed, so nothing is rewritten");
         let mut observed = observed_example("r1");
         observed.pods.get_mut("minion").unwrap()[0] = pod("minion", 0, "r1", false);
-        let changed = compute_status(&StatusInput {
-            cluster: &cluster,
-            valid: Some(&valid),
-            observed: &observed,
-            problem: None,
-            now: later,
-            pinot_url: "http://x",
-        });
+        let changed = at_later(&observed);
         assert_eq!(get(&changed, AVAILABLE).last_transition_time, later.to_string());
         assert_eq!(get(&changed, DEGRADED).last_transition_time, get(&first, DEGRADED).last_transition_time);
     }

@@ -263,13 +263,16 @@ fn store_schema(c: &mut Cluster, schema: Value, name: &str, force: bool, reload:
     ok(json!({"unrecognizedProperties": {}, "status": format!("{name} successfully added")}))
 }
 
+/// The request's schema and its name, or Pinot's 400.
+fn schema_body(r: &Req) -> Result<(Value, String), Resp> {
+    let schema = r.json()?;
+    let name = check_schema(&schema)?;
+    Ok((schema, name))
+}
+
 fn post_schema(c: &mut Cluster, r: &Req) -> Resp {
-    let schema = match r.json() {
-        Ok(s) => s,
-        Err(e) => return e,
-    };
-    let name = match check_schema(&schema) {
-        Ok(n) => n,
+    let (schema, name) = match schema_body(r) {
+        Ok(v) => v,
         Err(e) => return e,
     };
     let override_ = r.q("override").is_none_or(|v| v.eq_ignore_ascii_case("true"));
@@ -280,12 +283,8 @@ fn post_schema(c: &mut Cluster, r: &Req) -> Resp {
 }
 
 fn put_schema(c: &mut Cluster, r: &Req) -> Resp {
-    let schema = match r.json() {
-        Ok(s) => s,
-        Err(e) => return e,
-    };
-    let name = match check_schema(&schema) {
-        Ok(n) => n,
+    let (schema, name) = match schema_body(r) {
+        Ok(v) => v,
         Err(e) => return e,
     };
     if name != r.p("schema") {
