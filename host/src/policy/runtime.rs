@@ -29,6 +29,10 @@ use super::contract::{
     upgrade::{UpgradePolicy, UpgradePolicyPre},
 };
 
+/// Instances that can exist at once (decisions running in parallel); a decision beyond that
+/// fails with an error and is retried by its reconcile.
+const POOLED_INSTANCES: u32 = 32;
+
 /// How much of a module's stderr is kept per call.
 const STDERR_CAPACITY: usize = 16 << 10;
 
@@ -231,6 +235,15 @@ impl PolicyEngine {
         let mut config = Config::new();
         config.wasm_component_model(true);
         config.epoch_interruption(true);
+        // Decisions instantiate a module every time: a pool of pre-mapped instance slots
+        // (with copy-on-write memory images) makes that cheap.
+        let mut pool = wasmtime::PoolingAllocationConfig::default();
+        pool.total_component_instances(POOLED_INSTANCES)
+            .total_core_instances(POOLED_INSTANCES * 4)
+            .total_memories(POOLED_INSTANCES * 4)
+            .total_tables(POOLED_INSTANCES * 4)
+            .max_memory_size(limits.memory_bytes.max(1 << 20));
+        config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config)?;
         let mut linker: Linker<PluginState> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
