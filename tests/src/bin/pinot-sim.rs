@@ -96,8 +96,13 @@ async fn watch(
     use std::io::{IsTerminal, Write};
     let tty = std::io::stdout().is_terminal();
     let mut last = String::new();
+    // One signal listener for the whole watch, so a Ctrl-C during a snapshot is not missed.
+    let mut stop = Box::pin(shutdown_signal());
     loop {
-        let snapshot = progress::Snapshot::take(&client, namespace, cluster, simulator).await;
+        let snapshot = tokio::select! {
+            s = progress::Snapshot::take(&client, namespace, cluster, simulator) => s,
+            _ = &mut stop => return Ok(()),
+        };
         let mut frame = snapshot.render(namespace, cluster);
         if !footer.is_empty() {
             frame.push('\n');
@@ -121,7 +126,7 @@ async fn watch(
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            _ = shutdown_signal() => return Ok(()),
+            _ = &mut stop => return Ok(()),
         }
     }
 }
