@@ -8,9 +8,48 @@ pub mod pinot;
 pub mod policy;
 pub mod role;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use kube::{Client, Config, config::KubeConfigOptions};
+
+use crate::{
+    cluster::ControllerConfig,
+    policy::reload::{self, ReloadConfig},
+};
+
+/// Runs the operator's controllers (PinotClusters, and PinotPolicies with the same policy
+/// registry and namespace scope) until `shutdown` resolves.
+pub async fn run_operator(
+    client: Client,
+    config: ControllerConfig,
+    policy_dir: Option<PathBuf>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), kube::Error> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let reload_config = ReloadConfig { namespace: config.namespace.clone(), policy_dir };
+    let registry = config.registry.clone();
+    let (clusters, ()) = tokio::join!(
+        cluster::run(client.clone(), config, stopped(stop_rx.clone())),
+        reload::run(client, registry, reload_config, stopped(stop_rx)),
+    );
+    clusters
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
 
 /// A client from the given kubeconfig file, or from the environment (in-cluster service
 /// account, `KUBECONFIG`, `~/.kube/config`) when none is given.

@@ -5,12 +5,12 @@ use std::{path::PathBuf, sync::Arc};
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use pinot_operator::{
-    cluster::{self, ControllerConfig},
+    cluster::ControllerConfig,
     pinot::ControllerLocator,
     policy::{
         ClusterState, LoadError, LoadedPolicy, PolicyEngine, PolicyKind, PolicyLimits, PolicyRegistry, guardrails,
-        reload::{self, ReloadConfig},
     },
+    shutdown_signal,
 };
 
 #[derive(Parser)]
@@ -97,23 +97,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 PolicyRegistry::new(PolicyEngine::new(PolicyLimits::default())?)
                     .context("loading the bundled policies")?,
             );
-            let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-            tokio::spawn(async move {
-                shutdown_signal().await;
-                let _ = stop_tx.send(true);
-            });
-            let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-                let _ = rx.wait_for(|s| *s).await;
-            };
-            let reload_config = ReloadConfig { namespace: namespace.clone(), policy_dir };
-            let (clusters, ()) = tokio::join!(
-                cluster::run(
-                    client.clone(),
-                    ControllerConfig { namespace, controllers, registry: registry.clone() },
-                    stopped(stop_rx.clone())
-                ),
-                reload::run(client, registry, reload_config, stopped(stop_rx)),
-            );
+            let config = ControllerConfig { namespace, controllers, registry };
+            let clusters = pinot_operator::run_operator(client, config, policy_dir, shutdown_signal()).await;
             clusters.context("running the PinotCluster controller")?;
             tracing::info!("stopped");
             Ok(())
@@ -191,12 +176,4 @@ fn init_tracing(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,kube=warn".into());
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     if json { builder.json().init() } else { builder.init() }
-}
-
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }

@@ -20,12 +20,9 @@ use kube::{
 };
 use pinot_crds::{PinotCluster, PinotPolicy};
 use pinot_operator::{
-    cluster::{self, ControllerConfig},
+    cluster::ControllerConfig,
     pinot::ControllerLocator,
-    policy::{
-        PolicyEngine, PolicyLimits, PolicyRegistry,
-        reload::{self, ReloadConfig},
-    },
+    policy::{PolicyEngine, PolicyLimits, PolicyRegistry},
 };
 use tokio::{sync::oneshot, task::JoinHandle};
 
@@ -168,22 +165,12 @@ impl OperatorHandle {
             controllers: ControllerLocator::new(controller_url_template()),
             registry: registry.clone(),
         };
-        let reload_config = ReloadConfig { namespace: Some(namespace.to_string()), policy_dir };
         let client = client.clone();
         let task = tokio::spawn(async move {
-            let (tx, rx) = tokio::sync::watch::channel(false);
-            let stopped_rx = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-                let _ = rx.wait_for(|s| *s).await;
-            };
-            tokio::spawn(async move {
+            let shutdown = async move {
                 let _ = stopped.await;
-                let _ = tx.send(true);
-            });
-            let (result, ()) = tokio::join!(
-                cluster::run(client.clone(), config, stopped_rx(rx.clone())),
-                reload::run(client, registry, reload_config, stopped_rx(rx)),
-            );
-            if let Err(e) = result {
+            };
+            if let Err(e) = pinot_operator::run_operator(client, config, policy_dir, shutdown).await {
                 panic!("operator stopped with an error: {e}");
             }
         });

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use futures::FutureExt;
+use pinot_operator::shutdown_signal;
 use pinot_testbed::{
     data_plane::{self, DataPlaneConfig},
     progress,
@@ -128,13 +129,5 @@ async fn watch(
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             _ = &mut stop => return Ok(()),
         }
-    }
-}
-
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
     }
 }
