@@ -38,7 +38,7 @@ use crate::children::FIELD_MANAGER;
 pub const LABEL_POLICY_MODULE: &str = "pinot.controlplane.dev/policy-module";
 const FINALIZER: &str = "pinot.controlplane.dev/policy";
 /// Quiet time after the last file event before the directory is rescanned.
-const DEBOUNCE: Duration = Duration::from_millis(50);
+const DEBOUNCE: Duration = Duration::from_millis(20);
 
 #[derive(Clone, Debug, Default)]
 pub struct ReloadConfig {

@@ -33,6 +33,9 @@ use super::contract::{
 /// fails with an error and is retried by its reconcile.
 const POOLED_INSTANCES: u32 = 32;
 
+/// How much of a used instance's memory is reset in place rather than unmapped.
+const KEEP_RESIDENT: usize = 4 << 20;
+
 /// How much of a module's stderr is kept per call.
 const STDERR_CAPACITY: usize = 16 << 10;
 
@@ -242,7 +245,13 @@ impl PolicyEngine {
             .total_core_instances(POOLED_INSTANCES * 4)
             .total_memories(POOLED_INSTANCES * 4)
             .total_tables(POOLED_INSTANCES * 4)
-            .max_memory_size(limits.memory_bytes.max(1 << 20));
+            .max_memory_size(limits.memory_bytes.max(1 << 20))
+            // Reset a used slot by scanning for the pages the decision dirtied and zeroing just
+            // those (Linux 6.7+), instead of unmapping them: the next decision then takes no
+            // page faults. Elsewhere this falls back to madvise.
+            .pagemap_scan(wasmtime::Enabled::Auto)
+            .linear_memory_keep_resident(KEEP_RESIDENT)
+            .table_keep_resident(64 << 10);
         config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config)?;
         let mut linker: Linker<PluginState> = Linker::new(&engine);
