@@ -11,7 +11,9 @@ pub mod apply;
 pub mod build;
 pub mod observe;
 pub mod plan;
+pub mod state;
 pub mod status;
+pub mod upgrade;
 pub mod validate;
 
 use std::{sync::Arc, time::Duration};
@@ -52,6 +54,9 @@ const POLICY_RECHECK: Duration = Duration::from_secs(10);
 
 /// How soon to look again while the Pinot controller's view lags the pods'.
 const PINOT_RECHECK: Duration = Duration::from_secs(3);
+
+/// How soon to look again while an upgrade is under way.
+const UPGRADE_RECHECK: Duration = Duration::from_secs(2);
 
 /// How long to wait before retrying after an error the operator cannot see the end of.
 const RETRY_AFTER: Duration = Duration::from_secs(15);
@@ -165,7 +170,9 @@ pub async fn reconcile(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result<
 
     let mut observed = observe::observe(client, &ctx.apis, &cluster).await?;
     let pinot_url = ctx.controllers.url_for(&cluster);
-    observed.pinot = observe::observe_pinot(&PinotClient::new(ctx.http.clone(), pinot_url.clone()), &observed).await;
+    let pinot = PinotClient::new(ctx.http.clone(), pinot_url.clone());
+    let pod_instances = observe::pod_instance_ids(&cluster.name_any(), &namespace, &observed);
+    observed.pinot = observe::observe_pinot(&pinot, &observed, &pod_instances).await;
 
     let valid = match validate::validate(&cluster) {
         Ok(valid) => valid,
@@ -182,6 +189,7 @@ pub async fn reconcile(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result<
                 problem,
                 now: Timestamp::now(),
                 pinot_url: &pinot_url,
+                progress: None,
             });
             write_status(client, &cluster, &status).await.map_err(Error::WriteStatus)?;
             return Ok(Action::await_change());
@@ -196,6 +204,7 @@ pub async fn reconcile(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result<
             problem: None,
             now: Timestamp::now(),
             pinot_url: &pinot_url,
+            progress: None,
         });
         if !cluster.status.as_ref().is_some_and(|s| {
             s.conditions.iter().any(|c| c.type_ == status::RECONCILIATION_PAUSED && c.status == "True")
@@ -222,6 +231,54 @@ pub async fn reconcile(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result<
     let report = apply::apply(client, &ctx.apis, &namespace, &owner_uid, &desired, &observed).await;
     publish_report(&ctx, &cluster, &report).await;
 
+    // The upgrade policy decides which pod restarts next, from the state observed before this
+    // apply; when the apply changed a StatefulSet, the next reconcile (its status change
+    // triggers one) decides from the new revisions.
+    let sts_changed = report.created.iter().chain(&report.updated).any(|(k, _)| *k == ChildKind::StatefulSet);
+    let upgrade = if sts_changed || !report.failed.is_empty() {
+        None
+    } else {
+        decide_upgrade(&ctx, &cluster, &valid, &observed, &pod_instances).await
+    };
+    let mut upgrade_failure = None;
+    if let Some((policy, plan::UpgradeDecision::Act(actions))) = &upgrade {
+        let (steps, failure) = upgrade::carry_out(client, &pinot, &namespace, &observed, policy, actions).await;
+        for step in steps {
+            let related = step.pod.map(|pod| ObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("Pod".into()),
+                name: Some(pod),
+                namespace: Some(namespace.clone()),
+                ..Default::default()
+            });
+            publish_related(&ctx, &cluster, EventType::Normal, step.reason, "Upgrade", step.note, related).await;
+        }
+        if let Some(failure) = &failure {
+            publish(&ctx, &cluster, EventType::Warning, "UpgradeStepFailed", "Upgrade", failure.clone()).await;
+        }
+        upgrade_failure = failure;
+    }
+    let previous_message = cluster.status.as_ref().and_then(|s| s.message.clone()).unwrap_or_default();
+    match &upgrade {
+        Some((_, plan::UpgradeDecision::Blocked(why))) if !previous_message.contains(why.as_str()) => {
+            publish(
+                &ctx,
+                &cluster,
+                EventType::Warning,
+                "UpgradeHalted",
+                "Upgrade",
+                format!("{why}; no further pod is restarted"),
+            )
+            .await;
+        }
+        Some((_, plan::UpgradeDecision::Refused { reason, message }))
+            if !previous_message.contains(message.as_str()) =>
+        {
+            publish(&ctx, &cluster, EventType::Warning, reason, "Plan", message.clone()).await;
+        }
+        _ => {}
+    }
+
     for blocked in &plan.blocked {
         if cluster.status.as_ref().and_then(|s| s.message.as_ref()).is_none_or(|m| !m.contains(&blocked.field)) {
             publish(&ctx, &cluster, EventType::Warning, "ChangeRefused", "Plan", blocked.to_string()).await;
@@ -232,6 +289,12 @@ pub async fn reconcile(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result<
             reason: "ApplyFailed",
             message: report.failed.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
         })
+    } else if let Some(failure) = upgrade_failure {
+        Some(Problem { reason: "UpgradeStepFailed", message: failure })
+    } else if let Some((_, plan::UpgradeDecision::Blocked(why))) = &upgrade {
+        Some(Problem { reason: "UpgradeHalted", message: format!("{why}; no further pod is restarted") })
+    } else if let Some((_, plan::UpgradeDecision::Refused { reason, message })) = &upgrade {
+        Some(Problem { reason, message: message.clone() })
     } else if !plan.blocked.is_empty() {
         Some(Problem {
             reason: "ChangeRefused",
@@ -245,6 +308,14 @@ pub async fn reconcile(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result<
     } else {
         None
     };
+    let progress = match &upgrade {
+        Some((_, plan::UpgradeDecision::Wait(why) | plan::UpgradeDecision::NotYet(why))) => Some(why.clone()),
+        Some((_, plan::UpgradeDecision::Act(actions))) if !actions.is_empty() => Some(format!(
+            "upgrade step: {}",
+            actions.iter().map(crate::policy::guardrails::describe).collect::<Vec<_>>().join(", ")
+        )),
+        _ => None,
+    };
     let mut status = compute_status(&StatusInput {
         cluster: &cluster,
         valid: Some(&valid),
@@ -252,6 +323,7 @@ pub async fn reconcile(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result<
         problem,
         now: Timestamp::now(),
         pinot_url: &pinot_url,
+        progress,
     });
     let policies_ready = policies.iter().all(|p| p.ready);
     status.policies = policies;
@@ -261,11 +333,39 @@ pub async fn reconcile(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result<
         Ok(Action::requeue(RETRY_AFTER))
     } else if status::pinot_lags(&status) {
         Ok(Action::requeue(PINOT_RECHECK))
+    } else if upgrade.as_ref().is_some_and(|(_, d)| !matches!(d, plan::UpgradeDecision::Act(a) if a.is_empty())) {
+        // Pinot's view of instances is not watched: look again while an upgrade is under way.
+        Ok(Action::requeue(UPGRADE_RECHECK))
     } else if !policies_ready {
         Ok(Action::requeue(POLICY_RECHECK))
     } else {
         Ok(Action::await_change())
     }
+}
+
+/// Asks the cluster's upgrade policy what to do now, off the async runtime (a policy may run
+/// up to its deadline). `None` when the cluster's upgrade policy is not loaded (the status
+/// already says so).
+async fn decide_upgrade(
+    ctx: &Context,
+    cluster: &PinotCluster,
+    valid: &validate::ValidCluster,
+    observed: &observe::ObservedCluster,
+    pod_instances: &std::collections::BTreeMap<String, String>,
+) -> Option<(String, plan::UpgradeDecision)> {
+    let namespace = cluster.namespace().unwrap_or_default();
+    let chosen = cluster.spec.policies.as_ref().and_then(|p| p.upgrade.clone());
+    let active = ctx.registry.resolve(&namespace, chosen.as_deref(), PolicyKind::Upgrade).ok()?;
+    let state = state::cluster_state(cluster, valid, observed, pod_instances, &active.config, Timestamp::now());
+    let name = chosen.unwrap_or_else(|| active.policy.info.name.clone());
+    let (registry, observed) = (ctx.registry.clone(), observed.clone());
+    let decision =
+        tokio::task::spawn_blocking(move || plan::decide_upgrade(&registry, &active, &state, &observed)).await;
+    let decision = decision.unwrap_or_else(|e| plan::UpgradeDecision::Refused {
+        reason: "PolicyFailed",
+        message: format!("upgrade policy {name}: the decision panicked: {e}"),
+    });
+    Some((name, decision))
 }
 
 /// The policy of each kind the cluster decides with, as its status reports it.

@@ -134,6 +134,53 @@ impl PinotClient {
     }
 }
 
+impl PinotClient {
+    /// `GET /instances/{id}`: whether the instance is enabled, its tags and whether its queries
+    /// are disabled.
+    pub async fn instance(&self, id: &str) -> Result<InstanceInfo, PinotError> {
+        let v = self.get_json(&format!("/instances/{id}")).await?;
+        Ok(InstanceInfo {
+            enabled: v.get("enabled").and_then(Value::as_bool).unwrap_or(true),
+            queries_disabled: v.get("queriesDisabled").and_then(Value::as_bool).unwrap_or(false),
+            tags: v
+                .get("tags")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect(),
+        })
+    }
+
+    /// `PUT /instances/{id}/state?state=...`: `queries_disable` takes a server out of query
+    /// routing before it restarts, `queries_enable` puts it back.
+    pub async fn set_instance_state(&self, id: &str, state: &str) -> Result<(), PinotError> {
+        let url = format!("{}/instances/{id}/state", self.base);
+        let resp = self
+            .http
+            .put(&url)
+            .query(&[("state", state)])
+            .send()
+            .await
+            .map_err(|e| PinotError::Unreachable { url: url.clone(), message: error_chain(&e) })?;
+        let status = resp.status().as_u16();
+        if (200..300).contains(&status) {
+            return Ok(());
+        }
+        let text = resp.text().await.unwrap_or_default();
+        Err(PinotError::Refused { method: "PUT", url, status, message: pinot_message(&text) })
+    }
+}
+
+/// What the controller says about one instance.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct InstanceInfo {
+    pub enabled: bool,
+    pub queries_disabled: bool,
+    pub tags: Vec<String>,
+}
+
 /// A list of names, whether Pinot sends a bare array or an object holding one.
 fn string_list(v: &Value, key: &str) -> Vec<String> {
     let list = match v {

@@ -13,7 +13,9 @@ use pinot_crds::PinotCluster;
 
 use crate::{
     children::{ChildApis, ChildKind, LABEL_CLUSTER, LABEL_POOL, LABEL_ROLE, cluster_selector_string},
-    pinot::PinotClient,
+    cluster::build::headless_service_name,
+    pinot::{InstanceInfo, PinotClient, instance_id},
+    role::Role,
 };
 
 /// A child object as observed: enough to tell whether it is ours and whether applying it
@@ -55,6 +57,8 @@ pub enum PinotObservation {
         instances: BTreeSet<String>,
         /// The instances live now.
         live: BTreeSet<String>,
+        /// Details of the instances of this cluster's pods that the controller knows.
+        details: BTreeMap<String, InstanceInfo>,
     },
 }
 
@@ -132,9 +136,29 @@ pub async fn observe(
     Ok(observed)
 }
 
-/// Asks the cluster's Pinot controller which instances it knows and which are live, once a
-/// controller pod is ready. A failure is observed state too, never an error of the reconcile.
-pub async fn observe_pinot(pinot: &PinotClient, observed: &ObservedCluster) -> PinotObservation {
+/// The Pinot instance id of each pod of the cluster, by pod name.
+pub fn pod_instance_ids(cluster: &str, namespace: &str, observed: &ObservedCluster) -> BTreeMap<String, String> {
+    observed
+        .pods
+        .iter()
+        .flat_map(|(pool, pods)| pods.iter().map(move |p| (pool, p)))
+        .filter_map(|(pool, pod)| {
+            let role: Role = pod.labels().get(LABEL_ROLE)?.parse().ok()?;
+            let name = pod.name_any();
+            let id = instance_id(role, &name, &headless_service_name(cluster, pool), namespace);
+            Some((name, id))
+        })
+        .collect()
+}
+
+/// Asks the cluster's Pinot controller which instances it knows and which are live, and the
+/// details of the instances of `pod_instances`, once a controller pod is ready. A failure is
+/// observed state too, never an error of the reconcile.
+pub async fn observe_pinot(
+    pinot: &PinotClient,
+    observed: &ObservedCluster,
+    pod_instances: &BTreeMap<String, String>,
+) -> PinotObservation {
     let controller_ready = observed
         .pods
         .values()
@@ -146,13 +170,19 @@ pub async fn observe_pinot(pinot: &PinotClient, observed: &ObservedCluster) -> P
     let result = async {
         let instances = pinot.instances().await?;
         let live = pinot.live_instances().await?;
-        Ok::<_, crate::pinot::PinotError>((instances, live))
+        let mut details = BTreeMap::new();
+        for id in pod_instances.values().filter(|id| instances.contains(id)) {
+            details.insert(id.clone(), pinot.instance(id).await?);
+        }
+        Ok::<_, crate::pinot::PinotError>((instances, live, details))
     }
     .await;
     match result {
-        Ok((instances, live)) => {
-            PinotObservation::Reachable { instances: instances.into_iter().collect(), live: live.into_iter().collect() }
-        }
+        Ok((instances, live, details)) => PinotObservation::Reachable {
+            instances: instances.into_iter().collect(),
+            live: live.into_iter().collect(),
+            details,
+        },
         Err(e) => PinotObservation::Unreachable(e.to_string()),
     }
 }

@@ -1,10 +1,12 @@
-//! Step 3 of the pipeline: decides what to change this time. This is where the cluster's
-//! policy plugins decide (install order, upgrades, scaling); until they do, the plan applies
-//! every pool of the spec as it is, except a pool whose change Kubernetes cannot make.
+//! Step 3 of the pipeline: decides what to change this time. Every pool of the spec is applied
+//! as it is (its StatefulSets use `OnDelete`, so a new pod template restarts nothing by
+//! itself), except a pool whose change Kubernetes cannot make; which pod restarts next is the
+//! upgrade policy's decision, checked against the host's guardrails before anything is done.
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 
 use super::{
+    super::policy::{Action, ActivePolicy, ClusterState, PolicyRegistry, guardrails},
     observe::ObservedCluster,
     validate::{FieldError, ValidCluster, ValidPool, ValidStorage},
 };
@@ -16,6 +18,91 @@ pub struct Plan<'a> {
     pub pools: Vec<&'a ValidPool>,
     /// Pools left as they are, and why: the spec asks for a change the apiserver would refuse.
     pub blocked: Vec<FieldError>,
+}
+
+/// What the upgrade policy decided this time, after the guardrails.
+#[derive(Clone, Debug, PartialEq)]
+pub enum UpgradeDecision {
+    /// A StatefulSet has not yet observed its new spec: its target revision is not known.
+    NotYet(String),
+    /// The actions to carry out now (restarts, queries off / on); may be empty.
+    Act(Vec<Action>),
+    /// Nothing to do now, and why (shown as `Progressing`).
+    Wait(String),
+    /// The policy reports a problem the user must solve (shown as `Degraded`).
+    Blocked(String),
+    /// The policy failed (trap, timeout, out of memory, refusal) or asked for something the
+    /// guardrails refuse; nothing of its plan is carried out.
+    Refused { reason: &'static str, message: String },
+}
+
+/// The actions an upgrade policy may ask for.
+fn upgrade_action(action: &Action) -> bool {
+    matches!(
+        action,
+        Action::RestartPod(_)
+            | Action::DisableQueries(_)
+            | Action::EnableQueries(_)
+            | Action::Wait(_)
+            | Action::Block(_)
+    )
+}
+
+/// Runs the upgrade policy on `state` and checks what it asks for.
+pub fn decide_upgrade(
+    registry: &PolicyRegistry,
+    policy: &ActivePolicy,
+    state: &ClusterState,
+    observed: &ObservedCluster,
+) -> UpgradeDecision {
+    let stale: Vec<&str> = observed
+        .statefulsets
+        .iter()
+        .filter(|(_, sts)| sts.status.as_ref().and_then(|s| s.observed_generation) < sts.metadata.generation)
+        .map(|(pool, _)| pool.as_str())
+        .collect();
+    if !stale.is_empty() {
+        return UpgradeDecision::NotYet(format!(
+            "waiting for the StatefulSets of pools {} to observe the change",
+            stale.join(", ")
+        ));
+    }
+    let name = &policy.policy.name;
+    let actions = match registry.decide(policy, state) {
+        Ok(actions) => actions,
+        Err(e) => {
+            return UpgradeDecision::Refused {
+                reason: "PolicyFailed",
+                message: format!("upgrade policy {name}: {e}; no pod is restarted until it decides"),
+            };
+        }
+    };
+    if let Some((i, a)) = actions.iter().enumerate().find(|(_, a)| !upgrade_action(a)) {
+        return UpgradeDecision::Refused {
+            reason: "PlanRefused",
+            message: format!(
+                "upgrade policy {name}: action {i} ({}) refused: an upgrade policy may only restart pods, \
+                 disable or enable queries, wait or block; nothing of its plan was carried out",
+                guardrails::describe(a)
+            ),
+        };
+    }
+    if let Err(v) = guardrails::check(state, &actions) {
+        return UpgradeDecision::Refused {
+            reason: "PlanRefused",
+            message: format!("upgrade policy {name}: {v}; nothing of its plan was carried out"),
+        };
+    }
+    if let Some(why) = actions.iter().find_map(|a| if let Action::Block(why) = a { Some(why) } else { None }) {
+        return UpgradeDecision::Blocked(why.clone());
+    }
+    let work: Vec<Action> = actions.iter().filter(|a| !matches!(a, Action::Wait(_))).cloned().collect();
+    if work.is_empty()
+        && let Some(why) = actions.iter().find_map(|a| if let Action::Wait(why) = a { Some(why) } else { None })
+    {
+        return UpgradeDecision::Wait(why.clone());
+    }
+    UpgradeDecision::Act(work)
 }
 
 pub fn plan<'a>(cluster: &'a ValidCluster, observed: &ObservedCluster) -> Plan<'a> {
@@ -99,5 +186,127 @@ mod tests {
             "{}",
             plan.blocked[0]
         );
+    }
+}
+
+#[cfg(test)]
+mod upgrade_tests {
+    use super::*;
+    use crate::policy::{
+        PolicyEngine, PolicyKind, PolicyLimits,
+        contract::types::{Instance, Pod, Pool, Role},
+    };
+
+    fn registry() -> PolicyRegistry {
+        PolicyRegistry::new(PolicyEngine::new(PolicyLimits::default()).unwrap()).unwrap()
+    }
+
+    fn server_pool(revisions: &[&str], queries_enabled: bool) -> Pool {
+        let pods = revisions
+            .iter()
+            .enumerate()
+            .map(|(o, r)| Pod {
+                name: format!("c-server-{o}"),
+                ordinal: o as u32,
+                revision: r.to_string(),
+                ready: true,
+                terminating: false,
+                restarts: 0,
+                age_seconds: 50,
+                instance: Some(Instance {
+                    id: format!("Server_c-server-{o}.h.ns.svc.cluster.local_8098"),
+                    live: true,
+                    enabled: true,
+                    queries_enabled,
+                    tags: vec![],
+                    segments: 0,
+                }),
+            })
+            .collect::<Vec<_>>();
+        Pool {
+            name: "server".into(),
+            role: Role::Server,
+            zones: vec!["a".into()],
+            desired_replicas: pods.len() as u32,
+            current_replicas: pods.len() as u32,
+            min_replicas: pods.len() as u32,
+            max_replicas: pods.len() as u32,
+            ready_replicas: pods.len() as u32,
+            updated_replicas: 0,
+            current_revision: "r1".into(),
+            target_revision: "r2".into(),
+            image: "i".into(),
+            max_unavailable: 1,
+            pods,
+        }
+    }
+
+    fn state(pool: Pool) -> ClusterState {
+        let mut s = crate::policy::runtime::empty_state();
+        s.deployment_order = vec![Role::Controller, Role::Broker, Role::Server, Role::Minion];
+        s.pools = vec![pool];
+        s
+    }
+
+    #[test]
+    fn the_default_policy_disables_queries_then_restarts_the_highest_ordinal() {
+        let registry = registry();
+        let policy = registry.default_for(PolicyKind::Upgrade);
+        let observed = ObservedCluster::default();
+        let decision = decide_upgrade(&registry, &policy, &state(server_pool(&["r1", "r1"], true)), &observed);
+        assert_eq!(
+            decision,
+            UpgradeDecision::Act(vec![Action::DisableQueries("Server_c-server-1.h.ns.svc.cluster.local_8098".into())])
+        );
+        let decision = decide_upgrade(&registry, &policy, &state(server_pool(&["r1", "r1"], false)), &observed);
+        assert_eq!(decision, UpgradeDecision::Act(vec![Action::RestartPod("c-server-1".into())]));
+        let done = decide_upgrade(&registry, &policy, &state(server_pool(&["r2", "r2"], true)), &observed);
+        assert_eq!(done, UpgradeDecision::Act(vec![]));
+    }
+
+    #[test]
+    fn a_pod_not_ready_past_its_timeout_halts_the_upgrade() {
+        let registry = registry();
+        let policy = registry.default_for(PolicyKind::Upgrade);
+        let mut pool = server_pool(&["r1", "r2"], true);
+        pool.pods[1].ready = false;
+        pool.pods[1].age_seconds = 10_000;
+        match decide_upgrade(&registry, &policy, &state(pool), &ObservedCluster::default()) {
+            UpgradeDecision::Blocked(why) => assert!(why.contains("c-server-1"), "{why}"),
+            other => panic!("expected a halt, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn with_the_budget_used_up_the_policy_waits_and_a_restart_would_be_refused() {
+        let registry = registry();
+        let policy = registry.default_for(PolicyKind::Upgrade);
+        // Both pods are unavailable already: the default policy waits, it never restarts.
+        let mut pool = server_pool(&["r1", "r1"], false);
+        pool.pods[0].ready = false;
+        match decide_upgrade(&registry, &policy, &state(pool.clone()), &ObservedCluster::default()) {
+            UpgradeDecision::Wait(why) => assert!(why.contains("c-server-0"), "{why}"),
+            other => panic!("expected a wait, got {other:?}"),
+        }
+        // A restart that would exceed maxUnavailable is what the guardrails refuse.
+        let s = state(pool);
+        let v = guardrails::check(&s, &[Action::RestartPod("c-server-1".into())]).unwrap_err();
+        assert!(v.reason.contains("maxUnavailable"), "{v}");
+    }
+
+    #[test]
+    fn nothing_is_decided_while_a_statefulset_has_not_observed_its_spec() {
+        let registry = registry();
+        let policy = registry.default_for(PolicyKind::Upgrade);
+        let mut observed = ObservedCluster::default();
+        let sts: StatefulSet = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "c-server", "generation": 3},
+            "spec": {"selector": {}, "serviceName": "x", "template": {}},
+            "status": {"replicas": 2, "observedGeneration": 2},
+        }))
+        .unwrap();
+        observed.statefulsets.insert("server".into(), sts);
+        let decision = decide_upgrade(&registry, &policy, &state(server_pool(&["r1", "r1"], true)), &observed);
+        assert!(matches!(decision, UpgradeDecision::NotYet(ref m) if m.contains("server")), "{decision:?}");
     }
 }

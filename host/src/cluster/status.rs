@@ -41,6 +41,8 @@ pub struct StatusInput<'a> {
     pub now: Timestamp,
     /// The base URL of the cluster's Pinot controller.
     pub pinot_url: &'a str,
+    /// What the upgrade policy is doing or waiting for, said first in `Progressing`.
+    pub progress: Option<String>,
 }
 
 /// Computes the status from observed state; conditions keep their transition time while their
@@ -102,7 +104,7 @@ pub fn compute_status(input: &StatusInput<'_>) -> PinotClusterStatus {
             "the spec is invalid; nothing is rolled out until it is fixed".into(),
         )
     } else if rolling {
-        let mut parts = Vec::new();
+        let mut parts: Vec<String> = input.progress.iter().cloned().collect();
         if !missing.is_empty() {
             parts.push(format!("creating pools {}", missing.join(", ")));
         }
@@ -187,7 +189,7 @@ fn pinot_status(input: &StatusInput<'_>) -> Option<PinotControllerStatus> {
             instances: 0,
             live_instances: 0,
         }),
-        PinotObservation::Reachable { instances, live } => Some(PinotControllerStatus {
+        PinotObservation::Reachable { instances, live, .. } => Some(PinotControllerStatus {
             url,
             reachable: true,
             message: None,
@@ -342,6 +344,7 @@ mod tests {
             problem,
             now: Timestamp::UNIX_EPOCH,
             pinot_url: "http://x",
+            progress: None,
         })
     }
 
@@ -426,6 +429,7 @@ mod tests {
                 problem: None,
                 now: later,
                 pinot_url: "http://x",
+                progress: None,
             })
         };
         assert_eq!(at_later(&observed_example("r1")), first, "nothing changed, so nothing is rewritten");

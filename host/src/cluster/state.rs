@@ -1,0 +1,223 @@
+//! The observed state a policy decides from, derived (purely) from the validated spec and what
+//! `observe` read: per pool its role, zones, replicas and revisions; per pod its revision,
+//! readiness, restarts and Pinot instance. Nothing here comes from operator memory, so a
+//! restarted operator hands its policies the same state.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::{api::core::v1::Pod, jiff::Timestamp};
+use kube::ResourceExt;
+use pinot_crds::PinotCluster;
+
+use super::{
+    observe::{ObservedCluster, PinotObservation, pod_is_ready, pod_ordinal, pod_revision},
+    validate::{Placement, ValidCluster, ValidPool},
+};
+use crate::{
+    policy::contract::types::{self, ClusterState, Condition, Instance, Pool},
+    role::Role,
+};
+
+pub fn role(role: Role) -> types::Role {
+    match role {
+        Role::Controller => types::Role::Controller,
+        Role::Broker => types::Role::Broker,
+        Role::Server => types::Role::Server,
+        Role::Minion => types::Role::Minion,
+    }
+}
+
+/// The state of one cluster for its policies. `pod_instances` maps pod names to the Pinot
+/// instance ids they register as; `config` is the deciding policy's configuration.
+pub fn cluster_state(
+    cluster: &PinotCluster,
+    valid: &ValidCluster,
+    observed: &ObservedCluster,
+    pod_instances: &BTreeMap<String, String>,
+    config: &[(String, String)],
+    now: Timestamp,
+) -> ClusterState {
+    let pools = valid.pools.iter().map(|p| pool(p, observed, pod_instances, now)).collect();
+    let conditions = cluster
+        .status
+        .as_ref()
+        .map(|s| {
+            s.conditions
+                .iter()
+                .map(|c| Condition {
+                    kind: c.type_.clone(),
+                    status: c.status.clone(),
+                    reason: c.reason.clone(),
+                    message: c.message.clone(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    ClusterState {
+        name: valid.name.clone(),
+        namespace: valid.namespace.clone(),
+        generation: cluster.metadata.generation.unwrap_or_default(),
+        deployment_order: valid.deployment_order.iter().map(|r| role(*r)).collect(),
+        pools,
+        conditions,
+        tables: vec![],
+        tenants: vec![],
+        now_unix_seconds: now.as_second(),
+        config: config.to_vec(),
+    }
+}
+
+fn pool(
+    spec: &ValidPool,
+    observed: &ObservedCluster,
+    pod_instances: &BTreeMap<String, String>,
+    now: Timestamp,
+) -> Pool {
+    let sts = observed.statefulsets.get(&spec.name);
+    let status = sts.and_then(|s| s.status.as_ref());
+    let pods: &[Pod] = observed.pods.get(&spec.name).map(Vec::as_slice).unwrap_or_default();
+    let zones = match &spec.placement {
+        Placement::Anywhere => vec![],
+        Placement::Zones(zs) => zs.clone(),
+    };
+    let desired = spec.replicas.max(0) as u32;
+    Pool {
+        name: spec.name.clone(),
+        role: role(spec.role),
+        zones,
+        desired_replicas: desired,
+        current_replicas: sts.and_then(|s| s.spec.as_ref()).and_then(|s| s.replicas).unwrap_or(0).max(0) as u32,
+        // Upgrades do not scale; the scaling policy gets its own bounds.
+        min_replicas: desired,
+        max_replicas: desired,
+        ready_replicas: pods.iter().filter(|p| pod_is_ready(p)).count() as u32,
+        updated_replicas: status.and_then(|s| s.updated_replicas).unwrap_or(0).max(0) as u32,
+        current_revision: status.and_then(|s| s.current_revision.clone()).unwrap_or_default(),
+        target_revision: status.and_then(|s| s.update_revision.clone()).unwrap_or_default(),
+        image: spec.image.clone(),
+        max_unavailable: spec.max_unavailable.max(1) as u32,
+        pods: pods.iter().map(|p| pod(p, &observed.pinot, pod_instances, now)).collect(),
+    }
+}
+
+fn pod(pod: &Pod, pinot: &PinotObservation, pod_instances: &BTreeMap<String, String>, now: Timestamp) -> types::Pod {
+    let name = pod.name_any();
+    let restarts = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .map(|cs| cs.iter().map(|c| c.restart_count.max(0) as u32).sum())
+        .unwrap_or(0);
+    let age_seconds = pod
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .map(|t| (now.as_second() - t.0.as_second()).max(0) as u64)
+        .unwrap_or(0);
+    let instance = match (pinot, pod_instances.get(&name)) {
+        (PinotObservation::Reachable { instances, live, details }, Some(id)) if instances.contains(id) => {
+            let info = details.get(id).cloned().unwrap_or_default();
+            Some(Instance {
+                id: id.clone(),
+                live: live.contains(id),
+                enabled: info.enabled,
+                queries_enabled: !info.queries_disabled,
+                tags: info.tags,
+                segments: 0,
+            })
+        }
+        _ => None,
+    };
+    types::Pod {
+        ordinal: pod_ordinal(pod).max(0) as u32,
+        revision: pod_revision(pod).unwrap_or_default().to_string(),
+        ready: pod_is_ready(pod),
+        terminating: pod.metadata.deletion_timestamp.is_some(),
+        restarts,
+        age_seconds,
+        instance,
+        name,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use k8s_openapi::api::apps::v1::StatefulSet;
+    use serde_json::json;
+
+    use super::*;
+    use crate::{
+        cluster::{fixtures, observe::pod_instance_ids, validate::validate},
+        pinot::InstanceInfo,
+    };
+
+    fn pod(name: &str, pool: &str, role: &str, revision: &str, ready: bool) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {
+                "name": name,
+                "creationTimestamp": "1970-01-01T00:16:40Z",
+                "labels": {"pinot.controlplane.dev/pool": pool, "pinot.controlplane.dev/role": role, "controller-revision-hash": revision},
+            },
+            "status": {
+                "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}],
+                "containerStatuses": [{"name": "pinot", "image": "i", "imageID": "", "ready": ready, "restartCount": 2}],
+            },
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn pods_carry_their_revision_readiness_and_pinot_instance() {
+        let cluster = fixtures::example();
+        let valid = validate(&cluster).unwrap();
+        let server = valid.pools.iter().find(|p| p.role == Role::Server).unwrap().name.clone();
+        let mut observed = ObservedCluster::default();
+        let sts: StatefulSet = serde_json::from_value(json!({
+            "metadata": {"name": "x", "generation": 2},
+            "spec": {"selector": {}, "serviceName": "x", "template": {}, "replicas": 2},
+            "status": {"replicas": 2, "observedGeneration": 2, "currentRevision": "r1", "updateRevision": "r2", "updatedReplicas": 1},
+        }))
+        .unwrap();
+        observed.statefulsets.insert(server.clone(), sts);
+        let sts_name = format!("{}-{server}", valid.name);
+        observed.pods.insert(
+            server.clone(),
+            vec![
+                pod(&format!("{sts_name}-0"), &server, "server", "r1", true),
+                pod(&format!("{sts_name}-1"), &server, "server", "r2", false),
+            ],
+        );
+        let ids = pod_instance_ids(&valid.name, &valid.namespace, &observed);
+        let id0 = ids[&format!("{sts_name}-0")].clone();
+        observed.pinot = PinotObservation::Reachable {
+            instances: ids.values().cloned().collect(),
+            live: BTreeSet::from([id0.clone()]),
+            details: [(
+                id0.clone(),
+                InstanceInfo { enabled: true, queries_disabled: true, tags: vec!["DefaultTenant_OFFLINE".into()] },
+            )]
+            .into(),
+        };
+        let now = Timestamp::from_second(1300).unwrap();
+        let state = cluster_state(&cluster, &valid, &observed, &ids, &[("k".into(), "v".into())], now);
+        assert_eq!(state.pools.len(), valid.pools.len());
+        assert_eq!(state.deployment_order.len(), valid.deployment_order.len());
+        assert_eq!(state.config, vec![("k".to_string(), "v".to_string())]);
+        let pool = state.pools.iter().find(|p| p.name == server).unwrap();
+        assert_eq!((pool.current_revision.as_str(), pool.target_revision.as_str()), ("r1", "r2"));
+        assert_eq!((pool.ready_replicas, pool.updated_replicas, pool.current_replicas), (1, 1, 2));
+        let (p0, p1) = (&pool.pods[0], &pool.pods[1]);
+        assert_eq!((p0.ordinal, p0.revision.as_str(), p0.ready, p0.restarts, p0.age_seconds), (0, "r1", true, 2, 300));
+        let i0 = p0.instance.as_ref().unwrap();
+        assert_eq!(i0.id, id0);
+        assert!(i0.live && i0.enabled && !i0.queries_enabled);
+        assert_eq!(i0.tags, vec!["DefaultTenant_OFFLINE"]);
+        let i1 = p1.instance.as_ref().unwrap();
+        assert!(!i1.live && i1.queries_enabled, "an instance without details is taken as enabled: {i1:?}");
+        // A pool that does not exist yet has no pods and no target revision.
+        let other = state.pools.iter().find(|p| p.name != server).unwrap();
+        assert!(other.pods.is_empty() && other.target_revision.is_empty());
+    }
+}

@@ -1,0 +1,98 @@
+//! Carries out the upgrade policy's checked actions: restarting a pod (deleting it, guarded by
+//! its uid, so its StatefulSet recreates it on the target revision) and taking a server's
+//! queries out of and back into Pinot's routing. Every step is an event; a step that fails is
+//! reported and the next reconcile decides again from what it observes.
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::{
+    Api, Client, ResourceExt,
+    api::{DeleteParams, Preconditions},
+};
+
+use super::observe::ObservedCluster;
+use crate::{
+    pinot::PinotClient,
+    policy::{Action, guardrails},
+};
+
+/// One step carried out, for an event.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Step {
+    pub reason: &'static str,
+    pub note: String,
+    /// The pod the step is about, so that events about different pods are separate series.
+    pub pod: Option<String>,
+}
+
+/// Carries out `actions` in order; stops at the first failure.
+pub async fn carry_out(
+    client: &Client,
+    pinot: &PinotClient,
+    namespace: &str,
+    observed: &ObservedCluster,
+    policy: &str,
+    actions: &[Action],
+) -> (Vec<Step>, Option<String>) {
+    let mut done = Vec::new();
+    for action in actions {
+        let result = match action {
+            Action::RestartPod(name) => restart(client, namespace, observed, name).await.map(|revision| Step {
+                reason: "RestartedPod",
+                note: format!("restarted pod {name} to move it to revision {revision} (upgrade policy {policy})"),
+                pod: Some(name.clone()),
+            }),
+            Action::DisableQueries(id) => {
+                pinot.set_instance_state(id, "queries_disable").await.map_err(|e| e.to_string()).map(|()| Step {
+                    reason: "QueriesDisabled",
+                    note: format!("disabled queries on {id} before its pod restarts (upgrade policy {policy})"),
+                    pod: pod_of(observed, id),
+                })
+            }
+            Action::EnableQueries(id) => {
+                pinot.set_instance_state(id, "queries_enable").await.map_err(|e| e.to_string()).map(|()| Step {
+                    reason: "QueriesEnabled",
+                    note: format!(
+                        "enabled queries on {id}: it is back, live and on its new revision (upgrade policy {policy})"
+                    ),
+                    pod: pod_of(observed, id),
+                })
+            }
+            other => Err(format!("{} is not carried out by the upgrade step", guardrails::describe(other))),
+        };
+        match result {
+            Ok(step) => done.push(step),
+            Err(e) => return (done, Some(format!("{}: {e}", guardrails::describe(action)))),
+        }
+    }
+    (done, None)
+}
+
+/// The pod whose instance id is `id` (ids embed the pod's host name).
+fn pod_of(observed: &ObservedCluster, id: &str) -> Option<String> {
+    observed.pods.values().flatten().map(ResourceExt::name_any).find(|p| id.contains(&format!("_{p}.")))
+}
+
+/// Deletes the pod observed under `name`, only if it is still that pod (same uid): a pod the
+/// StatefulSet already recreated is never restarted a second time for the same decision.
+async fn restart(client: &Client, namespace: &str, observed: &ObservedCluster, name: &str) -> Result<String, String> {
+    let pod = observed.pods.values().flatten().find(|p| p.name_any() == name).ok_or("the pod is gone")?;
+    let revision = observed
+        .pods
+        .iter()
+        .find(|(_, pods)| pods.iter().any(|p| p.name_any() == name))
+        .and_then(|(pool, _)| observed.statefulsets.get(pool))
+        .and_then(|s| s.status.as_ref())
+        .and_then(|s| s.update_revision.clone())
+        .unwrap_or_else(|| "?".into());
+    let params = DeleteParams {
+        preconditions: Some(Preconditions { uid: pod.uid(), resource_version: None }),
+        ..Default::default()
+    };
+    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    match api.delete(name, &params).await {
+        Ok(_) => Ok(revision),
+        // Gone or replaced already: nothing to do.
+        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(revision),
+        Err(e) => Err(e.to_string()),
+    }
+}
