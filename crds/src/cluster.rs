@@ -73,6 +73,29 @@ pub struct PinotClusterSpec {
     /// the bundled defaults when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policies: Option<ClusterPolicies>,
+
+    /// How changes roll out: install order, health-gate timeout, server drain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrade: Option<UpgradeSettings>,
+}
+
+/// Settings of installs and rolling upgrades for the whole cluster; pools may override the
+/// timeout and the drain.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpgradeSettings {
+    /// Seconds a restarted pod may take to become Ready with a live Pinot instance before the
+    /// upgrade halts (`Degraded`). Default 600.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_ready_timeout_seconds: Option<i64>,
+    /// Seconds between disabling a server's queries and restarting its pod, so that queries in
+    /// flight finish. Default 5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain_seconds: Option<i64>,
+    /// Create every pool at once on first install instead of role by role in
+    /// `deploymentOrder`. Default false.
+    #[serde(default)]
+    pub parallel_install: bool,
 }
 
 /// Which PinotPolicy decides what, for one cluster.
@@ -135,6 +158,12 @@ pub struct NodePool {
     /// Default 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_unavailable: Option<i32>,
+    /// `spec.upgrade.podReadyTimeoutSeconds` for this pool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_ready_timeout_seconds: Option<i64>,
+    /// `spec.upgrade.drainSeconds` for this pool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain_seconds: Option<i64>,
     /// Settings merged into the pool's pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_overrides: Option<PodOverrides>,

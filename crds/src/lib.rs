@@ -13,7 +13,7 @@ pub mod policy;
 
 pub use cluster::{
     ClusterCondition, ClusterPolicies, ClusterPolicyStatus, NodePool, PinotCluster, PinotClusterSpec,
-    PinotClusterStatus, PinotControllerStatus, PodOverrides, PoolStatus, PoolStorage, ZookeeperSpec,
+    PinotClusterStatus, PinotControllerStatus, PodOverrides, PoolStatus, PoolStorage, UpgradeSettings, ZookeeperSpec,
 };
 pub use policy::{ConfigMapKey, PinotPolicy, PinotPolicySpec, PinotPolicyStatus, PolicyModuleSource};
 

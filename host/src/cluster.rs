@@ -228,7 +228,8 @@ pub async fn reconcile(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result<
     let build_ctx = BuildContext { owner, pdb_version: ctx.apis.pdb_version };
     let desired = build_cluster(&valid, &plan.pools, &build_ctx);
     let owner_uid = cluster.uid().ok_or(Error::MissingObjectKey)?;
-    let report = apply::apply(client, &ctx.apis, &namespace, &owner_uid, &desired, &observed).await;
+    let spec_pools = valid.pools.iter().map(|p| p.name.as_str()).collect();
+    let report = apply::apply(client, &ctx.apis, &namespace, &owner_uid, &desired, &observed, &spec_pools).await;
     publish_report(&ctx, &cluster, &report).await;
 
     // The upgrade policy decides which pod restarts next, from the state observed before this
@@ -308,13 +309,17 @@ pub async fn reconcile(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result<
     } else {
         None
     };
-    let progress = match &upgrade {
+    let upgrade_progress = match &upgrade {
         Some((_, plan::UpgradeDecision::Wait(why) | plan::UpgradeDecision::NotYet(why))) => Some(why.clone()),
         Some((_, plan::UpgradeDecision::Act(actions))) if !actions.is_empty() => Some(format!(
             "upgrade step: {}",
             actions.iter().map(crate::policy::guardrails::describe).collect::<Vec<_>>().join(", ")
         )),
         _ => None,
+    };
+    let progress = match (plan.install_wait.clone(), upgrade_progress) {
+        (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+        (a, b) => a.or(b),
     };
     let mut status = compute_status(&StatusInput {
         cluster: &cluster,
@@ -358,9 +363,10 @@ async fn decide_upgrade(
     let active = ctx.registry.resolve(&namespace, chosen.as_deref(), PolicyKind::Upgrade).ok()?;
     let state = state::cluster_state(cluster, valid, observed, pod_instances, &active.config, Timestamp::now());
     let name = chosen.unwrap_or_else(|| active.policy.info.name.clone());
+    let drains = valid.pools.iter().map(|p| (p.name.clone(), p.drain_seconds)).collect();
     let (registry, observed) = (ctx.registry.clone(), observed.clone());
     let decision =
-        tokio::task::spawn_blocking(move || plan::decide_upgrade(&registry, &active, &state, &observed)).await;
+        tokio::task::spawn_blocking(move || plan::decide_upgrade(&registry, &active, &state, &observed, &drains)).await;
     let decision = decision.unwrap_or_else(|e| plan::UpgradeDecision::Refused {
         reason: "PolicyFailed",
         message: format!("upgrade policy {name}: the decision panicked: {e}"),

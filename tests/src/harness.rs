@@ -107,6 +107,26 @@ pub async fn install_crds(client: &Client) {
         })
         .await;
     }
+    // kubectl validates manifests against the apiserver's OpenAPI document, which is published
+    // a moment after the CRD changes: wait until it lists every field of the spec.
+    let crd = PinotCluster::crd();
+    let schema = serde_json::to_value(&crd.spec.versions[0].schema).unwrap();
+    let fields: Vec<String> = schema["openAPIV3Schema"]["properties"]["spec"]["properties"]
+        .as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default();
+    wait_for("the PinotCluster schema in the apiserver's OpenAPI", Duration::from_secs(60), || {
+        let client = client.clone();
+        let fields = fields.clone();
+        async move {
+            let request = http::Request::get("/openapi/v2").body(Vec::new()).ok()?;
+            let doc: serde_json::Value = client.request(request).await.ok()?;
+            let published =
+                &doc["definitions"]["dev.controlplane.pinot.v1alpha1.PinotCluster"]["properties"]["spec"]["properties"];
+            fields.iter().all(|f| published.get(f).is_some()).then_some(())
+        }
+    })
+    .await;
 }
 
 /// A namespace that exists for one test; `cleanup` deletes it.

@@ -20,6 +20,9 @@ spec:
   image: apachepinot/pinot:1.2.0
   zookeeper:
     connectString: zookeeper:2181
+  upgrade:
+    podReadyTimeoutSeconds: 5
+    drainSeconds: 1
   pools:
     - name: controller
       role: controller
@@ -47,43 +50,64 @@ fn image(pod: &Pod) -> String {
     pod.spec.as_ref().unwrap().containers[0].image.clone().unwrap_or_default()
 }
 
+async fn install(client: &kube::Client, ns: &str) -> BTreeMap<String, String> {
+    let file = std::env::temp_dir().join(format!("{ns}-cluster.yaml"));
+    std::fs::write(&file, CLUSTER).unwrap();
+    kubectl(&["-n", ns, "apply", "-f", file.to_str().unwrap()]).await;
+    kubectl(&["-n", ns, "wait", "--for=condition=Available", "pinotcluster/up", "--timeout=180s"]).await;
+    let uids: BTreeMap<String, String> =
+        pods(client, ns).await.iter().map(|p| (p.name_any(), p.uid().unwrap())).collect();
+    assert_eq!(uids.len(), 5);
+    uids
+}
+
+async fn set_image(ns: &str, image: &str) {
+    let patch = format!(r#"{{"spec":{{"image":"{image}"}}}}"#);
+    kubectl(&["-n", ns, "patch", "pinotcluster/up", "--type=merge", "-p", &patch]).await;
+}
+
+/// Waits until every pod runs `image` and the cluster is available and no longer progressing.
+async fn wait_rolled_out(client: &kube::Client, ns: &str, image: &str) {
+    let clusters: Api<PinotCluster> = Api::namespaced(client.clone(), ns);
+    wait_for(&format!("every pod to run {image}"), Duration::from_secs(240), || async {
+        let pods = pods(client, ns).await;
+        let c = clusters.get("up").await.ok()?;
+        let done = pods.len() == 5
+            && pods.iter().all(|p| self::image(p) == image)
+            && condition(&c, "Available").is_some_and(|(s, _)| s == "True")
+            && condition(&c, "Progressing").is_some_and(|(s, _)| s == "False")
+            && condition(&c, "Degraded").is_some_and(|(s, _)| s == "False");
+        done.then_some(())
+    })
+    .await;
+}
+
+/// How many times the StatefulSet controller created each pod (install included), from its
+/// `SuccessfulCreate` events: what a user would look at to see how often a pod was replaced.
+async fn creations(client: &kube::Client, ns: &str) -> BTreeMap<String, i32> {
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), ns);
+    let mut out = BTreeMap::new();
+    for e in events.list(&ListParams::default()).await.unwrap() {
+        if e.reason.as_deref() != Some("SuccessfulCreate") {
+            continue;
+        }
+        let message = e.message.unwrap_or_default();
+        if let Some(pod) = message.split("Pod ").nth(1).and_then(|m| m.split(' ').next()) {
+            *out.entry(pod.to_string()).or_default() += e.count.unwrap_or(1);
+        }
+    }
+    out
+}
+
 #[tokio::test]
 async fn an_image_change_restarts_every_pod_once_in_order_with_queries_off_around_each_server() {
     let client = test_client().await;
     let ns = TestNamespace::create(&client, "upgrade").await;
     let operator = OperatorHandle::start(&client, &ns.name);
-    let file = std::env::temp_dir().join(format!("{}-cluster.yaml", ns.name));
-    std::fs::write(&file, CLUSTER).unwrap();
-    kubectl(&["-n", &ns.name, "apply", "-f", file.to_str().unwrap()]).await;
-    kubectl(&["-n", &ns.name, "wait", "--for=condition=Available", "pinotcluster/up", "--timeout=180s"]).await;
-    let before: BTreeMap<String, String> =
-        pods(&client, &ns.name).await.iter().map(|p| (p.name_any(), p.uid().unwrap())).collect();
-    assert_eq!(before.len(), 5);
-
-    kubectl(&[
-        "-n",
-        &ns.name,
-        "patch",
-        "pinotcluster/up",
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"image":"apachepinot/pinot:1.3.0"}}"#,
-    ])
-    .await;
-
-    // Nothing restarts by itself: the upgrade ends when every pod runs the new image and the
-    // cluster is available and no longer progressing.
-    let clusters: Api<PinotCluster> = Api::namespaced(client.clone(), &ns.name);
-    wait_for("the upgrade to complete", Duration::from_secs(240), || async {
-        let pods = pods(&client, &ns.name).await;
-        let c = clusters.get("up").await.ok()?;
-        let done = pods.len() == 5
-            && pods.iter().all(|p| image(p) == "apachepinot/pinot:1.3.0")
-            && condition(&c, "Available").is_some_and(|(s, _)| s == "True")
-            && condition(&c, "Progressing").is_some_and(|(s, _)| s == "False");
-        done.then_some(())
-    })
-    .await;
+    let before = install(&client, &ns.name).await;
+    set_image(&ns.name, "apachepinot/pinot:1.3.0").await;
+    // Nothing restarts by itself: the policy restarts pod after pod until all run the image.
+    wait_rolled_out(&client, &ns.name, "apachepinot/pinot:1.3.0").await;
 
     // Every pod was replaced exactly once.
     let after = pods(&client, &ns.name).await;
@@ -133,6 +157,93 @@ async fn an_image_change_restarts_every_pod_once_in_order_with_queries_off_aroun
         "{steps:?}"
     );
 
+    operator.stop().await;
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_operator_killed_again_and_again_mid_upgrade_still_restarts_every_pod_exactly_once() {
+    let client = test_client().await;
+    let ns = TestNamespace::create(&client, "upgrade-kill").await;
+    let mut operator = OperatorHandle::start(&client, &ns.name);
+    install(&client, &ns.name).await;
+    set_image(&ns.name, "apachepinot/pinot:1.3.0").await;
+    // Kill the operator (its task is aborted wherever it is, as a killed process stops) each
+    // time one more pod runs the new image, and start a new one.
+    for updated in 1..=3 {
+        wait_for(&format!("{updated} pods on the new image"), Duration::from_secs(120), || async {
+            let n = pods(&client, &ns.name).await.iter().filter(|p| image(p) == "apachepinot/pinot:1.3.0").count();
+            (n >= updated).then_some(())
+        })
+        .await;
+        drop(operator);
+        tokio::time::sleep(Duration::from_millis(300 * updated as u64)).await;
+        operator = OperatorHandle::start(&client, &ns.name);
+    }
+    wait_rolled_out(&client, &ns.name, "apachepinot/pinot:1.3.0").await;
+    let created = creations(&client, &ns.name).await;
+    for pod in pods(&client, &ns.name).await {
+        assert_eq!(
+            created.get(&pod.name_any()),
+            Some(&2),
+            "{} created at install and once for the upgrade: {created:?}",
+            pod.name_any()
+        );
+    }
+    operator.stop().await;
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_broken_image_halts_after_the_first_pod_and_rolling_back_completes() {
+    let client = test_client().await;
+    let ns = TestNamespace::create(&client, "upgrade-broken").await;
+    let operator = OperatorHandle::start(&client, &ns.name);
+    let before = install(&client, &ns.name).await;
+    set_image(&ns.name, "apachepinot/pinot:1.3.0-broken").await;
+
+    // The controller goes first, never becomes ready, and the upgrade halts naming it.
+    let clusters: Api<PinotCluster> = Api::namespaced(client.clone(), &ns.name);
+    let message = wait_for("Degraded naming the stuck pod", Duration::from_secs(120), || async {
+        let c = clusters.get("up").await.ok()?;
+        let (status, message) = condition(&c, "Degraded")?;
+        (status == "True" && message.contains("up-controller-0")).then_some(message)
+    })
+    .await;
+    assert!(message.contains("timeout 5s") && message.contains("roll the spec back"), "{message}");
+    let reason = clusters
+        .get("up")
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "Degraded")
+        .unwrap()
+        .reason;
+    assert_eq!(reason, "UpgradeHalted");
+    // No further pod was touched.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for pod in pods(&client, &ns.name).await {
+        if pod.name_any() != "up-controller-0" {
+            assert_eq!(before[&pod.name_any()], pod.uid().unwrap(), "{} untouched", pod.name_any());
+        }
+    }
+    let events =
+        kubectl(&["-n", &ns.name, "get", "events", "--field-selector", "reason=UpgradeHalted", "-o", "name"]).await;
+    assert!(!events.trim().is_empty(), "an UpgradeHalted event");
+
+    // Rolling back replaces the stuck pod, and only it.
+    set_image(&ns.name, "apachepinot/pinot:1.2.0").await;
+    wait_rolled_out(&client, &ns.name, "apachepinot/pinot:1.2.0").await;
+    for pod in pods(&client, &ns.name).await {
+        if pod.name_any() != "up-controller-0" {
+            assert_eq!(before[&pod.name_any()], pod.uid().unwrap(), "{} untouched by the rollback", pod.name_any());
+        }
+    }
+    let created = creations(&client, &ns.name).await;
+    assert_eq!(created.get("up-controller-0"), Some(&3), "install, broken, rolled back: {created:?}");
     operator.stop().await;
     ns.cleanup().await;
 }

@@ -3,6 +3,8 @@
 //! StatefulSet, Services, ConfigMap and PodDisruptionBudget). Only objects that carry this
 //! cluster's owner reference are ever deleted; nothing else of the user's is touched.
 
+use std::collections::BTreeSet;
+
 use kube::{
     Api, Client,
     api::{DeleteParams, DynamicObject, ObjectMeta, Patch, PatchParams},
@@ -38,6 +40,7 @@ pub async fn apply(
     owner_uid: &str,
     desired: &DesiredObjects,
     observed: &ObservedCluster,
+    spec_pools: &BTreeSet<&str>,
 ) -> ApplyReport {
     let mut report = ApplyReport::default();
     let params = PatchParams::apply(FIELD_MANAGER).force();
@@ -59,7 +62,11 @@ pub async fn apply(
     }
 
     for child in &observed.children {
-        if desired.contains(child.kind, &child.name) || !child.owner_uids.iter().any(|u| u == owner_uid) {
+        // Only objects of pools gone from the spec are deleted: a pool the plan leaves alone
+        // this time (a refused storage change, a later role waiting for its turn to install)
+        // keeps what it has.
+        let in_spec = child.pool.as_deref().is_some_and(|p| spec_pools.contains(p));
+        if in_spec || desired.contains(child.kind, &child.name) || !child.owner_uids.iter().any(|u| u == owner_uid) {
             continue;
         }
         let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &apis.resource(child.kind));

@@ -3,11 +3,13 @@
 //! itself), except a pool whose change Kubernetes cannot make; which pod restarts next is the
 //! upgrade policy's decision, checked against the host's guardrails before anything is done.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::api::apps::v1::StatefulSet;
 
 use super::{
     super::policy::{Action, ActivePolicy, ClusterState, PolicyRegistry, guardrails},
-    observe::ObservedCluster,
+    observe::{ObservedCluster, pod_is_ready},
     validate::{FieldError, ValidCluster, ValidPool, ValidStorage},
 };
 
@@ -18,6 +20,8 @@ pub struct Plan<'a> {
     pub pools: Vec<&'a ValidPool>,
     /// Pools left as they are, and why: the spec asks for a change the apiserver would refuse.
     pub blocked: Vec<FieldError>,
+    /// First install goes role by role: what the pools not created yet wait for.
+    pub install_wait: Option<String>,
 }
 
 /// What the upgrade policy decided this time, after the guardrails.
@@ -54,6 +58,7 @@ pub fn decide_upgrade(
     policy: &ActivePolicy,
     state: &ClusterState,
     observed: &ObservedCluster,
+    drains: &BTreeMap<String, i64>,
 ) -> UpgradeDecision {
     let stale: Vec<&str> = observed
         .statefulsets
@@ -96,7 +101,27 @@ pub fn decide_upgrade(
     if let Some(why) = actions.iter().find_map(|a| if let Action::Block(why) = a { Some(why) } else { None }) {
         return UpgradeDecision::Blocked(why.clone());
     }
-    let work: Vec<Action> = actions.iter().filter(|a| !matches!(a, Action::Wait(_))).cloned().collect();
+    // The host's drain: a server whose queries were disabled restarts only after its pool's
+    // drain period, counted from the time the operator disabled them (a pod annotation).
+    let mut draining = Vec::new();
+    let work: Vec<Action> = actions
+        .iter()
+        .filter(|a| !matches!(a, Action::Wait(_)))
+        .filter(|a| match a {
+            Action::RestartPod(pod) => match drain_left(state, observed, drains, pod) {
+                Some(left) => {
+                    draining.push(format!("draining queries of pod {pod}: {left}s left"));
+                    false
+                }
+                None => true,
+            },
+            _ => true,
+        })
+        .cloned()
+        .collect();
+    if work.is_empty() && !draining.is_empty() {
+        return UpgradeDecision::Wait(draining.join(", "));
+    }
     if work.is_empty()
         && let Some(why) = actions.iter().find_map(|a| if let Action::Wait(why) = a { Some(why) } else { None })
     {
@@ -105,12 +130,69 @@ pub fn decide_upgrade(
     UpgradeDecision::Act(work)
 }
 
+/// Annotation the operator sets on a pod when it disables its instance's queries: when, in
+/// seconds since the Unix epoch. The drain period counts from it; the pod's replacement does
+/// not carry it.
+pub const ANNOTATION_QUERIES_DISABLED_AT: &str = "pinot.controlplane.dev/queries-disabled-at";
+
+/// Seconds of drain left before `pod` may restart, if any.
+fn drain_left(
+    state: &ClusterState,
+    observed: &ObservedCluster,
+    drains: &BTreeMap<String, i64>,
+    pod: &str,
+) -> Option<i64> {
+    let (pool, p) = state.pools.iter().find_map(|pool| pool.pods.iter().find(|p| p.name == pod).map(|p| (pool, p)))?;
+    let instance = p.instance.as_ref()?;
+    if instance.queries_enabled || !p.ready {
+        return None;
+    }
+    let drain = drains.get(&pool.name).copied().unwrap_or(0);
+    let since: i64 = observed
+        .pods
+        .get(&pool.name)?
+        .iter()
+        .find(|k| k.metadata.name.as_deref() == Some(pod))?
+        .metadata
+        .annotations
+        .as_ref()?
+        .get(ANNOTATION_QUERIES_DISABLED_AT)?
+        .parse()
+        .ok()?;
+    let left = since + drain - state.now_unix_seconds;
+    (left > 0).then_some(left)
+}
+
 pub fn plan<'a>(cluster: &'a ValidCluster, observed: &ObservedCluster) -> Plan<'a> {
-    let mut plan = Plan { pools: Vec::new(), blocked: Vec::new() };
-    for (i, pool) in cluster.pools.iter().enumerate() {
-        match observed.statefulsets.get(&pool.name).and_then(|sts| storage_change(i, pool, sts)) {
-            Some(blocked) => plan.blocked.push(blocked),
-            None => plan.pools.push(pool),
+    let mut plan = Plan { pools: Vec::new(), blocked: Vec::new(), install_wait: None };
+    // Roles in deployment order whose pools all exist and are ready; a pool not created yet
+    // is created once every earlier role is.
+    let mut earlier_not_ready: Vec<String> = Vec::new();
+    for role in &cluster.deployment_order {
+        let pools: Vec<(usize, &ValidPool)> =
+            cluster.pools.iter().enumerate().filter(|(_, p)| p.role == *role).collect();
+        for &(i, pool) in &pools {
+            let sts = observed.statefulsets.get(&pool.name);
+            if sts.is_none() && !cluster.parallel_install && !earlier_not_ready.is_empty() {
+                if plan.install_wait.is_none() {
+                    plan.install_wait = Some(format!(
+                        "installing role by role: {} waits for {}",
+                        role.as_str(),
+                        earlier_not_ready.join(", ")
+                    ));
+                }
+                continue;
+            }
+            match sts.and_then(|sts| storage_change(i, pool, sts)) {
+                Some(blocked) => plan.blocked.push(blocked),
+                None => plan.pools.push(pool),
+            }
+        }
+        for (_, pool) in pools {
+            let ready = observed.pods.get(&pool.name).map_or(0, |pods| pods.iter().filter(|p| pod_is_ready(p)).count());
+            if !observed.statefulsets.contains_key(&pool.name) || (ready as i32) < pool.replicas {
+                earlier_not_ready.push(format!("pool {} to be ready", pool.name));
+            }
         }
     }
     plan
@@ -163,7 +245,8 @@ mod tests {
 
     #[test]
     fn unchanged_pools_are_applied() {
-        let cluster = validate(&fixtures::example()).unwrap();
+        let mut cluster = validate(&fixtures::example()).unwrap();
+        cluster.parallel_install = true;
         let mut observed = ObservedCluster::default();
         observed.statefulsets.insert("server-offline".into(), sts_with_storage(Some("50Gi")));
         observed.statefulsets.insert("broker-a".into(), sts_with_storage(None));
@@ -172,9 +255,52 @@ mod tests {
         assert!(plan.blocked.is_empty());
     }
 
+    fn ready_pod(name: &str) -> k8s_openapi::api::core::v1::Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}]},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn first_install_creates_a_role_once_every_earlier_role_is_ready() {
+        let cluster = validate(&fixtures::example()).unwrap();
+        let names = |plan: &Plan| plan.pools.iter().map(|p| p.name.clone()).collect::<Vec<_>>();
+        let mut observed = ObservedCluster::default();
+        let first = plan(&cluster, &observed);
+        assert_eq!(names(&first), ["controller"]);
+        assert!(first.install_wait.unwrap().contains("broker waits for pool controller to be ready"));
+
+        // The controller exists but is not ready: still only the controller.
+        let controller = cluster.pool("controller").unwrap();
+        let mut sts = sts_with_storage(controller.storage.as_ref().map(|s| s.size.as_str()));
+        let class = controller.storage.as_ref().and_then(|s| s.storage_class_name.clone());
+        if let Some(claims) = sts.spec.as_mut().and_then(|s| s.volume_claim_templates.as_mut()) {
+            claims[0].spec.as_mut().unwrap().storage_class_name = class;
+        }
+        observed.statefulsets.insert("controller".into(), sts);
+        assert_eq!(names(&plan(&cluster, &observed)), ["controller"]);
+
+        observed.pods.insert(
+            "controller".into(),
+            (0..controller.replicas).map(|i| ready_pod(&format!("analytics-controller-{i}"))).collect(),
+        );
+        let second = plan(&cluster, &observed);
+        assert_eq!(names(&second), ["controller", "broker-a", "broker-b"]);
+
+        // With parallelInstall every pool is created at once.
+        let mut parallel = cluster.clone();
+        parallel.parallel_install = true;
+        let all = plan(&parallel, &ObservedCluster::default());
+        assert_eq!(all.pools.len(), 6);
+        assert!(all.install_wait.is_none());
+    }
+
     #[test]
     fn a_storage_change_blocks_only_that_pool_and_names_the_field() {
-        let cluster = validate(&fixtures::example()).unwrap();
+        let mut cluster = validate(&fixtures::example()).unwrap();
+        cluster.parallel_install = true;
         let mut observed = ObservedCluster::default();
         observed.statefulsets.insert("server-offline".into(), sts_with_storage(Some("20Gi")));
         let plan = plan(&cluster, &observed);
@@ -241,6 +367,10 @@ mod upgrade_tests {
         }
     }
 
+    fn drains() -> BTreeMap<String, i64> {
+        BTreeMap::new()
+    }
+
     fn state(pool: Pool) -> ClusterState {
         let mut s = crate::policy::runtime::empty_state();
         s.deployment_order = vec![Role::Controller, Role::Broker, Role::Server, Role::Minion];
@@ -253,14 +383,16 @@ mod upgrade_tests {
         let registry = registry();
         let policy = registry.default_for(PolicyKind::Upgrade);
         let observed = ObservedCluster::default();
-        let decision = decide_upgrade(&registry, &policy, &state(server_pool(&["r1", "r1"], true)), &observed);
+        let decision =
+            decide_upgrade(&registry, &policy, &state(server_pool(&["r1", "r1"], true)), &observed, &drains());
         assert_eq!(
             decision,
             UpgradeDecision::Act(vec![Action::DisableQueries("Server_c-server-1.h.ns.svc.cluster.local_8098".into())])
         );
-        let decision = decide_upgrade(&registry, &policy, &state(server_pool(&["r1", "r1"], false)), &observed);
+        let decision =
+            decide_upgrade(&registry, &policy, &state(server_pool(&["r1", "r1"], false)), &observed, &drains());
         assert_eq!(decision, UpgradeDecision::Act(vec![Action::RestartPod("c-server-1".into())]));
-        let done = decide_upgrade(&registry, &policy, &state(server_pool(&["r2", "r2"], true)), &observed);
+        let done = decide_upgrade(&registry, &policy, &state(server_pool(&["r2", "r2"], true)), &observed, &drains());
         assert_eq!(done, UpgradeDecision::Act(vec![]));
     }
 
@@ -271,7 +403,7 @@ mod upgrade_tests {
         let mut pool = server_pool(&["r1", "r2"], true);
         pool.pods[1].ready = false;
         pool.pods[1].age_seconds = 10_000;
-        match decide_upgrade(&registry, &policy, &state(pool), &ObservedCluster::default()) {
+        match decide_upgrade(&registry, &policy, &state(pool), &ObservedCluster::default(), &drains()) {
             UpgradeDecision::Blocked(why) => assert!(why.contains("c-server-1"), "{why}"),
             other => panic!("expected a halt, got {other:?}"),
         }
@@ -281,10 +413,10 @@ mod upgrade_tests {
     fn with_the_budget_used_up_the_policy_waits_and_a_restart_would_be_refused() {
         let registry = registry();
         let policy = registry.default_for(PolicyKind::Upgrade);
-        // Both pods are unavailable already: the default policy waits, it never restarts.
-        let mut pool = server_pool(&["r1", "r1"], false);
+        // One pod restarted and is not ready yet: the budget of 1 is used up, the policy waits.
+        let mut pool = server_pool(&["r2", "r1"], false);
         pool.pods[0].ready = false;
-        match decide_upgrade(&registry, &policy, &state(pool.clone()), &ObservedCluster::default()) {
+        match decide_upgrade(&registry, &policy, &state(pool.clone()), &ObservedCluster::default(), &drains()) {
             UpgradeDecision::Wait(why) => assert!(why.contains("c-server-0"), "{why}"),
             other => panic!("expected a wait, got {other:?}"),
         }
@@ -292,6 +424,43 @@ mod upgrade_tests {
         let s = state(pool);
         let v = guardrails::check(&s, &[Action::RestartPod("c-server-1".into())]).unwrap_err();
         assert!(v.reason.contains("maxUnavailable"), "{v}");
+    }
+
+    #[test]
+    fn a_pod_down_on_the_old_revision_is_replaced_first_which_is_how_a_rollback_gets_past_a_broken_pod() {
+        let registry = registry();
+        let policy = registry.default_for(PolicyKind::Upgrade);
+        // The spec went back to r1: pod 2 is stuck on the broken r2 and never became ready.
+        let mut pool = server_pool(&["r1", "r1", "r2"], true);
+        pool.target_revision = "r1".into();
+        pool.pods[2].ready = false;
+        pool.pods[2].instance.as_mut().unwrap().live = false;
+        let decision = decide_upgrade(&registry, &policy, &state(pool), &ObservedCluster::default(), &drains());
+        assert_eq!(decision, UpgradeDecision::Act(vec![Action::RestartPod("c-server-2".into())]));
+    }
+
+    #[test]
+    fn a_server_restarts_only_after_its_drain_period() {
+        let registry = registry();
+        let policy = registry.default_for(PolicyKind::Upgrade);
+        let mut s = state(server_pool(&["r1", "r1"], false));
+        s.now_unix_seconds = 1_000;
+        let mut observed = ObservedCluster::default();
+        let pod = |at: i64| -> k8s_openapi::api::core::v1::Pod {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "c-server-1", "annotations": {ANNOTATION_QUERIES_DISABLED_AT: at.to_string()}},
+            }))
+            .unwrap()
+        };
+        observed.pods.insert("server".into(), vec![pod(998)]);
+        let drains = BTreeMap::from([("server".to_string(), 5)]);
+        match decide_upgrade(&registry, &policy, &s, &observed, &drains) {
+            UpgradeDecision::Wait(why) => assert_eq!(why, "draining queries of pod c-server-1: 3s left"),
+            other => panic!("expected the drain to hold the restart, got {other:?}"),
+        }
+        observed.pods.insert("server".into(), vec![pod(990)]);
+        let decision = decide_upgrade(&registry, &policy, &s, &observed, &drains);
+        assert_eq!(decision, UpgradeDecision::Act(vec![Action::RestartPod("c-server-1".into())]));
     }
 
     #[test]
@@ -306,7 +475,8 @@ mod upgrade_tests {
         }))
         .unwrap();
         observed.statefulsets.insert("server".into(), sts);
-        let decision = decide_upgrade(&registry, &policy, &state(server_pool(&["r1", "r1"], true)), &observed);
+        let decision =
+            decide_upgrade(&registry, &policy, &state(server_pool(&["r1", "r1"], true)), &observed, &drains());
         assert!(matches!(decision, UpgradeDecision::NotYet(ref m) if m.contains("server")), "{decision:?}");
     }
 }

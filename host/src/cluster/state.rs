@@ -63,7 +63,7 @@ pub fn cluster_state(
         tables: vec![],
         tenants: vec![],
         now_unix_seconds: now.as_second(),
-        config: config.to_vec(),
+        config: policy_config(valid, config),
     }
 }
 
@@ -98,6 +98,18 @@ fn pool(
         max_unavailable: spec.max_unavailable.max(1) as u32,
         pods: pods.iter().map(|p| pod(p, &observed.pinot, pod_instances, now)).collect(),
     }
+}
+
+/// The policy's configuration with what the cluster's spec sets for it: per pool
+/// `pool/<name>/podReadyTimeoutSeconds` when `spec.upgrade` or the pool sets a timeout.
+fn policy_config(valid: &ValidCluster, config: &[(String, String)]) -> Vec<(String, String)> {
+    let mut out = config.to_vec();
+    for pool in &valid.pools {
+        if let Some(t) = pool.pod_ready_timeout_seconds {
+            out.push((format!("pool/{}/podReadyTimeoutSeconds", pool.name), t.to_string()));
+        }
+    }
+    out
 }
 
 fn pod(pod: &Pod, pinot: &PinotObservation, pod_instances: &BTreeMap<String, String>, now: Timestamp) -> types::Pod {

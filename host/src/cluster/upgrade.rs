@@ -6,10 +6,10 @@
 use k8s_openapi::api::core::v1::Pod;
 use kube::{
     Api, Client, ResourceExt,
-    api::{DeleteParams, Preconditions},
+    api::{DeleteParams, Patch, PatchParams, Preconditions},
 };
 
-use super::observe::ObservedCluster;
+use super::{observe::ObservedCluster, plan::ANNOTATION_QUERIES_DISABLED_AT};
 use crate::{
     pinot::PinotClient,
     policy::{Action, guardrails},
@@ -42,7 +42,17 @@ pub async fn carry_out(
                 pod: Some(name.clone()),
             }),
             Action::DisableQueries(id) => {
-                pinot.set_instance_state(id, "queries_disable").await.map_err(|e| e.to_string()).map(|()| Step {
+                // The drain counts from this mark; it is written first, so a crash between the
+                // two writes can only make the drain start earlier than Pinot's change, never skip it.
+                let mark = match pod_of(observed, id) {
+                    Some(pod) => mark_drain(client, namespace, &pod).await,
+                    None => Ok(()),
+                };
+                let disabled = match mark {
+                    Ok(()) => pinot.set_instance_state(id, "queries_disable").await.map_err(|e| e.to_string()),
+                    Err(e) => Err(e),
+                };
+                disabled.map(|()| Step {
                     reason: "QueriesDisabled",
                     note: format!("disabled queries on {id} before its pod restarts (upgrade policy {policy})"),
                     pod: pod_of(observed, id),
@@ -65,6 +75,17 @@ pub async fn carry_out(
         }
     }
     (done, None)
+}
+
+/// Marks when the pod's queries were disabled, for the drain period.
+async fn mark_drain(client: &Client, namespace: &str, pod: &str) -> Result<(), String> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let now = k8s_openapi::jiff::Timestamp::now().as_second().to_string();
+    let patch = serde_json::json!({"metadata": {"annotations": {ANNOTATION_QUERIES_DISABLED_AT: now}}});
+    api.patch(pod, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("annotating pod {pod}: {e}"))
 }
 
 /// The pod whose instance id is `id` (ids embed the pod's host name).

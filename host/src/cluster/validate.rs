@@ -4,7 +4,7 @@
 use std::{collections::BTreeMap, fmt};
 
 use k8s_openapi::api::core::v1::ResourceRequirements;
-use pinot_crds::{NodePool, PinotCluster, PodOverrides};
+use pinot_crds::{NodePool, PinotCluster, PodOverrides, UpgradeSettings};
 
 use crate::role::Role;
 
@@ -21,6 +21,8 @@ pub struct ValidCluster {
     pub deployment_order: Vec<Role>,
     pub pools: Vec<ValidPool>,
     pub paused: bool,
+    /// Create every pool at once instead of role by role.
+    pub parallel_install: bool,
 }
 
 impl ValidCluster {
@@ -55,6 +57,10 @@ pub struct ValidPool {
     pub config: BTreeMap<String, String>,
     pub storage: Option<ValidStorage>,
     pub max_unavailable: i32,
+    /// The health-gate timeout the upgrade policy gets, when the spec sets one.
+    pub pod_ready_timeout_seconds: Option<i64>,
+    /// Seconds between disabling a server's queries and restarting it.
+    pub drain_seconds: i64,
     pub overrides: PodOverrides,
 }
 
@@ -106,7 +112,8 @@ pub fn validate(cluster: &PinotCluster) -> Result<ValidCluster, InvalidSpec> {
 
     let mut pools = Vec::new();
     for (i, pool) in spec.pools.iter().enumerate() {
-        if let Some(p) = validate_pool(&name, &spec.image, i, pool, &spec.pools[..i], &mut errors) {
+        let upgrade = spec.upgrade.as_ref();
+        if let Some(p) = validate_pool(&name, &spec.image, upgrade, i, pool, &spec.pools[..i], &mut errors) {
             pools.push(p);
         }
     }
@@ -114,6 +121,15 @@ pub fn validate(cluster: &PinotCluster) -> Result<ValidCluster, InvalidSpec> {
         errors.push("spec.pools", "is empty; add at least one pool with role controller");
     } else if !spec.pools.iter().any(|p| p.role == Role::Controller.as_str()) {
         errors.push("spec.pools", "has no pool with role controller; a Pinot cluster needs a controller, add one");
+    }
+
+    if let Some(u) = &spec.upgrade {
+        if let Some(t) = u.pod_ready_timeout_seconds {
+            check_range(&mut errors, "spec.upgrade.podReadyTimeoutSeconds".into(), t, 1, MAX_TIMEOUT);
+        }
+        if let Some(d) = u.drain_seconds {
+            check_range(&mut errors, "spec.upgrade.drainSeconds".into(), d, 0, MAX_DRAIN);
+        }
     }
 
     let deployment_order = validate_deployment_order(spec.deployment_order.as_deref(), &spec.pools, &mut errors);
@@ -126,6 +142,7 @@ pub fn validate(cluster: &PinotCluster) -> Result<ValidCluster, InvalidSpec> {
             deployment_order,
             pools,
             paused: spec.paused,
+            parallel_install: spec.upgrade.as_ref().is_some_and(|u| u.parallel_install),
         })
     } else {
         Err(InvalidSpec(errors.0))
@@ -141,9 +158,21 @@ impl Errors {
     }
 }
 
+/// Seconds between disabling a server's queries and restarting its pod, unless the spec says.
+pub const DEFAULT_DRAIN_SECONDS: i64 = 5;
+const MAX_TIMEOUT: i64 = 86_400;
+const MAX_DRAIN: i64 = 3_600;
+
+fn check_range(errors: &mut Errors, field: String, value: i64, min: i64, max: i64) {
+    if value < min || value > max {
+        errors.push(field, format!("is {value}; it must be between {min} and {max} seconds"));
+    }
+}
+
 fn validate_pool(
     cluster: &str,
     cluster_image: &str,
+    upgrade: Option<&UpgradeSettings>,
     i: usize,
     pool: &NodePool,
     earlier: &[NodePool],
@@ -229,6 +258,24 @@ fn validate_pool(
         );
     }
 
+    let pod_ready_timeout_seconds =
+        match (pool.pod_ready_timeout_seconds, upgrade.and_then(|u| u.pod_ready_timeout_seconds)) {
+            (Some(t), _) => {
+                check_range(errors, at("podReadyTimeoutSeconds"), t, 1, MAX_TIMEOUT);
+                Some(t)
+            }
+            (None, Some(t)) => Some(t),
+            (None, None) => None,
+        };
+    let drain_seconds = match (pool.drain_seconds, upgrade.and_then(|u| u.drain_seconds)) {
+        (Some(d), _) => {
+            check_range(errors, at("drainSeconds"), d, 0, MAX_DRAIN);
+            d
+        }
+        (None, Some(d)) => d,
+        (None, None) => DEFAULT_DRAIN_SECONDS,
+    };
+
     let storage = pool.storage.as_ref().map(|s| {
         if !is_quantity(&s.size) {
             errors.push(
@@ -262,6 +309,8 @@ fn validate_pool(
         config: pool.config.clone(),
         storage,
         max_unavailable,
+        pod_ready_timeout_seconds,
+        drain_seconds,
         overrides: pool.pod_overrides.clone().unwrap_or_default(),
     })
 }

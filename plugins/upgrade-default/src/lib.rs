@@ -3,7 +3,11 @@
 //! queries are disabled before it restarts and enabled again once it is back and live; a pod
 //! that does not become ready within `podReadyTimeoutSeconds` (default 600) halts the upgrade.
 //!
-//! Configuration: `podReadyTimeoutSeconds`.
+//! A pod not on the target revision that is down already is replaced first, whatever the
+//! budget: it serves nothing, and this is how a rollback replaces a pod stuck on a bad image.
+//!
+//! Configuration: `podReadyTimeoutSeconds`, and `pool/<pool>/podReadyTimeoutSeconds` (the host
+//! sets these from `spec.upgrade` and the pools).
 
 use pinot_policy_sdk::upgrade::{
     self, Guest,
@@ -21,7 +25,9 @@ fn first_zone(pool: &Pool) -> String {
 }
 
 /// What one pool needs next, or `None` when it is done.
-fn plan_pool(pool: &Pool, timeout: u64) -> Option<Vec<Action>> {
+fn plan_pool(state: &ClusterState, pool: &Pool) -> Option<Vec<Action>> {
+    let default = config_u64(state, "podReadyTimeoutSeconds", 600);
+    let timeout = config_u64(state, &format!("pool/{}/podReadyTimeoutSeconds", pool.name), default);
     let target = &pool.target_revision;
     // Servers back on the new revision get their queries back first.
     for pod in &pool.pods {
@@ -44,6 +50,9 @@ fn plan_pool(pool: &Pool, timeout: u64) -> Option<Vec<Action>> {
         }
     }
     let pending: Vec<_> = pool.pods.iter().filter(|p| &p.revision != target && !p.terminating).collect();
+    if let Some(down) = pending.iter().filter(|p| !p.ready).max_by_key(|p| p.ordinal) {
+        return Some(vec![Action::RestartPod(down.name.clone())]);
+    }
     if pending.is_empty() {
         if unavailable.is_empty() && pool.ready_replicas >= pool.current_replicas {
             return None;
@@ -90,7 +99,6 @@ impl Guest for DefaultUpgrade {
     }
 
     fn plan_upgrade(state: ClusterState) -> Result<Vec<Action>, String> {
-        let timeout = config_u64(&state, "podReadyTimeoutSeconds", 600);
         for role in &state.deployment_order {
             let mut pools: Vec<&Pool> = state.pools.iter().filter(|p| p.role == *role).collect();
             pools.sort_by_key(|p| (first_zone(p), p.name.clone()));
@@ -101,7 +109,7 @@ impl Guest for DefaultUpgrade {
                 if zone_with_work.as_ref().is_some_and(|z| *z != first_zone(pool)) {
                     break;
                 }
-                if let Some(a) = plan_pool(pool, timeout) {
+                if let Some(a) = plan_pool(&state, pool) {
                     zone_with_work = Some(first_zone(pool));
                     actions.extend(a);
                 }
