@@ -327,3 +327,40 @@ async fn invalid_specs_are_degraded_naming_the_field_and_write_nothing() {
     operator.stop().await;
     ns.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_refused_storage_change_keeps_the_pool_running_and_says_which_field() {
+    let client = test_client().await;
+    let ns = TestNamespace::create(&client, "storage").await;
+    let operator = OperatorHandle::start(&client, &ns.name);
+    let mut cluster = small_cluster("disk");
+    cluster.spec.pools[1].storage = Some(pinot_crds::PoolStorage { size: "5Gi".into(), storage_class_name: None });
+    create_cluster(&client, &ns.name, &cluster).await;
+    wait_available(&client, &ns.name, "disk").await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
+    let uid = pods.get("disk-server-0").await.unwrap().uid();
+
+    // Volume claim templates are immutable: the change is refused, and nothing of the pool goes.
+    let api: Api<PinotCluster> = Api::namespaced(client.clone(), &ns.name);
+    let patch = json!({"spec": {"pools": [
+        {"name": "controller", "role": "controller", "replicas": 1, "zone": "zone-a"},
+        {"name": "server", "role": "server", "replicas": 1, "zone": "zone-b", "storage": {"size": "10Gi"}}
+    ]}});
+    api.patch("disk", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    let refused = wait_for("Degraded naming the storage field", ROLLOUT, || async {
+        let c = api.get("disk").await.ok()?;
+        let (status, message) = condition(&c, "Degraded")?;
+        (status == "True" && message.contains("spec.pools[1].storage")).then_some(message)
+    })
+    .await;
+    assert!(refused.contains("from size 5Gi"), "{refused}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let sts_api: Api<StatefulSet> = Api::namespaced(client.clone(), &ns.name);
+    assert!(sts_api.get_opt("disk-server").await.unwrap().is_some(), "the StatefulSet stays");
+    let svc_api: Api<Service> = Api::namespaced(client.clone(), &ns.name);
+    assert!(svc_api.get_opt("disk-server-headless").await.unwrap().is_some(), "the headless Service stays");
+    assert_eq!(pods.get("disk-server-0").await.unwrap().uid(), uid, "the pod keeps running");
+
+    operator.stop().await;
+    ns.cleanup().await;
+}
