@@ -247,3 +247,83 @@ async fn a_broken_image_halts_after_the_first_pod_and_rolling_back_completes() {
     operator.stop().await;
     ns.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_cluster_switched_to_the_zone_at_a_time_policy_takes_every_server_of_a_zone_out_together() {
+    use k8s_openapi::{ByteString, api::core::v1::ConfigMap};
+    use kube::api::PostParams;
+    use pinot_operator::policy::{bundled, reload::LABEL_POLICY_MODULE, runtime::digest};
+
+    let client = test_client().await;
+    let ns = TestNamespace::create(&client, "upgrade-zone").await;
+    let operator = OperatorHandle::start(&client, &ns.name);
+    // The example manifest, with the module published in a ConfigMap and its digest filled in.
+    let module =
+        std::fs::read(std::path::Path::new(bundled::WASM_DIR).join("pinot_upgrade_zone_at_a_time.wasm")).unwrap();
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns.name);
+    let cm: ConfigMap = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "team-policies", "labels": {LABEL_POLICY_MODULE: "true"}},
+    }))
+    .unwrap();
+    let mut cm = cm;
+    cm.binary_data = Some(BTreeMap::from([("zone-at-a-time.wasm".to_string(), ByteString(module.clone()))]));
+    cms.create(&PostParams::default(), &cm).await.unwrap();
+    let manifest =
+        std::fs::read_to_string(pinot_testbed::harness::repo_root().join("deploy/examples/policy/zone-at-a-time.yaml"))
+            .unwrap()
+            .replace("sha256:<the digest policy inspect printed>", &digest(&module));
+    let file = std::env::temp_dir().join(format!("{}-policy.yaml", ns.name));
+    std::fs::write(&file, manifest).unwrap();
+    kubectl(&["-n", &ns.name, "apply", "-f", file.to_str().unwrap()]).await;
+
+    let before = install(&client, &ns.name).await;
+    // Switch the cluster to it by name; allow the whole server pool down at once.
+    let clusters: Api<PinotCluster> = Api::namespaced(client.clone(), &ns.name);
+    let mut c = clusters.get("up").await.unwrap();
+    c.spec.policies =
+        Some(pinot_crds::ClusterPolicies { upgrade: Some("zone-at-a-time".into()), ..Default::default() });
+    c.spec.pools[2].max_unavailable = Some(3);
+    c.metadata.managed_fields = None;
+    clusters.replace("up", &PostParams::default(), &c).await.unwrap();
+    wait_for("the cluster to report the chosen policy", Duration::from_secs(60), || async {
+        let c = clusters.get("up").await.ok()?;
+        let s = c.status?;
+        s.policies.iter().any(|p| p.kind == "upgrade" && p.name == "zone-at-a-time" && p.ready).then_some(())
+    })
+    .await;
+
+    set_image(&ns.name, "apachepinot/pinot:1.3.0").await;
+    wait_rolled_out(&client, &ns.name, "apachepinot/pinot:1.3.0").await;
+    for (pod, uid) in &before {
+        let now = Api::<Pod>::namespaced(client.clone(), &ns.name).get(pod).await.unwrap();
+        assert_ne!(now.uid().as_ref(), Some(uid), "{pod} replaced");
+    }
+    // Every server's queries went off before any server restarted, and came back after.
+    let log: Value =
+        reqwest::get(format!("{}/requests", simulator_admin_url(&ns.name, "up"))).await.unwrap().json().await.unwrap();
+    let states: Vec<String> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["method"] == "PUT" && r["path"].as_str().is_some_and(|p| p.ends_with("/state")))
+        .map(|r| r["query"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(
+        states,
+        [
+            "state=queries_disable",
+            "state=queries_disable",
+            "state=queries_disable",
+            "state=queries_enable",
+            "state=queries_enable",
+            "state=queries_enable"
+        ],
+        "{states:?}"
+    );
+    let created = creations(&client, &ns.name).await;
+    for pod in before.keys() {
+        assert_eq!(created.get(pod), Some(&2), "{pod} restarted once: {created:?}");
+    }
+    operator.stop().await;
+    ns.cleanup().await;
+}

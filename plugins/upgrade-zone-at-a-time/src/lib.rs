@@ -1,0 +1,132 @@
+//! An example team policy: **servers a whole zone at a time**. Roles go in `deploymentOrder`.
+//! Controllers, brokers and minions restart one pod at a time whatever their `maxUnavailable`.
+//! Servers go zone by zone (zones in name order): first the queries of every server of the
+//! zone that still runs the old revision are disabled, then all of them restart together (as
+//! far as each pool's `maxUnavailable` allows: set it to the pool's replicas for a true
+//! whole-zone restart), then their queries come back; only then the next zone starts.
+//!
+//! Build: `cargo build --target wasm32-wasip2 --release -p pinot-upgrade-zone-at-a-time` in
+//! `plugins/`; see `deploy/examples/policy/zone-at-a-time.yaml` for running it.
+
+use pinot_policy_sdk::upgrade::{
+    self, Guest,
+    pinot::policy::types::{Action, ClusterState, Info, Pod, Pool, Role},
+};
+
+struct ZoneAtATime;
+
+fn zone(pool: &Pool) -> String {
+    pool.zones.first().cloned().unwrap_or_default()
+}
+
+fn pending(pool: &Pool) -> impl Iterator<Item = &Pod> {
+    pool.pods.iter().filter(move |p| p.revision != pool.target_revision && !p.terminating)
+}
+
+fn down(pool: &Pool) -> Vec<&Pod> {
+    pool.pods.iter().filter(|p| !p.ready || p.terminating).collect()
+}
+
+/// Queries to enable again on servers that are back on the target revision.
+fn back(pools: &[&Pool]) -> Vec<Action> {
+    pools
+        .iter()
+        .flat_map(|pool| pool.pods.iter().map(move |p| (pool, p)))
+        .filter_map(|(pool, p)| {
+            let i = p.instance.as_ref()?;
+            (p.ready && p.revision == pool.target_revision && i.live && !i.queries_enabled)
+                .then(|| Action::EnableQueries(i.id.clone()))
+        })
+        .collect()
+}
+
+/// One zone of server pools.
+fn plan_server_zone(pools: &[&Pool]) -> Option<Vec<Action>> {
+    let enable = back(pools);
+    if !enable.is_empty() {
+        return Some(enable);
+    }
+    let todo: Vec<(&Pool, &Pod)> = pools.iter().flat_map(|pool| pending(pool).map(move |p| (*pool, p))).collect();
+    if todo.is_empty() {
+        let waiting: Vec<String> = pools.iter().flat_map(|p| down(p)).map(|p| p.name.clone()).collect();
+        return (!waiting.is_empty()).then(|| vec![Action::Wait(format!("waiting for {}", waiting.join(", ")))]);
+    }
+    // Queries off on the whole zone first.
+    let disable: Vec<Action> = todo
+        .iter()
+        .filter_map(|(_, p)| p.instance.as_ref().filter(|i| p.ready && i.live && i.queries_enabled))
+        .map(|i| Action::DisableQueries(i.id.clone()))
+        .collect();
+    if !disable.is_empty() {
+        return Some(disable);
+    }
+    // Then every pod of the zone, within each pool's budget.
+    let mut actions = Vec::new();
+    for pool in pools {
+        let budget = (pool.max_unavailable.max(1) as usize).saturating_sub(down(pool).len());
+        let mut pods: Vec<&Pod> = pending(pool).collect();
+        pods.sort_by_key(|p| (p.ready, std::cmp::Reverse(p.ordinal)));
+        let mut ready_taken = 0;
+        for p in pods {
+            if !p.ready {
+                actions.push(Action::RestartPod(p.name.clone()));
+            } else if ready_taken < budget {
+                ready_taken += 1;
+                actions.push(Action::RestartPod(p.name.clone()));
+            }
+        }
+    }
+    if actions.is_empty() {
+        actions.push(Action::Wait("waiting for restarted servers of the zone to come back".into()));
+    }
+    Some(actions)
+}
+
+/// One pool of another role: one pod at a time.
+fn plan_one_by_one(pool: &Pool) -> Option<Vec<Action>> {
+    let down = down(pool);
+    let mut todo: Vec<&Pod> = pending(pool).collect();
+    todo.sort_by_key(|p| (p.ready, std::cmp::Reverse(p.ordinal)));
+    match (todo.first(), down.first()) {
+        (Some(p), _) if !p.ready => Some(vec![Action::RestartPod(p.name.clone())]),
+        (_, Some(d)) => Some(vec![Action::Wait(format!("waiting for {}", d.name))]),
+        (Some(p), None) => Some(vec![Action::RestartPod(p.name.clone())]),
+        (None, None) => None,
+    }
+}
+
+impl Guest for ZoneAtATime {
+    fn info() -> Info {
+        Info {
+            name: "upgrade-zone-at-a-time".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            api_version: pinot_policy_sdk::API_VERSION.into(),
+        }
+    }
+
+    fn plan_upgrade(state: ClusterState) -> Result<Vec<Action>, String> {
+        for role in &state.deployment_order {
+            let mut pools: Vec<&Pool> = state.pools.iter().filter(|p| p.role == *role).collect();
+            pools.sort_by_key(|p| (zone(p), p.name.clone()));
+            if *role == Role::Server {
+                let mut zones: Vec<String> = pools.iter().map(|p| zone(p)).collect();
+                zones.dedup();
+                for z in zones {
+                    let in_zone: Vec<&Pool> = pools.iter().copied().filter(|p| zone(p) == z).collect();
+                    if let Some(actions) = plan_server_zone(&in_zone) {
+                        return Ok(actions);
+                    }
+                }
+            } else {
+                for pool in pools {
+                    if let Some(actions) = plan_one_by_one(pool) {
+                        return Ok(actions);
+                    }
+                }
+            }
+        }
+        Ok(vec![])
+    }
+}
+
+upgrade::export!(ZoneAtATime with_types_in pinot_policy_sdk::upgrade);
