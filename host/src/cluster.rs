@@ -33,6 +33,7 @@ use kube::{
         Controller,
         controller::Action,
         events::{Event, EventType, Recorder, Reporter},
+        reflector::Store,
         watcher,
     },
 };
@@ -70,6 +71,8 @@ pub struct ControllerConfig {
     pub controllers: ControllerLocator,
     /// The policies clusters decide with.
     pub registry: Arc<PolicyRegistry>,
+    /// How many clusters may upgrade at once (0: no limit).
+    pub max_concurrent_upgrades: usize,
 }
 
 /// The only state shared between reconciles: clients and settings, never cluster state.
@@ -80,6 +83,9 @@ pub struct Context {
     pub controllers: ControllerLocator,
     pub http: reqwest::Client,
     pub registry: Arc<PolicyRegistry>,
+    pub max_concurrent_upgrades: usize,
+    /// The PinotClusters the controller sees, to count those upgrading.
+    pub clusters: Store<PinotCluster>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -129,6 +135,7 @@ pub async fn run(
     };
     let ours = watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGED_BY}"));
     let recorder = Recorder::new(client.clone(), Reporter { controller: "pinot-operator".into(), instance: None });
+    let controller = Controller::new(clusters, watcher::Config::default());
     let ctx = Arc::new(Context {
         client,
         recorder,
@@ -136,9 +143,11 @@ pub async fn run(
         controllers: config.controllers.clone(),
         http: http_client(),
         registry: config.registry.clone(),
+        max_concurrent_upgrades: config.max_concurrent_upgrades,
+        clusters: controller.store(),
     });
 
-    Controller::new(clusters, watcher::Config::default())
+    controller
         .owns(statefulsets, ours.clone())
         .owns(services, ours.clone())
         .owns(configmaps, ours.clone())
@@ -190,6 +199,7 @@ pub async fn reconcile(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result<
                 now: Timestamp::now(),
                 pinot_url: &pinot_url,
                 progress: None,
+                upgrading: false,
             });
             write_status(client, &cluster, &status).await.map_err(Error::WriteStatus)?;
             return Ok(Action::await_change());
@@ -205,6 +215,7 @@ pub async fn reconcile(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result<
             now: Timestamp::now(),
             pinot_url: &pinot_url,
             progress: None,
+            upgrading: false,
         });
         if !cluster.status.as_ref().is_some_and(|s| {
             s.conditions.iter().any(|c| c.type_ == status::RECONCILIATION_PAUSED && c.status == "True")
@@ -241,6 +252,7 @@ pub async fn reconcile(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result<
     } else {
         decide_upgrade(&ctx, &cluster, &valid, &observed, &pod_instances).await
     };
+    let upgrade = upgrade.map(|(name, decision)| (name, upgrade_slot(&ctx, &cluster, decision)));
     let mut upgrade_failure = None;
     if let Some((policy, plan::UpgradeDecision::Act(actions))) = &upgrade {
         let (steps, failure) = upgrade::carry_out(client, &pinot, &namespace, &observed, policy, actions).await;
@@ -317,6 +329,13 @@ pub async fn reconcile(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result<
         )),
         _ => None,
     };
+    // Upgrading: some pod is not on its pool's target revision and the policy is working on it
+    // (not merely waiting for a slot).
+    let upgrading = observed.pods.iter().any(|(pool, pods)| {
+        let target =
+            observed.statefulsets.get(pool).and_then(|s| s.status.as_ref()).and_then(|s| s.update_revision.as_deref());
+        pods.iter().any(|p| target.is_some_and(|t| observe::pod_revision(p) != Some(t)))
+    }) && !matches!(&upgrade, Some((_, plan::UpgradeDecision::Wait(w))) if w.starts_with("waiting for an upgrade slot"));
     let progress = match (plan.install_wait.clone(), upgrade_progress) {
         (Some(a), Some(b)) => Some(format!("{a}; {b}")),
         (a, b) => a.or(b),
@@ -329,6 +348,7 @@ pub async fn reconcile(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result<
         now: Timestamp::now(),
         pinot_url: &pinot_url,
         progress,
+        upgrading,
     });
     let policies_ready = policies.iter().all(|p| p.ready);
     status.policies = policies;
@@ -346,6 +366,42 @@ pub async fn reconcile(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result<
     } else {
         Ok(Action::await_change())
     }
+}
+
+/// Whether a cluster is in the middle of an upgrade, as its status says: upgrading, or halted.
+pub fn is_upgrading(cluster: &PinotCluster) -> bool {
+    cluster.status.as_ref().is_some_and(|s| {
+        s.conditions.iter().any(|c| {
+            c.status == "True"
+                && ((c.type_ == status::PROGRESSING && c.reason == status::UPGRADING)
+                    || (c.type_ == status::DEGRADED && c.reason == "UpgradeHalted"))
+        })
+    })
+}
+
+/// Holds back the first step of an upgrade while `--max-concurrent-upgrades` other clusters
+/// are upgrading (or halted). A cluster already upgrading keeps going.
+fn upgrade_slot(ctx: &Context, cluster: &PinotCluster, decision: plan::UpgradeDecision) -> plan::UpgradeDecision {
+    let starts = matches!(&decision, plan::UpgradeDecision::Act(a) if !a.is_empty());
+    if ctx.max_concurrent_upgrades == 0 || !starts || is_upgrading(cluster) {
+        return decision;
+    }
+    let others: Vec<String> = ctx
+        .clusters
+        .state()
+        .iter()
+        .filter(|c| c.uid() != cluster.uid() && is_upgrading(c))
+        .map(|c| format!("{}/{}", c.namespace().unwrap_or_default(), c.name_any()))
+        .collect();
+    if others.len() < ctx.max_concurrent_upgrades {
+        return decision;
+    }
+    plan::UpgradeDecision::Wait(format!(
+        "waiting for an upgrade slot: {} of {} allowed clusters are upgrading ({})",
+        others.len(),
+        ctx.max_concurrent_upgrades,
+        others.join(", ")
+    ))
 }
 
 /// Asks the cluster's upgrade policy what to do now, off the async runtime (a policy may run

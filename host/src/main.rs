@@ -44,6 +44,10 @@ enum Command {
         /// (e.g. a mounted ConfigMap); changes are picked up while the operator runs.
         #[arg(long, env = "PINOT_POLICY_DIR")]
         policy_dir: Option<PathBuf>,
+        /// How many clusters may upgrade at the same time (0: no limit). A cluster whose
+        /// upgrade halted keeps its slot, so a bad image is caught on the first clusters.
+        #[arg(long, env = "PINOT_MAX_CONCURRENT_UPGRADES", default_value_t = 2)]
+        max_concurrent_upgrades: usize,
         /// Log as JSON lines.
         #[arg(long, env = "PINOT_OPERATOR_LOG_JSON")]
         log_json: bool,
@@ -89,7 +93,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Policy(command) => policy_command(command),
-        Command::Run { kubeconfig, namespace, controller_url_template, policy_dir, log_json } => {
+        Command::Run {
+            kubeconfig,
+            namespace,
+            controller_url_template,
+            policy_dir,
+            max_concurrent_upgrades,
+            log_json,
+        } => {
             init_tracing(log_json);
             let client = pinot_operator::kube_client(kubeconfig.as_deref()).await?;
             let controllers = ControllerLocator::new(controller_url_template);
@@ -97,7 +108,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 PolicyRegistry::new(PolicyEngine::new(PolicyLimits::default())?)
                     .context("loading the bundled policies")?,
             );
-            let config = ControllerConfig { namespace, controllers, registry };
+            let config = ControllerConfig { namespace, controllers, registry, max_concurrent_upgrades };
             let clusters = pinot_operator::run_operator(client, config, policy_dir, shutdown_signal()).await;
             clusters.context("running the PinotCluster controller")?;
             tracing::info!("stopped");

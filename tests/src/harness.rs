@@ -178,12 +178,27 @@ impl OperatorHandle {
 
     /// As [`OperatorHandle::start`], with a policy directory.
     pub fn start_with(client: &Client, namespace: &str, policy_dir: Option<PathBuf>) -> Self {
+        Self::start_full(client, namespace, policy_dir, 0)
+    }
+
+    /// As [`OperatorHandle::start`], allowing `max_concurrent_upgrades` clusters to upgrade at once.
+    pub fn start_capped(client: &Client, namespace: &str, max_concurrent_upgrades: usize) -> Self {
+        Self::start_full(client, namespace, None, max_concurrent_upgrades)
+    }
+
+    fn start_full(
+        client: &Client,
+        namespace: &str,
+        policy_dir: Option<PathBuf>,
+        max_concurrent_upgrades: usize,
+    ) -> Self {
         let (stop, stopped) = oneshot::channel::<()>();
         let registry = shared_registry();
         let config = ControllerConfig {
             namespace: Some(namespace.to_string()),
             controllers: ControllerLocator::new(controller_url_template()),
             registry: registry.clone(),
+            max_concurrent_upgrades,
         };
         let client = client.clone();
         let task = tokio::spawn(async move {

@@ -51,12 +51,20 @@ fn image(pod: &Pod) -> String {
 }
 
 async fn install(client: &kube::Client, ns: &str) -> BTreeMap<String, String> {
-    let file = std::env::temp_dir().join(format!("{ns}-cluster.yaml"));
-    std::fs::write(&file, CLUSTER).unwrap();
+    install_named(client, ns, "up").await
+}
+
+/// Installs the test cluster under `name` and returns its pods' uids.
+async fn install_named(client: &kube::Client, ns: &str, name: &str) -> BTreeMap<String, String> {
+    let file = std::env::temp_dir().join(format!("{ns}-{name}-cluster.yaml"));
+    std::fs::write(&file, CLUSTER.replace("name: up\n", &format!("name: {name}\n"))).unwrap();
     kubectl(&["-n", ns, "apply", "-f", file.to_str().unwrap()]).await;
-    kubectl(&["-n", ns, "wait", "--for=condition=Available", "pinotcluster/up", "--timeout=180s"]).await;
-    let uids: BTreeMap<String, String> =
-        pods(client, ns).await.iter().map(|p| (p.name_any(), p.uid().unwrap())).collect();
+    let resource = format!("pinotcluster/{name}");
+    kubectl(&["-n", ns, "wait", "--for=condition=Available", &resource, "--timeout=180s"]).await;
+    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let selector = format!("pinot.controlplane.dev/cluster={name}");
+    let list = api.list(&ListParams::default().labels(&selector)).await.unwrap();
+    let uids: BTreeMap<String, String> = list.iter().map(|p| (p.name_any(), p.uid().unwrap())).collect();
     assert_eq!(uids.len(), 5);
     uids
 }
@@ -323,6 +331,39 @@ async fn a_cluster_switched_to_the_zone_at_a_time_policy_takes_every_server_of_a
     let created = creations(&client, &ns.name).await;
     for pod in before.keys() {
         assert_eq!(created.get(pod), Some(&2), "{pod} restarted once: {created:?}");
+    }
+    operator.stop().await;
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+async fn with_one_upgrade_slot_a_bad_image_is_caught_on_the_first_cluster_and_the_second_never_starts() {
+    let client = test_client().await;
+    let ns = TestNamespace::create(&client, "upgrade-cap").await;
+    let operator = OperatorHandle::start_capped(&client, &ns.name, 1);
+    install_named(&client, &ns.name, "up").await;
+    let second = install_named(&client, &ns.name, "second").await;
+
+    set_image(&ns.name, "apachepinot/pinot:1.3.0-broken").await;
+    let clusters: Api<PinotCluster> = Api::namespaced(client.clone(), &ns.name);
+    wait_for("the first cluster to halt", Duration::from_secs(120), || async {
+        let c = clusters.get("up").await.ok()?;
+        (condition(&c, "Degraded")?.0 == "True").then_some(())
+    })
+    .await;
+    let patch = r#"{"spec":{"image":"apachepinot/pinot:1.3.0-broken"}}"#;
+    kubectl(&["-n", &ns.name, "patch", "pinotcluster/second", "--type=merge", "-p", patch]).await;
+    let message = wait_for("the second cluster to wait for a slot", Duration::from_secs(60), || async {
+        let c = clusters.get("second").await.ok()?;
+        let (status, message) = condition(&c, "Progressing")?;
+        (status == "True" && message.contains("waiting for an upgrade slot")).then_some(message)
+    })
+    .await;
+    assert!(message.contains(&format!("{}/up", ns.name)), "{message}");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let api: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
+    for (pod, uid) in &second {
+        assert_eq!(api.get(pod).await.unwrap().uid().as_ref(), Some(uid), "{pod} of the second cluster untouched");
     }
     operator.stop().await;
     ns.cleanup().await;

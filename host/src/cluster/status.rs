@@ -21,6 +21,8 @@ use crate::{children::FIELD_MANAGER, pinot::instance_id, role::Role};
 pub const AVAILABLE: &str = "Available";
 pub const PROGRESSING: &str = "Progressing";
 pub const DEGRADED: &str = "Degraded";
+/// `Progressing` reason while pods are being moved to a new revision.
+pub const UPGRADING: &str = "Upgrading";
 pub const RECONCILIATION_PAUSED: &str = "ReconciliationPaused";
 
 /// Why the cluster is not as the spec says, if it is not.
@@ -43,6 +45,8 @@ pub struct StatusInput<'a> {
     pub pinot_url: &'a str,
     /// What the upgrade policy is doing or waiting for, said first in `Progressing`.
     pub progress: Option<String>,
+    /// Pods are being moved to a new revision (`Progressing` reason `Upgrading`).
+    pub upgrading: bool,
 }
 
 /// Computes the status from observed state; conditions keep their transition time while their
@@ -113,7 +117,7 @@ pub fn compute_status(input: &StatusInput<'_>) -> PinotClusterStatus {
         if parts.is_empty() {
             parts.push(format!("waiting for the StatefulSets of pools {} to observe the change", stale.join(", ")));
         }
-        condition(PROGRESSING, true, "RollingOut", parts.join("; "))
+        condition(PROGRESSING, true, if input.upgrading { UPGRADING } else { "RollingOut" }, parts.join("; "))
     } else {
         condition(PROGRESSING, false, "Complete", "every pool runs its current revision and is ready".into())
     };
@@ -345,6 +349,7 @@ mod tests {
             now: Timestamp::UNIX_EPOCH,
             pinot_url: "http://x",
             progress: None,
+            upgrading: false,
         })
     }
 
@@ -430,6 +435,7 @@ mod tests {
                 now: later,
                 pinot_url: "http://x",
                 progress: None,
+                upgrading: false,
             })
         };
         assert_eq!(at_later(&observed_example("r1")), first, "nothing changed, so nothing is rewritten");
