@@ -418,7 +418,12 @@ async fn decide_upgrade(
     let chosen = cluster.spec.policies.as_ref().and_then(|p| p.upgrade.clone());
     let active = ctx.registry.resolve(&namespace, chosen.as_deref(), PolicyKind::Upgrade).ok()?;
     let state = state::cluster_state(cluster, valid, observed, pod_instances, &active.config, Timestamp::now());
-    let name = chosen.unwrap_or_else(|| active.policy.info.name.clone());
+    // Which module decided, in events: the PinotPolicy's name and the module's own.
+    let info = &active.policy.info;
+    let name = match chosen {
+        Some(policy) => format!("{policy}: {} {}", info.name, info.version),
+        None => format!("{} {}", info.name, info.version),
+    };
     let drains = valid.pools.iter().map(|p| (p.name.clone(), p.drain_seconds)).collect();
     let (registry, observed) = (ctx.registry.clone(), observed.clone());
     let decision =

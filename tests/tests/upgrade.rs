@@ -368,3 +368,77 @@ async fn with_one_upgrade_slot_a_bad_image_is_caught_on_the_first_cluster_and_th
     operator.stop().await;
     ns.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_policy_hot_reloaded_mid_upgrade_finishes_it_without_restarting_any_pod_twice() {
+    use k8s_openapi::{ByteString, api::core::v1::ConfigMap};
+    use kube::api::{Patch, PatchParams};
+    use pinot_operator::policy::{bundled, reload::LABEL_POLICY_MODULE, runtime::digest};
+
+    let client = test_client().await;
+    let ns = TestNamespace::create(&client, "upgrade-reload").await;
+    let operator = OperatorHandle::start(&client, &ns.name);
+    let wasm = |name: &str| std::fs::read(std::path::Path::new(bundled::WASM_DIR).join(name)).unwrap();
+    let (first, second) = (wasm("pinot_upgrade_default.wasm"), wasm("pinot_upgrade_zone_at_a_time.wasm"));
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns.name);
+    let publish = |module: Vec<u8>| {
+        let cms = cms.clone();
+        async move {
+            let mut cm: ConfigMap = serde_json::from_value(serde_json::json!({
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "team-policies", "labels": {LABEL_POLICY_MODULE: "true"}},
+            }))
+            .unwrap();
+            cm.binary_data = Some(BTreeMap::from([("upgrade.wasm".to_string(), ByteString(module))]));
+            cms.patch("team-policies", &PatchParams::apply("pinot-tests").force(), &Patch::Apply(&cm)).await.unwrap();
+        }
+    };
+    publish(first.clone()).await;
+    let policies: Api<pinot_crds::PinotPolicy> = Api::namespaced(client.clone(), &ns.name);
+    let policy = |module: &[u8]| {
+        serde_json::json!({
+            "apiVersion": "pinot.controlplane.dev/v1alpha1", "kind": "PinotPolicy", "metadata": {"name": "team"},
+            "spec": {"kind": "upgrade", "module": {"configMap": {"name": "team-policies", "key": "upgrade.wasm"}}, "sha256": digest(module)},
+        })
+    };
+    policies.patch("team", &PatchParams::apply("pinot-tests").force(), &Patch::Apply(&policy(&first))).await.unwrap();
+
+    let before = install(&client, &ns.name).await;
+    let patch = r#"{"spec":{"policies":{"upgrade":"team"}}}"#;
+    kubectl(&["-n", &ns.name, "patch", "pinotcluster/up", "--type=merge", "-p", patch]).await;
+    set_image(&ns.name, "apachepinot/pinot:1.3.0").await;
+
+    // Once the controller is done, replace the module (ConfigMap and digest, as a team's CD would).
+    wait_for("the first pod on the new image", Duration::from_secs(60), || async {
+        pods(&client, &ns.name).await.iter().any(|p| image(p) == "apachepinot/pinot:1.3.0").then_some(())
+    })
+    .await;
+    publish(second.clone()).await;
+    policies.patch("team", &PatchParams::apply("pinot-tests").force(), &Patch::Apply(&policy(&second))).await.unwrap();
+
+    wait_rolled_out(&client, &ns.name, "apachepinot/pinot:1.3.0").await;
+    let created = creations(&client, &ns.name).await;
+    for pod in before.keys() {
+        assert_eq!(created.get(pod), Some(&2), "{pod} restarted once: {created:?}");
+    }
+    // The first restart was decided by the first module, the last one by its replacement.
+    let events: Api<Event> = Api::namespaced(client.clone(), &ns.name);
+    let mut restarts: Vec<Event> = events
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("RestartedPod"))
+        .collect();
+    restarts.sort_by_key(|e| e.event_time.as_ref().map(|t| t.0));
+    let notes: Vec<String> = restarts.iter().map(|e| e.note.clone().unwrap_or_default()).collect();
+    assert_eq!(notes.len(), 5, "{notes:?}");
+    assert!(notes[0].contains("team: upgrade-default"), "{notes:?}");
+    assert!(notes[4].contains("team: upgrade-zone-at-a-time"), "{notes:?}");
+    let c = Api::<PinotCluster>::namespaced(client.clone(), &ns.name).get("up").await.unwrap();
+    let active = c.status.unwrap().policies.into_iter().find(|p| p.kind == "upgrade").unwrap();
+    assert_eq!(active.digest, Some(digest(&second)));
+    operator.stop().await;
+    ns.cleanup().await;
+}
