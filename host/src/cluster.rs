@@ -56,8 +56,23 @@ const POLICY_RECHECK: Duration = Duration::from_secs(10);
 /// How soon to look again while the Pinot controller's view lags the pods'.
 const PINOT_RECHECK: Duration = Duration::from_secs(3);
 
-/// How soon to look again while an upgrade is under way.
-const UPGRADE_RECHECK: Duration = Duration::from_secs(2);
+/// How soon to look again while an upgrade waits for something the operator does not watch
+/// (Pinot's view of its instances, a drain period, another cluster's slot).
+const UPGRADE_RECHECK: Duration = Duration::from_secs(1);
+
+/// How soon to decide again after carrying out a step: a step in Pinot (queries off / on)
+/// changes nothing the operator watches, and the next step may follow at once.
+const AFTER_STEP: Duration = Duration::from_millis(200);
+
+/// How long to wait before deciding again, while an upgrade is under way.
+fn upgrade_recheck(decision: &plan::UpgradeDecision) -> Option<Duration> {
+    match decision {
+        plan::UpgradeDecision::Act(actions) if actions.is_empty() => None,
+        plan::UpgradeDecision::Act(_) => Some(AFTER_STEP),
+        plan::UpgradeDecision::Blocked(_) | plan::UpgradeDecision::Refused { .. } => Some(UPGRADE_RECHECK * 5),
+        plan::UpgradeDecision::Wait(_) | plan::UpgradeDecision::NotYet(_) => Some(UPGRADE_RECHECK),
+    }
+}
 
 /// How long to wait before retrying after an error the operator cannot see the end of.
 const RETRY_AFTER: Duration = Duration::from_secs(15);
@@ -358,9 +373,8 @@ pub async fn reconcile(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result<
         Ok(Action::requeue(RETRY_AFTER))
     } else if status::pinot_lags(&status) {
         Ok(Action::requeue(PINOT_RECHECK))
-    } else if upgrade.as_ref().is_some_and(|(_, d)| !matches!(d, plan::UpgradeDecision::Act(a) if a.is_empty())) {
-        // Pinot's view of instances is not watched: look again while an upgrade is under way.
-        Ok(Action::requeue(UPGRADE_RECHECK))
+    } else if let Some(after) = upgrade.as_ref().and_then(|(_, d)| upgrade_recheck(d)) {
+        Ok(Action::requeue(after))
     } else if !policies_ready {
         Ok(Action::requeue(POLICY_RECHECK))
     } else {
