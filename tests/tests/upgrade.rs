@@ -3,7 +3,13 @@
 
 use std::{collections::BTreeMap, time::Duration};
 
-use k8s_openapi::api::{core::v1::Pod, events::v1::Event};
+use k8s_openapi::{
+    ByteString,
+    api::{
+        core::v1::{ConfigMap, Pod},
+        events::v1::Event,
+    },
+};
 use kube::{Api, ResourceExt, api::ListParams};
 use pinot_crds::PinotCluster;
 use pinot_testbed::harness::{
@@ -107,6 +113,49 @@ async fn creations(client: &kube::Client, ns: &str) -> BTreeMap<String, i32> {
     out
 }
 
+/// Publishes a policy module in the watched ConfigMap `team-policies` under `key`.
+async fn publish_module(client: &kube::Client, ns: &str, key: &str, module: Vec<u8>) {
+    use kube::api::{Patch, PatchParams};
+    use pinot_operator::policy::reload::LABEL_POLICY_MODULE;
+
+    let mut cm: ConfigMap = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "team-policies", "labels": {LABEL_POLICY_MODULE: "true"}},
+    }))
+    .unwrap();
+    cm.binary_data = Some(BTreeMap::from([(key.to_string(), ByteString(module))]));
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    cms.patch("team-policies", &PatchParams::apply("pinot-tests").force(), &Patch::Apply(&cm)).await.unwrap();
+}
+
+/// The operator's `RestartedPod` events, oldest first.
+async fn restart_events(client: &kube::Client, ns: &str) -> Vec<Event> {
+    let events: Api<Event> = Api::namespaced(client.clone(), ns);
+    let mut restarts: Vec<Event> = events
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("RestartedPod"))
+        .collect();
+    restarts.sort_by_key(|e| e.event_time.as_ref().map(|t| t.0));
+    restarts
+}
+
+/// The instance state changes (`PUT /instances/{id}/state`) the simulated Pinot controller of
+/// cluster `up` received, in order.
+async fn state_requests(ns: &str) -> Vec<Value> {
+    let log: Value =
+        reqwest::get(format!("{}/requests", simulator_admin_url(ns, "up"))).await.unwrap().json().await.unwrap();
+    log.as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["method"] == "PUT" && r["path"].as_str().is_some_and(|p| p.ends_with("/state")))
+        .cloned()
+        .collect()
+}
+
 #[tokio::test]
 async fn an_image_change_restarts_every_pod_once_in_order_with_queries_off_around_each_server() {
     let client = test_client().await;
@@ -122,16 +171,7 @@ async fn an_image_change_restarts_every_pod_once_in_order_with_queries_off_aroun
     for pod in &after {
         assert_ne!(before[&pod.name_any()], pod.uid().unwrap(), "{} was replaced", pod.name_any());
     }
-    let events: Api<Event> = Api::namespaced(client.clone(), &ns.name);
-    let mut restarts: Vec<Event> = events
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|e| e.reason.as_deref() == Some("RestartedPod"))
-        .collect();
-    restarts.sort_by_key(|e| e.event_time.as_ref().map(|t| t.0));
+    let restarts = restart_events(&client, &ns.name).await;
     let order: Vec<String> = restarts.iter().filter_map(|e| e.related.as_ref()?.name.clone()).collect();
     // Controllers, then brokers, then servers one at a time from the highest ordinal.
     assert_eq!(order, ["up-controller-0", "up-broker-0", "up-server-2", "up-server-1", "up-server-0"], "{order:?}");
@@ -140,13 +180,9 @@ async fn an_image_change_restarts_every_pod_once_in_order_with_queries_off_aroun
     }
 
     // Pinot saw each server's queries disabled before its restart and enabled after, in turn.
-    let log: Value =
-        reqwest::get(format!("{}/requests", simulator_admin_url(&ns.name, "up"))).await.unwrap().json().await.unwrap();
+    let log = state_requests(&ns.name).await;
     let steps: Vec<String> = log
-        .as_array()
-        .unwrap()
         .iter()
-        .filter(|r| r["method"] == "PUT" && r["path"].as_str().is_some_and(|p| p.ends_with("/state")))
         .map(|r| {
             let pod = r["path"].as_str().unwrap().split(['_', '.']).nth(1).unwrap_or_default().to_string();
             format!("{} {pod}", r["query"].as_str().unwrap_or_default())
@@ -258,9 +294,8 @@ async fn a_broken_image_halts_after_the_first_pod_and_rolling_back_completes() {
 
 #[tokio::test]
 async fn a_cluster_switched_to_the_zone_at_a_time_policy_takes_every_server_of_a_zone_out_together() {
-    use k8s_openapi::{ByteString, api::core::v1::ConfigMap};
     use kube::api::PostParams;
-    use pinot_operator::policy::{bundled, reload::LABEL_POLICY_MODULE, runtime::digest};
+    use pinot_operator::policy::{bundled, runtime::digest};
 
     let client = test_client().await;
     let ns = TestNamespace::create(&client, "upgrade-zone").await;
@@ -268,14 +303,7 @@ async fn a_cluster_switched_to_the_zone_at_a_time_policy_takes_every_server_of_a
     // The example manifest, with the module published in a ConfigMap and its digest filled in.
     let module =
         std::fs::read(std::path::Path::new(bundled::WASM_DIR).join("pinot_upgrade_zone_at_a_time.wasm")).unwrap();
-    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns.name);
-    let cm: ConfigMap = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": "team-policies", "labels": {LABEL_POLICY_MODULE: "true"}},
-    }))
-    .unwrap();
-    let mut cm = cm;
-    cm.binary_data = Some(BTreeMap::from([("zone-at-a-time.wasm".to_string(), ByteString(module.clone()))]));
-    cms.create(&PostParams::default(), &cm).await.unwrap();
+    publish_module(&client, &ns.name, "zone-at-a-time.wasm", module.clone()).await;
     let manifest =
         std::fs::read_to_string(pinot_testbed::harness::repo_root().join("deploy/examples/policy/zone-at-a-time.yaml"))
             .unwrap()
@@ -307,15 +335,8 @@ async fn a_cluster_switched_to_the_zone_at_a_time_policy_takes_every_server_of_a
         assert_ne!(now.uid().as_ref(), Some(uid), "{pod} replaced");
     }
     // Every server's queries went off before any server restarted, and came back after.
-    let log: Value =
-        reqwest::get(format!("{}/requests", simulator_admin_url(&ns.name, "up"))).await.unwrap().json().await.unwrap();
-    let states: Vec<String> = log
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["method"] == "PUT" && r["path"].as_str().is_some_and(|p| p.ends_with("/state")))
-        .map(|r| r["query"].as_str().unwrap_or_default().to_string())
-        .collect();
+    let log = state_requests(&ns.name).await;
+    let states: Vec<String> = log.iter().map(|r| r["query"].as_str().unwrap_or_default().to_string()).collect();
     assert_eq!(
         states,
         [
@@ -371,29 +392,15 @@ async fn with_one_upgrade_slot_a_bad_image_is_caught_on_the_first_cluster_and_th
 
 #[tokio::test]
 async fn a_policy_hot_reloaded_mid_upgrade_finishes_it_without_restarting_any_pod_twice() {
-    use k8s_openapi::{ByteString, api::core::v1::ConfigMap};
     use kube::api::{Patch, PatchParams};
-    use pinot_operator::policy::{bundled, reload::LABEL_POLICY_MODULE, runtime::digest};
+    use pinot_operator::policy::{bundled, runtime::digest};
 
     let client = test_client().await;
     let ns = TestNamespace::create(&client, "upgrade-reload").await;
     let operator = OperatorHandle::start(&client, &ns.name);
     let wasm = |name: &str| std::fs::read(std::path::Path::new(bundled::WASM_DIR).join(name)).unwrap();
     let (first, second) = (wasm("pinot_upgrade_default.wasm"), wasm("pinot_upgrade_zone_at_a_time.wasm"));
-    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns.name);
-    let publish = |module: Vec<u8>| {
-        let cms = cms.clone();
-        async move {
-            let mut cm: ConfigMap = serde_json::from_value(serde_json::json!({
-                "apiVersion": "v1", "kind": "ConfigMap",
-                "metadata": {"name": "team-policies", "labels": {LABEL_POLICY_MODULE: "true"}},
-            }))
-            .unwrap();
-            cm.binary_data = Some(BTreeMap::from([("upgrade.wasm".to_string(), ByteString(module))]));
-            cms.patch("team-policies", &PatchParams::apply("pinot-tests").force(), &Patch::Apply(&cm)).await.unwrap();
-        }
-    };
-    publish(first.clone()).await;
+    publish_module(&client, &ns.name, "upgrade.wasm", first.clone()).await;
     let policies: Api<pinot_crds::PinotPolicy> = Api::namespaced(client.clone(), &ns.name);
     let policy = |module: &[u8]| {
         serde_json::json!({
@@ -413,7 +420,7 @@ async fn a_policy_hot_reloaded_mid_upgrade_finishes_it_without_restarting_any_po
         pods(&client, &ns.name).await.iter().any(|p| image(p) == "apachepinot/pinot:1.3.0").then_some(())
     })
     .await;
-    publish(second.clone()).await;
+    publish_module(&client, &ns.name, "upgrade.wasm", second.clone()).await;
     policies.patch("team", &PatchParams::apply("pinot-tests").force(), &Patch::Apply(&policy(&second))).await.unwrap();
 
     wait_rolled_out(&client, &ns.name, "apachepinot/pinot:1.3.0").await;
@@ -422,16 +429,7 @@ async fn a_policy_hot_reloaded_mid_upgrade_finishes_it_without_restarting_any_po
         assert_eq!(created.get(pod), Some(&2), "{pod} restarted once: {created:?}");
     }
     // The first restart was decided by the first module, the last one by its replacement.
-    let events: Api<Event> = Api::namespaced(client.clone(), &ns.name);
-    let mut restarts: Vec<Event> = events
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|e| e.reason.as_deref() == Some("RestartedPod"))
-        .collect();
-    restarts.sort_by_key(|e| e.event_time.as_ref().map(|t| t.0));
+    let restarts = restart_events(&client, &ns.name).await;
     let notes: Vec<String> = restarts.iter().map(|e| e.note.clone().unwrap_or_default()).collect();
     assert_eq!(notes.len(), 5, "{notes:?}");
     assert!(notes[0].contains("team: upgrade-default"), "{notes:?}");
