@@ -70,7 +70,9 @@ fn upgrade_recheck(decision: &plan::UpgradeDecision) -> Option<Duration> {
         plan::UpgradeDecision::Act(actions) if actions.is_empty() => None,
         plan::UpgradeDecision::Act(_) => Some(AFTER_STEP),
         plan::UpgradeDecision::Blocked(_) | plan::UpgradeDecision::Refused { .. } => Some(UPGRADE_RECHECK * 5),
-        plan::UpgradeDecision::Wait(_) | plan::UpgradeDecision::NotYet(_) => Some(UPGRADE_RECHECK),
+        plan::UpgradeDecision::Wait(_) | plan::UpgradeDecision::NotYet(_) | plan::UpgradeDecision::Queued(_) => {
+            Some(UPGRADE_RECHECK)
+        }
     }
 }
 
@@ -270,7 +272,8 @@ pub async fn reconcile(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result<
     let upgrade = upgrade.map(|(name, decision)| (name, upgrade_slot(&ctx, &cluster, decision)));
     let mut upgrade_failure = None;
     if let Some((policy, plan::UpgradeDecision::Act(actions))) = &upgrade {
-        let (steps, failure) = upgrade::carry_out(client, &pinot, &namespace, &observed, policy, actions).await;
+        let (steps, failure) =
+            upgrade::carry_out(client, &pinot, &namespace, &observed, &pod_instances, policy, actions).await;
         for step in steps {
             let related = step.pod.map(|pod| ObjectReference {
                 api_version: Some("v1".into()),
@@ -337,7 +340,10 @@ pub async fn reconcile(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result<
         None
     };
     let upgrade_progress = match &upgrade {
-        Some((_, plan::UpgradeDecision::Wait(why) | plan::UpgradeDecision::NotYet(why))) => Some(why.clone()),
+        Some((
+            _,
+            plan::UpgradeDecision::Wait(why) | plan::UpgradeDecision::NotYet(why) | plan::UpgradeDecision::Queued(why),
+        )) => Some(why.clone()),
         Some((_, plan::UpgradeDecision::Act(actions))) if !actions.is_empty() => Some(format!(
             "upgrade step: {}",
             actions.iter().map(crate::policy::guardrails::describe).collect::<Vec<_>>().join(", ")
@@ -350,7 +356,7 @@ pub async fn reconcile(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result<
         let target =
             observed.statefulsets.get(pool).and_then(|s| s.status.as_ref()).and_then(|s| s.update_revision.as_deref());
         pods.iter().any(|p| target.is_some_and(|t| observe::pod_revision(p) != Some(t)))
-    }) && !matches!(&upgrade, Some((_, plan::UpgradeDecision::Wait(w))) if w.starts_with("waiting for an upgrade slot"));
+    }) && !matches!(&upgrade, Some((_, plan::UpgradeDecision::Queued(_))));
     let progress = match (plan.install_wait.clone(), upgrade_progress) {
         (Some(a), Some(b)) => Some(format!("{a}; {b}")),
         (a, b) => a.or(b),
@@ -410,7 +416,7 @@ fn upgrade_slot(ctx: &Context, cluster: &PinotCluster, decision: plan::UpgradeDe
     if others.len() < ctx.max_concurrent_upgrades {
         return decision;
     }
-    plan::UpgradeDecision::Wait(format!(
+    plan::UpgradeDecision::Queued(format!(
         "waiting for an upgrade slot: {} of {} allowed clusters are upgrading ({})",
         others.len(),
         ctx.max_concurrent_upgrades,

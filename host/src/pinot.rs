@@ -132,9 +132,7 @@ impl PinotClient {
         let v = self.get_json("/liveinstances").await?;
         Ok(string_list(&v, "liveInstances"))
     }
-}
 
-impl PinotClient {
     /// `GET /instances/{id}`: whether the instance is enabled, its tags and whether its queries
     /// are disabled.
     pub async fn instance(&self, id: &str) -> Result<InstanceInfo, PinotError> {

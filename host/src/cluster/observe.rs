@@ -78,6 +78,20 @@ impl ObservedCluster {
     pub fn child(&self, kind: ChildKind, name: &str) -> Option<&ObservedChild> {
         self.children.iter().find(|c| c.kind == kind && c.name == name)
     }
+
+    /// Pools whose StatefulSet has not yet observed its latest spec (its revisions are stale).
+    pub fn stale_pools(&self) -> Vec<&str> {
+        self.statefulsets
+            .iter()
+            .filter(|(_, sts)| sts.status.as_ref().and_then(|s| s.observed_generation) < sts.metadata.generation)
+            .map(|(pool, _)| pool.as_str())
+            .collect()
+    }
+}
+
+/// What `Progressing` says while StatefulSets have not observed their spec.
+pub fn stale_message(pools: &[&str]) -> String {
+    format!("waiting for the StatefulSets of pools {} to observe the change", pools.join(", "))
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -9,7 +9,7 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 
 use super::{
     super::policy::{Action, ActivePolicy, ClusterState, PolicyRegistry, guardrails},
-    observe::{ObservedCluster, pod_is_ready},
+    observe::{ObservedCluster, pod_is_ready, stale_message},
     validate::{FieldError, ValidCluster, ValidPool, ValidStorage},
 };
 
@@ -33,6 +33,8 @@ pub enum UpgradeDecision {
     Act(Vec<Action>),
     /// Nothing to do now, and why (shown as `Progressing`).
     Wait(String),
+    /// The upgrade would start, but `--max-concurrent-upgrades` other clusters are upgrading.
+    Queued(String),
     /// The policy reports a problem the user must solve (shown as `Degraded`).
     Blocked(String),
     /// The policy failed (trap, timeout, out of memory, refusal) or asked for something the
@@ -60,17 +62,9 @@ pub fn decide_upgrade(
     observed: &ObservedCluster,
     drains: &BTreeMap<String, i64>,
 ) -> UpgradeDecision {
-    let stale: Vec<&str> = observed
-        .statefulsets
-        .iter()
-        .filter(|(_, sts)| sts.status.as_ref().and_then(|s| s.observed_generation) < sts.metadata.generation)
-        .map(|(pool, _)| pool.as_str())
-        .collect();
+    let stale = observed.stale_pools();
     if !stale.is_empty() {
-        return UpgradeDecision::NotYet(format!(
-            "waiting for the StatefulSets of pools {} to observe the change",
-            stale.join(", ")
-        ));
+        return UpgradeDecision::NotYet(stale_message(&stale));
     }
     let name = &policy.policy.name;
     let actions = match registry.decide(policy, state) {

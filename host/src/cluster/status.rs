@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::{
     build::headless_service_name,
-    observe::{ObservedCluster, PinotObservation, pod_is_ready, pod_revision},
+    observe::{ObservedCluster, PinotObservation, pod_is_ready, pod_revision, stale_message},
     validate::ValidCluster,
 };
 use crate::{children::FIELD_MANAGER, pinot::instance_id, role::Role};
@@ -79,13 +79,7 @@ pub fn compute_status(input: &StatusInput<'_>) -> PinotClusterStatus {
                 .collect()
         })
         .unwrap_or_default();
-    let stale: Vec<&str> = input
-        .observed
-        .statefulsets
-        .iter()
-        .filter(|(_, sts)| sts.status.as_ref().and_then(|s| s.observed_generation) < sts.metadata.generation)
-        .map(|(pool, _)| pool.as_str())
-        .collect();
+    let stale = input.observed.stale_pools();
     let paused = cluster.spec.paused;
 
     let all_ready = missing.is_empty() && not_ready.is_empty() && !pools.is_empty();
@@ -115,7 +109,7 @@ pub fn compute_status(input: &StatusInput<'_>) -> PinotClusterStatus {
         parts.extend(not_ready.iter().cloned());
         parts.extend(not_updated.iter().cloned());
         if parts.is_empty() {
-            parts.push(format!("waiting for the StatefulSets of pools {} to observe the change", stale.join(", ")));
+            parts.push(stale_message(&stale));
         }
         condition(PROGRESSING, true, if input.upgrading { UPGRADING } else { "RollingOut" }, parts.join("; "))
     } else {

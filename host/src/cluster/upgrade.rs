@@ -3,6 +3,8 @@
 //! queries out of and back into Pinot's routing. Every step is an event; a step that fails is
 //! reported and the next reconcile decides again from what it observes.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::api::core::v1::Pod;
 use kube::{
     Api, Client, ResourceExt,
@@ -30,9 +32,12 @@ pub async fn carry_out(
     pinot: &PinotClient,
     namespace: &str,
     observed: &ObservedCluster,
+    pod_instances: &BTreeMap<String, String>,
     policy: &str,
     actions: &[Action],
 ) -> (Vec<Step>, Option<String>) {
+    // The pod each instance runs in.
+    let pod_of = |id: &str| pod_instances.iter().find(|(_, i)| *i == id).map(|(pod, _)| pod.clone());
     let mut done = Vec::new();
     for action in actions {
         let result = match action {
@@ -44,8 +49,9 @@ pub async fn carry_out(
             Action::DisableQueries(id) => {
                 // The drain counts from this mark; it is written first, so a crash between the
                 // two writes can only make the drain start earlier than Pinot's change, never skip it.
-                let mark = match pod_of(observed, id) {
-                    Some(pod) => mark_drain(client, namespace, &pod).await,
+                let pod = pod_of(id);
+                let mark = match &pod {
+                    Some(pod) => mark_drain(client, namespace, pod).await,
                     None => Ok(()),
                 };
                 let disabled = match mark {
@@ -55,7 +61,7 @@ pub async fn carry_out(
                 disabled.map(|()| Step {
                     reason: "QueriesDisabled",
                     note: format!("disabled queries on {id} before its pod restarts (upgrade policy {policy})"),
-                    pod: pod_of(observed, id),
+                    pod,
                 })
             }
             Action::EnableQueries(id) => {
@@ -64,7 +70,7 @@ pub async fn carry_out(
                     note: format!(
                         "enabled queries on {id}: it is back, live and on its new revision (upgrade policy {policy})"
                     ),
-                    pod: pod_of(observed, id),
+                    pod: pod_of(id),
                 })
             }
             other => Err(format!("{} is not carried out by the upgrade step", guardrails::describe(other))),
@@ -88,20 +94,17 @@ async fn mark_drain(client: &Client, namespace: &str, pod: &str) -> Result<(), S
         .map_err(|e| format!("annotating pod {pod}: {e}"))
 }
 
-/// The pod whose instance id is `id` (ids embed the pod's host name).
-fn pod_of(observed: &ObservedCluster, id: &str) -> Option<String> {
-    observed.pods.values().flatten().map(ResourceExt::name_any).find(|p| id.contains(&format!("_{p}.")))
-}
-
 /// Deletes the pod observed under `name`, only if it is still that pod (same uid): a pod the
 /// StatefulSet already recreated is never restarted a second time for the same decision.
 async fn restart(client: &Client, namespace: &str, observed: &ObservedCluster, name: &str) -> Result<String, String> {
-    let pod = observed.pods.values().flatten().find(|p| p.name_any() == name).ok_or("the pod is gone")?;
-    let revision = observed
+    let (pool, pod) = observed
         .pods
         .iter()
-        .find(|(_, pods)| pods.iter().any(|p| p.name_any() == name))
-        .and_then(|(pool, _)| observed.statefulsets.get(pool))
+        .find_map(|(pool, pods)| pods.iter().find(|p| p.name_any() == name).map(|p| (pool, p)))
+        .ok_or("the pod is gone")?;
+    let revision = observed
+        .statefulsets
+        .get(pool)
         .and_then(|s| s.status.as_ref())
         .and_then(|s| s.update_revision.clone())
         .unwrap_or_else(|| "?".into());

@@ -124,12 +124,9 @@ pub fn validate(cluster: &PinotCluster) -> Result<ValidCluster, InvalidSpec> {
     }
 
     if let Some(u) = &spec.upgrade {
-        if let Some(t) = u.pod_ready_timeout_seconds {
-            check_range(&mut errors, "spec.upgrade.podReadyTimeoutSeconds".into(), t, 1, MAX_TIMEOUT);
-        }
-        if let Some(d) = u.drain_seconds {
-            check_range(&mut errors, "spec.upgrade.drainSeconds".into(), d, 0, MAX_DRAIN);
-        }
+        let at = |field: &str| format!("spec.upgrade.{field}");
+        checked(&mut errors, at("podReadyTimeoutSeconds"), u.pod_ready_timeout_seconds, 1, MAX_TIMEOUT);
+        checked(&mut errors, at("drainSeconds"), u.drain_seconds, 0, MAX_DRAIN);
     }
 
     let deployment_order = validate_deployment_order(spec.deployment_order.as_deref(), &spec.pools, &mut errors);
@@ -163,10 +160,14 @@ pub const DEFAULT_DRAIN_SECONDS: i64 = 5;
 const MAX_TIMEOUT: i64 = 86_400;
 const MAX_DRAIN: i64 = 3_600;
 
-fn check_range(errors: &mut Errors, field: String, value: i64, min: i64, max: i64) {
-    if value < min || value > max {
-        errors.push(field, format!("is {value}; it must be between {min} and {max} seconds"));
+/// `value` as it is, with an error for `field` when it is set and outside `min..=max` seconds.
+fn checked(errors: &mut Errors, field: String, value: Option<i64>, min: i64, max: i64) -> Option<i64> {
+    if let Some(v) = value
+        && (v < min || v > max)
+    {
+        errors.push(field, format!("is {v}; it must be between {min} and {max} seconds"));
     }
+    value
 }
 
 fn validate_pool(
@@ -258,23 +259,13 @@ fn validate_pool(
         );
     }
 
+    // A pool's own setting, else the cluster's (checked where the cluster sets it).
     let pod_ready_timeout_seconds =
-        match (pool.pod_ready_timeout_seconds, upgrade.and_then(|u| u.pod_ready_timeout_seconds)) {
-            (Some(t), _) => {
-                check_range(errors, at("podReadyTimeoutSeconds"), t, 1, MAX_TIMEOUT);
-                Some(t)
-            }
-            (None, Some(t)) => Some(t),
-            (None, None) => None,
-        };
-    let drain_seconds = match (pool.drain_seconds, upgrade.and_then(|u| u.drain_seconds)) {
-        (Some(d), _) => {
-            check_range(errors, at("drainSeconds"), d, 0, MAX_DRAIN);
-            d
-        }
-        (None, Some(d)) => d,
-        (None, None) => DEFAULT_DRAIN_SECONDS,
-    };
+        checked(errors, at("podReadyTimeoutSeconds"), pool.pod_ready_timeout_seconds, 1, MAX_TIMEOUT)
+            .or(upgrade.and_then(|u| u.pod_ready_timeout_seconds));
+    let drain_seconds = checked(errors, at("drainSeconds"), pool.drain_seconds, 0, MAX_DRAIN)
+        .or(upgrade.and_then(|u| u.drain_seconds))
+        .unwrap_or(DEFAULT_DRAIN_SECONDS);
 
     let storage = pool.storage.as_ref().map(|s| {
         if !is_quantity(&s.size) {
