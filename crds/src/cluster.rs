@@ -49,11 +49,25 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "camelCase")]
 pub struct PinotClusterSpec {
     /// The Pinot container image every pool runs unless the pool overrides it,
-    /// e.g. `apachepinot/pinot:1.2.0`.
+    /// e.g. `apachepinot/pinot:1.2.0`. Required unless the cluster is `external`.
+    #[serde(default)]
+    #[schemars(transform = no_default)]
     pub image: String,
 
-    /// The existing ZooKeeper ensemble Pinot (Helix) keeps its cluster state in.
+    /// The existing ZooKeeper ensemble Pinot (Helix) keeps its cluster state in. Required
+    /// unless the cluster is `external`.
+    #[serde(default)]
+    #[schemars(transform = no_default)]
     pub zookeeper: ZookeeperSpec,
+
+    /// A Pinot cluster installed some other way: the operator deploys nothing and only talks to
+    /// its controller, so PinotSchemas, PinotTables and PinotTenants can name it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<ExternalController>,
+
+    /// How the operator authenticates to the Pinot controller and which CA it trusts over HTTPS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controller_access: Option<ControllerAccess>,
 
     /// The order in which roles are installed and upgraded. Every role that has a pool must
     /// appear exactly once. Default: controller, broker, server, minion.
@@ -77,6 +91,44 @@ pub struct PinotClusterSpec {
     /// How changes roll out: install order, health-gate timeout, server drain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upgrade: Option<UpgradeSettings>,
+}
+
+/// Leaves an empty serde default out of the schema: the operator reports a missing value with
+/// the field and the fix, which a schema default of `""` would hide.
+fn no_default(schema: &mut schemars::Schema) {
+    schema.remove("default");
+}
+
+/// The controller of an external Pinot cluster.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalController {
+    /// Base URL of the Pinot controller, e.g. `https://pinot-controller.data.svc:9443`.
+    pub controller_url: String,
+}
+
+/// Credentials and trust for the Pinot controller. At most one of `basicAuthSecret` and
+/// `bearerTokenSecret`.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ControllerAccess {
+    /// A Secret (same namespace) with the keys `username` and `password`, sent as HTTP Basic
+    /// auth.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basic_auth_secret: Option<String>,
+    /// A key of a Secret (same namespace) holding a token, sent as `Authorization: Bearer`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bearer_token_secret: Option<SecretKey>,
+    /// A key of a ConfigMap (same namespace) holding PEM CA certificates to trust for `https`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_bundle: Option<crate::ConfigMapKey>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKey {
+    pub name: String,
+    pub key: String,
 }
 
 /// Settings of installs and rolling upgrades for the whole cluster; pools may override the

@@ -5,30 +5,31 @@
 //! spec reaches the operator and is reported in the resource's status with the field and the
 //! fix, rather than being refused by an apiserver that (like 1.20) cannot run CEL rules.
 //!
-//! Kinds reserved for later API additions in the same group: `PinotSchema`, `PinotTable`,
-//! `PinotTenant`.
 
 pub mod cluster;
 pub mod policy;
+pub mod resources;
 
 pub use cluster::{
-    ClusterCondition, ClusterPolicies, ClusterPolicyStatus, NodePool, PinotCluster, PinotClusterSpec,
-    PinotClusterStatus, PinotControllerStatus, PodOverrides, PoolStatus, PoolStorage, UpgradeSettings, ZookeeperSpec,
+    ClusterCondition, ClusterPolicies, ClusterPolicyStatus, ControllerAccess, ExternalController, NodePool,
+    PinotCluster, PinotClusterSpec, PinotClusterStatus, PinotControllerStatus, PodOverrides, PoolStatus, PoolStorage,
+    SecretKey, UpgradeSettings, ZookeeperSpec,
 };
 pub use policy::{ConfigMapKey, PinotPolicy, PinotPolicySpec, PinotPolicyStatus, PolicyModuleSource};
+pub use resources::{
+    DeletionPolicy, PinotObjectStatus, PinotSchema, PinotSchemaSpec, PinotTable, PinotTableSpec, PinotTenant,
+    PinotTenantSpec,
+};
 
 /// The API group of every kind in this crate.
 pub const GROUP: &str = "pinot.controlplane.dev";
 /// The API version of every kind in this crate.
 pub const VERSION: &str = "v1alpha1";
-/// Kinds that later versions of the API add; no other kind may take these names.
-pub const RESERVED_KINDS: [&str; 3] = ["PinotSchema", "PinotTable", "PinotTenant"];
-
 /// Every CRD this crate defines, as the YAML documents `pinot-operator crds` prints and
 /// `crds/pinot.controlplane.dev.yaml` holds.
 pub fn crd_yaml() -> String {
     use kube::CustomResourceExt;
-    let crds = [PinotCluster::crd(), PinotPolicy::crd()];
+    let crds = [PinotCluster::crd(), PinotPolicy::crd(), PinotSchema::crd(), PinotTable::crd(), PinotTenant::crd()];
     let mut out = String::new();
     for crd in crds {
         out.push_str("---\n");

@@ -22,7 +22,7 @@ use futures::StreamExt;
 use k8s_openapi::{
     api::{
         apps::v1::StatefulSet,
-        core::v1::{ConfigMap, ObjectReference, Service},
+        core::v1::{ConfigMap, ObjectReference, Pod, Service},
     },
     jiff::Timestamp,
 };
@@ -33,7 +33,7 @@ use kube::{
         Controller,
         controller::Action,
         events::{Event, EventType, Recorder, Reporter},
-        reflector::Store,
+        reflector::{ObjectRef, Store},
         watcher,
     },
 };
@@ -45,6 +45,7 @@ use self::{
     status::{Problem, StatusInput, compute_status, write_status},
 };
 use crate::{
+    access::ControllerAccess,
     children::{ChildApis, ChildKind, LABEL_MANAGED_BY, MANAGED_BY, PdbVersion},
     pinot::{ControllerLocator, PinotClient, http_client},
     policy::{PolicyKind, PolicyRegistry},
@@ -77,6 +78,9 @@ fn upgrade_recheck(decision: &plan::UpgradeDecision) -> Option<Duration> {
 }
 
 /// How long to wait before retrying after an error the operator cannot see the end of.
+/// How often an external cluster's controller is asked whether it is up.
+const EXTERNAL_RECHECK: Duration = Duration::from_secs(30);
+
 const RETRY_AFTER: Duration = Duration::from_secs(15);
 
 /// Settings of the controller.
@@ -90,6 +94,8 @@ pub struct ControllerConfig {
     pub registry: Arc<PolicyRegistry>,
     /// How many clusters may upgrade at once (0: no limit).
     pub max_concurrent_upgrades: usize,
+    /// How often Ready PinotSchemas and PinotTables are compared with Pinot to repair drift.
+    pub drift_interval: Duration,
 }
 
 /// The only state shared between reconciles: clients and settings, never cluster state.
@@ -97,8 +103,7 @@ pub struct Context {
     pub client: Client,
     pub recorder: Recorder,
     pub apis: ChildApis,
-    pub controllers: ControllerLocator,
-    pub http: reqwest::Client,
+    pub access: ControllerAccess,
     pub registry: Arc<PolicyRegistry>,
     pub max_concurrent_upgrades: usize,
     /// The PinotClusters the controller sees, to count those upgrading.
@@ -134,16 +139,21 @@ pub async fn run(
 ) -> Result<(), kube::Error> {
     let apis = ChildApis { pdb_version: PdbVersion::discover(&client).await? };
     tracing::info!(pdb = apis.pdb_version.api_version(), namespace = ?config.namespace, "starting PinotCluster controller");
-    let (clusters, statefulsets, services, configmaps) = match &config.namespace {
+    let (clusters, statefulsets, services, configmaps, pods) = match &config.namespace {
         Some(ns) => (
             Api::<PinotCluster>::namespaced(client.clone(), ns),
             Api::<StatefulSet>::namespaced(client.clone(), ns),
             Api::<Service>::namespaced(client.clone(), ns),
             Api::<ConfigMap>::namespaced(client.clone(), ns),
+            Api::<Pod>::namespaced(client.clone(), ns),
         ),
-        None => {
-            (Api::all(client.clone()), Api::all(client.clone()), Api::all(client.clone()), Api::all(client.clone()))
-        }
+        None => (
+            Api::all(client.clone()),
+            Api::all(client.clone()),
+            Api::all(client.clone()),
+            Api::all(client.clone()),
+            Api::all(client.clone()),
+        ),
     };
     let pdb_resource = apis.resource(ChildKind::PodDisruptionBudget);
     let pdbs: Api<DynamicObject> = match &config.namespace {
@@ -153,12 +163,12 @@ pub async fn run(
     let ours = watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGED_BY}"));
     let recorder = Recorder::new(client.clone(), Reporter { controller: "pinot-operator".into(), instance: None });
     let controller = Controller::new(clusters, watcher::Config::default());
+    let access = ControllerAccess::new(client.clone(), config.controllers.clone());
     let ctx = Arc::new(Context {
         client,
         recorder,
         apis,
-        controllers: config.controllers.clone(),
-        http: http_client(),
+        access,
         registry: config.registry.clone(),
         max_concurrent_upgrades: config.max_concurrent_upgrades,
         clusters: controller.store(),
@@ -168,7 +178,11 @@ pub async fn run(
         .owns(statefulsets, ours.clone())
         .owns(services, ours.clone())
         .owns(configmaps, ours.clone())
-        .owns_with(pdbs, pdb_resource, ours)
+        .owns_with(pdbs, pdb_resource, ours.clone())
+        // Pods are the StatefulSets' children, not the cluster's: a pod's readiness reaches the
+        // StatefulSet's status only after the StatefulSet controller's next sync, so an upgrade
+        // step would wait for that hop. Watching the pods lets the next step follow at once.
+        .watches(pods, ours, cluster_of_pod)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
@@ -179,6 +193,34 @@ pub async fn run(
         })
         .await;
     Ok(())
+}
+
+/// An external cluster: nothing to deploy; available when its controller answers.
+async fn reconcile_external(cluster: &PinotCluster, ctx: &Context) -> Result<Action, Error> {
+    let url = ctx.access.url_for(cluster);
+    let answer = if !cluster.spec.pools.is_empty() {
+        Err("spec.pools: an external cluster deploys nothing; remove its pools, or remove spec.external to let the operator install the cluster".to_string())
+    } else {
+        match ctx.access.client_for(cluster).await {
+            Err(e) => Err(e.to_string()),
+            Ok(pinot) => match pinot.health().await {
+                Err(e) => Err(e.to_string()),
+                Ok(()) => match tokio::try_join!(pinot.instances(), pinot.live_instances()) {
+                    Ok((instances, live)) => Ok((instances.len(), live.len())),
+                    Err(e) => Err(e.to_string()),
+                },
+            },
+        }
+    };
+    let status = status::external_status(cluster, &url, answer, Timestamp::now());
+    write_status(&ctx.client, cluster, &status).await.map_err(Error::WriteStatus)?;
+    Ok(Action::requeue(EXTERNAL_RECHECK))
+}
+
+/// The PinotCluster a pod of ours belongs to, from its cluster label.
+fn cluster_of_pod(pod: Pod) -> Option<ObjectRef<PinotCluster>> {
+    let cluster = pod.labels().get(crate::children::LABEL_CLUSTER)?;
+    Some(ObjectRef::new(cluster).within(pod.namespace()?.as_str()))
 }
 
 fn error_policy(cluster: Arc<PinotCluster>, error: &Error, _ctx: Arc<Context>) -> Action {
@@ -194,9 +236,15 @@ pub async fn reconcile(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result<
     let span = tracing::info_span!("reconcile", cluster = %cluster.name_any(), namespace = %namespace);
     let _enter = span.enter();
 
+    if cluster.spec.external.is_some() {
+        return reconcile_external(&cluster, &ctx).await;
+    }
     let mut observed = observe::observe(client, &ctx.apis, &cluster).await?;
-    let pinot_url = ctx.controllers.url_for(&cluster);
-    let pinot = PinotClient::new(ctx.http.clone(), pinot_url.clone());
+    let pinot_url = ctx.access.url_for(&cluster);
+    let (pinot, access_problem) = match ctx.access.client_for(&cluster).await {
+        Ok(pinot) => (pinot, None),
+        Err(e) => (PinotClient::new(http_client(), pinot_url.clone()), Some(e.to_string())),
+    };
     let pod_instances = observe::pod_instance_ids(&cluster.name_any(), &namespace, &observed);
     observed.pinot = observe::observe_pinot(&pinot, &observed, &pod_instances).await;
 
@@ -331,6 +379,8 @@ pub async fn reconcile(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result<
             reason: "ChangeRefused",
             message: plan.blocked.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
         })
+    } else if let Some(message) = access_problem {
+        Some(Problem { reason: "ControllerAccess", message })
     } else if policies.iter().any(|p| !p.ready) {
         Some(Problem {
             reason: "PolicyNotReady",

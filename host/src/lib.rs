@@ -1,11 +1,13 @@
 //! The Pinot control plane's host operator: it watches PinotClusters and their children, and
-//! does every Kubernetes (and, later, Pinot) write. Decisions are taken in the plan step of
-//! the [`cluster`] pipeline.
+//! PinotSchemas / PinotTables, and does every Kubernetes and Pinot write. Decisions are taken in
+//! the plan step of the [`cluster`] pipeline.
 
+pub mod access;
 pub mod children;
 pub mod cluster;
 pub mod pinot;
 pub mod policy;
+pub mod resources;
 pub mod role;
 
 use std::path::{Path, PathBuf};
@@ -35,9 +37,13 @@ pub async fn run_operator(
     };
     let reload_config = ReloadConfig { namespace: config.namespace.clone(), policy_dir };
     let registry = config.registry.clone();
-    let (clusters, ()) = tokio::join!(
+    let resources_config =
+        resources::ResourcesConfig { namespace: config.namespace.clone(), drift_interval: config.drift_interval };
+    let access = access::ControllerAccess::new(client.clone(), config.controllers.clone());
+    let (clusters, (), ()) = tokio::join!(
         cluster::run(client.clone(), config, stopped(stop_rx.clone())),
-        reload::run(client, registry, reload_config, stopped(stop_rx)),
+        reload::run(client.clone(), registry, reload_config, stopped(stop_rx.clone())),
+        resources::run(client, access, resources_config, stopped(stop_rx)),
     );
     clusters
 }

@@ -48,6 +48,10 @@ enum Command {
         /// upgrade halted keeps its slot, so a bad image is caught on the first clusters.
         #[arg(long, env = "PINOT_MAX_CONCURRENT_UPGRADES", default_value_t = 2)]
         max_concurrent_upgrades: usize,
+        /// How often PinotSchemas and PinotTables that are Ready are compared with the live
+        /// objects in Pinot, to repair changes made in Pinot directly.
+        #[arg(long, env = "PINOT_DRIFT_CHECK_INTERVAL_SECONDS", default_value_t = 300)]
+        drift_check_interval_seconds: u64,
         /// Log as JSON lines.
         #[arg(long, env = "PINOT_OPERATOR_LOG_JSON")]
         log_json: bool,
@@ -99,6 +103,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             controller_url_template,
             policy_dir,
             max_concurrent_upgrades,
+            drift_check_interval_seconds,
             log_json,
         } => {
             init_tracing(log_json);
@@ -108,7 +113,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 PolicyRegistry::new(PolicyEngine::new(PolicyLimits::default())?)
                     .context("loading the bundled policies")?,
             );
-            let config = ControllerConfig { namespace, controllers, registry, max_concurrent_upgrades };
+            let config = ControllerConfig {
+                namespace,
+                controllers,
+                registry,
+                max_concurrent_upgrades,
+                drift_interval: std::time::Duration::from_secs(drift_check_interval_seconds.max(1)),
+            };
             let clusters = pinot_operator::run_operator(client, config, policy_dir, shutdown_signal()).await;
             clusters.context("running the PinotCluster controller")?;
             tracing::info!("stopped");

@@ -58,25 +58,113 @@ pub enum PinotError {
     Decode { url: String, message: String },
 }
 
+impl PinotError {
+    /// Whether trying again later may succeed: the controller was unreachable, timed out or
+    /// failed on its side (5xx, 408, 429). A 4xx is Pinot refusing the request itself.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            PinotError::Unreachable { .. } | PinotError::Decode { .. } => true,
+            PinotError::Refused { status, .. } => *status >= 500 || *status == 408 || *status == 429,
+        }
+    }
+
+    /// Pinot's own message, for a condition.
+    pub fn pinot_message(&self) -> &str {
+        match self {
+            PinotError::Unreachable { message, .. }
+            | PinotError::Refused { message, .. }
+            | PinotError::Decode { message, .. } => message,
+        }
+    }
+
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            PinotError::Refused { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
 /// A client for one Pinot controller.
 #[derive(Clone, Debug)]
 pub struct PinotClient {
     http: reqwest::Client,
     base: String,
+    /// The `Authorization` header every request carries, when the controller wants one.
+    auth: Option<reqwest::header::HeaderValue>,
 }
 
 /// A shared HTTP client with the timeouts every Pinot call uses.
 pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(2))
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("an HTTP client with timeouts builds")
+    http_client_builder().build().expect("an HTTP client with timeouts builds")
+}
+
+/// The settings of every client for Pinot: timeouts, and rustls with the ring provider (the
+/// one the Kubernetes client uses too) for `https` controllers.
+pub fn http_client_builder() -> reqwest::ClientBuilder {
+    // Installing fails only when a provider is installed already, which is fine.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder().connect_timeout(Duration::from_secs(2)).timeout(Duration::from_secs(10))
 }
 
 impl PinotClient {
     pub fn new(http: reqwest::Client, base: impl Into<String>) -> Self {
-        Self { http, base: base.into() }
+        Self { http, base: base.into(), auth: None }
+    }
+
+    /// The same client, sending `authorization` (e.g. `Basic ...` or `Bearer ...`) with every
+    /// request.
+    pub fn with_auth(mut self, authorization: reqwest::header::HeaderValue) -> Self {
+        self.auth = Some(authorization);
+        self
+    }
+
+    /// Sends one request; the answer's status and body. Only an unreachable controller is an
+    /// error here.
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Result<(u16, String), PinotError> {
+        let url = format!("{}{path}", self.base);
+        let mut request = self.http.request(method, &url).query(query);
+        if let Some(auth) = &self.auth {
+            request = request.header(reqwest::header::AUTHORIZATION, auth.clone());
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let resp =
+            request.send().await.map_err(|e| PinotError::Unreachable { url: url.clone(), message: error_chain(&e) })?;
+        let status = resp.status().as_u16();
+        let text = resp.text().await.map_err(|e| PinotError::Unreachable { url, message: error_chain(&e) })?;
+        Ok((status, text))
+    }
+
+    /// Sends one request and turns anything but a 2xx into [`PinotError::Refused`], unless its
+    /// status is one of `also_fine` (e.g. 404 for a delete).
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+        also_fine: &[u16],
+    ) -> Result<(u16, String), PinotError> {
+        let name = method_name(&method);
+        let (status, text) = self.send(method, path, query, body).await?;
+        if (200..300).contains(&status) || also_fine.contains(&status) {
+            Ok((status, text))
+        } else {
+            Err(PinotError::Refused {
+                method: name,
+                url: format!("{}{path}", self.base),
+                status,
+                message: pinot_message(&text),
+            })
+        }
     }
 
     pub fn base(&self) -> &str {
@@ -84,17 +172,7 @@ impl PinotClient {
     }
 
     async fn get(&self, path: &str) -> Result<(u16, String), PinotError> {
-        let url = format!("{}{path}", self.base);
-        let resp = self
-            .http
-            .get(&url)
-            .send()
-            .await
-            .map_err(|e| PinotError::Unreachable { url: url.clone(), message: error_chain(&e) })?;
-        let status = resp.status().as_u16();
-        let text =
-            resp.text().await.map_err(|e| PinotError::Unreachable { url: url.clone(), message: error_chain(&e) })?;
-        Ok((status, text))
+        self.send(reqwest::Method::GET, path, &[], None).await
     }
 
     async fn get_json(&self, path: &str) -> Result<Value, PinotError> {
@@ -154,20 +232,98 @@ impl PinotClient {
     /// `PUT /instances/{id}/state?state=...`: `queries_disable` takes a server out of query
     /// routing before it restarts, `queries_enable` puts it back.
     pub async fn set_instance_state(&self, id: &str, state: &str) -> Result<(), PinotError> {
-        let url = format!("{}/instances/{id}/state", self.base);
-        let resp = self
-            .http
-            .put(&url)
-            .query(&[("state", state)])
-            .send()
-            .await
-            .map_err(|e| PinotError::Unreachable { url: url.clone(), message: error_chain(&e) })?;
-        let status = resp.status().as_u16();
-        if (200..300).contains(&status) {
-            return Ok(());
+        self.call(reqwest::Method::PUT, &format!("/instances/{id}/state"), &[("state", state)], None, &[]).await?;
+        Ok(())
+    }
+
+    /// `PUT /instances/{id}/updateTags`: replaces the instance's tags.
+    pub async fn update_tags(&self, id: &str, tags: &[String]) -> Result<(), PinotError> {
+        let tags = tags.join(",");
+        let query = [("tags", tags.as_str()), ("updateBrokerResource", "true")];
+        self.call(reqwest::Method::PUT, &format!("/instances/{id}/updateTags"), &query, None, &[]).await?;
+        Ok(())
+    }
+
+    /// `GET /schemas/{name}`: the live schema, `None` when Pinot has none of that name.
+    pub async fn schema(&self, name: &str) -> Result<Option<Value>, PinotError> {
+        let path = format!("/schemas/{name}");
+        let (status, text) = self.call(reqwest::Method::GET, &path, &[], None, &[404]).await?;
+        if status == 404 {
+            return Ok(None);
         }
-        let text = resp.text().await.unwrap_or_default();
-        Err(PinotError::Refused { method: "PUT", url, status, message: pinot_message(&text) })
+        decode(&self.base, &path, &text).map(Some)
+    }
+
+    /// `POST /schemas?override=false`: adds a new schema.
+    pub async fn create_schema(&self, schema: &Value) -> Result<(), PinotError> {
+        self.call(reqwest::Method::POST, "/schemas", &[("override", "false")], Some(schema), &[]).await?;
+        Ok(())
+    }
+
+    /// `PUT /schemas/{name}?reload=`: changes a schema; with `reload`, Pinot reloads the
+    /// segments of the tables using it.
+    pub async fn update_schema(&self, name: &str, schema: &Value, reload: bool) -> Result<(), PinotError> {
+        let reload = if reload { "true" } else { "false" };
+        self.call(reqwest::Method::PUT, &format!("/schemas/{name}"), &[("reload", reload)], Some(schema), &[]).await?;
+        Ok(())
+    }
+
+    /// `DELETE /schemas/{name}`; a schema that is already gone is fine.
+    pub async fn delete_schema(&self, name: &str) -> Result<(), PinotError> {
+        self.call(reqwest::Method::DELETE, &format!("/schemas/{name}"), &[], None, &[404]).await?;
+        Ok(())
+    }
+
+    /// `GET /tables/{name}`: the live configs by table type (`OFFLINE`, `REALTIME`). Empty when
+    /// the table does not exist, whether Pinot says so with a 404 (current Pinot) or with
+    /// `200 {}` (older Pinot).
+    pub async fn table(&self, raw_name: &str) -> Result<std::collections::BTreeMap<String, Value>, PinotError> {
+        let path = format!("/tables/{raw_name}");
+        let (status, text) = self.call(reqwest::Method::GET, &path, &[], None, &[404]).await?;
+        if status == 404 {
+            return Ok(Default::default());
+        }
+        match decode(&self.base, &path, &text)? {
+            Value::Object(map) => Ok(map
+                .into_iter()
+                .filter(|(k, v)| matches!(k.as_str(), "OFFLINE" | "REALTIME") && v.is_object())
+                .collect()),
+            _ => Err(PinotError::Decode { url: format!("{}{path}", self.base), message: "not a JSON object".into() }),
+        }
+    }
+
+    /// `POST /tables`: adds a table of the config's `tableType`.
+    pub async fn create_table(&self, config: &Value) -> Result<(), PinotError> {
+        self.call(reqwest::Method::POST, "/tables", &[], Some(config), &[]).await?;
+        Ok(())
+    }
+
+    /// `PUT /tables/{name}`: changes the table of the config's `tableType`.
+    pub async fn update_table(&self, raw_name: &str, config: &Value) -> Result<(), PinotError> {
+        self.call(reqwest::Method::PUT, &format!("/tables/{raw_name}"), &[], Some(config), &[]).await?;
+        Ok(())
+    }
+
+    /// `DELETE /tables/{name}?type=`: deletes one type of the table with its segments; a table
+    /// that is already gone is fine.
+    pub async fn delete_table(&self, raw_name: &str, table_type: &str) -> Result<(), PinotError> {
+        let query = [("type", table_type)];
+        self.call(reqwest::Method::DELETE, &format!("/tables/{raw_name}"), &query, None, &[404]).await?;
+        Ok(())
+    }
+}
+
+fn decode(base: &str, path: &str, text: &str) -> Result<Value, PinotError> {
+    serde_json::from_str(text).map_err(|e| PinotError::Decode { url: format!("{base}{path}"), message: e.to_string() })
+}
+
+fn method_name(method: &reqwest::Method) -> &'static str {
+    match *method {
+        reqwest::Method::GET => "GET",
+        reqwest::Method::POST => "POST",
+        reqwest::Method::PUT => "PUT",
+        reqwest::Method::DELETE => "DELETE",
+        _ => "request",
     }
 }
 

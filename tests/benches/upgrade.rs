@@ -3,7 +3,7 @@
 //! `make kube-up`, then `PINOT_TEST_KUBECONFIG=.local/kube/kubeconfig cargo bench -p
 //! pinot-testbed --bench upgrade`. A cluster of 6 pods (controller, broker, 3 servers, minion)
 //! whose pods each take `PINOT_BENCH_READY_MS` (default 5000) to become ready after they start
-//! is upgraded with the bundled policy, one pod at a time and no drain: every pod is on the
+//! (and no time to shut down) is upgraded with the bundled policy, one pod at a time and no drain: every pod is on the
 //! critical path, so the pods need 6 × that. The benchmark prints the wall time from the image
 //! change to the cluster reporting the rollout complete, and its ratio to that sum (the
 //! operator, the StatefulSet controller and the simulated kubelet add the rest).
@@ -20,7 +20,7 @@ const PODS: u64 = 6;
 fn cluster(ready_ms: u64) -> String {
     let pool = |name: &str, role: &str, replicas: u32, zone: &str| {
         format!(
-            "    - {{name: {name}, role: {role}, replicas: {replicas}, zone: {zone}, podOverrides: {{annotations: {{sim.pinot.controlplane.dev/ready-after-ms: \"{ready_ms}\"}}}}}}\n"
+            "    - {{name: {name}, role: {role}, replicas: {replicas}, zone: {zone}, podOverrides: {{annotations: {{sim.pinot.controlplane.dev/ready-after-ms: \"{ready_ms}\", sim.pinot.controlplane.dev/shutdown-after-ms: \"0\"}}}}}}\n"
         )
     };
     format!(

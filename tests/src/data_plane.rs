@@ -14,7 +14,10 @@ use kube::Client;
 
 use crate::pinot_sim::{PinotSimulator, SimState};
 
-pub use kubelet::{ANNOTATION_BROKEN, ANNOTATION_READY_AFTER_MS, ANNOTATION_RESTARTS, Kubelet, image_is_broken};
+pub use kubelet::{
+    ANNOTATION_BROKEN, ANNOTATION_READY_AFTER_MS, ANNOTATION_RESTARTS, ANNOTATION_SHUTDOWN_AFTER_MS, Kubelet,
+    image_is_broken,
+};
 pub use nodes::NodeFleet;
 pub use provisioner::{PROVISIONER_NAME, STORAGE_CLASS_NAME, VolumeProvisioner};
 

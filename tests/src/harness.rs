@@ -18,7 +18,7 @@ use kube::{
     Api, Client, CustomResourceExt, ResourceExt,
     api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams},
 };
-use pinot_crds::{PinotCluster, PinotPolicy};
+use pinot_crds::{PinotCluster, PinotPolicy, PinotSchema, PinotTable, PinotTenant};
 use pinot_operator::{
     cluster::ControllerConfig,
     pinot::ControllerLocator,
@@ -92,9 +92,10 @@ fn init_tracing() {
 /// Applies the CRDs from the Rust types and waits until they are served.
 pub async fn install_crds(client: &Client) {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in [PinotCluster::crd(), PinotPolicy::crd()] {
+    let crds = [PinotCluster::crd(), PinotPolicy::crd(), PinotSchema::crd(), PinotTable::crd(), PinotTenant::crd()];
+    for crd in &crds {
         let name = crd.name_any();
-        api.patch(&name, &PatchParams::apply("pinot-tests").force(), &Patch::Apply(&crd))
+        api.patch(&name, &PatchParams::apply("pinot-tests").force(), &Patch::Apply(crd))
             .await
             .unwrap_or_else(|e| panic!("installing CRD {name}: {e}"));
         wait_for(&format!("CRD {name} established"), Duration::from_secs(30), || {
@@ -108,22 +109,31 @@ pub async fn install_crds(client: &Client) {
         .await;
     }
     // kubectl validates manifests against the apiserver's OpenAPI document, which is published
-    // a moment after the CRD changes: wait until it lists every field of the spec.
-    let crd = PinotCluster::crd();
-    let schema = serde_json::to_value(&crd.spec.versions[0].schema).unwrap();
-    let fields: Vec<String> = schema["openAPIV3Schema"]["properties"]["spec"]["properties"]
-        .as_object()
-        .map(|o| o.keys().cloned().collect())
-        .unwrap_or_default();
-    wait_for("the PinotCluster schema in the apiserver's OpenAPI", Duration::from_secs(60), || {
+    // a moment after a CRD changes: wait until it lists every field of every spec.
+    let expected: Vec<(String, Vec<String>)> = crds
+        .iter()
+        .map(|crd| {
+            let schema = serde_json::to_value(&crd.spec.versions[0].schema).unwrap();
+            let fields = schema["openAPIV3Schema"]["properties"]["spec"]["properties"]
+                .as_object()
+                .map(|o| o.keys().cloned().collect())
+                .unwrap_or_default();
+            (format!("dev.controlplane.pinot.v1alpha1.{}", crd.spec.names.kind), fields)
+        })
+        .collect();
+    wait_for("the CRD schemas in the apiserver's OpenAPI", Duration::from_secs(60), || {
         let client = client.clone();
-        let fields = fields.clone();
+        let expected = expected.clone();
         async move {
             let request = http::Request::get("/openapi/v2").body(Vec::new()).ok()?;
             let doc: serde_json::Value = client.request(request).await.ok()?;
-            let published =
-                &doc["definitions"]["dev.controlplane.pinot.v1alpha1.PinotCluster"]["properties"]["spec"]["properties"];
-            fields.iter().all(|f| published.get(f).is_some()).then_some(())
+            expected
+                .iter()
+                .all(|(definition, fields)| {
+                    let published = &doc["definitions"][definition]["properties"]["spec"]["properties"];
+                    fields.iter().all(|f| published.get(f).is_some())
+                })
+                .then_some(())
         }
     })
     .await;
@@ -158,6 +168,9 @@ pub struct OperatorHandle {
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
+
+/// How often the tests' operators compare Ready schemas and tables with Pinot.
+pub const TEST_DRIFT_INTERVAL: Duration = Duration::from_secs(2);
 
 /// One policy registry per test process: the bundled defaults are compiled once.
 pub fn shared_registry() -> Arc<PolicyRegistry> {
@@ -199,6 +212,7 @@ impl OperatorHandle {
             controllers: ControllerLocator::new(controller_url_template()),
             registry: registry.clone(),
             max_concurrent_upgrades,
+            drift_interval: TEST_DRIFT_INTERVAL,
         };
         let client = client.clone();
         let task = tokio::spawn(async move {
@@ -263,6 +277,12 @@ pub fn read_yaml<T: serde::de::DeserializeOwned>(relative: &str) -> T {
 /// The value of one condition of a PinotCluster's status, e.g. `("True", message)`.
 pub fn condition(cluster: &PinotCluster, type_: &str) -> Option<(String, String)> {
     cluster.status.as_ref()?.conditions.iter().find(|c| c.type_ == type_).map(|c| (c.status.clone(), c.message.clone()))
+}
+
+/// The status and message of a condition of any resource, from its JSON.
+pub fn condition_of(object: &serde_json::Value, type_: &str) -> Option<(String, String)> {
+    let c = object["status"]["conditions"].as_array()?.iter().find(|c| c["type"] == type_)?;
+    Some((c["status"].as_str()?.to_string(), c["message"].as_str().unwrap_or_default().to_string()))
 }
 
 /// Runs `kubectl` (the one on PATH, or the one built with the local control plane) against the

@@ -48,8 +48,13 @@ spec:
 "#;
 
 async fn pods(client: &kube::Client, ns: &str) -> Vec<Pod> {
+    pods_of(client, ns, "up").await
+}
+
+async fn pods_of(client: &kube::Client, ns: &str, cluster: &str) -> Vec<Pod> {
     let api: Api<Pod> = Api::namespaced(client.clone(), ns);
-    api.list(&ListParams::default().labels("pinot.controlplane.dev/cluster=up")).await.unwrap().items
+    let selector = format!("pinot.controlplane.dev/cluster={cluster}");
+    api.list(&ListParams::default().labels(&selector)).await.unwrap().items
 }
 
 fn image(pod: &Pod) -> String {
@@ -146,8 +151,23 @@ async fn restart_events(client: &kube::Client, ns: &str) -> Vec<Event> {
 /// The instance state changes (`PUT /instances/{id}/state`) the simulated Pinot controller of
 /// cluster `up` received, in order.
 async fn state_requests(ns: &str) -> Vec<Value> {
+    state_requests_of(ns, "up").await
+}
+
+/// Those state changes as `"state=queries_disable <pod>"`.
+async fn state_steps(ns: &str, cluster: &str) -> Vec<String> {
+    let log = state_requests_of(ns, cluster).await;
+    log.iter()
+        .map(|r| {
+            let pod = r["path"].as_str().unwrap().split(['_', '.']).nth(1).unwrap_or_default().to_string();
+            format!("{} {pod}", r["query"].as_str().unwrap_or_default())
+        })
+        .collect()
+}
+
+async fn state_requests_of(ns: &str, cluster: &str) -> Vec<Value> {
     let log: Value =
-        reqwest::get(format!("{}/requests", simulator_admin_url(ns, "up"))).await.unwrap().json().await.unwrap();
+        reqwest::get(format!("{}/requests", simulator_admin_url(ns, cluster))).await.unwrap().json().await.unwrap();
     log.as_array()
         .unwrap()
         .iter()
@@ -180,14 +200,7 @@ async fn an_image_change_restarts_every_pod_once_in_order_with_queries_off_aroun
     }
 
     // Pinot saw each server's queries disabled before its restart and enabled after, in turn.
-    let log = state_requests(&ns.name).await;
-    let steps: Vec<String> = log
-        .iter()
-        .map(|r| {
-            let pod = r["path"].as_str().unwrap().split(['_', '.']).nth(1).unwrap_or_default().to_string();
-            format!("{} {pod}", r["query"].as_str().unwrap_or_default())
-        })
-        .collect();
+    let steps = state_steps(&ns.name, "up").await;
     assert_eq!(
         steps,
         [
@@ -439,4 +452,146 @@ async fn a_policy_hot_reloaded_mid_upgrade_finishes_it_without_restarting_any_po
     assert_eq!(active.digest, Some(digest(&second)));
     operator.stop().await;
     ns.cleanup().await;
+}
+
+/// Three zones, every role, pools of different sizes and resources.
+const THREE_ZONES: &str = r#"
+apiVersion: pinot.controlplane.dev/v1alpha1
+kind: PinotCluster
+metadata:
+  name: zones
+spec:
+  image: apachepinot/pinot:1.2.0
+  zookeeper:
+    connectString: zookeeper:2181
+  upgrade:
+    podReadyTimeoutSeconds: 30
+    drainSeconds: 1
+  pools:
+    - {name: controller, role: controller, replicas: 1, zone: zone-a, podOverrides: {annotations: {sim.pinot.controlplane.dev/ready-after-ms: "300"}}}
+    - {name: broker-b, role: broker, replicas: 1, zone: zone-b, podOverrides: {annotations: {sim.pinot.controlplane.dev/ready-after-ms: "300"}}}
+    - {name: broker-a, role: broker, replicas: 1, zone: zone-a, podOverrides: {annotations: {sim.pinot.controlplane.dev/ready-after-ms: "300"}}}
+    - name: server-a
+      role: server
+      replicas: 2
+      zone: zone-a
+      resources: {requests: {cpu: 100m, memory: 256Mi}}
+      podOverrides: {annotations: {sim.pinot.controlplane.dev/ready-after-ms: "300"}}
+    - name: server-b
+      role: server
+      replicas: 2
+      zone: zone-b
+      resources: {requests: {cpu: 200m, memory: 512Mi}}
+      podOverrides: {annotations: {sim.pinot.controlplane.dev/ready-after-ms: "300"}}
+    - {name: server-c, role: server, replicas: 1, zone: zone-c, podOverrides: {annotations: {sim.pinot.controlplane.dev/ready-after-ms: "300"}}}
+    - {name: minion, role: minion, replicas: 1, zone: zone-c, podOverrides: {annotations: {sim.pinot.controlplane.dev/ready-after-ms: "300"}}}
+"#;
+
+#[tokio::test]
+async fn a_three_zone_cluster_upgrades_role_by_role_zone_by_zone_and_never_has_two_pods_of_a_pool_down() {
+    let client = test_client().await;
+    let ns = TestNamespace::create(&client, "upgrade-zones").await;
+    let operator = OperatorHandle::start(&client, &ns.name);
+    let file = std::env::temp_dir().join(format!("{}-zones.yaml", ns.name));
+    std::fs::write(&file, THREE_ZONES).unwrap();
+    kubectl(&["-n", &ns.name, "apply", "-f", file.to_str().unwrap()]).await;
+    kubectl(&["-n", &ns.name, "wait", "--for=condition=Available", "pinotcluster/zones", "--timeout=180s"]).await;
+    let replicas = BTreeMap::from([
+        ("controller", 1),
+        ("broker-a", 1),
+        ("broker-b", 1),
+        ("server-a", 2),
+        ("server-b", 2),
+        ("server-c", 1),
+        ("minion", 1),
+    ]);
+    let total: usize = replicas.values().sum();
+
+    // While the upgrade runs, sample every pool's unavailable pods (replicas minus the pods
+    // that are ready and not terminating), as a user watching `kubectl get pods -w` would.
+    let sampling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sampler = tokio::spawn({
+        let (client, ns, sampling, replicas) = (client.clone(), ns.name.clone(), sampling.clone(), replicas.clone());
+        async move {
+            let mut worst: BTreeMap<String, usize> = BTreeMap::new();
+            let mut samples = 0;
+            while sampling.load(std::sync::atomic::Ordering::Relaxed) {
+                let pods = pods_of(&client, &ns, "zones").await;
+                for (pool, want) in &replicas {
+                    let available = pods
+                        .iter()
+                        .filter(|p| p.labels().get("pinot.controlplane.dev/pool").is_some_and(|l| l == pool))
+                        .filter(|p| p.metadata.deletion_timestamp.is_none() && pod_ready(p))
+                        .count();
+                    let down = worst.entry(pool.to_string()).or_default();
+                    *down = (*down).max(want - available.min(*want));
+                }
+                samples += 1;
+                tokio::time::sleep(Duration::from_millis(40)).await;
+            }
+            (worst, samples)
+        }
+    });
+
+    let patch = r#"{"spec":{"image":"apachepinot/pinot:1.3.0"}}"#;
+    kubectl(&["-n", &ns.name, "patch", "pinotcluster/zones", "--type=merge", "-p", patch]).await;
+    let clusters: Api<PinotCluster> = Api::namespaced(client.clone(), &ns.name);
+    wait_for("every pod to run 1.3.0", Duration::from_secs(300), || async {
+        let pods = pods_of(&client, &ns.name, "zones").await;
+        let c = clusters.get("zones").await.ok()?;
+        let done = pods.len() == total
+            && pods.iter().all(|p| image(p) == "apachepinot/pinot:1.3.0")
+            && condition(&c, "Available").is_some_and(|(s, _)| s == "True")
+            && condition(&c, "Progressing").is_some_and(|(s, _)| s == "False");
+        done.then_some(())
+    })
+    .await;
+    sampling.store(false, std::sync::atomic::Ordering::Relaxed);
+    let (worst, samples) = sampler.await.unwrap();
+    assert!(samples > 20, "sampled the pools {samples} times");
+    // A pool of one pod is down while it restarts, a larger pool one pod at a time: never more.
+    for (pool, down) in &worst {
+        assert_eq!(*down, 1, "at most (and, while it restarted, exactly) one pod of {pool} unavailable: {worst:?}");
+    }
+
+    // Controllers; brokers zone by zone; servers zone by zone, one pod at a time from the
+    // highest ordinal; minions last.
+    let order: Vec<String> =
+        restart_events(&client, &ns.name).await.iter().filter_map(|e| e.related.as_ref()?.name.clone()).collect();
+    assert_eq!(
+        order,
+        [
+            "zones-controller-0",
+            "zones-broker-a-0",
+            "zones-broker-b-0",
+            "zones-server-a-1",
+            "zones-server-a-0",
+            "zones-server-b-1",
+            "zones-server-b-0",
+            "zones-server-c-0",
+            "zones-minion-0",
+        ],
+        "{order:?}"
+    );
+    // Pinot saw each server's queries turned off before its restart and on after, in turn, and
+    // nothing else.
+    let servers = ["server-a-1", "server-a-0", "server-b-1", "server-b-0", "server-c-0"];
+    let expected: Vec<String> = servers
+        .iter()
+        .flat_map(|s| [format!("state=queries_disable zones-{s}"), format!("state=queries_enable zones-{s}")])
+        .collect();
+    assert_eq!(state_steps(&ns.name, "zones").await, expected);
+    let created = creations(&client, &ns.name).await;
+    for pod in pods_of(&client, &ns.name, "zones").await {
+        assert_eq!(created.get(&pod.name_any()), Some(&2), "{} restarted once: {created:?}", pod.name_any());
+    }
+    operator.stop().await;
+    ns.cleanup().await;
+}
+
+fn pod_ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }

@@ -132,19 +132,7 @@ pub fn compute_status(input: &StatusInput<'_>) -> PinotClusterStatus {
         condition(RECONCILIATION_PAUSED, false, "Reconciling", "the operator reconciles this cluster".into())
     };
 
-    let conditions: Vec<ClusterCondition> = [available, progressing, degraded, paused_condition]
-        .into_iter()
-        .map(|mut c| {
-            c.observed_generation = generation;
-            c.last_transition_time = previous
-                .conditions
-                .iter()
-                .find(|old| old.type_ == c.type_ && old.status == c.status)
-                .map(|old| old.last_transition_time.clone())
-                .unwrap_or_else(|| input.now.to_string());
-            c
-        })
-        .collect();
+    let conditions = stamped(&previous, generation, input.now, [available, progressing, degraded, paused_condition]);
 
     let message = conditions
         .iter()
@@ -162,6 +150,83 @@ pub fn compute_status(input: &StatusInput<'_>) -> PinotClusterStatus {
         pinot: pinot_status(input),
         // Kept as last reported; the reconcile sets it when it resolves the policies.
         policies: previous.policies.clone(),
+    }
+}
+
+/// The conditions with the generation they describe and, per condition, the time its status
+/// last changed.
+fn stamped(
+    previous: &PinotClusterStatus,
+    generation: Option<i64>,
+    now: Timestamp,
+    conditions: impl IntoIterator<Item = ClusterCondition>,
+) -> Vec<ClusterCondition> {
+    conditions
+        .into_iter()
+        .map(|mut c| {
+            c.observed_generation = generation;
+            c.last_transition_time = previous
+                .conditions
+                .iter()
+                .find(|old| old.type_ == c.type_ && old.status == c.status)
+                .map(|old| old.last_transition_time.clone())
+                .unwrap_or_else(|| now.to_string());
+            c
+        })
+        .collect()
+}
+
+/// The status of an external cluster: available when its controller answers. `answer` is
+/// what the controller said (instances, live instances) or why it could not be asked.
+pub fn external_status(
+    cluster: &PinotCluster,
+    url: &str,
+    answer: Result<(usize, usize), String>,
+    now: Timestamp,
+) -> PinotClusterStatus {
+    let previous = cluster.status.clone().unwrap_or_default();
+    let (available, degraded, pinot) = match &answer {
+        Ok((instances, live)) => (
+            condition(
+                AVAILABLE,
+                true,
+                "ControllerAnswers",
+                format!("external Pinot controller at {url} answers: {live}/{instances} instances live"),
+            ),
+            condition(DEGRADED, false, "AsExpected", "no problem found".into()),
+            PinotControllerStatus {
+                url: url.to_string(),
+                reachable: true,
+                message: None,
+                instances: *instances as i32,
+                live_instances: *live as i32,
+            },
+        ),
+        Err(message) => (
+            condition(
+                AVAILABLE,
+                false,
+                "ControllerUnreachable",
+                format!("external Pinot controller at {url}: {message}"),
+            ),
+            condition(DEGRADED, true, "ControllerUnreachable", message.clone()),
+            PinotControllerStatus {
+                url: url.to_string(),
+                reachable: false,
+                message: Some(message.clone()),
+                ..Default::default()
+            },
+        ),
+    };
+    let progressing =
+        condition(PROGRESSING, false, "External", "an external cluster: the operator deploys nothing for it".into());
+    let conditions = stamped(&previous, cluster.metadata.generation, now, [available, progressing, degraded]);
+    PinotClusterStatus {
+        observed_generation: cluster.metadata.generation,
+        message: answer.err(),
+        conditions,
+        pinot: Some(pinot),
+        ..Default::default()
     }
 }
 

@@ -25,6 +25,8 @@ use crate::pinot_sim::{InstanceRole, SimState};
 
 /// Pod annotation: milliseconds this pod takes to become Ready, instead of the default.
 pub const ANNOTATION_READY_AFTER_MS: &str = "sim.pinot.controlplane.dev/ready-after-ms";
+/// Pod annotation: milliseconds this pod takes to shut down once deleted, instead of the default.
+pub const ANNOTATION_SHUTDOWN_AFTER_MS: &str = "sim.pinot.controlplane.dev/shutdown-after-ms";
 /// Pod annotation `"true"`: the pod runs but never becomes Ready (a broken build).
 pub const ANNOTATION_BROKEN: &str = "sim.pinot.controlplane.dev/broken";
 /// Pod annotation: the restart count the pod's containers report.
@@ -105,9 +107,10 @@ impl Kubelet {
                 self.pinot.pod_stopped(&key, &pod.name_any());
             }
             if self.claim(&uid, "stop") {
+                let delay = annotated_delay(&pod, ANNOTATION_SHUTDOWN_AFTER_MS).unwrap_or(self.shutdown_delay);
                 let this = self.clone();
                 tokio::spawn(async move {
-                    tokio::time::sleep(this.shutdown_delay).await;
+                    tokio::time::sleep(delay).await;
                     this.finalize(&pod, &uid).await;
                     this.release(&uid, "stop");
                 });
@@ -121,12 +124,7 @@ impl Kubelet {
         } else if is_running(&pod) && pod_is_broken(&pod) {
             // Running, and never Ready: nothing to do until it is deleted.
         } else if self.claim(&uid, "start") {
-            let delay = pod
-                .annotations()
-                .get(ANNOTATION_READY_AFTER_MS)
-                .and_then(|v| v.parse().ok())
-                .map(Duration::from_millis)
-                .unwrap_or(self.readiness_delay);
+            let delay = annotated_delay(&pod, ANNOTATION_READY_AFTER_MS).unwrap_or(self.readiness_delay);
             let this = self.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(delay).await;
@@ -221,6 +219,10 @@ impl Kubelet {
             Err(e) => tracing::warn!(pod = %pod.name_any(), error = %e, "finalizing pod failed"),
         }
     }
+}
+
+fn annotated_delay(pod: &Pod, annotation: &str) -> Option<Duration> {
+    pod.annotations().get(annotation).and_then(|v| v.parse().ok()).map(Duration::from_millis)
 }
 
 fn is_running(pod: &Pod) -> bool {

@@ -1,0 +1,189 @@
+//! How the operator reaches one PinotCluster's controller: its URL (the cluster's Service, the
+//! URL template, the annotation, or `spec.external.controllerUrl`), its credentials (HTTP Basic
+//! or a bearer token from a Secret) and the CA it trusts over HTTPS (a ConfigMap key).
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use base64::Engine as _;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::{Api, Client, ResourceExt};
+use pinot_crds::PinotCluster;
+use reqwest::header::HeaderValue;
+use sha2::{Digest, Sha256};
+
+use crate::pinot::{ControllerLocator, PinotClient, http_client};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccessError {
+    #[error("reading {what} {namespace}/{name} for {field}: {source}")]
+    Read { what: &'static str, namespace: String, name: String, field: &'static str, source: kube::Error },
+    #[error("{field}: {message}")]
+    Invalid { field: &'static str, message: String },
+}
+
+impl AccessError {
+    /// Whether the error may go away without a spec change (the API server failed to answer).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            AccessError::Read { source: kube::Error::Api(e), .. } => e.code >= 500 || e.code == 404 || e.code == 429,
+            AccessError::Read { .. } => true,
+            AccessError::Invalid { .. } => false,
+        }
+    }
+}
+
+/// Builds Pinot clients for clusters, sharing one HTTP client per trusted CA bundle.
+#[derive(Clone)]
+pub struct ControllerAccess {
+    client: Client,
+    locator: ControllerLocator,
+    /// The default HTTP client (system roots), and one per CA bundle digest.
+    http: reqwest::Client,
+    with_ca: Arc<Mutex<HashMap<String, reqwest::Client>>>,
+}
+
+impl ControllerAccess {
+    pub fn new(client: Client, locator: ControllerLocator) -> Self {
+        Self { client, locator, http: http_client(), with_ca: Arc::default() }
+    }
+
+    pub fn locator(&self) -> &ControllerLocator {
+        &self.locator
+    }
+
+    /// The base URL of the cluster's controller.
+    pub fn url_for(&self, cluster: &PinotCluster) -> String {
+        match &cluster.spec.external {
+            Some(external) => external.controller_url.trim().trim_end_matches('/').to_string(),
+            None => self.locator.url_for(cluster),
+        }
+    }
+
+    /// A client for the cluster's controller, with the credentials and CA of
+    /// `spec.controllerAccess`.
+    pub async fn client_for(&self, cluster: &PinotCluster) -> Result<PinotClient, AccessError> {
+        let ns = cluster.namespace().unwrap_or_default();
+        let url = self.url_for(cluster);
+        if let Some(external) = &cluster.spec.external
+            && !(external.controller_url.starts_with("http://") || external.controller_url.starts_with("https://"))
+        {
+            return Err(AccessError::Invalid {
+                field: "spec.external.controllerUrl",
+                message: format!("{:?} is not an http:// or https:// URL", external.controller_url),
+            });
+        }
+        let Some(access) = &cluster.spec.controller_access else {
+            return Ok(PinotClient::new(self.http.clone(), url));
+        };
+        let http = match &access.ca_bundle {
+            None => self.http.clone(),
+            Some(key) => {
+                let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &ns);
+                let cm = api.get(&key.name).await.map_err(|source| AccessError::Read {
+                    what: "ConfigMap",
+                    namespace: ns.clone(),
+                    name: key.name.clone(),
+                    field: "spec.controllerAccess.caBundle",
+                    source,
+                })?;
+                let pem = cm.data.as_ref().and_then(|d| d.get(&key.key)).ok_or_else(|| AccessError::Invalid {
+                    field: "spec.controllerAccess.caBundle.key",
+                    message: format!("ConfigMap {} has no key {:?}", key.name, key.key),
+                })?;
+                self.http_trusting(pem)?
+            }
+        };
+        let client = PinotClient::new(http, url);
+        let header = match (&access.basic_auth_secret, &access.bearer_token_secret) {
+            (Some(_), Some(_)) => {
+                return Err(AccessError::Invalid {
+                    field: "spec.controllerAccess",
+                    message: "set basicAuthSecret or bearerTokenSecret, not both".into(),
+                });
+            }
+            (Some(name), None) => {
+                let data = self.secret(&ns, name, "spec.controllerAccess.basicAuthSecret").await?;
+                let get = |key: &str| {
+                    data.get(key).cloned().ok_or_else(|| AccessError::Invalid {
+                        field: "spec.controllerAccess.basicAuthSecret",
+                        message: format!("Secret {name} has no key {key:?} (it needs `username` and `password`)"),
+                    })
+                };
+                let (user, password) = (get("username")?, get("password")?);
+                let token = base64::engine::general_purpose::STANDARD.encode([user, b":".to_vec(), password].concat());
+                Some(format!("Basic {token}"))
+            }
+            (None, Some(key)) => {
+                let data = self.secret(&ns, &key.name, "spec.controllerAccess.bearerTokenSecret").await?;
+                let token = data.get(&key.key).ok_or_else(|| AccessError::Invalid {
+                    field: "spec.controllerAccess.bearerTokenSecret.key",
+                    message: format!("Secret {} has no key {:?}", key.name, key.key),
+                })?;
+                Some(format!("Bearer {}", String::from_utf8_lossy(token).trim()))
+            }
+            (None, None) => None,
+        };
+        match header {
+            None => Ok(client),
+            Some(h) => {
+                let mut value = HeaderValue::from_str(&h).map_err(|_| AccessError::Invalid {
+                    field: "spec.controllerAccess",
+                    message: "the credentials contain characters an HTTP header cannot carry".into(),
+                })?;
+                value.set_sensitive(true);
+                Ok(client.with_auth(value))
+            }
+        }
+    }
+
+    async fn secret(
+        &self,
+        ns: &str,
+        name: &str,
+        field: &'static str,
+    ) -> Result<std::collections::BTreeMap<String, Vec<u8>>, AccessError> {
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), ns);
+        let secret = api.get(name).await.map_err(|source| AccessError::Read {
+            what: "Secret",
+            namespace: ns.to_string(),
+            name: name.to_string(),
+            field,
+            source,
+        })?;
+        let mut data: std::collections::BTreeMap<String, Vec<u8>> =
+            secret.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect();
+        for (k, v) in secret.string_data.unwrap_or_default() {
+            data.insert(k, v.into_bytes());
+        }
+        Ok(data)
+    }
+
+    /// An HTTP client that trusts exactly the certificates of `pem` (shared per bundle).
+    fn http_trusting(&self, pem: &str) -> Result<reqwest::Client, AccessError> {
+        let digest = format!("{:x}", Sha256::digest(pem.as_bytes()));
+        let mut cache = self.with_ca.lock().expect("CA client cache poisoned");
+        if let Some(c) = cache.get(&digest) {
+            return Ok(c.clone());
+        }
+        let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes()).map_err(|e| AccessError::Invalid {
+            field: "spec.controllerAccess.caBundle",
+            message: format!("not a PEM certificate bundle: {e}"),
+        })?;
+        if certs.is_empty() {
+            return Err(AccessError::Invalid {
+                field: "spec.controllerAccess.caBundle",
+                message: "the bundle holds no PEM certificate".into(),
+            });
+        }
+        let client =
+            crate::pinot::http_client_builder().tls_certs_only(certs).build().map_err(|e| AccessError::Invalid {
+                field: "spec.controllerAccess.caBundle",
+                message: format!("building a TLS client with it: {e}"),
+            })?;
+        cache.insert(digest, client.clone());
+        Ok(client)
+    }
+}

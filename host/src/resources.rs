@@ -1,0 +1,429 @@
+//! PinotSchemas and PinotTables: Pinot's own objects kept equal to the live objects in the
+//! Pinot controller of the PinotCluster they name.
+//!
+//! Each pass reads the live object from Pinot (never a copy in status), compares it with the
+//! spec ([`compare`]) and writes only on a real difference, so a steady state makes no writes
+//! and a change made in Pinot directly is repaired at the next drift check. A request Pinot
+//! refuses (4xx) leaves `Ready=False` with Pinot's message and is not repeated until the spec
+//! changes; an unreachable or failing (5xx) controller is retried with exponential backoff.
+//! Deletion goes through a finalizer and honours `deletionPolicy`; tables go before their
+//! schema.
+
+pub mod compare;
+mod schema;
+mod table;
+
+use std::{
+    collections::HashMap,
+    fmt::Debug,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use futures::{FutureExt, StreamExt};
+use k8s_openapi::{NamespaceResourceScope, jiff::Timestamp};
+use kube::{
+    Api, Client, Resource, ResourceExt,
+    api::{Patch, PatchParams},
+    runtime::{
+        Controller,
+        controller::Action,
+        events::{Event, EventType, Recorder, Reporter},
+        finalizer::{self, finalizer},
+        reflector::{ObjectRef, Store},
+        watcher,
+    },
+};
+use pinot_crds::{ClusterCondition, DeletionPolicy, PinotCluster, PinotObjectStatus, PinotSchema, PinotTable};
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::{
+    access::{AccessError, ControllerAccess},
+    pinot::{PinotClient, PinotError},
+};
+
+/// The finalizer that lets the operator honour `deletionPolicy` before a resource goes.
+pub const FINALIZER: &str = "pinot.controlplane.dev/pinot-object";
+
+/// How often a Ready object is compared with Pinot again by default, to repair drift.
+pub const DEFAULT_DRIFT_INTERVAL: Duration = Duration::from_secs(300);
+
+/// Backoff after a transient failure: 1 s, 2 s, 4 s, ... up to this.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+/// How soon to look again while waiting on another object (a schema to be Ready, the tables of
+/// a schema to be deleted), in case no watch event brings it earlier.
+const WAITING_RECHECK: Duration = Duration::from_secs(10);
+
+#[derive(Clone, Debug)]
+pub struct ResourcesConfig {
+    /// Watch only this namespace (tests), or all.
+    pub namespace: Option<String>,
+    /// How often Ready objects are compared with Pinot to repair drift.
+    pub drift_interval: Duration,
+}
+
+impl Default for ResourcesConfig {
+    fn default() -> Self {
+        Self { namespace: None, drift_interval: DEFAULT_DRIFT_INTERVAL }
+    }
+}
+
+pub struct Context {
+    pub client: Client,
+    pub recorder: Recorder,
+    pub access: ControllerAccess,
+    pub drift_interval: Duration,
+    pub schemas: Store<PinotSchema>,
+    pub tables: Store<PinotTable>,
+    /// Consecutive transient failures per object, for the backoff.
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Pinot(#[from] PinotError),
+    #[error("{0}")]
+    Access(#[from] AccessError),
+    #[error("reading PinotCluster {namespace}/{name}: {source}")]
+    ReadCluster { namespace: String, name: String, source: kube::Error },
+    #[error("writing status: {0}")]
+    WriteStatus(kube::Error),
+    #[error("{0}")]
+    Finalizer(Box<finalizer::Error<Error>>),
+    /// Deleting waits on something else (the tables of a schema); the finalizer stays.
+    #[error("{0}")]
+    Waiting(String),
+}
+
+/// What the resources have in common.
+pub trait PinotObject:
+    Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + Clone
+    + DeserializeOwned
+    + Serialize
+    + Debug
+    + Send
+    + Sync
+    + 'static
+{
+    const KIND: &'static str;
+    fn cluster(&self) -> &str;
+    fn status(&self) -> Option<&PinotObjectStatus>;
+    fn deletion_policy(&self) -> DeletionPolicy;
+}
+
+impl PinotObject for PinotSchema {
+    const KIND: &'static str = "PinotSchema";
+    fn cluster(&self) -> &str {
+        &self.spec.cluster
+    }
+    fn status(&self) -> Option<&PinotObjectStatus> {
+        self.status.as_ref()
+    }
+    fn deletion_policy(&self) -> DeletionPolicy {
+        self.spec.deletion_policy
+    }
+}
+
+impl PinotObject for PinotTable {
+    const KIND: &'static str = "PinotTable";
+    fn cluster(&self) -> &str {
+        &self.spec.cluster
+    }
+    fn status(&self) -> Option<&PinotObjectStatus> {
+        self.status.as_ref()
+    }
+    fn deletion_policy(&self) -> DeletionPolicy {
+        self.spec.deletion_policy
+    }
+}
+
+/// Runs the PinotSchema and PinotTable controllers until `shutdown` resolves.
+pub async fn run(
+    client: Client,
+    access: ControllerAccess,
+    config: ResourcesConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let shutdown = shutdown.boxed().shared();
+    let api = |c: &Client| -> (Api<PinotSchema>, Api<PinotTable>, Api<PinotCluster>) {
+        match &config.namespace {
+            Some(ns) => {
+                (Api::namespaced(c.clone(), ns), Api::namespaced(c.clone(), ns), Api::namespaced(c.clone(), ns))
+            }
+            None => (Api::all(c.clone()), Api::all(c.clone()), Api::all(c.clone())),
+        }
+    };
+    let (schemas, tables, clusters) = api(&client);
+    let schema_controller = Controller::new(schemas.clone(), watcher::Config::default());
+    let table_controller = Controller::new(tables.clone(), watcher::Config::default());
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        recorder: Recorder::new(client.clone(), Reporter { controller: "pinot-operator".into(), instance: None }),
+        access,
+        drift_interval: config.drift_interval,
+        schemas: schema_controller.store(),
+        tables: table_controller.store(),
+        failures: Mutex::default(),
+    });
+
+    // A schema hears of the tables that use it (it is deleted after them); a table hears of
+    // its schema (it is created once the schema is Ready); both hear of their cluster (its
+    // controller coming up).
+    let table_store = ctx.tables.clone();
+    let schema_store = ctx.schemas.clone();
+    let schema_run = schema_controller
+        .watches(tables.clone(), watcher::Config::default(), |t: PinotTable| {
+            let ns = t.namespace().unwrap_or_default();
+            t.spec.schema_ref.map(|s| ObjectRef::new(&s).within(&ns))
+        })
+        .watches(clusters.clone(), watcher::Config::default(), move |c: PinotCluster| {
+            objects_of_cluster(&schema_store, &c)
+        })
+        .graceful_shutdown_on(shutdown.clone())
+        .run(reconcile_schema, error_policy, ctx.clone())
+        .for_each(log_result);
+    let table_run = table_controller
+        .watches(schemas, watcher::Config::default(), move |s: PinotSchema| {
+            let ns = s.namespace();
+            let name = s.name_any();
+            table_store
+                .state()
+                .into_iter()
+                .filter(|t| t.namespace() == ns && t.spec.schema_ref.as_deref() == Some(name.as_str()))
+                .map(|t| ObjectRef::from_obj(&*t))
+                .collect::<Vec<_>>()
+        })
+        .watches(clusters, watcher::Config::default(), {
+            let tables = ctx.tables.clone();
+            move |c: PinotCluster| objects_of_cluster(&tables, &c)
+        })
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile_table, error_policy, ctx.clone())
+        .for_each(log_result);
+    tokio::join!(schema_run, table_run);
+}
+
+async fn log_result<K: Debug, E: std::fmt::Display>(result: Result<K, E>) {
+    match result {
+        Ok(obj) => tracing::debug!(object = ?obj, "reconciled"),
+        Err(e) => tracing::debug!(error = %e, "reconcile failed"),
+    }
+}
+
+/// The objects that name `cluster`, when it is available (its controller may have come up).
+fn objects_of_cluster<K: PinotObject>(store: &Store<K>, cluster: &PinotCluster) -> Vec<ObjectRef<K>> {
+    let available = cluster.spec.external.is_some()
+        || cluster
+            .status
+            .as_ref()
+            .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Available" && c.status == "True"));
+    if !available {
+        return Vec::new();
+    }
+    let ns = cluster.namespace();
+    let name = cluster.name_any();
+    store
+        .state()
+        .into_iter()
+        .filter(|o| o.namespace() == ns && o.cluster() == name)
+        .map(|o| ObjectRef::from_obj(&*o))
+        .collect()
+}
+
+fn key<K: PinotObject>(obj: &K) -> String {
+    format!("{}/{}/{}", K::KIND, obj.namespace().unwrap_or_default(), obj.name_any())
+}
+
+fn error_policy<K: PinotObject>(obj: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
+    if let Error::Waiting(message) = error {
+        tracing::debug!(kind = K::KIND, name = %obj.name_any(), %message, "waiting");
+        return waiting();
+    }
+    let mut failures = ctx.failures.lock().expect("failure counts poisoned");
+    let n = failures.entry(key(&*obj)).or_default();
+    *n = n.saturating_add(1);
+    let delay = Duration::from_secs(1u64 << (*n - 1).min(16)).min(MAX_BACKOFF);
+    tracing::warn!(kind = K::KIND, name = %obj.name_any(), namespace = ?obj.namespace(), attempt = *n, retry_in = ?delay, error = %error, "reconcile failed; retrying");
+    Action::requeue(delay)
+}
+
+async fn reconcile_schema(obj: Arc<PinotSchema>, ctx: Arc<Context>) -> Result<Action, Error> {
+    reconcile_with(obj, ctx, schema::apply, schema::cleanup).await
+}
+
+async fn reconcile_table(obj: Arc<PinotTable>, ctx: Arc<Context>) -> Result<Action, Error> {
+    reconcile_with(obj, ctx, table::apply, table::cleanup).await
+}
+
+/// Runs `apply` or, once the resource is being deleted, `cleanup`, behind the finalizer.
+async fn reconcile_with<K, A, AF, C, CF>(obj: Arc<K>, ctx: Arc<Context>, apply: A, cleanup: C) -> Result<Action, Error>
+where
+    K: PinotObject,
+    A: FnOnce(Arc<K>, Arc<Context>) -> AF,
+    AF: Future<Output = Result<Action, Error>>,
+    C: FnOnce(Arc<K>, Arc<Context>) -> CF,
+    CF: Future<Output = Result<Action, Error>>,
+{
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    let k = key(&*obj);
+    let result = finalizer(&api, FINALIZER, obj, |event| async {
+        match event {
+            finalizer::Event::Apply(o) => apply(o, ctx.clone()).await,
+            finalizer::Event::Cleanup(o) => cleanup(o, ctx.clone()).await,
+        }
+    })
+    .await
+    .map_err(|e| match e {
+        finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => e,
+        other => Error::Finalizer(Box::new(other)),
+    });
+    if result.is_ok() {
+        ctx.failures.lock().expect("failure counts poisoned").remove(&k);
+    }
+    result
+}
+
+/// The PinotCluster an object names and a client for its controller, or why there is none.
+pub(crate) enum Reach {
+    Ready(PinotClient),
+    /// No such cluster: the message for the condition.
+    NoCluster(String),
+}
+
+pub(crate) async fn reach<K: PinotObject>(ctx: &Context, obj: &K) -> Result<Reach, Error> {
+    let ns = obj.namespace().unwrap_or_default();
+    let name = obj.cluster();
+    if name.trim().is_empty() {
+        return Ok(Reach::NoCluster("spec.cluster is empty: name the PinotCluster (same namespace)".into()));
+    }
+    let api: Api<PinotCluster> = Api::namespaced(ctx.client.clone(), &ns);
+    let cluster = match api.get_opt(name).await {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            return Ok(Reach::NoCluster(format!(
+                "PinotCluster {name} (spec.cluster) does not exist in namespace {ns}"
+            )));
+        }
+        Err(source) => return Err(Error::ReadCluster { namespace: ns, name: name.to_string(), source }),
+    };
+    let client = ctx.access.client_for(&cluster).await?;
+    Ok(Reach::Ready(client))
+}
+
+/// Another object of the same kind and cluster that manages the Pinot object `name` and was
+/// created first: two resources may not manage one object, and the older one keeps it.
+pub(crate) fn older_owner<K: PinotObject>(
+    store: &Store<K>,
+    obj: &K,
+    name: &str,
+    pinot_name: impl Fn(&K) -> Option<String>,
+) -> Option<String> {
+    let ns = obj.namespace();
+    let mine = (obj.meta().creation_timestamp.clone(), obj.name_any());
+    store
+        .state()
+        .into_iter()
+        .filter(|o| o.namespace() == ns && o.cluster() == obj.cluster() && o.name_any() != obj.name_any())
+        .filter(|o| pinot_name(o).as_deref() == Some(name))
+        .filter(|o| (o.meta().creation_timestamp.clone(), o.name_any()) < mine)
+        .map(|o| o.name_any())
+        .next()
+}
+
+/// A `Ready` condition.
+pub(crate) fn ready(status: bool, reason: &str, message: impl Into<String>) -> ClusterCondition {
+    ClusterCondition {
+        type_: "Ready".into(),
+        status: if status { "True" } else { "False" }.into(),
+        last_transition_time: String::new(),
+        reason: reason.into(),
+        message: message.into(),
+        observed_generation: None,
+    }
+}
+
+/// Writes `status` (with `condition` as its Ready condition and the object's generation) if
+/// it differs from what the object has.
+pub(crate) async fn write_status<K: PinotObject>(
+    ctx: &Context,
+    obj: &K,
+    mut status: PinotObjectStatus,
+    mut condition: ClusterCondition,
+) -> Result<(), Error> {
+    let generation = obj.meta().generation;
+    let old = obj.status();
+    let previous = old.and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"));
+    condition.observed_generation = generation;
+    condition.last_transition_time = match previous {
+        Some(p) if p.status == condition.status => p.last_transition_time.clone(),
+        _ => Timestamp::now().to_string(),
+    };
+    status.observed_generation = generation;
+    status.conditions = vec![condition];
+    if old == Some(&status) {
+        return Ok(());
+    }
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    let patch = serde_json::json!({"status": status});
+    api.patch_status(&obj.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(Error::WriteStatus)?;
+    Ok(())
+}
+
+/// Publishes an event about the object; a failure to publish is logged, never fatal.
+pub(crate) async fn publish<K: PinotObject>(ctx: &Context, obj: &K, warning: bool, reason: &str, note: String) {
+    let event = Event {
+        type_: if warning { EventType::Warning } else { EventType::Normal },
+        reason: reason.into(),
+        note: Some(note),
+        action: reason.into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
+        tracing::warn!(error = %e, reason, "publishing event failed");
+    }
+}
+
+/// What a write to Pinot came to, for status.
+pub(crate) enum Outcome {
+    /// Pinot holds the spec.
+    Synced,
+    /// Pinot refused the spec (4xx): its message. Not retried until the spec changes.
+    Refused(String),
+}
+
+/// Turns a Pinot error from a write into an outcome, or into an error to retry with backoff.
+pub(crate) fn outcome_of(result: Result<(), PinotError>) -> Result<Outcome, PinotError> {
+    match result {
+        Ok(()) => Ok(Outcome::Synced),
+        Err(e) if e.is_transient() => Err(e),
+        Err(e) => Ok(Outcome::Refused(e.pinot_message().to_string())),
+    }
+}
+
+/// The condition and requeue for an error that will be retried with backoff: the status says
+/// so before the error goes to the error policy.
+pub(crate) async fn report_transient<K: PinotObject>(ctx: &Context, obj: &K, error: Error) -> Result<Action, Error> {
+    let status = obj.status().cloned().unwrap_or_default();
+    let reason = match &error {
+        Error::Access(e) if !e.is_transient() => "InvalidAccess",
+        Error::Access(_) => "AccessUnavailable",
+        _ => "PinotUnavailable",
+    };
+    let message = format!("{error}; retrying with backoff");
+    write_status(ctx, obj, status, ready(false, reason, message)).await?;
+    Err(error)
+}
+
+/// Requeue for a Ready object: the next drift check.
+pub(crate) fn drift_check(ctx: &Context) -> Action {
+    Action::requeue(ctx.drift_interval)
+}
+
+pub(crate) fn waiting() -> Action {
+    Action::requeue(WAITING_RECHECK)
+}
