@@ -13,6 +13,7 @@ pub mod observe;
 pub mod plan;
 pub mod state;
 pub mod status;
+pub mod tenants;
 pub mod upgrade;
 pub mod validate;
 
@@ -37,7 +38,7 @@ use kube::{
         watcher,
     },
 };
-use pinot_crds::{ClusterPolicyStatus, PinotCluster};
+use pinot_crds::{ClusterPolicyStatus, PinotCluster, PinotTenant};
 
 use self::{
     apply::ApplyReport,
@@ -139,15 +140,17 @@ pub async fn run(
 ) -> Result<(), kube::Error> {
     let apis = ChildApis { pdb_version: PdbVersion::discover(&client).await? };
     tracing::info!(pdb = apis.pdb_version.api_version(), namespace = ?config.namespace, "starting PinotCluster controller");
-    let (clusters, statefulsets, services, configmaps, pods) = match &config.namespace {
+    let (clusters, statefulsets, services, configmaps, pods, tenants) = match &config.namespace {
         Some(ns) => (
             Api::<PinotCluster>::namespaced(client.clone(), ns),
             Api::<StatefulSet>::namespaced(client.clone(), ns),
             Api::<Service>::namespaced(client.clone(), ns),
             Api::<ConfigMap>::namespaced(client.clone(), ns),
             Api::<Pod>::namespaced(client.clone(), ns),
+            Api::<PinotTenant>::namespaced(client.clone(), ns),
         ),
         None => (
+            Api::all(client.clone()),
             Api::all(client.clone()),
             Api::all(client.clone()),
             Api::all(client.clone()),
@@ -183,6 +186,10 @@ pub async fn run(
         // StatefulSet's status only after the StatefulSet controller's next sync, so an upgrade
         // step would wait for that hop. Watching the pods lets the next step follow at once.
         .watches(pods, ours, cluster_of_pod)
+        // A PinotTenant is placed by its cluster's reconcile.
+        .watches(tenants, watcher::Config::default(), |t: PinotTenant| {
+            Some(ObjectRef::new(&t.spec.cluster).within(t.namespace()?.as_str()))
+        })
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
@@ -336,6 +343,19 @@ pub async fn reconcile(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result<
             publish(&ctx, &cluster, EventType::Warning, "UpgradeStepFailed", "Upgrade", failure.clone()).await;
         }
         upgrade_failure = failure;
+    }
+    // Tenants are placed when no upgrade step was taken in this pass (the next pass sees the
+    // pods the step changed).
+    if !matches!(&upgrade, Some((_, plan::UpgradeDecision::Act(a))) if !a.is_empty()) {
+        let state = state::cluster_state(&cluster, &valid, &observed, &pod_instances, &[], Timestamp::now());
+        place_tenants(
+            &ctx,
+            &cluster,
+            state,
+            &pinot,
+            matches!(observed.pinot, observe::PinotObservation::Reachable { .. }),
+        )
+        .await;
     }
     let previous_message = cluster.status.as_ref().and_then(|s| s.message.clone()).unwrap_or_default();
     match &upgrade {
@@ -503,6 +523,125 @@ async fn decide_upgrade(
         message: format!("upgrade policy {name}: the decision panicked: {e}"),
     });
     Some((name, decision))
+}
+
+/// Places the cluster's PinotTenants with its tenant policy (see `tenants.rs`) and writes each
+/// tenant's status. Problems are the tenants' own: they go to their status and events, not to
+/// the cluster's conditions.
+async fn place_tenants(
+    ctx: &Context,
+    cluster: &PinotCluster,
+    mut state: crate::policy::contract::types::ClusterState,
+    pinot: &PinotClient,
+    reachable: bool,
+) {
+    use crate::resources::{ready, write_status as write_object_status};
+    let namespace = cluster.namespace().unwrap_or_default();
+    let resources = match tenants::cluster_tenants(&ctx.client, &namespace, &cluster.name_any()).await {
+        Ok(t) if t.is_empty() => return,
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(error = %e, "listing the cluster's PinotTenants failed");
+            return;
+        }
+    };
+    let mut requests = Vec::new();
+    for t in &resources {
+        match tenants::tenant_request(t) {
+            Ok(r) => requests.push((t, r)),
+            // The PinotTenant controller reports a spec error.
+            Err(_) => {}
+        }
+    }
+    let set_all = |reason: &'static str, message: String| {
+        let requests = &requests;
+        async move {
+            for (t, _) in requests {
+                let status = t.status.clone().unwrap_or_default();
+                if let Err(e) =
+                    write_object_status(&ctx.client, *t, status, ready(false, reason, message.clone())).await
+                {
+                    tracing::warn!(error = %e, tenant = %t.name_any(), "writing tenant status failed");
+                }
+            }
+        }
+    };
+    if !reachable {
+        set_all("WaitingForPinot", "waiting for the cluster's Pinot controller to answer".into()).await;
+        return;
+    }
+    // The policy must know which instances still hold segments: it never moves those.
+    let segments = match pinot.segments_per_server().await {
+        Ok(s) => s,
+        Err(e) => {
+            set_all("PinotUnavailable", format!("reading segments per server: {e}")).await;
+            return;
+        }
+    };
+    for pod in state.pools.iter_mut().flat_map(|p| p.pods.iter_mut()) {
+        if let Some(i) = pod.instance.as_mut() {
+            i.segments = segments.get(&i.id).copied().unwrap_or(0);
+        }
+    }
+    state.tenants = requests.iter().map(|(_, r)| r.clone()).collect();
+    let chosen = cluster.spec.policies.as_ref().and_then(|p| p.tenant.clone());
+    let active = match ctx.registry.resolve(&namespace, chosen.as_deref(), PolicyKind::Tenant) {
+        Ok(a) => a,
+        Err(e) => {
+            set_all("PolicyNotReady", format!("tenant policy: {e}")).await;
+            return;
+        }
+    };
+    let registry = ctx.registry.clone();
+    let decision_state = state.clone();
+    let decision = tokio::task::spawn_blocking(move || tenants::decide(&registry, &active, &decision_state))
+        .await
+        .unwrap_or_else(|e| tenants::TenantDecision::Refused(format!("the tenant policy's decision panicked: {e}")));
+    let mut tags: std::collections::BTreeMap<String, Vec<String>> = state
+        .pools
+        .iter()
+        .flat_map(|p| &p.pods)
+        .filter_map(|pod| pod.instance.as_ref().map(|i| (i.id.clone(), i.tags.clone())))
+        .collect();
+    let problem = match decision {
+        tenants::TenantDecision::Settled => None,
+        tenants::TenantDecision::Blocked(why) => Some(("Blocked", why)),
+        tenants::TenantDecision::Refused(why) => Some(("PlanRefused", why)),
+        tenants::TenantDecision::Retag(changes) => {
+            let result = tenants::retag(pinot, &changes).await;
+            let (done, failure) = match result {
+                Ok(done) => (done, None),
+                Err(e) => (Vec::new(), Some(e)),
+            };
+            for note in done {
+                publish(ctx, cluster, EventType::Normal, "TenantPlaced", "PlaceTenants", note).await;
+            }
+            if failure.is_none() {
+                for (instance, new_tags) in changes {
+                    tags.insert(instance, new_tags);
+                }
+            }
+            failure.map(|f| ("TaggingFailed", f))
+        }
+    };
+    for (t, request) in &requests {
+        let (mut status, placed, message) = tenants::tenant_status(request, &tags);
+        let old = t.status.clone().unwrap_or_default();
+        status.applied_generation = old.applied_generation;
+        let condition = match (&problem, placed) {
+            (_, true) => ready(true, "Placed", message),
+            (Some((reason, why)), false) => {
+                if old.conditions.iter().all(|c| c.message != format!("{message}; {why}")) {
+                    publish(ctx, cluster, EventType::Warning, "TenantNotPlaced", "PlaceTenants", why.clone()).await;
+                }
+                ready(false, reason, format!("{message}; {why}"))
+            }
+            (None, false) => ready(false, "Placing", message),
+        };
+        if let Err(e) = write_object_status(&ctx.client, *t, status, condition).await {
+            tracing::warn!(error = %e, tenant = %t.name_any(), "writing tenant status failed");
+        }
+    }
 }
 
 /// The policy of each kind the cluster decides with, as its status reports it.

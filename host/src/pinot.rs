@@ -244,6 +244,43 @@ impl PinotClient {
         Ok(())
     }
 
+    /// Segments per server instance over every table: `GET /tables`, then
+    /// `GET /segments/{table}/servers` for each.
+    pub async fn segments_per_server(&self) -> Result<std::collections::BTreeMap<String, u32>, PinotError> {
+        let tables = string_list(&self.get_json("/tables").await?, "tables");
+        let mut out = std::collections::BTreeMap::new();
+        for table in tables {
+            let path = format!("/segments/{table}/servers");
+            let (status, text) = self.call(reqwest::Method::GET, &path, &[], None, &[404]).await?;
+            if status == 404 {
+                continue;
+            }
+            for entry in decode(&self.base, &path, &text)?.as_array().into_iter().flatten() {
+                for (server, segments) in entry["serverToSegmentsMap"].as_object().into_iter().flatten() {
+                    *out.entry(server.clone()).or_default() += segments.as_array().map_or(0, |a| a.len() as u32);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// `GET /tenants/{name}/tables`: the tables that use a tenant.
+    pub async fn tenant_tables(&self, tenant: &str) -> Result<Vec<String>, PinotError> {
+        let path = format!("/tenants/{tenant}/tables");
+        let (status, text) = self.call(reqwest::Method::GET, &path, &[], None, &[404]).await?;
+        if status == 404 {
+            return Ok(Vec::new());
+        }
+        Ok(string_list(&decode(&self.base, &path, &text)?, "tables"))
+    }
+
+    /// `DELETE /tenants/{name}?type=SERVER|BROKER`: Pinot takes the tenant's tags off its
+    /// instances (400 while tables use it); a tenant that is already gone is fine.
+    pub async fn delete_tenant(&self, tenant: &str, role: &str) -> Result<(), PinotError> {
+        self.call(reqwest::Method::DELETE, &format!("/tenants/{tenant}"), &[("type", role)], None, &[404]).await?;
+        Ok(())
+    }
+
     /// `GET /schemas/{name}`: the live schema, `None` when Pinot has none of that name.
     pub async fn schema(&self, name: &str) -> Result<Option<Value>, PinotError> {
         let path = format!("/schemas/{name}");

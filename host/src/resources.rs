@@ -1,4 +1,4 @@
-//! PinotSchemas and PinotTables: Pinot's own objects kept equal to the live objects in the
+//! PinotSchemas, PinotTables and PinotTenants: Pinot's own objects kept equal to the live objects in the
 //! Pinot controller of the PinotCluster they name.
 //!
 //! Each pass reads the live object from Pinot (never a copy in status), compares it with the
@@ -12,6 +12,7 @@
 pub mod compare;
 mod schema;
 mod table;
+mod tenant;
 
 use std::{
     collections::HashMap,
@@ -34,7 +35,9 @@ use kube::{
         watcher,
     },
 };
-use pinot_crds::{ClusterCondition, DeletionPolicy, PinotCluster, PinotObjectStatus, PinotSchema, PinotTable};
+use pinot_crds::{
+    ClusterCondition, DeletionPolicy, PinotCluster, PinotObjectStatus, PinotSchema, PinotTable, PinotTenant,
+};
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::{
@@ -140,7 +143,20 @@ impl PinotObject for PinotTable {
     }
 }
 
-/// Runs the PinotSchema and PinotTable controllers until `shutdown` resolves.
+impl PinotObject for PinotTenant {
+    const KIND: &'static str = "PinotTenant";
+    fn cluster(&self) -> &str {
+        &self.spec.cluster
+    }
+    fn status(&self) -> Option<&PinotObjectStatus> {
+        self.status.as_ref()
+    }
+    fn deletion_policy(&self) -> DeletionPolicy {
+        self.spec.deletion_policy
+    }
+}
+
+/// Runs the PinotSchema, PinotTable and PinotTenant controllers until `shutdown` resolves.
 pub async fn run(
     client: Client,
     access: ControllerAccess,
@@ -148,15 +164,18 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let shutdown = shutdown.boxed().shared();
-    let api = |c: &Client| -> (Api<PinotSchema>, Api<PinotTable>, Api<PinotCluster>) {
+    let (schemas, tables, tenants, clusters): (Api<PinotSchema>, Api<PinotTable>, Api<PinotTenant>, Api<PinotCluster>) =
         match &config.namespace {
-            Some(ns) => {
-                (Api::namespaced(c.clone(), ns), Api::namespaced(c.clone(), ns), Api::namespaced(c.clone(), ns))
+            Some(ns) => (
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client.clone(), ns),
+            ),
+            None => {
+                (Api::all(client.clone()), Api::all(client.clone()), Api::all(client.clone()), Api::all(client.clone()))
             }
-            None => (Api::all(c.clone()), Api::all(c.clone()), Api::all(c.clone())),
-        }
-    };
-    let (schemas, tables, clusters) = api(&client);
+        };
     let schema_controller = Controller::new(schemas.clone(), watcher::Config::default());
     let table_controller = Controller::new(tables.clone(), watcher::Config::default());
     let ctx = Arc::new(Context {
@@ -196,14 +215,18 @@ pub async fn run(
                 .map(|t| ObjectRef::from_obj(&*t))
                 .collect::<Vec<_>>()
         })
-        .watches(clusters, watcher::Config::default(), {
+        .watches(clusters.clone(), watcher::Config::default(), {
             let tables = ctx.tables.clone();
             move |c: PinotCluster| objects_of_cluster(&tables, &c)
         })
-        .graceful_shutdown_on(shutdown)
+        .graceful_shutdown_on(shutdown.clone())
         .run(reconcile_table, error_policy, ctx.clone())
         .for_each(log_result);
-    tokio::join!(schema_run, table_run);
+    let tenant_run = Controller::new(tenants, watcher::Config::default())
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile_tenant, error_policy, ctx.clone())
+        .for_each(log_result);
+    tokio::join!(schema_run, table_run, tenant_run);
 }
 
 async fn log_result<K: Debug, E: std::fmt::Display>(result: Result<K, E>) {
@@ -252,6 +275,10 @@ fn error_policy<K: PinotObject>(obj: Arc<K>, error: &Error, ctx: Arc<Context>) -
 
 async fn reconcile_schema(obj: Arc<PinotSchema>, ctx: Arc<Context>) -> Result<Action, Error> {
     reconcile_with(obj, ctx, schema::apply, schema::cleanup).await
+}
+
+async fn reconcile_tenant(obj: Arc<PinotTenant>, ctx: Arc<Context>) -> Result<Action, Error> {
+    reconcile_with(obj, ctx, tenant::apply, tenant::cleanup).await
 }
 
 async fn reconcile_table(obj: Arc<PinotTable>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -348,7 +375,7 @@ pub(crate) fn ready(status: bool, reason: &str, message: impl Into<String>) -> C
 /// Writes `status` (with `condition` as its Ready condition and the object's generation) if
 /// it differs from what the object has.
 pub(crate) async fn write_status<K: PinotObject>(
-    ctx: &Context,
+    client: &Client,
     obj: &K,
     mut status: PinotObjectStatus,
     mut condition: ClusterCondition,
@@ -366,7 +393,7 @@ pub(crate) async fn write_status<K: PinotObject>(
     if old == Some(&status) {
         return Ok(());
     }
-    let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    let api: Api<K> = Api::namespaced(client.clone(), &obj.namespace().unwrap_or_default());
     let patch = serde_json::json!({"status": status});
     api.patch_status(&obj.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
         .await
@@ -415,7 +442,7 @@ pub(crate) async fn report_transient<K: PinotObject>(ctx: &Context, obj: &K, err
         _ => "PinotUnavailable",
     };
     let message = format!("{error}; retrying with backoff");
-    write_status(ctx, obj, status, ready(false, reason, message)).await?;
+    write_status(&ctx.client, obj, status, ready(false, reason, message)).await?;
     Err(error)
 }
 

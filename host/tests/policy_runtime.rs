@@ -250,6 +250,56 @@ fn default_tenant_policy_spreads_a_tenant_over_zones_using_untagged_instances() 
 }
 
 #[test]
+fn default_tenant_policy_takes_idle_default_tenant_servers_but_never_one_serving_segments() {
+    let engine = engine();
+    let tenants = engine.load(PolicyKind::Tenant, "tenant-default", bundled::TENANT_DEFAULT).unwrap();
+    let default = &["DefaultTenant_OFFLINE", "DefaultTenant_REALTIME"];
+    let mut s = state(vec![
+        pool(
+            "server-a",
+            Role::Server,
+            "zone-a",
+            "r1",
+            vec![
+                pod("a0", 0, "r1", true, Some(instance("A0", default, 12, true))),
+                pod("a1", 1, "r1", true, Some(instance("A1", default, 0, true))),
+            ],
+        ),
+        pool(
+            "server-b",
+            Role::Server,
+            "zone-b",
+            "r1",
+            vec![
+                pod("b0", 0, "r1", true, Some(instance("B0", &["server_untagged"], 0, true))),
+                pod("b1", 1, "r1", true, Some(instance("B1", &["ops_OFFLINE"], 0, true))),
+            ],
+        ),
+    ]);
+    s.tenants = vec![Tenant {
+        name: "sales".into(),
+        role: Role::Server,
+        instances: 2,
+        offline_instances: 2,
+        realtime_instances: 2,
+    }];
+    let actions = engine.decide(&tenants, &s).unwrap();
+    let tagged: Vec<(&str, Vec<String>)> = actions
+        .iter()
+        .map(|a| match a {
+            Action::UpdateTags(t) => (t.instance.as_str(), t.tags.clone()),
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    let both = vec!["sales_OFFLINE".to_string(), "sales_REALTIME".to_string()];
+    assert_eq!(
+        tagged,
+        vec![("A1", both.clone()), ("B0", both)],
+        "the idle default-tenant server and the untagged one; never A0 (segments) or B1 (another tenant)"
+    );
+}
+
+#[test]
 fn hostile_modules_are_contained_with_specific_errors() {
     let engine = engine();
     let load = |file: &str| engine.load(PolicyKind::Upgrade, file, &module(file));

@@ -457,3 +457,58 @@ async fn mistakes_in_the_spec_are_reported_with_the_field_to_fix() {
     operator.stop().await;
     ns.cleanup().await;
 }
+
+#[tokio::test]
+async fn two_server_tenants_are_placed_evenly_over_three_zones_by_the_tenant_policy() {
+    let client = test_client().await;
+    let ns = TestNamespace::create(&client, "resources-tenants").await;
+    let operator = OperatorHandle::start(&client, &ns.name);
+    let fast = json!({"annotations": {"sim.pinot.controlplane.dev/ready-after-ms": "200"}});
+    let pool = |name: &str, role: &str, replicas: u32, zone: &str| json!({"name": name, "role": role, "replicas": replicas, "zone": zone, "podOverrides": fast});
+    apply(
+        &ns.name,
+        &json!({"apiVersion": "pinot.controlplane.dev/v1alpha1", "kind": "PinotCluster", "metadata": {"name": "tz"},
+            "spec": {"image": "apachepinot/pinot:1.2.0", "zookeeper": {"connectString": "zk:2181"}, "pools": [
+                pool("controller", "controller", 1, "zone-a"), pool("broker", "broker", 1, "zone-a"),
+                pool("server-a", "server", 2, "zone-a"), pool("server-b", "server", 2, "zone-b"),
+                pool("server-c", "server", 2, "zone-c")]}}),
+    )
+    .await;
+    kubectl(&["-n", &ns.name, "wait", "--for=condition=Available", "pinotcluster/tz", "--timeout=180s"]).await;
+    for (name, offline, realtime) in [("sales", 3, 3), ("ops", 3, 0)] {
+        apply(
+            &ns.name,
+            &json!({"apiVersion": "pinot.controlplane.dev/v1alpha1", "kind": "PinotTenant", "metadata": {"name": name},
+                "spec": {"cluster": "tz", "tenantRole": "SERVER", "offlineInstances": offline, "realtimeInstances": realtime}}),
+        )
+        .await;
+    }
+    wait_ready(&ns.name, "pinottenant/sales").await;
+    wait_ready(&ns.name, "pinottenant/ops").await;
+
+    // Pinot's own view: each tenant's tag on one server per zone, no server in both.
+    let url = controller_url_template().replace("{namespace}", &ns.name).replace("{name}", "tz");
+    let instances: Value = reqwest::get(format!("{url}/instances")).await.unwrap().json().await.unwrap();
+    let mut zones_of: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for id in instances["instances"].as_array().unwrap().iter().filter_map(Value::as_str) {
+        let info: Value = reqwest::get(format!("{url}/instances/{id}")).await.unwrap().json().await.unwrap();
+        // Server_tz-server-b-1.tz-server-b-headless...: the pool names the zone.
+        let zone = id.split("-server-").nth(1).map(|r| r[..1].to_string()).unwrap_or_default();
+        for tag in info["tags"].as_array().unwrap().iter().filter_map(Value::as_str) {
+            zones_of.entry(tag.to_string()).or_default().push(zone.clone());
+        }
+    }
+    for tag in ["sales_OFFLINE", "sales_REALTIME", "ops_OFFLINE"] {
+        let mut zones = zones_of.get(tag).cloned().unwrap_or_default();
+        zones.sort();
+        assert_eq!(zones, ["a", "b", "c"], "{tag} on one server per zone: {zones_of:?}");
+    }
+    let tenants: Api<pinot_crds::PinotTenant> = Api::namespaced(client.clone(), &ns.name);
+    let sales = tenants.get("sales").await.unwrap().status.unwrap();
+    let ops = tenants.get("ops").await.unwrap().status.unwrap();
+    assert_eq!(sales.instances.len(), 3);
+    assert_eq!(ops.instances.len(), 3);
+    assert!(sales.instances.iter().all(|i| !ops.instances.contains(i)), "{sales:?} {ops:?}");
+    operator.stop().await;
+    ns.cleanup().await;
+}

@@ -36,7 +36,7 @@ pub(crate) async fn apply(obj: Arc<PinotSchema>, ctx: Arc<Context>) -> Result<Ac
     let (name, body) = match desired(&obj) {
         Ok(v) => v,
         Err(message) => {
-            write_status(&ctx, &*obj, status, ready(false, "InvalidSpec", message)).await?;
+            write_status(&ctx.client, &*obj, status, ready(false, "InvalidSpec", message)).await?;
             return Ok(Action::await_change());
         }
     };
@@ -47,13 +47,13 @@ pub(crate) async fn apply(obj: Arc<PinotSchema>, ctx: Arc<Context>) -> Result<Ac
             "schema {name} of cluster {} is already managed by PinotSchema {owner}; delete one of the two",
             obj.spec.cluster
         );
-        write_status(&ctx, &*obj, status, ready(false, "Conflict", message)).await?;
+        write_status(&ctx.client, &*obj, status, ready(false, "Conflict", message)).await?;
         return Ok(waiting());
     }
     let pinot = match reach(&ctx, &*obj).await {
         Ok(Reach::Ready(pinot)) => pinot,
         Ok(Reach::NoCluster(message)) => {
-            write_status(&ctx, &*obj, status, ready(false, "ClusterNotFound", message)).await?;
+            write_status(&ctx.client, &*obj, status, ready(false, "ClusterNotFound", message)).await?;
             return Ok(waiting());
         }
         Err(e) => return report_transient(&ctx, &*obj, e).await,
@@ -70,8 +70,13 @@ pub(crate) async fn apply(obj: Arc<PinotSchema>, ctx: Arc<Context>) -> Result<Ac
     if !write {
         status.applied_generation = generation;
         status.refused_generation = None;
-        write_status(&ctx, &*obj, status, ready(true, "Synced", format!("schema {name} is in Pinot as specified")))
-            .await?;
+        write_status(
+            &ctx.client,
+            &*obj,
+            status,
+            ready(true, "Synced", format!("schema {name} is in Pinot as specified")),
+        )
+        .await?;
         return Ok(drift_check(&ctx));
     }
     if status.refused_generation.is_some() && status.refused_generation == generation {
@@ -93,7 +98,7 @@ pub(crate) async fn apply(obj: Arc<PinotSchema>, ctx: Arc<Context>) -> Result<Ac
             status.refused_generation = generation;
             let message = format!("Pinot refused schema {name}: {message}");
             publish(&ctx, &*obj, true, "PinotRefused", message.clone()).await;
-            write_status(&ctx, &*obj, status, ready(false, "PinotRefused", message)).await?;
+            write_status(&ctx.client, &*obj, status, ready(false, "PinotRefused", message)).await?;
             Ok(drift_check(&ctx))
         }
         Ok(Outcome::Synced) => {
@@ -113,8 +118,13 @@ pub(crate) async fn apply(obj: Arc<PinotSchema>, ctx: Arc<Context>) -> Result<Ac
             publish(&ctx, &*obj, false, reason, note).await;
             status.applied_generation = generation;
             status.refused_generation = None;
-            write_status(&ctx, &*obj, status, ready(true, "Synced", format!("schema {name} is in Pinot as specified")))
-                .await?;
+            write_status(
+                &ctx.client,
+                &*obj,
+                status,
+                ready(true, "Synced", format!("schema {name} is in Pinot as specified")),
+            )
+            .await?;
             Ok(drift_check(&ctx))
         }
     }
@@ -138,7 +148,7 @@ pub(crate) async fn cleanup(obj: Arc<PinotSchema>, ctx: Arc<Context>) -> Result<
     let status = obj.status.clone().unwrap_or_default();
     if !using.is_empty() {
         let message = format!("deleting: waiting for the PinotTables using it to go first: {}", using.join(", "));
-        write_status(&ctx, &*obj, status, ready(false, "Deleting", message.clone())).await?;
+        write_status(&ctx.client, &*obj, status, ready(false, "Deleting", message.clone())).await?;
         return Err(Error::Waiting(message));
     }
     let pinot = match reach(&ctx, &*obj).await {
@@ -157,7 +167,7 @@ pub(crate) async fn cleanup(obj: Arc<PinotSchema>, ctx: Arc<Context>) -> Result<
         }
         Err(e) if e.status() == Some(409) => {
             let message = format!("deleting: Pinot still has tables using schema {name}: {}", e.pinot_message());
-            write_status(&ctx, &*obj, status, ready(false, "Deleting", message.clone())).await?;
+            write_status(&ctx.client, &*obj, status, ready(false, "Deleting", message.clone())).await?;
             Err(Error::Waiting(message))
         }
         Err(e) => report_transient(&ctx, &*obj, e.into()).await,

@@ -134,7 +134,7 @@ pub(crate) async fn apply(obj: Arc<PinotTable>, ctx: Arc<Context>) -> Result<Act
     let table = match desired(&obj) {
         Ok(t) => t,
         Err(message) => {
-            write_status(&ctx, &*obj, status, ready(false, "InvalidSpec", message)).await?;
+            write_status(&ctx.client, &*obj, status, ready(false, "InvalidSpec", message)).await?;
             return Ok(Action::await_change());
         }
     };
@@ -145,17 +145,17 @@ pub(crate) async fn apply(obj: Arc<PinotTable>, ctx: Arc<Context>) -> Result<Act
             "table {name} of cluster {} is already managed by PinotTable {owner}; delete one of the two",
             obj.spec.cluster
         );
-        write_status(&ctx, &*obj, status, ready(false, "Conflict", message)).await?;
+        write_status(&ctx.client, &*obj, status, ready(false, "Conflict", message)).await?;
         return Ok(waiting());
     }
     if let Err((reason, message)) = check_schema(&ctx, &obj, &name) {
-        write_status(&ctx, &*obj, status, ready(false, reason, message)).await?;
+        write_status(&ctx.client, &*obj, status, ready(false, reason, message)).await?;
         return Ok(if reason == "InvalidSpec" { Action::await_change() } else { waiting() });
     }
     let pinot = match reach(&ctx, &*obj).await {
         Ok(Reach::Ready(pinot)) => pinot,
         Ok(Reach::NoCluster(message)) => {
-            write_status(&ctx, &*obj, status, ready(false, "ClusterNotFound", message)).await?;
+            write_status(&ctx.client, &*obj, status, ready(false, "ClusterNotFound", message)).await?;
             return Ok(waiting());
         }
         Err(e) => return report_transient(&ctx, &*obj, e).await,
@@ -189,7 +189,7 @@ pub(crate) async fn apply(obj: Arc<PinotTable>, ctx: Arc<Context>) -> Result<Act
         status.applied_generation = generation;
         status.refused_generation = None;
         status.table_types = Some(types.join(","));
-        write_status(&ctx, &*obj, status, ready(true, "Synced", synced_message())).await?;
+        write_status(&ctx.client, &*obj, status, ready(true, "Synced", synced_message())).await?;
         return Ok(drift_check(&ctx));
     }
     if status.refused_generation.is_some() && status.refused_generation == generation {
@@ -213,7 +213,7 @@ pub(crate) async fn apply(obj: Arc<PinotTable>, ctx: Arc<Context>) -> Result<Act
                 status.table_types = Some(types.join(","));
                 let message = format!("Pinot refused the {table_type} config of table {name}: {message}");
                 publish(&ctx, &*obj, true, "PinotRefused", message.clone()).await;
-                write_status(&ctx, &*obj, status, ready(false, "PinotRefused", message)).await?;
+                write_status(&ctx.client, &*obj, status, ready(false, "PinotRefused", message)).await?;
                 return Ok(drift_check(&ctx));
             }
             Ok(Outcome::Synced) => {
@@ -239,7 +239,7 @@ pub(crate) async fn apply(obj: Arc<PinotTable>, ctx: Arc<Context>) -> Result<Act
     status.applied_generation = generation;
     status.refused_generation = None;
     status.table_types = Some(types.join(","));
-    write_status(&ctx, &*obj, status, ready(true, "Synced", synced_message())).await?;
+    write_status(&ctx.client, &*obj, status, ready(true, "Synced", synced_message())).await?;
     Ok(drift_check(&ctx))
 }
 
@@ -280,7 +280,7 @@ pub(crate) async fn cleanup(obj: Arc<PinotTable>, ctx: Arc<Context>) -> Result<A
             }
             let message =
                 format!("deleting: Pinot refused to delete the {table_type} table {name}: {}", e.pinot_message());
-            write_status(&ctx, &*obj, status, ready(false, "Deleting", message.clone())).await?;
+            write_status(&ctx.client, &*obj, status, ready(false, "Deleting", message.clone())).await?;
             return Err(Error::Waiting(message));
         }
     }

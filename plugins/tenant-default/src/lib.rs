@@ -1,6 +1,8 @@
-//! The default tenant policy: a tenant's instances are spread evenly over zones, untagged
-//! instances are taken first, and an instance that still serves another tenant's segments is
-//! never moved.
+//! The default tenant policy: a tenant's instances are spread evenly over zones. Instances
+//! already carrying the tenant are kept; then untagged instances are taken, then instances of
+//! the default tenant (`DefaultTenant`, where Pinot puts new instances when tenant isolation is
+//! on) that serve no segments. An instance that still serves segments of another tenant is
+//! never moved, and instances of other named tenants are never taken.
 
 use std::collections::BTreeMap;
 
@@ -10,6 +12,21 @@ use pinot_policy_sdk::tenant::{
 };
 
 struct DefaultTenants;
+
+/// Pinot's default tenant.
+const DEFAULT_TENANT: &str = "DefaultTenant";
+
+/// How freely an instance may join a tenant: lower is taken first; `None` never.
+fn preference(tags: &[String], role: Role, mine: bool, segments: u32) -> Option<u8> {
+    if mine {
+        return Some(0);
+    }
+    if tags.iter().all(|t| t == untagged_tag(role)) {
+        return Some(1);
+    }
+    let default_tenant = tags.iter().all(|t| t.strip_prefix(DEFAULT_TENANT).is_some_and(|rest| rest.starts_with('_')));
+    (default_tenant && segments == 0).then_some(2)
+}
 
 fn untagged_tag(role: Role) -> &'static str {
     match role {
@@ -44,22 +61,23 @@ impl Guest for DefaultTenants {
             };
             let wanted = tags.iter().map(|(_, n)| *n).max().unwrap_or(0) as usize;
             // Candidates per zone: instances of the role, with their zone.
-            let mut by_zone: BTreeMap<String, Vec<(&Instance, bool)>> = BTreeMap::new();
+            let mut by_zone: BTreeMap<String, Vec<(&Instance, u8)>> = BTreeMap::new();
             for pool in state.pools.iter().filter(|p| p.role == tenant.role) {
                 let zone = pool.zones.first().cloned().unwrap_or_default();
                 for pod in &pool.pods {
                     if let Some(i) = &pod.instance {
                         let mine = tags.iter().any(|(t, _)| i.tags.contains(t));
-                        let free = i.tags.iter().all(|t| t == untagged_tag(tenant.role)) || i.tags.is_empty();
-                        if (mine || (free && i.segments == 0)) && !taken.contains(&i.id) {
-                            by_zone.entry(zone.clone()).or_default().push((i, mine));
+                        if let Some(rank) = preference(&i.tags, tenant.role, mine, i.segments)
+                            && !taken.contains(&i.id)
+                        {
+                            by_zone.entry(zone.clone()).or_default().push((i, rank));
                         }
                     }
                 }
             }
-            // Instances that already carry the tenant first, then round-robin over zones.
+            // Per zone the most suitable first, then round-robin over zones.
             for list in by_zone.values_mut() {
-                list.sort_by_key(|(i, mine)| (!mine, i.id.clone()));
+                list.sort_by_key(|(i, rank)| (*rank, i.id.clone()));
             }
             let mut chosen: Vec<&Instance> = Vec::new();
             let mut round = 0;
@@ -83,10 +101,15 @@ impl Guest for DefaultTenants {
                 round += 1;
             }
             for (idx, instance) in chosen.iter().enumerate() {
+                // The tenant's tags replace the untagged and default-tenant tags it had.
                 let mut new_tags: Vec<String> = instance
                     .tags
                     .iter()
-                    .filter(|t| *t != untagged_tag(tenant.role) && !tags.iter().any(|(w, _)| w == *t))
+                    .filter(|t| {
+                        *t != untagged_tag(tenant.role)
+                            && !t.starts_with(&format!("{DEFAULT_TENANT}_"))
+                            && !tags.iter().any(|(w, _)| w == *t)
+                    })
                     .cloned()
                     .collect();
                 for (k, (tag, count)) in tags.iter().enumerate() {

@@ -1,0 +1,207 @@
+//! Tenant placement: the cluster's PinotTenants go to its tenant policy with the observed
+//! instances (zone, tags, liveness); the policy answers with the tags each instance should
+//! carry; the host checks the plan and applies the tags through Pinot's instance API, then
+//! reports the instances of each tenant in the PinotTenant's status.
+
+use std::collections::BTreeMap;
+
+use kube::{Api, Client, ResourceExt, api::ListParams};
+use pinot_crds::{PinotObjectStatus, PinotTenant};
+
+use crate::{
+    pinot::PinotClient,
+    policy::{
+        PolicyRegistry,
+        contract::types::{Action, ClusterState, Role, Tenant},
+        guardrails,
+        registry::ActivePolicy,
+    },
+};
+
+/// A PinotTenant as the policy sees it, or what is wrong with its spec.
+pub fn tenant_request(t: &PinotTenant) -> Result<Tenant, String> {
+    let name = t.spec.tenant_name.clone().unwrap_or_else(|| t.name_any());
+    if name.trim().is_empty() || name.contains(['/', ',']) {
+        return Err(format!("spec.tenantName {name:?} is not a tenant name"));
+    }
+    let count = |field: &str, v: Option<i32>| -> Result<u32, String> {
+        match v {
+            None => Ok(0),
+            Some(n) if n >= 0 => Ok(n as u32),
+            Some(n) => Err(format!("spec.{field} is {n}; it must be 0 or more")),
+        }
+    };
+    let (role, instances, offline, realtime) = match t.spec.tenant_role.to_ascii_uppercase().as_str() {
+        "SERVER" => {
+            let offline = count("offlineInstances", t.spec.offline_instances)?;
+            let realtime = count("realtimeInstances", t.spec.realtime_instances)?;
+            if offline == 0 && realtime == 0 {
+                return Err("spec.offlineInstances and spec.realtimeInstances are both 0: a server tenant needs servers for OFFLINE or REALTIME tables".into());
+            }
+            (Role::Server, offline.max(realtime), offline, realtime)
+        }
+        "BROKER" => {
+            let n = count("numberOfInstances", t.spec.number_of_instances)?;
+            if n == 0 {
+                return Err("spec.numberOfInstances must be at least 1 for a broker tenant".into());
+            }
+            (Role::Broker, n, 0, 0)
+        }
+        other => return Err(format!("spec.tenantRole {other:?} is not SERVER or BROKER")),
+    };
+    Ok(Tenant { name, role, instances, offline_instances: offline, realtime_instances: realtime })
+}
+
+/// The tags a tenant's instances carry.
+pub fn tenant_tags(t: &Tenant) -> Vec<String> {
+    match t.role {
+        Role::Server => vec![format!("{}_OFFLINE", t.name), format!("{}_REALTIME", t.name)],
+        Role::Broker => vec![format!("{}_BROKER", t.name)],
+        _ => vec![format!("{}_MINION", t.name)],
+    }
+}
+
+/// The PinotTenants of a cluster that are not being deleted.
+pub async fn cluster_tenants(client: &Client, namespace: &str, cluster: &str) -> Result<Vec<PinotTenant>, kube::Error> {
+    let api: Api<PinotTenant> = Api::namespaced(client.clone(), namespace);
+    Ok(api
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|t| t.spec.cluster == cluster && t.metadata.deletion_timestamp.is_none())
+        .collect())
+}
+
+/// What the tenant policy decided.
+#[derive(Debug)]
+pub enum TenantDecision {
+    /// Tags to set, per instance.
+    Retag(Vec<(String, Vec<String>)>),
+    /// Nothing to change now.
+    Settled,
+    /// The policy reports a problem (not enough free instances, ...).
+    Blocked(String),
+    /// The policy failed or its plan broke a guardrail.
+    Refused(String),
+}
+
+/// Runs the tenant policy on `state` (whose `tenants` are the requests) and checks its plan:
+/// only `update-tags`, `wait` and `block`, each on an instance of this cluster.
+pub fn decide(registry: &PolicyRegistry, active: &ActivePolicy, state: &ClusterState) -> TenantDecision {
+    let actions = match registry.decide(active, state) {
+        Ok(a) => a,
+        Err(e) => return TenantDecision::Refused(format!("tenant policy {}: {e}", active.policy.info.name)),
+    };
+    if let Err(v) = guardrails::check(state, &actions) {
+        return TenantDecision::Refused(format!("tenant policy {}: {v}", active.policy.info.name));
+    }
+    let mut retag = Vec::new();
+    for action in actions {
+        match action {
+            Action::UpdateTags(t) => retag.push((t.instance, t.tags)),
+            Action::Wait(_) => {}
+            Action::Block(why) => return TenantDecision::Blocked(why),
+            other => {
+                return TenantDecision::Refused(format!(
+                    "tenant policy {}: {} is not a tenant action (only update-tags, wait and block are)",
+                    active.policy.info.name,
+                    guardrails::describe(&other)
+                ));
+            }
+        }
+    }
+    if retag.is_empty() { TenantDecision::Settled } else { TenantDecision::Retag(retag) }
+}
+
+/// Applies the tags; the first failure stops (the next reconcile decides again from what Pinot
+/// then reports).
+pub async fn retag(pinot: &PinotClient, retag: &[(String, Vec<String>)]) -> Result<Vec<String>, String> {
+    let mut done = Vec::new();
+    for (instance, tags) in retag {
+        pinot
+            .update_tags(instance, tags)
+            .await
+            .map_err(|e| format!("tagging instance {instance} with [{}]: {e}", tags.join(",")))?;
+        done.push(format!("tagged {instance} with [{}]", tags.join(",")));
+    }
+    Ok(done)
+}
+
+/// Each tenant's status after placement: its instances (those carrying any of its tags, from
+/// `tags_by_instance`) and whether there are as many as it asked for.
+pub fn tenant_status(
+    request: &Tenant,
+    tags_by_instance: &BTreeMap<String, Vec<String>>,
+) -> (PinotObjectStatus, bool, String) {
+    let tags = tenant_tags(request);
+    let count = |tag: &str| tags_by_instance.values().filter(|ts| ts.iter().any(|t| t == tag)).count() as u32;
+    let instances: Vec<String> = tags_by_instance
+        .iter()
+        .filter(|(_, ts)| ts.iter().any(|t| tags.contains(t)))
+        .map(|(id, _)| id.clone())
+        .collect();
+    let (ready, message) = match request.role {
+        Role::Server => {
+            let (off, rt) = (count(&tags[0]), count(&tags[1]));
+            (
+                off == request.offline_instances && rt == request.realtime_instances,
+                format!(
+                    "server tenant {}: {off}/{} OFFLINE and {rt}/{} REALTIME servers",
+                    request.name, request.offline_instances, request.realtime_instances
+                ),
+            )
+        }
+        _ => {
+            let n = count(&tags[0]);
+            (n == request.instances, format!("broker tenant {}: {n}/{} brokers", request.name, request.instances))
+        }
+    };
+    let status = PinotObjectStatus { pinot_name: Some(request.name.clone()), instances, ..Default::default() };
+    (status, ready, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tenant(yaml: &str) -> PinotTenant {
+        serde_yaml::from_str(&format!(
+            "apiVersion: pinot.controlplane.dev/v1alpha1\nkind: PinotTenant\nmetadata: {{name: sales, namespace: n}}\nspec: {yaml}\n"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn requests_follow_pinots_tenant_body_and_mistakes_name_the_field() {
+        let t = tenant_request(&tenant("{cluster: c, tenantRole: SERVER, offlineInstances: 2, realtimeInstances: 1}"))
+            .unwrap();
+        assert_eq!(
+            (t.name.as_str(), t.role, t.instances, t.offline_instances, t.realtime_instances),
+            ("sales", Role::Server, 2, 2, 1)
+        );
+        assert_eq!(tenant_tags(&t), ["sales_OFFLINE", "sales_REALTIME"]);
+        let b = tenant_request(&tenant("{cluster: c, tenantRole: broker, tenantName: Sales, numberOfInstances: 1}"))
+            .unwrap();
+        assert_eq!((b.name.as_str(), b.role), ("Sales", Role::Broker));
+        let e = tenant_request(&tenant("{cluster: c, tenantRole: MINION}")).unwrap_err();
+        assert!(e.contains("spec.tenantRole"), "{e}");
+        let e = tenant_request(&tenant("{cluster: c, tenantRole: SERVER, offlineInstances: -1}")).unwrap_err();
+        assert!(e.contains("spec.offlineInstances"), "{e}");
+    }
+
+    #[test]
+    fn status_counts_the_instances_carrying_the_tags() {
+        let t = tenant_request(&tenant("{cluster: c, tenantRole: SERVER, offlineInstances: 2, realtimeInstances: 1}"))
+            .unwrap();
+        let tags = BTreeMap::from([
+            ("s0".to_string(), vec!["sales_OFFLINE".to_string(), "sales_REALTIME".to_string()]),
+            ("s1".to_string(), vec!["sales_OFFLINE".to_string()]),
+            ("s2".to_string(), vec!["DefaultTenant_OFFLINE".to_string()]),
+        ]);
+        let (status, ready, message) = tenant_status(&t, &tags);
+        assert!(ready, "{message}");
+        assert_eq!(status.instances, ["s0", "s1"]);
+        assert_eq!(message, "server tenant sales: 2/2 OFFLINE and 1/1 REALTIME servers");
+    }
+}
