@@ -50,13 +50,13 @@ use serde::{Deserialize, Serialize};
 pub struct PinotClusterSpec {
     /// The Pinot container image every pool runs unless the pool overrides it,
     /// e.g. `apachepinot/pinot:1.2.0`. Required unless the cluster is `external`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     #[schemars(transform = no_default)]
     pub image: String,
 
     /// The existing ZooKeeper ensemble Pinot (Helix) keeps its cluster state in. Required
     /// unless the cluster is `external`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "ZookeeperSpec::is_unset")]
     #[schemars(transform = no_default)]
     pub zookeeper: ZookeeperSpec,
 
@@ -171,6 +171,12 @@ pub struct ClusterPolicies {
 pub struct ZookeeperSpec {
     /// ZooKeeper connect string, e.g. `zk-0.zk:2181,zk-1.zk:2181/pinot`.
     pub connect_string: String,
+}
+
+impl ZookeeperSpec {
+    fn is_unset(&self) -> bool {
+        self.connect_string.is_empty()
+    }
 }
 
 /// A group of identical Pinot instances of one role: one StatefulSet.

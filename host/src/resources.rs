@@ -27,12 +27,12 @@ use kube::{
     Api, Client, Resource, ResourceExt,
     api::{Patch, PatchParams},
     runtime::{
-        Controller,
+        Controller, WatchStreamExt,
         controller::Action,
         events::{Event, EventType, Recorder, Reporter},
         finalizer::{self, finalizer},
-        reflector::{ObjectRef, Store},
-        watcher,
+        reflector::{self, ObjectRef, Store},
+        watcher::{self, watcher},
     },
 };
 use pinot_crds::{
@@ -53,6 +53,9 @@ pub const DEFAULT_DRIFT_INTERVAL: Duration = Duration::from_secs(300);
 
 /// Backoff after a transient failure: 1 s, 2 s, 4 s, ... up to this.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+/// How soon to retry when the finalizer list changed between the cache and the patch.
+const FINALIZER_RETRY: Duration = Duration::from_millis(300);
 
 /// How soon to look again while waiting on another object (a schema to be Ready, the tables of
 /// a schema to be deleted), in case no watch event brings it earlier.
@@ -79,6 +82,8 @@ pub struct Context {
     pub drift_interval: Duration,
     pub schemas: Store<PinotSchema>,
     pub tables: Store<PinotTable>,
+    pub tenants: Store<PinotTenant>,
+    pub clusters: Store<PinotCluster>,
     /// Consecutive transient failures per object, for the backoff.
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -178,6 +183,13 @@ pub async fn run(
         };
     let schema_controller = Controller::new(schemas.clone(), watcher::Config::default());
     let table_controller = Controller::new(tables.clone(), watcher::Config::default());
+    let tenant_controller = Controller::new(tenants.clone(), watcher::Config::default());
+    let (cluster_store, cluster_writer) = reflector::store();
+    let cluster_reflector = reflector::reflector(cluster_writer, watcher(clusters.clone(), watcher::Config::default()))
+        .default_backoff()
+        .applied_objects()
+        .take_until(shutdown.clone())
+        .for_each(|_| std::future::ready(()));
     let ctx = Arc::new(Context {
         client: client.clone(),
         recorder: Recorder::new(client.clone(), Reporter { controller: "pinot-operator".into(), instance: None }),
@@ -185,6 +197,8 @@ pub async fn run(
         drift_interval: config.drift_interval,
         schemas: schema_controller.store(),
         tables: table_controller.store(),
+        tenants: tenant_controller.store(),
+        clusters: cluster_store.clone(),
         failures: Mutex::default(),
     });
 
@@ -194,8 +208,10 @@ pub async fn run(
     let table_store = ctx.tables.clone();
     let schema_store = ctx.schemas.clone();
     let schema_run = schema_controller
+        // Only a table going away matters to its schema (which may be waiting to be deleted).
         .watches(tables.clone(), watcher::Config::default(), |t: PinotTable| {
             let ns = t.namespace().unwrap_or_default();
+            t.metadata.deletion_timestamp.as_ref()?;
             t.spec.schema_ref.map(|s| ObjectRef::new(&s).within(&ns))
         })
         .watches(clusters.clone(), watcher::Config::default(), move |c: PinotCluster| {
@@ -205,9 +221,17 @@ pub async fn run(
         .run(reconcile_schema, error_policy, ctx.clone())
         .for_each(log_result);
     let table_run = table_controller
+        // A schema that is Ready releases the tables waiting for it.
         .watches(schemas, watcher::Config::default(), move |s: PinotSchema| {
             let ns = s.namespace();
             let name = s.name_any();
+            let ready = s
+                .status
+                .as_ref()
+                .is_some_and(|st| st.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+            if !ready {
+                return Vec::new();
+            }
             table_store
                 .state()
                 .into_iter()
@@ -219,14 +243,33 @@ pub async fn run(
             let tables = ctx.tables.clone();
             move |c: PinotCluster| objects_of_cluster(&tables, &c)
         })
+        // A table whose config names a tenant waits until that PinotTenant is placed.
+        .watches(tenants, watcher::Config::default(), {
+            let tables = ctx.tables.clone();
+            move |t: PinotTenant| {
+                let Ok(request) = crate::cluster::tenants::tenant_request(&t) else { return Vec::new() };
+                tables
+                    .state()
+                    .into_iter()
+                    .filter(|table| table.namespace() == t.namespace() && table.spec.cluster == t.spec.cluster)
+                    .filter(|table| table::tenants_named(table).iter().any(|n| *n == request.name))
+                    .map(|table| ObjectRef::from_obj(&*table))
+                    .collect::<Vec<_>>()
+            }
+        })
         .graceful_shutdown_on(shutdown.clone())
         .run(reconcile_table, error_policy, ctx.clone())
         .for_each(log_result);
-    let tenant_run = Controller::new(tenants, watcher::Config::default())
+    let tenant_run = tenant_controller
         .graceful_shutdown_on(shutdown)
         .run(reconcile_tenant, error_policy, ctx.clone())
         .for_each(log_result);
-    tokio::join!(schema_run, table_run, tenant_run);
+    // Objects are reconciled once the clusters they name are known.
+    let controllers = async move {
+        let _ = cluster_store.wait_until_ready().await;
+        tokio::join!(schema_run, table_run, tenant_run);
+    };
+    tokio::join!(cluster_reflector, controllers);
 }
 
 async fn log_result<K: Debug, E: std::fmt::Display>(result: Result<K, E>) {
@@ -264,6 +307,14 @@ fn error_policy<K: PinotObject>(obj: Arc<K>, error: &Error, ctx: Arc<Context>) -
     if let Error::Waiting(message) = error {
         tracing::debug!(kind = K::KIND, name = %obj.name_any(), %message, "waiting");
         return waiting();
+    }
+    if let Error::Finalizer(e) = error
+        && matches!(**e, finalizer::Error::AddFinalizer(kube::Error::Api(ref s)) | finalizer::Error::RemoveFinalizer(kube::Error::Api(ref s)) if s.code == 409 || s.code == 422)
+    {
+        // The cached object lagged behind the finalizer list (the patch tests it): try again
+        // once the cache has caught up, without counting it as a failure.
+        tracing::debug!(kind = K::KIND, name = %obj.name_any(), "finalizer list changed meanwhile; retrying");
+        return Action::requeue(FINALIZER_RETRY);
     }
     let mut failures = ctx.failures.lock().expect("failure counts poisoned");
     let n = failures.entry(key(&*obj)).or_default();
@@ -326,15 +377,9 @@ pub(crate) async fn reach<K: PinotObject>(ctx: &Context, obj: &K) -> Result<Reac
     if name.trim().is_empty() {
         return Ok(Reach::NoCluster("spec.cluster is empty: name the PinotCluster (same namespace)".into()));
     }
-    let api: Api<PinotCluster> = Api::namespaced(ctx.client.clone(), &ns);
-    let cluster = match api.get_opt(name).await {
-        Ok(Some(c)) => c,
-        Ok(None) => {
-            return Ok(Reach::NoCluster(format!(
-                "PinotCluster {name} (spec.cluster) does not exist in namespace {ns}"
-            )));
-        }
-        Err(source) => return Err(Error::ReadCluster { namespace: ns, name: name.to_string(), source }),
+    // From the watched clusters: no API call per reconcile.
+    let Some(cluster) = ctx.clusters.get(&ObjectRef::new(name).within(&ns)) else {
+        return Ok(Reach::NoCluster(format!("PinotCluster {name} (spec.cluster) does not exist in namespace {ns}")));
     };
     let client = ctx.access.client_for(&cluster).await?;
     Ok(Reach::Ready(client))
@@ -358,6 +403,23 @@ pub(crate) fn older_owner<K: PinotObject>(
         .filter(|o| (o.meta().creation_timestamp.clone(), o.name_any()) < mine)
         .map(|o| o.name_any())
         .next()
+}
+
+/// Whether the current generation was applied, asking the API server when the cached status
+/// says it was not: the cache may lag behind the last status write, and a stale status must
+/// not make the reconcile send a spec to Pinot again.
+pub(crate) async fn applied_freshly<K: PinotObject>(client: &Client, obj: &K) -> bool {
+    let generation = obj.meta().generation;
+    if obj.status().is_some_and(|s| s.applied_generation == generation) {
+        return true;
+    }
+    let api: Api<K> = Api::namespaced(client.clone(), &obj.namespace().unwrap_or_default());
+    match api.get_status(&obj.name_any()).await {
+        Ok(fresh) => {
+            fresh.meta().generation == generation && fresh.status().is_some_and(|s| s.applied_generation == generation)
+        }
+        Err(_) => false,
+    }
 }
 
 /// A `Ready` condition.

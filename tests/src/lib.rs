@@ -11,3 +11,4 @@ pub mod data_plane;
 pub mod harness;
 pub mod pinot_sim;
 pub mod progress;
+pub mod workload;

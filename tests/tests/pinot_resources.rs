@@ -512,3 +512,33 @@ async fn two_server_tenants_are_placed_evenly_over_three_zones_by_the_tenant_pol
     operator.stop().await;
     ns.cleanup().await;
 }
+
+#[tokio::test]
+async fn five_hundred_tables_converge_and_then_pinot_sees_no_writes() {
+    use pinot_testbed::workload;
+    let client = test_client().await;
+    let ns = TestNamespace::create(&client, "resources-load").await;
+    let operator = OperatorHandle::start(&client, &ns.name);
+    let admin = workload::external_pinot(&client, &ns.name, "load").await;
+    let n: usize = std::env::var("PINOT_LOAD_TABLES").ok().and_then(|v| v.parse().ok()).unwrap_or(500);
+    workload::create_tables(&client, &ns.name, "load", n).await;
+    workload::wait_all_ready(&client, &ns.name, n, Duration::from_secs(300)).await;
+    let (_, tables) = reqwest::get(format!(
+        "{}/tables",
+        controller_url_template().replace("{namespace}", &ns.name).replace("{name}", "load")
+    ))
+    .await
+    .map(|r| (r.status(), r))
+    .unwrap();
+    let tables: Value = tables.json().await.unwrap();
+    assert_eq!(tables["tables"].as_array().unwrap().len(), n);
+    workload::clear_log(&admin).await;
+    tokio::time::sleep(TEST_DRIFT_INTERVAL * 3).await;
+    assert_eq!(
+        workload::pinot_writes(&admin).await,
+        Vec::<String>::new(),
+        "a quiet period with drift checks writes nothing"
+    );
+    operator.stop().await;
+    ns.cleanup().await;
+}

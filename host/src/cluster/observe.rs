@@ -112,9 +112,25 @@ pub async fn observe(
     let managed = ListParams::default().labels(&cluster_selector_string(&name));
     let mut observed = ObservedCluster::default();
 
-    for kind in ChildKind::ALL {
+    // Every list at once: a reconcile's latency is that of the slowest list, not their sum.
+    let metadata = futures::future::try_join_all(ChildKind::ALL.into_iter().map(|kind| {
         let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &apis.resource(kind));
-        let list = api.list_metadata(&managed).await.map_err(|source| ObserveError { kind: kind.as_str(), source })?;
+        let managed = managed.clone();
+        async move {
+            let list =
+                api.list_metadata(&managed).await.map_err(|source| ObserveError { kind: kind.as_str(), source })?;
+            Ok::<_, ObserveError>((kind, list))
+        }
+    }));
+    let sts_api: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
+    let statefulsets =
+        async { sts_api.list(&managed).await.map_err(|source| ObserveError { kind: "StatefulSet", source }) };
+    let pod_api: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let pod_selector = ListParams::default().labels(&format!("{LABEL_CLUSTER}={name}"));
+    let pods = async { pod_api.list(&pod_selector).await.map_err(|source| ObserveError { kind: "Pod", source }) };
+    let (metadata, statefulsets, pods) = futures::try_join!(metadata, statefulsets, pods)?;
+
+    for (kind, list) in metadata {
         for item in list.items {
             observed.children.push(ObservedChild {
                 kind,
@@ -126,19 +142,11 @@ pub async fn observe(
             });
         }
     }
-
-    let sts_api: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
-    for sts in sts_api.list(&managed).await.map_err(|source| ObserveError { kind: "StatefulSet", source })? {
+    for sts in statefulsets {
         if let Some(pool) = sts.labels().get(LABEL_POOL).cloned() {
             observed.statefulsets.insert(pool, sts);
         }
     }
-
-    let pod_api: Api<Pod> = Api::namespaced(client.clone(), &ns);
-    let pods = pod_api
-        .list(&ListParams::default().labels(&format!("{LABEL_CLUSTER}={name}")))
-        .await
-        .map_err(|source| ObserveError { kind: "Pod", source })?;
     for pod in pods {
         if let Some(pool) = pod.labels().get(LABEL_POOL).cloned() {
             observed.pods.entry(pool).or_default().push(pod);
@@ -182,12 +190,14 @@ pub async fn observe_pinot(
         return PinotObservation::NotAsked;
     }
     let result = async {
-        let instances = pinot.instances().await?;
-        let live = pinot.live_instances().await?;
-        let mut details = BTreeMap::new();
-        for id in pod_instances.values().filter(|id| instances.contains(id)) {
-            details.insert(id.clone(), pinot.instance(id).await?);
-        }
+        let (instances, live) = futures::try_join!(pinot.instances(), pinot.live_instances())?;
+        let known = pod_instances.values().filter(|id| instances.contains(id));
+        let details: BTreeMap<String, _> = futures::future::try_join_all(
+            known.map(|id| async move { Ok::<_, crate::pinot::PinotError>((id.clone(), pinot.instance(id).await?)) }),
+        )
+        .await?
+        .into_iter()
+        .collect();
         Ok::<_, crate::pinot::PinotError>((instances, live, details))
     }
     .await;

@@ -7,9 +7,14 @@ use pinot_crds::{DeletionPolicy, PinotSchema};
 use serde_json::Value;
 
 use super::{
-    Context, Error, Outcome, PinotObject, Reach, compare, drift_check, older_owner, outcome_of, publish, reach, ready,
-    report_transient, waiting, write_status,
+    Context, Error, Outcome, PinotObject, Reach, applied_freshly, compare, drift_check, older_owner, outcome_of,
+    publish, reach, ready, report_transient, waiting, write_status,
 };
+
+/// The schema name a PinotSchema claims, without checking the rest of its spec.
+fn schema_name(obj: &PinotSchema) -> String {
+    obj.spec.schema["schemaName"].as_str().map(str::to_string).unwrap_or_else(|| obj.name_any())
+}
 
 /// The schema's name in Pinot and the body to send, or what is wrong with the spec.
 pub(crate) fn desired(obj: &PinotSchema) -> Result<(String, Value), String> {
@@ -42,7 +47,7 @@ pub(crate) async fn apply(obj: Arc<PinotSchema>, ctx: Arc<Context>) -> Result<Ac
     };
     status.pinot_name = Some(name.clone());
     // Two resources may not manage one schema: the older one keeps it.
-    if let Some(owner) = older_owner(&ctx.schemas, &*obj, &name, |o| desired(o).ok().map(|(n, _)| n)) {
+    if let Some(owner) = older_owner(&ctx.schemas, &*obj, &name, |o| Some(schema_name(o))) {
         let message = format!(
             "schema {name} of cluster {} is already managed by PinotSchema {owner}; delete one of the two",
             obj.spec.cluster
@@ -62,7 +67,13 @@ pub(crate) async fn apply(obj: Arc<PinotSchema>, ctx: Arc<Context>) -> Result<Ac
         Ok(live) => live,
         Err(e) => return report_transient(&ctx, &*obj, e.into()).await,
     };
-    let spec_changed = status.applied_generation != generation;
+    let mut spec_changed = status.applied_generation != generation;
+    if spec_changed
+        && live.as_ref().is_some_and(|l| compare::covers(l, &body))
+        && applied_freshly(&ctx.client, &*obj).await
+    {
+        spec_changed = false;
+    }
     let write = match &live {
         None => true,
         Some(live) => !compare::covers(live, &body) || spec_changed,

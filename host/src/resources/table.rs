@@ -7,9 +7,11 @@ use kube::{ResourceExt, runtime::controller::Action};
 use pinot_crds::{DeletionPolicy, PinotTable};
 use serde_json::Value;
 
+use crate::cluster::tenants::tenant_request;
+
 use super::{
-    Context, Error, Outcome, PinotObject, Reach, compare, drift_check, older_owner, outcome_of, publish, reach, ready,
-    report_transient, schema, waiting, write_status,
+    Context, Error, Outcome, PinotObject, Reach, applied_freshly, compare, drift_check, older_owner, outcome_of,
+    publish, reach, ready, report_transient, schema, waiting, write_status,
 };
 
 const TYPES: [&str; 2] = ["OFFLINE", "REALTIME"];
@@ -25,6 +27,16 @@ pub(crate) struct DesiredTable {
 
 fn raw(name: &str) -> &str {
     name.strip_suffix("_OFFLINE").or_else(|| name.strip_suffix("_REALTIME")).unwrap_or(name)
+}
+
+/// The raw table name a PinotTable claims, without checking the rest of its spec.
+fn table_name(obj: &PinotTable) -> String {
+    let from_config =
+        || [&obj.spec.offline, &obj.spec.realtime].into_iter().flatten().find_map(|c| c["tableName"].as_str().map(raw));
+    match &obj.spec.table_name {
+        Some(n) => raw(n.trim()).to_string(),
+        None => from_config().map(str::to_string).unwrap_or_else(|| obj.name_any()),
+    }
 }
 
 /// The table's name and configs, or what is wrong with the spec (naming the field).
@@ -128,6 +140,37 @@ fn check_schema(ctx: &Context, obj: &PinotTable, table: &str) -> Result<(), (&'s
     }
 }
 
+/// The tenants the table's configs name (`tenants.server`, `tenants.broker`).
+pub(crate) fn tenants_named(obj: &PinotTable) -> Vec<String> {
+    [&obj.spec.offline, &obj.spec.realtime]
+        .into_iter()
+        .flatten()
+        .flat_map(|c| ["server", "broker"].map(|k| c["tenants"][k].as_str().map(str::to_string)))
+        .flatten()
+        .collect()
+}
+
+/// Whether the PinotTenants the table names (of its cluster) are placed: Pinot refuses a
+/// table whose tenant has no instances yet.
+fn check_tenants(ctx: &Context, obj: &PinotTable) -> Result<(), String> {
+    let named = tenants_named(obj);
+    for t in ctx.tenants.state() {
+        if t.namespace() != obj.namespace() || t.spec.cluster != obj.spec.cluster {
+            continue;
+        }
+        let Ok(request) = tenant_request(&t) else { continue };
+        if !named.contains(&request.name) {
+            continue;
+        }
+        let ready = t.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"));
+        if !ready.is_some_and(|c| c.status == "True") {
+            let why = ready.map(|c| c.message.clone()).unwrap_or_else(|| "not placed yet".into());
+            return Err(format!("waiting for PinotTenant {} (tenant {}): {why}", t.name_any(), request.name));
+        }
+    }
+    Ok(())
+}
+
 pub(crate) async fn apply(obj: Arc<PinotTable>, ctx: Arc<Context>) -> Result<Action, Error> {
     let generation = obj.metadata.generation;
     let mut status = obj.status.clone().unwrap_or_default();
@@ -140,7 +183,7 @@ pub(crate) async fn apply(obj: Arc<PinotTable>, ctx: Arc<Context>) -> Result<Act
     };
     let name = table.name.clone();
     status.pinot_name = Some(name.clone());
-    if let Some(owner) = older_owner(&ctx.tables, &*obj, &name, |t| desired(t).ok().map(|d| d.name)) {
+    if let Some(owner) = older_owner(&ctx.tables, &*obj, &name, |t| Some(table_name(t))) {
         let message = format!(
             "table {name} of cluster {} is already managed by PinotTable {owner}; delete one of the two",
             obj.spec.cluster
@@ -151,6 +194,10 @@ pub(crate) async fn apply(obj: Arc<PinotTable>, ctx: Arc<Context>) -> Result<Act
     if let Err((reason, message)) = check_schema(&ctx, &obj, &name) {
         write_status(&ctx.client, &*obj, status, ready(false, reason, message)).await?;
         return Ok(if reason == "InvalidSpec" { Action::await_change() } else { waiting() });
+    }
+    if let Err(message) = check_tenants(&ctx, &obj) {
+        write_status(&ctx.client, &*obj, status, ready(false, "WaitingForTenant", message)).await?;
+        return Ok(waiting());
     }
     let pinot = match reach(&ctx, &*obj).await {
         Ok(Reach::Ready(pinot)) => pinot,
@@ -164,7 +211,14 @@ pub(crate) async fn apply(obj: Arc<PinotTable>, ctx: Arc<Context>) -> Result<Act
         Ok(live) => live,
         Err(e) => return report_transient(&ctx, &*obj, e.into()).await,
     };
-    let spec_changed = status.applied_generation != generation;
+    let mut spec_changed = status.applied_generation != generation;
+    let all_covered = table
+        .configs
+        .iter()
+        .all(|(t, body)| live.get(*t).is_some_and(|l| compare::covers(&unnamed(l), &unnamed(body))));
+    if spec_changed && all_covered && applied_freshly(&ctx.client, &*obj).await {
+        spec_changed = false;
+    }
     let writes: Vec<&(&str, Value)> = table
         .configs
         .iter()

@@ -1,0 +1,116 @@
+//! Many PinotSchemas and PinotTables at once, for the load test and the convergence benchmark:
+//! an external PinotCluster over a standalone simulated Pinot, `n` schema/table pairs created
+//! through the API, and waiting until every one is Ready.
+
+use std::time::Duration;
+
+use futures::{StreamExt, stream};
+use kube::{
+    Api, Client,
+    api::{ListParams, PostParams},
+};
+use pinot_crds::{PinotCluster, PinotSchema, PinotTable};
+use serde_json::{Value, json};
+
+use crate::harness::{controller_url_template, simulator_admin_url, wait_for};
+
+/// Creates a standalone simulated Pinot cluster (a controller, a broker, three servers) and the
+/// external PinotCluster `cluster` pointing at it; returns the simulator's admin URL.
+pub async fn external_pinot(client: &Client, ns: &str, cluster: &str) -> String {
+    let http = reqwest::Client::new();
+    let admin = simulator_admin_url(ns, cluster);
+    let url = controller_url_template().replace("{namespace}", ns).replace("{name}", cluster);
+    assert!(http.put(&admin).send().await.unwrap().status().is_success(), "creating the simulated cluster");
+    for (role, host) in [("controller", "c0"), ("broker", "b0"), ("server", "s0"), ("server", "s1"), ("server", "s2")] {
+        let r = http.post(format!("{admin}/instances")).json(&json!({"role": role, "host": host})).send().await;
+        assert!(r.unwrap().status().is_success(), "registering {host}");
+    }
+    let api: Api<PinotCluster> = Api::namespaced(client.clone(), ns);
+    let object: PinotCluster = serde_json::from_value(json!({
+        "apiVersion": "pinot.controlplane.dev/v1alpha1", "kind": "PinotCluster",
+        "metadata": {"name": cluster}, "spec": {"external": {"controllerUrl": url}},
+    }))
+    .unwrap();
+    api.create(&PostParams::default(), &object).await.unwrap();
+    admin
+}
+
+/// Creates `n` schemas `t<i>` and their OFFLINE tables of cluster `cluster`, 32 requests at a
+/// time.
+pub async fn create_tables(client: &Client, ns: &str, cluster: &str, n: usize) {
+    let schemas: Api<PinotSchema> = Api::namespaced(client.clone(), ns);
+    let tables: Api<PinotTable> = Api::namespaced(client.clone(), ns);
+    stream::iter(0..n)
+        .for_each_concurrent(32, |i| {
+            let (schemas, tables) = (schemas.clone(), tables.clone());
+            async move {
+                let name = format!("t{i}");
+                let schema: PinotSchema = serde_json::from_value(json!({
+                    "apiVersion": "pinot.controlplane.dev/v1alpha1", "kind": "PinotSchema", "metadata": {"name": name},
+                    "spec": {"cluster": cluster, "schema": {"schemaName": name,
+                        "dimensionFieldSpecs": [{"name": "id", "dataType": "STRING"}],
+                        "metricFieldSpecs": [{"name": "n", "dataType": "LONG"}]}},
+                }))
+                .unwrap();
+                let table: PinotTable = serde_json::from_value(json!({
+                    "apiVersion": "pinot.controlplane.dev/v1alpha1", "kind": "PinotTable", "metadata": {"name": name},
+                    "spec": {"cluster": cluster, "schemaRef": name, "offline": {
+                        "segmentsConfig": {"replication": "1"}, "tableIndexConfig": {"loadMode": "MMAP"}}},
+                }))
+                .unwrap();
+                schemas.create(&PostParams::default(), &schema).await.unwrap();
+                tables.create(&PostParams::default(), &table).await.unwrap();
+            }
+        })
+        .await;
+}
+
+fn is_ready(object: &Value) -> bool {
+    object["status"]["conditions"]
+        .as_array()
+        .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+}
+
+/// Waits until `n` PinotTables (and their schemas) in the namespace are Ready.
+pub async fn wait_all_ready(client: &Client, ns: &str, n: usize, timeout: Duration) {
+    let schemas: Api<PinotSchema> = Api::namespaced(client.clone(), ns);
+    let tables: Api<PinotTable> = Api::namespaced(client.clone(), ns);
+    let start = std::time::Instant::now();
+    let last = std::sync::Mutex::new(start);
+    wait_for(&format!("{n} tables Ready"), timeout, || async {
+        let t = tables.list(&ListParams::default()).await.ok()?;
+        let s = schemas.list(&ListParams::default()).await.ok()?;
+        let ready = |items: Vec<Value>| items.iter().filter(|o| is_ready(o)).count();
+        let t_ready = ready(t.items.iter().map(|o| serde_json::to_value(o).unwrap()).collect());
+        let s_ready = ready(s.items.iter().map(|o| serde_json::to_value(o).unwrap()).collect());
+        let mut last = last.lock().unwrap();
+        if last.elapsed() > Duration::from_secs(5) {
+            *last = std::time::Instant::now();
+            eprintln!("{:?}: {s_ready}/{n} schemas and {t_ready}/{n} tables Ready", start.elapsed());
+        }
+        if t_ready == n && s_ready == n {
+            return Some(());
+        }
+        // Listing a thousand objects is work for the API server too: not more than once a second.
+        tokio::time::sleep(Duration::from_millis(750)).await;
+        None
+    })
+    .await;
+}
+
+/// The writes (anything but GET) in the simulated cluster's request log.
+pub async fn pinot_writes(admin: &str) -> Vec<String> {
+    let log: Value = reqwest::get(format!("{admin}/requests")).await.unwrap().json().await.unwrap();
+    log.as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["method"] != "GET")
+        .map(|r| format!("{} {}", r["method"].as_str().unwrap_or_default(), r["path"].as_str().unwrap_or_default()))
+        .collect()
+}
+
+/// Clears the simulated cluster's request log.
+pub async fn clear_log(admin: &str) {
+    let r = reqwest::Client::new().delete(format!("{admin}/requests")).send().await.unwrap();
+    assert!(r.status().is_success());
+}
