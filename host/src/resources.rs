@@ -347,17 +347,25 @@ where
 {
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
     let k = key(&*obj);
-    let result = finalizer(&api, FINALIZER, obj, |event| async {
-        match event {
-            finalizer::Event::Apply(o) => apply(o, ctx.clone()).await,
-            finalizer::Event::Cleanup(o) => cleanup(o, ctx.clone()).await,
-        }
-    })
-    .await
-    .map_err(|e| match e {
-        finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => e,
-        other => Error::Finalizer(Box::new(other)),
-    });
+    // With `Retain` deleting the resource does nothing in Pinot, so it carries no finalizer (and
+    // never holds up the deletion of its namespace). One that still has it, from an earlier
+    // `Delete`, goes through the finalizer, which then simply lets it go.
+    let ours = obj.finalizers().iter().any(|f| f == FINALIZER);
+    let result = if obj.deletion_policy() == DeletionPolicy::Retain && !ours {
+        if obj.meta().deletion_timestamp.is_some() { Ok(Action::await_change()) } else { apply(obj, ctx.clone()).await }
+    } else {
+        finalizer(&api, FINALIZER, obj, |event| async {
+            match event {
+                finalizer::Event::Apply(o) => apply(o, ctx.clone()).await,
+                finalizer::Event::Cleanup(o) => cleanup(o, ctx.clone()).await,
+            }
+        })
+        .await
+        .map_err(|e| match e {
+            finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => e,
+            other => Error::Finalizer(Box::new(other)),
+        })
+    };
     if result.is_ok() {
         ctx.failures.lock().expect("failure counts poisoned").remove(&k);
     }
