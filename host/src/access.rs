@@ -19,7 +19,7 @@ use crate::pinot::{ControllerLocator, PinotClient, http_client};
 #[derive(Debug, thiserror::Error)]
 pub enum AccessError {
     #[error("reading {what} {namespace}/{name} for {field}: {source}")]
-    Read { what: &'static str, namespace: String, name: String, field: &'static str, source: kube::Error },
+    Read { what: &'static str, namespace: String, name: String, field: &'static str, source: Box<kube::Error> },
     #[error("{field}: {message}")]
     Invalid { field: &'static str, message: String },
 }
@@ -28,8 +28,10 @@ impl AccessError {
     /// Whether the error may go away without a spec change (the API server failed to answer).
     pub fn is_transient(&self) -> bool {
         match self {
-            AccessError::Read { source: kube::Error::Api(e), .. } => e.code >= 500 || e.code == 404 || e.code == 429,
-            AccessError::Read { .. } => true,
+            AccessError::Read { source, .. } => match &**source {
+                kube::Error::Api(e) => e.code >= 500 || e.code == 404 || e.code == 429,
+                _ => true,
+            },
             AccessError::Invalid { .. } => false,
         }
     }
@@ -87,7 +89,7 @@ impl ControllerAccess {
                     namespace: ns.clone(),
                     name: key.name.clone(),
                     field: "spec.controllerAccess.caBundle",
-                    source,
+                    source: Box::new(source),
                 })?;
                 let pem = cm.data.as_ref().and_then(|d| d.get(&key.key)).ok_or_else(|| AccessError::Invalid {
                     field: "spec.controllerAccess.caBundle.key",
@@ -151,7 +153,7 @@ impl ControllerAccess {
             namespace: ns.to_string(),
             name: name.to_string(),
             field,
-            source,
+            source: Box::new(source),
         })?;
         let mut data: std::collections::BTreeMap<String, Vec<u8>> =
             secret.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect();

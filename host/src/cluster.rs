@@ -547,10 +547,9 @@ async fn place_tenants(
     };
     let mut requests = Vec::new();
     for t in &resources {
-        match tenants::tenant_request(t) {
-            Ok(r) => requests.push((t, r)),
-            // The PinotTenant controller reports a spec error.
-            Err(_) => {}
+        // A spec error is reported by the PinotTenant controller.
+        if let Ok(r) = tenants::tenant_request(t) {
+            requests.push((t, r));
         }
     }
     let set_all = |reason: &'static str, message: String| {

@@ -58,8 +58,10 @@ const MAX_BACKOFF: Duration = Duration::from_secs(300);
 const FINALIZER_RETRY: Duration = Duration::from_millis(300);
 
 /// How soon to look again while waiting on another object (a schema to be Ready, the tables of
-/// a schema to be deleted), in case no watch event brings it earlier.
-const WAITING_RECHECK: Duration = Duration::from_secs(10);
+/// a schema to be deleted), in case no watch event brings it earlier: the watches of the two
+/// kinds are separate streams, so the event that releases a waiting object can arrive before
+/// the object itself is in the cache. The check is against the caches only.
+const WAITING_RECHECK: Duration = Duration::from_secs(2);
 
 #[derive(Clone, Debug)]
 pub struct ResourcesConfig {
@@ -94,8 +96,6 @@ pub enum Error {
     Pinot(#[from] PinotError),
     #[error("{0}")]
     Access(#[from] AccessError),
-    #[error("reading PinotCluster {namespace}/{name}: {source}")]
-    ReadCluster { namespace: String, name: String, source: kube::Error },
     #[error("writing status: {0}")]
     WriteStatus(kube::Error),
     #[error("{0}")]
@@ -252,7 +252,7 @@ pub async fn run(
                     .state()
                     .into_iter()
                     .filter(|table| table.namespace() == t.namespace() && table.spec.cluster == t.spec.cluster)
-                    .filter(|table| table::tenants_named(table).iter().any(|n| *n == request.name))
+                    .filter(|table| table::tenants_named(table).contains(&request.name))
                     .map(|table| ObjectRef::from_obj(&*table))
                     .collect::<Vec<_>>()
             }

@@ -16,7 +16,7 @@ use k8s_openapi::{
 };
 use kube::{
     Api, Client, CustomResourceExt, ResourceExt,
-    api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams},
+    api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams},
 };
 use pinot_crds::{PinotCluster, PinotPolicy, PinotSchema, PinotTable, PinotTenant};
 use pinot_operator::{
@@ -139,6 +139,23 @@ pub async fn install_crds(client: &Client) {
     .await;
 }
 
+async fn strip_finalizers<K>(client: &Client, ns: &str)
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), ns);
+    let Ok(list) = api.list(&ListParams::default()).await else { return };
+    let patch = serde_json::json!({"metadata": {"finalizers": null}});
+    for obj in list {
+        if !obj.finalizers().is_empty() {
+            let _ = api.patch(&obj.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await;
+        }
+    }
+}
+
 /// A namespace that exists for one test; `cleanup` deletes it.
 pub struct TestNamespace {
     pub name: String,
@@ -158,6 +175,12 @@ impl TestNamespace {
     /// Deletes the namespace (and so everything in it). Left in place when a test fails, to
     /// be looked at.
     pub async fn cleanup(self) {
+        // The test's operator has stopped: take the operator's finalizers off, or the namespace
+        // would stay Terminating for ever.
+        strip_finalizers::<PinotSchema>(&self.client, &self.name).await;
+        strip_finalizers::<PinotTable>(&self.client, &self.name).await;
+        strip_finalizers::<PinotTenant>(&self.client, &self.name).await;
+        strip_finalizers::<PinotPolicy>(&self.client, &self.name).await;
         let api: Api<Namespace> = Api::all(self.client.clone());
         let _ = api.delete(&self.name, &DeleteParams::default()).await;
     }

@@ -83,10 +83,12 @@ pub async fn wait_all_ready(client: &Client, ns: &str, n: usize, timeout: Durati
         let ready = |items: Vec<Value>| items.iter().filter(|o| is_ready(o)).count();
         let t_ready = ready(t.items.iter().map(|o| serde_json::to_value(o).unwrap()).collect());
         let s_ready = ready(s.items.iter().map(|o| serde_json::to_value(o).unwrap()).collect());
-        let mut last = last.lock().unwrap();
-        if last.elapsed() > Duration::from_secs(5) {
-            *last = std::time::Instant::now();
-            eprintln!("{:?}: {s_ready}/{n} schemas and {t_ready}/{n} tables Ready", start.elapsed());
+        {
+            let mut last = last.lock().unwrap();
+            if last.elapsed() > Duration::from_secs(5) {
+                *last = std::time::Instant::now();
+                eprintln!("{:?}: {s_ready}/{n} schemas and {t_ready}/{n} tables Ready", start.elapsed());
+            }
         }
         if t_ready == n && s_ready == n {
             return Some(());

@@ -86,8 +86,8 @@ fn names(list: &[Value]) -> Option<Vec<&str>> {
 fn scalar_eq(l: &Value, d: &Value) -> bool {
     match (l, d) {
         (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
-        (Value::String(a), Value::Number(_) | Value::Bool(_)) => *a == d.to_string(),
-        (Value::Number(_) | Value::Bool(_), Value::String(b)) => l.to_string() == *b,
+        (Value::String(a), Value::Number(_) | Value::Bool(_)) => a.as_str() == d.to_string().as_str(),
+        (Value::Number(_) | Value::Bool(_), Value::String(b)) => l.to_string().as_str() == b.as_str(),
         _ => l == d,
     }
 }

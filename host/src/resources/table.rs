@@ -163,7 +163,7 @@ fn check_tenants(ctx: &Context, obj: &PinotTable) -> Result<(), String> {
             continue;
         }
         let ready = t.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"));
-        if !ready.is_some_and(|c| c.status == "True") {
+        if ready.is_none_or(|c| c.status != "True") {
             let why = ready.map(|c| c.message.clone()).unwrap_or_else(|| "not placed yet".into());
             return Err(format!("waiting for PinotTenant {} (tenant {}): {why}", t.name_any(), request.name));
         }
