@@ -205,6 +205,7 @@ pub async fn run(
 /// An external cluster: nothing to deploy; available when its controller answers.
 async fn reconcile_external(cluster: &PinotCluster, ctx: &Context) -> Result<Action, Error> {
     let url = ctx.access.url_for(cluster);
+    let mut reachable = None;
     let answer = if !cluster.spec.pools.is_empty() {
         Err("spec.pools: an external cluster deploys nothing; remove its pools, or remove spec.external to let the operator install the cluster".to_string())
     } else {
@@ -213,12 +214,35 @@ async fn reconcile_external(cluster: &PinotCluster, ctx: &Context) -> Result<Act
             Ok(pinot) => match pinot.health().await {
                 Err(e) => Err(e.to_string()),
                 Ok(()) => match tokio::try_join!(pinot.instances(), pinot.live_instances()) {
-                    Ok((instances, live)) => Ok((instances.len(), live.len())),
+                    Ok((instances, live)) => {
+                        let answer = Ok((instances.len(), live.len()));
+                        reachable = Some((pinot, instances, live));
+                        answer
+                    }
                     Err(e) => Err(e.to_string()),
                 },
             },
         }
     };
+    // Its PinotTenants are placed from what its controller reports.
+    let has_tenants = match &reachable {
+        Some(_) => tenants::cluster_tenants(&ctx.client, &cluster.namespace().unwrap_or_default(), &cluster.name_any())
+            .await
+            .is_ok_and(|t| !t.is_empty()),
+        None => false,
+    };
+    if let Some((pinot, instances, live)) = reachable.filter(|_| has_tenants) {
+        let details = futures::future::join_all(instances.iter().map(|id| {
+            let pinot = &pinot;
+            async move { pinot.instance(id).await.ok().map(|info| (id.clone(), info)) }
+        }))
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+        let state = state::external_state(cluster, &instances, &live, &details, Timestamp::now());
+        place_tenants(ctx, cluster, state, &pinot, true).await;
+    }
     let status = status::external_status(cluster, &url, answer, Timestamp::now());
     write_status(&ctx.client, cluster, &status).await.map_err(Error::WriteStatus)?;
     Ok(Action::requeue(EXTERNAL_RECHECK))

@@ -543,3 +543,82 @@ async fn five_hundred_tables_converge_and_then_pinot_sees_no_writes() {
     operator.stop().await;
     ns.cleanup().await;
 }
+
+#[tokio::test]
+async fn an_external_cluster_with_auth_is_reached_with_the_secrets_credentials_and_its_tenants_are_placed() {
+    let client = test_client().await;
+    let ns = TestNamespace::create(&client, "resources-auth").await;
+    let operator = OperatorHandle::start(&client, &ns.name);
+    let http = reqwest::Client::new();
+    let admin = simulator_admin_url(&ns.name, "secure");
+    let url = controller_url_template().replace("{namespace}", &ns.name).replace("{name}", "secure");
+    assert!(http.put(&admin).send().await.unwrap().status().is_success());
+    for (role, host) in [("controller", "c0"), ("broker", "b0"), ("server", "s0"), ("server", "s1"), ("server", "s2")] {
+        let r = http.post(format!("{admin}/instances")).json(&json!({"role": role, "host": host})).send().await;
+        assert!(r.unwrap().status().is_success());
+    }
+    // Pinot with basic auth on: admin / s3cret.
+    let faults = json!({"requiredAuthorization": "Basic YWRtaW46czNjcmV0"});
+    assert!(http.put(format!("{admin}/faults")).json(&faults).send().await.unwrap().status().is_success());
+
+    let cluster = |access: Value| {
+        json!({"apiVersion": "pinot.controlplane.dev/v1alpha1", "kind": "PinotCluster", "metadata": {"name": "secure"},
+            "spec": {"external": {"controllerUrl": url}, "controllerAccess": access}})
+    };
+    // Without credentials the controller refuses, and the cluster says so.
+    apply(&ns.name, &cluster(json!({}))).await;
+    let clusters: Api<pinot_crds::PinotCluster> = Api::namespaced(client.clone(), &ns.name);
+    wait_for("Degraded with Pinot's 401", Duration::from_secs(60), || async {
+        let c = clusters.get("secure").await.ok()?;
+        let (status, message) = pinot_testbed::harness::condition(&c, "Degraded")?;
+        (status == "True" && message.contains("401")).then_some(())
+    })
+    .await;
+    // A Secret that does not exist is named in the condition.
+    apply(&ns.name, &cluster(json!({"basicAuthSecret": "pinot-admin"}))).await;
+    wait_for("Degraded naming the missing Secret", Duration::from_secs(60), || async {
+        let c = clusters.get("secure").await.ok()?;
+        let (status, message) = pinot_testbed::harness::condition(&c, "Degraded")?;
+        (status == "True" && message.contains("spec.controllerAccess.basicAuthSecret")).then_some(())
+    })
+    .await;
+    apply(
+        &ns.name,
+        &json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "pinot-admin"},
+            "stringData": {"username": "admin", "password": "s3cret"}}),
+    )
+    .await;
+    kubectl(&["-n", &ns.name, "wait", "--for=condition=Available", "pinotcluster/secure", "--timeout=60s"]).await;
+
+    // Schemas reach it with the credentials; tenants are placed from the instances it reports.
+    let mut schema = orders_schema(&[]);
+    schema["schemaName"] = json!("orders");
+    let mut resource = schema_resource("orders", schema, json!({}));
+    resource["spec"]["cluster"] = json!("secure");
+    apply(&ns.name, &resource).await;
+    wait_ready(&ns.name, "pinotschema/orders").await;
+    apply(
+        &ns.name,
+        &json!({"apiVersion": "pinot.controlplane.dev/v1alpha1", "kind": "PinotTenant", "metadata": {"name": "sales"},
+            "spec": {"cluster": "secure", "tenantRole": "SERVER", "offlineInstances": 2, "realtimeInstances": 2}}),
+    )
+    .await;
+    wait_ready(&ns.name, "pinottenant/sales").await;
+    let tenants: Api<pinot_crds::PinotTenant> = Api::namespaced(client.clone(), &ns.name);
+    let placed = tenants.get("sales").await.unwrap().status.unwrap().instances;
+    assert_eq!(placed.len(), 2, "{placed:?}");
+    let tagged: Value = http
+        .get(format!("{url}/instances/{}", placed[0]))
+        .header("authorization", "Basic YWRtaW46czNjcmV0")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let tags = tagged["tags"].as_array().unwrap();
+    assert!(tags.contains(&json!("sales_OFFLINE")) && tags.contains(&json!("sales_REALTIME")), "{tagged}");
+
+    operator.stop().await;
+    ns.cleanup().await;
+}

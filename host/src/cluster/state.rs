@@ -67,6 +67,87 @@ pub fn cluster_state(
     }
 }
 
+/// The state of an external cluster, from its controller alone: one pool per role holding the
+/// instances Pinot reports (no pods, no zones, nothing to restart or scale). Tenant placement
+/// decides from it.
+pub fn external_state(
+    cluster: &PinotCluster,
+    instances: &[String],
+    live: &[String],
+    details: &BTreeMap<String, crate::pinot::InstanceInfo>,
+    now: Timestamp,
+) -> ClusterState {
+    let roles = [
+        ("Controller_", types::Role::Controller, "controller"),
+        ("Broker_", types::Role::Broker, "broker"),
+        ("Server_", types::Role::Server, "server"),
+        ("Minion_", types::Role::Minion, "minion"),
+    ];
+    let pools = roles
+        .iter()
+        .filter_map(|(prefix, role, name)| {
+            let ids: Vec<&String> = instances.iter().filter(|i| i.starts_with(prefix)).collect();
+            if ids.is_empty() {
+                return None;
+            }
+            let pods: Vec<types::Pod> = ids
+                .iter()
+                .enumerate()
+                .map(|(ordinal, id)| {
+                    let info = details.get(*id).cloned().unwrap_or_default();
+                    let is_live = live.contains(id);
+                    types::Pod {
+                        name: (*id).clone(),
+                        ordinal: ordinal as u32,
+                        revision: String::new(),
+                        ready: is_live,
+                        terminating: false,
+                        restarts: 0,
+                        age_seconds: 0,
+                        instance: Some(Instance {
+                            id: (*id).clone(),
+                            live: is_live,
+                            enabled: info.enabled,
+                            queries_enabled: !info.queries_disabled,
+                            tags: info.tags,
+                            segments: 0,
+                        }),
+                    }
+                })
+                .collect();
+            let n = pods.len() as u32;
+            Some(Pool {
+                name: format!("external-{name}"),
+                role: *role,
+                zones: vec![],
+                desired_replicas: n,
+                current_replicas: n,
+                min_replicas: n,
+                max_replicas: n,
+                ready_replicas: pods.iter().filter(|p| p.ready).count() as u32,
+                updated_replicas: n,
+                current_revision: String::new(),
+                target_revision: String::new(),
+                image: String::new(),
+                max_unavailable: 1,
+                pods,
+            })
+        })
+        .collect();
+    ClusterState {
+        name: cluster.name_any(),
+        namespace: cluster.namespace().unwrap_or_default(),
+        generation: cluster.metadata.generation.unwrap_or_default(),
+        deployment_order: vec![],
+        pools,
+        conditions: vec![],
+        tables: vec![],
+        tenants: vec![],
+        now_unix_seconds: now.as_second(),
+        config: vec![],
+    }
+}
+
 fn pool(
     spec: &ValidPool,
     observed: &ObservedCluster,

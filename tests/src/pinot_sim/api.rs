@@ -95,9 +95,14 @@ async fn guard(State(state): State<Arc<SimState>>, Path(path): Path<Params>, req
         body: String::from_utf8_lossy(&body).into_owned(),
         status: 0,
     };
+    let authorization = parts.headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string);
     let pre = state.with(&key, |c| {
         let delay = c.faults.delay_ms;
-        let failure = if !c.controller_up() {
+        let unauthorized =
+            c.faults.required_authorization.as_ref().is_some_and(|want| authorization.as_ref() != Some(want));
+        let failure = if unauthorized {
+            Some(error(401, "HTTP 401 Unauthorized"))
+        } else if !c.controller_up() {
             Some(error(503, "Pinot controller is not ready"))
         } else if c.faults.fail_next > 0 {
             c.faults.fail_next -= 1;

@@ -106,6 +106,9 @@ pub struct Faults {
     pub unhealthy: bool,
     /// Answer `200 {}` for a missing table, as Pinot before 0.11 did, instead of 404.
     pub legacy_missing_table: bool,
+    /// Answer 401 to every request whose `Authorization` header is not exactly this (Pinot
+    /// with basic or token auth on).
+    pub required_authorization: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
