@@ -122,44 +122,25 @@ pub trait PinotObject:
     fn deletion_policy(&self) -> DeletionPolicy;
 }
 
-impl PinotObject for PinotSchema {
-    const KIND: &'static str = "PinotSchema";
-    fn cluster(&self) -> &str {
-        &self.spec.cluster
-    }
-    fn status(&self) -> Option<&PinotObjectStatus> {
-        self.status.as_ref()
-    }
-    fn deletion_policy(&self) -> DeletionPolicy {
-        self.spec.deletion_policy
-    }
+/// The three kinds share their spec's `cluster` and `deletionPolicy` and their status type.
+macro_rules! pinot_object {
+    ($($kind:ident),*) => {$(
+        impl PinotObject for $kind {
+            const KIND: &'static str = stringify!($kind);
+            fn cluster(&self) -> &str {
+                &self.spec.cluster
+            }
+            fn status(&self) -> Option<&PinotObjectStatus> {
+                self.status.as_ref()
+            }
+            fn deletion_policy(&self) -> DeletionPolicy {
+                self.spec.deletion_policy
+            }
+        }
+    )*};
 }
 
-impl PinotObject for PinotTable {
-    const KIND: &'static str = "PinotTable";
-    fn cluster(&self) -> &str {
-        &self.spec.cluster
-    }
-    fn status(&self) -> Option<&PinotObjectStatus> {
-        self.status.as_ref()
-    }
-    fn deletion_policy(&self) -> DeletionPolicy {
-        self.spec.deletion_policy
-    }
-}
-
-impl PinotObject for PinotTenant {
-    const KIND: &'static str = "PinotTenant";
-    fn cluster(&self) -> &str {
-        &self.spec.cluster
-    }
-    fn status(&self) -> Option<&PinotObjectStatus> {
-        self.status.as_ref()
-    }
-    fn deletion_policy(&self) -> DeletionPolicy {
-        self.spec.deletion_policy
-    }
-}
+pinot_object!(PinotSchema, PinotTable, PinotTenant);
 
 /// Runs the PinotSchema, PinotTable and PinotTenant controllers until `shutdown` resolves.
 pub async fn run(
@@ -411,6 +392,41 @@ pub(crate) fn older_owner<K: PinotObject>(
         .filter(|o| (o.meta().creation_timestamp.clone(), o.name_any()) < mine)
         .map(|o| o.name_any())
         .next()
+}
+
+/// The client of the object's cluster for an apply; when there is none, the status says why
+/// and the caller returns the given action. A transient failure is reported and returned as
+/// the error (retried with backoff).
+pub(crate) async fn reach_for_apply<K: PinotObject>(
+    ctx: &Context,
+    obj: &K,
+    status: &PinotObjectStatus,
+) -> Result<Result<PinotClient, Action>, Error> {
+    match reach(ctx, obj).await {
+        Ok(Reach::Ready(pinot)) => Ok(Ok(pinot)),
+        Ok(Reach::NoCluster(message)) => {
+            write_status(&ctx.client, obj, status.clone(), ready(false, "ClusterNotFound", message)).await?;
+            Ok(Err(waiting()))
+        }
+        Err(e) => report_transient(ctx, obj, e).await.map(Err),
+    }
+}
+
+/// The client of the object's cluster for a `Delete` cleanup: `None` when the cluster is gone
+/// (nothing can be deleted from it; an event says so and the resource may go).
+pub(crate) async fn reach_for_cleanup<K: PinotObject>(
+    ctx: &Context,
+    obj: &K,
+    what: &str,
+) -> Result<Option<PinotClient>, Error> {
+    match reach(ctx, obj).await {
+        Ok(Reach::Ready(pinot)) => Ok(Some(pinot)),
+        Ok(Reach::NoCluster(message)) => {
+            publish(ctx, obj, true, "NotDeleted", format!("{what} not deleted from Pinot: {message}")).await;
+            Ok(None)
+        }
+        Err(e) => report_transient(ctx, obj, e).await.map(|_| None),
+    }
 }
 
 /// Whether the current generation was applied, asking the API server when the cached status

@@ -59,17 +59,11 @@ impl ExternalPinot {
 
     /// The writes (POST, PUT, DELETE) Pinot received, as `"METHOD path"`.
     async fn writes(&self) -> Vec<String> {
-        let log: Value = self.http.get(format!("{}/requests", self.admin)).send().await.unwrap().json().await.unwrap();
-        log.as_array()
-            .unwrap()
-            .iter()
-            .filter(|r| r["method"] != "GET")
-            .map(|r| format!("{} {}", r["method"].as_str().unwrap(), r["path"].as_str().unwrap()))
-            .collect()
+        pinot_testbed::workload::pinot_writes(&self.admin).await
     }
 
     async fn clear_log(&self) {
-        assert!(self.http.delete(format!("{}/requests", self.admin)).send().await.unwrap().status().is_success());
+        pinot_testbed::workload::clear_log(&self.admin).await;
     }
 
     async fn faults(&self, faults: Value) {

@@ -7,8 +7,8 @@ use pinot_crds::{DeletionPolicy, PinotSchema};
 use serde_json::Value;
 
 use super::{
-    Context, Error, Outcome, PinotObject, Reach, applied_freshly, compare, drift_check, older_owner, outcome_of,
-    publish, reach, ready, report_transient, waiting, write_status,
+    Context, Error, Outcome, PinotObject, applied_freshly, compare, drift_check, older_owner, outcome_of, publish,
+    reach_for_apply, reach_for_cleanup, ready, report_transient, waiting, write_status,
 };
 
 /// The schema name a PinotSchema claims, without checking the rest of its spec.
@@ -55,13 +55,9 @@ pub(crate) async fn apply(obj: Arc<PinotSchema>, ctx: Arc<Context>) -> Result<Ac
         write_status(&ctx.client, &*obj, status, ready(false, "Conflict", message)).await?;
         return Ok(waiting());
     }
-    let pinot = match reach(&ctx, &*obj).await {
-        Ok(Reach::Ready(pinot)) => pinot,
-        Ok(Reach::NoCluster(message)) => {
-            write_status(&ctx.client, &*obj, status, ready(false, "ClusterNotFound", message)).await?;
-            return Ok(waiting());
-        }
-        Err(e) => return report_transient(&ctx, &*obj, e).await,
+    let pinot = match reach_for_apply(&ctx, &*obj, &status).await? {
+        Ok(pinot) => pinot,
+        Err(action) => return Ok(action),
     };
     let live = match pinot.schema(&name).await {
         Ok(live) => live,
@@ -162,13 +158,8 @@ pub(crate) async fn cleanup(obj: Arc<PinotSchema>, ctx: Arc<Context>) -> Result<
         write_status(&ctx.client, &*obj, status, ready(false, "Deleting", message.clone())).await?;
         return Err(Error::Waiting(message));
     }
-    let pinot = match reach(&ctx, &*obj).await {
-        Ok(Reach::Ready(pinot)) => pinot,
-        Ok(Reach::NoCluster(message)) => {
-            publish(&ctx, &*obj, true, "NotDeleted", format!("schema {name} not deleted from Pinot: {message}")).await;
-            return Ok(Action::await_change());
-        }
-        Err(e) => return report_transient(&ctx, &*obj, e).await,
+    let Some(pinot) = reach_for_cleanup(&ctx, &*obj, &format!("schema {name}")).await? else {
+        return Ok(Action::await_change());
     };
     match pinot.delete_schema(&name).await {
         Ok(()) => {

@@ -10,8 +10,8 @@ use serde_json::Value;
 use crate::cluster::tenants::tenant_request;
 
 use super::{
-    Context, Error, Outcome, PinotObject, Reach, applied_freshly, compare, drift_check, older_owner, outcome_of,
-    publish, reach, ready, report_transient, schema, waiting, write_status,
+    Context, Error, Outcome, PinotObject, applied_freshly, compare, drift_check, older_owner, outcome_of, publish,
+    reach_for_apply, reach_for_cleanup, ready, report_transient, schema, waiting, write_status,
 };
 
 const TYPES: [&str; 2] = ["OFFLINE", "REALTIME"];
@@ -199,13 +199,9 @@ pub(crate) async fn apply(obj: Arc<PinotTable>, ctx: Arc<Context>) -> Result<Act
         write_status(&ctx.client, &*obj, status, ready(false, "WaitingForTenant", message)).await?;
         return Ok(waiting());
     }
-    let pinot = match reach(&ctx, &*obj).await {
-        Ok(Reach::Ready(pinot)) => pinot,
-        Ok(Reach::NoCluster(message)) => {
-            write_status(&ctx.client, &*obj, status, ready(false, "ClusterNotFound", message)).await?;
-            return Ok(waiting());
-        }
-        Err(e) => return report_transient(&ctx, &*obj, e).await,
+    let pinot = match reach_for_apply(&ctx, &*obj, &status).await? {
+        Ok(pinot) => pinot,
+        Err(action) => return Ok(action),
     };
     let live = match pinot.table(&name).await {
         Ok(live) => live,
@@ -318,13 +314,8 @@ pub(crate) async fn cleanup(obj: Arc<PinotTable>, ctx: Arc<Context>) -> Result<A
         .await;
         return Ok(Action::await_change());
     }
-    let pinot = match reach(&ctx, &*obj).await {
-        Ok(Reach::Ready(pinot)) => pinot,
-        Ok(Reach::NoCluster(message)) => {
-            publish(&ctx, &*obj, true, "NotDeleted", format!("table {name} not deleted from Pinot: {message}")).await;
-            return Ok(Action::await_change());
-        }
-        Err(e) => return report_transient(&ctx, &*obj, e).await,
+    let Some(pinot) = reach_for_cleanup(&ctx, &*obj, &format!("table {name}")).await? else {
+        return Ok(Action::await_change());
     };
     for (table_type, _) in &table.configs {
         if let Err(e) = pinot.delete_table(name, table_type).await {

@@ -9,7 +9,10 @@ use std::sync::Arc;
 use kube::runtime::controller::Action;
 use pinot_crds::{DeletionPolicy, PinotTenant};
 
-use super::{Context, Error, PinotObject, Reach, publish, reach, ready, report_transient, waiting, write_status};
+use super::{
+    Context, Error, PinotObject, Reach, publish, reach, reach_for_cleanup, ready, report_transient, waiting,
+    write_status,
+};
 use crate::{cluster::tenants::tenant_request, policy::contract::types::Role};
 
 pub(crate) async fn apply(obj: Arc<PinotTenant>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -43,13 +46,8 @@ pub(crate) async fn cleanup(obj: Arc<PinotTenant>, ctx: Arc<Context>) -> Result<
         .await;
         return Ok(Action::await_change());
     }
-    let pinot = match reach(&ctx, &*obj).await {
-        Ok(Reach::Ready(pinot)) => pinot,
-        Ok(Reach::NoCluster(message)) => {
-            publish(&ctx, &*obj, true, "NotDeleted", format!("tenant {name} not deleted from Pinot: {message}")).await;
-            return Ok(Action::await_change());
-        }
-        Err(e) => return report_transient(&ctx, &*obj, e).await,
+    let Some(pinot) = reach_for_cleanup(&ctx, &*obj, &format!("tenant {name}")).await? else {
+        return Ok(Action::await_change());
     };
     let role = if request.role == Role::Broker { "BROKER" } else { "SERVER" };
     match pinot.delete_tenant(name, role).await {
