@@ -170,22 +170,35 @@ impl ControllerAccess {
         if let Some(c) = cache.get(&digest) {
             return Ok(c.clone());
         }
-        let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes()).map_err(|e| AccessError::Invalid {
-            field: "spec.controllerAccess.caBundle",
-            message: format!("not a PEM certificate bundle: {e}"),
-        })?;
-        if certs.is_empty() {
-            return Err(AccessError::Invalid {
-                field: "spec.controllerAccess.caBundle",
-                message: "the bundle holds no PEM certificate".into(),
-            });
-        }
-        let client =
-            crate::pinot::http_client_builder().tls_certs_only(certs).build().map_err(|e| AccessError::Invalid {
-                field: "spec.controllerAccess.caBundle",
-                message: format!("building a TLS client with it: {e}"),
-            })?;
+        let client = client_trusting(pem)?;
         cache.insert(digest, client.clone());
         Ok(client)
+    }
+}
+
+/// An HTTP client whose only roots are the PEM certificates of `pem`.
+fn client_trusting(pem: &str) -> Result<reqwest::Client, AccessError> {
+    let invalid = |message: String| AccessError::Invalid { field: "spec.controllerAccess.caBundle", message };
+    let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
+        .map_err(|e| invalid(format!("not a PEM certificate bundle: {e}")))?;
+    if certs.is_empty() {
+        return Err(invalid("the bundle holds no PEM certificate".into()));
+    }
+    crate::pinot::http_client_builder()
+        .tls_certs_only(certs)
+        .build()
+        .map_err(|e| invalid(format!("building a TLS client with it: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ca_bundle_becomes_the_clients_only_roots_and_garbage_names_the_field() {
+        let pem = include_str!("../tests/fixtures/tls/test-ca.pem");
+        assert!(client_trusting(pem).is_ok());
+        let err = client_trusting("not a certificate").unwrap_err().to_string();
+        assert!(err.starts_with("spec.controllerAccess.caBundle: the bundle holds no PEM certificate"), "{err}");
     }
 }
