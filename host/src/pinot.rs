@@ -94,6 +94,14 @@ pub struct PinotClient {
     auth: Option<reqwest::header::HeaderValue>,
 }
 
+/// Makes ring the process's TLS crypto provider (the one the Kubernetes client uses too).
+/// reqwest is built without a provider of its own, so a process must call this before it
+/// builds any reqwest client; calling it again does nothing.
+pub fn install_tls_provider() {
+    // Installing fails only when a provider is installed already, which is fine.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// A shared HTTP client with the timeouts every Pinot call uses.
 pub fn http_client() -> reqwest::Client {
     http_client_builder().build().expect("an HTTP client with timeouts builds")
@@ -102,8 +110,7 @@ pub fn http_client() -> reqwest::Client {
 /// The settings of every client for Pinot: timeouts, and rustls with the ring provider (the
 /// one the Kubernetes client uses too) for `https` controllers.
 pub fn http_client_builder() -> reqwest::ClientBuilder {
-    // Installing fails only when a provider is installed already, which is fine.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    install_tls_provider();
     reqwest::Client::builder().connect_timeout(Duration::from_secs(2)).timeout(Duration::from_secs(10))
 }
 

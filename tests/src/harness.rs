@@ -66,6 +66,7 @@ pub fn simulator_admin_url(namespace: &str, name: &str) -> String {
 /// A client for the test cluster, with the CRDs installed.
 pub async fn test_client() -> Client {
     init_tracing();
+    pinot_operator::pinot::install_tls_provider();
     let path = kubeconfig_path();
     let client = pinot_operator::kube_client(Some(&path)).await.unwrap_or_else(|e| {
         panic!("no test cluster at {}: {e}. Run `make kube-up` (or set PINOT_TEST_KUBECONFIG)", path.display())

@@ -27,6 +27,7 @@ struct Sim {
 
 impl Sim {
     async fn start() -> Self {
+        pinot_operator::pinot::install_tls_provider();
         let sim = PinotSimulator::start("127.0.0.1:0".parse().unwrap(), Arc::new(SimState::new())).await.unwrap();
         sim.state.create_cluster(("ns".into(), "pinot".into()));
         let base = sim.controller_url("ns", "pinot");
