@@ -40,7 +40,13 @@ fn plan_pool(state: &ClusterState, pool: &Pool) -> Option<Vec<Action>> {
             return Some(vec![Action::EnableQueries(i.id.clone())]);
         }
     }
-    let unavailable: Vec<_> = pool.pods.iter().filter(|p| !p.ready || p.terminating).collect();
+    // A pod serves only when it is Ready and its Pinot instance (once the controller knows it)
+    // is live: a restarted pod whose instance has not rejoined yet still counts as down.
+    let unavailable: Vec<_> = pool
+        .pods
+        .iter()
+        .filter(|p| !p.ready || p.terminating || p.instance.as_ref().is_some_and(|i| !i.live))
+        .collect();
     for pod in &unavailable {
         if &pod.revision == target && !pod.terminating && pod.age_seconds > timeout {
             return Some(vec![Action::Block(format!(
