@@ -78,10 +78,10 @@ fn upgrade_recheck(decision: &plan::UpgradeDecision) -> Option<Duration> {
     }
 }
 
-/// How long to wait before retrying after an error the operator cannot see the end of.
 /// How often an external cluster's controller is asked whether it is up.
 const EXTERNAL_RECHECK: Duration = Duration::from_secs(30);
 
+/// How long to wait before retrying after an error the operator cannot see the end of.
 const RETRY_AFTER: Duration = Duration::from_secs(15);
 
 /// Settings of the controller.
@@ -222,13 +222,11 @@ async fn reconcile_external(cluster: &PinotCluster, ctx: &Context) -> Result<Act
         }
     };
     // Its PinotTenants are placed from what its controller reports.
-    let has_tenants = match &reachable {
-        Some(_) => tenants::cluster_tenants(&ctx.client, &cluster.namespace().unwrap_or_default(), &cluster.name_any())
-            .await
-            .is_ok_and(|t| !t.is_empty()),
-        None => false,
+    let resources = match &reachable {
+        Some(_) => tenants_of(ctx, cluster).await,
+        None => Vec::new(),
     };
-    if let Some((pinot, instances, live)) = reachable.filter(|_| has_tenants) {
+    if let Some((pinot, instances, live)) = reachable.filter(|_| !resources.is_empty()) {
         let details = futures::future::join_all(instances.iter().map(|id| {
             let pinot = &pinot;
             async move { pinot.instance(id).await.ok().map(|info| (id.clone(), info)) }
@@ -238,7 +236,7 @@ async fn reconcile_external(cluster: &PinotCluster, ctx: &Context) -> Result<Act
         .flatten()
         .collect();
         let state = state::external_state(cluster, &instances, &live, &details, Timestamp::now());
-        place_tenants(ctx, cluster, state, &pinot, true).await;
+        place_tenants(ctx, cluster, &resources, state, &pinot, true).await;
     }
     let status = status::external_status(cluster, &url, answer, Timestamp::now());
     write_status(&ctx.client, cluster, &status).await.map_err(Error::WriteStatus)?;
@@ -362,15 +360,12 @@ pub async fn reconcile(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result<
     // Tenants are placed when no upgrade step was taken in this pass (the next pass sees the
     // pods the step changed).
     if !matches!(&upgrade, Some((_, plan::UpgradeDecision::Act(a))) if !a.is_empty()) {
-        let state = state::cluster_state(&cluster, &valid, &observed, &pod_instances, &[], Timestamp::now());
-        place_tenants(
-            &ctx,
-            &cluster,
-            state,
-            &pinot,
-            matches!(observed.pinot, observe::PinotObservation::Reachable { .. }),
-        )
-        .await;
+        let resources = tenants_of(&ctx, &cluster).await;
+        if !resources.is_empty() {
+            let state = state::cluster_state(&cluster, &valid, &observed, &pod_instances, &[], Timestamp::now());
+            let reachable = matches!(observed.pinot, observe::PinotObservation::Reachable { .. });
+            place_tenants(&ctx, &cluster, &resources, state, &pinot, reachable).await;
+        }
     }
     let previous_message = cluster.status.as_ref().and_then(|s| s.message.clone()).unwrap_or_default();
     match &upgrade {
@@ -540,28 +535,30 @@ async fn decide_upgrade(
     Some((name, decision))
 }
 
+/// The cluster's PinotTenants (none when listing them fails; the next reconcile tries again).
+async fn tenants_of(ctx: &Context, cluster: &PinotCluster) -> Vec<PinotTenant> {
+    let namespace = cluster.namespace().unwrap_or_default();
+    tenants::cluster_tenants(&ctx.client, &namespace, &cluster.name_any()).await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "listing the cluster's PinotTenants failed");
+        Vec::new()
+    })
+}
+
 /// Places the cluster's PinotTenants with its tenant policy (see `tenants.rs`) and writes each
 /// tenant's status. Problems are the tenants' own: they go to their status and events, not to
 /// the cluster's conditions.
 async fn place_tenants(
     ctx: &Context,
     cluster: &PinotCluster,
+    resources: &[PinotTenant],
     mut state: crate::policy::contract::types::ClusterState,
     pinot: &PinotClient,
     reachable: bool,
 ) {
     use crate::resources::{ready, write_status as write_object_status};
     let namespace = cluster.namespace().unwrap_or_default();
-    let resources = match tenants::cluster_tenants(&ctx.client, &namespace, &cluster.name_any()).await {
-        Ok(t) if t.is_empty() => return,
-        Ok(t) => t,
-        Err(e) => {
-            tracing::warn!(error = %e, "listing the cluster's PinotTenants failed");
-            return;
-        }
-    };
     let mut requests = Vec::new();
-    for t in &resources {
+    for t in resources {
         // A spec error is reported by the PinotTenant controller.
         if let Ok(r) = tenants::tenant_request(t) {
             requests.push((t, r));
