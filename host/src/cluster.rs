@@ -23,7 +23,7 @@ use futures::StreamExt;
 use k8s_openapi::{
     api::{
         apps::v1::StatefulSet,
-        core::v1::{ConfigMap, ObjectReference, Service},
+        core::v1::{ConfigMap, ObjectReference, Pod, Service},
     },
     jiff::Timestamp,
 };
@@ -140,15 +140,17 @@ pub async fn run(
 ) -> Result<(), kube::Error> {
     let apis = ChildApis { pdb_version: PdbVersion::discover(&client).await? };
     tracing::info!(pdb = apis.pdb_version.api_version(), namespace = ?config.namespace, "starting PinotCluster controller");
-    let (clusters, statefulsets, services, configmaps, tenants) = match &config.namespace {
+    let (clusters, statefulsets, services, configmaps, pods, tenants) = match &config.namespace {
         Some(ns) => (
             Api::<PinotCluster>::namespaced(client.clone(), ns),
             Api::<StatefulSet>::namespaced(client.clone(), ns),
             Api::<Service>::namespaced(client.clone(), ns),
             Api::<ConfigMap>::namespaced(client.clone(), ns),
+            Api::<Pod>::namespaced(client.clone(), ns),
             Api::<PinotTenant>::namespaced(client.clone(), ns),
         ),
         None => (
+            Api::all(client.clone()),
             Api::all(client.clone()),
             Api::all(client.clone()),
             Api::all(client.clone()),
@@ -180,9 +182,10 @@ pub async fn run(
         .owns(services, ours.clone())
         .owns(configmaps, ours.clone())
         .owns_with(pdbs, pdb_resource, ours.clone())
-        // Pods are not watched yet (their readiness reaches the operator through the
-        // StatefulSet's status): reacting to pods directly exposed a race in the upgrade's
-        // query-drain sequence (two servers' queries off at once); see the issue notes.
+        // Pods are the StatefulSets' children, not the cluster's: a pod's readiness reaches the
+        // StatefulSet's status only after the StatefulSet controller's next sync, so an upgrade
+        // step would wait for that hop. Watching the pods lets the next step follow at once.
+        .watches(pods, ours, cluster_of_pod)
         // A PinotTenant is placed by its cluster's reconcile.
         .watches(tenants, watcher::Config::default(), |t: PinotTenant| {
             Some(ObjectRef::new(&t.spec.cluster).within(t.namespace()?.as_str()))
@@ -241,6 +244,12 @@ async fn reconcile_external(cluster: &PinotCluster, ctx: &Context) -> Result<Act
     let status = status::external_status(cluster, &url, answer, Timestamp::now());
     write_status(&ctx.client, cluster, &status).await.map_err(Error::WriteStatus)?;
     Ok(Action::requeue(EXTERNAL_RECHECK))
+}
+
+/// The PinotCluster a pod of ours belongs to, from its cluster label.
+fn cluster_of_pod(pod: Pod) -> Option<ObjectRef<PinotCluster>> {
+    let cluster = pod.labels().get(crate::children::LABEL_CLUSTER)?;
+    Some(ObjectRef::new(cluster).within(pod.namespace()?.as_str()))
 }
 
 fn error_policy(cluster: Arc<PinotCluster>, error: &Error, _ctx: Arc<Context>) -> Action {

@@ -135,6 +135,13 @@ fn default_upgrade_goes_zone_by_zone_highest_ordinal_first_with_queries_drained(
     let actions = engine.decide(&upgrade, &restarting).unwrap();
     assert!(matches!(&actions[..], [Action::Wait(why)] if why.contains("c-server-a-1")), "{actions:?}");
 
+    // Deleted and not recreated yet (no pod has ordinal 1 for a moment): that pod is down
+    // too, so the next server waits.
+    let mut gone = upgrading(true);
+    gone.pools[2].pods.remove(1);
+    let actions = engine.decide(&upgrade, &gone).unwrap();
+    assert!(matches!(&actions[..], [Action::Wait(why)] if why.contains("c-server-a-1")), "{actions:?}");
+
     // ... until its timeout: the upgrade halts, naming the pod.
     restarting.pools[2].pods[1].age_seconds = 601;
     let actions = engine.decide(&upgrade, &restarting).unwrap();
@@ -369,6 +376,11 @@ fn guardrails_keep_replicas_in_bounds_and_respect_the_disruption_budget() {
     assert_eq!(v.index, 1);
     assert!(v.reason.contains("maxUnavailable"), "{v}");
     assert!(guardrails::check(&state, &two_restarts[..1]).is_ok());
+    // A pod deleted and not yet recreated uses the budget as well.
+    let mut gone = upgrading(false);
+    gone.pools[2].pods.remove(0);
+    let v = guardrails::check(&gone, &two_restarts[..1]).unwrap_err();
+    assert!(v.reason.contains("already has 1 of 1"), "{v}");
     let too_many = vec![Action::SetReplicas(SetReplicas { pool: "server-a".into(), replicas: 101 })];
     assert!(guardrails::check(&state, &too_many).unwrap_err().reason.contains("0..=100"));
     let no_table = vec![Action::RebalanceTable("nope_OFFLINE".into())];

@@ -36,7 +36,13 @@ pub fn verdicts(state: &ClusterState, plan: &[Action]) -> Vec<Option<String>> {
     let mut unavailable: HashMap<&str, u32> = state
         .pools
         .iter()
-        .map(|p| (p.name.as_str(), p.pods.iter().filter(|pod| !pod.ready || pod.terminating).count() as u32))
+        .map(|p| {
+            let down = p.pods.iter().filter(|pod| !pod.ready || pod.terminating).count() as u32;
+            // An ordinal with no pod at all was deleted and is not recreated yet.
+            let missing =
+                (0..p.current_replicas).filter(|o| !p.pods.iter().any(|pod| pod.ordinal == *o)).count() as u32;
+            (p.name.as_str(), down + missing)
+        })
         .collect();
     let instance_exists = |id: &str| {
         state.pools.iter().flat_map(|p| &p.pods).any(|pod| pod.instance.as_ref().is_some_and(|i| i.id == id))

@@ -11,7 +11,7 @@
 
 use pinot_policy_sdk::upgrade::{
     self, Guest,
-    pinot::policy::types::{Action, ClusterState, Info, Pool, Role},
+    pinot::policy::types::{Action, ClusterState, Info, Pod, Pool, Role},
 };
 
 struct DefaultUpgrade;
@@ -22,6 +22,22 @@ fn config_u64(state: &ClusterState, key: &str, default: u64) -> u64 {
 
 fn first_zone(pool: &Pool) -> String {
     pool.zones.first().cloned().unwrap_or_default()
+}
+
+/// Ordinals below the pool's current replicas that have no pod at all.
+fn missing_ordinals(pool: &Pool) -> Vec<u32> {
+    (0..pool.current_replicas).filter(|o| !pool.pods.iter().any(|p| p.ordinal == *o)).collect()
+}
+
+/// The pods a pool waits for, by name; missing ones by the name they will have.
+fn down_names(pool: &Pool, unavailable: &[&Pod], missing: &[u32]) -> Vec<String> {
+    let prefix = pool.pods.first().and_then(|p| p.name.rsplit_once('-')).map(|(base, _)| base.to_string());
+    let mut names: Vec<String> = unavailable.iter().map(|p| p.name.clone()).collect();
+    names.extend(missing.iter().map(|o| match &prefix {
+        Some(base) => format!("{base}-{o}"),
+        None => format!("pod {o}"),
+    }));
+    names
 }
 
 /// What one pool needs next, or `None` when it is done.
@@ -47,6 +63,9 @@ fn plan_pool(state: &ClusterState, pool: &Pool) -> Option<Vec<Action>> {
         .iter()
         .filter(|p| !p.ready || p.terminating || p.instance.as_ref().is_some_and(|i| !i.live))
         .collect();
+    // An ordinal without any pod is one the StatefulSet controller has not recreated yet: down
+    // too, although no pod says so (between a restarted pod's deletion and its replacement).
+    let missing = missing_ordinals(pool);
     for pod in &unavailable {
         if &pod.revision == target && !pod.terminating && pod.age_seconds > timeout {
             return Some(vec![Action::Block(format!(
@@ -60,10 +79,10 @@ fn plan_pool(state: &ClusterState, pool: &Pool) -> Option<Vec<Action>> {
         return Some(vec![Action::RestartPod(down.name.clone())]);
     }
     if pending.is_empty() {
-        if unavailable.is_empty() && pool.ready_replicas >= pool.current_replicas {
+        if unavailable.is_empty() && missing.is_empty() && pool.ready_replicas >= pool.current_replicas {
             return None;
         }
-        let names: Vec<_> = unavailable.iter().map(|p| p.name.as_str()).collect();
+        let names = down_names(pool, &unavailable, &missing);
         return Some(vec![Action::Wait(format!(
             "waiting for {} of pool {} to become ready",
             names.join(", "),
@@ -71,8 +90,8 @@ fn plan_pool(state: &ClusterState, pool: &Pool) -> Option<Vec<Action>> {
         ))]);
     }
     let budget = pool.max_unavailable.max(1) as usize;
-    if unavailable.len() >= budget {
-        let names: Vec<_> = unavailable.iter().map(|p| p.name.as_str()).collect();
+    if unavailable.len() + missing.len() >= budget {
+        let names = down_names(pool, &unavailable, &missing);
         return Some(vec![Action::Wait(format!(
             "upgrading pool {}: {}/{} pods updated; waiting for {}",
             pool.name,
@@ -84,7 +103,7 @@ fn plan_pool(state: &ClusterState, pool: &Pool) -> Option<Vec<Action>> {
     let mut actions = Vec::new();
     let mut pending = pending;
     pending.sort_by_key(|p| std::cmp::Reverse(p.ordinal));
-    for pod in pending.into_iter().take(budget - unavailable.len()) {
+    for pod in pending.into_iter().take(budget - unavailable.len() - missing.len()) {
         match &pod.instance {
             Some(i) if pool.role == Role::Server && i.queries_enabled && i.live => {
                 actions.push(Action::DisableQueries(i.id.clone()));

@@ -27,6 +27,11 @@ fn down(pool: &Pool) -> Vec<&Pod> {
     pool.pods.iter().filter(|p| !p.ready || p.terminating).collect()
 }
 
+/// Ordinals without any pod: deleted and not recreated yet, so down as well.
+fn missing(pool: &Pool) -> usize {
+    (0..pool.current_replicas).filter(|o| !pool.pods.iter().any(|p| p.ordinal == *o)).count()
+}
+
 /// Queries to enable again on servers that are back on the target revision.
 fn back(pools: &[&Pool]) -> Vec<Action> {
     pools
@@ -48,7 +53,11 @@ fn plan_server_zone(pools: &[&Pool]) -> Option<Vec<Action>> {
     }
     let todo: Vec<(&Pool, &Pod)> = pools.iter().flat_map(|pool| pending(pool).map(move |p| (*pool, p))).collect();
     if todo.is_empty() {
-        let waiting: Vec<String> = pools.iter().flat_map(|p| down(p)).map(|p| p.name.clone()).collect();
+        let mut waiting: Vec<String> = pools.iter().flat_map(|p| down(p)).map(|p| p.name.clone()).collect();
+        let recreating: usize = pools.iter().map(|p| missing(p)).sum();
+        if recreating > 0 {
+            waiting.push(format!("{recreating} pod(s) being recreated"));
+        }
         return (!waiting.is_empty()).then(|| vec![Action::Wait(format!("waiting for {}", waiting.join(", ")))]);
     }
     // Queries off on the whole zone first.
@@ -63,7 +72,7 @@ fn plan_server_zone(pools: &[&Pool]) -> Option<Vec<Action>> {
     // Then every pod of the zone, within each pool's budget.
     let mut actions = Vec::new();
     for pool in pools {
-        let budget = (pool.max_unavailable.max(1) as usize).saturating_sub(down(pool).len());
+        let budget = (pool.max_unavailable.max(1) as usize).saturating_sub(down(pool).len() + missing(pool));
         let mut pods: Vec<&Pod> = pending(pool).collect();
         pods.sort_by_key(|p| (p.ready, std::cmp::Reverse(p.ordinal)));
         let mut ready_taken = 0;
@@ -89,6 +98,7 @@ fn plan_one_by_one(pool: &Pool) -> Option<Vec<Action>> {
     todo.sort_by_key(|p| (p.ready, std::cmp::Reverse(p.ordinal)));
     match (todo.first(), down.first()) {
         (Some(p), _) if !p.ready => Some(vec![Action::RestartPod(p.name.clone())]),
+        _ if missing(pool) > 0 => Some(vec![Action::Wait(format!("waiting for pool {} to recreate its pods", pool.name))]),
         (_, Some(d)) => Some(vec![Action::Wait(format!("waiting for {}", d.name))]),
         (Some(p), None) => Some(vec![Action::RestartPod(p.name.clone())]),
         (None, None) => None,
