@@ -5,6 +5,7 @@
 
 use std::collections::BTreeSet;
 
+use futures::StreamExt;
 use kube::{
     Api, Client,
     api::{DeleteParams, DynamicObject, ObjectMeta, Patch, PatchParams},
@@ -15,6 +16,9 @@ use super::{
     observe::ObservedCluster,
 };
 use crate::children::{ChildApis, ChildKind, FIELD_MANAGER};
+
+/// How many applies of one pass are in flight at once.
+const APPLY_CONCURRENCY: usize = 8;
 
 /// What applying changed, for events and status.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -44,8 +48,13 @@ pub async fn apply(
 ) -> ApplyReport {
     let mut report = ApplyReport::default();
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    for object in &desired.objects {
-        match apply_one(client, apis, namespace, object, &params).await {
+    // Several applies at once (a pass applies every child, and their round trips add up), in
+    // order of the results.
+    let applies: Vec<_> =
+        desired.objects.iter().map(|object| apply_one(client, apis, namespace, object, &params)).collect();
+    let results: Vec<_> = futures::stream::iter(applies).buffered(APPLY_CONCURRENCY).collect().await;
+    for (object, result) in desired.objects.iter().zip(results) {
+        match result {
             Ok(applied) => match observed.child(object.kind, &object.name) {
                 None => report.created.push((object.kind, object.name.clone())),
                 Some(old) if old.changed_by(applied.generation, applied.resource_version.as_deref()) => {

@@ -97,12 +97,17 @@ pub fn decide_upgrade(
     }
     // The host's drain: a server whose queries were disabled restarts only after its pool's
     // drain period, counted from the time the operator disabled them (a pod annotation).
+    // A server whose queries this very plan disables has its whole drain period ahead of it.
     let mut draining = Vec::new();
+    let disabled_now: Vec<&str> = actions
+        .iter()
+        .filter_map(|a| if let Action::DisableQueries(id) = a { Some(id.as_str()) } else { None })
+        .collect();
     let work: Vec<Action> = actions
         .iter()
         .filter(|a| !matches!(a, Action::Wait(_)))
         .filter(|a| match a {
-            Action::RestartPod(pod) => match drain_left(state, observed, drains, pod) {
+            Action::RestartPod(pod) => match drain_left(state, observed, drains, pod, &disabled_now) {
                 Some(left) => {
                     draining.push(format!("draining queries of pod {pod}: {left}s left"));
                     false
@@ -135,13 +140,17 @@ fn drain_left(
     observed: &ObservedCluster,
     drains: &BTreeMap<String, i64>,
     pod: &str,
+    disabled_now: &[&str],
 ) -> Option<i64> {
     let (pool, p) = state.pools.iter().find_map(|pool| pool.pods.iter().find(|p| p.name == pod).map(|p| (pool, p)))?;
     let instance = p.instance.as_ref()?;
+    let drain = drains.get(&pool.name).copied().unwrap_or(0);
+    if disabled_now.contains(&instance.id.as_str()) && p.ready {
+        return (drain > 0).then_some(drain);
+    }
     if instance.queries_enabled || !p.ready {
         return None;
     }
-    let drain = drains.get(&pool.name).copied().unwrap_or(0);
     let since: i64 = observed
         .pods
         .get(&pool.name)?
@@ -377,8 +386,20 @@ mod upgrade_tests {
         let registry = registry();
         let policy = registry.default_for(PolicyKind::Upgrade);
         let observed = ObservedCluster::default();
+        // Without a drain period, queries off and the restart go in one pass.
         let decision =
             decide_upgrade(&registry, &policy, &state(server_pool(&["r1", "r1"], true)), &observed, &drains());
+        assert_eq!(
+            decision,
+            UpgradeDecision::Act(vec![
+                Action::DisableQueries("Server_c-server-1.h.ns.svc.cluster.local_8098".into()),
+                Action::RestartPod("c-server-1".into())
+            ])
+        );
+        // With one, the restart waits for a later pass.
+        let with_drain = BTreeMap::from([("server".to_string(), 5)]);
+        let decision =
+            decide_upgrade(&registry, &policy, &state(server_pool(&["r1", "r1"], true)), &observed, &with_drain);
         assert_eq!(
             decision,
             UpgradeDecision::Act(vec![Action::DisableQueries("Server_c-server-1.h.ns.svc.cluster.local_8098".into())])
@@ -388,6 +409,19 @@ mod upgrade_tests {
         assert_eq!(decision, UpgradeDecision::Act(vec![Action::RestartPod("c-server-1".into())]));
         let done = decide_upgrade(&registry, &policy, &state(server_pool(&["r2", "r2"], true)), &observed, &drains());
         assert_eq!(done, UpgradeDecision::Act(vec![]));
+        // A server back on the new revision gets its queries back in the same pass as the next
+        // server's step.
+        let mut back = server_pool(&["r1", "r2"], true);
+        back.pods[1].instance.as_mut().unwrap().queries_enabled = false;
+        let decision = decide_upgrade(&registry, &policy, &state(back), &observed, &drains());
+        assert_eq!(
+            decision,
+            UpgradeDecision::Act(vec![
+                Action::EnableQueries("Server_c-server-1.h.ns.svc.cluster.local_8098".into()),
+                Action::DisableQueries("Server_c-server-0.h.ns.svc.cluster.local_8098".into()),
+                Action::RestartPod("c-server-0".into())
+            ])
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The default upgrade policy: roles in `deploymentOrder`; within a role one zone at a time;
 //! within a pool at most `maxUnavailable` pods at once, highest ordinal first; a server's
-//! queries are disabled before it restarts and enabled again once it is back and live; a pod
+//! queries are disabled before it restarts (in the same plan: the host waits out the pool's
+//! drain period before the restart) and enabled again once it is back and live; a pod
 //! that does not become ready within `podReadyTimeoutSeconds` (default 600) halts the upgrade.
 //!
 //! A pod not on the target revision that is down already is replaced first, whatever the
@@ -40,22 +41,37 @@ fn down_names(pool: &Pool, unavailable: &[&Pod], missing: &[u32]) -> Vec<String>
     names
 }
 
-/// What one pool needs next, or `None` when it is done.
+/// What one pool needs next, or `None` when it is done. Servers back on the new revision get
+/// their queries back first, in the same plan as the next step, so that step follows at once.
 fn plan_pool(state: &ClusterState, pool: &Pool) -> Option<Vec<Action>> {
+    let target = &pool.target_revision;
+    let enable: Vec<Action> = pool
+        .pods
+        .iter()
+        .filter_map(|pod| {
+            let i = pod.instance.as_ref()?;
+            (pod.ready && &pod.revision == target && i.live && !i.queries_enabled)
+                .then(|| Action::EnableQueries(i.id.clone()))
+        })
+        .collect();
+    let next = next_step(state, pool);
+    if enable.is_empty() {
+        return next;
+    }
+    // A wait or a block is for the next pass to say, once the queries are back.
+    match next {
+        Some(next) if !next.iter().any(|a| matches!(a, Action::Wait(_) | Action::Block(_))) => {
+            Some(enable.into_iter().chain(next).collect())
+        }
+        _ => Some(enable),
+    }
+}
+
+/// The next restarts of a pool (a server's queries disabled first), or why it waits.
+fn next_step(state: &ClusterState, pool: &Pool) -> Option<Vec<Action>> {
     let default = config_u64(state, "podReadyTimeoutSeconds", 600);
     let timeout = config_u64(state, &format!("pool/{}/podReadyTimeoutSeconds", pool.name), default);
     let target = &pool.target_revision;
-    // Servers back on the new revision get their queries back first.
-    for pod in &pool.pods {
-        if let Some(i) = &pod.instance
-            && pod.ready
-            && &pod.revision == target
-            && i.live
-            && !i.queries_enabled
-        {
-            return Some(vec![Action::EnableQueries(i.id.clone())]);
-        }
-    }
     // A pod serves only when it is Ready and its Pinot instance (once the controller knows it)
     // is live: a restarted pod whose instance has not rejoined yet still counts as down.
     let unavailable: Vec<_> = pool
@@ -104,12 +120,16 @@ fn plan_pool(state: &ClusterState, pool: &Pool) -> Option<Vec<Action>> {
     let mut pending = pending;
     pending.sort_by_key(|p| std::cmp::Reverse(p.ordinal));
     for pod in pending.into_iter().take(budget - unavailable.len() - missing.len()) {
-        match &pod.instance {
-            Some(i) if pool.role == Role::Server && i.queries_enabled && i.live => {
-                actions.push(Action::DisableQueries(i.id.clone()));
-            }
-            _ => actions.push(Action::RestartPod(pod.name.clone())),
+        // A server's queries go off first; the host holds the restart back for the pool's
+        // drain period, if it has one.
+        if let Some(i) = &pod.instance
+            && pool.role == Role::Server
+            && i.queries_enabled
+            && i.live
+        {
+            actions.push(Action::DisableQueries(i.id.clone()));
         }
+        actions.push(Action::RestartPod(pod.name.clone()));
     }
     Some(actions)
 }
