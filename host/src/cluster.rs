@@ -334,38 +334,40 @@ pub async fn reconcile(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result<
     let desired = build_cluster(&valid, &plan.pools, &build_ctx);
     let owner_uid = cluster.uid().ok_or(Error::MissingObjectKey)?;
     let spec_pools = valid.pools.iter().map(|p| p.name.as_str()).collect();
+    // Mid-upgrade a pass usually starts because a restarted pod became ready, and every
+    // StatefulSet already has the pod template this pass would apply: then the upgrade step
+    // goes first (the apply cannot change a revision under it) and the next pod does not wait
+    // for the apply's round trips. Otherwise the policy decides after the apply, and not at
+    // all when the apply changed a StatefulSet: the next pass (its status change triggers one)
+    // decides from the new revisions.
+    let early = if apply::templates_current(&desired, &observed) {
+        decide_upgrade(&ctx, &cluster, &valid, &observed, &pod_instances).await
+    } else {
+        None
+    };
+    let early = early.map(|(name, decision)| (name, upgrade_slot(&ctx, &cluster, decision)));
+    let mut upgrade_failure = match &early {
+        Some((policy, plan::UpgradeDecision::Act(actions))) => {
+            carry_out_upgrade(&ctx, &cluster, &pinot, &observed, &pod_instances, policy, actions).await
+        }
+        _ => None,
+    };
     let report = apply::apply(client, &ctx.apis, &namespace, &owner_uid, &desired, &observed, &spec_pools).await;
     publish_report(&ctx, &cluster, &report).await;
-
-    // The upgrade policy decides which pod restarts next, from the state observed before this
-    // apply; when the apply changed a StatefulSet, the next reconcile (its status change
-    // triggers one) decides from the new revisions.
     let sts_changed = report.created.iter().chain(&report.updated).any(|(k, _)| *k == ChildKind::StatefulSet);
-    let upgrade = if sts_changed || !report.failed.is_empty() {
-        None
-    } else {
-        decide_upgrade(&ctx, &cluster, &valid, &observed, &pod_instances).await
+    let upgrade = match early {
+        Some(decided) => Some(decided),
+        None if sts_changed || !report.failed.is_empty() => None,
+        None => {
+            let late = decide_upgrade(&ctx, &cluster, &valid, &observed, &pod_instances).await;
+            let late = late.map(|(name, decision)| (name, upgrade_slot(&ctx, &cluster, decision)));
+            if let Some((policy, plan::UpgradeDecision::Act(actions))) = &late {
+                upgrade_failure =
+                    carry_out_upgrade(&ctx, &cluster, &pinot, &observed, &pod_instances, policy, actions).await;
+            }
+            late
+        }
     };
-    let upgrade = upgrade.map(|(name, decision)| (name, upgrade_slot(&ctx, &cluster, decision)));
-    let mut upgrade_failure = None;
-    if let Some((policy, plan::UpgradeDecision::Act(actions))) = &upgrade {
-        let (steps, failure) =
-            upgrade::carry_out(client, &pinot, &namespace, &observed, &pod_instances, policy, actions).await;
-        for step in steps {
-            let related = step.pod.map(|pod| ObjectReference {
-                api_version: Some("v1".into()),
-                kind: Some("Pod".into()),
-                name: Some(pod),
-                namespace: Some(namespace.clone()),
-                ..Default::default()
-            });
-            publish_related(&ctx, &cluster, EventType::Normal, step.reason, "Upgrade", step.note, related).await;
-        }
-        if let Some(failure) = &failure {
-            publish(&ctx, &cluster, EventType::Warning, "UpgradeStepFailed", "Upgrade", failure.clone()).await;
-        }
-        upgrade_failure = failure;
-    }
     // Tenants are placed when no upgrade step was taken in this pass (the next pass sees the
     // pods the step changed).
     if !matches!(&upgrade, Some((_, plan::UpgradeDecision::Act(a))) if !a.is_empty()) {
@@ -542,6 +544,36 @@ async fn decide_upgrade(
         message: format!("upgrade policy {name}: the decision panicked: {e}"),
     });
     Some((name, decision))
+}
+
+/// Carries out an upgrade decision's actions with an event per step; the failure, if one
+/// stopped it.
+async fn carry_out_upgrade(
+    ctx: &Context,
+    cluster: &PinotCluster,
+    pinot: &PinotClient,
+    observed: &observe::ObservedCluster,
+    pod_instances: &std::collections::BTreeMap<String, String>,
+    policy: &str,
+    actions: &[crate::policy::Action],
+) -> Option<String> {
+    let namespace = cluster.namespace().unwrap_or_default();
+    let (steps, failure) =
+        upgrade::carry_out(&ctx.client, pinot, &namespace, observed, pod_instances, policy, actions).await;
+    for step in steps {
+        let related = step.pod.map(|pod| ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Pod".into()),
+            name: Some(pod),
+            namespace: Some(namespace.clone()),
+            ..Default::default()
+        });
+        publish_related(ctx, cluster, EventType::Normal, step.reason, "Upgrade", step.note, related).await;
+    }
+    if let Some(failure) = &failure {
+        publish(ctx, cluster, EventType::Warning, "UpgradeStepFailed", "Upgrade", failure.clone()).await;
+    }
+    failure
 }
 
 /// The cluster's PinotTenants (none when listing them fails; the next reconcile tries again).

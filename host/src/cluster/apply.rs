@@ -15,7 +15,10 @@ use super::{
     build::{ChildObject, DesiredObjects},
     observe::ObservedCluster,
 };
-use crate::children::{ChildApis, ChildKind, FIELD_MANAGER};
+use crate::{
+    children::{ChildApis, ChildKind, FIELD_MANAGER},
+    resources::compare::covers,
+};
 
 /// How many applies of one pass are in flight at once.
 const APPLY_CONCURRENCY: usize = 8;
@@ -104,10 +107,60 @@ async fn apply_one(
     Ok(applied.metadata)
 }
 
+/// Whether every StatefulSet this pass would apply exists already with the pod template it
+/// would get (Kubernetes' defaults aside), so that applying cannot start a new revision.
+pub fn templates_current(desired: &DesiredObjects, observed: &ObservedCluster) -> bool {
+    desired.objects.iter().filter(|o| o.kind == ChildKind::StatefulSet).all(|o| {
+        let live = o.pool.as_ref().and_then(|pool| observed.statefulsets.get(pool));
+        let live = live.and_then(|sts| serde_json::to_value(sts).ok());
+        live.is_some_and(|live| covers(&live["spec"]["template"], &o.object["spec"]["template"]))
+    })
+}
+
 /// The apiserver's own message when there is one: it names the field it refused.
 pub fn kube_message(e: &kube::Error) -> String {
     match e {
         kube::Error::Api(status) => status.message.clone(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::{api::apps::v1::StatefulSet, apimachinery::pkg::apis::meta::v1::OwnerReference};
+
+    use super::*;
+    use crate::{
+        children::PdbVersion,
+        cluster::{
+            build::{BuildContext, build_cluster},
+            fixtures,
+            validate::validate,
+        },
+    };
+
+    #[test]
+    fn templates_are_current_only_when_every_statefulset_already_has_its_template() {
+        let valid = validate(&fixtures::example()).unwrap();
+        let pools: Vec<_> = valid.pools.iter().collect();
+        let ctx = BuildContext { owner: OwnerReference::default(), pdb_version: PdbVersion::V1 };
+        let desired = build_cluster(&valid, &pools, &ctx);
+        let mut observed = ObservedCluster::default();
+        // Nothing exists yet.
+        assert!(!templates_current(&desired, &observed));
+        // Every StatefulSet as the apiserver returns it: what was applied plus defaults.
+        for object in desired.objects.iter().filter(|o| o.kind == ChildKind::StatefulSet) {
+            let mut live = object.object.clone();
+            live["spec"]["template"]["spec"]["dnsPolicy"] = "ClusterFirst".into();
+            live["spec"]["template"]["spec"]["containers"][0]["terminationMessagePath"] = "/dev/termination-log".into();
+            let sts: StatefulSet = serde_json::from_value(live).unwrap();
+            observed.statefulsets.insert(object.pool.clone().unwrap(), sts);
+        }
+        assert!(templates_current(&desired, &observed));
+        // One pool's template differs (a new image, or someone edited it): apply first.
+        let (pool, sts) = observed.statefulsets.iter_mut().next().unwrap();
+        let pool = pool.clone();
+        sts.spec.as_mut().unwrap().template.spec.as_mut().unwrap().containers[0].image = Some("other:1".into());
+        assert!(!templates_current(&desired, &observed), "pool {pool} differs");
     }
 }
