@@ -107,7 +107,8 @@ fn bundled_defaults_load_and_say_what_they_are() {
     for (kind, name, bytes) in bundled::defaults() {
         let loaded = engine.load(kind, name, bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(loaded.info.name, name);
-        assert_eq!(loaded.info.api_version, "pinot:policy@0.1.0");
+        assert_eq!(loaded.info.api_version, "pinot:policy@0.2.0");
+        assert_eq!(loaded.api_version(), "pinot:policy@0.2.0");
         assert!(loaded.digest.starts_with("sha256:") && loaded.digest.len() == 7 + 64);
     }
     // A module of one kind does not load as another.
@@ -332,7 +333,10 @@ fn hostile_modules_are_contained_with_specific_errors() {
     assert!(matches!(engine.decide(&panics, &state), Err(DecisionError::Trap(_))));
 
     let wrong = load("pinot_test_wrong_api_version.wasm").unwrap_err();
-    assert!(matches!(&wrong, LoadError::WrongApiVersion { found } if found == "pinot:policy@9.9.9"), "{wrong}");
+    assert!(
+        matches!(&wrong, LoadError::WrongApiVersion { found, expected: "pinot:policy@0.1.0" } if found == "pinot:policy@9.9.9"),
+        "{wrong}"
+    );
 
     // It gets no files, no directories and no environment.
     let snoop = load("pinot_test_snoop.wasm").unwrap();
@@ -454,4 +458,133 @@ fn hot_reload_under_load_never_fails_a_decision() {
         registry.resolve("ns", Some("team"), PolicyKind::Scaling).unwrap_err().to_string(),
         "PinotPolicy ns/team implements upgrade-policy, not scaling-policy; name a policy of the right kind"
     );
+}
+
+/// The text `pinot_test_echo_state.wasm` renders from what it reads through the SDK's views.
+fn render(s: &ClusterState) -> String {
+    use std::fmt::Write;
+    let role = |r: Role| match r {
+        Role::Controller => "controller",
+        Role::Broker => "broker",
+        Role::Server => "server",
+        Role::Minion => "minion",
+    };
+    let mut out = String::new();
+    let order: Vec<&str> = s.deployment_order.iter().map(|r| role(*r)).collect();
+    let _ = writeln!(
+        out,
+        "cluster {} {} gen={} now={} order={}",
+        s.name,
+        s.namespace,
+        s.generation,
+        s.now_unix_seconds,
+        order.join(",")
+    );
+    for p in &s.pools {
+        let _ = writeln!(
+            out,
+            "pool {} {} zones={} desired={} current={} min={} max={} ready={} updated={} revisions={}>{} image={} maxUnavailable={}",
+            p.name,
+            role(p.role),
+            p.zones.join(","),
+            p.desired_replicas,
+            p.current_replicas,
+            p.min_replicas,
+            p.max_replicas,
+            p.ready_replicas,
+            p.updated_replicas,
+            p.current_revision,
+            p.target_revision,
+            p.image,
+            p.max_unavailable
+        );
+        for pod in &p.pods {
+            let _ = writeln!(
+                out,
+                " pod {} #{} {} ready={} terminating={} restarts={} age={}",
+                pod.name, pod.ordinal, pod.revision, pod.ready, pod.terminating, pod.restarts, pod.age_seconds
+            );
+            if let Some(i) = &pod.instance {
+                let _ = writeln!(
+                    out,
+                    "  instance {} live={} enabled={} queries={} tags={} segments={}",
+                    i.id,
+                    i.live,
+                    i.enabled,
+                    i.queries_enabled,
+                    i.tags.join(","),
+                    i.segments
+                );
+            }
+        }
+    }
+    for c in &s.conditions {
+        let _ = writeln!(out, "condition {} {} {} {}", c.kind, c.status, c.reason, c.message);
+    }
+    for t in &s.tables {
+        let _ = writeln!(out, "table {} {} {} {}", t.name, t.replication, t.server_tag, t.broker_tag);
+    }
+    for t in &s.tenants {
+        let _ = writeln!(
+            out,
+            "tenant {} {} {} {} {}",
+            t.name,
+            role(t.role),
+            t.instances,
+            t.offline_instances,
+            t.realtime_instances
+        );
+    }
+    for (k, v) in &s.config {
+        let _ = writeln!(out, "config {k}={v}");
+    }
+    out
+}
+
+#[test]
+fn a_0_2_module_reads_exactly_the_state_the_host_built_and_0_1_modules_still_load() {
+    let engine = engine();
+    let echo = engine.load(PolicyKind::Upgrade, "echo", &module("pinot_test_echo_state.wasm")).unwrap();
+    assert_eq!(echo.api_version(), "pinot:policy@0.2.0");
+    // Everything the contract carries, with multi-byte text, empty strings and lists, a pod
+    // without an instance, several zones and tags.
+    let mut s = upgrading(false);
+    s.name = "zürich-prod".into();
+    s.pools[1].zones = vec!["zone-b".into(), "zone-ç".into()];
+    s.pools[1].pods[0].instance.as_mut().unwrap().tags = vec!["sales_OFFLINE".into(), "sales_REALTIME".into()];
+    s.pools[1].pods[0].restarts = 4;
+    s.pools[2].current_revision = String::new();
+    s.conditions = vec![pinot_operator::policy::contract::types::Condition {
+        kind: "Progressing".into(),
+        status: "True".into(),
+        reason: "Upgrading".into(),
+        message: "upgrading pool server-a: 0/2 pods — ünïcode".into(),
+    }];
+    s.tables = vec![Table {
+        name: "airlineStats_OFFLINE".into(),
+        replication: 2,
+        server_tag: "sales_OFFLINE".into(),
+        broker_tag: "sales_BROKER".into(),
+    }];
+    s.tenants = vec![Tenant {
+        name: "sales".into(),
+        role: Role::Server,
+        instances: 0,
+        offline_instances: 2,
+        realtime_instances: 1,
+    }];
+    s.config = vec![("podReadyTimeoutSeconds".into(), "300".into()), ("empty".into(), String::new())];
+    assert!(s.pools[0].pods[0].instance.is_none());
+    match engine.decide(&echo, &s) {
+        Err(DecisionError::Refused(seen)) => assert_eq!(seen, render(&s)),
+        other => panic!("expected the echo, got {other:?}"),
+    }
+
+    // The hostile modules are built for 0.1.0: they load and decide as such.
+    let old = engine.load(PolicyKind::Upgrade, "invalid", &module("pinot_test_invalid_actions.wasm")).unwrap();
+    assert_eq!(old.api_version(), "pinot:policy@0.1.0");
+    assert!(engine.decide(&old, &s).is_ok());
+    // A module of one kind never loads as another, under either version.
+    let err = engine.load(PolicyKind::Tenant, "echo", &module("pinot_test_echo_state.wasm")).unwrap_err();
+    assert!(err.to_string().contains("pinot:policy@0.2.0") && err.to_string().contains("pinot:policy@0.1.0"), "{err}");
 }

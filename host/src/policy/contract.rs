@@ -1,40 +1,258 @@
-//! Host bindings of `pinot:policy@0.1.0`. The three worlds share one set of types (those of
-//! the upgrade world), so a [`types::ClusterState`] can be given to any kind of policy.
+//! Host bindings of every contract version this operator supports, and the conversions between
+//! them. The host's own model of a decision is the nested `pinot:policy@0.1.0` state and action
+//! ([`types`]): the state is built, stored in test files and checked by the guardrails in that
+//! shape. A 0.2.0 module gets the same state laid out flat ([`v2::flatten`]) and its actions
+//! are mapped back ([`v2::into_action`]).
 
-/// `upgrade-policy`.
-pub mod upgrade {
-    wasmtime::component::bindgen!({
-        world: "upgrade-policy",
-        path: "../plugin-api/wit",
-        additional_derives: [PartialEq, serde::Serialize, serde::Deserialize],
-    });
+/// `pinot:policy@0.1.0`: nested records, a string per name.
+pub mod v1 {
+    /// The contract version of these bindings.
+    pub const API_VERSION: &str = "pinot:policy@0.1.0";
+
+    /// `upgrade-policy`. The three worlds share one set of types (those of this world), so a
+    /// [`super::types::ClusterState`] can be given to any kind of policy.
+    pub mod upgrade {
+        wasmtime::component::bindgen!({
+            world: "upgrade-policy",
+            path: "../plugin-api/wit/0.1.0",
+            additional_derives: [PartialEq, serde::Serialize, serde::Deserialize],
+        });
+    }
+
+    /// `scaling-policy`.
+    pub mod scaling {
+        wasmtime::component::bindgen!({
+            world: "scaling-policy",
+            path: "../plugin-api/wit/0.1.0",
+            with: {
+                "pinot:policy/types": super::upgrade::pinot::policy::types,
+                "pinot:policy/host": super::upgrade::pinot::policy::host,
+            },
+        });
+    }
+
+    /// `tenant-policy`.
+    pub mod tenant {
+        wasmtime::component::bindgen!({
+            world: "tenant-policy",
+            path: "../plugin-api/wit/0.1.0",
+            with: {
+                "pinot:policy/types": super::upgrade::pinot::policy::types,
+                "pinot:policy/host": super::upgrade::pinot::policy::host,
+            },
+        });
+    }
 }
 
-/// `scaling-policy`.
-pub mod scaling {
-    wasmtime::component::bindgen!({
-        world: "scaling-policy",
-        path: "../plugin-api/wit",
-        with: {
-            "pinot:policy/types": super::upgrade::pinot::policy::types,
-            "pinot:policy/host": super::upgrade::pinot::policy::host,
-        },
-    });
+/// `pinot:policy@0.2.0`: the same state and actions, laid out flat (one text buffer, spans
+/// and ranges instead of nested strings and lists), so lowering a state into a module takes a
+/// few allocations in the module instead of one per string.
+pub mod v2 {
+    /// The contract version of these bindings.
+    pub const API_VERSION: &str = "pinot:policy@0.2.0";
+
+    /// `upgrade-policy`.
+    pub mod upgrade {
+        wasmtime::component::bindgen!({
+            world: "upgrade-policy",
+            path: "../plugin-api/wit/0.2.0",
+        });
+    }
+
+    /// `scaling-policy`.
+    pub mod scaling {
+        wasmtime::component::bindgen!({
+            world: "scaling-policy",
+            path: "../plugin-api/wit/0.2.0",
+            with: {
+                "pinot:policy/types": super::upgrade::pinot::policy::types,
+                "pinot:policy/host": super::upgrade::pinot::policy::host,
+            },
+        });
+    }
+
+    /// `tenant-policy`.
+    pub mod tenant {
+        wasmtime::component::bindgen!({
+            world: "tenant-policy",
+            path: "../plugin-api/wit/0.2.0",
+            with: {
+                "pinot:policy/types": super::upgrade::pinot::policy::types,
+                "pinot:policy/host": super::upgrade::pinot::policy::host,
+            },
+        });
+    }
+
+    pub use upgrade::pinot::policy::{host, types as flat};
+
+    use super::types;
+
+    /// Lays a state out the 0.2.0 way: every string appended to one text, every nested list a
+    /// range of a flat list.
+    pub fn flatten(state: &types::ClusterState) -> flat::ClusterState {
+        let mut b = Builder { text: String::with_capacity(64 * (state.pools.len() + 4)), words: Vec::new() };
+        let name = b.text(&state.name);
+        let namespace = b.text(&state.namespace);
+        let mut pods = Vec::with_capacity(state.pools.iter().map(|p| p.pods.len()).sum());
+        let pools = state
+            .pools
+            .iter()
+            .map(|p| {
+                let first = pods.len() as u32;
+                pods.extend(p.pods.iter().map(|pod| flat::Pod {
+                    name: b.text(&pod.name),
+                    ordinal: pod.ordinal,
+                    revision: b.text(&pod.revision),
+                    ready: pod.ready,
+                    terminating: pod.terminating,
+                    restarts: pod.restarts,
+                    age_seconds: pod.age_seconds,
+                    instance: pod.instance.as_ref().map(|i| flat::Instance {
+                        id: b.text(&i.id),
+                        live: i.live,
+                        enabled: i.enabled,
+                        queries_enabled: i.queries_enabled,
+                        tags: b.words(&i.tags),
+                        segments: i.segments,
+                    }),
+                }));
+                flat::Pool {
+                    name: b.text(&p.name),
+                    role: role(p.role),
+                    zones: b.words(&p.zones),
+                    desired_replicas: p.desired_replicas,
+                    current_replicas: p.current_replicas,
+                    min_replicas: p.min_replicas,
+                    max_replicas: p.max_replicas,
+                    ready_replicas: p.ready_replicas,
+                    updated_replicas: p.updated_replicas,
+                    current_revision: b.text(&p.current_revision),
+                    target_revision: b.text(&p.target_revision),
+                    image: b.text(&p.image),
+                    max_unavailable: p.max_unavailable,
+                    pods: flat::Range { first, count: p.pods.len() as u32 },
+                }
+            })
+            .collect();
+        let conditions = state
+            .conditions
+            .iter()
+            .map(|c| flat::Condition {
+                kind: b.text(&c.kind),
+                status: b.text(&c.status),
+                reason: b.text(&c.reason),
+                message: b.text(&c.message),
+            })
+            .collect();
+        let tables = state
+            .tables
+            .iter()
+            .map(|t| flat::Table {
+                name: b.text(&t.name),
+                replication: t.replication,
+                server_tag: b.text(&t.server_tag),
+                broker_tag: b.text(&t.broker_tag),
+            })
+            .collect();
+        let tenants = state
+            .tenants
+            .iter()
+            .map(|t| flat::Tenant {
+                name: b.text(&t.name),
+                role: role(t.role),
+                instances: t.instances,
+                offline_instances: t.offline_instances,
+                realtime_instances: t.realtime_instances,
+            })
+            .collect();
+        let config = state.config.iter().map(|(k, v)| flat::Setting { key: b.text(k), value: b.text(v) }).collect();
+        flat::ClusterState {
+            text: b.text,
+            words: b.words,
+            name,
+            namespace,
+            generation: state.generation,
+            deployment_order: state.deployment_order.iter().map(|r| role(*r)).collect(),
+            pools,
+            pods,
+            conditions,
+            tables,
+            tenants,
+            now_unix_seconds: state.now_unix_seconds,
+            config,
+        }
+    }
+
+    struct Builder {
+        text: String,
+        words: Vec<flat::Text>,
+    }
+
+    impl Builder {
+        fn text(&mut self, s: &str) -> flat::Text {
+            let offset = self.text.len() as u32;
+            self.text.push_str(s);
+            flat::Text { offset, len: s.len() as u32 }
+        }
+
+        fn words(&mut self, items: &[String]) -> flat::Range {
+            let first = self.words.len() as u32;
+            for item in items {
+                let t = self.text(item);
+                self.words.push(t);
+            }
+            flat::Range { first, count: items.len() as u32 }
+        }
+    }
+
+    fn role(r: types::Role) -> flat::Role {
+        match r {
+            types::Role::Controller => flat::Role::Controller,
+            types::Role::Broker => flat::Role::Broker,
+            types::Role::Server => flat::Role::Server,
+            types::Role::Minion => flat::Role::Minion,
+        }
+    }
+
+    /// A 0.2.0 action as the host's own.
+    pub fn into_action(a: flat::Action) -> types::Action {
+        use types::Action;
+        match a {
+            flat::Action::RestartPod(p) => Action::RestartPod(p),
+            flat::Action::SetReplicas(s) => {
+                Action::SetReplicas(types::SetReplicas { pool: s.pool, replicas: s.replicas })
+            }
+            flat::Action::DisableQueries(i) => Action::DisableQueries(i),
+            flat::Action::EnableQueries(i) => Action::EnableQueries(i),
+            flat::Action::UpdateTags(t) => {
+                Action::UpdateTags(types::InstanceTags { instance: t.instance, tags: t.tags })
+            }
+            flat::Action::RebalanceTable(t) => Action::RebalanceTable(t),
+            flat::Action::Wait(w) => Action::Wait(w),
+            flat::Action::Block(b) => Action::Block(b),
+        }
+    }
+
+    /// A 0.2.0 `info` as the host's own.
+    pub fn into_info(i: flat::Info) -> types::Info {
+        types::Info { name: i.name, version: i.version, api_version: i.api_version }
+    }
+
+    /// A 0.2.0 log level as the host's own.
+    pub fn into_level(l: host::Level) -> super::host::Level {
+        match l {
+            host::Level::Debug => super::host::Level::Debug,
+            host::Level::Info => super::host::Level::Info,
+            host::Level::Warn => super::host::Level::Warn,
+            host::Level::Error => super::host::Level::Error,
+        }
+    }
 }
 
-/// `tenant-policy`.
-pub mod tenant {
-    wasmtime::component::bindgen!({
-        world: "tenant-policy",
-        path: "../plugin-api/wit",
-        with: {
-            "pinot:policy/types": super::upgrade::pinot::policy::types,
-            "pinot:policy/host": super::upgrade::pinot::policy::host,
-        },
-    });
-}
+pub use v1::upgrade::pinot::policy::{host, types};
 
-pub use upgrade::pinot::policy::{host, types};
+/// The newest contract version, the one `pinot-policy-sdk` builds for.
+pub const API_VERSION: &str = v2::API_VERSION;
 
-/// The contract version the host's bindings implement.
-pub const API_VERSION: &str = "pinot:policy@0.1.0";
+/// Every contract version this operator loads modules of, newest first.
+pub const SUPPORTED_API_VERSIONS: [&str; 2] = [v2::API_VERSION, v1::API_VERSION];

@@ -22,11 +22,9 @@ use wasmtime::{
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView, p2::pipe::MemoryOutputPipe};
 
 use super::contract::{
-    API_VERSION, host,
-    scaling::{ScalingPolicy, ScalingPolicyPre},
-    tenant::{TenantPolicy, TenantPolicyPre},
+    SUPPORTED_API_VERSIONS, host,
     types::{Action, ClusterState, Info},
-    upgrade::{UpgradePolicy, UpgradePolicyPre},
+    v1, v2,
 };
 
 /// Instances that can exist at once (decisions running in parallel); a decision beyond that
@@ -96,13 +94,15 @@ pub enum LoadError {
     #[error("the module does not compile as a WebAssembly component: {0}")]
     Compile(String),
     #[error(
-        "the component is not a {world} (it must export `info` and `{export}`, and import nothing but WASI and pinot:policy/host): {message}"
+        "the component is not a {world} of any contract version this operator loads (it must export `info` and `{export}` of {}, and import nothing but WASI and pinot:policy/host): {message}",
+        SUPPORTED_API_VERSIONS.join(" or ")
     )]
     WrongWorld { world: &'static str, export: &'static str, message: String },
     #[error(
-        "the component says it implements {found}, but this operator supports {API_VERSION}; rebuild it with the current pinot-policy-sdk"
+        "the component says it implements {found}, but its exports are those of {expected} (this operator loads {}); rebuild it with the current pinot-policy-sdk",
+        SUPPORTED_API_VERSIONS.join(" and ")
     )]
-    WrongApiVersion { found: String },
+    WrongApiVersion { found: String, expected: &'static str },
     #[error("the smoke test failed: {0}")]
     SmokeTest(DecisionError),
 }
@@ -152,6 +152,12 @@ impl ResourceLimiter for PluginState {
     }
 }
 
+impl v2::host::Host for PluginState {
+    fn log(&mut self, level: v2::host::Level, message: String) {
+        host::Host::log(self, v2::into_level(level), message)
+    }
+}
+
 impl host::Host for PluginState {
     fn log(&mut self, level: host::Level, message: String) {
         let plugin = &*self.plugin;
@@ -165,11 +171,48 @@ impl host::Host for PluginState {
     }
 }
 
+/// A linked module, by world and contract version.
 #[derive(Clone)]
 enum Pre {
-    Upgrade(UpgradePolicyPre<PluginState>),
-    Scaling(ScalingPolicyPre<PluginState>),
-    Tenant(TenantPolicyPre<PluginState>),
+    Upgrade(v2::upgrade::UpgradePolicyPre<PluginState>),
+    Scaling(v2::scaling::ScalingPolicyPre<PluginState>),
+    Tenant(v2::tenant::TenantPolicyPre<PluginState>),
+    UpgradeV1(v1::upgrade::UpgradePolicyPre<PluginState>),
+    ScalingV1(v1::scaling::ScalingPolicyPre<PluginState>),
+    TenantV1(v1::tenant::TenantPolicyPre<PluginState>),
+}
+
+impl Pre {
+    /// Type-checks the module's exports against each supported contract version, newest first.
+    fn new(kind: PolicyKind, pre: wasmtime::component::InstancePre<PluginState>) -> Result<Pre, wasmtime::Error> {
+        let newest = match kind {
+            PolicyKind::Upgrade => v2::upgrade::UpgradePolicyPre::new(pre.clone()).map(Pre::Upgrade),
+            PolicyKind::Scaling => v2::scaling::ScalingPolicyPre::new(pre.clone()).map(Pre::Scaling),
+            PolicyKind::Tenant => v2::tenant::TenantPolicyPre::new(pre.clone()).map(Pre::Tenant),
+        };
+        newest.or_else(|newest_error| {
+            let older = match kind {
+                PolicyKind::Upgrade => v1::upgrade::UpgradePolicyPre::new(pre).map(Pre::UpgradeV1),
+                PolicyKind::Scaling => v1::scaling::ScalingPolicyPre::new(pre).map(Pre::ScalingV1),
+                PolicyKind::Tenant => v1::tenant::TenantPolicyPre::new(pre).map(Pre::TenantV1),
+            };
+            older.map_err(|older_error| {
+                wasmtime::Error::msg(format!(
+                    "as {}: {newest_error:#}; as {}: {older_error:#}",
+                    v2::API_VERSION,
+                    v1::API_VERSION
+                ))
+            })
+        })
+    }
+
+    /// The contract version the module's exports match.
+    fn api_version(&self) -> &'static str {
+        match self {
+            Pre::Upgrade(_) | Pre::Scaling(_) | Pre::Tenant(_) => v2::API_VERSION,
+            Pre::UpgradeV1(_) | Pre::ScalingV1(_) | Pre::TenantV1(_) => v1::API_VERSION,
+        }
+    }
 }
 
 /// A compiled, linked and smoke-tested module, ready for decisions.
@@ -180,6 +223,13 @@ pub struct LoadedPolicy {
     /// `sha256:<hex>` of the module's bytes.
     pub digest: String,
     pre: Pre,
+}
+
+impl LoadedPolicy {
+    /// The contract version the module implements, e.g. `pinot:policy@0.2.0`.
+    pub fn api_version(&self) -> &'static str {
+        self.pre.api_version()
+    }
 }
 
 impl LoadedPolicy {
@@ -256,7 +306,9 @@ impl PolicyEngine {
         let engine = Engine::new(&config)?;
         let mut linker: Linker<PluginState> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        // `pinot:policy/host` of every supported version.
         host::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)?;
+        v2::host::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)?;
 
         let stop_ticker = Arc::new(AtomicBool::new(false));
         let (ticker_engine, stop) = (engine.clone(), stop_ticker.clone());
@@ -338,11 +390,7 @@ impl PolicyEngine {
             message: format!("{e:#}"),
         };
         let instance_pre = self.inner.linker.instantiate_pre(&component).map_err(wrong)?;
-        let pre = match kind {
-            PolicyKind::Upgrade => Pre::Upgrade(UpgradePolicyPre::new(instance_pre).map_err(wrong)?),
-            PolicyKind::Scaling => Pre::Scaling(ScalingPolicyPre::new(instance_pre).map_err(wrong)?),
-            PolicyKind::Tenant => Pre::Tenant(TenantPolicyPre::new(instance_pre).map_err(wrong)?),
-        };
+        let pre = Pre::new(kind, instance_pre).map_err(wrong)?;
         let mut loaded = LoadedPolicy {
             kind,
             name: Arc::from(name),
@@ -351,8 +399,9 @@ impl PolicyEngine {
             pre,
         };
         loaded.info = self.info(&loaded).map_err(LoadError::SmokeTest)?;
-        if loaded.info.api_version != API_VERSION {
-            return Err(LoadError::WrongApiVersion { found: loaded.info.api_version });
+        if loaded.info.api_version != loaded.api_version() {
+            let expected = loaded.api_version();
+            return Err(LoadError::WrongApiVersion { found: loaded.info.api_version, expected });
         }
         self.decide(&loaded, &empty_state()).map_err(LoadError::SmokeTest)?;
         Ok(loaded)
@@ -399,9 +448,12 @@ impl PolicyEngine {
     pub fn info(&self, policy: &LoadedPolicy) -> Result<Info, DecisionError> {
         let mut store = self.store(&policy.name);
         let result = match &policy.pre {
-            Pre::Upgrade(p) => p.instantiate(&mut store).and_then(|i| i.call_info(&mut store)),
-            Pre::Scaling(p) => p.instantiate(&mut store).and_then(|i| i.call_info(&mut store)),
-            Pre::Tenant(p) => p.instantiate(&mut store).and_then(|i| i.call_info(&mut store)),
+            Pre::Upgrade(p) => p.instantiate(&mut store).and_then(|i| i.call_info(&mut store)).map(v2::into_info),
+            Pre::Scaling(p) => p.instantiate(&mut store).and_then(|i| i.call_info(&mut store)).map(v2::into_info),
+            Pre::Tenant(p) => p.instantiate(&mut store).and_then(|i| i.call_info(&mut store)).map(v2::into_info),
+            Pre::UpgradeV1(p) => p.instantiate(&mut store).and_then(|i| i.call_info(&mut store)),
+            Pre::ScalingV1(p) => p.instantiate(&mut store).and_then(|i| i.call_info(&mut store)),
+            Pre::TenantV1(p) => p.instantiate(&mut store).and_then(|i| i.call_info(&mut store)),
         };
         Self::log_stderr(&store);
         result.map_err(|e| self.classify(&store, e))
@@ -410,16 +462,24 @@ impl PolicyEngine {
     /// One decision, in a fresh store.
     pub fn decide(&self, policy: &LoadedPolicy, state: &ClusterState) -> Result<Vec<Action>, DecisionError> {
         let mut store = self.store(&policy.name);
-        let result = match &policy.pre {
+        // A 0.2.0 module gets the state laid out flat, and its actions are mapped back.
+        let newer = |r: Result<Vec<v2::flat::Action>, String>| r.map(|a| a.into_iter().map(v2::into_action).collect());
+        let result: wasmtime::Result<Result<Vec<Action>, String>> = match &policy.pre {
             Pre::Upgrade(p) => {
-                p.instantiate(&mut store).and_then(|i: UpgradePolicy| i.call_plan_upgrade(&mut store, state))
+                let flat = v2::flatten(state);
+                p.instantiate(&mut store).and_then(|i| i.call_plan_upgrade(&mut store, &flat)).map(newer)
             }
             Pre::Scaling(p) => {
-                p.instantiate(&mut store).and_then(|i: ScalingPolicy| i.call_plan_scaling(&mut store, state))
+                let flat = v2::flatten(state);
+                p.instantiate(&mut store).and_then(|i| i.call_plan_scaling(&mut store, &flat)).map(newer)
             }
             Pre::Tenant(p) => {
-                p.instantiate(&mut store).and_then(|i: TenantPolicy| i.call_plan_tenants(&mut store, state))
+                let flat = v2::flatten(state);
+                p.instantiate(&mut store).and_then(|i| i.call_plan_tenants(&mut store, &flat)).map(newer)
             }
+            Pre::UpgradeV1(p) => p.instantiate(&mut store).and_then(|i| i.call_plan_upgrade(&mut store, state)),
+            Pre::ScalingV1(p) => p.instantiate(&mut store).and_then(|i| i.call_plan_scaling(&mut store, state)),
+            Pre::TenantV1(p) => p.instantiate(&mut store).and_then(|i| i.call_plan_tenants(&mut store, state)),
         };
         Self::log_stderr(&store);
         match result {

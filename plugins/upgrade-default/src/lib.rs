@@ -10,48 +10,34 @@
 //! Configuration: `podReadyTimeoutSeconds`, and `pool/<pool>/podReadyTimeoutSeconds` (the host
 //! sets these from `spec.upgrade` and the pools).
 
-use pinot_policy_sdk::upgrade::{
-    self, Guest,
-    pinot::policy::types::{Action, ClusterState, Info, Pod, Pool, Role},
+use pinot_policy_sdk::{
+    Action, ClusterState, Info, Pod, Pool, Role, State,
+    upgrade::{self, Guest},
 };
 
 struct DefaultUpgrade;
 
-fn config_u64(state: &ClusterState, key: &str, default: u64) -> u64 {
-    state.config.iter().find(|(k, _)| k == key).and_then(|(_, v)| v.parse().ok()).unwrap_or(default)
-}
-
-fn first_zone(pool: &Pool) -> String {
-    pool.zones.first().cloned().unwrap_or_default()
-}
-
-/// Ordinals below the pool's current replicas that have no pod at all.
-fn missing_ordinals(pool: &Pool) -> Vec<u32> {
-    (0..pool.current_replicas).filter(|o| !pool.pods.iter().any(|p| p.ordinal == *o)).collect()
+fn config_u64(state: &State, key: &str) -> Option<u64> {
+    state.config(key).and_then(|v| v.parse().ok())
 }
 
 /// The pods a pool waits for, by name; missing ones by the name they will have.
-fn down_names(pool: &Pool, unavailable: &[&Pod], missing: &[u32]) -> Vec<String> {
-    let prefix = pool.pods.first().and_then(|p| p.name.rsplit_once('-')).map(|(base, _)| base.to_string());
-    let mut names: Vec<String> = unavailable.iter().map(|p| p.name.clone()).collect();
-    names.extend(missing.iter().map(|o| match &prefix {
-        Some(base) => format!("{base}-{o}"),
-        None => format!("pod {o}"),
-    }));
-    names
+fn down_names(pool: &Pool, unavailable: &[Pod], missing: &[u32]) -> String {
+    let mut names: Vec<String> = unavailable.iter().map(|p| p.name().to_string()).collect();
+    names.extend(missing.iter().map(|o| pool.pod_name(*o)));
+    names.join(", ")
 }
 
 /// What one pool needs next, or `None` when it is done. Servers back on the new revision get
 /// their queries back first, in the same plan as the next step, so that step follows at once.
-fn plan_pool(state: &ClusterState, pool: &Pool) -> Option<Vec<Action>> {
-    let target = &pool.target_revision;
+fn plan_pool(state: &State, pool: Pool) -> Option<Vec<Action>> {
+    let target = pool.target_revision();
     let enable: Vec<Action> = pool
-        .pods
-        .iter()
+        .pods()
         .filter_map(|pod| {
-            let i = pod.instance.as_ref()?;
-            (pod.ready && &pod.revision == target && i.live && !i.queries_enabled)
-                .then(|| Action::EnableQueries(i.id.clone()))
+            let i = pod.instance()?;
+            (pod.ready() && pod.revision() == target && i.live() && !i.queries_enabled())
+                .then(|| Action::EnableQueries(i.id().into()))
         })
         .collect();
     let next = next_step(state, pool);
@@ -68,94 +54,88 @@ fn plan_pool(state: &ClusterState, pool: &Pool) -> Option<Vec<Action>> {
 }
 
 /// The next restarts of a pool (a server's queries disabled first), or why it waits.
-fn next_step(state: &ClusterState, pool: &Pool) -> Option<Vec<Action>> {
-    let default = config_u64(state, "podReadyTimeoutSeconds", 600);
-    let timeout = config_u64(state, &format!("pool/{}/podReadyTimeoutSeconds", pool.name), default);
-    let target = &pool.target_revision;
+fn next_step(state: &State, pool: Pool) -> Option<Vec<Action>> {
+    let default = config_u64(state, "podReadyTimeoutSeconds").unwrap_or(600);
+    let timeout = config_u64(state, &format!("pool/{}/podReadyTimeoutSeconds", pool.name())).unwrap_or(default);
+    let target = pool.target_revision();
     // A pod serves only when it is Ready and its Pinot instance (once the controller knows it)
     // is live: a restarted pod whose instance has not rejoined yet still counts as down.
-    let unavailable: Vec<_> = pool
-        .pods
-        .iter()
-        .filter(|p| !p.ready || p.terminating || p.instance.as_ref().is_some_and(|i| !i.live))
-        .collect();
-    // An ordinal without any pod is one the StatefulSet controller has not recreated yet: down
-    // too, although no pod says so (between a restarted pod's deletion and its replacement).
-    let missing = missing_ordinals(pool);
+    let unavailable: Vec<Pod> =
+        pool.pods().filter(|p| !p.ready() || p.terminating() || p.instance().is_some_and(|i| !i.live())).collect();
+    // An ordinal without any pod was deleted and is not recreated yet: down as well, although
+    // no pod says so (between a restarted pod's deletion and its replacement).
+    let missing: Vec<u32> = pool.missing_ordinals().collect();
     for pod in &unavailable {
-        if &pod.revision == target && !pod.terminating && pod.age_seconds > timeout {
+        if pod.revision() == target && !pod.terminating() && pod.age_seconds() > timeout {
             return Some(vec![Action::Block(format!(
                 "pod {} of pool {} is not ready {}s after its restart (timeout {timeout}s); fix the cause or roll the spec back",
-                pod.name, pool.name, pod.age_seconds
+                pod.name(),
+                pool.name(),
+                pod.age_seconds()
             ))]);
         }
     }
-    let pending: Vec<_> = pool.pods.iter().filter(|p| &p.revision != target && !p.terminating).collect();
-    if let Some(down) = pending.iter().filter(|p| !p.ready).max_by_key(|p| p.ordinal) {
-        return Some(vec![Action::RestartPod(down.name.clone())]);
+    let mut pending: Vec<Pod> = pool.pods().filter(|p| p.revision() != target && !p.terminating()).collect();
+    if let Some(down) = pending.iter().filter(|p| !p.ready()).max_by_key(|p| p.ordinal()) {
+        return Some(vec![Action::RestartPod(down.name().into())]);
     }
     if pending.is_empty() {
-        if unavailable.is_empty() && missing.is_empty() && pool.ready_replicas >= pool.current_replicas {
+        if unavailable.is_empty() && missing.is_empty() && pool.ready_replicas() >= pool.current_replicas() {
             return None;
         }
-        let names = down_names(pool, &unavailable, &missing);
         return Some(vec![Action::Wait(format!(
             "waiting for {} of pool {} to become ready",
-            names.join(", "),
-            pool.name
+            down_names(&pool, &unavailable, &missing),
+            pool.name()
         ))]);
     }
-    let budget = pool.max_unavailable.max(1) as usize;
-    if unavailable.len() + missing.len() >= budget {
-        let names = down_names(pool, &unavailable, &missing);
+    let budget = pool.max_unavailable().max(1) as usize;
+    let down = unavailable.len() + missing.len();
+    if down >= budget {
         return Some(vec![Action::Wait(format!(
             "upgrading pool {}: {}/{} pods updated; waiting for {}",
-            pool.name,
-            pool.updated_replicas,
-            pool.pods.len(),
-            names.join(", ")
+            pool.name(),
+            pool.updated_replicas(),
+            pool.pods().len(),
+            down_names(&pool, &unavailable, &missing)
         ))]);
     }
+    pending.sort_by_key(|p| std::cmp::Reverse(p.ordinal()));
     let mut actions = Vec::new();
-    let mut pending = pending;
-    pending.sort_by_key(|p| std::cmp::Reverse(p.ordinal));
-    for pod in pending.into_iter().take(budget - unavailable.len() - missing.len()) {
+    for pod in pending.into_iter().take(budget - down) {
         // A server's queries go off first; the host holds the restart back for the pool's
         // drain period, if it has one.
-        if let Some(i) = &pod.instance
-            && pool.role == Role::Server
-            && i.queries_enabled
-            && i.live
+        if let Some(i) = pod.instance()
+            && pool.role() == Role::Server
+            && i.queries_enabled()
+            && i.live()
         {
-            actions.push(Action::DisableQueries(i.id.clone()));
+            actions.push(Action::DisableQueries(i.id().into()));
         }
-        actions.push(Action::RestartPod(pod.name.clone()));
+        actions.push(Action::RestartPod(pod.name().into()));
     }
     Some(actions)
 }
 
 impl Guest for DefaultUpgrade {
     fn info() -> Info {
-        Info {
-            name: "upgrade-default".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            api_version: pinot_policy_sdk::API_VERSION.into(),
-        }
+        pinot_policy_sdk::info("upgrade-default", env!("CARGO_PKG_VERSION"))
     }
 
     fn plan_upgrade(state: ClusterState) -> Result<Vec<Action>, String> {
-        for role in &state.deployment_order {
-            let mut pools: Vec<&Pool> = state.pools.iter().filter(|p| p.role == *role).collect();
-            pools.sort_by_key(|p| (first_zone(p), p.name.clone()));
+        let state = State::new(&state);
+        for role in state.deployment_order() {
+            let mut pools: Vec<Pool> = state.pools().filter(|p| p.role() == *role).collect();
+            pools.sort_by_key(|p| (p.first_zone(), p.name()));
             // One zone at a time: the first zone with work decides.
-            let mut zone_with_work: Option<String> = None;
+            let mut zone_with_work: Option<&str> = None;
             let mut actions = Vec::new();
             for pool in pools {
-                if zone_with_work.as_ref().is_some_and(|z| *z != first_zone(pool)) {
+                if zone_with_work.is_some_and(|z| z != pool.first_zone()) {
                     break;
                 }
                 if let Some(a) = plan_pool(&state, pool) {
-                    zone_with_work = Some(first_zone(pool));
+                    zone_with_work = Some(pool.first_zone());
                     actions.extend(a);
                 }
             }

@@ -8,53 +8,50 @@
 //! Build: `cargo build --target wasm32-wasip2 --release -p pinot-upgrade-zone-at-a-time` in
 //! `plugins/`; see `deploy/examples/policy/zone-at-a-time.yaml` for running it.
 
-use pinot_policy_sdk::upgrade::{
-    self, Guest,
-    pinot::policy::types::{Action, ClusterState, Info, Pod, Pool, Role},
+use pinot_policy_sdk::{
+    Action, ClusterState, Info, Pod, Pool, Role, State,
+    upgrade::{self, Guest},
 };
 
 struct ZoneAtATime;
 
-fn zone(pool: &Pool) -> String {
-    pool.zones.first().cloned().unwrap_or_default()
+fn pending<'a>(pool: &Pool<'a>) -> impl Iterator<Item = Pod<'a>> + use<'a> {
+    let target = pool.target_revision();
+    pool.pods().filter(move |p| p.revision() != target && !p.terminating())
 }
 
-fn pending(pool: &Pool) -> impl Iterator<Item = &Pod> {
-    pool.pods.iter().filter(move |p| p.revision != pool.target_revision && !p.terminating)
+fn down<'a>(pool: &Pool<'a>) -> Vec<Pod<'a>> {
+    pool.pods().filter(|p| !p.ready() || p.terminating()).collect()
 }
 
-fn down(pool: &Pool) -> Vec<&Pod> {
-    pool.pods.iter().filter(|p| !p.ready || p.terminating).collect()
-}
-
-/// Ordinals without any pod: deleted and not recreated yet, so down as well.
+/// Pods deleted and not recreated yet: down as well.
 fn missing(pool: &Pool) -> usize {
-    (0..pool.current_replicas).filter(|o| !pool.pods.iter().any(|p| p.ordinal == *o)).count()
+    pool.missing_ordinals().count()
 }
 
 /// Queries to enable again on servers that are back on the target revision.
-fn back(pools: &[&Pool]) -> Vec<Action> {
+fn back(pools: &[Pool]) -> Vec<Action> {
     pools
         .iter()
-        .flat_map(|pool| pool.pods.iter().map(move |p| (pool, p)))
+        .flat_map(|pool| pool.pods().map(move |p| (pool, p)))
         .filter_map(|(pool, p)| {
-            let i = p.instance.as_ref()?;
-            (p.ready && p.revision == pool.target_revision && i.live && !i.queries_enabled)
-                .then(|| Action::EnableQueries(i.id.clone()))
+            let i = p.instance()?;
+            (p.ready() && p.revision() == pool.target_revision() && i.live() && !i.queries_enabled())
+                .then(|| Action::EnableQueries(i.id().into()))
         })
         .collect()
 }
 
 /// One zone of server pools.
-fn plan_server_zone(pools: &[&Pool]) -> Option<Vec<Action>> {
+fn plan_server_zone(pools: &[Pool]) -> Option<Vec<Action>> {
     let enable = back(pools);
     if !enable.is_empty() {
         return Some(enable);
     }
-    let todo: Vec<(&Pool, &Pod)> = pools.iter().flat_map(|pool| pending(pool).map(move |p| (*pool, p))).collect();
+    let todo: Vec<Pod> = pools.iter().flat_map(pending).collect();
     if todo.is_empty() {
-        let mut waiting: Vec<String> = pools.iter().flat_map(|p| down(p)).map(|p| p.name.clone()).collect();
-        let recreating: usize = pools.iter().map(|p| missing(p)).sum();
+        let mut waiting: Vec<String> = pools.iter().flat_map(down).map(|p| p.name().to_string()).collect();
+        let recreating: usize = pools.iter().map(missing).sum();
         if recreating > 0 {
             waiting.push(format!("{recreating} pod(s) being recreated"));
         }
@@ -63,8 +60,8 @@ fn plan_server_zone(pools: &[&Pool]) -> Option<Vec<Action>> {
     // Queries off on the whole zone first.
     let disable: Vec<Action> = todo
         .iter()
-        .filter_map(|(_, p)| p.instance.as_ref().filter(|i| p.ready && i.live && i.queries_enabled))
-        .map(|i| Action::DisableQueries(i.id.clone()))
+        .filter_map(|p| p.instance().filter(|i| p.ready() && i.live() && i.queries_enabled()))
+        .map(|i| Action::DisableQueries(i.id().into()))
         .collect();
     if !disable.is_empty() {
         return Some(disable);
@@ -72,16 +69,16 @@ fn plan_server_zone(pools: &[&Pool]) -> Option<Vec<Action>> {
     // Then every pod of the zone, within each pool's budget.
     let mut actions = Vec::new();
     for pool in pools {
-        let budget = (pool.max_unavailable.max(1) as usize).saturating_sub(down(pool).len() + missing(pool));
-        let mut pods: Vec<&Pod> = pending(pool).collect();
-        pods.sort_by_key(|p| (p.ready, std::cmp::Reverse(p.ordinal)));
+        let budget = (pool.max_unavailable().max(1) as usize).saturating_sub(down(pool).len() + missing(pool));
+        let mut pods: Vec<Pod> = pending(pool).collect();
+        pods.sort_by_key(|p| (p.ready(), std::cmp::Reverse(p.ordinal())));
         let mut ready_taken = 0;
         for p in pods {
-            if !p.ready {
-                actions.push(Action::RestartPod(p.name.clone()));
+            if !p.ready() {
+                actions.push(Action::RestartPod(p.name().into()));
             } else if ready_taken < budget {
                 ready_taken += 1;
-                actions.push(Action::RestartPod(p.name.clone()));
+                actions.push(Action::RestartPod(p.name().into()));
             }
         }
     }
@@ -94,41 +91,40 @@ fn plan_server_zone(pools: &[&Pool]) -> Option<Vec<Action>> {
 /// One pool of another role: one pod at a time.
 fn plan_one_by_one(pool: &Pool) -> Option<Vec<Action>> {
     let down = down(pool);
-    let mut todo: Vec<&Pod> = pending(pool).collect();
-    todo.sort_by_key(|p| (p.ready, std::cmp::Reverse(p.ordinal)));
+    let mut todo: Vec<Pod> = pending(pool).collect();
+    todo.sort_by_key(|p| (p.ready(), std::cmp::Reverse(p.ordinal())));
     match (todo.first(), down.first()) {
-        (Some(p), _) if !p.ready => Some(vec![Action::RestartPod(p.name.clone())]),
-        _ if missing(pool) > 0 => Some(vec![Action::Wait(format!("waiting for pool {} to recreate its pods", pool.name))]),
-        (_, Some(d)) => Some(vec![Action::Wait(format!("waiting for {}", d.name))]),
-        (Some(p), None) => Some(vec![Action::RestartPod(p.name.clone())]),
+        (Some(p), _) if !p.ready() => Some(vec![Action::RestartPod(p.name().into())]),
+        _ if missing(pool) > 0 => {
+            Some(vec![Action::Wait(format!("waiting for pool {} to recreate its pods", pool.name()))])
+        }
+        (_, Some(d)) => Some(vec![Action::Wait(format!("waiting for {}", d.name()))]),
+        (Some(p), None) => Some(vec![Action::RestartPod(p.name().into())]),
         (None, None) => None,
     }
 }
 
 impl Guest for ZoneAtATime {
     fn info() -> Info {
-        Info {
-            name: "upgrade-zone-at-a-time".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            api_version: pinot_policy_sdk::API_VERSION.into(),
-        }
+        pinot_policy_sdk::info("upgrade-zone-at-a-time", env!("CARGO_PKG_VERSION"))
     }
 
     fn plan_upgrade(state: ClusterState) -> Result<Vec<Action>, String> {
-        for role in &state.deployment_order {
-            let mut pools: Vec<&Pool> = state.pools.iter().filter(|p| p.role == *role).collect();
-            pools.sort_by_key(|p| (zone(p), p.name.clone()));
+        let state = State::new(&state);
+        for role in state.deployment_order() {
+            let mut pools: Vec<Pool> = state.pools().filter(|p| p.role() == *role).collect();
+            pools.sort_by_key(|p| (p.first_zone(), p.name()));
             if *role == Role::Server {
-                let mut zones: Vec<String> = pools.iter().map(|p| zone(p)).collect();
+                let mut zones: Vec<&str> = pools.iter().map(|p| p.first_zone()).collect();
                 zones.dedup();
                 for z in zones {
-                    let in_zone: Vec<&Pool> = pools.iter().copied().filter(|p| zone(p) == z).collect();
+                    let in_zone: Vec<Pool> = pools.iter().copied().filter(|p| p.first_zone() == z).collect();
                     if let Some(actions) = plan_server_zone(&in_zone) {
                         return Ok(actions);
                     }
                 }
             } else {
-                for pool in pools {
+                for pool in &pools {
                     if let Some(actions) = plan_one_by_one(pool) {
                         return Ok(actions);
                     }

@@ -1,5 +1,5 @@
 //! Hostile test policy: spins forever when asked to decide.
-use pinot_policy_sdk::upgrade::{
+use pinot_policy_sdk_0_1::upgrade::{
     self, Guest,
     pinot::policy::types::{Action, ClusterState, Info},
 };
@@ -8,7 +8,11 @@ struct P;
 
 impl Guest for P {
     fn info() -> Info {
-        Info { name: "endless-loop".into(), version: "0.0.0".into(), api_version: pinot_policy_sdk::API_VERSION.into() }
+        Info {
+            name: "endless-loop".into(),
+            version: "0.0.0".into(),
+            api_version: pinot_policy_sdk_0_1::API_VERSION.into(),
+        }
     }
 
     fn plan_upgrade(state: ClusterState) -> Result<Vec<Action>, String> {
@@ -23,4 +27,4 @@ impl Guest for P {
     }
 }
 
-upgrade::export!(P with_types_in pinot_policy_sdk::upgrade);
+upgrade::export!(P with_types_in pinot_policy_sdk_0_1::upgrade);

@@ -1,5 +1,5 @@
 //! Hostile test policy: asks for a pod that does not exist.
-use pinot_policy_sdk::upgrade::{
+use pinot_policy_sdk_0_1::upgrade::{
     self, Guest,
     pinot::policy::types::{Action, ClusterState, Info},
 };
@@ -11,7 +11,7 @@ impl Guest for P {
         Info {
             name: "invalid-actions".into(),
             version: "0.0.0".into(),
-            api_version: pinot_policy_sdk::API_VERSION.into(),
+            api_version: pinot_policy_sdk_0_1::API_VERSION.into(),
         }
     }
 
@@ -21,4 +21,4 @@ impl Guest for P {
     }
 }
 
-upgrade::export!(P with_types_in pinot_policy_sdk::upgrade);
+upgrade::export!(P with_types_in pinot_policy_sdk_0_1::upgrade);

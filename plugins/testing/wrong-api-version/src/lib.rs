@@ -1,5 +1,5 @@
 //! Hostile test policy: claims a contract version the host does not support.
-use pinot_policy_sdk::upgrade::{
+use pinot_policy_sdk_0_1::upgrade::{
     self, Guest,
     pinot::policy::types::{Action, ClusterState, Info},
 };
@@ -17,4 +17,4 @@ impl Guest for P {
     }
 }
 
-upgrade::export!(P with_types_in pinot_policy_sdk::upgrade);
+upgrade::export!(P with_types_in pinot_policy_sdk_0_1::upgrade);
