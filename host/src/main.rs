@@ -44,6 +44,10 @@ enum Command {
         /// (e.g. a mounted ConfigMap); changes are picked up while the operator runs.
         #[arg(long, env = "PINOT_POLICY_DIR")]
         policy_dir: Option<PathBuf>,
+        /// Directory where compiled policy modules are kept across restarts (created 0700;
+        /// e.g. an emptyDir volume). Without it every start compiles the modules again.
+        #[arg(long, env = "PINOT_POLICY_CACHE_DIR")]
+        policy_cache_dir: Option<PathBuf>,
         /// How many clusters may upgrade at the same time (0: no limit). A cluster whose
         /// upgrade halted keeps its slot, so a bad image is caught on the first clusters.
         #[arg(long, env = "PINOT_MAX_CONCURRENT_UPGRADES", default_value_t = 2)]
@@ -102,6 +106,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             namespace,
             controller_url_template,
             policy_dir,
+            policy_cache_dir,
             max_concurrent_upgrades,
             drift_check_interval_seconds,
             log_json,
@@ -110,7 +115,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let client = pinot_operator::kube_client(kubeconfig.as_deref()).await?;
             let controllers = ControllerLocator::new(controller_url_template);
             let registry = Arc::new(
-                PolicyRegistry::new(PolicyEngine::new(PolicyLimits::default())?)
+                PolicyRegistry::new(PolicyEngine::with_cache(PolicyLimits::default(), policy_cache_dir.as_deref())?)
                     .context("loading the bundled policies")?,
             );
             let config = ControllerConfig {

@@ -588,3 +588,44 @@ fn a_0_2_module_reads_exactly_the_state_the_host_built_and_0_1_modules_still_loa
     let err = engine.load(PolicyKind::Tenant, "echo", &module("pinot_test_echo_state.wasm")).unwrap_err();
     assert!(err.to_string().contains("pinot:policy@0.2.0") && err.to_string().contains("pinot:policy@0.1.0"), "{err}");
 }
+
+#[test]
+fn compiled_modules_are_cached_on_disk_privately_and_reused_by_the_next_engine() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let root = std::env::temp_dir().join(format!("pinot-policy-cache-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let limits = PolicyLimits::default();
+
+    let first = PolicyEngine::with_cache(limits, Some(&root)).unwrap();
+    let loaded = first.load(PolicyKind::Upgrade, "upgrade-default", bundled::UPGRADE_DEFAULT).unwrap();
+    let dir = std::fs::read_dir(&root).unwrap().next().unwrap().unwrap().path();
+    assert!(dir.file_name().unwrap().to_string_lossy().starts_with("wasmtime-"), "{}", dir.display());
+    assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+    let file = dir.join(format!("{}.cwasm", loaded.digest.trim_start_matches("sha256:")));
+    let meta = std::fs::metadata(&file).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+
+    // A new engine (a restarted operator) loads it from the cache: the file is read, not
+    // written again, and the module decides as before.
+    let second = PolicyEngine::with_cache(limits, Some(&root)).unwrap();
+    let again = second.load(PolicyKind::Upgrade, "upgrade-default", bundled::UPGRADE_DEFAULT).unwrap();
+    assert_eq!(std::fs::metadata(&file).unwrap().ino(), meta.ino(), "a cache hit leaves the file alone");
+    assert_eq!(second.decide(&again, &upgrading(true)).unwrap(), first.decide(&loaded, &upgrading(true)).unwrap());
+
+    // A damaged file is dropped and the module compiled again.
+    std::fs::write(&file, b"not a compiled module").unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let third = PolicyEngine::with_cache(limits, Some(&root)).unwrap();
+    assert!(third.load(PolicyKind::Upgrade, "upgrade-default", bundled::UPGRADE_DEFAULT).is_ok());
+    assert_ne!(std::fs::read(&file).unwrap(), b"not a compiled module");
+
+    // A file others could have written is never loaded; a directory open to others is not
+    // used at all. Either way the engine still works.
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let fourth = PolicyEngine::with_cache(limits, Some(&root)).unwrap();
+    assert!(fourth.load(PolicyKind::Upgrade, "upgrade-default", bundled::UPGRADE_DEFAULT).is_ok());
+    std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let open = PolicyEngine::with_cache(limits, Some(&root)).unwrap();
+    assert!(open.load(PolicyKind::Upgrade, "upgrade-default", bundled::UPGRADE_DEFAULT).is_ok());
+    std::fs::remove_dir_all(&root).unwrap();
+}

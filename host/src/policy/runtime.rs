@@ -269,6 +269,92 @@ struct EngineInner {
     stop_ticker: Arc<AtomicBool>,
     /// Compiled components by digest: the same bytes are compiled once.
     compiled: Mutex<HashMap<String, Component>>,
+    /// Where compiled components are kept across restarts, if anywhere (see [`DiskCache`]).
+    disk: Option<DiskCache>,
+}
+
+/// Compiled components on disk, so that a restarted operator loads its modules in well under
+/// a millisecond instead of compiling them again. Files are keyed by the module's digest under
+/// a directory named after the engine's compatibility hash (wasmtime version, configuration,
+/// CPU features), so a changed operator never reads another's code; wasmtime checks that
+/// header once more when it loads one.
+///
+/// Precompiled code is native code and is not validated again, so only code this operator
+/// compiled itself may be loaded: the directory is created private to the operator's user
+/// (0700) and its files written 0600 by rename; a directory or file with looser permissions is
+/// never read from (and the cache is then skipped with a warning).
+struct DiskCache {
+    dir: std::path::PathBuf,
+}
+
+impl DiskCache {
+    fn open(root: &std::path::Path, engine: &Engine) -> std::io::Result<DiskCache> {
+        use std::{
+            hash::{Hash, Hasher},
+            os::unix::fs::{DirBuilderExt, PermissionsExt},
+        };
+        let mut hasher = std::hash::DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut hasher);
+        let dir = root.join(format!("wasmtime-{:016x}", hasher.finish()));
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir)?;
+        for d in [root, dir.as_path()] {
+            let mode = std::fs::metadata(d)?.permissions().mode();
+            if mode & 0o077 != 0 {
+                return Err(std::io::Error::other(format!(
+                    "{} is accessible to other users (mode {:o}); make it 0700",
+                    d.display(),
+                    mode & 0o777
+                )));
+            }
+        }
+        Ok(DiskCache { dir })
+    }
+
+    fn path(&self, digest: &str) -> std::path::PathBuf {
+        self.dir.join(format!("{}.cwasm", digest.trim_start_matches("sha256:")))
+    }
+
+    /// A component this operator compiled earlier, if the cache has one.
+    #[allow(unsafe_code)]
+    fn load(&self, engine: &Engine, digest: &str) -> Option<Component> {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.path(digest);
+        let meta = std::fs::symlink_metadata(&path).ok()?;
+        if !meta.is_file() || meta.permissions().mode() & 0o077 != 0 {
+            tracing::warn!(path = %path.display(), "ignoring a cached module that is not a private file");
+            return None;
+        }
+        // Read into memory rather than mapped: a mapped file truncated under a running
+        // operator would crash it (SIGBUS).
+        let bytes = std::fs::read(&path).ok()?;
+        // SAFETY: the file was written by `store` of an operator with this engine
+        // configuration (the directory is named after its compatibility hash and is private to
+        // this user), and wasmtime checks the compatibility header again.
+        match unsafe { Component::deserialize(engine, &bytes) } {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "dropping an unreadable cached module");
+                let _ = std::fs::remove_file(&path);
+                None
+            }
+        }
+    }
+
+    fn store(&self, digest: &str, component: &Component) {
+        use std::{io::Write, os::unix::fs::OpenOptionsExt};
+        let path = self.path(digest);
+        let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+        let written = component.serialize().map_err(std::io::Error::other).and_then(|bytes| {
+            let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+            f.write_all(&bytes)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &path)
+        });
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&tmp);
+            tracing::warn!(path = %path.display(), error = %e, "could not cache a compiled module");
+        }
+    }
 }
 
 impl Drop for EngineInner {
@@ -285,6 +371,12 @@ pub struct PolicyEngine {
 
 impl PolicyEngine {
     pub fn new(limits: PolicyLimits) -> Result<Self, wasmtime::Error> {
+        Self::with_cache(limits, None)
+    }
+
+    /// An engine that keeps compiled modules in `cache_dir` across restarts (see
+    /// [`DiskCache`]); a directory it cannot use is reported and skipped, never fatal.
+    pub fn with_cache(limits: PolicyLimits, cache_dir: Option<&std::path::Path>) -> Result<Self, wasmtime::Error> {
         let mut config = Config::new();
         config.wasm_component_model(true);
         config.epoch_interruption(true);
@@ -325,7 +417,19 @@ impl PolicyEngine {
                 }
             })
             .map_err(|e| wasmtime::Error::msg(format!("starting the epoch ticker: {e}")))?;
-        Ok(Self { inner: Arc::new(EngineInner { engine, linker, limits, stop_ticker, compiled: Mutex::default() }) })
+        let disk = cache_dir.and_then(|root| match DiskCache::open(root, &engine) {
+            Ok(cache) => {
+                tracing::info!(dir = %cache.dir.display(), "compiled policy modules are cached on disk");
+                Some(cache)
+            }
+            Err(e) => {
+                tracing::warn!(dir = %root.display(), error = %e, "not caching compiled policy modules on disk");
+                None
+            }
+        });
+        Ok(Self {
+            inner: Arc::new(EngineInner { engine, linker, limits, stop_ticker, compiled: Mutex::default(), disk }),
+        })
     }
 
     pub fn limits(&self) -> PolicyLimits {
@@ -364,7 +468,17 @@ impl PolicyEngine {
         if let Some(c) = self.inner.compiled.lock().unwrap_or_else(|e| e.into_inner()).get(digest) {
             return Ok(c.clone());
         }
-        let component = Component::new(&self.inner.engine, bytes).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        let disk = self.inner.disk.as_ref();
+        let component = match disk.and_then(|d| d.load(&self.inner.engine, digest)) {
+            Some(c) => c,
+            None => {
+                let c = Component::new(&self.inner.engine, bytes).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+                if let Some(d) = disk {
+                    d.store(digest, &c);
+                }
+                c
+            }
+        };
         self.inner.compiled.lock().unwrap_or_else(|e| e.into_inner()).insert(digest.to_string(), component.clone());
         Ok(component)
     }
