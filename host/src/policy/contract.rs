@@ -4,44 +4,51 @@
 //! shape. A 0.2.0 module gets the same state laid out flat ([`v2::flatten`]) and its actions
 //! are mapped back ([`v2::into_action`]).
 
+/// The three worlds of one contract version, from its WIT directory. They share one set of
+/// types (those of the upgrade world), so one state can be given to any kind of policy.
+macro_rules! worlds {
+    ($path:literal) => {
+        /// `upgrade-policy`.
+        pub mod upgrade {
+            wasmtime::component::bindgen!({
+                world: "upgrade-policy",
+                path: $path,
+                additional_derives: [PartialEq, serde::Serialize, serde::Deserialize],
+            });
+        }
+
+        /// `scaling-policy`.
+        pub mod scaling {
+            wasmtime::component::bindgen!({
+                world: "scaling-policy",
+                path: $path,
+                with: {
+                    "pinot:policy/types": super::upgrade::pinot::policy::types,
+                    "pinot:policy/host": super::upgrade::pinot::policy::host,
+                },
+            });
+        }
+
+        /// `tenant-policy`.
+        pub mod tenant {
+            wasmtime::component::bindgen!({
+                world: "tenant-policy",
+                path: $path,
+                with: {
+                    "pinot:policy/types": super::upgrade::pinot::policy::types,
+                    "pinot:policy/host": super::upgrade::pinot::policy::host,
+                },
+            });
+        }
+    };
+}
+
 /// `pinot:policy@0.1.0`: nested records, a string per name.
 pub mod v1 {
     /// The contract version of these bindings.
     pub const API_VERSION: &str = "pinot:policy@0.1.0";
 
-    /// `upgrade-policy`. The three worlds share one set of types (those of this world), so a
-    /// [`super::types::ClusterState`] can be given to any kind of policy.
-    pub mod upgrade {
-        wasmtime::component::bindgen!({
-            world: "upgrade-policy",
-            path: "../plugin-api/wit/0.1.0",
-            additional_derives: [PartialEq, serde::Serialize, serde::Deserialize],
-        });
-    }
-
-    /// `scaling-policy`.
-    pub mod scaling {
-        wasmtime::component::bindgen!({
-            world: "scaling-policy",
-            path: "../plugin-api/wit/0.1.0",
-            with: {
-                "pinot:policy/types": super::upgrade::pinot::policy::types,
-                "pinot:policy/host": super::upgrade::pinot::policy::host,
-            },
-        });
-    }
-
-    /// `tenant-policy`.
-    pub mod tenant {
-        wasmtime::component::bindgen!({
-            world: "tenant-policy",
-            path: "../plugin-api/wit/0.1.0",
-            with: {
-                "pinot:policy/types": super::upgrade::pinot::policy::types,
-                "pinot:policy/host": super::upgrade::pinot::policy::host,
-            },
-        });
-    }
+    worlds!("../plugin-api/wit/0.1.0");
 }
 
 /// `pinot:policy@0.2.0`: the same state and actions, laid out flat (one text buffer, spans
@@ -51,37 +58,7 @@ pub mod v2 {
     /// The contract version of these bindings.
     pub const API_VERSION: &str = "pinot:policy@0.2.0";
 
-    /// `upgrade-policy`.
-    pub mod upgrade {
-        wasmtime::component::bindgen!({
-            world: "upgrade-policy",
-            path: "../plugin-api/wit/0.2.0",
-        });
-    }
-
-    /// `scaling-policy`.
-    pub mod scaling {
-        wasmtime::component::bindgen!({
-            world: "scaling-policy",
-            path: "../plugin-api/wit/0.2.0",
-            with: {
-                "pinot:policy/types": super::upgrade::pinot::policy::types,
-                "pinot:policy/host": super::upgrade::pinot::policy::host,
-            },
-        });
-    }
-
-    /// `tenant-policy`.
-    pub mod tenant {
-        wasmtime::component::bindgen!({
-            world: "tenant-policy",
-            path: "../plugin-api/wit/0.2.0",
-            with: {
-                "pinot:policy/types": super::upgrade::pinot::policy::types,
-                "pinot:policy/host": super::upgrade::pinot::policy::host,
-            },
-        });
-    }
+    worlds!("../plugin-api/wit/0.2.0");
 
     pub use upgrade::pinot::policy::{host, types as flat};
 
