@@ -104,6 +104,22 @@ async fn wait_rolled_out(client: &kube::Client, ns: &str, image: &str) {
 /// How many times the StatefulSet controller created each pod (install included), from its
 /// `SuccessfulCreate` events: what a user would look at to see how often a pod was replaced.
 async fn creations(client: &kube::Client, ns: &str) -> BTreeMap<String, i32> {
+    // The StatefulSet controller records its events asynchronously (and counts a repeated one
+    // up in place), so the counts are read until they have not changed for two seconds.
+    let mut last = creation_events(client, ns).await;
+    let mut stable_since = std::time::Instant::now();
+    while stable_since.elapsed() < Duration::from_secs(2) {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let now = creation_events(client, ns).await;
+        if now != last {
+            last = now;
+            stable_since = std::time::Instant::now();
+        }
+    }
+    last
+}
+
+async fn creation_events(client: &kube::Client, ns: &str) -> BTreeMap<String, i32> {
     let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), ns);
     let mut out = BTreeMap::new();
     for e in events.list(&ListParams::default()).await.unwrap() {
