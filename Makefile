@@ -31,8 +31,8 @@ lint: deps
 unit-test: deps
 	$(CARGO) test --workspace --lib --bins -p pinot-crds
 
-# Starts the local control plane if it is not running (and stops it again afterwards if this
-# run started it), then runs every test against it. PINOT_TEST_KUBECONFIG=<file> runs the
+# Starts the local control plane if it is not running (from an empty store, and stops it again
+# afterwards if this run started it), then runs every test against it. PINOT_TEST_KUBECONFIG=<file> runs the
 # integration tests against another cluster instead (kind, a real cluster).
 test: deps lint
 	@set -euo pipefail; \
@@ -40,7 +40,9 @@ test: deps lint
 	  $(CARGO) test --workspace; \
 	else \
 	  started=""; \
-	  if ! ./deploy/local/kube-status.sh >/dev/null 2>&1; then started=1; fi; \
+	  if ! ./deploy/local/kube-status.sh >/dev/null 2>&1; then \
+	    started=1; ./deploy/local/kube-down.sh --purge >/dev/null; \
+	  fi; \
 	  kubeconfig="$$(./deploy/local/kube-up.sh | tail -1)"; \
 	  trap '[ -n "$$started" ] && ./deploy/local/kube-down.sh' EXIT; \
 	  PINOT_TEST_KUBECONFIG="$$kubeconfig" $(CARGO) test --workspace; \
