@@ -340,33 +340,18 @@ pub async fn reconcile(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result<
     // for the apply's round trips. Otherwise the policy decides after the apply, and not at
     // all when the apply changed a StatefulSet: the next pass (its status change triggers one)
     // decides from the new revisions.
-    let early = if apply::templates_current(&desired, &observed) {
-        decide_upgrade(&ctx, &cluster, &valid, &observed, &pod_instances).await
+    let (early, early_failure) = if apply::templates_current(&desired, &observed) {
+        upgrade_step(&ctx, &cluster, &valid, &observed, &pod_instances, &pinot).await
     } else {
-        None
-    };
-    let early = early.map(|(name, decision)| (name, upgrade_slot(&ctx, &cluster, decision)));
-    let mut upgrade_failure = match &early {
-        Some((policy, plan::UpgradeDecision::Act(actions))) => {
-            carry_out_upgrade(&ctx, &cluster, &pinot, &observed, &pod_instances, policy, actions).await
-        }
-        _ => None,
+        (None, None)
     };
     let report = apply::apply(client, &ctx.apis, &namespace, &owner_uid, &desired, &observed, &spec_pools).await;
     publish_report(&ctx, &cluster, &report).await;
     let sts_changed = report.created.iter().chain(&report.updated).any(|(k, _)| *k == ChildKind::StatefulSet);
-    let upgrade = match early {
-        Some(decided) => Some(decided),
-        None if sts_changed || !report.failed.is_empty() => None,
-        None => {
-            let late = decide_upgrade(&ctx, &cluster, &valid, &observed, &pod_instances).await;
-            let late = late.map(|(name, decision)| (name, upgrade_slot(&ctx, &cluster, decision)));
-            if let Some((policy, plan::UpgradeDecision::Act(actions))) = &late {
-                upgrade_failure =
-                    carry_out_upgrade(&ctx, &cluster, &pinot, &observed, &pod_instances, policy, actions).await;
-            }
-            late
-        }
+    let (upgrade, upgrade_failure) = match early {
+        Some(decided) => (Some(decided), early_failure),
+        None if sts_changed || !report.failed.is_empty() => (None, None),
+        None => upgrade_step(&ctx, &cluster, &valid, &observed, &pod_instances, &pinot).await,
     };
     // Tenants are placed when no upgrade step was taken in this pass (the next pass sees the
     // pods the step changed).
@@ -546,20 +531,26 @@ async fn decide_upgrade(
     Some((name, decision))
 }
 
-/// Carries out an upgrade decision's actions with an event per step; the failure, if one
-/// stopped it.
-async fn carry_out_upgrade(
+/// The upgrade policy's decision (within the operator's upgrade slots), carried out with an
+/// event per step; the failure, if one stopped it.
+async fn upgrade_step(
     ctx: &Context,
     cluster: &PinotCluster,
-    pinot: &PinotClient,
+    valid: &validate::ValidCluster,
     observed: &observe::ObservedCluster,
     pod_instances: &std::collections::BTreeMap<String, String>,
-    policy: &str,
-    actions: &[crate::policy::Action],
-) -> Option<String> {
+    pinot: &PinotClient,
+) -> (Option<(String, plan::UpgradeDecision)>, Option<String>) {
+    let Some((policy, decision)) = decide_upgrade(ctx, cluster, valid, observed, pod_instances).await else {
+        return (None, None);
+    };
+    let decision = upgrade_slot(ctx, cluster, decision);
+    let plan::UpgradeDecision::Act(actions) = &decision else {
+        return (Some((policy, decision)), None);
+    };
     let namespace = cluster.namespace().unwrap_or_default();
     let (steps, failure) =
-        upgrade::carry_out(&ctx.client, pinot, &namespace, observed, pod_instances, policy, actions).await;
+        upgrade::carry_out(&ctx.client, pinot, &namespace, observed, pod_instances, &policy, actions).await;
     for step in steps {
         let related = step.pod.map(|pod| ObjectReference {
             api_version: Some("v1".into()),
@@ -573,7 +564,7 @@ async fn carry_out_upgrade(
     if let Some(failure) = &failure {
         publish(ctx, cluster, EventType::Warning, "UpgradeStepFailed", "Upgrade", failure.clone()).await;
     }
-    failure
+    (Some((policy, decision)), failure)
 }
 
 /// The cluster's PinotTenants (none when listing them fails; the next reconcile tries again).

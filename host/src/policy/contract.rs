@@ -228,8 +228,6 @@ pub mod v2 {
 
 pub use v1::upgrade::pinot::policy::{host, types};
 
-/// The newest contract version, the one `pinot-policy-sdk` builds for.
-pub const API_VERSION: &str = v2::API_VERSION;
-
-/// Every contract version this operator loads modules of, newest first.
+/// Every contract version this operator loads modules of, newest first (the first is the one
+/// `pinot-policy-sdk` builds for).
 pub const SUPPORTED_API_VERSIONS: [&str; 2] = [v2::API_VERSION, v1::API_VERSION];

@@ -230,9 +230,7 @@ impl LoadedPolicy {
     pub fn api_version(&self) -> &'static str {
         self.pre.api_version()
     }
-}
 
-impl LoadedPolicy {
     /// Another handle on the same compiled and linked module.
     pub fn clone_handle(&self) -> LoadedPolicy {
         LoadedPolicy {
