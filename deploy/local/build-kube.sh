@@ -67,6 +67,8 @@ apt-get "${APT_OPTS[@]}" update -qq >&2
 
 # The tree's Makefile expects to live in GOPATH.
 export GOPATH="$WORK/gopath"
+# Go's build cache (~2 GB for this tree) goes with the work directory, not into ~/.cache.
+export GOCACHE="$WORK/gocache"
 mkdir -p "$GOPATH/src/k8s.io"
 ln -sfn "$WORK/src/tree" "$GOPATH/src/k8s.io/kubernetes"
 cd "$GOPATH/src/k8s.io/kubernetes"
