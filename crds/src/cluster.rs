@@ -187,9 +187,20 @@ pub struct NodePool {
     pub name: String,
     /// One of `controller`, `broker`, `server`, `minion`.
     pub role: String,
-    /// Number of pods.
+    /// Number of pods. The cluster's scaling policy gets the pool there: scaling out adds pods
+    /// at once; scaling in drains each server (untag, rebalance, wait for zero segments,
+    /// disable) before its pod is removed, and is refused when the servers left could not hold
+    /// a table's replication.
     #[serde(default = "default_replicas")]
     pub replicas: i32,
+    /// The most pods a scaling policy may give this pool, above `replicas` (for instance an
+    /// overflow pool a policy grows when another pool's zone is full). Default: `replicas`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_replicas: Option<i32>,
+    /// Rebalance the tables of the pool's tenants after the pool scales out. Servers only;
+    /// default true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rebalance_on_scale: Option<bool>,
     /// The availability zone (`topology.kubernetes.io/zone`) all pods of the pool run in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zone: Option<String>,
@@ -290,6 +301,24 @@ pub struct PinotClusterStatus {
     /// The policies that decide for this cluster.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub policies: Vec<ClusterPolicyStatus>,
+    /// The latest table rebalance the operator started, per table. A table is not rebalanced
+    /// again while its job runs, nor again onto the same servers once it is done.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rebalances: Vec<RebalanceJob>,
+}
+
+/// A table rebalance the operator started in Pinot.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RebalanceJob {
+    /// The table, with its type (`airlineStats_OFFLINE`).
+    pub table: String,
+    /// Pinot's job id (`GET /rebalanceStatus/{jobId}`).
+    pub job_id: String,
+    /// Pinot's status of the job at the last look: `IN_PROGRESS`, `DONE`, `FAILED`, ...
+    pub status: String,
+    /// The servers carrying the table's tag when it started (a digest).
+    pub servers: String,
 }
 
 /// One policy a cluster decides with.
@@ -348,8 +377,11 @@ pub struct ClusterCondition {
 pub struct PoolStatus {
     pub name: String,
     pub role: String,
-    /// Desired pods.
+    /// Desired pods (0 for a pool removed from the spec that is still scaling in).
     pub replicas: i32,
+    /// Pods the StatefulSet has now; differs from `replicas` while the pool scales.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_replicas: Option<i32>,
     /// Pods that are Ready.
     pub ready_replicas: i32,
     /// Pods running the pool's current pod template.

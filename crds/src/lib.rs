@@ -13,7 +13,7 @@ pub mod resources;
 pub use cluster::{
     ClusterCondition, ClusterPolicies, ClusterPolicyStatus, ControllerAccess, ExternalController, NodePool,
     PinotCluster, PinotClusterSpec, PinotClusterStatus, PinotControllerStatus, PodOverrides, PoolStatus, PoolStorage,
-    SecretKey, UpgradeSettings, ZookeeperSpec,
+    RebalanceJob, SecretKey, UpgradeSettings, ZookeeperSpec,
 };
 pub use policy::{ConfigMapKey, PinotPolicy, PinotPolicySpec, PinotPolicyStatus, PolicyModuleSource};
 pub use resources::{

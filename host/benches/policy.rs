@@ -9,7 +9,7 @@ use criterion::{Criterion, criterion_group};
 use futures::StreamExt;
 use pinot_operator::policy::{
     ClusterState, PolicyEngine, PolicyKind, PolicyLimits, PolicyRegistry, bundled,
-    contract::types::{Instance, Pod, Pool, Role},
+    model::{Instance, Pod, Pool, Role},
     reload::directory_changes,
     runtime::digest,
 };
@@ -54,6 +54,7 @@ fn state(pools: usize) -> ClusterState {
                 image: "apachepinot/pinot:1.3.0".into(),
                 max_unavailable: 1,
                 pods,
+                departed: vec![],
             }
         })
         .collect();

@@ -11,6 +11,7 @@ pub mod apply;
 pub mod build;
 pub mod observe;
 pub mod plan;
+pub mod scaling;
 pub mod state;
 pub mod status;
 pub mod tenants;
@@ -77,6 +78,9 @@ fn upgrade_recheck(decision: &plan::UpgradeDecision) -> Option<Duration> {
         }
     }
 }
+
+/// How soon to look again while a pool scales (segments moving, instances leaving).
+const SCALING_RECHECK: Duration = Duration::from_secs(2);
 
 /// How often an external cluster's controller is asked whether it is up.
 const EXTERNAL_RECHECK: Duration = Duration::from_secs(30);
@@ -275,7 +279,9 @@ pub async fn reconcile(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result<
         Err(e) => (PinotClient::new(http_client(), pinot_url.clone()), Some(e.to_string())),
     };
     let pod_instances = observe::pod_instance_ids(&cluster.name_any(), &namespace, &observed);
-    observed.pinot = observe::observe_pinot(&pinot, &observed, &pod_instances).await;
+    let pool_instances = observe::pool_instances(&cluster.name_any(), &namespace, &observed);
+    let rebalances = cluster.status.as_ref().map(|s| s.rebalances.clone()).unwrap_or_default();
+    observed.pinot = observe::observe_pinot(&pinot, &observed, &pod_instances, &pool_instances, &rebalances).await;
 
     let valid = match validate::validate(&cluster) {
         Ok(valid) => valid,
@@ -294,6 +300,7 @@ pub async fn reconcile(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result<
                 pinot_url: &pinot_url,
                 progress: None,
                 upgrading: false,
+                scaling: None,
             });
             write_status(client, &cluster, &status).await.map_err(Error::WriteStatus)?;
             return Ok(Action::await_change());
@@ -310,6 +317,7 @@ pub async fn reconcile(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result<
             pinot_url: &pinot_url,
             progress: None,
             upgrading: false,
+            scaling: None,
         });
         if !cluster.status.as_ref().is_some_and(|s| {
             s.conditions.iter().any(|c| c.type_ == status::RECONCILIATION_PAUSED && c.status == "True")
@@ -330,10 +338,47 @@ pub async fn reconcile(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result<
 
     let policies = resolve_policies(&ctx.registry, &cluster);
     let plan = plan::plan(&valid, &observed);
-    let build_ctx = BuildContext { owner, pdb_version: ctx.apis.pdb_version };
+    let reachable = matches!(observed.pinot, observe::PinotObservation::Reachable { .. });
+
+    // Scaling first: its Pinot steps (untag, rebalance, disable, drop) are carried out now, and
+    // the replicas it decides go into the StatefulSets this pass applies.
+    let scaled = scaling_step(&ctx, &cluster, &valid, &observed, &pod_instances, &pinot, reachable).await;
+    let decided = scaled.as_ref().map(|(_, _, o)| o.replicas.clone()).unwrap_or_default();
+    let current_replicas = |pool: &str| {
+        observed.statefulsets.get(pool).and_then(|s| s.spec.as_ref()).and_then(|s| s.replicas).map(|r| r.max(0) as u32)
+    };
+    // Without a decision a pool keeps the pods it has (a new pool starts with none).
+    let replicas = plan
+        .pools
+        .iter()
+        .map(|p| {
+            let r = decided.get(&p.name).copied().or_else(|| current_replicas(&p.name)).unwrap_or(0);
+            (p.name.clone(), r as i32)
+        })
+        .collect();
+    let mut leaving_failures = Vec::new();
+    let mut keep_pools: Vec<&str> = valid.pools.iter().map(|p| p.name.as_str()).collect();
+    for (pool, _) in state::leaving_pools(&valid, &observed) {
+        let sts = build::statefulset_name(&valid.name, pool);
+        if let Some(r) = decided.get(pool).copied().filter(|r| Some(*r) != current_replicas(pool))
+            && let Err(e) = scaling::scale_leaving(client, &namespace, &sts, r).await
+        {
+            leaving_failures.push(e);
+        }
+        // Its objects go once it has no pod left and Pinot has forgotten its instances.
+        let departed = match &observed.pinot {
+            observe::PinotObservation::Reachable { departed, .. } => departed.get(pool).is_some_and(|d| !d.is_empty()),
+            _ => true,
+        };
+        let emptied = current_replicas(pool) == Some(0) && observed.pods.get(pool).is_none_or(Vec::is_empty);
+        if !emptied || departed {
+            keep_pools.push(pool);
+        }
+    }
+    let build_ctx = BuildContext { owner, pdb_version: ctx.apis.pdb_version, replicas };
     let desired = build_cluster(&valid, &plan.pools, &build_ctx);
     let owner_uid = cluster.uid().ok_or(Error::MissingObjectKey)?;
-    let spec_pools = valid.pools.iter().map(|p| p.name.as_str()).collect();
+    let spec_pools: std::collections::BTreeSet<&str> = keep_pools.into_iter().collect();
     // Mid-upgrade a pass usually starts because a restarted pod became ready, and every
     // StatefulSet already has the pod template this pass would apply: then the upgrade step
     // goes first (the apply cannot change a revision under it) and the next pod does not wait
@@ -358,8 +403,12 @@ pub async fn reconcile(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result<
     if !matches!(&upgrade, Some((_, plan::UpgradeDecision::Act(a))) if !a.is_empty()) {
         let resources = tenants_of(&ctx, &cluster).await;
         if !resources.is_empty() {
-            let state = state::cluster_state(&cluster, &valid, &observed, &pod_instances, &[], Timestamp::now());
-            let reachable = matches!(observed.pinot, observe::PinotObservation::Reachable { .. });
+            let mut state = state::cluster_state(&cluster, &valid, &observed, &pod_instances, &[], Timestamp::now());
+            // Pods a scale-in removes are not placed in tenants again.
+            for pool in &mut state.pools {
+                let keep = pool.desired_replicas;
+                pool.pods.retain(|p| p.ordinal < keep);
+            }
             place_tenants(&ctx, &cluster, &resources, state, &pinot, reachable).await;
         }
     }
@@ -389,11 +438,20 @@ pub async fn reconcile(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result<
             publish(&ctx, &cluster, EventType::Warning, "ChangeRefused", "Plan", blocked.to_string()).await;
         }
     }
+    let scaling_failure = scaled.as_ref().and_then(|(_, _, o)| o.failure.clone());
     let problem = if !report.failed.is_empty() {
         Some(Problem {
             reason: "ApplyFailed",
             message: report.failed.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
         })
+    } else if !leaving_failures.is_empty() {
+        Some(Problem { reason: "ApplyFailed", message: leaving_failures.join("; ") })
+    } else if let Some(failure) = scaling_failure {
+        Some(Problem { reason: "ScalingStepFailed", message: failure })
+    } else if let Some((_, scaling::ScalingDecision::Blocked { why, .. }, _)) = &scaled {
+        Some(Problem { reason: "ScalingBlocked", message: why.clone() })
+    } else if let Some((_, scaling::ScalingDecision::Refused { reason, message }, _)) = &scaled {
+        Some(Problem { reason, message: message.clone() })
     } else if let Some(failure) = upgrade_failure {
         Some(Problem { reason: "UpgradeStepFailed", message: failure })
     } else if let Some((_, plan::UpgradeDecision::Blocked(why))) = &upgrade {
@@ -446,9 +504,16 @@ pub async fn reconcile(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result<
         pinot_url: &pinot_url,
         progress,
         upgrading,
+        scaling: scaled.as_ref().and_then(|(_, d, _)| d.progress()),
     });
     let policies_ready = policies.iter().all(|p| p.ready);
     status.policies = policies;
+    if let Some((_, _, outcome)) = &scaled {
+        for job in &outcome.rebalances {
+            status.rebalances.retain(|j| j.table != job.table);
+            status.rebalances.push(job.clone());
+        }
+    }
     write_status(client, &cluster, &status).await.map_err(Error::WriteStatus)?;
 
     if !report.failed.is_empty() {
@@ -457,6 +522,9 @@ pub async fn reconcile(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result<
         Ok(Action::requeue(PINOT_RECHECK))
     } else if let Some(after) = upgrade.as_ref().and_then(|(_, d)| upgrade_recheck(d)) {
         Ok(Action::requeue(after))
+    } else if status.conditions.iter().any(|c| c.type_ == status::PROGRESSING && c.reason == status::SCALING) {
+        // Segments move and instances leave without an event the operator watches.
+        Ok(Action::requeue(SCALING_RECHECK))
     } else if !policies_ready {
         Ok(Action::requeue(POLICY_RECHECK))
     } else {
@@ -567,6 +635,59 @@ async fn upgrade_step(
     (Some((policy, decision)), failure)
 }
 
+/// Asks the cluster's scaling policy what to do now (off the async runtime), carries out its
+/// Pinot steps and publishes an event per step. `None` when the scaling policy is not loaded
+/// (the status already says so): then no pool changes its replicas.
+async fn scaling_step(
+    ctx: &Context,
+    cluster: &PinotCluster,
+    valid: &validate::ValidCluster,
+    observed: &observe::ObservedCluster,
+    pod_instances: &std::collections::BTreeMap<String, String>,
+    pinot: &PinotClient,
+    reachable: bool,
+) -> Option<(String, scaling::ScalingDecision, scaling::Outcome)> {
+    let namespace = cluster.namespace().unwrap_or_default();
+    let chosen = cluster.spec.policies.as_ref().and_then(|p| p.scaling.clone());
+    let active = ctx.registry.resolve(&namespace, chosen.as_deref(), PolicyKind::Scaling).ok()?;
+    let state = state::cluster_state(cluster, valid, observed, pod_instances, &active.config, Timestamp::now());
+    let info = &active.policy.info;
+    let name = match chosen {
+        Some(policy) => format!("{policy}: {} {}", info.name, info.version),
+        None => format!("{} {}", info.name, info.version),
+    };
+    let registry = ctx.registry.clone();
+    let decision_state = state.clone();
+    let decision = tokio::task::spawn_blocking(move || scaling::decide(&registry, &active, &decision_state, reachable))
+        .await
+        .unwrap_or_else(|e| scaling::ScalingDecision::Refused {
+            reason: "PolicyFailed",
+            message: format!("scaling policy {name}: the decision panicked: {e}"),
+        });
+    let previous_message = cluster.status.as_ref().and_then(|s| s.message.clone()).unwrap_or_default();
+    match &decision {
+        scaling::ScalingDecision::Blocked { why, .. } if !previous_message.contains(why.as_str()) => {
+            publish(ctx, cluster, EventType::Warning, "ScalingBlocked", "Scale", why.clone()).await;
+        }
+        scaling::ScalingDecision::Refused { reason, message } if !previous_message.contains(message.as_str()) => {
+            publish(ctx, cluster, EventType::Warning, reason, "Scale", message.clone()).await;
+        }
+        _ => {}
+    }
+    let previous = match &observed.pinot {
+        observe::PinotObservation::Reachable { rebalances, .. } => rebalances.clone(),
+        _ => vec![],
+    };
+    let outcome = scaling::carry_out(pinot, &state, &previous, &name, decision.actions()).await;
+    for note in &outcome.notes {
+        publish(ctx, cluster, EventType::Normal, "ScalingStep", "Scale", note.clone()).await;
+    }
+    if let Some(failure) = &outcome.failure {
+        publish(ctx, cluster, EventType::Warning, "ScalingStepFailed", "Scale", failure.clone()).await;
+    }
+    Some((name, decision, outcome))
+}
+
 /// The cluster's PinotTenants (none when listing them fails; the next reconcile tries again).
 async fn tenants_of(ctx: &Context, cluster: &PinotCluster) -> Vec<PinotTenant> {
     let namespace = cluster.namespace().unwrap_or_default();
@@ -583,7 +704,7 @@ async fn place_tenants(
     ctx: &Context,
     cluster: &PinotCluster,
     resources: &[PinotTenant],
-    mut state: crate::policy::contract::types::ClusterState,
+    mut state: crate::policy::model::ClusterState,
     pinot: &PinotClient,
     reachable: bool,
 ) {

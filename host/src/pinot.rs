@@ -271,6 +271,60 @@ impl PinotClient {
         Ok(out)
     }
 
+    /// Every table with what placement and scaling need: for each raw table of `GET /tables`,
+    /// its configs (`GET /tables/{name}`: replication, tenant tags) and where its segments are
+    /// (`GET /segments/{name}/servers`, Pinot's ideal state).
+    pub async fn table_placements(&self) -> Result<Vec<TablePlacement>, PinotError> {
+        let tables = string_list(&self.get_json("/tables").await?, "tables");
+        let per_table = futures::future::try_join_all(tables.iter().map(|raw| async move {
+            let configs = self.table(raw).await?;
+            let path = format!("/segments/{raw}/servers");
+            let (status, text) = self.call(reqwest::Method::GET, &path, &[], None, &[404]).await?;
+            let servers = if status == 404 { Value::Array(vec![]) } else { decode(&self.base, &path, &text)? };
+            Ok::<_, PinotError>(placements(raw, &configs, &servers))
+        }))
+        .await?;
+        Ok(per_table.into_iter().flatten().collect())
+    }
+
+    /// `POST /tables/{name}/rebalance?type=`: moves the table's segments onto the servers that
+    /// carry its tags now, without downtime (one replica of each segment stays available),
+    /// consuming segments included. Pinot's job id.
+    pub async fn rebalance_table(&self, table_with_type: &str) -> Result<String, PinotError> {
+        let (raw, kind) = split_table_type(table_with_type);
+        let query = [
+            ("type", kind),
+            ("dryRun", "false"),
+            ("reassignInstances", "true"),
+            ("includeConsuming", "true"),
+            ("downtime", "false"),
+            ("minAvailableReplicas", "1"),
+        ];
+        let path = format!("/tables/{raw}/rebalance");
+        let (_, text) = self.call(reqwest::Method::POST, &path, &query, None, &[]).await?;
+        let v = decode(&self.base, &path, &text)?;
+        Ok(v.get("jobId").and_then(Value::as_str).unwrap_or_default().to_string())
+    }
+
+    /// `GET /rebalanceStatus/{jobId}`: the job's status (`IN_PROGRESS`, `DONE`, `FAILED`, ...);
+    /// `None` when Pinot no longer knows the job.
+    pub async fn rebalance_status(&self, job: &str) -> Result<Option<String>, PinotError> {
+        let path = format!("/rebalanceStatus/{job}");
+        let (status, text) = self.call(reqwest::Method::GET, &path, &[], None, &[404]).await?;
+        if status == 404 {
+            return Ok(None);
+        }
+        let v = decode(&self.base, &path, &text)?;
+        Ok(v.pointer("/tableRebalanceProgressStats/status").and_then(Value::as_str).map(str::to_string))
+    }
+
+    /// `DELETE /instances/{id}`: removes an instance from Pinot (refused while it is live or
+    /// holds segments); one that is already gone is fine.
+    pub async fn drop_instance(&self, id: &str) -> Result<(), PinotError> {
+        self.call(reqwest::Method::DELETE, &format!("/instances/{id}"), &[], None, &[404]).await?;
+        Ok(())
+    }
+
     /// `GET /tenants/{name}/tables`: the tables that use a tenant.
     pub async fn tenant_tables(&self, tenant: &str) -> Result<Vec<String>, PinotError> {
         let path = format!("/tenants/{tenant}/tables");
@@ -377,6 +431,76 @@ pub struct InstanceInfo {
     pub enabled: bool,
     pub queries_disabled: bool,
     pub tags: Vec<String>,
+}
+
+/// One table (of one type) as placement and scaling see it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TablePlacement {
+    /// Name with type, e.g. `airlineStats_OFFLINE`.
+    pub name: String,
+    pub replication: u32,
+    pub server_tag: String,
+    pub broker_tag: String,
+    /// Segments in the ideal state.
+    pub segments: u32,
+    /// Segments per server.
+    pub servers: std::collections::BTreeMap<String, u32>,
+}
+
+/// `("airlineStats", "OFFLINE")` from `airlineStats_OFFLINE`.
+pub fn split_table_type(table_with_type: &str) -> (&str, &str) {
+    for kind in ["OFFLINE", "REALTIME"] {
+        if let Some(raw) = table_with_type.strip_suffix(kind).and_then(|r| r.strip_suffix('_')) {
+            return (raw, kind);
+        }
+    }
+    (table_with_type, "OFFLINE")
+}
+
+/// The placements of one raw table's types, from its configs and `/segments/{t}/servers`.
+fn placements(raw: &str, configs: &std::collections::BTreeMap<String, Value>, servers: &Value) -> Vec<TablePlacement> {
+    configs
+        .iter()
+        .map(|(kind, config)| {
+            let name = format!("{raw}_{kind}");
+            let number = |v: Option<&Value>| {
+                v.and_then(|v| v.as_u64().or_else(|| v.as_str().and_then(|s| s.trim().parse().ok())))
+            };
+            let segments_config = config.get("segmentsConfig");
+            // Realtime tables replicate per partition; `replication` is the older spelling.
+            let replication = if kind == "REALTIME" {
+                number(segments_config.and_then(|s| s.get("replicasPerPartition")))
+                    .or_else(|| number(segments_config.and_then(|s| s.get("replication"))))
+            } else {
+                number(segments_config.and_then(|s| s.get("replication")))
+            }
+            .unwrap_or(1) as u32;
+            let tenants = config.get("tenants");
+            let tenant = |key: &str| {
+                tenants.and_then(|t| t.get(key)).and_then(Value::as_str).unwrap_or("DefaultTenant").to_string()
+            };
+            let mut per_server = std::collections::BTreeMap::new();
+            let mut names = std::collections::BTreeSet::new();
+            for entry in servers.as_array().into_iter().flatten() {
+                if entry.get("tableName").and_then(Value::as_str).is_some_and(|t| t != name) {
+                    continue;
+                }
+                for (server, segments) in entry["serverToSegmentsMap"].as_object().into_iter().flatten() {
+                    let list = segments.as_array().map(Vec::as_slice).unwrap_or_default();
+                    *per_server.entry(server.clone()).or_insert(0) += list.len() as u32;
+                    names.extend(list.iter().filter_map(Value::as_str).map(str::to_string));
+                }
+            }
+            TablePlacement {
+                server_tag: format!("{}_{kind}", tenant("server")),
+                broker_tag: format!("{}_BROKER", tenant("broker")),
+                name,
+                replication,
+                segments: names.len() as u32,
+                servers: per_server,
+            }
+        })
+        .collect()
 }
 
 /// A list of names, whether Pinot sends a bare array or an object holding one.

@@ -1,5 +1,6 @@
 //! Policy plugins: WebAssembly components that decide, and the host that runs them.
 //!
+//! - [`model`]: the host's own state and actions, the union of every contract version.
 //! - [`contract`]: the host bindings of the WIT package `pinot:policy` (one module per
 //!   supported version; a new action case is a new version, and the old bindings stay).
 //! - [`runtime`]: one wasmtime `Engine`; a module is compiled and smoke-tested once
@@ -13,10 +14,11 @@
 pub mod bundled;
 pub mod contract;
 pub mod guardrails;
+pub mod model;
 pub mod registry;
 pub mod reload;
 pub mod runtime;
 
-pub use contract::types::{Action, ClusterState, Info};
+pub use model::{Action, ClusterState, Info};
 pub use registry::{ActivePolicy, InstallError, PolicyRegistry, ResolveError};
 pub use runtime::{DecisionError, LoadError, LoadedPolicy, PolicyEngine, PolicyKind, PolicyLimits};

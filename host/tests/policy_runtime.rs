@@ -5,9 +5,8 @@
 use std::{path::Path, sync::Arc, time::Duration};
 
 use pinot_operator::policy::{
-    Action, ClusterState, DecisionError, LoadError, PolicyEngine, PolicyKind, PolicyLimits, bundled,
-    contract::types::{Instance, InstanceTags, Pod, Pool, Role, SetReplicas, Table, Tenant},
-    guardrails,
+    Action, ClusterState, DecisionError, LoadError, PolicyEngine, PolicyKind, PolicyLimits, bundled, guardrails,
+    model::{Instance, InstanceTags, Pod, Pool, Role, SetReplicas, Table, Tenant},
 };
 
 fn engine() -> PolicyEngine {
@@ -59,6 +58,7 @@ fn pool(name: &str, role: Role, zone: &str, target: &str, pods: Vec<Pod>) -> Poo
         image: "apachepinot/pinot:1.3.0".into(),
         max_unavailable: 1,
         pods,
+        departed: vec![],
     }
 }
 
@@ -178,7 +178,11 @@ fn default_scaling_drains_a_server_before_removing_it_and_refuses_to_break_repli
     let engine = engine();
     let scaling = engine.load(PolicyKind::Scaling, "scaling-default", bundled::SCALING_DEFAULT).unwrap();
     let tag = "DefaultTenant_OFFLINE";
-    let servers = |seg1: u32, tags1: &[&str]| {
+    let untagged = &["server_untagged"][..];
+    // Three servers, scaling in to two: the third is the one to drain.
+    let servers = |seg2: u32, tags2: &[&str], enabled2: bool, rebalancing: bool| {
+        let mut s2 = instance("S2", tags2, seg2, true);
+        s2.enabled = enabled2;
         let mut p = pool(
             "server",
             Role::Server,
@@ -187,36 +191,157 @@ fn default_scaling_drains_a_server_before_removing_it_and_refuses_to_break_repli
             vec![
                 pod("c-server-0", 0, "r1", true, Some(instance("S0", &[tag], 10, true))),
                 pod("c-server-1", 1, "r1", true, Some(instance("S1", &[tag], 10, true))),
-                pod("c-server-2", 2, "r1", true, Some(instance("S2", tags1, seg1, true))),
+                pod("c-server-2", 2, "r1", true, Some(s2)),
             ],
         );
         p.desired_replicas = 2;
+        p.min_replicas = 2;
         let mut s = state(vec![p]);
         s.tables = vec![Table {
             name: "t_OFFLINE".into(),
             replication: 2,
             server_tag: tag.into(),
             broker_tag: "DefaultTenant_BROKER".into(),
+            segments: 15,
+            servers_with_segments: 3,
+            rebalancing,
         }];
         s
     };
+    let set = |replicas| Action::SetReplicas(SetReplicas { pool: "server".into(), replicas });
+    // 1. Untag it, and rebalance the tables of its tag.
     assert_eq!(
-        engine.decide(&scaling, &servers(10, &[tag])).unwrap(),
+        engine.decide(&scaling, &servers(10, &[tag], true, false)).unwrap(),
         vec![
-            Action::UpdateTags(InstanceTags { instance: "S2".into(), tags: vec![] }),
+            Action::UpdateTags(InstanceTags { instance: "S2".into(), tags: vec!["server_untagged".into()] }),
             Action::RebalanceTable("t_OFFLINE".into())
         ]
     );
-    let draining = engine.decide(&scaling, &servers(4, &[])).unwrap();
-    assert!(matches!(&draining[..], [Action::Wait(why)] if why.contains("segments left: 4")), "{draining:?}");
-    assert_eq!(
-        engine.decide(&scaling, &servers(0, &[])).unwrap(),
-        vec![Action::SetReplicas(SetReplicas { pool: "server".into(), replicas: 2 })]
+    // 2. Wait while Pinot moves its segments.
+    let draining = engine.decide(&scaling, &servers(4, untagged, true, true)).unwrap();
+    assert!(
+        matches!(&draining[..], [Action::Wait(why)] if why.contains("draining c-server-2") && why.contains("segments left: 4")),
+        "{draining:?}"
     );
-    let mut too_few = servers(10, &[tag]);
+    // 2b. Untagged but no rebalance running (the operator stopped in between): start it again.
+    let resumed = engine.decide(&scaling, &servers(4, untagged, true, false)).unwrap();
+    assert!(matches!(&resumed[..], [Action::RebalanceTable(t), Action::Wait(_)] if t == "t_OFFLINE"), "{resumed:?}");
+    // 3. Empty: disable it. 4. Disabled: remove its pod.
+    assert_eq!(
+        engine.decide(&scaling, &servers(0, untagged, true, false)).unwrap(),
+        vec![Action::DisableInstance("S2".into())]
+    );
+    assert_eq!(engine.decide(&scaling, &servers(0, untagged, false, false)).unwrap(), vec![set(2)]);
+    // 5. Its pod is gone and it is no longer live: drop it from Pinot.
+    let mut gone = servers(0, untagged, false, false);
+    let last = gone.pools[0].pods.pop().unwrap();
+    gone.pools[0].current_replicas = 2;
+    let mut departed = last.instance.unwrap();
+    departed.live = false;
+    gone.pools[0].departed = vec![departed.clone()];
+    assert_eq!(engine.decide(&scaling, &gone).unwrap(), vec![Action::DropInstance("S2".into())]);
+    // ...but not while it is still live.
+    gone.pools[0].departed[0].live = true;
+    assert!(matches!(&engine.decide(&scaling, &gone).unwrap()[..], [Action::Wait(_)]));
+    // Refused when the servers left could not hold the table's replication; nothing is done.
+    let mut too_few = servers(10, &[tag], true, false);
     too_few.tables[0].replication = 3;
     let refused = engine.decide(&scaling, &too_few).unwrap();
-    assert!(matches!(&refused[..], [Action::Block(why)] if why.contains("replication 3")), "{refused:?}");
+    assert!(
+        matches!(&refused[..], [Action::Block(why)] if why.contains("replication 3") && why.contains("leave 2 servers")),
+        "{refused:?}"
+    );
+    // Scale out: at once; then, once the new server is ready and tagged, rebalance.
+    let mut out = servers(10, &[tag], true, false);
+    out.pools[0].desired_replicas = 5;
+    out.pools[0].max_replicas = 5;
+    assert_eq!(engine.decide(&scaling, &out).unwrap(), vec![set(5)]);
+    let mut grown = servers(0, &[tag], true, false);
+    grown.pools[0].desired_replicas = 3;
+    grown.tables[0].servers_with_segments = 2;
+    assert_eq!(engine.decide(&scaling, &grown).unwrap(), vec![Action::RebalanceTable("t_OFFLINE".into())]);
+    // Not when the pool says no, nor while a rebalance runs.
+    let mut no = grown.clone();
+    no.config.push(("pool/server/rebalanceOnScale".into(), "false".into()));
+    assert_eq!(engine.decide(&scaling, &no).unwrap(), vec![]);
+    grown.tables[0].rebalancing = true;
+    assert_eq!(engine.decide(&scaling, &grown).unwrap(), vec![]);
+}
+
+#[test]
+fn default_scaling_untags_brokers_and_drains_minions_before_removing_them() {
+    let engine = engine();
+    let scaling = engine.load(PolicyKind::Scaling, "scaling-default", bundled::SCALING_DEFAULT).unwrap();
+    let two = |name: &str, role: Role, tags1: &[&str]| {
+        let mut p = pool(
+            name,
+            role,
+            "zone-a",
+            "r1",
+            vec![
+                pod(&format!("c-{name}-0"), 0, "r1", true, Some(instance(&format!("{name}0"), &["x_BROKER"], 0, true))),
+                pod(&format!("c-{name}-1"), 1, "r1", true, Some(instance(&format!("{name}1"), tags1, 0, true))),
+            ],
+        );
+        p.desired_replicas = 1;
+        p.min_replicas = 1;
+        p
+    };
+    let s = state(vec![two("broker", Role::Broker, &["x_BROKER"])]);
+    assert_eq!(
+        engine.decide(&scaling, &s).unwrap(),
+        vec![Action::UpdateTags(InstanceTags { instance: "broker1".into(), tags: vec!["broker_untagged".into()] })]
+    );
+    let s = state(vec![two("broker", Role::Broker, &["broker_untagged"])]);
+    assert_eq!(
+        engine.decide(&scaling, &s).unwrap(),
+        vec![Action::SetReplicas(SetReplicas { pool: "broker".into(), replicas: 1 })]
+    );
+    let s = state(vec![two("minion", Role::Minion, &["minion_untagged"])]);
+    assert_eq!(engine.decide(&scaling, &s).unwrap(), vec![Action::DrainInstance("minion1".into())]);
+    let s = state(vec![two("minion", Role::Minion, &["minion_drained"])]);
+    assert_eq!(
+        engine.decide(&scaling, &s).unwrap(),
+        vec![Action::SetReplicas(SetReplicas { pool: "minion".into(), replicas: 1 })]
+    );
+    // The last broker of a table's tenant stays.
+    let mut s = state(vec![two("broker", Role::Broker, &["x_BROKER"])]);
+    s.pools[0].pods[0].instance.as_mut().unwrap().tags = vec!["y_BROKER".into()];
+    s.tables =
+        vec![Table { name: "t_OFFLINE".into(), replication: 1, broker_tag: "x_BROKER".into(), ..Default::default() }];
+    assert!(
+        matches!(&engine.decide(&scaling, &s).unwrap()[..], [Action::Block(why)] if why.contains("without a broker"))
+    );
+}
+
+#[test]
+fn guardrails_never_remove_a_server_holding_segments_nor_drop_a_live_instance() {
+    let tag = "DefaultTenant_OFFLINE";
+    let mut p = pool(
+        "server",
+        Role::Server,
+        "zone-a",
+        "r1",
+        vec![
+            pod("c-server-0", 0, "r1", true, Some(instance("S0", &[tag], 10, true))),
+            pod("c-server-1", 1, "r1", true, Some(instance("S1", &[tag], 3, true))),
+        ],
+    );
+    p.min_replicas = 0;
+    p.departed = vec![instance("S2", &[], 0, true), instance("S3", &[], 2, true)];
+    p.departed[1].live = false;
+    let s = state(vec![p]);
+    let set = vec![Action::SetReplicas(SetReplicas { pool: "server".into(), replicas: 1 })];
+    let v = guardrails::check(&s, &set).unwrap_err();
+    assert!(v.reason.contains("c-server-1") && v.reason.contains("holds 3 segments"), "{v}");
+    let v = guardrails::check(&s, &[Action::DropInstance("S2".into())]).unwrap_err();
+    assert!(v.reason.contains("still live"), "{v}");
+    let v = guardrails::check(&s, &[Action::DropInstance("S3".into())]).unwrap_err();
+    assert!(v.reason.contains("holds 2 segments"), "{v}");
+    let v = guardrails::check(&s, &[Action::DropInstance("S1".into())]).unwrap_err();
+    assert!(v.reason.contains("still has its pod"), "{v}");
+    let v = guardrails::check(&s, &[Action::DrainInstance("S1".into())]).unwrap_err();
+    assert!(v.reason.contains("not a minion"), "{v}");
 }
 
 #[test]
@@ -461,6 +586,20 @@ fn hot_reload_under_load_never_fails_a_decision() {
 }
 
 /// The text `pinot_test_echo_state.wasm` renders from what it reads through the SDK's views.
+fn render_instance(out: &mut String, prefix: &str, i: &pinot_operator::policy::model::Instance) {
+    use std::fmt::Write;
+    let _ = writeln!(
+        out,
+        "{prefix} {} live={} enabled={} queries={} tags={} segments={}",
+        i.id,
+        i.live,
+        i.enabled,
+        i.queries_enabled,
+        i.tags.join(","),
+        i.segments
+    );
+}
+
 fn render(s: &ClusterState) -> String {
     use std::fmt::Write;
     let role = |r: Role| match r {
@@ -505,24 +644,22 @@ fn render(s: &ClusterState) -> String {
                 pod.name, pod.ordinal, pod.revision, pod.ready, pod.terminating, pod.restarts, pod.age_seconds
             );
             if let Some(i) = &pod.instance {
-                let _ = writeln!(
-                    out,
-                    "  instance {} live={} enabled={} queries={} tags={} segments={}",
-                    i.id,
-                    i.live,
-                    i.enabled,
-                    i.queries_enabled,
-                    i.tags.join(","),
-                    i.segments
-                );
+                render_instance(&mut out, "  instance", i);
             }
+        }
+        for i in &p.departed {
+            render_instance(&mut out, " departed", i);
         }
     }
     for c in &s.conditions {
         let _ = writeln!(out, "condition {} {} {} {}", c.kind, c.status, c.reason, c.message);
     }
     for t in &s.tables {
-        let _ = writeln!(out, "table {} {} {} {}", t.name, t.replication, t.server_tag, t.broker_tag);
+        let _ = writeln!(
+            out,
+            "table {} {} {} {} segments={} servers={} rebalancing={}",
+            t.name, t.replication, t.server_tag, t.broker_tag, t.segments, t.servers_with_segments, t.rebalancing
+        );
     }
     for t in &s.tenants {
         let _ = writeln!(
@@ -554,7 +691,15 @@ fn a_0_2_module_reads_exactly_the_state_the_host_built_and_0_1_modules_still_loa
     s.pools[1].pods[0].instance.as_mut().unwrap().tags = vec!["sales_OFFLINE".into(), "sales_REALTIME".into()];
     s.pools[1].pods[0].restarts = 4;
     s.pools[2].current_revision = String::new();
-    s.conditions = vec![pinot_operator::policy::contract::types::Condition {
+    s.pools[1].departed = vec![pinot_operator::policy::model::Instance {
+        id: "Server_gone-3_8098".into(),
+        live: false,
+        enabled: false,
+        queries_enabled: true,
+        tags: vec!["server_untagged".into()],
+        segments: 0,
+    }];
+    s.conditions = vec![pinot_operator::policy::model::Condition {
         kind: "Progressing".into(),
         status: "True".into(),
         reason: "Upgrading".into(),
@@ -565,6 +710,9 @@ fn a_0_2_module_reads_exactly_the_state_the_host_built_and_0_1_modules_still_loa
         replication: 2,
         server_tag: "sales_OFFLINE".into(),
         broker_tag: "sales_BROKER".into(),
+        segments: 7,
+        servers_with_segments: 2,
+        rebalancing: true,
     }];
     s.tenants = vec![Tenant {
         name: "sales".into(),

@@ -197,6 +197,13 @@ impl<'a> Pool<'a> {
         slice(&state.raw.pods, self.raw.pods).iter().map(move |raw| Pod { state, raw })
     }
 
+    /// Instances Pinot still has for pods of this pool that are gone for good (ordinals at or
+    /// above the current replicas); a scale-in drops them once they are no longer live.
+    pub fn departed(&self) -> impl DoubleEndedIterator<Item = Instance<'a>> + ExactSizeIterator + Clone + use<'a> {
+        let state = self.state;
+        slice(&state.raw.departed, self.raw.departed).iter().map(move |raw| Instance { state, raw })
+    }
+
     /// Ordinals below the current replicas that have no pod at all: deleted and not yet
     /// recreated by the StatefulSet controller, so down although no pod says so.
     pub fn missing_ordinals(&self) -> impl Iterator<Item = u32> + use<'a> {
@@ -346,6 +353,21 @@ impl<'a> Table<'a> {
 
     pub fn broker_tag(&self) -> &'a str {
         self.state.text(self.raw.broker_tag)
+    }
+
+    /// Segments of the table (Pinot's ideal state).
+    pub fn segments(&self) -> u32 {
+        self.raw.segments
+    }
+
+    /// Servers holding at least one of its segments.
+    pub fn servers_with_segments(&self) -> u32 {
+        self.raw.servers_with_segments
+    }
+
+    /// A rebalance the operator started is still running in Pinot.
+    pub fn rebalancing(&self) -> bool {
+        self.raw.rebalancing
     }
 }
 

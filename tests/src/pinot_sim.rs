@@ -8,8 +8,14 @@
 //! because a test created it through the admin API (always up; used as an "external" Pinot).
 //!
 //! Simpler than real Pinot, on purpose: no data is ingested; segments are counters per table and
-//! server that tests add through the admin API; rebalances and reloads finish at once (their
-//! jobs report `DONE`); tenant creation picks untagged instances in id order. `GET
+//! server that tests add through the admin API; reloads finish at once; rebalances compute a
+//! balanced assignment (every segment on `replication` enabled, live servers of its tenant,
+//! loads within one) and apply it at once, or, with the `rebalanceStepMs` fault, one segment
+//! per step in the background (new holder added before the old one goes) while the job says
+//! `IN_PROGRESS`; tenant creation picks untagged instances in id order. Draining a minion
+//! replaces its tags with `minion_drained`, as Pinot does. An audit (`/_sim/.../audit`) records
+//! servers that stopped or were dropped while holding segments, and per table the fewest live
+//! replicas any segment had. `GET
 //! /instances/{id}` also returns `queriesDisabled`, which real Pinot keeps only in ZooKeeper.
 //!
 //! Admin API (not Pinot's), under `/_sim`: create clusters, register instances, add segments,
@@ -24,7 +30,7 @@ use std::{net::SocketAddr, sync::Arc};
 use axum::Router;
 use tokio::net::TcpListener;
 
-pub use state::{ClusterKey, Faults, InstanceRole, RecordedRequest, SimState};
+pub use state::{Audit, ClusterKey, Faults, InstanceRole, RecordedRequest, SimState};
 
 /// A running simulator.
 pub struct PinotSimulator {
@@ -39,9 +45,21 @@ impl PinotSimulator {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let app = router(state.clone());
+        let ticking = state.clone();
         let task = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                tracing::error!(error = %e, "Pinot simulator stopped");
+            // Background rebalances move on while the server runs.
+            let ticker = async move {
+                let mut every = tokio::time::interval(std::time::Duration::from_millis(20));
+                loop {
+                    every.tick().await;
+                    ticking.advance();
+                }
+            };
+            tokio::select! {
+                r = axum::serve(listener, app) => if let Err(e) = r {
+                    tracing::error!(error = %e, "Pinot simulator stopped");
+                },
+                () = ticker => {}
             }
         });
         Ok(Self { addr, state, task })

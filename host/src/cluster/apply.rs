@@ -143,7 +143,11 @@ mod tests {
     fn templates_are_current_only_when_every_statefulset_already_has_its_template() {
         let valid = validate(&fixtures::example()).unwrap();
         let pools: Vec<_> = valid.pools.iter().collect();
-        let ctx = BuildContext { owner: OwnerReference::default(), pdb_version: PdbVersion::V1 };
+        let ctx = BuildContext {
+            owner: OwnerReference::default(),
+            pdb_version: PdbVersion::V1,
+            replicas: Default::default(),
+        };
         let desired = build_cluster(&valid, &pools, &ctx);
         let mut observed = ObservedCluster::default();
         // Nothing exists yet.

@@ -65,6 +65,9 @@ impl DesiredObjects {
 pub struct BuildContext {
     pub owner: OwnerReference,
     pub pdb_version: PdbVersion,
+    /// The replicas each pool's StatefulSet gets, as the scaling policy decided (a pool not
+    /// listed gets its spec's replicas).
+    pub replicas: BTreeMap<String, i32>,
 }
 
 pub fn statefulset_name(cluster: &str, pool: &str) -> String {
@@ -347,7 +350,7 @@ pub fn build_pool_statefulset(
     StatefulSet {
         metadata: metadata(statefulset_name(&cluster.name, &pool.name), cluster, labels, ctx),
         spec: Some(StatefulSetSpec {
-            replicas: Some(pool.replicas),
+            replicas: Some(ctx.replicas.get(&pool.name).copied().unwrap_or(pool.replicas)),
             service_name: Some(headless_service_name(&cluster.name, &pool.name)),
             // Pods of a pool start together; the order that matters (between roles, and pod
             // by pod during upgrades) is decided by the operator's policies, not by the
@@ -448,6 +451,7 @@ mod tests {
                 block_owner_deletion: Some(true),
             },
             pdb_version,
+            replicas: Default::default(),
         }
     }
 

@@ -9,12 +9,12 @@ use kube::{
     Api, Client, ResourceExt,
     api::{DynamicObject, ListParams},
 };
-use pinot_crds::PinotCluster;
+use pinot_crds::{PinotCluster, RebalanceJob};
 
 use crate::{
     children::{ChildApis, ChildKind, LABEL_CLUSTER, LABEL_POOL, LABEL_ROLE, cluster_selector_string},
     cluster::build::headless_service_name,
-    pinot::{InstanceInfo, PinotClient, instance_id},
+    pinot::{InstanceInfo, PinotClient, TablePlacement, instance_id},
     role::Role,
 };
 
@@ -57,9 +57,75 @@ pub enum PinotObservation {
         instances: BTreeSet<String>,
         /// The instances live now.
         live: BTreeSet<String>,
-        /// Details of the instances of this cluster's pods that the controller knows.
+        /// Details of the instances of this cluster's pods (and departed pods) that the
+        /// controller knows.
         details: BTreeMap<String, InstanceInfo>,
+        /// By pool: instances of pods gone for good (ordinals at or above the StatefulSet's
+        /// replicas), which a scale-in still has to drop.
+        departed: BTreeMap<String, Vec<String>>,
+        /// Every table, its replication, tags and where its segments are.
+        tables: Vec<TablePlacement>,
+        /// The latest rebalance the operator started per table, with its status now.
+        rebalances: Vec<RebalanceJob>,
     },
+}
+
+impl PinotObservation {
+    /// Segments hosted per server, over every table.
+    pub fn segments_per_server(&self) -> BTreeMap<String, u32> {
+        let mut out = BTreeMap::new();
+        if let PinotObservation::Reachable { tables, .. } = self {
+            for (server, n) in tables.iter().flat_map(|t| &t.servers) {
+                *out.entry(server.clone()).or_insert(0) += n;
+            }
+        }
+        out
+    }
+}
+
+/// Pinot's status of a rebalance job that is still running.
+pub const IN_PROGRESS: &str = "IN_PROGRESS";
+
+/// How the instance ids of one pool's pods look: `<prefix><ordinal><suffix>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PoolInstances {
+    pub pool: String,
+    pub prefix: String,
+    pub suffix: String,
+    /// The StatefulSet's replicas: instances of ordinals from here on have departed.
+    pub replicas: u32,
+}
+
+impl PoolInstances {
+    /// The ordinal of an instance of this pool.
+    fn ordinal(&self, id: &str) -> Option<u32> {
+        id.strip_prefix(&self.prefix)?.strip_suffix(&self.suffix)?.parse().ok()
+    }
+}
+
+/// The instance-id pattern of every pool that has a StatefulSet (in the spec or leaving it).
+pub fn pool_instances(cluster: &str, namespace: &str, observed: &ObservedCluster) -> Vec<PoolInstances> {
+    observed
+        .statefulsets
+        .iter()
+        .filter_map(|(pool, sts)| {
+            let role: Role = sts.labels().get(LABEL_ROLE)?.parse().ok()?;
+            let marker = '\u{1}';
+            let id = instance_id(
+                role,
+                &format!("{}-{marker}", sts.name_any()),
+                &headless_service_name(cluster, pool),
+                namespace,
+            );
+            let (prefix, suffix) = id.split_once(marker)?;
+            Some(PoolInstances {
+                pool: pool.clone(),
+                prefix: prefix.to_string(),
+                suffix: suffix.to_string(),
+                replicas: sts.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0).max(0) as u32,
+            })
+        })
+        .collect()
 }
 
 impl ObservedChild {
@@ -173,13 +239,16 @@ pub fn pod_instance_ids(cluster: &str, namespace: &str, observed: &ObservedClust
         .collect()
 }
 
-/// Asks the cluster's Pinot controller which instances it knows and which are live, and the
-/// details of the instances of `pod_instances`, once a controller pod is ready. A failure is
-/// observed state too, never an error of the reconcile.
+/// Asks the cluster's Pinot controller which instances it knows and which are live, the
+/// details of the instances of `pod_instances` and of departed pods (`pools`), its tables and
+/// where their segments are, and which of the `rebalances` started earlier still run, once a
+/// controller pod is ready. A failure is observed state too, never an error of the reconcile.
 pub async fn observe_pinot(
     pinot: &PinotClient,
     observed: &ObservedCluster,
     pod_instances: &BTreeMap<String, String>,
+    pools: &[PoolInstances],
+    rebalances: &[RebalanceJob],
 ) -> PinotObservation {
     let controller_ready = observed
         .pods
@@ -190,25 +259,67 @@ pub async fn observe_pinot(
         return PinotObservation::NotAsked;
     }
     let result = async {
-        let (instances, live) = futures::try_join!(pinot.instances(), pinot.live_instances())?;
-        let known = pod_instances.values().filter(|id| instances.contains(id));
+        let (instances, live, tables, rebalances) = futures::try_join!(
+            pinot.instances(),
+            pinot.live_instances(),
+            pinot.table_placements(),
+            futures::future::try_join_all(rebalances.iter().map(|job| async move {
+                let mut job = job.clone();
+                if job.status == IN_PROGRESS {
+                    // A job Pinot has forgotten is over.
+                    job.status = pinot.rebalance_status(&job.job_id).await?.unwrap_or_else(|| "UNKNOWN".into());
+                }
+                Ok::<_, crate::pinot::PinotError>(job)
+            })),
+        )?;
+        let departed = departed(&instances, pools, pod_instances);
+        let known = pod_instances
+            .values()
+            .chain(departed.values().flatten())
+            .filter(|id| instances.contains(id))
+            .collect::<Vec<_>>();
         let details: BTreeMap<String, _> = futures::future::try_join_all(
-            known.map(|id| async move { Ok::<_, crate::pinot::PinotError>((id.clone(), pinot.instance(id).await?)) }),
+            known
+                .into_iter()
+                .map(|id| async move { Ok::<_, crate::pinot::PinotError>((id.clone(), pinot.instance(id).await?)) }),
         )
         .await?
         .into_iter()
         .collect();
-        Ok::<_, crate::pinot::PinotError>((instances, live, details))
-    }
-    .await;
-    match result {
-        Ok((instances, live, details)) => PinotObservation::Reachable {
+        Ok::<_, crate::pinot::PinotError>(PinotObservation::Reachable {
             instances: instances.into_iter().collect(),
             live: live.into_iter().collect(),
             details,
-        },
-        Err(e) => PinotObservation::Unreachable(e.to_string()),
+            departed,
+            tables,
+            rebalances,
+        })
     }
+    .await;
+    result.unwrap_or_else(|e| PinotObservation::Unreachable(e.to_string()))
+}
+
+/// By pool, the instances Pinot knows of ordinals at or above the StatefulSet's replicas whose
+/// pods are gone.
+fn departed(
+    instances: &[String],
+    pools: &[PoolInstances],
+    pod_instances: &BTreeMap<String, String>,
+) -> BTreeMap<String, Vec<String>> {
+    let with_pod: BTreeSet<&String> = pod_instances.values().collect();
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for pool in pools {
+        let mut ids: Vec<(u32, &String)> = instances
+            .iter()
+            .filter(|id| !with_pod.contains(id))
+            .filter_map(|id| pool.ordinal(id).filter(|o| *o >= pool.replicas).map(|o| (o, id)))
+            .collect();
+        ids.sort();
+        if !ids.is_empty() {
+            out.insert(pool.pool.clone(), ids.into_iter().map(|(_, id)| id.clone()).collect());
+        }
+    }
+    out
 }
 
 /// The StatefulSet ordinal at the end of a pod's name.

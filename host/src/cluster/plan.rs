@@ -323,7 +323,7 @@ mod upgrade_tests {
     use super::*;
     use crate::policy::{
         PolicyEngine, PolicyKind, PolicyLimits,
-        contract::types::{Instance, Pod, Pool, Role},
+        model::{Instance, Pod, Pool, Role},
     };
 
     fn registry() -> PolicyRegistry {
@@ -367,6 +367,7 @@ mod upgrade_tests {
             image: "i".into(),
             max_unavailable: 1,
             pods,
+            departed: vec![],
         }
     }
 

@@ -14,16 +14,17 @@ use super::{
     validate::{Placement, ValidCluster, ValidPool},
 };
 use crate::{
-    policy::contract::types::{self, ClusterState, Condition, Instance, Pool},
+    children::LABEL_ROLE,
+    policy::model::{self, ClusterState, Condition, Instance, Pool},
     role::Role,
 };
 
-pub fn role(role: Role) -> types::Role {
+pub fn role(role: Role) -> model::Role {
     match role {
-        Role::Controller => types::Role::Controller,
-        Role::Broker => types::Role::Broker,
-        Role::Server => types::Role::Server,
-        Role::Minion => types::Role::Minion,
+        Role::Controller => model::Role::Controller,
+        Role::Broker => model::Role::Broker,
+        Role::Server => model::Role::Server,
+        Role::Minion => model::Role::Minion,
     }
 }
 
@@ -37,7 +38,20 @@ pub fn cluster_state(
     config: &[(String, String)],
     now: Timestamp,
 ) -> ClusterState {
-    let pools = valid.pools.iter().map(|p| pool(p, observed, pod_instances, now)).collect();
+    let mut pools: Vec<Pool> =
+        valid.pools.iter().map(|p| pool(PoolIntent::of_spec(p), observed, pod_instances, now)).collect();
+    for (name, r) in leaving_pools(valid, observed) {
+        let sts = &observed.statefulsets[name];
+        let image = sts
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.spec.as_ref())
+            .and_then(|p| p.containers.first())
+            .and_then(|c| c.image.clone())
+            .unwrap_or_default();
+        let intent = PoolIntent { name, role: role(r), zones: vec![], desired: 0, max: 0, image, max_unavailable: 1 };
+        pools.push(pool(intent, observed, pod_instances, now));
+    }
     let conditions = cluster
         .status
         .as_ref()
@@ -60,7 +74,7 @@ pub fn cluster_state(
         deployment_order: valid.deployment_order.iter().map(|r| role(*r)).collect(),
         pools,
         conditions,
-        tables: vec![],
+        tables: tables(observed),
         tenants: vec![],
         now_unix_seconds: now.as_second(),
         config: policy_config(valid, config),
@@ -78,10 +92,10 @@ pub fn external_state(
     now: Timestamp,
 ) -> ClusterState {
     let roles = [
-        ("Controller_", types::Role::Controller, "controller"),
-        ("Broker_", types::Role::Broker, "broker"),
-        ("Server_", types::Role::Server, "server"),
-        ("Minion_", types::Role::Minion, "minion"),
+        ("Controller_", model::Role::Controller, "controller"),
+        ("Broker_", model::Role::Broker, "broker"),
+        ("Server_", model::Role::Server, "server"),
+        ("Minion_", model::Role::Minion, "minion"),
     ];
     let pools = roles
         .iter()
@@ -90,13 +104,13 @@ pub fn external_state(
             if ids.is_empty() {
                 return None;
             }
-            let pods: Vec<types::Pod> = ids
+            let pods: Vec<model::Pod> = ids
                 .iter()
                 .enumerate()
                 .map(|(ordinal, id)| {
                     let info = details.get(*id).cloned().unwrap_or_default();
                     let is_live = live.contains(id);
-                    types::Pod {
+                    model::Pod {
                         name: (*id).clone(),
                         ordinal: ordinal as u32,
                         revision: String::new(),
@@ -131,6 +145,7 @@ pub fn external_state(
                 image: String::new(),
                 max_unavailable: 1,
                 pods,
+                departed: vec![],
             })
         })
         .collect();
@@ -148,52 +163,140 @@ pub fn external_state(
     }
 }
 
+/// What a pool is meant to be: from the spec, or (a pool removed from the spec whose
+/// StatefulSet still exists) from its StatefulSet, with no pods wanted.
+struct PoolIntent<'a> {
+    name: &'a str,
+    role: model::Role,
+    zones: Vec<String>,
+    desired: u32,
+    max: u32,
+    image: String,
+    max_unavailable: u32,
+}
+
+impl<'a> PoolIntent<'a> {
+    fn of_spec(spec: &'a ValidPool) -> Self {
+        PoolIntent {
+            name: &spec.name,
+            role: role(spec.role),
+            zones: match &spec.placement {
+                Placement::Anywhere => vec![],
+                Placement::Zones(zs) => zs.clone(),
+            },
+            desired: spec.replicas.max(0) as u32,
+            max: spec.max_replicas.max(spec.replicas).max(0) as u32,
+            image: spec.image.clone(),
+            max_unavailable: spec.max_unavailable.max(1) as u32,
+        }
+    }
+}
+
+/// The pools whose StatefulSets exist but that the spec no longer has: they are scaled to
+/// zero (each pod drained like any scale-in) before their objects are deleted.
+pub fn leaving_pools<'a>(valid: &ValidCluster, observed: &'a ObservedCluster) -> Vec<(&'a str, Role)> {
+    observed
+        .statefulsets
+        .iter()
+        .filter(|(name, _)| !valid.pools.iter().any(|p| &p.name == *name))
+        .filter_map(|(name, sts)| Some((name.as_str(), sts.labels().get(LABEL_ROLE)?.parse().ok()?)))
+        .collect()
+}
+
 fn pool(
-    spec: &ValidPool,
+    intent: PoolIntent,
     observed: &ObservedCluster,
     pod_instances: &BTreeMap<String, String>,
     now: Timestamp,
 ) -> Pool {
-    let sts = observed.statefulsets.get(&spec.name);
+    let sts = observed.statefulsets.get(intent.name);
     let status = sts.and_then(|s| s.status.as_ref());
-    let pods: &[Pod] = observed.pods.get(&spec.name).map(Vec::as_slice).unwrap_or_default();
-    let zones = match &spec.placement {
-        Placement::Anywhere => vec![],
-        Placement::Zones(zs) => zs.clone(),
+    let pods: &[Pod] = observed.pods.get(intent.name).map(Vec::as_slice).unwrap_or_default();
+    let current = sts.and_then(|s| s.spec.as_ref()).and_then(|s| s.replicas).unwrap_or(0).max(0) as u32;
+    let segments = observed.pinot.segments_per_server();
+    let departed = match &observed.pinot {
+        PinotObservation::Reachable { departed, live, details, .. } => {
+            departed.get(intent.name).into_iter().flatten().map(|id| instance(id, live, details, &segments)).collect()
+        }
+        _ => vec![],
     };
-    let desired = spec.replicas.max(0) as u32;
     Pool {
-        name: spec.name.clone(),
-        role: role(spec.role),
-        zones,
-        desired_replicas: desired,
-        current_replicas: sts.and_then(|s| s.spec.as_ref()).and_then(|s| s.replicas).unwrap_or(0).max(0) as u32,
-        // Upgrades do not scale; the scaling policy gets its own bounds.
-        min_replicas: desired,
-        max_replicas: desired,
+        name: intent.name.to_string(),
+        role: intent.role,
+        zones: intent.zones,
+        desired_replicas: intent.desired,
+        current_replicas: current,
+        // A scaling policy moves a pool towards what the spec asks, or up to its maxReplicas.
+        min_replicas: intent.desired.min(current),
+        max_replicas: intent.max.max(current),
         ready_replicas: pods.iter().filter(|p| pod_is_ready(p)).count() as u32,
         updated_replicas: status.and_then(|s| s.updated_replicas).unwrap_or(0).max(0) as u32,
         current_revision: status.and_then(|s| s.current_revision.clone()).unwrap_or_default(),
         target_revision: status.and_then(|s| s.update_revision.clone()).unwrap_or_default(),
-        image: spec.image.clone(),
-        max_unavailable: spec.max_unavailable.max(1) as u32,
-        pods: pods.iter().map(|p| pod(p, &observed.pinot, pod_instances, now)).collect(),
+        image: intent.image,
+        max_unavailable: intent.max_unavailable,
+        pods: pods.iter().map(|p| pod(p, &observed.pinot, pod_instances, &segments, now)).collect(),
+        departed,
     }
 }
 
+fn instance(
+    id: &str,
+    live: &std::collections::BTreeSet<String>,
+    details: &BTreeMap<String, crate::pinot::InstanceInfo>,
+    segments: &BTreeMap<String, u32>,
+) -> Instance {
+    let info = details.get(id).cloned().unwrap_or_default();
+    Instance {
+        id: id.to_string(),
+        live: live.contains(id),
+        enabled: info.enabled,
+        queries_enabled: !info.queries_disabled,
+        tags: info.tags,
+        segments: segments.get(id).copied().unwrap_or(0),
+    }
+}
+
+/// The tables Pinot reports, for policies.
+fn tables(observed: &ObservedCluster) -> Vec<model::Table> {
+    let PinotObservation::Reachable { tables, rebalances, .. } = &observed.pinot else { return vec![] };
+    tables
+        .iter()
+        .map(|t| model::Table {
+            name: t.name.clone(),
+            replication: t.replication,
+            server_tag: t.server_tag.clone(),
+            broker_tag: t.broker_tag.clone(),
+            segments: t.segments,
+            servers_with_segments: t.servers.values().filter(|n| **n > 0).count() as u32,
+            rebalancing: rebalances.iter().any(|r| r.table == t.name && r.status == super::observe::IN_PROGRESS),
+        })
+        .collect()
+}
+
 /// The policy's configuration with what the cluster's spec sets for it: per pool
-/// `pool/<name>/podReadyTimeoutSeconds` when `spec.upgrade` or the pool sets a timeout.
+/// `pool/<name>/podReadyTimeoutSeconds` when `spec.upgrade` or the pool sets a timeout, and
+/// `pool/<name>/rebalanceOnScale` for server pools.
 fn policy_config(valid: &ValidCluster, config: &[(String, String)]) -> Vec<(String, String)> {
     let mut out = config.to_vec();
     for pool in &valid.pools {
         if let Some(t) = pool.pod_ready_timeout_seconds {
             out.push((format!("pool/{}/podReadyTimeoutSeconds", pool.name), t.to_string()));
         }
+        if pool.role == Role::Server {
+            out.push((format!("pool/{}/rebalanceOnScale", pool.name), pool.rebalance_on_scale.to_string()));
+        }
     }
     out
 }
 
-fn pod(pod: &Pod, pinot: &PinotObservation, pod_instances: &BTreeMap<String, String>, now: Timestamp) -> types::Pod {
+fn pod(
+    pod: &Pod,
+    pinot: &PinotObservation,
+    pod_instances: &BTreeMap<String, String>,
+    segments: &BTreeMap<String, u32>,
+    now: Timestamp,
+) -> model::Pod {
     let name = pod.name_any();
     let restarts = pod
         .status
@@ -208,20 +311,12 @@ fn pod(pod: &Pod, pinot: &PinotObservation, pod_instances: &BTreeMap<String, Str
         .map(|t| (now.as_second() - t.0.as_second()).max(0) as u64)
         .unwrap_or(0);
     let instance = match (pinot, pod_instances.get(&name)) {
-        (PinotObservation::Reachable { instances, live, details }, Some(id)) if instances.contains(id) => {
-            let info = details.get(id).cloned().unwrap_or_default();
-            Some(Instance {
-                id: id.clone(),
-                live: live.contains(id),
-                enabled: info.enabled,
-                queries_enabled: !info.queries_disabled,
-                tags: info.tags,
-                segments: 0,
-            })
+        (PinotObservation::Reachable { instances, live, details, .. }, Some(id)) if instances.contains(id) => {
+            Some(instance(id, live, details, segments))
         }
         _ => None,
     };
-    types::Pod {
+    model::Pod {
         ordinal: pod_ordinal(pod).max(0) as u32,
         revision: pod_revision(pod).unwrap_or_default().to_string(),
         ready: pod_is_ready(pod),
@@ -292,6 +387,9 @@ mod tests {
                 InstanceInfo { enabled: true, queries_disabled: true, tags: vec!["DefaultTenant_OFFLINE".into()] },
             )]
             .into(),
+            departed: Default::default(),
+            tables: vec![],
+            rebalances: vec![],
         };
         let now = Timestamp::from_second(1300).unwrap();
         let state = cluster_state(&cluster, &valid, &observed, &ids, &[("k".into(), "v".into())], now);

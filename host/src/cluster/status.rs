@@ -23,6 +23,8 @@ pub const PROGRESSING: &str = "Progressing";
 pub const DEGRADED: &str = "Degraded";
 /// `Progressing` reason while pods are being moved to a new revision.
 pub const UPGRADING: &str = "Upgrading";
+/// `Progressing` reason while the scaling policy adds or removes pods.
+pub const SCALING: &str = "Scaling";
 pub const RECONCILIATION_PAUSED: &str = "ReconciliationPaused";
 
 /// Why the cluster is not as the spec says, if it is not.
@@ -47,6 +49,9 @@ pub struct StatusInput<'a> {
     pub progress: Option<String>,
     /// Pods are being moved to a new revision (`Progressing` reason `Upgrading`).
     pub upgrading: bool,
+    /// What the scaling policy is doing or waiting for while a pool scales (`Progressing`
+    /// reason `Scaling`).
+    pub scaling: Option<String>,
 }
 
 /// Computes the status from observed state; conditions keep their transition time while their
@@ -91,7 +96,11 @@ pub fn compute_status(input: &StatusInput<'_>) -> PinotClusterStatus {
         condition(AVAILABLE, false, "PoolsMissing", format!("pools not created yet: {}", missing.join(", ")))
     };
 
-    let rolling = !missing.is_empty() || !not_ready.is_empty() || !not_updated.is_empty() || !stale.is_empty();
+    let rolling = !missing.is_empty()
+        || !not_ready.is_empty()
+        || !not_updated.is_empty()
+        || !stale.is_empty()
+        || input.scaling.is_some();
     let progressing = if paused {
         condition(PROGRESSING, false, "Paused", "reconciliation is paused; no change is being rolled out".into())
     } else if input.valid.is_none() {
@@ -102,7 +111,7 @@ pub fn compute_status(input: &StatusInput<'_>) -> PinotClusterStatus {
             "the spec is invalid; nothing is rolled out until it is fixed".into(),
         )
     } else if rolling {
-        let mut parts: Vec<String> = input.progress.iter().cloned().collect();
+        let mut parts: Vec<String> = input.progress.iter().chain(&input.scaling).cloned().collect();
         if !missing.is_empty() {
             parts.push(format!("creating pools {}", missing.join(", ")));
         }
@@ -111,7 +120,14 @@ pub fn compute_status(input: &StatusInput<'_>) -> PinotClusterStatus {
         if parts.is_empty() {
             parts.push(stale_message(&stale));
         }
-        condition(PROGRESSING, true, if input.upgrading { UPGRADING } else { "RollingOut" }, parts.join("; "))
+        let reason = if input.upgrading {
+            UPGRADING
+        } else if input.scaling.is_some() {
+            SCALING
+        } else {
+            "RollingOut"
+        };
+        condition(PROGRESSING, true, reason, parts.join("; "))
     } else {
         condition(PROGRESSING, false, "Complete", "every pool runs its current revision and is ready".into())
     };
@@ -150,6 +166,11 @@ pub fn compute_status(input: &StatusInput<'_>) -> PinotClusterStatus {
         pinot: pinot_status(input),
         // Kept as last reported; the reconcile sets it when it resolves the policies.
         policies: previous.policies.clone(),
+        // Those still running when Pinot answered; the reconcile adds those it starts.
+        rebalances: match &input.observed.pinot {
+            PinotObservation::Reachable { rebalances, .. } => rebalances.clone(),
+            _ => previous.rebalances.clone(),
+        },
     }
 }
 
@@ -303,9 +324,10 @@ fn pool_statuses(input: &StatusInput<'_>) -> Vec<PoolStatus> {
             let pods = input.observed.pods.get(&name).map(Vec::as_slice).unwrap_or_default();
             let replicas = match (input.valid.and_then(|v| v.pool(&name)), sts) {
                 (Some(p), _) => p.replicas,
-                (None, Some(sts)) => sts.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0),
-                (None, None) => 0,
+                // A pool leaving the spec is on its way to zero.
+                (None, _) => 0,
             };
+            let current_replicas = sts.and_then(|s| s.spec.as_ref()).and_then(|s| s.replicas);
             let update_revision = sts.and_then(|s| s.status.as_ref()).and_then(|s| s.update_revision.clone());
             let ready = pods.iter().filter(|p| pod_is_ready(p)).count() as i32;
             let updated = match &update_revision {
@@ -334,6 +356,7 @@ fn pool_statuses(input: &StatusInput<'_>) -> Vec<PoolStatus> {
                 name,
                 role,
                 replicas,
+                current_replicas,
                 ready_replicas: ready,
                 updated_replicas: updated,
                 update_revision,
@@ -409,6 +432,7 @@ mod tests {
             pinot_url: "http://x",
             progress: None,
             upgrading: false,
+            scaling: None,
         })
     }
 
@@ -495,6 +519,7 @@ mod tests {
                 pinot_url: "http://x",
                 progress: None,
                 upgrading: false,
+                scaling: None,
             })
         };
         assert_eq!(at_later(&observed_example("r1")), first, "nothing changed, so nothing is rewritten");

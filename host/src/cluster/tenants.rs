@@ -11,9 +11,8 @@ use pinot_crds::{PinotObjectStatus, PinotTenant};
 use crate::{
     pinot::PinotClient,
     policy::{
-        PolicyRegistry,
-        contract::types::{Action, ClusterState, Role, Tenant},
-        guardrails,
+        PolicyRegistry, guardrails,
+        model::{Action, ClusterState, Role, Tenant},
         registry::ActivePolicy,
     },
 };

@@ -57,6 +57,10 @@ pub struct ValidPool {
     pub config: BTreeMap<String, String>,
     pub storage: Option<ValidStorage>,
     pub max_unavailable: i32,
+    /// The most pods a scaling policy may give the pool (at least `replicas`).
+    pub max_replicas: i32,
+    /// Rebalance the tables of the pool's tenants after it scales out (servers).
+    pub rebalance_on_scale: bool,
     /// The health-gate timeout the upgrade policy gets, when the spec sets one.
     pub pod_ready_timeout_seconds: Option<i64>,
     /// Seconds between disabling a server's queries and restarting it.
@@ -216,6 +220,18 @@ fn validate_pool(
     if pool.replicas < 0 {
         errors.push(at("replicas"), format!("is {}; replicas cannot be negative, use 0 or more", pool.replicas));
     }
+    let max_replicas = pool.max_replicas.unwrap_or(pool.replicas).max(pool.replicas);
+    if let Some(max) = pool.max_replicas
+        && max < pool.replicas
+    {
+        errors.push(
+            at("maxReplicas"),
+            format!("is {max}, below replicas ({}); raise it to at least replicas or remove it", pool.replicas),
+        );
+    }
+    if pool.rebalance_on_scale.is_some() && role.is_some_and(|r| r != Role::Server) {
+        errors.push(at("rebalanceOnScale"), "is for server pools only (tables live on servers); remove it");
+    }
 
     let placement = match (&pool.zone, pool.zones.as_slice()) {
         (Some(_), [_, ..]) => {
@@ -300,6 +316,8 @@ fn validate_pool(
         config: pool.config.clone(),
         storage,
         max_unavailable,
+        max_replicas,
+        rebalance_on_scale: pool.rebalance_on_scale.unwrap_or(true),
         pod_ready_timeout_seconds,
         drain_seconds,
         overrides: pool.pod_overrides.clone().unwrap_or_default(),

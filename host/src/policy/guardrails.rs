@@ -1,11 +1,12 @@
 //! The host's guardrails: before it acts on a plan, every action must name an existing pool,
-//! pod, instance or table, keep replicas within the bounds the spec allows, and never leave a
-//! pool with more pods unavailable than its disruption budget. One invalid action refuses the
-//! whole plan.
+//! pod, instance or table, keep replicas within the bounds the spec allows, never leave a
+//! pool with more pods unavailable than its disruption budget, never remove a server pod whose
+//! instance still holds segments, and never drop an instance that is live, holds segments or
+//! still has its pod. One invalid action refuses the whole plan.
 
 use std::collections::HashMap;
 
-use super::contract::types::{Action, ClusterState};
+use super::model::{Action, ClusterState, Role};
 
 /// The first action of a plan that may not be carried out, and why.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -25,6 +26,10 @@ pub fn describe(action: &Action) -> String {
         Action::EnableQueries(i) => format!("enable-queries {i}"),
         Action::UpdateTags(t) => format!("update-tags {} [{}]", t.instance, t.tags.join(",")),
         Action::RebalanceTable(t) => format!("rebalance-table {t}"),
+        Action::DisableInstance(i) => format!("disable-instance {i}"),
+        Action::EnableInstance(i) => format!("enable-instance {i}"),
+        Action::DrainInstance(i) => format!("drain-instance {i}"),
+        Action::DropInstance(i) => format!("drop-instance {i}"),
         Action::Wait(why) => format!("wait: {why}"),
         Action::Block(why) => format!("block: {why}"),
     }
@@ -44,9 +49,15 @@ pub fn verdicts(state: &ClusterState, plan: &[Action]) -> Vec<Option<String>> {
             (p.name.as_str(), down + missing)
         })
         .collect();
-    let instance_exists = |id: &str| {
-        state.pools.iter().flat_map(|p| &p.pods).any(|pod| pod.instance.as_ref().is_some_and(|i| i.id == id))
+    let instance_of_pod = |id: &str| {
+        state
+            .pools
+            .iter()
+            .find_map(|p| p.pods.iter().find_map(|pod| pod.instance.as_ref().filter(|i| i.id == id).map(|i| (p, i))))
     };
+    let departed = |id: &str| state.pools.iter().find_map(|p| p.departed.iter().find(|i| i.id == id).map(|i| (p, i)));
+    let instance = |id: &str| instance_of_pod(id).or_else(|| departed(id));
+    let instance_exists = |id: &str| instance(id).is_some();
     plan.iter()
         .map(|action| match action {
             Action::RestartPod(name) => {
@@ -76,7 +87,18 @@ pub fn verdicts(state: &ClusterState, plan: &[Action]) -> Vec<Option<String>> {
                     "{} replicas is outside the {}..={} the spec allows for pool {}",
                     s.replicas, p.min_replicas, p.max_replicas, p.name
                 )),
-                Some(_) => None,
+                // The pods a lower count removes: a server among them must hold no segment.
+                Some(p) => p
+                    .pods
+                    .iter()
+                    .filter(|pod| pod.ordinal >= s.replicas)
+                    .find_map(|pod| pod.instance.as_ref().filter(|i| i.segments > 0).map(|i| (pod, i)))
+                    .map(|(pod, i)| {
+                        format!(
+                            "pod {} would be removed while its instance {} holds {} segments; drain it first",
+                            pod.name, i.id, i.segments
+                        )
+                    }),
             },
             Action::DisableQueries(id) | Action::EnableQueries(id) => {
                 (!instance_exists(id)).then(|| format!("no instance {id} in this cluster"))
@@ -90,6 +112,25 @@ pub fn verdicts(state: &ClusterState, plan: &[Action]) -> Vec<Option<String>> {
                     None
                 }
             }
+            Action::DisableInstance(id) | Action::EnableInstance(id) => {
+                (!instance_exists(id)).then(|| format!("no instance {id} in this cluster"))
+            }
+            Action::DrainInstance(id) => match instance(id) {
+                None => Some(format!("no instance {id} in this cluster")),
+                Some((p, _)) if p.role != Role::Minion => {
+                    Some(format!("{id} is not a minion; only minions are drained"))
+                }
+                Some(_) => None,
+            },
+            Action::DropInstance(id) => match (instance_of_pod(id), departed(id)) {
+                (Some(_), _) => Some(format!("instance {id} still has its pod; lower the pool's replicas first")),
+                (None, None) => Some(format!("no departed instance {id} in this cluster")),
+                (None, Some((_, i))) if i.live => Some(format!("instance {id} is still live")),
+                (None, Some((_, i))) if i.segments > 0 => {
+                    Some(format!("instance {id} still holds {} segments", i.segments))
+                }
+                (None, Some(_)) => None,
+            },
             Action::RebalanceTable(name) => {
                 (!state.tables.iter().any(|t| &t.name == name)).then(|| format!("no table {name} in this cluster"))
             }

@@ -21,10 +21,9 @@ use wasmtime::{
 };
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView, p2::pipe::MemoryOutputPipe};
 
-use super::contract::{
-    SUPPORTED_API_VERSIONS, host,
-    types::{Action, ClusterState, Info},
-    v1, v2,
+use super::{
+    contract::{SUPPORTED_API_VERSIONS, v1, v1::host, v2},
+    model::{Action, ClusterState, Info},
 };
 
 /// Instances that can exist at once (decisions running in parallel); a decision beyond that
@@ -567,9 +566,9 @@ impl PolicyEngine {
             Pre::Upgrade(p) => p.instantiate(&mut store).and_then(|i| i.call_info(&mut store)).map(v2::into_info),
             Pre::Scaling(p) => p.instantiate(&mut store).and_then(|i| i.call_info(&mut store)).map(v2::into_info),
             Pre::Tenant(p) => p.instantiate(&mut store).and_then(|i| i.call_info(&mut store)).map(v2::into_info),
-            Pre::UpgradeV1(p) => p.instantiate(&mut store).and_then(|i| i.call_info(&mut store)),
-            Pre::ScalingV1(p) => p.instantiate(&mut store).and_then(|i| i.call_info(&mut store)),
-            Pre::TenantV1(p) => p.instantiate(&mut store).and_then(|i| i.call_info(&mut store)),
+            Pre::UpgradeV1(p) => p.instantiate(&mut store).and_then(|i| i.call_info(&mut store)).map(v1::into_info),
+            Pre::ScalingV1(p) => p.instantiate(&mut store).and_then(|i| i.call_info(&mut store)).map(v1::into_info),
+            Pre::TenantV1(p) => p.instantiate(&mut store).and_then(|i| i.call_info(&mut store)).map(v1::into_info),
         };
         Self::log_stderr(&store);
         result.map_err(|e| self.classify(&store, e))
@@ -580,6 +579,8 @@ impl PolicyEngine {
         let mut store = self.store(&policy.name);
         // A 0.2.0 module gets the state laid out flat, and its actions are mapped back.
         let newer = |r: Result<Vec<v2::flat::Action>, String>| r.map(|a| a.into_iter().map(v2::into_action).collect());
+        let older =
+            |r: Result<Vec<v1::nested::Action>, String>| r.map(|a| a.into_iter().map(v1::into_action).collect());
         let result: wasmtime::Result<Result<Vec<Action>, String>> = match &policy.pre {
             Pre::Upgrade(p) => {
                 let flat = v2::flatten(state);
@@ -593,9 +594,18 @@ impl PolicyEngine {
                 let flat = v2::flatten(state);
                 p.instantiate(&mut store).and_then(|i| i.call_plan_tenants(&mut store, &flat)).map(newer)
             }
-            Pre::UpgradeV1(p) => p.instantiate(&mut store).and_then(|i| i.call_plan_upgrade(&mut store, state)),
-            Pre::ScalingV1(p) => p.instantiate(&mut store).and_then(|i| i.call_plan_scaling(&mut store, state)),
-            Pre::TenantV1(p) => p.instantiate(&mut store).and_then(|i| i.call_plan_tenants(&mut store, state)),
+            Pre::UpgradeV1(p) => {
+                let nested = v1::lower(state);
+                p.instantiate(&mut store).and_then(|i| i.call_plan_upgrade(&mut store, &nested)).map(older)
+            }
+            Pre::ScalingV1(p) => {
+                let nested = v1::lower(state);
+                p.instantiate(&mut store).and_then(|i| i.call_plan_scaling(&mut store, &nested)).map(older)
+            }
+            Pre::TenantV1(p) => {
+                let nested = v1::lower(state);
+                p.instantiate(&mut store).and_then(|i| i.call_plan_tenants(&mut store, &nested)).map(older)
+            }
         };
         Self::log_stderr(&store);
         match result {

@@ -13,7 +13,7 @@ use super::{
     Context, Error, PinotObject, Reach, publish, reach, reach_for_cleanup, ready, report_transient, waiting,
     write_status,
 };
-use crate::{cluster::tenants::tenant_request, policy::contract::types::Role};
+use crate::{cluster::tenants::tenant_request, policy::model::Role};
 
 pub(crate) async fn apply(obj: Arc<PinotTenant>, ctx: Arc<Context>) -> Result<Action, Error> {
     let status = obj.status.clone().unwrap_or_default();

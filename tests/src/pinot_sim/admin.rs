@@ -9,6 +9,7 @@
 //! | `PUT /_sim/clusters/{ns}/{name}/faults` `Faults` | switches faults on (see [`Faults`]) |
 //! | `POST /_sim/clusters/{ns}/{name}/segments` `{"table": "t_OFFLINE", "count": 10}` | adds segments |
 //! | `GET /_sim/clusters/{ns}/{name}/segments` | segment counts per server and table |
+//! | `GET /_sim/clusters/{ns}/{name}/audit` / `DELETE` | what happened to data (see [`Audit`]) / starts it again |
 
 use std::sync::Arc;
 
@@ -22,7 +23,7 @@ use axum::{
 use serde::Deserialize;
 use serde_json::json;
 
-use super::state::{Faults, InstanceRole, SimState};
+use super::state::{Audit, Faults, InstanceRole, SimState};
 
 pub fn router(state: Arc<SimState>) -> Router {
     Router::new()
@@ -32,6 +33,7 @@ pub fn router(state: Arc<SimState>) -> Router {
         .route("/clusters/{ns}/{name}/requests", get(requests).delete(clear_requests))
         .route("/clusters/{ns}/{name}/faults", put(faults))
         .route("/clusters/{ns}/{name}/segments", post(add_segments).get(segments))
+        .route("/clusters/{ns}/{name}/audit", get(audit).delete(reset_audit))
         .with_state(state)
 }
 
@@ -128,6 +130,20 @@ async fn add_segments(
 async fn segments(State(s): State<Arc<SimState>>, Path((ns, name)): Path<(String, String)>) -> Response {
     match s.with(&(ns.clone(), name.clone()), |c| c.segment_counts()) {
         Some(counts) => Json(counts).into_response(),
+        None => missing(&ns, &name),
+    }
+}
+
+async fn audit(State(s): State<Arc<SimState>>, Path((ns, name)): Path<(String, String)>) -> Response {
+    match s.with(&(ns.clone(), name.clone()), |c| c.audit.clone()) {
+        Some(a) => Json(a).into_response(),
+        None => missing(&ns, &name),
+    }
+}
+
+async fn reset_audit(State(s): State<Arc<SimState>>, Path((ns, name)): Path<(String, String)>) -> Response {
+    match s.with(&(ns.clone(), name.clone()), |c| c.audit = Audit::default()) {
+        Some(()) => StatusCode::NO_CONTENT.into_response(),
         None => missing(&ns, &name),
     }
 }

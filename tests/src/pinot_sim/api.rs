@@ -550,9 +550,15 @@ fn rebalance_table(c: &mut Cluster, r: &Req) -> Resp {
     let id = c.next_job_id("rebalance");
     let dry_run = r.flag("dryRun");
     if !dry_run {
-        c.rebalance(&name);
+        c.rebalance(&name, Some(&id));
     }
-    let status = if dry_run { "NO_OP" } else { "DONE" };
+    let status = if dry_run {
+        "NO_OP"
+    } else if c.rebalancing(&name) {
+        "IN_PROGRESS"
+    } else {
+        "DONE"
+    };
     c.jobs.insert(
         id.clone(),
         Job {
@@ -579,6 +585,7 @@ fn cancel_rebalance(c: &mut Cluster, r: &Req) -> Resp {
             j.id.clone()
         })
         .collect();
+    c.pending.retain(|table, _| raw_name(table) != raw);
     ok(json!(cancelled))
 }
 
@@ -908,7 +915,7 @@ fn rebalance_tenant(c: &mut Cluster, r: &Req) -> Resp {
         .map(|(n, _)| n.clone())
         .collect();
     for t in &tables {
-        c.rebalance(t);
+        c.rebalance(t, None);
     }
     let id = c.next_job_id("tenant-rebalance");
     ok(
@@ -984,7 +991,11 @@ fn instance_state(c: &mut Cluster, r: &Req) -> Resp {
     match state.as_str() {
         "enable" => i.enabled = true,
         "disable" => i.enabled = false,
-        "drain" if i.role == InstanceRole::Minion => i.draining = true,
+        // Pinot replaces a drained minion's tags, so no task is scheduled on it.
+        "drain" if i.role == InstanceRole::Minion => {
+            i.draining = true;
+            i.tags = vec!["minion_drained".into()];
+        }
         "drain" => return error(400, format!("drain is only for minions, {id} is not one")),
         "queries_disable" => i.queries_disabled = true,
         "queries_enable" => i.queries_disabled = false,

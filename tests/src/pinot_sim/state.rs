@@ -109,6 +109,26 @@ pub struct Faults {
     /// Answer 401 to every request whose `Authorization` header is not exactly this (Pinot
     /// with basic or token auth on).
     pub required_authorization: Option<String>,
+    /// Rebalances run in the background and move one segment every this many milliseconds
+    /// (their jobs say `IN_PROGRESS` until done), as Pinot's do; 0: they finish at once.
+    pub rebalance_step_ms: u64,
+}
+
+/// What a test checks a scale-in against: what the simulator saw happen to data.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Audit {
+    /// Servers whose pod stopped, or that were dropped, while they still held segments.
+    pub removed_holding_segments: Vec<String>,
+    /// Per table, the fewest live, enabled servers any of its segments had at any moment.
+    pub lowest_replicas: BTreeMap<String, usize>,
+}
+
+/// A rebalance running in the background: the assignment it moves the table to.
+#[derive(Clone, Debug, Default)]
+pub struct PendingRebalance {
+    pub job: String,
+    pub target: BTreeMap<String, BTreeSet<String>>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -138,6 +158,12 @@ pub struct Cluster {
     pub jobs: BTreeMap<String, Job>,
     pub faults: Faults,
     pub requests: Vec<RecordedRequest>,
+    pub audit: Audit,
+    /// Rebalances still moving segments, by table.
+    #[serde(skip)]
+    pub pending: BTreeMap<String, PendingRebalance>,
+    #[serde(skip)]
+    last_step: Option<std::time::Instant>,
     #[serde(skip)]
     next_job: u64,
 }
@@ -209,32 +235,126 @@ impl Cluster {
             .collect()
     }
 
-    /// Places every segment of the table on `replication` servers of its tenant, spreading
-    /// evenly and keeping a segment where it is when it may stay.
-    pub fn rebalance(&mut self, table_with_type: &str) {
+    /// The assignment a rebalance moves a table to, as Pinot's balanced segment assignment
+    /// does: every segment on `replication` servers of its tenant (enabled, live, tagged), the
+    /// servers' loads within one of each other, and as few segments moved as that allows.
+    pub fn balanced_assignment(&self, table_with_type: &str) -> BTreeMap<String, BTreeSet<String>> {
         let servers = self.servers_for(table_with_type);
-        let replication = self.tables.get(table_with_type).map(replication).unwrap_or(1).max(1);
-        let Some(segments) = self.segments.get_mut(table_with_type) else { return };
+        let replication = self.tables.get(table_with_type).map(replication).unwrap_or(1).max(1).min(servers.len());
+        let mut target = self.segments.get(table_with_type).cloned().unwrap_or_default();
         let mut load: BTreeMap<String, usize> = servers.iter().map(|s| (s.clone(), 0)).collect();
-        for holders in segments.values_mut() {
+        for holders in target.values_mut() {
             holders.retain(|h| load.contains_key(h));
             for h in holders.iter() {
                 *load.get_mut(h).expect("retained holders are candidates") += 1;
             }
         }
-        for holders in segments.values_mut() {
-            while holders.len() < replication.min(servers.len()) {
-                let Some(target) = load
-                    .iter()
-                    .filter(|(s, _)| !holders.contains(*s))
-                    .min_by_key(|(s, n)| (**n, (*s).clone()))
-                    .map(|(s, _)| s.clone())
-                else {
-                    break;
-                };
-                *load.get_mut(&target).expect("target is a candidate") += 1;
-                holders.insert(target);
+        let least = |load: &BTreeMap<String, usize>, holders: &BTreeSet<String>| {
+            load.iter()
+                .filter(|(s, _)| !holders.contains(*s))
+                .min_by_key(|(s, n)| (**n, (*s).clone()))
+                .map(|(s, _)| s.clone())
+        };
+        for holders in target.values_mut() {
+            while holders.len() > replication {
+                let most = holders.iter().max_by_key(|h| (load[*h], (*h).clone())).cloned().expect("not empty");
+                holders.remove(&most);
+                *load.get_mut(&most).expect("holder is a candidate") -= 1;
             }
+            while holders.len() < replication {
+                let Some(server) = least(&load, holders) else { break };
+                *load.get_mut(&server).expect("a candidate") += 1;
+                holders.insert(server);
+            }
+        }
+        // Even out: move a segment from the fullest server to the emptiest while they differ by
+        // more than one.
+        loop {
+            let (Some((max, max_n)), Some((min, min_n))) = (
+                load.iter().max_by_key(|(s, n)| (**n, std::cmp::Reverse((*s).clone()))).map(|(s, n)| (s.clone(), *n)),
+                load.iter().min_by_key(|(s, n)| (**n, (*s).clone())).map(|(s, n)| (s.clone(), *n)),
+            ) else {
+                break;
+            };
+            if max_n <= min_n + 1 {
+                break;
+            }
+            let Some(holders) = target.values_mut().find(|h| h.contains(&max) && !h.contains(&min)) else { break };
+            holders.remove(&max);
+            holders.insert(min.clone());
+            *load.get_mut(&max).expect("candidate") -= 1;
+            *load.get_mut(&min).expect("candidate") += 1;
+        }
+        target
+    }
+
+    /// Rebalances a table: at once, or (with `rebalanceStepMs`) in the background under `job`.
+    /// Either way no segment ever has fewer holders than before while it moves: a new holder is
+    /// added before an old one goes.
+    pub fn rebalance(&mut self, table_with_type: &str, job: Option<&str>) {
+        let target = self.balanced_assignment(table_with_type);
+        match job.filter(|_| self.faults.rebalance_step_ms > 0) {
+            Some(job) => {
+                self.pending.insert(table_with_type.to_string(), PendingRebalance { job: job.to_string(), target });
+            }
+            None => {
+                self.segments.insert(table_with_type.to_string(), target);
+            }
+        }
+        self.check();
+    }
+
+    /// Whether a rebalance of the table runs in the background.
+    pub fn rebalancing(&self, table_with_type: &str) -> bool {
+        self.pending.contains_key(table_with_type)
+    }
+
+    /// Moves background rebalances on by one segment each, when their step is due.
+    pub fn advance(&mut self, now: std::time::Instant) {
+        let step = std::time::Duration::from_millis(self.faults.rebalance_step_ms);
+        if self.pending.is_empty() || self.last_step.is_some_and(|t| now.duration_since(t) < step) {
+            return;
+        }
+        self.last_step = Some(now);
+        let mut finished = Vec::new();
+        for (table, pending) in &self.pending {
+            let segments = self.segments.entry(table.clone()).or_default();
+            let moving = pending.target.iter().find(|(seg, want)| segments.get(*seg) != Some(*want));
+            match moving {
+                Some((seg, want)) => {
+                    // New holders first, then the old ones go: the segment never has fewer.
+                    let holders = segments.entry(seg.clone()).or_default();
+                    holders.extend(want.iter().cloned());
+                    holders.retain(|h| want.contains(h));
+                }
+                None => finished.push((table.clone(), pending.job.clone())),
+            }
+        }
+        for (table, job) in finished {
+            self.pending.remove(&table);
+            if let Some(j) = self.jobs.get_mut(&job)
+                && j.status == "IN_PROGRESS"
+            {
+                j.status = "DONE".into();
+            }
+        }
+        self.check();
+    }
+
+    /// Records what the audit watches: the fewest live, enabled holders of each table's segments.
+    pub fn check(&mut self) {
+        for (table, segments) in &self.segments {
+            let Some(lowest) = segments
+                .values()
+                .map(|holders| {
+                    holders.iter().filter(|h| self.instances.get(*h).is_some_and(|i| i.live && i.enabled)).count()
+                })
+                .min()
+            else {
+                continue;
+            };
+            let seen = self.audit.lowest_replicas.entry(table.clone()).or_insert(lowest);
+            *seen = (*seen).min(lowest);
         }
     }
 
@@ -245,7 +365,11 @@ impl Cluster {
         for n in start..start + count {
             segments.insert(format!("{table_with_type}_{n}"), BTreeSet::new());
         }
-        self.rebalance(table_with_type);
+        // New segments are placed at once; the audit starts from the placed segments.
+        let target = self.balanced_assignment(table_with_type);
+        self.segments.insert(table_with_type.to_string(), target);
+        self.audit.lowest_replicas.remove(table_with_type);
+        self.check();
     }
 }
 
@@ -290,7 +414,19 @@ impl SimState {
 
     /// Runs `f` on one cluster, if it exists.
     pub fn with<T>(&self, key: &ClusterKey, f: impl FnOnce(&mut Cluster) -> T) -> Option<T> {
-        self.lock().get_mut(key).map(f)
+        self.lock().get_mut(key).map(|c| {
+            let out = f(c);
+            c.check();
+            out
+        })
+    }
+
+    /// Moves every background rebalance on (called every few milliseconds).
+    pub fn advance(&self) {
+        let now = std::time::Instant::now();
+        for cluster in self.lock().values_mut() {
+            cluster.advance(now);
+        }
     }
 
     /// Creates a standalone cluster (always up) if it does not exist.
@@ -308,9 +444,18 @@ impl SimState {
     /// A pod stopped (deleted, or restarting): its instance is known but not live.
     pub fn pod_stopped(&self, key: &ClusterKey, pod: &str) {
         if let Some(cluster) = self.lock().get_mut(key) {
-            for i in cluster.instances.values_mut().filter(|i| i.pod.as_deref() == Some(pod)) {
+            let mut holding = Vec::new();
+            for i in cluster.instances.values_mut().filter(|i| i.pod.as_deref() == Some(pod) && i.live) {
                 i.live = false;
+                holding.push(i.id.clone());
             }
+            for id in holding {
+                let n = cluster.segments_on(&id);
+                if n > 0 {
+                    cluster.audit.removed_holding_segments.push(format!("{id} stopped holding {n} segments"));
+                }
+            }
+            cluster.check();
         }
     }
 

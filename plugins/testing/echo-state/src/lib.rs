@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use pinot_policy_sdk::{
-    Action, ClusterState, Info, Role, State,
+    Action, ClusterState, Info, Instance, Role, State,
     upgrade::{self, Guest},
 };
 
@@ -17,6 +17,20 @@ fn role(r: Role) -> &'static str {
         Role::Server => "server",
         Role::Minion => "minion",
     }
+}
+
+fn instance(out: &mut String, prefix: &str, i: Instance) {
+    let tags: Vec<&str> = i.tags().collect();
+    let _ = writeln!(
+        out,
+        "{prefix} {} live={} enabled={} queries={} tags={} segments={}",
+        i.id(),
+        i.live(),
+        i.enabled(),
+        i.queries_enabled(),
+        tags.join(","),
+        i.segments()
+    );
 }
 
 fn render(s: &State) -> String {
@@ -63,25 +77,28 @@ fn render(s: &State) -> String {
                 pod.age_seconds()
             );
             if let Some(i) = pod.instance() {
-                let tags: Vec<&str> = i.tags().collect();
-                let _ = writeln!(
-                    out,
-                    "  instance {} live={} enabled={} queries={} tags={} segments={}",
-                    i.id(),
-                    i.live(),
-                    i.enabled(),
-                    i.queries_enabled(),
-                    tags.join(","),
-                    i.segments()
-                );
+                instance(&mut out, "  instance", i);
             }
+        }
+        for i in p.departed() {
+            instance(&mut out, " departed", i);
         }
     }
     for c in s.conditions() {
         let _ = writeln!(out, "condition {} {} {} {}", c.kind(), c.status(), c.reason(), c.message());
     }
     for t in s.tables() {
-        let _ = writeln!(out, "table {} {} {} {}", t.name(), t.replication(), t.server_tag(), t.broker_tag());
+        let _ = writeln!(
+            out,
+            "table {} {} {} {} segments={} servers={} rebalancing={}",
+            t.name(),
+            t.replication(),
+            t.server_tag(),
+            t.broker_tag(),
+            t.segments(),
+            t.servers_with_segments(),
+            t.rebalancing()
+        );
     }
     for t in s.tenants() {
         let _ = writeln!(

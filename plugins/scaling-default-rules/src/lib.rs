@@ -1,0 +1,196 @@
+//! The rules of the default scaling policy (`scaling-default`). Every decision is taken again from the observed state, so a
+//! scale-in interrupted at any point (the operator killed mid-drain) resumes where Pinot is.
+//!
+//! - Scale out: raise the replicas at once. Once the pool's pods are ready and tagged (the
+//!   tenant policy tags them), rebalance the tables whose servers do not all hold segments yet
+//!   (`rebalanceOnScale`, default on for servers).
+//! - Scale in, one pod at a time, highest ordinal first:
+//!   - servers: refuse (`block`) when the servers left could not hold a table's replication;
+//!     otherwise untag (`server_untagged`) and rebalance the tables of its tags, wait until
+//!     it holds no segment, disable it, then lower replicas;
+//!   - brokers: untag (`broker_untagged`, which takes it out of the broker resource), then
+//!     lower replicas; refused when a table would be left without a broker;
+//!   - minions: drain (Pinot tags it `minion_drained`), then lower replicas;
+//!   - controllers: lower replicas.
+//! - Instances of pods that are gone (`departed`) are dropped from Pinot once not live.
+
+use std::collections::BTreeSet;
+
+use pinot_policy_sdk::{Action, InstanceTags, Pool, Role, SetReplicas, State};
+
+const SERVER_UNTAGGED: &str = "server_untagged";
+const BROKER_UNTAGGED: &str = "broker_untagged";
+const MINION_DRAINED: &str = "minion_drained";
+
+fn set_replicas(pool: &Pool, replicas: u32) -> Action {
+    Action::SetReplicas(SetReplicas { pool: pool.name().into(), replicas })
+}
+
+fn retag(id: &str, tag: &str) -> Action {
+    Action::UpdateTags(InstanceTags { instance: id.into(), tags: vec![tag.into()] })
+}
+
+/// Whether an instance of `pool` stays once the pool has scaled to its desired replicas.
+fn stays(state: &State, pool_name: &str, ordinal: u32) -> bool {
+    state.pool(pool_name).is_some_and(|p| ordinal < p.desired_replicas())
+}
+
+/// Enabled instances that carry `tag` and stay after every scale-in under way.
+fn staying_with_tag(state: &State, tag: &str) -> u32 {
+    state
+        .instances()
+        .filter(|(pool, pod, i)| i.enabled() && i.has_tag(tag) && stays(state, pool.name(), pod.ordinal()))
+        .count() as u32
+}
+
+/// The scale-in of one pool: the next step for its highest pod, or why it cannot go on.
+fn scale_in(state: &State, pool: Pool, desired: u32, out: &mut Vec<Action>) {
+    let current = pool.current_replicas();
+    if pool.pods().any(|p| !p.ready() || p.terminating()) || pool.missing_ordinals().next().is_some() {
+        out.push(Action::Wait(format!(
+            "scaling in {} to {desired}: waiting for its pods to be ready before removing the next one",
+            pool.name()
+        )));
+        return;
+    }
+    let Some(leaving) = pool.pods().filter(|p| p.ordinal() < current).max_by_key(|p| p.ordinal()) else {
+        out.push(set_replicas(&pool, current - 1));
+        return;
+    };
+    let left = current - desired;
+    let Some(instance) = leaving.instance() else {
+        // Never joined Pinot: nothing to move.
+        out.push(set_replicas(&pool, current - 1));
+        return;
+    };
+    match pool.role() {
+        Role::Server => {
+            for table in state.tables() {
+                let remaining = staying_with_tag(state, table.server_tag());
+                if remaining < table.replication() {
+                    out.push(Action::Block(format!(
+                        "scaling in {} to {desired} would leave {remaining} servers tagged {} for table {} with replication {}; \
+                         add servers or lower the table's replication first (nothing was removed)",
+                        pool.name(),
+                        table.server_tag(),
+                        table.name(),
+                        table.replication()
+                    )));
+                    return;
+                }
+            }
+            let tagged = instance.tags().any(|t| t != SERVER_UNTAGGED);
+            if tagged {
+                out.push(retag(instance.id(), SERVER_UNTAGGED));
+                for table in state.tables().filter(|t| instance.has_tag(t.server_tag()) && t.segments() > 0) {
+                    out.push(Action::RebalanceTable(table.name().into()));
+                }
+                return;
+            }
+            if instance.segments() > 0 {
+                // Untagged: the rebalances move its segments away. Start them again if none
+                // runs (the operator may have stopped between untagging and rebalancing).
+                if !state.tables().any(|t| t.rebalancing()) {
+                    for table in state.tables().filter(|t| t.segments() > 0) {
+                        out.push(Action::RebalanceTable(table.name().into()));
+                    }
+                }
+                out.push(Action::Wait(format!(
+                    "scaling in {} to {desired}: draining {} ({left} pods left to remove; segments left: {})",
+                    pool.name(),
+                    leaving.name(),
+                    instance.segments()
+                )));
+                return;
+            }
+            if instance.enabled() {
+                out.push(Action::DisableInstance(instance.id().into()));
+                return;
+            }
+        }
+        Role::Broker => {
+            for table in state.tables() {
+                if instance.has_tag(table.broker_tag()) && staying_with_tag(state, table.broker_tag()) == 0 {
+                    out.push(Action::Block(format!(
+                        "scaling in {} to {desired} would leave table {} without a broker tagged {}; add brokers to that tenant first",
+                        pool.name(),
+                        table.name(),
+                        table.broker_tag()
+                    )));
+                    return;
+                }
+            }
+            if instance.tags().any(|t| t != BROKER_UNTAGGED) {
+                out.push(retag(instance.id(), BROKER_UNTAGGED));
+                return;
+            }
+        }
+        Role::Minion => {
+            if !instance.tags().all(|t| t == MINION_DRAINED) || instance.tags().len() == 0 {
+                out.push(Action::DrainInstance(instance.id().into()));
+                return;
+            }
+        }
+        Role::Controller => {}
+    }
+    out.push(set_replicas(&pool, current - 1));
+}
+
+/// After a scale-out: the tables that some of their servers do not serve yet.
+fn rebalance_after_scale_out(state: &State, out: &mut Vec<Action>) {
+    let mut wanted = BTreeSet::new();
+    for pool in state.pools().filter(|p| p.role() == Role::Server) {
+        let settled = pool.current_replicas() == pool.desired_replicas()
+            && pool.ready_replicas() == pool.current_replicas()
+            && pool.pods().all(|p| p.instance().is_some_and(|i| i.live()));
+        let allowed = state.config(&format!("pool/{}/rebalanceOnScale", pool.name())) != Some("false");
+        if !settled || !allowed {
+            continue;
+        }
+        for table in state.tables().filter(|t| t.segments() > 0 && !t.rebalancing()) {
+            if !pool.pods().any(|p| p.instance().is_some_and(|i| i.has_tag(table.server_tag()))) {
+                continue;
+            }
+            let servers =
+                state.instances().filter(|(_, _, i)| i.enabled() && i.live() && i.has_tag(table.server_tag())).count()
+                    as u32;
+            let can_hold = servers.min(table.segments().saturating_mul(table.replication()));
+            if table.servers_with_segments() < can_hold {
+                wanted.insert(table.name());
+            }
+        }
+    }
+    out.extend(wanted.into_iter().map(|t| Action::RebalanceTable(t.into())));
+}
+
+/// The default decision, for policies that build on it.
+pub fn plan(state: &State) -> Vec<Action> {
+    let mut out = Vec::new();
+    for pool in state.pools() {
+        for gone in pool.departed() {
+            if gone.live() {
+                out.push(Action::Wait(format!("waiting for {} to leave Pinot before dropping it", gone.id())));
+            } else if gone.segments() == 0 {
+                out.push(Action::DropInstance(gone.id().into()));
+            } else {
+                out.push(Action::Block(format!(
+                    "instance {} of a removed pod of {} still holds {} segments; rebalance its tables",
+                    gone.id(),
+                    pool.name(),
+                    gone.segments()
+                )));
+            }
+        }
+        let desired = pool.desired_replicas().clamp(pool.min_replicas(), pool.max_replicas());
+        if pool.current_replicas() < desired {
+            out.push(set_replicas(&pool, desired));
+        } else if pool.current_replicas() > desired {
+            scale_in(state, pool, desired, &mut out);
+        }
+    }
+    // Rebalancing moves segments; not while a scale-in is moving them already.
+    if !out.iter().any(|a| matches!(a, Action::RebalanceTable(_) | Action::Block(_))) {
+        rebalance_after_scale_out(state, &mut out);
+    }
+    out
+}
