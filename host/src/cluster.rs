@@ -342,7 +342,15 @@ pub async fn reconcile(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result<
 
     // Scaling first: its Pinot steps (untag, rebalance, disable, drop) are carried out now, and
     // the replicas it decides go into the StatefulSets this pass applies.
-    let scaled = scaling_step(&ctx, &cluster, &valid, &observed, &pod_instances, &pinot, reachable).await;
+    // Replicas are set only for pools this pass applies (or that leave the spec); a pool that
+    // waits for its turn at install gets them when it is created.
+    let scalable: Vec<&str> = plan
+        .pools
+        .iter()
+        .map(|p| p.name.as_str())
+        .chain(state::leaving_pools(&valid, &observed).into_iter().map(|(p, _)| p))
+        .collect();
+    let scaled = scaling_step(&ctx, &cluster, &valid, &observed, &pod_instances, &pinot, &scalable).await;
     let decided = scaled.as_ref().map(|(_, _, o)| o.replicas.clone()).unwrap_or_default();
     let current_replicas = |pool: &str| {
         observed.statefulsets.get(pool).and_then(|s| s.spec.as_ref()).and_then(|s| s.replicas).map(|r| r.max(0) as u32)
@@ -645,8 +653,9 @@ async fn scaling_step(
     observed: &observe::ObservedCluster,
     pod_instances: &std::collections::BTreeMap<String, String>,
     pinot: &PinotClient,
-    reachable: bool,
+    scalable: &[&str],
 ) -> Option<(String, scaling::ScalingDecision, scaling::Outcome)> {
+    let reachable = matches!(observed.pinot, observe::PinotObservation::Reachable { .. });
     let namespace = cluster.namespace().unwrap_or_default();
     let chosen = cluster.spec.policies.as_ref().and_then(|p| p.scaling.clone());
     let active = ctx.registry.resolve(&namespace, chosen.as_deref(), PolicyKind::Scaling).ok()?;
@@ -678,7 +687,13 @@ async fn scaling_step(
         observe::PinotObservation::Reachable { rebalances, .. } => rebalances.clone(),
         _ => vec![],
     };
-    let outcome = scaling::carry_out(pinot, &state, &previous, &name, decision.actions()).await;
+    let actions: Vec<crate::policy::Action> = decision
+        .actions()
+        .iter()
+        .filter(|a| !matches!(a, crate::policy::Action::SetReplicas(s) if !scalable.contains(&s.pool.as_str())))
+        .cloned()
+        .collect();
+    let outcome = scaling::carry_out(pinot, &state, &previous, &name, &actions).await;
     for note in &outcome.notes {
         publish(ctx, cluster, EventType::Normal, "ScalingStep", "Scale", note.clone()).await;
     }

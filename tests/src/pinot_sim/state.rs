@@ -269,13 +269,10 @@ impl Cluster {
         }
         // Even out: move a segment from the fullest server to the emptiest while they differ by
         // more than one.
-        loop {
-            let (Some((max, max_n)), Some((min, min_n))) = (
-                load.iter().max_by_key(|(s, n)| (**n, std::cmp::Reverse((*s).clone()))).map(|(s, n)| (s.clone(), *n)),
-                load.iter().min_by_key(|(s, n)| (**n, (*s).clone())).map(|(s, n)| (s.clone(), *n)),
-            ) else {
-                break;
-            };
+        while let (Some((max, max_n)), Some((min, min_n))) = (
+            load.iter().max_by_key(|(s, n)| (**n, std::cmp::Reverse((*s).clone()))).map(|(s, n)| (s.clone(), *n)),
+            load.iter().min_by_key(|(s, n)| (**n, (*s).clone())).map(|(s, n)| (s.clone(), *n)),
+        ) {
             if max_n <= min_n + 1 {
                 break;
             }
