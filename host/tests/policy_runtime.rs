@@ -342,6 +342,12 @@ fn guardrails_never_remove_a_server_holding_segments_nor_drop_a_live_instance() 
     assert!(v.reason.contains("still has its pod"), "{v}");
     let v = guardrails::check(&s, &[Action::DrainInstance("S1".into())]).unwrap_err();
     assert!(v.reason.contains("not a minion"), "{v}");
+    // Only instances that leave are disabled: S1 stays while the pool keeps 2 pods.
+    let v = guardrails::check(&s, &[Action::DisableInstance("S1".into())]).unwrap_err();
+    assert!(v.reason.contains("not being scaled in"), "{v}");
+    let mut shrinking = s.clone();
+    shrinking.pools[0].desired_replicas = 1;
+    assert_eq!(guardrails::check(&shrinking, &[Action::DisableInstance("S1".into())]), Ok(()));
 }
 
 #[test]

@@ -379,3 +379,40 @@ async fn a_teams_scaling_policy_holds_scale_in_during_business_hours_by_the_host
     operator.stop().await;
     ns.cleanup().await;
 }
+
+#[tokio::test]
+async fn removing_a_server_pool_drains_it_the_same_way_before_its_objects_are_deleted() {
+    let client = test_client().await;
+    let ns = TestNamespace::create(&client, "scale-pool").await;
+    let operator = OperatorHandle::start(&client, &ns.name);
+    let yaml = cluster_yaml("sp", 2, None)
+        + r#"    - name: extra
+      role: server
+      replicas: 1
+      zone: zone-c
+      podOverrides: {annotations: {sim.pinot.controlplane.dev/ready-after-ms: "300"}}
+"#;
+    let file = std::env::temp_dir().join(format!("{}-sp.yaml", ns.name));
+    std::fs::write(&file, yaml).unwrap();
+    kubectl(&["-n", &ns.name, "apply", "-f", file.to_str().unwrap()]).await;
+    wait_available(&ns.name, "sp").await;
+    table_with_segments(&ns.name, "sp", "DefaultTenant", 2, 15).await;
+    assert_eq!(segments(&ns.name, "sp").await.len(), 3, "the extra pool's server holds segments too");
+    slow_rebalances(&ns.name, "sp", 40).await;
+    reset_audit(&ns.name, "sp").await;
+
+    let patch = json!([{"op": "remove", "path": "/spec/pools/3"}]).to_string();
+    kubectl(&["-n", &ns.name, "patch", "pinotcluster/sp", "--type=json", "-p", &patch]).await;
+    let statefulsets: Api<k8s_openapi::api::apps::v1::StatefulSet> = Api::namespaced(client.clone(), &ns.name);
+    wait_for("the extra pool's StatefulSet deleted", Duration::from_secs(180), || async {
+        statefulsets.get_opt("sp-extra").await.ok()?.is_none().then_some(())
+    })
+    .await;
+    assert_eq!(servers(&ns.name, "sp").await.len(), 2, "its instance was dropped from Pinot");
+    assert_audit_clean(&audit(&ns.name, "sp").await, 2);
+    assert_eq!(conflicts(&ns.name, "sp").await, Vec::<String>::new());
+    let left = segments(&ns.name, "sp").await;
+    assert_eq!((left.len(), left.values().sum::<usize>()), (2, 30), "{left:?}");
+    operator.stop().await;
+    ns.cleanup().await;
+}

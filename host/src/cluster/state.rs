@@ -387,16 +387,38 @@ mod tests {
                 InstanceInfo { enabled: true, queries_disabled: true, tags: vec!["DefaultTenant_OFFLINE".into()] },
             )]
             .into(),
-            departed: Default::default(),
-            tables: vec![],
-            rebalances: vec![],
+            departed: [(server.clone(), vec!["Server_gone".to_string()])].into(),
+            tables: vec![crate::pinot::TablePlacement {
+                name: "t_OFFLINE".into(),
+                replication: 2,
+                server_tag: "DefaultTenant_OFFLINE".into(),
+                broker_tag: "DefaultTenant_BROKER".into(),
+                segments: 5,
+                servers: [(id0.clone(), 5), ("Server_gone".to_string(), 3)].into(),
+            }],
+            rebalances: vec![pinot_crds::RebalanceJob {
+                table: "t_OFFLINE".into(),
+                job_id: "j1".into(),
+                status: "IN_PROGRESS".into(),
+                servers: String::new(),
+            }],
         };
         let now = Timestamp::from_second(1300).unwrap();
         let state = cluster_state(&cluster, &valid, &observed, &ids, &[("k".into(), "v".into())], now);
         assert_eq!(state.pools.len(), valid.pools.len());
         assert_eq!(state.deployment_order.len(), valid.deployment_order.len());
-        assert_eq!(state.config, vec![("k".to_string(), "v".to_string())]);
+        // The policy's own configuration, then what the spec says per pool.
+        assert_eq!(state.config[0], ("k".to_string(), "v".to_string()));
+        assert!(state.config.contains(&(format!("pool/{server}/rebalanceOnScale"), "true".to_string())));
         let pool = state.pools.iter().find(|p| p.name == server).unwrap();
+        // Segments per instance from the tables; departed instances; the table as Pinot has it.
+        assert_eq!(pool.pods[0].instance.as_ref().unwrap().segments, 5);
+        assert_eq!(
+            pool.departed.iter().map(|i| (i.id.as_str(), i.segments, i.live)).collect::<Vec<_>>(),
+            [("Server_gone", 3, false)]
+        );
+        let t = &state.tables[0];
+        assert_eq!((t.replication, t.segments, t.servers_with_segments, t.rebalancing), (2, 5, 2, true));
         assert_eq!((pool.current_revision.as_str(), pool.target_revision.as_str()), ("r1", "r2"));
         assert_eq!((pool.ready_replicas, pool.updated_replicas, pool.current_replicas), (1, 1, 2));
         let (p0, p1) = (&pool.pods[0], &pool.pods[1]);

@@ -1,8 +1,9 @@
 //! The host's guardrails: before it acts on a plan, every action must name an existing pool,
 //! pod, instance or table, keep replicas within the bounds the spec allows, never leave a
 //! pool with more pods unavailable than its disruption budget, never remove a server pod whose
-//! instance still holds segments, and never drop an instance that is live, holds segments or
-//! still has its pod. One invalid action refuses the whole plan.
+//! instance still holds segments, disable or drain only instances a scale-in takes out, and
+//! never drop an instance that is live, holds segments or still has its pod. One invalid action
+//! refuses the whole plan.
 
 use std::collections::HashMap;
 
@@ -58,6 +59,16 @@ pub fn verdicts(state: &ClusterState, plan: &[Action]) -> Vec<Option<String>> {
     let departed = |id: &str| state.pools.iter().find_map(|p| p.departed.iter().find(|i| i.id == id).map(|i| (p, i)));
     let instance = |id: &str| instance_of_pod(id).or_else(|| departed(id));
     let instance_exists = |id: &str| instance(id).is_some();
+    // An instance a scale-in takes out: its pod's ordinal is at or above what the pool keeps,
+    // or its pod is gone already.
+    let leaving = |id: &str| {
+        departed(id).is_some()
+            || state.pools.iter().any(|p| {
+                p.pods
+                    .iter()
+                    .any(|pod| pod.ordinal >= p.desired_replicas && pod.instance.as_ref().is_some_and(|i| i.id == id))
+            })
+    };
     plan.iter()
         .map(|action| match action {
             Action::RestartPod(name) => {
@@ -112,14 +123,22 @@ pub fn verdicts(state: &ClusterState, plan: &[Action]) -> Vec<Option<String>> {
                     None
                 }
             }
-            Action::DisableInstance(id) | Action::EnableInstance(id) => {
-                (!instance_exists(id)).then(|| format!("no instance {id} in this cluster"))
-            }
+            Action::EnableInstance(id) => (!instance_exists(id)).then(|| format!("no instance {id} in this cluster")),
+            Action::DisableInstance(id) => match instance(id) {
+                None => Some(format!("no instance {id} in this cluster")),
+                Some(_) if !leaving(id) => Some(format!(
+                    "instance {id} is not being scaled in (its pod stays); only instances that leave are disabled"
+                )),
+                Some(_) => None,
+            },
             Action::DrainInstance(id) => match instance(id) {
                 None => Some(format!("no instance {id} in this cluster")),
                 Some((p, _)) if p.role != Role::Minion => {
                     Some(format!("{id} is not a minion; only minions are drained"))
                 }
+                Some(_) if !leaving(id) => Some(format!(
+                    "minion {id} is not being scaled in (its pod stays); only minions that leave are drained"
+                )),
                 Some(_) => None,
             },
             Action::DropInstance(id) => match (instance_of_pod(id), departed(id)) {
