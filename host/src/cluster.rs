@@ -181,6 +181,26 @@ pub async fn run(
         clusters: controller.store(),
     });
 
+    let store = controller.store();
+    crate::metrics::set_phase_source(move || {
+        let mut phases = std::collections::BTreeMap::new();
+        for c in store.state() {
+            *phases.entry(phase(&c).to_string()).or_insert(0) += 1;
+        }
+        phases
+    });
+    let ready = controller.store();
+    tokio::spawn(async move {
+        // The store's readiness wakes only the last task that waited on it (a oneshot), and the
+        // controller waits on it too: ask again every half second instead of waiting once.
+        loop {
+            match tokio::time::timeout(Duration::from_millis(500), ready.wait_until_ready()).await {
+                Ok(Ok(())) => break crate::metrics::set_ready(),
+                Ok(Err(_)) => break,
+                Err(_) => continue,
+            }
+        }
+    });
     controller
         .owns(statefulsets, ours.clone())
         .owns(services, ours.clone())
@@ -261,8 +281,15 @@ fn error_policy(cluster: Arc<PinotCluster>, error: &Error, _ctx: Arc<Context>) -
     Action::requeue(RETRY_AFTER)
 }
 
-/// One pass of the pipeline for one cluster.
+/// One pass of the pipeline for one cluster, timed and counted in the metrics.
 pub async fn reconcile(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let start = std::time::Instant::now();
+    let result = reconcile_pass(cluster, ctx).await;
+    crate::metrics::reconciled("PinotCluster", start.elapsed(), result.as_ref().err().map(Error::category));
+    result
+}
+
+async fn reconcile_pass(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
     let client = &ctx.client;
     let namespace = cluster.namespace().unwrap_or_default();
     let owner = cluster.controller_owner_ref(&()).ok_or(Error::MissingObjectKey)?;
@@ -537,6 +564,24 @@ pub async fn reconcile(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result<
         Ok(Action::requeue(POLICY_RECHECK))
     } else {
         Ok(Action::await_change())
+    }
+}
+
+/// A cluster's phase for the metrics: what its conditions say first.
+fn phase(cluster: &PinotCluster) -> &'static str {
+    let is = |kind: &str| {
+        cluster.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.type_ == kind && c.status == "True"))
+    };
+    if cluster.spec.paused {
+        "Paused"
+    } else if is(status::DEGRADED) {
+        "Degraded"
+    } else if is(status::PROGRESSING) {
+        "Progressing"
+    } else if is(status::AVAILABLE) {
+        "Available"
+    } else {
+        "Pending"
     }
 }
 

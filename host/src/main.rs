@@ -59,6 +59,9 @@ enum Command {
         /// Log as JSON lines.
         #[arg(long, env = "PINOT_OPERATOR_LOG_JSON")]
         log_json: bool,
+        /// Where `/metrics` (Prometheus), `/healthz` and `/readyz` are served; `off` serves none.
+        #[arg(long, env = "PINOT_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+        metrics_addr: String,
     },
 }
 
@@ -110,8 +113,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             max_concurrent_upgrades,
             drift_check_interval_seconds,
             log_json,
+            metrics_addr,
         } => {
             init_tracing(log_json);
+            if metrics_addr != "off" {
+                let addr: std::net::SocketAddr = metrics_addr
+                    .parse()
+                    .with_context(|| format!("--metrics-addr {metrics_addr:?}: write HOST:PORT or off"))?;
+                let bound =
+                    pinot_operator::metrics::serve(addr).await.with_context(|| format!("serving metrics on {addr}"))?;
+                tracing::info!(%bound, "serving /metrics, /healthz and /readyz");
+            }
             let client = pinot_operator::kube_client(kubeconfig.as_deref()).await?;
             let controllers = ControllerLocator::new(controller_url_template);
             let registry = Arc::new(

@@ -136,16 +136,26 @@ impl PinotClient {
         body: Option<&Value>,
     ) -> Result<(u16, String), PinotError> {
         let url = format!("{}{path}", self.base);
-        let mut request = self.http.request(method, &url).query(query);
+        let mut request = self.http.request(method.clone(), &url).query(query);
         if let Some(auth) = &self.auth {
             request = request.header(reqwest::header::AUTHORIZATION, auth.clone());
         }
         if let Some(body) = body {
             request = request.json(body);
         }
-        let resp =
-            request.send().await.map_err(|e| PinotError::Unreachable { url: url.clone(), message: error_chain(&e) })?;
+        let name = method_name(&method);
+        let resp = request.send().await.map_err(|e| {
+            crate::metrics::inc(
+                "pinot_operator_pinot_requests_total",
+                &[("method", name), ("endpoint", &crate::metrics::endpoint(path)), ("status", "unreachable")],
+            );
+            PinotError::Unreachable { url: url.clone(), message: error_chain(&e) }
+        })?;
         let status = resp.status().as_u16();
+        crate::metrics::inc(
+            "pinot_operator_pinot_requests_total",
+            &[("method", name), ("endpoint", &crate::metrics::endpoint(path)), ("status", &status.to_string())],
+        );
         let text = resp.text().await.map_err(|e| PinotError::Unreachable { url, message: error_chain(&e) })?;
         Ok((status, text))
     }

@@ -105,6 +105,19 @@ pub enum Error {
     Waiting(String),
 }
 
+impl Error {
+    /// A bounded label for metrics.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Error::Pinot(_) => "pinot",
+            Error::Access(_) => "controller_access",
+            Error::WriteStatus(_) => "write_status",
+            Error::Finalizer(_) => "finalizer",
+            Error::Waiting(_) => "waiting",
+        }
+    }
+}
+
 /// What the resources have in common.
 pub trait PinotObject:
     Resource<DynamicType = (), Scope = NamespaceResourceScope>
@@ -319,6 +332,25 @@ async fn reconcile_table(obj: Arc<PinotTable>, ctx: Arc<Context>) -> Result<Acti
 
 /// Runs `apply` or, once the resource is being deleted, `cleanup`, behind the finalizer.
 async fn reconcile_with<K, A, AF, C, CF>(obj: Arc<K>, ctx: Arc<Context>, apply: A, cleanup: C) -> Result<Action, Error>
+where
+    K: PinotObject,
+    A: FnOnce(Arc<K>, Arc<Context>) -> AF,
+    AF: Future<Output = Result<Action, Error>>,
+    C: FnOnce(Arc<K>, Arc<Context>) -> CF,
+    CF: Future<Output = Result<Action, Error>>,
+{
+    let start = std::time::Instant::now();
+    let result = reconcile_behind_finalizer(obj, ctx, apply, cleanup).await;
+    crate::metrics::reconciled(K::KIND, start.elapsed(), result.as_ref().err().map(Error::category));
+    result
+}
+
+async fn reconcile_behind_finalizer<K, A, AF, C, CF>(
+    obj: Arc<K>,
+    ctx: Arc<Context>,
+    apply: A,
+    cleanup: C,
+) -> Result<Action, Error>
 where
     K: PinotObject,
     A: FnOnce(Arc<K>, Arc<Context>) -> AF,

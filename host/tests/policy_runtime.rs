@@ -266,6 +266,19 @@ fn default_scaling_drains_a_server_before_removing_it_and_refuses_to_break_repli
     assert_eq!(engine.decide(&scaling, &no).unwrap(), vec![]);
     grown.tables[0].rebalancing = true;
     assert_eq!(engine.decide(&scaling, &grown).unwrap(), vec![]);
+    // The scale-in called off after S2 was drained and disabled: it comes back like a new one.
+    let mut back = servers(0, untagged, false, false);
+    back.pools[0].desired_replicas = 3;
+    assert_eq!(
+        engine.decide(&scaling, &back).unwrap(),
+        vec![
+            Action::EnableInstance("S2".into()),
+            Action::UpdateTags(InstanceTags {
+                instance: "S2".into(),
+                tags: vec!["DefaultTenant_OFFLINE".into(), "DefaultTenant_REALTIME".into()]
+            }),
+        ]
+    );
 }
 
 #[test]

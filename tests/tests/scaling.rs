@@ -122,7 +122,11 @@ async fn servers(ns: &str, name: &str) -> BTreeMap<String, Vec<String>> {
     for id in
         list["instances"].as_array().unwrap().iter().filter_map(Value::as_str).filter(|i| i.starts_with("Server_"))
     {
-        let info: Value = reqwest::get(format!("{url}/instances/{id}")).await.unwrap().json().await.unwrap();
+        // An instance dropped between the two calls is gone.
+        let Ok(info) = reqwest::get(format!("{url}/instances/{id}")).await.unwrap().error_for_status() else {
+            continue;
+        };
+        let info: Value = info.json().await.unwrap();
         let tags = info["tags"].as_array().unwrap().iter().filter_map(Value::as_str).map(str::to_string).collect();
         out.insert(id.to_string(), tags);
     }

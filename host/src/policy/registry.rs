@@ -154,11 +154,26 @@ impl PolicyRegistry {
 
     /// One decision with a policy, its configuration given to it.
     pub fn decide(&self, active: &ActivePolicy, state: &ClusterState) -> Result<Vec<Action>, DecisionError> {
-        if active.config.is_empty() {
-            return self.engine.decide(&active.policy, state);
+        let start = std::time::Instant::now();
+        let result = if active.config.is_empty() {
+            self.engine.decide(&active.policy, state)
+        } else {
+            let mut state = state.clone();
+            state.config = active.config.clone();
+            self.engine.decide(&active.policy, &state)
+        };
+        let policy = active.policy.info.name.as_str();
+        crate::metrics::observe(
+            "pinot_operator_policy_decision_duration_seconds",
+            &[("policy", policy)],
+            start.elapsed(),
+        );
+        if let Err(e) = &result {
+            crate::metrics::inc(
+                "pinot_operator_policy_decision_failures_total",
+                &[("policy", policy), ("reason", e.reason())],
+            );
         }
-        let mut state = state.clone();
-        state.config = active.config.clone();
-        self.engine.decide(&active.policy, &state)
+        result
     }
 }

@@ -149,6 +149,13 @@ fn error_policy(policy: Arc<PinotPolicy>, error: &Error, _ctx: Arc<Ctx>) -> Acti
 }
 
 async fn reconcile(policy: Arc<PinotPolicy>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    let start = std::time::Instant::now();
+    let result = reconcile_policy(policy, ctx).await;
+    crate::metrics::reconciled("PinotPolicy", start.elapsed(), result.as_ref().err().map(|_| "reconcile"));
+    result
+}
+
+async fn reconcile_policy(policy: Arc<PinotPolicy>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     let ns = policy.namespace().unwrap_or_default();
     let api: Api<PinotPolicy> = Api::namespaced(ctx.client.clone(), &ns);
     finalizer::finalizer(&api, FINALIZER, policy, |event| async {
@@ -221,12 +228,16 @@ async fn apply(policy: Arc<PinotPolicy>, ctx: Arc<Ctx>) -> Result<Action, Error>
             status.phase = Some("Ready".into());
             status.message =
                 active.as_ref().map(|a| format!("{} {} is active", a.policy.info.name, a.policy.info.version));
+            if *reloaded {
+                crate::metrics::inc("pinot_operator_policy_reloads_total", &[("result", "loaded")]);
+            }
             if *reloaded && let Some(a) = &active {
                 let note = format!("loaded {} {} ({})", a.policy.info.name, a.policy.info.version, a.policy.digest);
                 publish(&ctx, &policy, EventType::Normal, "Loaded", note).await;
             }
         }
         Err(rejection) => {
+            crate::metrics::inc("pinot_operator_policy_reloads_total", &[("result", rejection.reason)]);
             status.phase = Some("Rejected".into());
             status.reason = Some(rejection.reason.into());
             let kept = match &active {

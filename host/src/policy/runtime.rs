@@ -119,6 +119,18 @@ pub enum DecisionError {
     Refused(String),
 }
 
+impl DecisionError {
+    /// A bounded label for metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            DecisionError::Timeout(_) => "timeout",
+            DecisionError::OutOfMemory(_) => "out_of_memory",
+            DecisionError::Trap(_) => "trap",
+            DecisionError::Refused(_) => "refused",
+        }
+    }
+}
+
 /// What a module's `Store` holds: an empty WASI context and the memory accounting.
 pub struct PluginState {
     wasi: WasiCtx,

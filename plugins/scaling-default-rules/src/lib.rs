@@ -13,6 +13,10 @@
 //!   - minions: drain (Pinot tags it `minion_drained`), then lower replicas;
 //!   - controllers: lower replicas.
 //! - Instances of pods that are gone (`departed`) are dropped from Pinot once not live.
+//! - A scale-in called off (replicas raised again): a server it had already drained (disabled
+//!   and `server_untagged`) is enabled and tagged like a new server (`DefaultTenant`), and a
+//!   drained minion is untagged again; a server untagged but not yet disabled is left to the
+//!   tenant policy, which places untagged servers.
 
 use std::collections::BTreeSet;
 
@@ -21,6 +25,27 @@ use pinot_policy_sdk::{Action, InstanceTags, Pool, Role, SetReplicas, State};
 const SERVER_UNTAGGED: &str = "server_untagged";
 const BROKER_UNTAGGED: &str = "broker_untagged";
 const MINION_DRAINED: &str = "minion_drained";
+const MINION_UNTAGGED: &str = "minion_untagged";
+
+/// Instances of pods that stay, left drained by a scale-in that was called off: back into
+/// service as if they had just joined.
+fn restore(pool: &Pool, out: &mut Vec<Action>) {
+    for pod in pool.pods().filter(|p| p.ordinal() < pool.desired_replicas()) {
+        let Some(i) = pod.instance() else { continue };
+        let only = |tag: &str| i.tags().len() > 0 && i.tags().all(|t| t == tag);
+        match pool.role() {
+            Role::Server if !i.enabled() && only(SERVER_UNTAGGED) => {
+                out.push(Action::EnableInstance(i.id().into()));
+                out.push(Action::UpdateTags(InstanceTags {
+                    instance: i.id().into(),
+                    tags: vec!["DefaultTenant_OFFLINE".into(), "DefaultTenant_REALTIME".into()],
+                }));
+            }
+            Role::Minion if only(MINION_DRAINED) => out.push(retag(i.id(), MINION_UNTAGGED)),
+            _ => {}
+        }
+    }
+}
 
 fn set_replicas(pool: &Pool, replicas: u32) -> Action {
     Action::SetReplicas(SetReplicas { pool: pool.name().into(), replicas })
@@ -181,6 +206,7 @@ pub fn plan(state: &State) -> Vec<Action> {
                 )));
             }
         }
+        restore(&pool, &mut out);
         let desired = pool.desired_replicas().clamp(pool.min_replicas(), pool.max_replicas());
         if pool.current_replicas() < desired {
             out.push(set_replicas(&pool, desired));
