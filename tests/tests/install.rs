@@ -1,0 +1,213 @@
+//! The install manifests (`deploy/kustomize/base`): they render, the apiserver accepts them,
+//! and the operator does its whole job (install, schemas and tables, scaling in, an upgrade)
+//! with exactly the permissions of their ServiceAccount and nothing more.
+
+use std::time::Duration;
+
+use k8s_openapi::api::{
+    authentication::v1::{TokenRequest, TokenRequestSpec},
+    core::v1::ServiceAccount,
+};
+use kube::{Api, api::PostParams};
+use pinot_crds::PinotCluster;
+use pinot_testbed::harness::{
+    OperatorHandle, TestNamespace, condition, controller_url_template, kubeconfig_path, kubectl, repo_root,
+    simulator_admin_url, test_client, wait_for,
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// The rendered base, every document as JSON.
+async fn rendered() -> Vec<Value> {
+    let dir = repo_root().join("deploy/kustomize/base");
+    let yaml = kubectl(&["kustomize", dir.to_str().unwrap()]).await;
+    serde_yaml::Deserializer::from_str(&yaml).map(|d| Value::deserialize(d).unwrap()).collect()
+}
+
+/// The base moved into namespace `ns`, cluster-wide names suffixed with it, without the
+/// Namespace object; written to a file for kubectl.
+fn for_namespace(docs: &[Value], ns: &str) -> std::path::PathBuf {
+    let mut out = Vec::new();
+    for doc in docs {
+        let mut doc = doc.clone();
+        match doc["kind"].as_str().unwrap_or_default() {
+            "Namespace" => continue,
+            "ClusterRole" => doc["metadata"]["name"] = json!(format!("pinot-operator-{ns}")),
+            "ClusterRoleBinding" => {
+                doc["metadata"]["name"] = json!(format!("pinot-operator-{ns}"));
+                doc["roleRef"]["name"] = json!(format!("pinot-operator-{ns}"));
+                doc["subjects"][0]["namespace"] = json!(ns);
+            }
+            _ => {}
+        }
+        if doc["metadata"]["namespace"].is_string() {
+            doc["metadata"]["namespace"] = json!(ns);
+        }
+        out.push(serde_yaml::to_string(&doc).unwrap());
+    }
+    let file = std::env::temp_dir().join(format!("{ns}-install.yaml"));
+    std::fs::write(&file, out.join("---\n")).unwrap();
+    file
+}
+
+#[tokio::test]
+async fn the_manifests_render_apply_and_ask_for_a_locked_down_pod() {
+    let client = test_client().await;
+    let ns = TestNamespace::create(&client, "install").await;
+    let docs = rendered().await;
+    let kinds: Vec<&str> = docs.iter().filter_map(|d| d["kind"].as_str()).collect();
+    for kind in [
+        "Namespace",
+        "CustomResourceDefinition",
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Deployment",
+        "Service",
+    ] {
+        assert!(kinds.contains(&kind), "{kind} in {kinds:?}");
+    }
+    let deployment = docs.iter().find(|d| d["kind"] == "Deployment").unwrap();
+    let pod = &deployment["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true);
+    assert_eq!(container["securityContext"]["allowPrivilegeEscalation"], false);
+    assert!(container["resources"]["requests"]["memory"].is_string());
+    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(pod["serviceAccountName"], "pinot-operator");
+    // The apiserver accepts every object as rendered (server-side dry run).
+    let file = for_namespace(&docs, &ns.name);
+    kubectl(&["apply", "--server-side", "--force-conflicts", "--dry-run=server", "-f", file.to_str().unwrap()]).await;
+    ns.cleanup().await;
+}
+
+/// A kubeconfig for the test cluster that authenticates as `token`.
+fn kubeconfig_with_token(token: &str, ns: &str) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(kubeconfig_path()).unwrap();
+    let mut config: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let user = serde_yaml::to_value(json!([{"name": "operator-sa", "user": {"token": token}}])).unwrap();
+    config["users"] = user;
+    let contexts = config["contexts"].as_sequence_mut().unwrap();
+    for c in contexts.iter_mut() {
+        c["context"]["user"] = "operator-sa".into();
+    }
+    let file = std::env::temp_dir().join(format!("{ns}-operator-kubeconfig"));
+    std::fs::write(&file, serde_yaml::to_string(&config).unwrap()).unwrap();
+    file
+}
+
+#[tokio::test]
+async fn the_operator_does_its_job_with_exactly_the_service_accounts_permissions() {
+    let admin = test_client().await;
+    let ns = TestNamespace::create(&admin, "install-rbac").await;
+    let docs = rendered().await;
+    let rbac: Vec<Value> = docs
+        .iter()
+        .filter(|d| matches!(d["kind"].as_str(), Some("ServiceAccount" | "ClusterRole" | "ClusterRoleBinding")))
+        .cloned()
+        .collect();
+    let file = for_namespace(&rbac, &ns.name);
+    kubectl(&["apply", "-f", file.to_str().unwrap()]).await;
+    let accounts: Api<ServiceAccount> = Api::namespaced(admin.clone(), &ns.name);
+    let request = TokenRequest {
+        spec: TokenRequestSpec { audiences: vec![], expiration_seconds: Some(3600), ..Default::default() },
+        ..Default::default()
+    };
+    let token = accounts
+        .create_token_request("pinot-operator", &PostParams::default(), &request)
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .token;
+    let client = pinot_operator::kube_client(Some(&kubeconfig_with_token(&token, &ns.name))).await.unwrap();
+    // The token is the ServiceAccount: it may not, for instance, read nodes.
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
+    assert!(nodes.list(&Default::default()).await.is_err(), "the ServiceAccount can list nodes");
+    let operator = OperatorHandle::start(&client, &ns.name);
+
+    // Install a cluster.
+    let cluster = json!({"apiVersion": "pinot.controlplane.dev/v1alpha1", "kind": "PinotCluster", "metadata": {"name": "rb"},
+        "spec": {"image": "apachepinot/pinot:1.2.0", "zookeeper": {"connectString": "zk:2181"}, "upgrade": {"drainSeconds": 0},
+            "pools": [
+                {"name": "controller", "role": "controller", "replicas": 1, "podOverrides": {"annotations": {"sim.pinot.controlplane.dev/ready-after-ms": "300"}}},
+                {"name": "broker", "role": "broker", "replicas": 1, "podOverrides": {"annotations": {"sim.pinot.controlplane.dev/ready-after-ms": "300"}}},
+                {"name": "server", "role": "server", "replicas": 2, "podOverrides": {"annotations": {"sim.pinot.controlplane.dev/ready-after-ms": "300"}}}]}});
+    let file = std::env::temp_dir().join(format!("{}-rb.json", ns.name));
+    std::fs::write(&file, cluster.to_string()).unwrap();
+    kubectl(&["-n", &ns.name, "apply", "-f", file.to_str().unwrap()]).await;
+    kubectl(&["-n", &ns.name, "wait", "--for=condition=Available", "pinotcluster/rb", "--timeout=120s"]).await;
+
+    // A schema and a table through their resources.
+    let resources = json!({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "pinot.controlplane.dev/v1alpha1", "kind": "PinotSchema", "metadata": {"name": "events"},
+         "spec": {"cluster": "rb", "schema": {"schemaName": "events", "dimensionFieldSpecs": [{"name": "id", "dataType": "STRING"}]}}},
+        {"apiVersion": "pinot.controlplane.dev/v1alpha1", "kind": "PinotTable", "metadata": {"name": "events"},
+         "spec": {"cluster": "rb", "schemaRef": "events", "offline": {"segmentsConfig": {"replication": "1"}, "tableIndexConfig": {}}}}]});
+    std::fs::write(&file, resources.to_string()).unwrap();
+    kubectl(&["-n", &ns.name, "apply", "-f", file.to_str().unwrap()]).await;
+    kubectl(&["-n", &ns.name, "wait", "--for=condition=Ready", "pinottable/events", "--timeout=60s"]).await;
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("{}/segments", simulator_admin_url(&ns.name, "rb")))
+        .json(&json!({"table": "events_OFFLINE", "count": 6}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+
+    // Scale the servers in (drain, disable, remove, drop), then upgrade every pod.
+    let patch = json!([{"op": "replace", "path": "/spec/pools/2/replicas", "value": 1}]).to_string();
+    kubectl(&["-n", &ns.name, "patch", "pinotcluster/rb", "--type=json", "-p", &patch]).await;
+    let url = controller_url_template().replace("{namespace}", &ns.name).replace("{name}", "rb");
+    wait_for("one server left in Pinot", Duration::from_secs(120), || async {
+        let list: Value = reqwest::get(format!("{url}/instances")).await.ok()?.json().await.ok()?;
+        let servers = list["instances"]
+            .as_array()?
+            .iter()
+            .filter(|i| i.as_str().is_some_and(|s| s.starts_with("Server_")))
+            .count();
+        (servers == 1).then_some(())
+    })
+    .await;
+    kubectl(&[
+        "-n",
+        &ns.name,
+        "patch",
+        "pinotcluster/rb",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"image":"apachepinot/pinot:1.3.0"}}"#,
+    ])
+    .await;
+    let clusters: Api<PinotCluster> = Api::namespaced(admin.clone(), &ns.name);
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(admin.clone(), &ns.name);
+    wait_for("upgraded, available, nothing degraded", Duration::from_secs(180), || async {
+        let c = clusters.get("rb").await.ok()?;
+        let list = pods.list(&Default::default()).await.ok()?;
+        let upgraded = list.items.len() == 3
+            && list.items.iter().all(|p| {
+                p.spec.as_ref().and_then(|s| s.containers[0].image.as_deref()) == Some("apachepinot/pinot:1.3.0")
+            });
+        let done = upgraded
+            && c.status.as_ref()?.observed_generation == c.metadata.generation
+            && condition(&c, "Available").is_some_and(|(s, _)| s == "True")
+            && condition(&c, "Progressing").is_some_and(|(s, _)| s == "False")
+            && condition(&c, "Degraded").is_some_and(|(s, _)| s == "False")
+            && c.spec.image == "apachepinot/pinot:1.3.0";
+        done.then_some(())
+    })
+    .await;
+    // Its events were written under its own name.
+    let events = kubectl(&["-n", &ns.name, "get", "events.events.k8s.io", "-o", "json"]).await;
+    let events: Value = serde_json::from_str(&events).unwrap();
+    let reasons: Vec<&str> = events["items"].as_array().unwrap().iter().filter_map(|e| e["reason"].as_str()).collect();
+    for reason in ["Created", "ScalingStep", "RestartedPod"] {
+        assert!(reasons.contains(&reason), "event {reason} in {reasons:?}");
+    }
+    operator.stop().await;
+    kubectl(&["delete", "clusterrolebinding", &format!("pinot-operator-{}", ns.name)]).await;
+    kubectl(&["delete", "clusterrole", &format!("pinot-operator-{}", ns.name)]).await;
+    ns.cleanup().await;
+}
