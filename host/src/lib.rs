@@ -5,6 +5,7 @@
 pub mod access;
 pub mod children;
 pub mod cluster;
+pub mod convert;
 pub mod metrics;
 pub mod pinot;
 pub mod policy;

@@ -24,6 +24,14 @@ struct Cli {
 enum Command {
     /// Print the CustomResourceDefinitions as YAML (kubectl apply -f - installs them).
     Crds,
+    /// Convert manifests of the seed operator (datainfra.io/v1beta1 Pinot, PinotSchema,
+    /// PinotTable, PinotTenant) to this operator's resources: YAML on stdout, a warning on
+    /// stderr for everything that does not carry over. `-` reads stdin.
+    Convert {
+        /// Manifest files (several documents each allowed).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// Test and inspect policy plugins before they reach a cluster.
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -103,6 +111,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", pinot_crds::crd_yaml());
             Ok(())
         }
+        Command::Convert { files } => convert_command(&files),
         Command::Policy(command) => policy_command(command),
         Command::Run {
             kubeconfig,
@@ -209,6 +218,32 @@ fn load_any(
         }
     }
     Err(anyhow::anyhow!("{}: {}", path.display(), last.expect("at least one kind was tried")))
+}
+
+fn convert_command(files: &[PathBuf]) -> anyhow::Result<()> {
+    use serde::Deserialize;
+    let mut docs = Vec::new();
+    for file in files {
+        let text = if file.as_os_str() == "-" {
+            std::io::read_to_string(std::io::stdin()).context("reading stdin")?
+        } else {
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?
+        };
+        for doc in serde_yaml::Deserializer::from_str(&text) {
+            let value =
+                serde_json::Value::deserialize(doc).with_context(|| format!("{} is not YAML", file.display()))?;
+            docs.push(value);
+        }
+    }
+    let converted = pinot_operator::convert::convert(&docs);
+    for resource in &converted.resources {
+        print!("---\n{}", serde_yaml::to_string(resource)?);
+    }
+    for warning in &converted.warnings {
+        eprintln!("warning: {warning}");
+    }
+    eprintln!("{} resources converted, {} warnings", converted.resources.len(), converted.warnings.len());
+    Ok(())
 }
 
 fn init_tracing(json: bool) {

@@ -52,3 +52,18 @@ fn test_prints_actions_with_the_guardrail_verdict() {
     assert!(!ok);
     assert!(err.contains("pinot:policy@9.9.9"), "{err}");
 }
+
+#[test]
+fn convert_turns_seed_manifests_into_resources_and_warns_on_stderr() {
+    let seed = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/examples/migration/seed-pinot.yaml");
+    let (ok, out, err) = operator(&["convert", &seed.to_string_lossy()]);
+    assert!(ok, "{err}");
+    let kinds: Vec<String> = out.lines().filter_map(|l| l.strip_prefix("kind: ")).map(str::to_string).collect();
+    assert_eq!(kinds, ["PinotCluster", "PinotSchema", "PinotTable", "PinotTenant"], "{out}");
+    assert!(out.contains("apiVersion: pinot.controlplane.dev/v1alpha1"), "{out}");
+    assert!(err.contains("warning: Pinot/pinot-basic: spec.nodes[1].kind: Deployment"), "{err}");
+    assert!(err.contains("4 resources converted"), "{err}");
+    // A file that is not there is an error naming it.
+    let (ok, _, err) = operator(&["convert", "/nonexistent/seed.yaml"]);
+    assert!(!ok && err.contains("/nonexistent/seed.yaml"), "{err}");
+}
