@@ -402,7 +402,7 @@ fn cluster(doc: &Value, w: &mut Warnings) -> Option<Value> {
                             &format!("spec.pinotNodeConfig[{cname}].data"),
                             format!("{k}={v} differs from zkAddress; the operator uses spec.zookeeper"),
                         );
-                    } else if !defaults.get(&k).is_some_and(|d| *d == v) {
+                    } else if defaults.get(&k).is_none_or(|d| *d != v) {
                         config.insert(k, v);
                     }
                 }
