@@ -6,6 +6,7 @@ pub mod access;
 pub mod children;
 pub mod cluster;
 pub mod convert;
+pub mod leader;
 pub mod metrics;
 pub mod pinot;
 pub mod policy;
@@ -48,6 +49,55 @@ pub async fn run_operator(
         resources::run(client, access, resources_config, stopped(stop_rx)),
     );
     clusters
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Kube(#[from] kube::Error),
+    #[error(transparent)]
+    Leader(#[from] leader::LeaderError),
+}
+
+/// Runs the operator only while this process holds the leader Lease: waits as a standby until
+/// it is the leader, reconciles until `shutdown` resolves (then gives the Lease up) or until it
+/// loses the Lease (then stops reconciling and returns the error, so the process exits).
+pub async fn run_elected(
+    client: Client,
+    config: ControllerConfig,
+    policy_dir: Option<PathBuf>,
+    leader: leader::LeaderConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    let mut shutdown = Box::pin(shutdown);
+    tokio::select! {
+        () = leader::acquire(&client, &leader) => {}
+        () = &mut shutdown => return Ok(()),
+    }
+    // The Lease is renewed in this task, next to the controllers, so nothing outlives them.
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let operator = run_operator(client.clone(), config, policy_dir, async move {
+        let _ = stop_rx.await;
+    });
+    tokio::pin!(operator);
+    let lost = tokio::select! {
+        result = &mut operator => return result.map_err(Into::into),
+        () = &mut shutdown => None,
+        e = leader::hold(&client, &leader) => {
+            tracing::error!(error = %e, "lost the leadership");
+            Some(e)
+        }
+    };
+    if let Some(e) = lost {
+        // Not the leader any more: stop at once, whatever is in flight (dropping the
+        // controllers cancels them).
+        return Err(e.into());
+    }
+    // Shutting down: let running reconciles finish, then hand the Lease over.
+    let _ = stop_tx.send(());
+    operator.await?;
+    leader::release(&client, &leader).await;
+    Ok(())
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -70,6 +70,16 @@ enum Command {
         /// Where `/metrics` (Prometheus), `/healthz` and `/readyz` are served; `off` serves none.
         #[arg(long, env = "PINOT_METRICS_ADDR", default_value = "0.0.0.0:8080")]
         metrics_addr: String,
+        /// Reconcile only while holding the Lease `pinot-operator` (coordination.k8s.io), so that
+        /// several replicas can run: one leads, the others stand by.
+        #[arg(long, env = "PINOT_LEADER_ELECT")]
+        leader_elect: bool,
+        /// Namespace of the Lease (the operator's own; default: the one it runs in).
+        #[arg(long, env = "POD_NAMESPACE")]
+        leader_election_namespace: Option<String>,
+        /// This replica's identity in the Lease (default: the pod's name, else the host name).
+        #[arg(long, env = "POD_NAME")]
+        leader_election_id: Option<String>,
     },
 }
 
@@ -123,6 +133,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             drift_check_interval_seconds,
             log_json,
             metrics_addr,
+            leader_elect,
+            leader_election_namespace,
+            leader_election_id,
         } => {
             init_tracing(log_json);
             if metrics_addr != "off" {
@@ -146,8 +159,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 max_concurrent_upgrades,
                 drift_interval: std::time::Duration::from_secs(drift_check_interval_seconds.max(1)),
             };
-            let clusters = pinot_operator::run_operator(client, config, policy_dir, shutdown_signal()).await;
-            clusters.context("running the PinotCluster controller")?;
+            if leader_elect {
+                let namespace = leader_election_namespace
+                    .or_else(|| std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace").ok())
+                    .context("--leader-elect needs --leader-election-namespace (or POD_NAMESPACE)")?;
+                let identity = leader_election_id
+                    .or_else(|| std::env::var("HOSTNAME").ok())
+                    .unwrap_or_else(|| format!("pinot-operator-{:08x}", std::process::id()));
+                let leader = pinot_operator::leader::LeaderConfig::new(namespace.trim(), identity);
+                pinot_operator::run_elected(client, config, policy_dir, leader, shutdown_signal())
+                    .await
+                    .context("running the operator")?;
+            } else {
+                let clusters = pinot_operator::run_operator(client, config, policy_dir, shutdown_signal()).await;
+                clusters.context("running the PinotCluster controller")?;
+            }
             tracing::info!("stopped");
             Ok(())
         }

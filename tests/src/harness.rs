@@ -223,11 +223,26 @@ impl OperatorHandle {
         Self::start_full(client, namespace, None, max_concurrent_upgrades)
     }
 
+    /// As [`OperatorHandle::start`], reconciling only while it holds the leader Lease.
+    pub fn start_elected(client: &Client, namespace: &str, leader: pinot_operator::leader::LeaderConfig) -> Self {
+        Self::start_inner(client, namespace, None, 0, Some(leader))
+    }
+
     fn start_full(
         client: &Client,
         namespace: &str,
         policy_dir: Option<PathBuf>,
         max_concurrent_upgrades: usize,
+    ) -> Self {
+        Self::start_inner(client, namespace, policy_dir, max_concurrent_upgrades, None)
+    }
+
+    fn start_inner(
+        client: &Client,
+        namespace: &str,
+        policy_dir: Option<PathBuf>,
+        max_concurrent_upgrades: usize,
+        leader: Option<pinot_operator::leader::LeaderConfig>,
     ) -> Self {
         let (stop, stopped) = oneshot::channel::<()>();
         let registry = shared_registry();
@@ -243,7 +258,11 @@ impl OperatorHandle {
             let shutdown = async move {
                 let _ = stopped.await;
             };
-            if let Err(e) = pinot_operator::run_operator(client, config, policy_dir, shutdown).await {
+            let result = match leader {
+                Some(leader) => pinot_operator::run_elected(client, config, policy_dir, leader, shutdown).await,
+                None => pinot_operator::run_operator(client, config, policy_dir, shutdown).await.map_err(Into::into),
+            };
+            if let Err(e) = result {
                 panic!("operator stopped with an error: {e}");
             }
         });

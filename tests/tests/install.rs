@@ -38,6 +38,7 @@ fn for_namespace(docs: &[Value], ns: &str) -> std::path::PathBuf {
                 doc["roleRef"]["name"] = json!(format!("pinot-operator-{ns}"));
                 doc["subjects"][0]["namespace"] = json!(ns);
             }
+            "RoleBinding" => doc["subjects"][0]["namespace"] = json!(ns),
             _ => {}
         }
         if doc["metadata"]["namespace"].is_string() {
@@ -76,6 +77,7 @@ async fn the_manifests_render_apply_and_ask_for_a_locked_down_pod() {
     assert!(container["resources"]["requests"]["memory"].is_string());
     assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
     assert_eq!(pod["serviceAccountName"], "pinot-operator");
+    assert!(container["args"].as_array().unwrap().iter().any(|a| a == "--leader-elect"), "{container}");
     // The apiserver accepts every object as rendered (server-side dry run).
     let file = for_namespace(&docs, &ns.name);
     kubectl(&["apply", "--server-side", "--force-conflicts", "--dry-run=server", "-f", file.to_str().unwrap()]).await;
@@ -104,7 +106,12 @@ async fn the_operator_does_its_job_with_exactly_the_service_accounts_permissions
     let docs = rendered().await;
     let rbac: Vec<Value> = docs
         .iter()
-        .filter(|d| matches!(d["kind"].as_str(), Some("ServiceAccount" | "ClusterRole" | "ClusterRoleBinding")))
+        .filter(|d| {
+            matches!(
+                d["kind"].as_str(),
+                Some("ServiceAccount" | "ClusterRole" | "ClusterRoleBinding" | "Role" | "RoleBinding")
+            )
+        })
         .cloned()
         .collect();
     let file = for_namespace(&rbac, &ns.name);
@@ -125,7 +132,12 @@ async fn the_operator_does_its_job_with_exactly_the_service_accounts_permissions
     // The token is the ServiceAccount: it may not, for instance, read nodes.
     let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
     assert!(nodes.list(&Default::default()).await.is_err(), "the ServiceAccount can list nodes");
-    let operator = OperatorHandle::start(&client, &ns.name);
+    // As deployed: with leader election, its Lease in its own namespace.
+    let operator = OperatorHandle::start_elected(
+        &client,
+        &ns.name,
+        pinot_operator::leader::LeaderConfig::new(ns.name.clone(), "install-test"),
+    );
 
     // Install a cluster.
     let cluster = json!({"apiVersion": "pinot.controlplane.dev/v1alpha1", "kind": "PinotCluster", "metadata": {"name": "rb"},
