@@ -4,7 +4,7 @@
 #   make run        the operator against the cluster of the current kubeconfig
 #   make kube-up    start the local control plane (kube-apiserver 1.20 + simulated data plane)
 #   make kube-down  stop it
-#   make crds       regenerate crds/pinot.controlplane.dev.yaml (and the kustomize base's copy) from the Rust types
+#   make crds       regenerate crds/pinot.controlplane.dev.yaml (and the copies in the kustomize base and the Helm chart) from the Rust types
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -68,3 +68,4 @@ run: deps
 crds:
 	$(CARGO) run -q -p pinot-operator -- crds > crds/pinot.controlplane.dev.yaml
 	cp crds/pinot.controlplane.dev.yaml deploy/kustomize/base/crds.yaml
+	cp crds/pinot.controlplane.dev.yaml deploy/helm/pinot-operator/crds/pinot.controlplane.dev.yaml

@@ -84,6 +84,69 @@ async fn the_manifests_render_apply_and_ask_for_a_locked_down_pod() {
     ns.cleanup().await;
 }
 
+/// The Helm chart rendered by Helm's engine (`deploy/helm/render.sh`), every document as JSON;
+/// `Err` with Helm's message when rendering fails.
+async fn helm(release: &str, namespace: &str, values: Value) -> Result<Vec<Value>, String> {
+    let script = repo_root().join("deploy/helm/render.sh");
+    let out = tokio::process::Command::new(&script)
+        .args([release, namespace, &values.to_string()])
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    let yaml = String::from_utf8(out.stdout).unwrap();
+    Ok(serde_yaml::Deserializer::from_str(&yaml)
+        .map(|d| Value::deserialize(d).unwrap())
+        .filter(|v| !v.is_null())
+        .collect())
+}
+
+#[tokio::test]
+async fn the_helm_chart_renders_the_same_operator_and_the_apiserver_accepts_it() {
+    let client = test_client().await;
+    let ns = TestNamespace::create(&client, "install-helm").await;
+    let release = format!("po-{}", ns.name);
+    let docs = helm(&release, &ns.name, json!({})).await.unwrap();
+    let kinds: Vec<&str> = docs.iter().filter_map(|d| d["kind"].as_str()).collect();
+    for kind in ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Deployment", "Service"]
+    {
+        assert!(kinds.contains(&kind), "{kind} in {kinds:?}");
+    }
+    assert!(!kinds.contains(&"ServiceMonitor"), "off by default");
+    // The same permissions and the same locked-down pod as the kustomize base.
+    let base = rendered().await;
+    let rules = |docs: &[Value], kind: &str| docs.iter().find(|d| d["kind"] == kind).map(|d| d["rules"].clone());
+    assert_eq!(rules(&docs, "ClusterRole"), rules(&base, "ClusterRole"), "the chart and the base grant the same");
+    assert_eq!(rules(&docs, "Role"), rules(&base, "Role"));
+    let pod =
+        |docs: &[Value]| docs.iter().find(|d| d["kind"] == "Deployment").unwrap()["spec"]["template"]["spec"].clone();
+    let (chart_pod, base_pod) = (pod(&docs), pod(&base));
+    assert_eq!(chart_pod["securityContext"], base_pod["securityContext"]);
+    assert_eq!(chart_pod["containers"][0]["securityContext"], base_pod["containers"][0]["securityContext"]);
+    assert_eq!(chart_pod["containers"][0]["resources"], base_pod["containers"][0]["resources"]);
+    assert!(chart_pod["containers"][0]["args"].as_array().unwrap().iter().any(|a| a == "--leader-elect"));
+    let file = std::env::temp_dir().join(format!("{}-helm.yaml", ns.name));
+    std::fs::write(&file, docs.iter().map(|d| serde_yaml::to_string(d).unwrap()).collect::<Vec<_>>().join("---\n"))
+        .unwrap();
+    kubectl(&["apply", "--server-side", "--dry-run=server", "-f", file.to_str().unwrap()]).await;
+
+    // Values do what they say; a second replica without leader election is refused.
+    let scoped = helm(
+        &release,
+        &ns.name,
+        json!({"watchNamespace": "analytics", "metrics": {"serviceMonitor": {"enabled": true}}}),
+    )
+    .await
+    .unwrap();
+    assert!(scoped.iter().any(|d| d["kind"] == "ServiceMonitor"));
+    assert!(pod(&scoped)["containers"][0]["args"].as_array().unwrap().iter().any(|a| a == "--namespace=analytics"));
+    let refused = helm(&release, &ns.name, json!({"leaderElection": {"enabled": false}})).await.unwrap_err();
+    assert!(refused.contains("needs leaderElection.enabled"), "{refused}");
+    ns.cleanup().await;
+}
+
 /// A kubeconfig for the test cluster that authenticates as `token`.
 fn kubeconfig_with_token(token: &str, ns: &str) -> std::path::PathBuf {
     let text = std::fs::read_to_string(kubeconfig_path()).unwrap();
