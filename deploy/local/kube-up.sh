@@ -88,8 +88,22 @@ start etcd etcd --data-dir "$STATE/etcd" --name local \
   --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
   --initial-cluster "local=http://127.0.0.1:$ETCD_PEER_PORT" --quota-backend-bytes 2147483648
 
+# What service accounts do is audited (metadata only), so tests can compare the operator's RBAC
+# rules with the calls it makes.
+cat > "$STATE/audit-policy.yaml" <<'AUDIT'
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+    userGroups: ["system:serviceaccounts"]
+  - level: None
+AUDIT
+
 log "starting kube-apiserver on 127.0.0.1:$PORT"
 start kube-apiserver "$BIN_DIR/kube-apiserver" \
+  --audit-policy-file "$STATE/audit-policy.yaml" --audit-log-path "$STATE/logs/audit.log" \
+  --audit-log-maxsize 200 --audit-log-maxbackup 1 \
   --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
   --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$PORT" --insecure-port 0 \
   --tls-cert-file "$PKI/apiserver.crt" --tls-private-key-file "$PKI/apiserver.key" --client-ca-file "$PKI/ca.crt" \

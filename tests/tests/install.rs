@@ -282,6 +282,71 @@ async fn the_operator_does_its_job_with_exactly_the_service_accounts_permissions
         assert!(reasons.contains(&reason), "event {reason} in {reasons:?}");
     }
     operator.stop().await;
+
+    // Least privilege: every permission the manifests grant was used by this scenario, except
+    // those it cannot reach (said why), and nothing was denied. The local control plane audits
+    // what service accounts do (make kube-up); another cluster is checked when it has the same
+    // log beside its kubeconfig.
+    let audit_log = kubeconfig_path().parent().unwrap().join("logs/audit.log");
+    if let Ok(text) = std::fs::read_to_string(&audit_log) {
+        let user = format!("system:serviceaccount:{}:pinot-operator", ns.name);
+        let mut used = std::collections::BTreeSet::new();
+        for event in text.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()) {
+            if event["user"]["username"] != user.as_str() || event["stage"] != "ResponseComplete" {
+                continue;
+            }
+            let code = event["responseStatus"]["code"].as_i64().unwrap_or(0);
+            let r = &event["objectRef"];
+            let resource = match r["subresource"].as_str() {
+                Some(sub) => format!("{}/{sub}", r["resource"].as_str().unwrap_or("")),
+                None => r["resource"].as_str().unwrap_or("").to_string(),
+            };
+            let key = (
+                r["apiGroup"].as_str().unwrap_or("").to_string(),
+                resource,
+                event["verb"].as_str().unwrap_or("").to_string(),
+            );
+            assert!(code != 403, "denied: {key:?}: {event}");
+            used.insert(key);
+        }
+        assert!(!used.is_empty(), "no audit events of {user} in {}", audit_log.display());
+        // Granted but out of this scenario's reach.
+        let unreachable: &[(&str, &str, &str, &str)] = &[
+            ("", "secrets", "get", "read only for spec.controllerAccess credentials"),
+            ("events.k8s.io", "events", "patch", "a repeated event is counted up in place"),
+        ];
+        let mut granted = Vec::new();
+        for doc in rbac.iter().filter(|d| matches!(d["kind"].as_str(), Some("ClusterRole" | "Role"))) {
+            for rule in doc["rules"].as_array().unwrap() {
+                for group in rule["apiGroups"].as_array().unwrap() {
+                    for resource in rule["resources"].as_array().unwrap() {
+                        for verb in rule["verbs"].as_array().unwrap() {
+                            granted.push((
+                                group.as_str().unwrap().to_string(),
+                                resource.as_str().unwrap().to_string(),
+                                verb.as_str().unwrap().to_string(),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        let unused: Vec<_> = granted
+            .iter()
+            .filter(|g| !used.contains(*g))
+            .filter(|(g, r, v)| !unreachable.iter().any(|(ug, ur, uv, _)| ug == g && ur == r && uv == v))
+            .collect();
+        assert!(
+            unused.is_empty(),
+            "granted but never used (drop them, or say why they are needed): {unused:?}\nused: {used:?}"
+        );
+    } else {
+        assert!(
+            std::env::var_os("PINOT_TEST_KUBECONFIG").is_some_and(|p| !p.to_string_lossy().contains(".local/kube")),
+            "the local control plane writes {}; run make kube-up again",
+            audit_log.display()
+        );
+    }
     kubectl(&["delete", "clusterrolebinding", &format!("pinot-operator-{}", ns.name)]).await;
     kubectl(&["delete", "clusterrole", &format!("pinot-operator-{}", ns.name)]).await;
     ns.cleanup().await;
