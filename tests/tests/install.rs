@@ -232,7 +232,7 @@ async fn the_operator_does_its_job_with_exactly_the_service_accounts_permissions
         .unwrap();
     assert!(r.status().is_success());
 
-    // Scale the servers in (drain, disable, remove, drop), then upgrade every pod.
+    // Scale the servers in (drain, disable, remove, drop), remove a pool, upgrade every pod.
     let patch = json!([{"op": "replace", "path": "/spec/pools/2/replicas", "value": 1}]).to_string();
     kubectl(&["-n", &ns.name, "patch", "pinotcluster/rb", "--type=json", "-p", &patch]).await;
     let url = controller_url_template().replace("{namespace}", &ns.name).replace("{name}", "rb");
@@ -244,6 +244,14 @@ async fn the_operator_does_its_job_with_exactly_the_service_accounts_permissions
             .filter(|i| i.as_str().is_some_and(|s| s.starts_with("Server_")))
             .count();
         (servers == 1).then_some(())
+    })
+    .await;
+    // Remove the broker pool: scaled in, then its objects deleted.
+    let patch = json!([{"op": "remove", "path": "/spec/pools/1"}]).to_string();
+    kubectl(&["-n", &ns.name, "patch", "pinotcluster/rb", "--type=json", "-p", &patch]).await;
+    let statefulsets: Api<k8s_openapi::api::apps::v1::StatefulSet> = Api::namespaced(admin.clone(), &ns.name);
+    wait_for("the broker pool's objects deleted", Duration::from_secs(120), || async {
+        statefulsets.get_opt("rb-broker").await.ok()?.is_none().then_some(())
     })
     .await;
     kubectl(&[
@@ -261,7 +269,7 @@ async fn the_operator_does_its_job_with_exactly_the_service_accounts_permissions
     wait_for("upgraded, available, nothing degraded", Duration::from_secs(180), || async {
         let c = clusters.get("rb").await.ok()?;
         let list = pods.list(&Default::default()).await.ok()?;
-        let upgraded = list.items.len() == 3
+        let upgraded = list.items.len() == 2
             && list.items.iter().all(|p| {
                 p.spec.as_ref().and_then(|s| s.containers[0].image.as_deref()) == Some("apachepinot/pinot:1.3.0")
             });
