@@ -29,6 +29,15 @@ fn preference(instance: &Instance, role: Role, mine: bool) -> Option<u8> {
     (default_tenant && instance.segments() == 0).then_some(2)
 }
 
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Controller => "controller",
+        Role::Broker => "broker",
+        Role::Server => "server",
+        Role::Minion => "minion",
+    }
+}
+
 fn untagged_tag(role: Role) -> &'static str {
     match role {
         Role::Broker => "broker_untagged",
@@ -86,8 +95,9 @@ impl Guest for DefaultTenants {
                 }
                 if chosen.len() == before {
                     return Ok(vec![Action::Block(format!(
-                        "tenant {} needs {wanted} {role:?} instances but only {} are free or already its own; add instances",
+                        "tenant {} needs {wanted} {} instances but only {} are free or already its own; add instances",
                         tenant.name(),
+                        role_name(role),
                         chosen.len()
                     ))]);
                 }
