@@ -45,7 +45,8 @@ trap cleanup INT TERM EXIT
 "$KUBECTL" apply --server-side --force-conflicts -f crds/pinot.controlplane.dev.yaml >/dev/null 2>&1
 log "starting the operator (log: $STATE/logs/operator.log)"
 PINOT_CONTROLLER_URL_TEMPLATE="http://127.0.0.1:19000/clusters/{namespace}/{name}" \
-  ./target/debug/pinot-operator run --kubeconfig "$KUBECONFIG" >"$STATE/logs/operator.log" 2>&1 &
+  ./target/debug/pinot-operator run --kubeconfig "$KUBECONFIG" --metrics-addr "${PINOT_METRICS_ADDR:-127.0.0.1:8080}" \
+  >"$STATE/logs/operator.log" 2>&1 &
 OPERATOR_PID=$!
 
 NAME="$(awk '/^metadata:/ {m=1} m && /^  name:/ {print $2; exit}' "$MANIFEST")"
@@ -55,6 +56,7 @@ log "applying $MANIFEST (PinotCluster $NAME)"
 FOOTER="In another terminal:  export KUBECONFIG=$KUBECONFIG
   kubectl get pinotclusters -o wide     kubectl describe pinotcluster $NAME
   kubectl wait --for=condition=Available pinotcluster/$NAME     kubectl edit pinotcluster $NAME
+  curl -s http://${PINOT_METRICS_ADDR:-127.0.0.1:8080}/metrics
 Ctrl-C stops the sandbox."
 
 ./target/debug/pinot-sim watch --kubeconfig "$KUBECONFIG" --namespace "$NAMESPACE" --cluster "$NAME" --until-available --footer "$FOOTER"
