@@ -1,0 +1,216 @@
+//! Scale proof: many PinotClusters at once, against the operator as a separate process.
+//!
+//! `make kube-up`, then `PINOT_TEST_KUBECONFIG=.local/kube/kubeconfig cargo bench -p
+//! pinot-testbed --bench scale`. Creates `PINOT_BENCH_CLUSTERS` (default 1000) PinotClusters of
+//! 4 pools of 1 replica each in one namespace, with the release operator running as its own
+//! process under the manifests' ServiceAccount (so the apiserver's audit log tells its requests
+//! apart), and prints: the time until every cluster is Available, the CPU seconds the operator
+//! process spent (the apiserver, scheduler and simulator are other processes), its peak RSS,
+//! and, over `PINOT_BENCH_QUIET_SECONDS` (default 60) once everything is Available, its CPU use
+//! and the Kubernetes API requests per second it makes.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use k8s_openapi::api::{
+    authentication::v1::{TokenRequest, TokenRequestSpec},
+    core::v1::ServiceAccount,
+};
+use kube::{
+    Api,
+    api::{ListParams, PostParams},
+};
+use pinot_crds::PinotCluster;
+use pinot_testbed::harness::{
+    TestNamespace, condition, controller_url_template, kubeconfig_path, kubectl, repo_root, test_client,
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// CPU seconds (user + system) and peak RSS (KiB) of a process, from /proc.
+fn usage(pid: u32) -> (f64, u64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which is in parentheses): utime and stime are 14 and 15.
+    let after = stat.rsplit_once(") ").map(|(_, rest)| rest).unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = fields.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
+        + fields.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let hwm = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    (ticks / 100.0, hwm)
+}
+
+/// Requests of `user` in the apiserver's audit log.
+fn audited_requests(log: &Path, user: &str) -> usize {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("\"ResponseComplete\"") && l.contains(user))
+        .count()
+}
+
+async fn service_account_kubeconfig(client: &kube::Client, ns: &str) -> PathBuf {
+    let dir = repo_root().join("deploy/kustomize/base");
+    let yaml = kubectl(&["kustomize", dir.to_str().unwrap()]).await;
+    let mut docs = Vec::new();
+    for d in serde_yaml::Deserializer::from_str(&yaml) {
+        let mut doc = Value::deserialize(d).unwrap();
+        let kind = doc["kind"].as_str().unwrap_or_default().to_string();
+        if !matches!(kind.as_str(), "ServiceAccount" | "ClusterRole" | "ClusterRoleBinding" | "Role" | "RoleBinding") {
+            continue;
+        }
+        if kind.starts_with("Cluster") {
+            doc["metadata"]["name"] = json!(format!("pinot-operator-{ns}"));
+        }
+        if kind == "ClusterRoleBinding" {
+            doc["roleRef"]["name"] = json!(format!("pinot-operator-{ns}"));
+        }
+        if kind.ends_with("Binding") {
+            doc["subjects"][0]["namespace"] = json!(ns);
+        }
+        if doc["metadata"]["namespace"].is_string() {
+            doc["metadata"]["namespace"] = json!(ns);
+        }
+        docs.push(serde_yaml::to_string(&doc).unwrap());
+    }
+    let file = std::env::temp_dir().join(format!("{ns}-rbac.yaml"));
+    std::fs::write(&file, docs.join("---\n")).unwrap();
+    kubectl(&["apply", "-f", file.to_str().unwrap()]).await;
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), ns);
+    let request = TokenRequest {
+        spec: TokenRequestSpec { audiences: vec![], expiration_seconds: Some(24 * 3600), ..Default::default() },
+        ..Default::default()
+    };
+    let token = accounts
+        .create_token_request("pinot-operator", &PostParams::default(), &request)
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .token;
+    let mut config: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(kubeconfig_path()).unwrap()).unwrap();
+    config["users"] = serde_yaml::to_value(json!([{"name": "operator-sa", "user": {"token": token}}])).unwrap();
+    for c in config["contexts"].as_sequence_mut().unwrap() {
+        c["context"]["user"] = "operator-sa".into();
+    }
+    let path = std::env::temp_dir().join(format!("{ns}-operator-kubeconfig"));
+    std::fs::write(&path, serde_yaml::to_string(&config).unwrap()).unwrap();
+    path
+}
+
+fn start_operator(kubeconfig: &Path, ns: &str) -> Child {
+    let status = Command::new("cargo")
+        .args(["build", "--release", "-q", "-p", "pinot-operator"])
+        .current_dir(repo_root())
+        .status()
+        .unwrap();
+    assert!(status.success(), "building the release operator");
+    Command::new(repo_root().join("target/release/pinot-operator"))
+        .args(["run", "--kubeconfig", kubeconfig.to_str().unwrap(), "--namespace", ns, "--metrics-addr", "off"])
+        .env("PINOT_CONTROLLER_URL_TEMPLATE", controller_url_template())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap()
+}
+
+fn cluster(i: u64) -> Value {
+    let fast = json!({"annotations": {"sim.pinot.controlplane.dev/ready-after-ms": "200"}});
+    let pool = |name: &str| json!({"name": name, "role": name, "replicas": 1, "podOverrides": fast});
+    json!({
+        "apiVersion": "pinot.controlplane.dev/v1alpha1", "kind": "PinotCluster", "metadata": {"name": format!("c{i:04}")},
+        "spec": {"image": "apachepinot/pinot:1.2.0", "zookeeper": {"connectString": "zk:2181"},
+                 "upgrade": {"parallelInstall": true},
+                 "pools": [pool("controller"), pool("broker"), pool("server"), pool("minion")]},
+    })
+}
+
+#[tokio::main]
+async fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let n = env_number("PINOT_BENCH_CLUSTERS", 1000);
+    let quiet = Duration::from_secs(env_number("PINOT_BENCH_QUIET_SECONDS", 60));
+    let client = test_client().await;
+    let ns = TestNamespace::create(&client, "bench-scale").await;
+    let kubeconfig = service_account_kubeconfig(&client, &ns.name).await;
+    let mut operator = start_operator(&kubeconfig, &ns.name);
+    let pid = operator.id();
+    let user = format!("system:serviceaccount:{}:pinot-operator", ns.name);
+    let audit_log = kubeconfig_path().parent().unwrap().join("logs/audit.log");
+
+    let clusters: Api<PinotCluster> = Api::namespaced(client.clone(), &ns.name);
+    let start = Instant::now();
+    let (cpu_before, _) = usage(pid);
+    futures::future::join_all((0..n).map(|i| {
+        let clusters = clusters.clone();
+        async move {
+            let c: PinotCluster = serde_json::from_value(cluster(i)).unwrap();
+            clusters.create(&PostParams::default(), &c).await.unwrap();
+        }
+    }))
+    .await;
+    eprintln!("{n} PinotClusters created in {:?}", start.elapsed());
+    let mut last_report = Instant::now();
+    loop {
+        let list = clusters.list(&ListParams::default()).await.unwrap();
+        let available =
+            list.items.iter().filter(|c| condition(c, "Available").is_some_and(|(s, _)| s == "True")).count() as u64;
+        if available == n {
+            break;
+        }
+        if last_report.elapsed() > Duration::from_secs(10) {
+            eprintln!("{:?}: {available}/{n} Available", start.elapsed());
+            last_report = Instant::now();
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    let converged = start.elapsed();
+    let (cpu_converged, rss_converged) = usage(pid);
+
+    let requests_before = audited_requests(&audit_log, &user);
+    let (cpu_quiet_start, _) = usage(pid);
+    tokio::time::sleep(quiet).await;
+    let (cpu_quiet_end, rss_peak) = usage(pid);
+    let requests_after = audited_requests(&audit_log, &user);
+    let _ = operator.kill();
+    let _ = operator.wait();
+
+    println!("| measure ({n} PinotClusters of 4 pools x 1 replica) | result | target |");
+    println!("|---|---|---|");
+    println!("| time until every cluster is Available | {:.0} s | — |", converged.as_secs_f64());
+    println!("| operator CPU to converge | {:.1} s | ≤ 60 s |", cpu_converged - cpu_before);
+    println!(
+        "| operator peak RSS | {} MiB (at convergence {} MiB) | ≤ 300 MiB |",
+        rss_peak / 1024,
+        rss_converged / 1024
+    );
+    println!(
+        "| operator CPU once quiet ({} s) | {:.2} % of a core | near zero |",
+        quiet.as_secs(),
+        100.0 * (cpu_quiet_end - cpu_quiet_start) / quiet.as_secs_f64()
+    );
+    println!(
+        "| operator API requests once quiet | {:.2} /s ({} in {} s) | no polling |",
+        (requests_after - requests_before) as f64 / quiet.as_secs_f64(),
+        requests_after - requests_before,
+        quiet.as_secs()
+    );
+    kubectl(&["delete", "clusterrolebinding", &format!("pinot-operator-{}", ns.name)]).await;
+    kubectl(&["delete", "clusterrole", &format!("pinot-operator-{}", ns.name)]).await;
+    ns.cleanup().await;
+}
