@@ -283,10 +283,7 @@ fn error_policy(cluster: Arc<PinotCluster>, error: &Error, _ctx: Arc<Context>) -
 
 /// One pass of the pipeline for one cluster, timed and counted in the metrics.
 pub async fn reconcile(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let start = std::time::Instant::now();
-    let result = reconcile_pass(cluster, ctx).await;
-    crate::metrics::reconciled("PinotCluster", start.elapsed(), result.as_ref().err().map(Error::category));
-    result
+    crate::metrics::timed("PinotCluster", reconcile_pass(cluster, ctx), Error::category).await
 }
 
 async fn reconcile_pass(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -371,12 +368,9 @@ async fn reconcile_pass(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result
     // the replicas it decides go into the StatefulSets this pass applies.
     // Replicas are set only for pools this pass applies (or that leave the spec); a pool that
     // waits for its turn at install gets them when it is created.
-    let scalable: Vec<&str> = plan
-        .pools
-        .iter()
-        .map(|p| p.name.as_str())
-        .chain(state::leaving_pools(&valid, &observed).into_iter().map(|(p, _)| p))
-        .collect();
+    let leaving = state::leaving_pools(&valid, &observed);
+    let scalable: Vec<&str> =
+        plan.pools.iter().map(|p| p.name.as_str()).chain(leaving.iter().map(|(p, _)| *p)).collect();
     let scaled = scaling_step(&ctx, &cluster, &valid, &observed, &pod_instances, &pinot, &scalable).await;
     let decided = scaled.as_ref().map(|(_, _, o)| o.replicas.clone()).unwrap_or_default();
     let current_replicas = |pool: &str| {
@@ -393,7 +387,7 @@ async fn reconcile_pass(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result
         .collect();
     let mut leaving_failures = Vec::new();
     let mut keep_pools: Vec<&str> = valid.pools.iter().map(|p| p.name.as_str()).collect();
-    for (pool, _) in state::leaving_pools(&valid, &observed) {
+    for &(pool, _) in &leaving {
         let sts = build::statefulset_name(&valid.name, pool);
         if let Some(r) = decided.get(pool).copied().filter(|r| Some(*r) != current_replicas(pool))
             && let Err(e) = scaling::scale_leaving(client, &namespace, &sts, r).await
@@ -621,6 +615,14 @@ fn upgrade_slot(ctx: &Context, cluster: &PinotCluster, decision: plan::UpgradeDe
     ))
 }
 
+/// Which module decided, in events and status: the PinotPolicy's name and the module's own.
+fn policy_label(chosen: Option<String>, info: &crate::policy::Info) -> String {
+    match chosen {
+        Some(policy) => format!("{policy}: {} {}", info.name, info.version),
+        None => format!("{} {}", info.name, info.version),
+    }
+}
+
 /// Asks the cluster's upgrade policy what to do now, off the async runtime (a policy may run
 /// up to its deadline). `None` when the cluster's upgrade policy is not loaded (the status
 /// already says so).
@@ -635,12 +637,7 @@ async fn decide_upgrade(
     let chosen = cluster.spec.policies.as_ref().and_then(|p| p.upgrade.clone());
     let active = ctx.registry.resolve(&namespace, chosen.as_deref(), PolicyKind::Upgrade).ok()?;
     let state = state::cluster_state(cluster, valid, observed, pod_instances, &active.config, Timestamp::now());
-    // Which module decided, in events: the PinotPolicy's name and the module's own.
-    let info = &active.policy.info;
-    let name = match chosen {
-        Some(policy) => format!("{policy}: {} {}", info.name, info.version),
-        None => format!("{} {}", info.name, info.version),
-    };
+    let name = policy_label(chosen, &active.policy.info);
     let drains = valid.pools.iter().map(|p| (p.name.clone(), p.drain_seconds)).collect();
     let (registry, observed) = (ctx.registry.clone(), observed.clone());
     let decision =
@@ -705,11 +702,7 @@ async fn scaling_step(
     let chosen = cluster.spec.policies.as_ref().and_then(|p| p.scaling.clone());
     let active = ctx.registry.resolve(&namespace, chosen.as_deref(), PolicyKind::Scaling).ok()?;
     let state = state::cluster_state(cluster, valid, observed, pod_instances, &active.config, Timestamp::now());
-    let info = &active.policy.info;
-    let name = match chosen {
-        Some(policy) => format!("{policy}: {} {}", info.name, info.version),
-        None => format!("{} {}", info.name, info.version),
-    };
+    let name = policy_label(chosen, &active.policy.info);
     let registry = ctx.registry.clone();
     let decision_state = state.clone();
     let decision = tokio::task::spawn_blocking(move || scaling::decide(&registry, &active, &decision_state, reachable))

@@ -88,6 +88,18 @@ pub fn reconciled(kind: &'static str, took: Duration, error: Option<&str>) {
     observe("pinot_operator_reconcile_duration_seconds", &[("kind", kind)], took);
 }
 
+/// Runs one reconcile of `kind` and counts it (duration, result, error category).
+pub async fn timed<T, E>(
+    kind: &'static str,
+    work: impl Future<Output = Result<T, E>>,
+    category: impl Fn(&E) -> &'static str,
+) -> Result<T, E> {
+    let start = std::time::Instant::now();
+    let result = work.await;
+    reconciled(kind, start.elapsed(), result.as_ref().err().map(category));
+    result
+}
+
 /// Where the clusters-by-phase gauge is read from when scraped.
 pub fn set_phase_source(source: impl Fn() -> BTreeMap<String, u64> + Send + Sync + 'static) {
     *REGISTRY.phases.lock().unwrap_or_else(|e| e.into_inner()) = Some(Box::new(source));

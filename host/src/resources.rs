@@ -319,38 +319,22 @@ fn error_policy<K: PinotObject>(obj: Arc<K>, error: &Error, ctx: Arc<Context>) -
 }
 
 async fn reconcile_schema(obj: Arc<PinotSchema>, ctx: Arc<Context>) -> Result<Action, Error> {
-    reconcile_with(obj, ctx, schema::apply, schema::cleanup).await
+    crate::metrics::timed(PinotSchema::KIND, reconcile_with(obj, ctx, schema::apply, schema::cleanup), Error::category)
+        .await
 }
 
 async fn reconcile_tenant(obj: Arc<PinotTenant>, ctx: Arc<Context>) -> Result<Action, Error> {
-    reconcile_with(obj, ctx, tenant::apply, tenant::cleanup).await
+    crate::metrics::timed(PinotTenant::KIND, reconcile_with(obj, ctx, tenant::apply, tenant::cleanup), Error::category)
+        .await
 }
 
 async fn reconcile_table(obj: Arc<PinotTable>, ctx: Arc<Context>) -> Result<Action, Error> {
-    reconcile_with(obj, ctx, table::apply, table::cleanup).await
+    crate::metrics::timed(PinotTable::KIND, reconcile_with(obj, ctx, table::apply, table::cleanup), Error::category)
+        .await
 }
 
 /// Runs `apply` or, once the resource is being deleted, `cleanup`, behind the finalizer.
 async fn reconcile_with<K, A, AF, C, CF>(obj: Arc<K>, ctx: Arc<Context>, apply: A, cleanup: C) -> Result<Action, Error>
-where
-    K: PinotObject,
-    A: FnOnce(Arc<K>, Arc<Context>) -> AF,
-    AF: Future<Output = Result<Action, Error>>,
-    C: FnOnce(Arc<K>, Arc<Context>) -> CF,
-    CF: Future<Output = Result<Action, Error>>,
-{
-    let start = std::time::Instant::now();
-    let result = reconcile_behind_finalizer(obj, ctx, apply, cleanup).await;
-    crate::metrics::reconciled(K::KIND, start.elapsed(), result.as_ref().err().map(Error::category));
-    result
-}
-
-async fn reconcile_behind_finalizer<K, A, AF, C, CF>(
-    obj: Arc<K>,
-    ctx: Arc<Context>,
-    apply: A,
-    cleanup: C,
-) -> Result<Action, Error>
 where
     K: PinotObject,
     A: FnOnce(Arc<K>, Arc<Context>) -> AF,

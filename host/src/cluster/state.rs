@@ -38,8 +38,10 @@ pub fn cluster_state(
     config: &[(String, String)],
     now: Timestamp,
 ) -> ClusterState {
+    // Segments per server, summed over the tables once for every pool.
+    let segments = observed.pinot.segments_per_server();
     let mut pools: Vec<Pool> =
-        valid.pools.iter().map(|p| pool(PoolIntent::of_spec(p), observed, pod_instances, now)).collect();
+        valid.pools.iter().map(|p| pool(PoolIntent::of_spec(p), observed, pod_instances, &segments, now)).collect();
     for (name, r) in leaving_pools(valid, observed) {
         let sts = &observed.statefulsets[name];
         let image = sts
@@ -50,7 +52,7 @@ pub fn cluster_state(
             .and_then(|c| c.image.clone())
             .unwrap_or_default();
         let intent = PoolIntent { name, role: role(r), zones: vec![], desired: 0, max: 0, image, max_unavailable: 1 };
-        pools.push(pool(intent, observed, pod_instances, now));
+        pools.push(pool(intent, observed, pod_instances, &segments, now));
     }
     let conditions = cluster
         .status
@@ -207,16 +209,16 @@ fn pool(
     intent: PoolIntent,
     observed: &ObservedCluster,
     pod_instances: &BTreeMap<String, String>,
+    segments: &BTreeMap<String, u32>,
     now: Timestamp,
 ) -> Pool {
     let sts = observed.statefulsets.get(intent.name);
     let status = sts.and_then(|s| s.status.as_ref());
     let pods: &[Pod] = observed.pods.get(intent.name).map(Vec::as_slice).unwrap_or_default();
     let current = sts.and_then(|s| s.spec.as_ref()).and_then(|s| s.replicas).unwrap_or(0).max(0) as u32;
-    let segments = observed.pinot.segments_per_server();
     let departed = match &observed.pinot {
         PinotObservation::Reachable { departed, live, details, .. } => {
-            departed.get(intent.name).into_iter().flatten().map(|id| instance(id, live, details, &segments)).collect()
+            departed.get(intent.name).into_iter().flatten().map(|id| instance(id, live, details, segments)).collect()
         }
         _ => vec![],
     };
@@ -235,7 +237,7 @@ fn pool(
         target_revision: status.and_then(|s| s.update_revision.clone()).unwrap_or_default(),
         image: intent.image,
         max_unavailable: intent.max_unavailable,
-        pods: pods.iter().map(|p| pod(p, &observed.pinot, pod_instances, &segments, now)).collect(),
+        pods: pods.iter().map(|p| pod(p, &observed.pinot, pod_instances, segments, now)).collect(),
         departed,
     }
 }

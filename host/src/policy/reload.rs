@@ -149,10 +149,7 @@ fn error_policy(policy: Arc<PinotPolicy>, error: &Error, _ctx: Arc<Ctx>) -> Acti
 }
 
 async fn reconcile(policy: Arc<PinotPolicy>, ctx: Arc<Ctx>) -> Result<Action, Error> {
-    let start = std::time::Instant::now();
-    let result = reconcile_policy(policy, ctx).await;
-    crate::metrics::reconciled("PinotPolicy", start.elapsed(), result.as_ref().err().map(|_| "reconcile"));
-    result
+    crate::metrics::timed("PinotPolicy", reconcile_policy(policy, ctx), |_| "reconcile").await
 }
 
 async fn reconcile_policy(policy: Arc<PinotPolicy>, ctx: Arc<Ctx>) -> Result<Action, Error> {
