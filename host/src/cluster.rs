@@ -9,6 +9,7 @@
 
 pub mod apply;
 pub mod build;
+pub mod cache;
 pub mod observe;
 pub mod plan;
 pub mod scaling;
@@ -20,22 +21,22 @@ pub mod validate;
 
 use std::{sync::Arc, time::Duration};
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::{
     api::{
         apps::v1::StatefulSet,
-        core::v1::{ConfigMap, ObjectReference, Pod, Service},
+        core::v1::{ObjectReference, Pod},
     },
     jiff::Timestamp,
 };
 use kube::{
     Api, Client, Resource, ResourceExt,
-    api::DynamicObject,
+    api::{DynamicObject, PartialObjectMeta},
     runtime::{
-        Controller,
+        Controller, WatchStreamExt,
         controller::Action,
         events::{Event, EventType, Recorder, Reporter},
-        reflector::{ObjectRef, Store},
+        reflector::{self, ObjectRef, Store},
         watcher,
     },
 };
@@ -52,6 +53,12 @@ use crate::{
     pinot::{ControllerLocator, PinotClient, http_client},
     policy::{PolicyKind, PolicyRegistry},
 };
+
+/// The default of `ControllerConfig::debounce` (`--reconcile-debounce-ms`).
+pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(250);
+
+/// How soon to look again while the watches have not listed everything once.
+const CACHE_WAIT: Duration = Duration::from_millis(500);
 
 /// How soon to look again while a cluster names a policy that is not loaded.
 const POLICY_RECHECK: Duration = Duration::from_secs(10);
@@ -101,6 +108,10 @@ pub struct ControllerConfig {
     pub max_concurrent_upgrades: usize,
     /// How often Ready PinotSchemas and PinotTables are compared with Pinot to repair drift.
     pub drift_interval: Duration,
+    /// How long a cluster's reconcile waits for more changes after one arrives (trailing
+    /// edge), so that a burst of them (a pod turning ready, its StatefulSet's and PDB's status
+    /// following) costs one pass instead of several.
+    pub debounce: Duration,
 }
 
 /// The only state shared between reconciles: clients and settings, never cluster state.
@@ -113,12 +124,12 @@ pub struct Context {
     pub max_concurrent_upgrades: usize,
     /// The PinotClusters the controller sees, to count those upgrading.
     pub clusters: Store<PinotCluster>,
+    /// Every cluster's children, pods and PinotTenants as the watches see them.
+    pub caches: Arc<cache::Caches>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error(transparent)]
-    Observe(#[from] observe::ObserveError),
     #[error("writing status: {0}")]
     WriteStatus(#[source] kube::Error),
     #[error("the PinotCluster has no owner reference data (name or uid missing)")]
@@ -129,7 +140,6 @@ impl Error {
     /// A bounded label for logs and metrics.
     pub fn category(&self) -> &'static str {
         match self {
-            Error::Observe(_) => "observe",
             Error::WriteStatus(_) => "write_status",
             Error::MissingObjectKey => "object_key",
         }
@@ -144,33 +154,40 @@ pub async fn run(
 ) -> Result<(), kube::Error> {
     let apis = ChildApis { pdb_version: PdbVersion::discover(&client).await? };
     tracing::info!(pdb = apis.pdb_version.api_version(), namespace = ?config.namespace, "starting PinotCluster controller");
-    let (clusters, statefulsets, services, configmaps, pods, tenants) = match &config.namespace {
+    let (clusters, statefulsets, pods, tenants) = match &config.namespace {
         Some(ns) => (
             Api::<PinotCluster>::namespaced(client.clone(), ns),
             Api::<StatefulSet>::namespaced(client.clone(), ns),
-            Api::<Service>::namespaced(client.clone(), ns),
-            Api::<ConfigMap>::namespaced(client.clone(), ns),
             Api::<Pod>::namespaced(client.clone(), ns),
             Api::<PinotTenant>::namespaced(client.clone(), ns),
         ),
-        None => (
-            Api::all(client.clone()),
-            Api::all(client.clone()),
-            Api::all(client.clone()),
-            Api::all(client.clone()),
-            Api::all(client.clone()),
-            Api::all(client.clone()),
-        ),
+        None => {
+            (Api::all(client.clone()), Api::all(client.clone()), Api::all(client.clone()), Api::all(client.clone()))
+        }
     };
     let pdb_resource = apis.resource(ChildKind::PodDisruptionBudget);
-    let pdbs: Api<DynamicObject> = match &config.namespace {
-        Some(ns) => Api::namespaced_with(client.clone(), ns, &pdb_resource),
-        None => Api::all_with(client.clone(), &pdb_resource),
+    let metadata_api = |resource: &kube::api::ApiResource| -> Api<PartialObjectMeta<DynamicObject>> {
+        match &config.namespace {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, resource),
+            None => Api::all_with(client.clone(), resource),
+        }
     };
+    let (cm_resource, svc_resource) = (apis.resource(ChildKind::ConfigMap), apis.resource(ChildKind::Service));
+    let (pdbs, configmaps, services) =
+        (metadata_api(&pdb_resource), metadata_api(&cm_resource), metadata_api(&svc_resource));
     let ours = watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGED_BY}"));
     let recorder = Recorder::new(client.clone(), Reporter { controller: "pinot-operator".into(), instance: None });
-    let controller = Controller::new(clusters, watcher::Config::default());
+    // A reconcile writes the cluster's status, and the status is its own report: only changes
+    // to its spec (generation), labels and annotations start another pass.
+    let (reader, writer) = reflector::store();
+    let cluster_events = watcher(clusters, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(|c: &PinotCluster| Some(cache::spec_and_metadata(c)), Default::default());
+    let controller = Controller::for_stream(cluster_events, reader);
     let access = ControllerAccess::new(client.clone(), config.controllers.clone());
+    let caches = Arc::new(cache::Caches::default());
     let ctx = Arc::new(Context {
         client,
         recorder,
@@ -179,6 +196,7 @@ pub async fn run(
         registry: config.registry.clone(),
         max_concurrent_upgrades: config.max_concurrent_upgrades,
         clusters: controller.store(),
+        caches: caches.clone(),
     });
 
     let store = controller.store();
@@ -190,31 +208,55 @@ pub async fn run(
         phases
     });
     let ready = controller.store();
+    let caches_ready = caches.clone();
     tokio::spawn(async move {
         // The store's readiness wakes only the last task that waited on it (a oneshot), and the
         // controller waits on it too: ask again every half second instead of waiting once.
         loop {
             match tokio::time::timeout(Duration::from_millis(500), ready.wait_until_ready()).await {
-                Ok(Ok(())) => break crate::metrics::set_ready(),
+                Ok(Ok(())) if caches_ready.is_ready() => break crate::metrics::set_ready(),
+                Ok(Ok(())) => tokio::time::sleep(Duration::from_millis(500)).await,
                 Ok(Err(_)) => break,
                 Err(_) => continue,
             }
         }
     });
+    // Every watch both triggers reconciles and fills the caches a pass observes from (see
+    // `cache.rs`).
+    let c = caches.clone();
+    let statefulsets = follow(watcher(statefulsets, ours.clone()), move |e| c.statefulsets.apply(e));
+    let c = caches.clone();
+    let configmaps = follow(watcher(configmaps, ours.clone()), move |e| {
+        forget_deleted(&c.applied, e);
+        c.configmaps.apply(e)
+    });
+    let c = caches.clone();
+    let services = follow(watcher(services, ours.clone()), move |e| {
+        forget_deleted(&c.applied, e);
+        c.services.apply(e)
+    });
+    let c = caches.clone();
+    let pdbs = follow(watcher(pdbs, ours.clone()), move |e| {
+        forget_deleted(&c.applied, e);
+        c.pdbs.apply(e)
+    });
+    let c = caches.clone();
+    let pods = follow(watcher(pods, ours), move |e| c.pods.apply(e));
+    let c = caches.clone();
+    let tenants = follow(watcher(tenants, watcher::Config::default()), move |e| c.tenants.apply(e));
     controller
-        .owns(statefulsets, ours.clone())
-        .owns(services, ours.clone())
-        .owns(configmaps, ours.clone())
-        .owns_with(pdbs, pdb_resource, ours.clone())
+        .owns_stream(statefulsets)
+        .owns_stream_with(services, svc_resource)
+        .owns_stream_with(configmaps, cm_resource)
+        .owns_stream_with(pdbs, pdb_resource)
         // Pods are the StatefulSets' children, not the cluster's: a pod's readiness reaches the
         // StatefulSet's status only after the StatefulSet controller's next sync, so an upgrade
         // step would wait for that hop. Watching the pods lets the next step follow at once.
-        .watches(pods, ours, cluster_of_pod)
+        .watches_stream(pods, cluster_of_pod)
         // A PinotTenant is placed by its cluster's reconcile.
-        .watches(tenants, watcher::Config::default(), |t: PinotTenant| {
-            Some(ObjectRef::new(&t.spec.cluster).within(t.namespace()?.as_str()))
-        })
+        .watches_stream(tenants, |t: PinotTenant| Some(ObjectRef::new(&t.spec.cluster).within(t.namespace()?.as_str())))
         .graceful_shutdown_on(shutdown)
+        .with_config(kube::runtime::controller::Config::default().debounce(config.debounce))
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
             match result {
@@ -224,6 +266,37 @@ pub async fn run(
         })
         .await;
     Ok(())
+}
+
+/// A watch stream that keeps `cache` up to date, as the stream of objects it touches (what
+/// triggers reconciles).
+fn follow<K>(
+    events: impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+    cache: impl Fn(&watcher::Event<K>) -> bool + Send + 'static,
+) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static
+where
+    K: Clone + Send + 'static,
+{
+    events
+        .default_backoff()
+        .map_ok(move |event| {
+            let touched = match event {
+                _ if !cache(&event) => None,
+                watcher::Event::Apply(o) | watcher::Event::Delete(o) | watcher::Event::InitApply(o) => Some(Ok(o)),
+                watcher::Event::Init | watcher::Event::InitDone => None,
+            };
+            futures::stream::iter(touched)
+        })
+        .try_flatten()
+}
+
+/// A child that is gone needs no memory of what was applied to it.
+fn forget_deleted<K: Resource>(applied: &cache::AppliedChildren, event: &watcher::Event<K>) {
+    if let watcher::Event::Delete(object) = event
+        && let Some(uid) = object.uid()
+    {
+        applied.forget(&uid);
+    }
 }
 
 /// An external cluster: nothing to deploy; available when its controller answers.
@@ -250,7 +323,7 @@ async fn reconcile_external(cluster: &PinotCluster, ctx: &Context) -> Result<Act
     };
     // Its PinotTenants are placed from what its controller reports.
     let resources = match &reachable {
-        Some(_) => tenants_of(ctx, cluster).await,
+        Some(_) => tenants_of(ctx, cluster),
         None => Vec::new(),
     };
     if let Some((pinot, instances, live)) = reachable.filter(|_| !resources.is_empty()) {
@@ -296,7 +369,11 @@ async fn reconcile_pass(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result
     if cluster.spec.external.is_some() {
         return reconcile_external(&cluster, &ctx).await;
     }
-    let mut observed = observe::observe(client, &ctx.apis, &cluster).await?;
+    // Until every watch has listed once, a missing object may only not be seen yet.
+    if !ctx.caches.is_ready() {
+        return Ok(Action::requeue(CACHE_WAIT));
+    }
+    let mut observed = observe::observe(&ctx.caches, &cluster);
     let pinot_url = ctx.access.url_for(&cluster);
     let (pinot, access_problem) = match ctx.access.client_for(&cluster).await {
         Ok(pinot) => (pinot, None),
@@ -419,7 +496,9 @@ async fn reconcile_pass(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result
     } else {
         (None, None)
     };
-    let report = apply::apply(client, &ctx.apis, &namespace, &owner_uid, &desired, &observed, &spec_pools).await;
+    let report =
+        apply::apply(client, &ctx.apis, &ctx.caches.applied, &namespace, &owner_uid, &desired, &observed, &spec_pools)
+            .await;
     publish_report(&ctx, &cluster, &report).await;
     let sts_changed = report.created.iter().chain(&report.updated).any(|(k, _)| *k == ChildKind::StatefulSet);
     let (upgrade, upgrade_failure) = match early {
@@ -430,7 +509,7 @@ async fn reconcile_pass(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result
     // Tenants are placed when no upgrade step was taken in this pass (the next pass sees the
     // pods the step changed).
     if !matches!(&upgrade, Some((_, plan::UpgradeDecision::Act(a))) if !a.is_empty()) {
-        let resources = tenants_of(&ctx, &cluster).await;
+        let resources = tenants_of(&ctx, &cluster);
         if !resources.is_empty() {
             let mut state = state::cluster_state(&cluster, &valid, &observed, &pod_instances, &[], Timestamp::now());
             // Pods a scale-in removes are not placed in tenants again.
@@ -741,13 +820,19 @@ async fn scaling_step(
     Some((name, decision, outcome))
 }
 
-/// The cluster's PinotTenants (none when listing them fails; the next reconcile tries again).
-async fn tenants_of(ctx: &Context, cluster: &PinotCluster) -> Vec<PinotTenant> {
+/// The cluster's PinotTenants (those not being deleted), as the tenant watch sees them.
+fn tenants_of(ctx: &Context, cluster: &PinotCluster) -> Vec<PinotTenant> {
     let namespace = cluster.namespace().unwrap_or_default();
-    tenants::cluster_tenants(&ctx.client, &namespace, &cluster.name_any()).await.unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "listing the cluster's PinotTenants failed");
-        Vec::new()
-    })
+    let mut tenants: Vec<PinotTenant> = ctx
+        .caches
+        .tenants
+        .of(&namespace, &cluster.name_any())
+        .iter()
+        .filter(|t| t.metadata.deletion_timestamp.is_none())
+        .map(|t| PinotTenant::clone(t))
+        .collect();
+    tenants.sort_by_key(|t| t.name_any());
+    tenants
 }
 
 /// Places the cluster's PinotTenants with its tenant policy (see `tenants.rs`) and writes each

@@ -51,13 +51,19 @@ fn usage(pid: u32) -> (f64, u64) {
     (ticks / 100.0, hwm)
 }
 
-/// Requests of `user` in the apiserver's audit log.
-fn audited_requests(log: &Path, user: &str) -> usize {
+/// Requests of `user` in the apiserver's audit log, each as "verb resource[/subresource]".
+fn audited_requests(log: &Path, user: &str) -> Vec<String> {
     std::fs::read_to_string(log)
         .unwrap_or_default()
         .lines()
         .filter(|l| l.contains("\"ResponseComplete\"") && l.contains(user))
-        .count()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap_or_default();
+            let o = &v["objectRef"];
+            let sub = o["subresource"].as_str().map(|s| format!("/{s}")).unwrap_or_default();
+            format!("{} {}{sub}", v["verb"].as_str().unwrap_or("?"), o["resource"].as_str().unwrap_or("?"))
+        })
+        .collect()
 }
 
 async fn service_account_kubeconfig(client: &kube::Client, ns: &str) -> PathBuf {
@@ -111,17 +117,21 @@ async fn service_account_kubeconfig(client: &kube::Client, ns: &str) -> PathBuf 
 }
 
 fn start_operator(kubeconfig: &Path, ns: &str) -> Child {
+    // Its own target directory: built with the bench's features, the shared dependencies would
+    // be rebuilt on every run, once for the bench and once for the operator.
+    let target = repo_root().join("target/bench-operator");
     let status = Command::new("cargo")
-        .args(["build", "--release", "-q", "-p", "pinot-operator"])
+        .args(["build", "--release", "-q", "-p", "pinot-operator", "--target-dir", target.to_str().unwrap()])
         .current_dir(repo_root())
         .status()
         .unwrap();
     assert!(status.success(), "building the release operator");
-    Command::new(repo_root().join("target/release/pinot-operator"))
+    Command::new(target.join("release/pinot-operator"))
         .args(["run", "--kubeconfig", kubeconfig.to_str().unwrap(), "--namespace", ns, "--metrics-addr", "off"])
         .env("PINOT_CONTROLLER_URL_TEMPLATE", controller_url_template())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
+        .env("RUST_LOG", std::env::var("PINOT_BENCH_OPERATOR_LOG").unwrap_or_else(|_| "warn".into()))
+        // Its log, for a look at what it did (`PINOT_BENCH_OPERATOR_LOG` sets the filter).
+        .stdout(std::fs::File::create(target.join("operator.log")).unwrap())
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap()
@@ -204,12 +214,20 @@ async fn main() {
         quiet.as_secs(),
         100.0 * (cpu_quiet_end - cpu_quiet_start) / quiet.as_secs_f64()
     );
+    let quiet_requests = &requests_after[requests_before.len().min(requests_after.len())..];
+    let mut by_kind = std::collections::BTreeMap::<&str, usize>::new();
+    for r in quiet_requests {
+        *by_kind.entry(r.as_str()).or_default() += 1;
+    }
+    let kinds: Vec<String> = by_kind.iter().map(|(k, n)| format!("{n} {k}")).collect();
     println!(
-        "| operator API requests once quiet | {:.2} /s ({} in {} s) | no polling |",
-        (requests_after - requests_before) as f64 / quiet.as_secs_f64(),
-        requests_after - requests_before,
-        quiet.as_secs()
+        "| operator API requests once quiet | {:.2} /s ({} in {} s{}) | no polling |",
+        quiet_requests.len() as f64 / quiet.as_secs_f64(),
+        quiet_requests.len(),
+        quiet.as_secs(),
+        if kinds.is_empty() { String::new() } else { format!(": {}", kinds.join(", ")) }
     );
+    eprintln!("operator requests while converging: {}", requests_before.len());
     kubectl(&["delete", "clusterrolebinding", &format!("pinot-operator-{}", ns.name)]).await;
     kubectl(&["delete", "clusterrole", &format!("pinot-operator-{}", ns.name)]).await;
     ns.cleanup().await;

@@ -252,6 +252,7 @@ impl OperatorHandle {
             registry: registry.clone(),
             max_concurrent_upgrades,
             drift_interval: TEST_DRIFT_INTERVAL,
+            debounce: pinot_operator::cluster::DEFAULT_DEBOUNCE,
         };
         let client = client.clone();
         let task = tokio::spawn(async move {

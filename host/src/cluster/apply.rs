@@ -13,6 +13,7 @@ use kube::{
 
 use super::{
     build::{ChildObject, DesiredObjects},
+    cache::{AppliedChildren, applied_version, digest},
     observe::ObservedCluster,
 };
 use crate::{
@@ -40,9 +41,11 @@ pub enum ApplyError {
     Delete { kind: &'static str, name: String, message: String },
 }
 
+#[allow(clippy::too_many_arguments)]
 pub async fn apply(
     client: &Client,
     apis: &ChildApis,
+    applied: &AppliedChildren,
     namespace: &str,
     owner_uid: &str,
     desired: &DesiredObjects,
@@ -51,20 +54,41 @@ pub async fn apply(
 ) -> ApplyReport {
     let mut report = ApplyReport::default();
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    // Several applies at once (a pass applies every child, and their round trips add up), in
-    // order of the results.
-    let applies: Vec<_> =
-        desired.objects.iter().map(|object| apply_one(client, apis, namespace, object, &params)).collect();
+    // Only what changed since the operator last applied it (see `AppliedChildren`): a pass
+    // that changes nothing writes nothing.
+    let due: Vec<(&ChildObject, u64)> = desired
+        .objects
+        .iter()
+        .map(|object| (object, digest(&object.object)))
+        .filter(|(object, digest)| {
+            let live = observed.child(object.kind, &object.name);
+            let unchanged =
+                live.is_some_and(|l| l.uid.as_deref().is_some_and(|uid| applied.unchanged(uid, &l.applied_version, *digest)));
+            if !unchanged {
+                tracing::debug!(kind = object.kind.as_str(), name = %object.name, version = ?live.map(|l| &l.applied_version), digest, "applying");
+            }
+            !unchanged
+        })
+        .collect();
+    // Several applies at once (their round trips add up), in order of the results.
+    let applies: Vec<_> = due.iter().map(|(object, _)| apply_one(client, apis, namespace, object, &params)).collect();
     let results: Vec<_> = futures::stream::iter(applies).buffered(APPLY_CONCURRENCY).collect().await;
-    for (object, result) in desired.objects.iter().zip(results) {
+    for ((object, digest), result) in due.into_iter().zip(results) {
         match result {
-            Ok(applied) => match observed.child(object.kind, &object.name) {
-                None => report.created.push((object.kind, object.name.clone())),
-                Some(old) if old.changed_by(applied.generation, applied.resource_version.as_deref()) => {
-                    report.updated.push((object.kind, object.name.clone()))
+            Ok(meta) => {
+                let uid = meta.uid.clone().unwrap_or_default();
+                let known = applied.knows(&uid);
+                applied.remember(uid, applied_version(&meta), digest);
+                match observed.child(object.kind, &object.name) {
+                    // Not seen yet, but applied before: the watch has not caught up.
+                    None if known => {}
+                    None => report.created.push((object.kind, object.name.clone())),
+                    Some(old) if old.changed_by(meta.generation, meta.resource_version.as_deref()) => {
+                        report.updated.push((object.kind, object.name.clone()))
+                    }
+                    Some(_) => {}
                 }
-                Some(_) => {}
-            },
+            }
             Err(e) => report.failed.push(ApplyError::Apply {
                 kind: object.kind.as_str(),
                 name: object.name.clone(),
@@ -83,7 +107,12 @@ pub async fn apply(
         }
         let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &apis.resource(child.kind));
         match api.delete(&child.name, &DeleteParams::background()).await {
-            Ok(_) => report.deleted.push((child.kind, child.name.clone())),
+            Ok(_) => {
+                if let Some(uid) = &child.uid {
+                    applied.forget(uid);
+                }
+                report.deleted.push((child.kind, child.name.clone()))
+            }
             Err(kube::Error::Api(e)) if e.code == 404 => {}
             Err(e) => report.failed.push(ApplyError::Delete {
                 kind: child.kind.as_str(),
@@ -112,8 +141,8 @@ async fn apply_one(
 pub fn templates_current(desired: &DesiredObjects, observed: &ObservedCluster) -> bool {
     desired.objects.iter().filter(|o| o.kind == ChildKind::StatefulSet).all(|o| {
         let live = o.pool.as_ref().and_then(|pool| observed.statefulsets.get(pool));
-        let live = live.and_then(|sts| serde_json::to_value(sts).ok());
-        live.is_some_and(|live| covers(&live["spec"]["template"], &o.object["spec"]["template"]))
+        let live = live.and_then(|sts| sts.spec.as_ref()).and_then(|spec| serde_json::to_value(&spec.template).ok());
+        live.is_some_and(|live| covers(&live, &o.object["spec"]["template"]))
     })
 }
 

@@ -5,15 +5,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::{apps::v1::StatefulSet, core::v1::Pod};
-use kube::{
-    Api, Client, ResourceExt,
-    api::{DynamicObject, ListParams},
-};
+use kube::{ResourceExt, api::ObjectMeta};
 use pinot_crds::{PinotCluster, RebalanceJob};
 
 use crate::{
-    children::{ChildApis, ChildKind, LABEL_CLUSTER, LABEL_POOL, LABEL_ROLE, cluster_selector_string},
-    cluster::build::headless_service_name,
+    children::{ChildKind, LABEL_MANAGED_BY, LABEL_POOL, LABEL_ROLE, MANAGED_BY},
+    cluster::{build::headless_service_name, cache::Caches},
     pinot::{InstanceInfo, PinotClient, TablePlacement, instance_id},
     role::Role,
 };
@@ -24,7 +21,10 @@ use crate::{
 pub struct ObservedChild {
     pub kind: ChildKind,
     pub name: String,
+    pub uid: Option<String>,
     pub resource_version: Option<String>,
+    /// What `AppliedChildren` compares (`cache::applied_version`).
+    pub applied_version: String,
     /// `metadata.generation` for kinds that have one (changes only with the spec).
     pub generation: Option<i64>,
     /// Uids of the objects in its ownerReferences.
@@ -160,68 +160,49 @@ pub fn stale_message(pools: &[&str]) -> String {
     format!("waiting for the StatefulSets of pools {} to observe the change", pools.join(", "))
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("reading the cluster's {kind} objects: {source}")]
-pub struct ObserveError {
-    pub kind: &'static str,
-    #[source]
-    pub source: kube::Error,
-}
-
-pub async fn observe(
-    client: &Client,
-    apis: &ChildApis,
-    cluster: &PinotCluster,
-) -> Result<ObservedCluster, ObserveError> {
+/// The cluster's children and pods as the controller's watches see them (`cache.rs`): only
+/// objects that carry the operator's managed-by label count as its children.
+pub fn observe(caches: &Caches, cluster: &PinotCluster) -> ObservedCluster {
     let ns = cluster.namespace().unwrap_or_default();
     let name = cluster.name_any();
-    let managed = ListParams::default().labels(&cluster_selector_string(&name));
     let mut observed = ObservedCluster::default();
-
-    // Every list at once: a reconcile's latency is that of the slowest list, not their sum.
-    let metadata = futures::future::try_join_all(ChildKind::ALL.into_iter().map(|kind| {
-        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &apis.resource(kind));
-        let managed = managed.clone();
-        async move {
-            let list =
-                api.list_metadata(&managed).await.map_err(|source| ObserveError { kind: kind.as_str(), source })?;
-            Ok::<_, ObserveError>((kind, list))
-        }
-    }));
-    let sts_api: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
-    let statefulsets =
-        async { sts_api.list(&managed).await.map_err(|source| ObserveError { kind: "StatefulSet", source }) };
-    let pod_api: Api<Pod> = Api::namespaced(client.clone(), &ns);
-    let pod_selector = ListParams::default().labels(&format!("{LABEL_CLUSTER}={name}"));
-    let pods = async { pod_api.list(&pod_selector).await.map_err(|source| ObserveError { kind: "Pod", source }) };
-    let (metadata, statefulsets, pods) = futures::try_join!(metadata, statefulsets, pods)?;
-
-    for (kind, list) in metadata {
-        for item in list.items {
-            observed.children.push(ObservedChild {
-                kind,
-                name: item.name_any(),
-                resource_version: item.resource_version(),
-                generation: item.metadata.generation,
-                owner_uids: item.owner_references().iter().map(|o| o.uid.clone()).collect(),
-                pool: item.labels().get(LABEL_POOL).cloned(),
-            });
+    let managed = |labels: &BTreeMap<String, String>| labels.get(LABEL_MANAGED_BY).is_some_and(|m| m == MANAGED_BY);
+    let child = |kind: ChildKind, meta: &ObjectMeta| ObservedChild {
+        kind,
+        name: meta.name.clone().unwrap_or_default(),
+        uid: meta.uid.clone(),
+        resource_version: meta.resource_version.clone(),
+        applied_version: crate::cluster::cache::applied_version(meta),
+        generation: meta.generation,
+        owner_uids: meta.owner_references.iter().flatten().map(|o| o.uid.clone()).collect(),
+        pool: meta.labels.as_ref().and_then(|l| l.get(LABEL_POOL)).cloned(),
+    };
+    for kind in ChildKind::ALL {
+        let Some(objects) = caches.metadata(kind) else { continue };
+        for object in objects.of(&ns, &name) {
+            if managed(object.labels()) {
+                observed.children.push(child(kind, &object.metadata));
+            }
         }
     }
-    for sts in statefulsets {
+    for sts in caches.statefulsets.of(&ns, &name) {
+        if !managed(sts.labels()) {
+            continue;
+        }
+        observed.children.push(child(ChildKind::StatefulSet, &sts.metadata));
         if let Some(pool) = sts.labels().get(LABEL_POOL).cloned() {
-            observed.statefulsets.insert(pool, sts);
+            observed.statefulsets.insert(pool, StatefulSet::clone(&sts));
         }
     }
-    for pod in pods {
+    for pod in caches.pods.of(&ns, &name) {
         if let Some(pool) = pod.labels().get(LABEL_POOL).cloned() {
-            observed.pods.entry(pool).or_default().push(pod);
+            observed.pods.entry(pool).or_default().push(Pod::clone(&pod));
         }
     }
     for pods in observed.pods.values_mut() {
         pods.sort_by_key(pod_ordinal);
     }
-    Ok(observed)
+    observed
 }
 
 /// The Pinot instance id of each pod of the cluster, by pod name.

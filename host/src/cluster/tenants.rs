@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use kube::{Api, Client, ResourceExt, api::ListParams};
+use kube::ResourceExt;
 use pinot_crds::{PinotObjectStatus, PinotTenant};
 
 use crate::{
@@ -58,18 +58,6 @@ pub fn tenant_tags(t: &Tenant) -> Vec<String> {
         Role::Broker => vec![format!("{}_BROKER", t.name)],
         _ => vec![format!("{}_MINION", t.name)],
     }
-}
-
-/// The PinotTenants of a cluster that are not being deleted.
-pub async fn cluster_tenants(client: &Client, namespace: &str, cluster: &str) -> Result<Vec<PinotTenant>, kube::Error> {
-    let api: Api<PinotTenant> = Api::namespaced(client.clone(), namespace);
-    Ok(api
-        .list(&ListParams::default())
-        .await?
-        .items
-        .into_iter()
-        .filter(|t| t.spec.cluster == cluster && t.metadata.deletion_timestamp.is_none())
-        .collect())
 }
 
 /// What the tenant policy decided.

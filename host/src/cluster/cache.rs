@@ -1,0 +1,367 @@
+//! What the controller's watches have seen, grouped by the PinotCluster each object belongs
+//! to, so that observing one cluster reads its own objects instead of listing them from the
+//! apiserver (a list per kind per reconcile made every pass cost the apiserver a read of the
+//! whole namespace) and instead of scanning every cluster's objects.
+//!
+//! The groups follow the watch streams the controller runs anyway (they also trigger its
+//! reconciles), the way a kube-runtime reflector follows them: a relist replaces a kind's
+//! groups only once it is complete. A kind is ready once its first list is complete; the
+//! controller does not reconcile before every kind is, so that a pass never takes a missing
+//! cache for missing objects (and, say, a StatefulSet it cannot see for one with no replicas).
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicBool, Ordering},
+    },
+};
+
+use k8s_openapi::api::{apps::v1::StatefulSet, core::v1::Pod};
+use kube::{
+    Resource, ResourceExt,
+    api::{DynamicObject, ObjectMeta, PartialObjectMeta},
+    runtime::watcher::Event,
+};
+use pinot_crds::PinotTenant;
+
+use crate::children::{ChildKind, LABEL_CLUSTER};
+
+/// A namespace and the name of a PinotCluster in it.
+pub type ClusterKey = (String, String);
+
+type Groups<K> = HashMap<ClusterKey, BTreeMap<String, Arc<K>>>;
+
+struct Inner<K> {
+    groups: Groups<K>,
+    /// Where each object is filed, by namespace and name (an object whose cluster changes
+    /// moves).
+    filed: HashMap<(String, String), ClusterKey>,
+    /// A relist under way: what it has listed so far.
+    relist: Option<Vec<Arc<K>>>,
+}
+
+/// Objects of one kind, by the cluster they belong to.
+pub struct Grouped<K> {
+    inner: RwLock<Inner<K>>,
+    ready: AtomicBool,
+    /// The cluster an object belongs to, if it belongs to one.
+    cluster_of: fn(&K) -> Option<String>,
+    /// What of an object matters to its cluster's reconcile: a change that leaves it the same
+    /// triggers none (`None`: every change matters).
+    fingerprint: Option<fn(&K) -> u64>,
+}
+
+impl<K: Resource> Grouped<K> {
+    pub fn new(cluster_of: fn(&K) -> Option<String>) -> Self {
+        Self {
+            inner: RwLock::new(Inner { groups: HashMap::new(), filed: HashMap::new(), relist: None }),
+            ready: AtomicBool::new(false),
+            cluster_of,
+            fingerprint: None,
+        }
+    }
+
+    /// Changes that leave `fingerprint` the same do not trigger a reconcile.
+    pub fn with_fingerprint(mut self, fingerprint: fn(&K) -> u64) -> Self {
+        self.fingerprint = Some(fingerprint);
+        self
+    }
+
+    /// Follows one event of the kind's watch stream; whether it should trigger a reconcile.
+    pub fn apply(&self, event: &Event<K>) -> bool
+    where
+        K: Clone,
+    {
+        let mut inner = self.inner.write().expect("cache lock poisoned");
+        match event {
+            Event::Apply(object) => {
+                let at = (object.namespace().unwrap_or_default(), object.name_any());
+                let unchanged = self.fingerprint.is_some_and(|fingerprint| {
+                    let old = inner.filed.get(&at).and_then(|key| inner.groups.get(key)?.get(&at.1));
+                    old.is_some_and(|old| old.uid() == object.uid() && fingerprint(old) == fingerprint(object))
+                });
+                self.file(&mut inner, Arc::new(trimmed(object)));
+                return !unchanged;
+            }
+            Event::Delete(object) => {
+                let at = (object.namespace().unwrap_or_default(), object.name_any());
+                if let Some(key) = inner.filed.remove(&at) {
+                    remove(&mut inner.groups, &key, &at.1);
+                }
+            }
+            Event::Init => inner.relist = Some(Vec::new()),
+            Event::InitApply(object) => {
+                let object = Arc::new(trimmed(object));
+                inner.relist.get_or_insert_with(Vec::new).push(object);
+            }
+            Event::InitDone => {
+                let listed = inner.relist.take().unwrap_or_default();
+                inner.groups.clear();
+                inner.filed.clear();
+                for object in listed {
+                    self.file(&mut inner, object);
+                }
+                self.ready.store(true, Ordering::Release);
+            }
+        }
+        true
+    }
+
+    fn file(&self, inner: &mut Inner<K>, object: Arc<K>) {
+        let at = (object.namespace().unwrap_or_default(), object.name_any());
+        if let Some(old) = inner.filed.remove(&at) {
+            remove(&mut inner.groups, &old, &at.1);
+        }
+        if let Some(cluster) = (self.cluster_of)(&object) {
+            let key = (at.0.clone(), cluster);
+            inner.groups.entry(key.clone()).or_default().insert(at.1.clone(), object);
+            inner.filed.insert(at, key);
+        }
+    }
+
+    /// The objects of one cluster, by name.
+    pub fn of(&self, namespace: &str, cluster: &str) -> Vec<Arc<K>> {
+        let inner = self.inner.read().expect("cache lock poisoned");
+        inner
+            .groups
+            .get(&(namespace.to_string(), cluster.to_string()))
+            .map(|objects| objects.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether the kind's first list is complete.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+}
+
+/// The watched objects of every cluster: its StatefulSets and pods in full, the metadata of
+/// its other children, its PinotTenants.
+pub struct Caches {
+    pub statefulsets: Grouped<StatefulSet>,
+    pub pods: Grouped<Pod>,
+    pub configmaps: Grouped<PartialObjectMeta<DynamicObject>>,
+    pub services: Grouped<PartialObjectMeta<DynamicObject>>,
+    pub pdbs: Grouped<PartialObjectMeta<DynamicObject>>,
+    pub tenants: Grouped<PinotTenant>,
+    /// What the operator last applied to each child, by the child's uid.
+    pub applied: AppliedChildren,
+}
+
+impl Default for Caches {
+    fn default() -> Self {
+        fn labelled<K: Resource>(o: &K) -> Option<String> {
+            o.labels().get(LABEL_CLUSTER).cloned()
+        }
+        Self {
+            statefulsets: Grouped::new(labelled),
+            pods: Grouped::new(labelled),
+            configmaps: Grouped::new(labelled),
+            services: Grouped::new(labelled),
+            // The disruption controller updates a PDB's status with every pod change; only its
+            // spec and metadata are the operator's.
+            pdbs: Grouped::new(labelled).with_fingerprint(spec_and_metadata),
+            // The cluster's reconcile writes its tenants' status itself.
+            tenants: Grouped::new(|t: &PinotTenant| Some(t.spec.cluster.clone())).with_fingerprint(spec_and_metadata),
+            applied: AppliedChildren::default(),
+        }
+    }
+}
+
+impl Caches {
+    /// Whether every kind has completed its first list.
+    pub fn is_ready(&self) -> bool {
+        self.statefulsets.is_ready()
+            && self.pods.is_ready()
+            && self.configmaps.is_ready()
+            && self.services.is_ready()
+            && self.pdbs.is_ready()
+            && self.tenants.is_ready()
+    }
+
+    /// The metadata of one cluster's children of a kind other than StatefulSet.
+    pub fn metadata(&self, kind: ChildKind) -> Option<&Grouped<PartialObjectMeta<DynamicObject>>> {
+        match kind {
+            ChildKind::ConfigMap => Some(&self.configmaps),
+            ChildKind::Service => Some(&self.services),
+            ChildKind::PodDisruptionBudget => Some(&self.pdbs),
+            ChildKind::StatefulSet => None,
+        }
+    }
+}
+
+/// What the operator last applied to each child it manages (a digest of the desired object)
+/// and the version the apply left it at (`applied_version`). A child still at that version,
+/// whose desired object has the same digest, is not applied again: nobody has changed it
+/// since, and the operator would not change it either. Anything else is applied (someone's
+/// edit is reverted).
+/// Only a cache: a restarted operator applies every child once.
+#[derive(Default)]
+pub struct AppliedChildren {
+    by_uid: std::sync::Mutex<HashMap<String, (u64, String)>>,
+}
+
+impl AppliedChildren {
+    pub fn unchanged(&self, uid: &str, version: &str, digest: u64) -> bool {
+        let by_uid = self.by_uid.lock().expect("applied lock poisoned");
+        by_uid.get(uid).is_some_and(|(d, v)| *d == digest && v == version)
+    }
+
+    /// Whether the operator has applied the object with this uid before.
+    pub fn knows(&self, uid: &str) -> bool {
+        self.by_uid.lock().expect("applied lock poisoned").contains_key(uid)
+    }
+
+    pub fn remember(&self, uid: String, version: String, digest: u64) {
+        self.by_uid.lock().expect("applied lock poisoned").insert(uid, (digest, version));
+    }
+
+    pub fn forget(&self, uid: &str) {
+        self.by_uid.lock().expect("applied lock poisoned").remove(uid);
+    }
+}
+
+/// A digest of a desired object, to tell whether it changed since it was last applied.
+pub fn digest(object: &serde_json::Value) -> u64 {
+    use std::hash::Hasher;
+    /// Feeds the serialized object to the hasher without building the string.
+    struct Feed(std::hash::DefaultHasher);
+    impl std::io::Write for Feed {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.write(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut feed = Feed(std::hash::DefaultHasher::new());
+    serde_json::to_writer(&mut feed, object).expect("a JSON value serializes");
+    feed.0.finish()
+}
+
+/// A fingerprint of what a user or the operator sets on an object (its spec, through the
+/// generation; labels, annotations, deletion), not of what controllers report in its status.
+pub fn spec_and_metadata<K: Resource>(object: &K) -> u64 {
+    metadata_fingerprint(object.meta())
+}
+
+fn metadata_fingerprint(meta: &ObjectMeta) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    (&meta.generation, &meta.labels, &meta.annotations, &meta.deletion_timestamp.as_ref().map(|t| t.0.to_string()))
+        .hash(&mut hasher);
+    hasher.finish()
+}
+
+/// The version of a child that `AppliedChildren` compares: for kinds with a generation, the
+/// generation and metadata (a controller's status update leaves it alone); for the others,
+/// the resourceVersion (any change).
+pub fn applied_version(meta: &ObjectMeta) -> String {
+    match meta.generation {
+        Some(generation) => format!("g{generation}/{:x}", metadata_fingerprint(meta)),
+        None => format!("rv{}", meta.resource_version.as_deref().unwrap_or_default()),
+    }
+}
+
+/// An object without its managedFields: nothing reads them, and they are often most of it.
+fn trimmed<K: Resource + Clone>(object: &K) -> K {
+    let mut object = object.clone();
+    object.meta_mut().managed_fields = None;
+    object
+}
+
+fn remove<K>(groups: &mut Groups<K>, key: &ClusterKey, name: &str) {
+    if let Some(objects) = groups.get_mut(key) {
+        objects.remove(name);
+        if objects.is_empty() {
+            groups.remove(key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::ObjectMeta;
+
+    use super::*;
+
+    fn cm(name: &str, cluster: Option<&str>) -> ConfigMap {
+        ConfigMap {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("ns".into()),
+                labels: cluster.map(|c| [("cluster".to_string(), c.to_string())].into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    fn grouped() -> Grouped<ConfigMap> {
+        Grouped::new(|c: &ConfigMap| c.labels().get("cluster").cloned())
+    }
+
+    fn names(g: &Grouped<ConfigMap>, cluster: &str) -> Vec<String> {
+        g.of("ns", cluster).iter().map(|c| c.name_any()).collect()
+    }
+
+    #[test]
+    fn objects_are_filed_by_cluster_and_follow_changes_and_deletes() {
+        let g = grouped();
+        assert!(!g.is_ready());
+        g.apply(&Event::Init);
+        g.apply(&Event::InitApply(cm("a-1", Some("a"))));
+        g.apply(&Event::InitApply(cm("b-1", Some("b"))));
+        g.apply(&Event::InitApply(cm("loose", None)));
+        // Until the list is complete, nothing is served and the kind is not ready.
+        assert!(names(&g, "a").is_empty());
+        assert!(!g.is_ready());
+        g.apply(&Event::InitDone);
+        assert!(g.is_ready());
+        assert_eq!(names(&g, "a"), ["a-1"]);
+        assert_eq!(names(&g, "b"), ["b-1"]);
+
+        g.apply(&Event::Apply(cm("a-2", Some("a"))));
+        assert_eq!(names(&g, "a"), ["a-1", "a-2"]);
+        // Relabelled to another cluster: it moves.
+        g.apply(&Event::Apply(cm("a-2", Some("b"))));
+        assert_eq!(names(&g, "a"), ["a-1"]);
+        assert_eq!(names(&g, "b"), ["a-2", "b-1"]);
+        g.apply(&Event::Delete(cm("b-1", Some("b"))));
+        assert_eq!(names(&g, "b"), ["a-2"]);
+        assert!(names(&g, "other").is_empty());
+    }
+
+    #[test]
+    fn changes_outside_the_fingerprint_trigger_nothing() {
+        let g = grouped().with_fingerprint(spec_and_metadata);
+        g.apply(&Event::Init);
+        g.apply(&Event::InitApply(cm("a-1", Some("a"))));
+        g.apply(&Event::InitDone);
+        let mut status_only = cm("a-1", Some("a"));
+        status_only.metadata.resource_version = Some("2".into());
+        assert!(!g.apply(&Event::Apply(status_only.clone())), "same generation, labels and annotations");
+        status_only.metadata.annotations = Some([("edited".to_string(), "by hand".to_string())].into());
+        assert!(g.apply(&Event::Apply(status_only.clone())), "an annotation changed");
+        assert!(g.apply(&Event::Delete(status_only)), "a delete always matters");
+        assert!(grouped().apply(&Event::Apply(cm("new", Some("a")))), "without a fingerprint every change matters");
+    }
+
+    #[test]
+    fn a_relist_replaces_what_was_there_once_complete() {
+        let g = grouped();
+        g.apply(&Event::Init);
+        g.apply(&Event::InitApply(cm("a-1", Some("a"))));
+        g.apply(&Event::InitApply(cm("a-2", Some("a"))));
+        g.apply(&Event::InitDone);
+        // The watch restarts; a-2 was deleted meanwhile.
+        g.apply(&Event::Init);
+        g.apply(&Event::InitApply(cm("a-1", Some("a"))));
+        assert_eq!(names(&g, "a"), ["a-1", "a-2"], "the old view serves until the relist completes");
+        g.apply(&Event::InitDone);
+        assert_eq!(names(&g, "a"), ["a-1"]);
+    }
+}
