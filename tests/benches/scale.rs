@@ -19,6 +19,7 @@ use k8s_openapi::api::{
     authentication::v1::{TokenRequest, TokenRequestSpec},
     core::v1::ServiceAccount,
 };
+use k8s_openapi::jiff::Timestamp;
 use kube::{
     Api,
     api::{ListParams, PostParams},
@@ -51,17 +52,28 @@ fn usage(pid: u32) -> (f64, u64) {
     (ticks / 100.0, hwm)
 }
 
-/// Requests of `user` in the apiserver's audit log, each as "verb resource[/subresource]".
-fn audited_requests(log: &Path, user: &str) -> Vec<String> {
-    std::fs::read_to_string(log)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| l.contains("\"ResponseComplete\"") && l.contains(user))
-        .map(|l| {
-            let v: Value = serde_json::from_str(l).unwrap_or_default();
+/// Requests of `user` in the apiserver's audit log (and the file it last rotated to), each as
+/// when it was received and "verb resource[/subresource]".
+fn audited_requests(log: &Path, user: &str) -> Vec<(Timestamp, String)> {
+    let rotated = std::fs::read_dir(log.parent().unwrap())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p != log && p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("audit")));
+    let user = format!("\"username\":\"{user}\"");
+    rotated
+        .chain([log.to_path_buf()])
+        .flat_map(|file| {
+            std::fs::read_to_string(file).unwrap_or_default().lines().map(str::to_string).collect::<Vec<_>>()
+        })
+        .filter(|l| l.contains("\"ResponseComplete\"") && l.contains(&user))
+        .filter_map(|l| {
+            let v: Value = serde_json::from_str(&l).ok()?;
+            let at: Timestamp = v["requestReceivedTimestamp"].as_str()?.parse().ok()?;
             let o = &v["objectRef"];
             let sub = o["subresource"].as_str().map(|s| format!("/{s}")).unwrap_or_default();
-            format!("{} {}{sub}", v["verb"].as_str().unwrap_or("?"), o["resource"].as_str().unwrap_or("?"))
+            Some((at, format!("{} {}{sub}", v["verb"].as_str().unwrap_or("?"), o["resource"].as_str().unwrap_or("?"))))
         })
         .collect()
 }
@@ -192,11 +204,14 @@ async fn main() {
     let converged = start.elapsed();
     let (cpu_converged, rss_converged) = usage(pid);
 
-    let requests_before = audited_requests(&audit_log, &user);
+    let quiet_from = Timestamp::now();
     let (cpu_quiet_start, _) = usage(pid);
     tokio::time::sleep(quiet).await;
     let (cpu_quiet_end, rss_peak) = usage(pid);
-    let requests_after = audited_requests(&audit_log, &user);
+    let quiet_until = Timestamp::now();
+    // The audit log is written a moment after each request.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let requests = audited_requests(&audit_log, &user);
     let _ = operator.kill();
     let _ = operator.wait();
 
@@ -214,10 +229,11 @@ async fn main() {
         quiet.as_secs(),
         100.0 * (cpu_quiet_end - cpu_quiet_start) / quiet.as_secs_f64()
     );
-    let quiet_requests = &requests_after[requests_before.len().min(requests_after.len())..];
+    let quiet_requests: Vec<&str> =
+        requests.iter().filter(|(at, _)| (quiet_from..quiet_until).contains(at)).map(|(_, r)| r.as_str()).collect();
     let mut by_kind = std::collections::BTreeMap::<&str, usize>::new();
-    for r in quiet_requests {
-        *by_kind.entry(r.as_str()).or_default() += 1;
+    for r in &quiet_requests {
+        *by_kind.entry(r).or_default() += 1;
     }
     let kinds: Vec<String> = by_kind.iter().map(|(k, n)| format!("{n} {k}")).collect();
     println!(
@@ -227,7 +243,10 @@ async fn main() {
         quiet.as_secs(),
         if kinds.is_empty() { String::new() } else { format!(": {}", kinds.join(", ")) }
     );
-    eprintln!("operator requests while converging: {}", requests_before.len());
+    println!(
+        "| operator API requests to converge | {} | — |",
+        requests.iter().filter(|(at, _)| *at < quiet_from).count()
+    );
     kubectl(&["delete", "clusterrolebinding", &format!("pinot-operator-{}", ns.name)]).await;
     kubectl(&["delete", "clusterrole", &format!("pinot-operator-{}", ns.name)]).await;
     ns.cleanup().await;
