@@ -508,6 +508,7 @@ async fn reconcile_pass(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result
     };
     // Tenants are placed when no upgrade step was taken in this pass (the next pass sees the
     // pods the step changed).
+    let mut tenants_recheck = None;
     if !matches!(&upgrade, Some((_, plan::UpgradeDecision::Act(a))) if !a.is_empty()) {
         let resources = tenants_of(&ctx, &cluster);
         if !resources.is_empty() {
@@ -517,7 +518,7 @@ async fn reconcile_pass(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result
                 let keep = pool.desired_replicas;
                 pool.pods.retain(|p| p.ordinal < keep);
             }
-            place_tenants(&ctx, &cluster, &resources, state, &pinot, reachable).await;
+            tenants_recheck = place_tenants(&ctx, &cluster, &resources, state, &pinot, reachable).await;
         }
     }
     let previous_message = cluster.status.as_ref().and_then(|s| s.message.clone()).unwrap_or_default();
@@ -624,20 +625,29 @@ async fn reconcile_pass(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result
     }
     write_status(client, &cluster, &status).await.map_err(Error::WriteStatus)?;
 
-    if !report.failed.is_empty() {
-        Ok(Action::requeue(RETRY_AFTER))
-    } else if status::pinot_lags(&status) {
-        Ok(Action::requeue(PINOT_RECHECK))
-    } else if let Some(after) = upgrade.as_ref().and_then(|(_, d)| upgrade_recheck(d)) {
-        Ok(Action::requeue(after))
-    } else if status.conditions.iter().any(|c| c.type_ == status::PROGRESSING && c.reason == status::SCALING) {
+    // The soonest of the reasons to look again; none: the next watched change. Steps carried
+    // out in Pinot (tags, rebalances, instances) change nothing the operator watches, so a
+    // pass that took one looks again at once.
+    let scaling_steps = scaled.as_ref().map(|(_, _, o)| (!o.notes.is_empty(), o.failure.is_some()));
+    let rechecks = [
+        (!report.failed.is_empty() || !leaving_failures.is_empty()).then_some(RETRY_AFTER),
+        status::pinot_lags(&status).then_some(PINOT_RECHECK),
+        upgrade.as_ref().and_then(|(_, d)| upgrade_recheck(d)),
         // Segments move and instances leave without an event the operator watches.
-        Ok(Action::requeue(SCALING_RECHECK))
-    } else if !policies_ready {
-        Ok(Action::requeue(POLICY_RECHECK))
-    } else {
-        Ok(Action::await_change())
-    }
+        status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == status::PROGRESSING && c.reason == status::SCALING)
+            .then_some(SCALING_RECHECK),
+        scaling_steps.and_then(|(took, failed)| match (took, failed) {
+            (_, true) => Some(RETRY_AFTER),
+            (true, false) => Some(AFTER_STEP),
+            (false, false) => None,
+        }),
+        tenants_recheck,
+        (!policies_ready).then_some(POLICY_RECHECK),
+    ];
+    Ok(rechecks.into_iter().flatten().min().map_or_else(Action::await_change, Action::requeue))
 }
 
 /// A cluster's phase for the metrics: what its conditions say first.
@@ -845,7 +855,7 @@ async fn place_tenants(
     mut state: crate::policy::model::ClusterState,
     pinot: &PinotClient,
     reachable: bool,
-) {
+) -> Option<Duration> {
     use crate::resources::{ready, write_status as write_object_status};
     let namespace = cluster.namespace().unwrap_or_default();
     let mut requests = Vec::new();
@@ -870,14 +880,14 @@ async fn place_tenants(
     };
     if !reachable {
         set_all("WaitingForPinot", "waiting for the cluster's Pinot controller to answer".into()).await;
-        return;
+        return None;
     }
     // The policy must know which instances still hold segments: it never moves those.
     let segments = match pinot.segments_per_server().await {
         Ok(s) => s,
         Err(e) => {
             set_all("PinotUnavailable", format!("reading segments per server: {e}")).await;
-            return;
+            return None;
         }
     };
     for pod in state.pools.iter_mut().flat_map(|p| p.pods.iter_mut()) {
@@ -891,7 +901,7 @@ async fn place_tenants(
         Ok(a) => a,
         Err(e) => {
             set_all("PolicyNotReady", format!("tenant policy: {e}")).await;
-            return;
+            return None;
         }
     };
     let registry = ctx.registry.clone();
@@ -905,6 +915,7 @@ async fn place_tenants(
         .flat_map(|p| &p.pods)
         .filter_map(|pod| pod.instance.as_ref().map(|i| (i.id.clone(), i.tags.clone())))
         .collect();
+    let mut recheck = None;
     let problem = match decision {
         tenants::TenantDecision::Settled => None,
         tenants::TenantDecision::Blocked(why) => Some(("Blocked", why)),
@@ -923,6 +934,8 @@ async fn place_tenants(
                     tags.insert(instance, new_tags);
                 }
             }
+            // Tags are not watched: look again at once to see them (or soon, to retry).
+            recheck = Some(if failure.is_some() { RETRY_AFTER } else { AFTER_STEP });
             failure.map(|f| ("TaggingFailed", f))
         }
     };
@@ -944,6 +957,7 @@ async fn place_tenants(
             tracing::warn!(error = %e, tenant = %t.name_any(), "writing tenant status failed");
         }
     }
+    recheck
 }
 
 /// The policy of each kind the cluster decides with, as its status reports it.

@@ -199,7 +199,8 @@ async fn scaling_servers_in_drains_each_one_before_its_pod_goes_and_keeps_replic
     let before = segments(&ns.name, "sc").await;
     assert_eq!(before.len(), 4, "segments sit on every server: {before:?}");
     // Rebalances take a while, as in Pinot: the drain is visible in status.
-    slow_rebalances(&ns.name, "sc", 40).await;
+    // (One segment moves per 250 ms: the drain of a server spans the operator's rechecks.)
+    slow_rebalances(&ns.name, "sc", 250).await;
     reset_audit(&ns.name, "sc").await;
 
     set_servers(&ns.name, "sc", 2).await;
