@@ -32,11 +32,6 @@ pub fn cluster_selector(cluster: &str) -> BTreeMap<String, String> {
     BTreeMap::from([(LABEL_CLUSTER.to_string(), cluster.to_string())])
 }
 
-/// The label selector string for every object of one cluster the operator manages.
-pub fn cluster_selector_string(cluster: &str) -> String {
-    format!("{LABEL_CLUSTER}={cluster},{LABEL_MANAGED_BY}={MANAGED_BY}")
-}
-
 /// Labels that select the pods of one pool (immutable once a StatefulSet exists).
 pub fn pool_selector(cluster: &str, pool: &str) -> BTreeMap<String, String> {
     BTreeMap::from([(LABEL_CLUSTER.to_string(), cluster.to_string()), (LABEL_POOL.to_string(), pool.to_string())])
