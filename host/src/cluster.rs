@@ -74,15 +74,17 @@ const UPGRADE_RECHECK: Duration = Duration::from_secs(1);
 /// changes nothing the operator watches, and the next step may follow at once.
 const AFTER_STEP: Duration = Duration::from_millis(200);
 
-/// How long to wait before deciding again, while an upgrade is under way.
-fn upgrade_recheck(decision: &plan::UpgradeDecision) -> Option<Duration> {
+/// How long to wait before deciding again. A policy that waits while no upgrade is under way
+/// (`in_flight`: a pod is off its target revision, or an instance has its queries off) waits
+/// for pods to start or become ready, which the watches report: no need to look sooner. A
+/// StatefulSet that has not observed its spec yet reports that too.
+fn upgrade_recheck(decision: &plan::UpgradeDecision, in_flight: bool) -> Option<Duration> {
     match decision {
         plan::UpgradeDecision::Act(actions) if actions.is_empty() => None,
         plan::UpgradeDecision::Act(_) => Some(AFTER_STEP),
         plan::UpgradeDecision::Blocked(_) | plan::UpgradeDecision::Refused { .. } => Some(UPGRADE_RECHECK * 5),
-        plan::UpgradeDecision::Wait(_) | plan::UpgradeDecision::NotYet(_) | plan::UpgradeDecision::Queued(_) => {
-            Some(UPGRADE_RECHECK)
-        }
+        plan::UpgradeDecision::Queued(_) => Some(UPGRADE_RECHECK),
+        plan::UpgradeDecision::Wait(_) | plan::UpgradeDecision::NotYet(_) => in_flight.then_some(UPGRADE_RECHECK),
     }
 }
 
@@ -180,14 +182,23 @@ pub async fn run(
     // A reconcile writes the cluster's status, and the status is its own report: only changes
     // to its spec (generation), labels and annotations start another pass.
     let (reader, writer) = reflector::store();
+    let caches = Arc::new(cache::Caches::default());
+    let c = caches.clone();
     let cluster_events = watcher(clusters, watcher::Config::default())
         .default_backoff()
+        // A cluster that is gone needs no memory of what was built for it.
+        .inspect_ok(move |e| {
+            if let watcher::Event::Delete(cluster) = e
+                && let Some(uid) = cluster.uid()
+            {
+                c.built.forget(&uid);
+            }
+        })
         .reflect(writer)
         .applied_objects()
         .predicate_filter(|c: &PinotCluster| Some(cache::spec_and_metadata(c)), Default::default());
     let controller = Controller::for_stream(cluster_events, reader);
     let access = ControllerAccess::new(client.clone(), config.controllers.clone());
-    let caches = Arc::new(cache::Caches::default());
     let ctx = Arc::new(Context {
         client,
         recorder,
@@ -224,7 +235,10 @@ pub async fn run(
     // Every watch both triggers reconciles and fills the caches a pass observes from (see
     // `cache.rs`).
     let c = caches.clone();
-    let statefulsets = follow(watcher(statefulsets, ours.clone()), move |e| c.statefulsets.apply(e));
+    let statefulsets = follow(watcher(statefulsets, ours.clone()), move |e| {
+        forget_deleted(&c.applied, e);
+        c.statefulsets.apply(e)
+    });
     let c = caches.clone();
     let configmaps = follow(watcher(configmaps, ours.clone()), move |e| {
         forget_deleted(&c.applied, e);
@@ -454,7 +468,7 @@ async fn reconcile_pass(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result
         observed.statefulsets.get(pool).and_then(|s| s.spec.as_ref()).and_then(|s| s.replicas).map(|r| r.max(0) as u32)
     };
     // Without a decision a pool keeps the pods it has (a new pool starts with none).
-    let replicas = plan
+    let replicas: std::collections::BTreeMap<String, i32> = plan
         .pools
         .iter()
         .map(|p| {
@@ -481,9 +495,21 @@ async fn reconcile_pass(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result
             keep_pools.push(pool);
         }
     }
-    let build_ctx = BuildContext { owner, pdb_version: ctx.apis.pdb_version, replicas };
-    let desired = build_cluster(&valid, &plan.pools, &build_ctx);
     let owner_uid = cluster.uid().ok_or(Error::MissingObjectKey)?;
+    // What the objects are built from besides the cluster's uid: its spec (generation) and
+    // metadata, the pools planned and their replicas.
+    let inputs = {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::hash::DefaultHasher::new();
+        cache::spec_and_metadata(cluster.as_ref()).hash(&mut hasher);
+        plan.pools.iter().map(|p| &p.name).collect::<Vec<_>>().hash(&mut hasher);
+        replicas.hash(&mut hasher);
+        ctx.apis.pdb_version.api_version().hash(&mut hasher);
+        hasher.finish()
+    };
+    let desired = ctx.caches.built.get_or_build(&owner_uid, inputs, || {
+        build_cluster(&valid, &plan.pools, &BuildContext { owner, pdb_version: ctx.apis.pdb_version, replicas })
+    });
     let spec_pools: std::collections::BTreeSet<&str> = keep_pools.into_iter().collect();
     // Mid-upgrade a pass usually starts because a restarted pod became ready, and every
     // StatefulSet already has the pod template this pass would apply: then the upgrade step
@@ -491,7 +517,7 @@ async fn reconcile_pass(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result
     // for the apply's round trips. Otherwise the policy decides after the apply, and not at
     // all when the apply changed a StatefulSet: the next pass (its status change triggers one)
     // decides from the new revisions.
-    let (early, early_failure) = if apply::templates_current(&desired, &observed) {
+    let (early, early_failure) = if apply::templates_current(&ctx.caches.applied, &desired, &observed) {
         upgrade_step(&ctx, &cluster, &valid, &observed, &pod_instances, &pinot).await
     } else {
         (None, None)
@@ -595,11 +621,19 @@ async fn reconcile_pass(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result
     };
     // Upgrading: some pod is not on its pool's target revision and the policy is working on it
     // (not merely waiting for a slot).
-    let upgrading = observed.pods.iter().any(|(pool, pods)| {
+    let off_target = observed.pods.iter().any(|(pool, pods)| {
         let target =
             observed.statefulsets.get(pool).and_then(|s| s.status.as_ref()).and_then(|s| s.update_revision.as_deref());
         pods.iter().any(|p| target.is_some_and(|t| observe::pod_revision(p) != Some(t)))
-    }) && !matches!(&upgrade, Some((_, plan::UpgradeDecision::Queued(_))));
+    });
+    let upgrading = off_target && !matches!(&upgrade, Some((_, plan::UpgradeDecision::Queued(_))));
+    // An upgrade is under way while a pod is off its target revision or an instance still has
+    // its queries off; otherwise a waiting policy waits for pods (watched), not for Pinot.
+    let queries_off = match &observed.pinot {
+        observe::PinotObservation::Reachable { details, .. } => details.values().any(|i| i.queries_disabled),
+        _ => false,
+    };
+    let upgrade_in_flight = off_target || queries_off;
     let progress = match (plan.install_wait.clone(), upgrade_progress) {
         (Some(a), Some(b)) => Some(format!("{a}; {b}")),
         (a, b) => a.or(b),
@@ -632,7 +666,7 @@ async fn reconcile_pass(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result
     let rechecks = [
         (!report.failed.is_empty() || !leaving_failures.is_empty()).then_some(RETRY_AFTER),
         status::pinot_lags(&status).then_some(PINOT_RECHECK),
-        upgrade.as_ref().and_then(|(_, d)| upgrade_recheck(d)),
+        upgrade.as_ref().and_then(|(_, d)| upgrade_recheck(d, upgrade_in_flight)),
         // Segments move and instances leave without an event the operator watches.
         status
             .conditions
@@ -647,7 +681,9 @@ async fn reconcile_pass(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result
         tenants_recheck,
         (!policies_ready).then_some(POLICY_RECHECK),
     ];
-    Ok(rechecks.into_iter().flatten().min().map_or_else(Action::await_change, Action::requeue))
+    let next = rechecks.into_iter().flatten().min();
+    tracing::debug!(?next, applied = report.created.len() + report.updated.len(), "pass done");
+    Ok(next.map_or_else(Action::await_change, Action::requeue))
 }
 
 /// A cluster's phase for the metrics: what its conditions say first.

@@ -128,7 +128,25 @@ async fn service_account_kubeconfig(client: &kube::Client, ns: &str) -> PathBuf 
     path
 }
 
-fn start_operator(kubeconfig: &Path, ns: &str) -> Child {
+/// The sum of a counter over all its label sets in the operator's `/metrics`.
+async fn counter(metrics_addr: &str, name: &str) -> f64 {
+    let text = match reqwest::get(format!("http://{metrics_addr}/metrics")).await {
+        Ok(response) => response.text().await.unwrap_or_default(),
+        Err(_) => return f64::NAN,
+    };
+    text.lines()
+        .filter(|l| l.strip_prefix(name).is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' ')))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
+}
+
+/// A free local port for the operator's metrics.
+fn metrics_addr() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().to_string()
+}
+
+fn start_operator(kubeconfig: &Path, ns: &str, metrics_addr: &str) -> Child {
     // Its own target directory: built with the bench's features, the shared dependencies would
     // be rebuilt on every run, once for the bench and once for the operator.
     let target = repo_root().join("target/bench-operator");
@@ -139,7 +157,7 @@ fn start_operator(kubeconfig: &Path, ns: &str) -> Child {
         .unwrap();
     assert!(status.success(), "building the release operator");
     Command::new(target.join("release/pinot-operator"))
-        .args(["run", "--kubeconfig", kubeconfig.to_str().unwrap(), "--namespace", ns, "--metrics-addr", "off"])
+        .args(["run", "--kubeconfig", kubeconfig.to_str().unwrap(), "--namespace", ns, "--metrics-addr", metrics_addr])
         .env("PINOT_CONTROLLER_URL_TEMPLATE", controller_url_template())
         .env("RUST_LOG", std::env::var("PINOT_BENCH_OPERATOR_LOG").unwrap_or_else(|_| "warn".into()))
         // Its log, for a look at what it did (`PINOT_BENCH_OPERATOR_LOG` sets the filter).
@@ -170,7 +188,8 @@ async fn main() {
     let client = test_client().await;
     let ns = TestNamespace::create(&client, "bench-scale").await;
     let kubeconfig = service_account_kubeconfig(&client, &ns.name).await;
-    let mut operator = start_operator(&kubeconfig, &ns.name);
+    let metrics = metrics_addr();
+    let mut operator = start_operator(&kubeconfig, &ns.name, &metrics);
     let pid = operator.id();
     let user = format!("system:serviceaccount:{}:pinot-operator", ns.name);
     let audit_log = kubeconfig_path().parent().unwrap().join("logs/audit.log");
@@ -203,11 +222,15 @@ async fn main() {
     }
     let converged = start.elapsed();
     let (cpu_converged, rss_converged) = usage(pid);
+    let passes = counter(&metrics, "pinot_operator_reconciles_total").await;
+    let pinot_calls = counter(&metrics, "pinot_operator_pinot_requests_total").await;
 
     let quiet_from = Timestamp::now();
     let (cpu_quiet_start, _) = usage(pid);
     tokio::time::sleep(quiet).await;
     let (cpu_quiet_end, rss_peak) = usage(pid);
+    let quiet_passes = counter(&metrics, "pinot_operator_reconciles_total").await - passes;
+    let quiet_pinot_calls = counter(&metrics, "pinot_operator_pinot_requests_total").await - pinot_calls;
     let quiet_until = Timestamp::now();
     // The audit log is written a moment after each request.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -246,6 +269,12 @@ async fn main() {
     println!(
         "| operator API requests to converge | {} | — |",
         requests.iter().filter(|(at, _)| *at < quiet_from).count()
+    );
+    println!("| reconciles to converge | {passes} ({:.1} per cluster) | — |", passes / n as f64);
+    println!("| Pinot API calls to converge | {pinot_calls} ({:.1} per cluster) | — |", pinot_calls / n as f64);
+    println!(
+        "| reconciles and Pinot API calls once quiet | {quiet_passes} and {quiet_pinot_calls} in {} s | no polling |",
+        quiet.as_secs()
     );
     kubectl(&["delete", "clusterrolebinding", &format!("pinot-operator-{}", ns.name)]).await;
     kubectl(&["delete", "clusterrole", &format!("pinot-operator-{}", ns.name)]).await;

@@ -13,7 +13,7 @@ use kube::{
 
 use super::{
     build::{ChildObject, DesiredObjects},
-    cache::{AppliedChildren, applied_version, digest},
+    cache::{AppliedChildren, applied_version},
     observe::ObservedCluster,
 };
 use crate::{
@@ -56,29 +56,27 @@ pub async fn apply(
     let params = PatchParams::apply(FIELD_MANAGER).force();
     // Only what changed since the operator last applied it (see `AppliedChildren`): a pass
     // that changes nothing writes nothing.
-    let due: Vec<(&ChildObject, u64)> = desired
+    let due: Vec<&ChildObject> = desired
         .objects
         .iter()
-        .map(|object| (object, digest(&object.object)))
-        .filter(|(object, digest)| {
-            let live = observed.child(object.kind, &object.name);
-            let unchanged =
-                live.is_some_and(|l| l.uid.as_deref().is_some_and(|uid| applied.unchanged(uid, &l.applied_version, *digest)));
+        .filter(|object| {
+            let unchanged = unchanged_since_applied(applied, object, observed);
             if !unchanged {
-                tracing::debug!(kind = object.kind.as_str(), name = %object.name, version = ?live.map(|l| &l.applied_version), digest, "applying");
+                let version = observed.child(object.kind, &object.name).map(|l| &l.applied_version);
+                tracing::debug!(kind = object.kind.as_str(), name = %object.name, ?version, digest = object.digest, "applying");
             }
             !unchanged
         })
         .collect();
     // Several applies at once (their round trips add up), in order of the results.
-    let applies: Vec<_> = due.iter().map(|(object, _)| apply_one(client, apis, namespace, object, &params)).collect();
+    let applies: Vec<_> = due.iter().map(|object| apply_one(client, apis, namespace, object, &params)).collect();
     let results: Vec<_> = futures::stream::iter(applies).buffered(APPLY_CONCURRENCY).collect().await;
-    for ((object, digest), result) in due.into_iter().zip(results) {
+    for (object, result) in due.into_iter().zip(results) {
         match result {
             Ok(meta) => {
                 let uid = meta.uid.clone().unwrap_or_default();
                 let known = applied.knows(&uid);
-                applied.remember(uid, applied_version(&meta), digest);
+                applied.remember(uid, applied_version(&meta), object.digest);
                 match observed.child(object.kind, &object.name) {
                     // Not seen yet, but applied before: the watch has not caught up.
                     None if known => {}
@@ -136,10 +134,21 @@ async fn apply_one(
     Ok(applied.metadata)
 }
 
+/// Whether the live child is the one the operator applied from this very desired object, and
+/// nobody has changed it since.
+fn unchanged_since_applied(applied: &AppliedChildren, object: &ChildObject, observed: &ObservedCluster) -> bool {
+    let live = observed.child(object.kind, &object.name);
+    live.is_some_and(|l| l.uid.as_deref().is_some_and(|uid| applied.unchanged(uid, &l.applied_version, object.digest)))
+}
+
 /// Whether every StatefulSet this pass would apply exists already with the pod template it
 /// would get (Kubernetes' defaults aside), so that applying cannot start a new revision.
-pub fn templates_current(desired: &DesiredObjects, observed: &ObservedCluster) -> bool {
+pub fn templates_current(applied: &AppliedChildren, desired: &DesiredObjects, observed: &ObservedCluster) -> bool {
     desired.objects.iter().filter(|o| o.kind == ChildKind::StatefulSet).all(|o| {
+        // Applied from this object and unchanged since: its template is this one's.
+        if unchanged_since_applied(applied, o, observed) {
+            return true;
+        }
         let live = o.pool.as_ref().and_then(|pool| observed.statefulsets.get(pool));
         let live = live.and_then(|sts| sts.spec.as_ref()).and_then(|spec| serde_json::to_value(&spec.template).ok());
         live.is_some_and(|live| covers(&live, &o.object["spec"]["template"]))
@@ -180,7 +189,8 @@ mod tests {
         let desired = build_cluster(&valid, &pools, &ctx);
         let mut observed = ObservedCluster::default();
         // Nothing exists yet.
-        assert!(!templates_current(&desired, &observed));
+        let applied = AppliedChildren::default();
+        assert!(!templates_current(&applied, &desired, &observed));
         // Every StatefulSet as the apiserver returns it: what was applied plus defaults.
         for object in desired.objects.iter().filter(|o| o.kind == ChildKind::StatefulSet) {
             let mut live = object.object.clone();
@@ -189,11 +199,11 @@ mod tests {
             let sts: StatefulSet = serde_json::from_value(live).unwrap();
             observed.statefulsets.insert(object.pool.clone().unwrap(), sts);
         }
-        assert!(templates_current(&desired, &observed));
+        assert!(templates_current(&applied, &desired, &observed));
         // One pool's template differs (a new image, or someone edited it): apply first.
         let (pool, sts) = observed.statefulsets.iter_mut().next().unwrap();
         let pool = pool.clone();
         sts.spec.as_mut().unwrap().template.spec.as_mut().unwrap().containers[0].image = Some("other:1".into());
-        assert!(!templates_current(&desired, &observed), "pool {pool} differs");
+        assert!(!templates_current(&applied, &desired, &observed), "pool {pool} differs");
     }
 }

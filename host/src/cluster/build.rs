@@ -45,6 +45,15 @@ pub struct ChildObject {
     /// The pool it belongs to; `None` for cluster-wide objects.
     pub pool: Option<String>,
     pub object: serde_json::Value,
+    /// A digest of `object` (`cache::digest`), to tell whether it changed since it was applied.
+    pub digest: u64,
+}
+
+impl ChildObject {
+    pub fn new(kind: ChildKind, name: String, pool: Option<String>, object: serde_json::Value) -> Self {
+        let digest = crate::cluster::cache::digest(&object);
+        Self { kind, name, pool, object, digest }
+    }
 }
 
 /// Everything one cluster should have, in the order it is applied (configuration and
@@ -102,12 +111,12 @@ pub fn build_cluster(cluster: &ValidCluster, pools: &[&ValidPool], ctx: &BuildCo
         objects.push(child(ChildKind::StatefulSet, Some(pool), build_pool_statefulset(cluster, pool, &digest, ctx)));
         let mut pdb = to_json(&build_pool_pdb(cluster, pool, ctx));
         pdb["apiVersion"] = ctx.pdb_version.api_version().into();
-        objects.push(ChildObject {
-            kind: ChildKind::PodDisruptionBudget,
-            name: statefulset_name(&cluster.name, &pool.name),
-            pool: Some(pool.name.clone()),
-            object: pdb,
-        });
+        objects.push(ChildObject::new(
+            ChildKind::PodDisruptionBudget,
+            statefulset_name(&cluster.name, &pool.name),
+            Some(pool.name.clone()),
+            pdb,
+        ));
     }
     DesiredObjects { objects }
 }
@@ -118,7 +127,7 @@ fn child<K: Serialize + kube::Resource<DynamicType = ()>>(
     obj: K,
 ) -> ChildObject {
     let name = obj.meta().name.clone().unwrap_or_default();
-    ChildObject { kind, name, pool: pool.map(|p| p.name.clone()), object: to_json(&obj) }
+    ChildObject::new(kind, name, pool.map(|p| p.name.clone()), to_json(&obj))
 }
 
 /// Serialises a typed object with its `apiVersion` and `kind`, as server-side apply needs.

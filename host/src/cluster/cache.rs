@@ -25,7 +25,10 @@ use kube::{
 };
 use pinot_crds::PinotTenant;
 
-use crate::children::{ChildKind, LABEL_CLUSTER};
+use crate::{
+    children::{ChildKind, LABEL_CLUSTER},
+    cluster::build::DesiredObjects,
+};
 
 /// A namespace and the name of a PinotCluster in it.
 pub type ClusterKey = (String, String);
@@ -147,6 +150,8 @@ pub struct Caches {
     pub tenants: Grouped<PinotTenant>,
     /// What the operator last applied to each child, by the child's uid.
     pub applied: AppliedChildren,
+    /// What was last built for each cluster.
+    pub built: BuiltObjects,
 }
 
 impl Default for Caches {
@@ -155,7 +160,9 @@ impl Default for Caches {
             o.labels().get(LABEL_CLUSTER).cloned()
         }
         Self {
-            statefulsets: Grouped::new(labelled),
+            // The StatefulSet controller counts ready and available pods in the status; the
+            // pods themselves are watched.
+            statefulsets: Grouped::new(labelled).with_fingerprint(statefulset_fingerprint),
             pods: Grouped::new(labelled),
             configmaps: Grouped::new(labelled),
             services: Grouped::new(labelled),
@@ -165,6 +172,7 @@ impl Default for Caches {
             // The cluster's reconcile writes its tenants' status itself.
             tenants: Grouped::new(|t: &PinotTenant| Some(t.spec.cluster.clone())).with_fingerprint(spec_and_metadata),
             applied: AppliedChildren::default(),
+            built: BuiltObjects::default(),
         }
     }
 }
@@ -222,6 +230,31 @@ impl AppliedChildren {
     }
 }
 
+/// The objects last built for each cluster (by the PinotCluster's uid) and a digest of what they
+/// were built from: a pass with the same inputs (most passes: a pod became ready) reuses them
+/// instead of building, serializing and digesting every object again.
+#[derive(Default)]
+pub struct BuiltObjects {
+    by_cluster: std::sync::Mutex<HashMap<String, (u64, Arc<DesiredObjects>)>>,
+}
+
+impl BuiltObjects {
+    pub fn get_or_build(&self, uid: &str, inputs: u64, build: impl FnOnce() -> DesiredObjects) -> Arc<DesiredObjects> {
+        if let Some((built_from, objects)) = self.by_cluster.lock().expect("built lock poisoned").get(uid)
+            && *built_from == inputs
+        {
+            return objects.clone();
+        }
+        let objects = Arc::new(build());
+        self.by_cluster.lock().expect("built lock poisoned").insert(uid.to_string(), (inputs, objects.clone()));
+        objects
+    }
+
+    pub fn forget(&self, uid: &str) {
+        self.by_cluster.lock().expect("built lock poisoned").remove(uid);
+    }
+}
+
 /// A digest of a desired object, to tell whether it changed since it was last applied.
 pub fn digest(object: &serde_json::Value) -> u64 {
     use std::hash::Hasher;
@@ -245,6 +278,20 @@ pub fn digest(object: &serde_json::Value) -> u64 {
 /// generation; labels, annotations, deletion), not of what controllers report in its status.
 pub fn spec_and_metadata<K: Resource>(object: &K) -> u64 {
     metadata_fingerprint(object.meta())
+}
+
+/// What of a StatefulSet a pass reads: its spec and metadata, and of its status the revisions,
+/// the generation observed and how many pods are updated; not the counts of ready, available
+/// or current pods, which follow the pods (watched themselves) a moment later.
+pub fn statefulset_fingerprint(sts: &StatefulSet) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    metadata_fingerprint(&sts.metadata).hash(&mut hasher);
+    if let Some(status) = &sts.status {
+        (&status.observed_generation, &status.update_revision, &status.current_revision, &status.updated_replicas)
+            .hash(&mut hasher);
+    }
+    hasher.finish()
 }
 
 fn metadata_fingerprint(meta: &ObjectMeta) -> u64 {
@@ -348,6 +395,28 @@ mod tests {
         assert!(g.apply(&Event::Apply(status_only.clone())), "an annotation changed");
         assert!(g.apply(&Event::Delete(status_only)), "a delete always matters");
         assert!(grouped().apply(&Event::Apply(cm("new", Some("a")))), "without a fingerprint every change matters");
+    }
+
+    #[test]
+    fn pod_counts_in_a_statefulsets_status_trigger_nothing_its_revisions_do() {
+        use k8s_openapi::api::apps::v1::StatefulSetStatus;
+        let g: Grouped<StatefulSet> = Grouped::new(|_| Some("a".into())).with_fingerprint(statefulset_fingerprint);
+        let sts = |ready: i32, update_revision: &str| StatefulSet {
+            metadata: ObjectMeta { name: Some("a-server".into()), namespace: Some("ns".into()), ..Default::default() },
+            status: Some(StatefulSetStatus {
+                ready_replicas: Some(ready),
+                available_replicas: Some(ready),
+                update_revision: Some(update_revision.into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        g.apply(&Event::Init);
+        g.apply(&Event::InitApply(sts(0, "r1")));
+        g.apply(&Event::InitDone);
+        assert!(!g.apply(&Event::Apply(sts(1, "r1"))), "a pod became ready: the pod's own event told");
+        assert_eq!(g.of("ns", "a")[0].status.as_ref().unwrap().ready_replicas, Some(1), "the cache has it still");
+        assert!(g.apply(&Event::Apply(sts(1, "r2"))), "a new update revision");
     }
 
     #[test]
