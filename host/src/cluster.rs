@@ -114,7 +114,14 @@ pub struct ControllerConfig {
     /// edge), so that a burst of them (a pod turning ready, its StatefulSet's and PDB's status
     /// following) costs one pass instead of several.
     pub debounce: Duration,
+    /// How many clusters are reconciled at the same time (0: no limit). Bounds the memory and
+    /// the policy instances a burst of changes takes; a pass waiting for an unreachable Pinot
+    /// controller holds one of them for up to its timeout.
+    pub concurrency: u16,
 }
+
+/// The default of `ControllerConfig::concurrency` (`--max-concurrent-reconciles`).
+pub const DEFAULT_CONCURRENCY: u16 = 64;
 
 /// The only state shared between reconciles: clients and settings, never cluster state.
 pub struct Context {
@@ -128,6 +135,17 @@ pub struct Context {
     pub clusters: Store<PinotCluster>,
     /// Every cluster's children, pods and PinotTenants as the watches see them.
     pub caches: Arc<cache::Caches>,
+    /// Policy decisions running at once: each takes a blocking thread and a pooled instance.
+    pub decisions: tokio::sync::Semaphore,
+}
+
+impl Context {
+    /// Runs a policy decision on a blocking thread, at most `PARALLEL_DECISIONS` at a time (a
+    /// burst of reconciles would otherwise take a thread each and exhaust the instance pool).
+    async fn decide<T: Send + 'static>(&self, decide: impl FnOnce() -> T + Send + 'static) -> Result<T, String> {
+        let _permit = self.decisions.acquire().await.map_err(|e| e.to_string())?;
+        tokio::task::spawn_blocking(decide).await.map_err(|e| e.to_string())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -208,6 +226,7 @@ pub async fn run(
         max_concurrent_upgrades: config.max_concurrent_upgrades,
         clusters: controller.store(),
         caches: caches.clone(),
+        decisions: tokio::sync::Semaphore::new(crate::policy::runtime::PARALLEL_DECISIONS),
     });
 
     let store = controller.store();
@@ -270,7 +289,9 @@ pub async fn run(
         // A PinotTenant is placed by its cluster's reconcile.
         .watches_stream(tenants, |t: PinotTenant| Some(ObjectRef::new(&t.spec.cluster).within(t.namespace()?.as_str())))
         .graceful_shutdown_on(shutdown)
-        .with_config(kube::runtime::controller::Config::default().debounce(config.debounce))
+        .with_config(
+            kube::runtime::controller::Config::default().debounce(config.debounce).concurrency(config.concurrency),
+        )
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
             match result {
@@ -765,8 +786,7 @@ async fn decide_upgrade(
     let name = policy_label(chosen, &active.policy.info);
     let drains = valid.pools.iter().map(|p| (p.name.clone(), p.drain_seconds)).collect();
     let (registry, observed) = (ctx.registry.clone(), observed.clone());
-    let decision =
-        tokio::task::spawn_blocking(move || plan::decide_upgrade(&registry, &active, &state, &observed, &drains)).await;
+    let decision = ctx.decide(move || plan::decide_upgrade(&registry, &active, &state, &observed, &drains)).await;
     let decision = decision.unwrap_or_else(|e| plan::UpgradeDecision::Refused {
         reason: "PolicyFailed",
         message: format!("upgrade policy {name}: the decision panicked: {e}"),
@@ -830,7 +850,8 @@ async fn scaling_step(
     let name = policy_label(chosen, &active.policy.info);
     let registry = ctx.registry.clone();
     let decision_state = state.clone();
-    let decision = tokio::task::spawn_blocking(move || scaling::decide(&registry, &active, &decision_state, reachable))
+    let decision = ctx
+        .decide(move || scaling::decide(&registry, &active, &decision_state, reachable))
         .await
         .unwrap_or_else(|e| scaling::ScalingDecision::Refused {
             reason: "PolicyFailed",
@@ -942,7 +963,8 @@ async fn place_tenants(
     };
     let registry = ctx.registry.clone();
     let decision_state = state.clone();
-    let decision = tokio::task::spawn_blocking(move || tenants::decide(&registry, &active, &decision_state))
+    let decision = ctx
+        .decide(move || tenants::decide(&registry, &active, &decision_state))
         .await
         .unwrap_or_else(|e| tenants::TenantDecision::Refused(format!("the tenant policy's decision panicked: {e}")));
     let mut tags: std::collections::BTreeMap<String, Vec<String>> = state

@@ -2,11 +2,6 @@
 
 use std::{path::PathBuf, sync::Arc};
 
-/// glibc's malloc spent a third of the operator's CPU time in the scale benchmark (many small
-/// allocations of Kubernetes objects and JSON values); mimalloc spends much less.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use pinot_operator::{
@@ -74,6 +69,10 @@ enum Command {
         /// Each upgrade step waits this much longer; 0 turns it off.
         #[arg(long, env = "PINOT_RECONCILE_DEBOUNCE_MS", default_value_t = 250)]
         reconcile_debounce_ms: u64,
+        /// How many PinotClusters are reconciled at the same time (0: no limit). A pass that
+        /// waits for an unreachable Pinot controller holds a slot for up to 10 s.
+        #[arg(long, env = "PINOT_MAX_CONCURRENT_RECONCILES", default_value_t = pinot_operator::cluster::DEFAULT_CONCURRENCY)]
+        max_concurrent_reconciles: u16,
         /// Log as JSON lines.
         #[arg(long, env = "PINOT_OPERATOR_LOG_JSON")]
         log_json: bool,
@@ -142,6 +141,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             max_concurrent_upgrades,
             drift_check_interval_seconds,
             reconcile_debounce_ms,
+            max_concurrent_reconciles,
             log_json,
             metrics_addr,
             leader_elect,
@@ -170,6 +170,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 max_concurrent_upgrades,
                 drift_interval: std::time::Duration::from_secs(drift_check_interval_seconds.max(1)),
                 debounce: std::time::Duration::from_millis(reconcile_debounce_ms),
+                concurrency: max_concurrent_reconciles,
             };
             if leader_elect {
                 let namespace = leader_election_namespace

@@ -253,6 +253,7 @@ impl OperatorHandle {
             max_concurrent_upgrades,
             drift_interval: TEST_DRIFT_INTERVAL,
             debounce: pinot_operator::cluster::DEFAULT_DEBOUNCE,
+            concurrency: pinot_operator::cluster::DEFAULT_CONCURRENCY,
         };
         let client = client.clone();
         let task = tokio::spawn(async move {

@@ -151,7 +151,7 @@ pub fn templates_current(applied: &AppliedChildren, desired: &DesiredObjects, ob
         }
         let live = o.pool.as_ref().and_then(|pool| observed.statefulsets.get(pool));
         let live = live.and_then(|sts| sts.spec.as_ref()).and_then(|spec| serde_json::to_value(&spec.template).ok());
-        live.is_some_and(|live| covers(&live, &o.object["spec"]["template"]))
+        live.is_some_and(|live| covers(&live, &o.value()["spec"]["template"]))
     })
 }
 
@@ -193,7 +193,7 @@ mod tests {
         assert!(!templates_current(&applied, &desired, &observed));
         // Every StatefulSet as the apiserver returns it: what was applied plus defaults.
         for object in desired.objects.iter().filter(|o| o.kind == ChildKind::StatefulSet) {
-            let mut live = object.object.clone();
+            let mut live = object.value();
             live["spec"]["template"]["spec"]["dnsPolicy"] = "ClusterFirst".into();
             live["spec"]["template"]["spec"]["containers"][0]["terminationMessagePath"] = "/dev/termination-log".into();
             let sts: StatefulSet = serde_json::from_value(live).unwrap();

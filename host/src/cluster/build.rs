@@ -37,22 +37,42 @@ use crate::{
 const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
 const HOSTNAME_LABEL: &str = "kubernetes.io/hostname";
 
-/// One object to apply, already serialised with its `apiVersion` and `kind`.
-#[derive(Clone, Debug, PartialEq)]
+/// One object to apply, already serialised with its `apiVersion` and `kind`: as JSON text,
+/// which is what an apply sends and a fraction of the memory of a `serde_json::Value` (the
+/// operator keeps every cluster's last build, see `cache::BuiltObjects`).
+#[derive(Clone, Debug)]
 pub struct ChildObject {
     pub kind: ChildKind,
     pub name: String,
     /// The pool it belongs to; `None` for cluster-wide objects.
     pub pool: Option<String>,
-    pub object: serde_json::Value,
-    /// A digest of `object` (`cache::digest`), to tell whether it changed since it was applied.
+    pub object: Box<serde_json::value::RawValue>,
+    /// A digest of `object`, to tell whether it changed since it was applied.
     pub digest: u64,
+}
+
+impl PartialEq for ChildObject {
+    fn eq(&self, other: &Self) -> bool {
+        (self.kind, &self.name, &self.pool, self.object.get())
+            == (other.kind, &other.name, &other.pool, other.object.get())
+    }
 }
 
 impl ChildObject {
     pub fn new(kind: ChildKind, name: String, pool: Option<String>, object: serde_json::Value) -> Self {
-        let digest = crate::cluster::cache::digest(&object);
+        let object = serde_json::value::to_raw_value(&object).expect("a JSON value serializes");
+        let digest = {
+            use std::hash::{Hash, Hasher};
+            let mut hasher = std::hash::DefaultHasher::new();
+            object.get().hash(&mut hasher);
+            hasher.finish()
+        };
         Self { kind, name, pool, object, digest }
+    }
+
+    /// The object as a JSON value, to look into.
+    pub fn value(&self) -> serde_json::Value {
+        serde_json::from_str(self.object.get()).expect("built from a JSON value")
     }
 }
 
@@ -508,14 +528,15 @@ mod tests {
         assert_eq!(count(ChildKind::PodDisruptionBudget), 6);
         assert_eq!(count(ChildKind::Service), 6 + 2, "a headless Service per pool, controller and broker Services");
         for o in &desired.objects {
-            assert_eq!(o.object["metadata"]["ownerReferences"][0]["uid"], "uid-1", "{} {}", o.kind.as_str(), o.name);
-            assert_eq!(o.object["metadata"]["namespace"], "analytics-ns");
-            assert_eq!(o.object["metadata"]["labels"]["app.kubernetes.io/managed-by"], "pinot-operator");
-            assert_eq!(o.object["metadata"]["labels"]["pinot.controlplane.dev/cluster"], "analytics");
-            assert!(o.object["apiVersion"].is_string() && o.object["kind"].is_string());
+            let object = o.value();
+            assert_eq!(object["metadata"]["ownerReferences"][0]["uid"], "uid-1", "{} {}", o.kind.as_str(), o.name);
+            assert_eq!(object["metadata"]["namespace"], "analytics-ns");
+            assert_eq!(object["metadata"]["labels"]["app.kubernetes.io/managed-by"], "pinot-operator");
+            assert_eq!(object["metadata"]["labels"]["pinot.controlplane.dev/cluster"], "analytics");
+            assert!(object["apiVersion"].is_string() && object["kind"].is_string());
         }
         let pdb = desired.objects.iter().find(|o| o.kind == ChildKind::PodDisruptionBudget).unwrap();
-        assert_eq!(pdb.object["apiVersion"], "policy/v1beta1");
+        assert_eq!(pdb.value()["apiVersion"], "policy/v1beta1");
         assert!(desired.contains(ChildKind::Service, "analytics-controller"));
         assert!(desired.contains(ChildKind::Service, "analytics-broker"));
     }

@@ -255,25 +255,6 @@ impl BuiltObjects {
     }
 }
 
-/// A digest of a desired object, to tell whether it changed since it was last applied.
-pub fn digest(object: &serde_json::Value) -> u64 {
-    use std::hash::Hasher;
-    /// Feeds the serialized object to the hasher without building the string.
-    struct Feed(std::hash::DefaultHasher);
-    impl std::io::Write for Feed {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.write(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut feed = Feed(std::hash::DefaultHasher::new());
-    serde_json::to_writer(&mut feed, object).expect("a JSON value serializes");
-    feed.0.finish()
-}
-
 /// A fingerprint of what a user or the operator sets on an object (its spec, through the
 /// generation; labels, annotations, deletion), not of what controllers report in its status.
 pub fn spec_and_metadata<K: Resource>(object: &K) -> u64 {

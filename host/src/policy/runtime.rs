@@ -9,7 +9,7 @@ use std::{
     fmt,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     time::Duration,
 };
@@ -29,6 +29,10 @@ use super::{
 /// Instances that can exist at once (decisions running in parallel); a decision beyond that
 /// fails with an error and is retried by its reconcile.
 const POOLED_INSTANCES: u32 = 32;
+
+/// Decisions the operator runs at once, well within the pool (a reload's checks and `policy
+/// test` take instances too).
+pub const PARALLEL_DECISIONS: usize = POOLED_INSTANCES as usize / 2;
 
 /// How much of a used instance's memory is reset in place rather than unmapped.
 const KEEP_RESIDENT: usize = 4 << 20;
@@ -140,6 +144,54 @@ pub struct PluginState {
     memory_limit: usize,
     memory_exceeded: bool,
     plugin: Arc<str>,
+    /// Keeps the epoch ticking while this store exists.
+    _ticking: Ticking,
+}
+
+/// Advances the engine's epoch every `EPOCH_TICK` while some store exists (a decision, a
+/// module's check) and sleeps otherwise: an idle operator takes no wake-ups for it.
+struct Ticker {
+    running: AtomicUsize,
+    stop: AtomicBool,
+    thread: std::sync::OnceLock<std::thread::Thread>,
+}
+
+impl Ticker {
+    fn start(engine: Engine) -> std::io::Result<Arc<Self>> {
+        let ticker =
+            Arc::new(Self { running: AtomicUsize::new(0), stop: AtomicBool::new(false), thread: Default::default() });
+        let t = ticker.clone();
+        let handle = std::thread::Builder::new().name("policy-epoch".into()).spawn(move || {
+            while !t.stop.load(Ordering::Relaxed) {
+                if t.running.load(Ordering::Acquire) == 0 {
+                    // Woken by the next store (or to stop); the timeout is only a safety net.
+                    std::thread::park_timeout(Duration::from_secs(1));
+                    continue;
+                }
+                std::thread::sleep(EPOCH_TICK);
+                engine.increment_epoch();
+            }
+        })?;
+        let _ = ticker.thread.set(handle.thread().clone());
+        Ok(ticker)
+    }
+
+    fn ticking(self: &Arc<Self>) -> Ticking {
+        if self.running.fetch_add(1, Ordering::AcqRel) == 0
+            && let Some(thread) = self.thread.get()
+        {
+            thread.unpark();
+        }
+        Ticking(self.clone())
+    }
+}
+
+struct Ticking(Arc<Ticker>);
+
+impl Drop for Ticking {
+    fn drop(&mut self) {
+        self.0.running.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl WasiView for PluginState {
@@ -275,7 +327,7 @@ struct EngineInner {
     engine: Engine,
     linker: Linker<PluginState>,
     limits: PolicyLimits,
-    stop_ticker: Arc<AtomicBool>,
+    ticker: Arc<Ticker>,
     /// Compiled components by digest: the same bytes are compiled once.
     compiled: Mutex<HashMap<String, Component>>,
     /// Where compiled components are kept across restarts, if anywhere (see [`DiskCache`]).
@@ -368,7 +420,10 @@ impl DiskCache {
 
 impl Drop for EngineInner {
     fn drop(&mut self) {
-        self.stop_ticker.store(true, Ordering::Relaxed);
+        self.ticker.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.ticker.thread.get() {
+            thread.unpark();
+        }
     }
 }
 
@@ -415,16 +470,7 @@ impl PolicyEngine {
         host::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)?;
         v2::host::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)?;
 
-        let stop_ticker = Arc::new(AtomicBool::new(false));
-        let (ticker_engine, stop) = (engine.clone(), stop_ticker.clone());
-        std::thread::Builder::new()
-            .name("policy-epoch".into())
-            .spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(EPOCH_TICK);
-                    ticker_engine.increment_epoch();
-                }
-            })
+        let ticker = Ticker::start(engine.clone())
             .map_err(|e| wasmtime::Error::msg(format!("starting the epoch ticker: {e}")))?;
         let disk = cache_dir.and_then(|root| match DiskCache::open(root, &engine) {
             Ok(cache) => {
@@ -436,9 +482,7 @@ impl PolicyEngine {
                 None
             }
         });
-        Ok(Self {
-            inner: Arc::new(EngineInner { engine, linker, limits, stop_ticker, compiled: Mutex::default(), disk }),
-        })
+        Ok(Self { inner: Arc::new(EngineInner { engine, linker, limits, ticker, compiled: Mutex::default(), disk }) })
     }
 
     pub fn limits(&self) -> PolicyLimits {
@@ -543,6 +587,7 @@ impl PolicyEngine {
             memory_limit: self.inner.limits.memory_bytes,
             memory_exceeded: false,
             plugin: plugin.clone(),
+            _ticking: self.inner.ticker.ticking(),
         };
         let mut store = Store::new(&self.inner.engine, state);
         store.limiter(|s| s);
