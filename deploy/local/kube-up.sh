@@ -8,6 +8,8 @@
 #   PINOT_LOCAL_KUBE_DIR  state directory (default: <repo>/.local/kube)
 #   PINOT_LOCAL_KUBE_PORT apiserver port (default 16443); etcd uses 23790/23800
 #   PINOT_SIM_BIN         the simulated data plane binary (default: built with cargo)
+#   PINOT_SIM_NODES_PER_ZONE  simulated Nodes per zone, 110 pods each (default 2; the
+#                         1,000-cluster scale benchmark needs 4,000 pods: 13)
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -136,7 +138,7 @@ if [ -z "$SIM" ]; then
   SIM="$REPO/target/debug/pinot-sim"
 fi
 log "starting the simulated data plane (nodes in zone-a, zone-b, zone-c)"
-start data-plane "$SIM" data-plane --kubeconfig "$KUBECONFIG_OUT"
+start data-plane "$SIM" data-plane --kubeconfig "$KUBECONFIG_OUT" --nodes-per-zone "${PINOT_SIM_NODES_PER_ZONE:-2}"
 
 for i in $(seq 1 60); do
   n=$("$KUBECTL" --kubeconfig "$KUBECONFIG_OUT" get nodes --no-headers 2>/dev/null | grep -c " Ready" || true)

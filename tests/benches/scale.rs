@@ -186,6 +186,23 @@ async fn main() {
     let n = env_number("PINOT_BENCH_CLUSTERS", 1000);
     let quiet = Duration::from_secs(env_number("PINOT_BENCH_QUIET_SECONDS", 60));
     let client = test_client().await;
+    // Each cluster has 4 pods; the simulated Nodes hold 110 each.
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
+    let room: u64 = nodes
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .filter_map(|n| n.status.as_ref()?.allocatable.as_ref()?.get("pods")?.0.parse::<u64>().ok())
+        .sum();
+    assert!(
+        room >= 4 * n,
+        "{n} clusters need {} pods but the Nodes hold {room}: restart the local control plane with more \
+         simulated Nodes (`make kube-down`, then `PINOT_SIM_NODES_PER_ZONE={} make kube-up`)",
+        4 * n,
+        (4 * n).div_ceil(3 * 110) + 1
+    );
     let ns = TestNamespace::create(&client, "bench-scale").await;
     let kubeconfig = service_account_kubeconfig(&client, &ns.name).await;
     let metrics = metrics_addr();

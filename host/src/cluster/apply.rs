@@ -18,7 +18,6 @@ use super::{
 };
 use crate::{
     children::{ChildApis, ChildKind, FIELD_MANAGER},
-    resources::compare::covers,
 };
 
 /// How many applies of one pass are in flight at once.
@@ -142,17 +141,11 @@ fn unchanged_since_applied(applied: &AppliedChildren, object: &ChildObject, obse
 }
 
 /// Whether every StatefulSet this pass would apply exists already with the pod template it
-/// would get (Kubernetes' defaults aside), so that applying cannot start a new revision.
+/// would get, so that applying cannot start a new revision: the operator applied it from this
+/// very object and nobody has changed it since. (After a restart the operator does not know
+/// yet: the apply goes first, and changes nothing.)
 pub fn templates_current(applied: &AppliedChildren, desired: &DesiredObjects, observed: &ObservedCluster) -> bool {
-    desired.objects.iter().filter(|o| o.kind == ChildKind::StatefulSet).all(|o| {
-        // Applied from this object and unchanged since: its template is this one's.
-        if unchanged_since_applied(applied, o, observed) {
-            return true;
-        }
-        let live = o.pool.as_ref().and_then(|pool| observed.statefulsets.get(pool));
-        let live = live.and_then(|sts| sts.spec.as_ref()).and_then(|spec| serde_json::to_value(&spec.template).ok());
-        live.is_some_and(|live| covers(&live, &o.value()["spec"]["template"]))
-    })
+    desired.objects.iter().filter(|o| o.kind == ChildKind::StatefulSet).all(|o| unchanged_since_applied(applied, o, observed))
 }
 
 /// The apiserver's own message when there is one: it names the field it refused.
@@ -165,7 +158,8 @@ pub fn kube_message(e: &kube::Error) -> String {
 
 #[cfg(test)]
 mod tests {
-    use k8s_openapi::{api::apps::v1::StatefulSet, apimachinery::pkg::apis::meta::v1::OwnerReference};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+    use crate::cluster::observe::ObservedChild;
 
     use super::*;
     use crate::{
@@ -178,7 +172,7 @@ mod tests {
     };
 
     #[test]
-    fn templates_are_current_only_when_every_statefulset_already_has_its_template() {
+    fn templates_are_current_only_when_every_statefulset_is_as_the_operator_applied_it() {
         let valid = validate(&fixtures::example()).unwrap();
         let pools: Vec<_> = valid.pools.iter().collect();
         let ctx = BuildContext {
@@ -188,22 +182,38 @@ mod tests {
         };
         let desired = build_cluster(&valid, &pools, &ctx);
         let mut observed = ObservedCluster::default();
-        // Nothing exists yet.
         let applied = AppliedChildren::default();
+        // Nothing exists yet.
         assert!(!templates_current(&applied, &desired, &observed));
-        // Every StatefulSet as the apiserver returns it: what was applied plus defaults.
-        for object in desired.objects.iter().filter(|o| o.kind == ChildKind::StatefulSet) {
-            let mut live = object.value();
-            live["spec"]["template"]["spec"]["dnsPolicy"] = "ClusterFirst".into();
-            live["spec"]["template"]["spec"]["containers"][0]["terminationMessagePath"] = "/dev/termination-log".into();
-            let sts: StatefulSet = serde_json::from_value(live).unwrap();
-            observed.statefulsets.insert(object.pool.clone().unwrap(), sts);
+        let statefulsets: Vec<&ChildObject> =
+            desired.objects.iter().filter(|o| o.kind == ChildKind::StatefulSet).collect();
+        for (i, object) in statefulsets.iter().enumerate() {
+            observed.children.push(ObservedChild {
+                kind: ChildKind::StatefulSet,
+                name: object.name.clone(),
+                uid: Some(format!("uid-{i}")),
+                resource_version: Some("1".into()),
+                applied_version: "g1/0".into(),
+                generation: Some(1),
+                owner_uids: vec![],
+                pool: object.pool.clone(),
+            });
+        }
+        // They exist, but this operator has not applied them (it just started): not known.
+        assert!(!templates_current(&applied, &desired, &observed));
+        for (i, object) in statefulsets.iter().enumerate() {
+            applied.remember(format!("uid-{i}"), "g1/0".into(), object.digest);
         }
         assert!(templates_current(&applied, &desired, &observed));
-        // One pool's template differs (a new image, or someone edited it): apply first.
-        let (pool, sts) = observed.statefulsets.iter_mut().next().unwrap();
-        let pool = pool.clone();
-        sts.spec.as_mut().unwrap().template.spec.as_mut().unwrap().containers[0].image = Some("other:1".into());
-        assert!(!templates_current(&applied, &desired, &observed), "pool {pool} differs");
+        // Someone changed one since (its generation moved): apply first.
+        observed.children[0].applied_version = "g2/0".into();
+        assert!(!templates_current(&applied, &desired, &observed));
+        observed.children[0].applied_version = "g1/0".into();
+        // The desired object changed (a new image): apply first.
+        let mut changed = valid.clone();
+        changed.pools[0].image = "apachepinot/pinot:9.9.9".into();
+        let changed_pools: Vec<_> = changed.pools.iter().collect();
+        let desired = build_cluster(&changed, &changed_pools, &ctx);
+        assert!(!templates_current(&applied, &desired, &observed));
     }
 }

@@ -53,6 +53,8 @@ pub struct Grouped<K> {
     /// What of an object matters to its cluster's reconcile: a change that leaves it the same
     /// triggers none (`None`: every change matters).
     fingerprint: Option<fn(&K) -> u64>,
+    /// Drops what no pass reads, to keep the cache small.
+    trim: fn(&mut K),
 }
 
 impl<K: Resource> Grouped<K> {
@@ -62,7 +64,14 @@ impl<K: Resource> Grouped<K> {
             ready: AtomicBool::new(false),
             cluster_of,
             fingerprint: None,
+            trim: |_| {},
         }
+    }
+
+    /// `trim` drops from each object what no pass reads (managedFields are always dropped).
+    pub fn with_trim(mut self, trim: fn(&mut K)) -> Self {
+        self.trim = trim;
+        self
     }
 
     /// Changes that leave `fingerprint` the same do not trigger a reconcile.
@@ -84,7 +93,7 @@ impl<K: Resource> Grouped<K> {
                     let old = inner.filed.get(&at).and_then(|key| inner.groups.get(key)?.get(&at.1));
                     old.is_some_and(|old| old.uid() == object.uid() && fingerprint(old) == fingerprint(object))
                 });
-                self.file(&mut inner, Arc::new(trimmed(object)));
+                self.file(&mut inner, Arc::new(self.trimmed(object)));
                 return !unchanged;
             }
             Event::Delete(object) => {
@@ -95,7 +104,7 @@ impl<K: Resource> Grouped<K> {
             }
             Event::Init => inner.relist = Some(Vec::new()),
             Event::InitApply(object) => {
-                let object = Arc::new(trimmed(object));
+                let object = Arc::new(self.trimmed(object));
                 inner.relist.get_or_insert_with(Vec::new).push(object);
             }
             Event::InitDone => {
@@ -109,6 +118,18 @@ impl<K: Resource> Grouped<K> {
             }
         }
         true
+    }
+
+    /// An object without its managedFields (nothing reads them, and they are often most of
+    /// it) and without what `trim` drops.
+    fn trimmed(&self, object: &K) -> K
+    where
+        K: Clone,
+    {
+        let mut object = object.clone();
+        object.meta_mut().managed_fields = None;
+        (self.trim)(&mut object);
+        object
     }
 
     fn file(&self, inner: &mut Inner<K>, object: Arc<K>) {
@@ -162,8 +183,12 @@ impl Default for Caches {
         Self {
             // The StatefulSet controller counts ready and available pods in the status; the
             // pods themselves are watched.
-            statefulsets: Grouped::new(labelled).with_fingerprint(statefulset_fingerprint),
-            pods: Grouped::new(labelled),
+            statefulsets: Grouped::new(labelled)
+                .with_fingerprint(statefulset_fingerprint)
+                .with_trim(trim_statefulset),
+            // A pass reads a pod's metadata and status (revision, readiness, restarts), never
+            // its spec: with 4 pods a cluster, the specs would be most of the cache.
+            pods: Grouped::new(labelled).with_trim(|pod| pod.spec = None),
             configmaps: Grouped::new(labelled),
             services: Grouped::new(labelled),
             // The disruption controller updates a PDB's status with every pod change; only its
@@ -261,6 +286,22 @@ pub fn spec_and_metadata<K: Resource>(object: &K) -> u64 {
     metadata_fingerprint(object.meta())
 }
 
+/// Of a StatefulSet's pod template a pass reads only the image (of a pool leaving the spec);
+/// whether the template is the one the operator applied, it knows from `AppliedChildren`.
+/// Replicas, selector and volume claim templates stay.
+fn trim_statefulset(sts: &mut StatefulSet) {
+    use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
+    if let Some(spec) = &mut sts.spec {
+        let containers = spec.template.spec.as_ref().map(|p| &p.containers[..]).unwrap_or_default();
+        let containers =
+            containers.iter().map(|c| Container { name: c.name.clone(), image: c.image.clone(), ..Default::default() });
+        spec.template = PodTemplateSpec {
+            metadata: None,
+            spec: Some(PodSpec { containers: containers.collect(), ..Default::default() }),
+        };
+    }
+}
+
 /// What of a StatefulSet a pass reads: its spec and metadata, and of its status the revisions,
 /// the generation observed and how many pods are updated; not the counts of ready, available
 /// or current pods, which follow the pods (watched themselves) a moment later.
@@ -291,13 +332,6 @@ pub fn applied_version(meta: &ObjectMeta) -> String {
         Some(generation) => format!("g{generation}/{:x}", metadata_fingerprint(meta)),
         None => format!("rv{}", meta.resource_version.as_deref().unwrap_or_default()),
     }
-}
-
-/// An object without its managedFields: nothing reads them, and they are often most of it.
-fn trimmed<K: Resource + Clone>(object: &K) -> K {
-    let mut object = object.clone();
-    object.meta_mut().managed_fields = None;
-    object
 }
 
 fn remove<K>(groups: &mut Groups<K>, key: &ClusterKey, name: &str) {
