@@ -16,9 +16,7 @@ use super::{
     cache::{AppliedChildren, applied_version},
     observe::ObservedCluster,
 };
-use crate::{
-    children::{ChildApis, ChildKind, FIELD_MANAGER},
-};
+use crate::children::{ChildApis, ChildKind, FIELD_MANAGER};
 
 /// How many applies of one pass are in flight at once.
 const APPLY_CONCURRENCY: usize = 8;
@@ -145,7 +143,11 @@ fn unchanged_since_applied(applied: &AppliedChildren, object: &ChildObject, obse
 /// very object and nobody has changed it since. (After a restart the operator does not know
 /// yet: the apply goes first, and changes nothing.)
 pub fn templates_current(applied: &AppliedChildren, desired: &DesiredObjects, observed: &ObservedCluster) -> bool {
-    desired.objects.iter().filter(|o| o.kind == ChildKind::StatefulSet).all(|o| unchanged_since_applied(applied, o, observed))
+    desired
+        .objects
+        .iter()
+        .filter(|o| o.kind == ChildKind::StatefulSet)
+        .all(|o| unchanged_since_applied(applied, o, observed))
 }
 
 /// The apiserver's own message when there is one: it names the field it refused.
@@ -158,8 +160,8 @@ pub fn kube_message(e: &kube::Error) -> String {
 
 #[cfg(test)]
 mod tests {
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
     use crate::cluster::observe::ObservedChild;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
     use super::*;
     use crate::{

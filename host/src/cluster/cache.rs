@@ -183,12 +183,10 @@ impl Default for Caches {
         Self {
             // The StatefulSet controller counts ready and available pods in the status; the
             // pods themselves are watched.
-            statefulsets: Grouped::new(labelled)
-                .with_fingerprint(statefulset_fingerprint)
-                .with_trim(trim_statefulset),
+            statefulsets: Grouped::new(labelled).with_fingerprint(statefulset_fingerprint).with_trim(trim_statefulset),
             // A pass reads a pod's metadata and status (revision, readiness, restarts), never
             // its spec: with 4 pods a cluster, the specs would be most of the cache.
-            pods: Grouped::new(labelled).with_trim(|pod| pod.spec = None),
+            pods: Grouped::new(labelled).with_fingerprint(pod_fingerprint).with_trim(|pod| pod.spec = None),
             configmaps: Grouped::new(labelled),
             services: Grouped::new(labelled),
             // The disruption controller updates a PDB's status with every pod change; only its
@@ -300,6 +298,24 @@ fn trim_statefulset(sts: &mut StatefulSet) {
             spec: Some(PodSpec { containers: containers.collect(), ..Default::default() }),
         };
     }
+}
+
+/// What of a pod a pass reads: its metadata (revision label, annotations, deletion), whether
+/// it is ready and how often its containers restarted; not its scheduling, IP or container
+/// states on the way to ready, each of which is a status update of its own.
+pub fn pod_fingerprint(pod: &Pod) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    metadata_fingerprint(&pod.metadata).hash(&mut hasher);
+    crate::cluster::observe::pod_is_ready(pod).hash(&mut hasher);
+    let restarts: i64 = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .map(|cs| cs.iter().map(|c| i64::from(c.restart_count)).sum())
+        .unwrap_or(0);
+    restarts.hash(&mut hasher);
+    hasher.finish()
 }
 
 /// What of a StatefulSet a pass reads: its spec and metadata, and of its status the revisions,
@@ -432,6 +448,25 @@ mod tests {
         assert!(!g.apply(&Event::Apply(sts(1, "r1"))), "a pod became ready: the pod's own event told");
         assert_eq!(g.of("ns", "a")[0].status.as_ref().unwrap().ready_replicas, Some(1), "the cache has it still");
         assert!(g.apply(&Event::Apply(sts(1, "r2"))), "a new update revision");
+    }
+
+    #[test]
+    fn a_pod_on_its_way_to_ready_triggers_only_when_ready() {
+        let g: Grouped<Pod> = Grouped::new(|_| Some("a".into())).with_fingerprint(pod_fingerprint);
+        let pod = |node: Option<&str>, ready: bool| -> Pod {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "a-server-0", "namespace": "ns", "uid": "u1"},
+                "spec": {"containers": [], "nodeName": node},
+                "status": {"podIP": node.map(|_| "10.0.0.1"),
+                           "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]},
+            }))
+            .unwrap()
+        };
+        g.apply(&Event::Init);
+        g.apply(&Event::InitDone);
+        assert!(g.apply(&Event::Apply(pod(None, false))), "a new pod");
+        assert!(!g.apply(&Event::Apply(pod(Some("node-1"), false))), "scheduled, not ready");
+        assert!(g.apply(&Event::Apply(pod(Some("node-1"), true))), "ready");
     }
 
     #[test]
