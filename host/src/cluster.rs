@@ -253,26 +253,10 @@ pub async fn run(
     });
     // Every watch both triggers reconciles and fills the caches a pass observes from (see
     // `cache.rs`).
-    let c = caches.clone();
-    let statefulsets = follow(watcher(statefulsets, ours.clone()), move |e| {
-        forget_deleted(&c.applied, e);
-        c.statefulsets.apply(e)
-    });
-    let c = caches.clone();
-    let configmaps = follow(watcher(configmaps, ours.clone()), move |e| {
-        forget_deleted(&c.applied, e);
-        c.configmaps.apply(e)
-    });
-    let c = caches.clone();
-    let services = follow(watcher(services, ours.clone()), move |e| {
-        forget_deleted(&c.applied, e);
-        c.services.apply(e)
-    });
-    let c = caches.clone();
-    let pdbs = follow(watcher(pdbs, ours.clone()), move |e| {
-        forget_deleted(&c.applied, e);
-        c.pdbs.apply(e)
-    });
+    let statefulsets = follow_child(watcher(statefulsets, ours.clone()), &caches, |c| &c.statefulsets);
+    let configmaps = follow_child(watcher(configmaps, ours.clone()), &caches, |c| &c.configmaps);
+    let services = follow_child(watcher(services, ours.clone()), &caches, |c| &c.services);
+    let pdbs = follow_child(watcher(pdbs, ours.clone()), &caches, |c| &c.pdbs);
     let c = caches.clone();
     let pods = follow(watcher(pods, ours), move |e| c.pods.apply(e));
     let c = caches.clone();
@@ -325,13 +309,25 @@ where
         .try_flatten()
 }
 
-/// A child that is gone needs no memory of what was applied to it.
-fn forget_deleted<K: Resource>(applied: &cache::AppliedChildren, event: &watcher::Event<K>) {
-    if let watcher::Event::Delete(object) = event
-        && let Some(uid) = object.uid()
-    {
-        applied.forget(&uid);
-    }
+/// `follow` for a kind of child the operator applies: its cache in `caches` (`grouped`), and a
+/// child that is gone needs no memory of what was applied to it.
+fn follow_child<K>(
+    events: impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+    caches: &Arc<cache::Caches>,
+    grouped: fn(&cache::Caches) -> &cache::Grouped<K>,
+) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static
+where
+    K: Resource + Clone + Send + Sync + 'static,
+{
+    let caches = caches.clone();
+    follow(events, move |event| {
+        if let watcher::Event::Delete(object) = event
+            && let Some(uid) = object.uid()
+        {
+            caches.applied.forget(&uid);
+        }
+        grouped(&caches).apply(event)
+    })
 }
 
 /// An external cluster: nothing to deploy; available when its controller answers.
