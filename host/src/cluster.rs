@@ -291,16 +291,17 @@ pub async fn run(
 /// triggers reconciles).
 fn follow<K>(
     events: impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
-    cache: impl Fn(&watcher::Event<K>) -> bool + Send + 'static,
+    cache: impl Fn(&mut watcher::Event<K>) -> bool + Send + 'static,
 ) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static
 where
     K: Clone + Send + 'static,
 {
     events
         .default_backoff()
-        .map_ok(move |event| {
+        .map_ok(move |mut event| {
+            let touches = cache(&mut event);
             let touched = match event {
-                _ if !cache(&event) => None,
+                _ if !touches => None,
                 watcher::Event::Apply(o) | watcher::Event::Delete(o) | watcher::Event::InitApply(o) => Some(Ok(o)),
                 watcher::Event::Init | watcher::Event::InitDone => None,
             };
@@ -326,7 +327,7 @@ where
         {
             caches.applied.forget(&uid);
         }
-        grouped(&caches).apply(event)
+        grouped(&caches).apply_unless_echo(event, |meta| caches.applied.is_echo(meta))
     })
 }
 
@@ -387,15 +388,17 @@ fn error_policy(cluster: Arc<PinotCluster>, error: &Error, _ctx: Arc<Context>) -
 
 /// One pass of the pipeline for one cluster, timed and counted in the metrics.
 pub async fn reconcile(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
-    crate::metrics::timed("PinotCluster", reconcile_pass(cluster, ctx), Error::category).await
+    use tracing::Instrument;
+    // Instrumented rather than entered: a span entered across an await point would stay
+    // entered on the worker thread while other clusters' passes run there.
+    let span = tracing::info_span!("reconcile", cluster = %cluster.name_any(), namespace = ?cluster.namespace());
+    crate::metrics::timed("PinotCluster", reconcile_pass(cluster, ctx), Error::category).instrument(span).await
 }
 
 async fn reconcile_pass(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
     let client = &ctx.client;
     let namespace = cluster.namespace().unwrap_or_default();
     let owner = cluster.controller_owner_ref(&()).ok_or(Error::MissingObjectKey)?;
-    let span = tracing::info_span!("reconcile", cluster = %cluster.name_any(), namespace = %namespace);
-    let _enter = span.enter();
 
     if cluster.spec.external.is_some() {
         return reconcile_external(&cluster, &ctx).await;
@@ -1044,19 +1047,16 @@ fn resolve_policies(registry: &PolicyRegistry, cluster: &PinotCluster) -> Vec<Cl
 }
 
 async fn publish_report(ctx: &Context, cluster: &PinotCluster, report: &ApplyReport) {
-    let changes = [
+    for (list, reason, verb) in [
         (&report.created, "Created", "created"),
         (&report.updated, "Updated", "updated"),
         (&report.deleted, "Deleted", "deleted"),
-    ];
-    for (list, reason, verb) in changes {
-        for (kind, name) in list {
-            let mut note = format!("{verb} {} {name}", kind.as_str());
-            if reason == "Deleted" {
-                note.push_str(": no longer in the spec");
-            }
-            let related = child_reference(ctx, cluster, *kind, name);
-            publish_related(ctx, cluster, EventType::Normal, reason, "Apply", note, Some(related)).await;
+    ] {
+        if let Some(note) = apply::change_note(verb, list) {
+            // The recorder counts events with the same reason and related object as repeats
+            // of one and keeps the first note: relate each to the first object it names.
+            let related = list.first().map(|(kind, name)| child_reference(ctx, cluster, *kind, name));
+            publish_related(ctx, cluster, EventType::Normal, reason, "Apply", note, related).await;
         }
     }
     for failure in &report.failed {

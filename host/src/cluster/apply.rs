@@ -13,7 +13,7 @@ use kube::{
 
 use super::{
     build::{ChildObject, DesiredObjects},
-    cache::{AppliedChildren, applied_version},
+    cache::AppliedChildren,
     observe::ObservedCluster,
 };
 use crate::children::{ChildApis, ChildKind, FIELD_MANAGER};
@@ -65,15 +65,20 @@ pub async fn apply(
             !unchanged
         })
         .collect();
-    // Several applies at once (their round trips add up), in order of the results.
-    let applies: Vec<_> = due.iter().map(|object| apply_one(client, apis, namespace, object, &params)).collect();
+    // Several applies at once (their round trips add up), in order of the results. Each is
+    // remembered as soon as it returns, so that its watch event is known as its echo.
+    let applies: Vec<_> = due
+        .iter()
+        .map(|object| async {
+            let meta = apply_one(client, apis, namespace, object, &params).await?;
+            let known = applied.remember(&meta, object.digest);
+            Ok::<_, kube::Error>((meta, known))
+        })
+        .collect();
     let results: Vec<_> = futures::stream::iter(applies).buffered(APPLY_CONCURRENCY).collect().await;
     for (object, result) in due.into_iter().zip(results) {
         match result {
-            Ok(meta) => {
-                let uid = meta.uid.clone().unwrap_or_default();
-                let known = applied.knows(&uid);
-                applied.remember(uid, applied_version(&meta), object.digest);
+            Ok((meta, known)) => {
                 match observed.child(object.kind, &object.name) {
                     // Not seen yet, but applied before: the watch has not caught up.
                     None if known => {}
@@ -158,6 +163,32 @@ pub fn kube_message(e: &kube::Error) -> String {
     }
 }
 
+/// Longest note an event may carry (events.k8s.io rejects notes over 1 KiB).
+const NOTE_LIMIT: usize = 1024;
+
+/// One event's note for everything a pass created (updated, deleted): `created StatefulSet
+/// a, Service b, ...`, cut short with `and N more` so it stays within the API's limit. One
+/// event per pass rather than one per object keeps an install of a thousand clusters from
+/// writing tens of thousands of events.
+pub fn change_note(verb: &str, changed: &[(ChildKind, String)]) -> Option<String> {
+    if changed.is_empty() {
+        return None;
+    }
+    let tail = if verb == "deleted" { ": no longer in the spec" } else { "" };
+    let mut note = format!("{verb} ");
+    for (i, (kind, name)) in changed.iter().enumerate() {
+        let item = format!("{}{} {name}", if i == 0 { "" } else { ", " }, kind.as_str());
+        let more = format!(" and {} more", changed.len() - i);
+        if note.len() + item.len() + tail.len() + more.len() + 8 > NOTE_LIMIT {
+            note.push_str(&more);
+            break;
+        }
+        note.push_str(&item);
+    }
+    note.push_str(tail);
+    Some(note)
+}
+
 #[cfg(test)]
 mod tests {
     use crate::cluster::observe::ObservedChild;
@@ -195,7 +226,7 @@ mod tests {
                 name: object.name.clone(),
                 uid: Some(format!("uid-{i}")),
                 resource_version: Some("1".into()),
-                applied_version: "g1/0".into(),
+                applied_version: crate::cluster::cache::applied_version(&applied_meta(i)),
                 generation: Some(1),
                 owner_uids: vec![],
                 pool: object.pool.clone(),
@@ -204,7 +235,7 @@ mod tests {
         // They exist, but this operator has not applied them (it just started): not known.
         assert!(!templates_current(&applied, &desired, &observed));
         for (i, object) in statefulsets.iter().enumerate() {
-            applied.remember(format!("uid-{i}"), "g1/0".into(), object.digest);
+            applied.remember(&applied_meta(i), object.digest);
         }
         assert!(templates_current(&applied, &desired, &observed));
         // Someone changed one since (its generation moved): apply first.
@@ -217,5 +248,32 @@ mod tests {
         let changed_pools: Vec<_> = changed.pools.iter().collect();
         let desired = build_cluster(&changed, &changed_pools, &ctx);
         assert!(!templates_current(&applied, &desired, &observed));
+    }
+
+    /// What an apply of the `i`th StatefulSet returned.
+    fn applied_meta(i: usize) -> ObjectMeta {
+        ObjectMeta {
+            uid: Some(format!("uid-{i}")),
+            generation: Some(1),
+            resource_version: Some("1".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn one_note_names_every_changed_object_within_the_limit() {
+        assert_eq!(change_note("created", &[]), None);
+        let few = [(ChildKind::StatefulSet, "qs-broker".to_string()), (ChildKind::Service, "qs-broker".to_string())];
+        assert_eq!(change_note("created", &few).unwrap(), "created StatefulSet qs-broker, Service qs-broker");
+        assert_eq!(change_note("deleted", &few[..1]).unwrap(), "deleted StatefulSet qs-broker: no longer in the spec");
+        let many: Vec<_> =
+            (0..100).map(|i| (ChildKind::ConfigMap, format!("a-long-cluster-name-pool-{i:03}"))).collect();
+        let note = change_note("deleted", &many).unwrap();
+        assert!(note.len() <= NOTE_LIMIT, "{} bytes", note.len());
+        assert!(
+            note.starts_with("deleted ConfigMap a-long-cluster-name-pool-000, ConfigMap a-long-cluster-name-pool-001")
+        );
+        let shown = note.matches("ConfigMap ").count();
+        assert!(note.ends_with(&format!(" and {} more: no longer in the spec", 100 - shown)), "{note}");
     }
 }

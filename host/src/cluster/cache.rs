@@ -81,19 +81,32 @@ impl<K: Resource> Grouped<K> {
     }
 
     /// Follows one event of the kind's watch stream; whether it should trigger a reconcile.
-    pub fn apply(&self, event: &Event<K>) -> bool
+    /// The event's object is trimmed in place (its managedFields and what `trim` drops), so
+    /// that neither the cache nor the controller it goes on to copies what nobody reads.
+    pub fn apply(&self, event: &mut Event<K>) -> bool
+    where
+        K: Clone,
+    {
+        self.apply_unless_echo(event, |_| false)
+    }
+
+    /// `apply` for a child the operator writes: an object exactly as the operator's own
+    /// write left it (`echo`) triggers nothing, the pass that wrote it knows.
+    pub fn apply_unless_echo(&self, event: &mut Event<K>, echo: impl Fn(&ObjectMeta) -> bool) -> bool
     where
         K: Clone,
     {
         let mut inner = self.inner.write().expect("cache lock poisoned");
         match event {
             Event::Apply(object) => {
+                self.trim(object);
                 let at = (object.namespace().unwrap_or_default(), object.name_any());
                 let unchanged = self.fingerprint.is_some_and(|fingerprint| {
                     let old = inner.filed.get(&at).and_then(|key| inner.groups.get(key)?.get(&at.1));
                     old.is_some_and(|old| old.uid() == object.uid() && fingerprint(old) == fingerprint(object))
                 });
-                self.file(&mut inner, Arc::new(self.trimmed(object)));
+                let unchanged = unchanged || echo(object.meta());
+                self.file(&mut inner, Arc::new(object.clone()));
                 return !unchanged;
             }
             Event::Delete(object) => {
@@ -104,7 +117,8 @@ impl<K: Resource> Grouped<K> {
             }
             Event::Init => inner.relist = Some(Vec::new()),
             Event::InitApply(object) => {
-                let object = Arc::new(self.trimmed(object));
+                self.trim(object);
+                let object = Arc::new(object.clone());
                 inner.relist.get_or_insert_with(Vec::new).push(object);
             }
             Event::InitDone => {
@@ -120,16 +134,11 @@ impl<K: Resource> Grouped<K> {
         true
     }
 
-    /// An object without its managedFields (nothing reads them, and they are often most of
-    /// it) and without what `trim` drops.
-    fn trimmed(&self, object: &K) -> K
-    where
-        K: Clone,
-    {
-        let mut object = object.clone();
+    /// Drops an object's managedFields (nothing reads them, and they are often most of it)
+    /// and what `trim` drops.
+    fn trim(&self, object: &mut K) {
         object.meta_mut().managed_fields = None;
-        (self.trim)(&mut object);
-        object
+        (self.trim)(object);
     }
 
     fn file(&self, inner: &mut Inner<K>, object: Arc<K>) {
@@ -228,15 +237,31 @@ impl Caches {
 /// since, and the operator would not change it either. Anything else is applied (someone's
 /// edit is reverted).
 /// Only a cache: a restarted operator applies every child once.
+///
+/// It also knows the resourceVersion each apply returned: the watch event of that very
+/// version is the echo of the operator's own write, and triggers no pass.
 #[derive(Default)]
 pub struct AppliedChildren {
-    by_uid: std::sync::Mutex<HashMap<String, (u64, String)>>,
+    by_uid: std::sync::Mutex<HashMap<String, Applied>>,
+}
+
+struct Applied {
+    digest: u64,
+    version: String,
+    resource_version: Option<String>,
 }
 
 impl AppliedChildren {
     pub fn unchanged(&self, uid: &str, version: &str, digest: u64) -> bool {
         let by_uid = self.by_uid.lock().expect("applied lock poisoned");
-        by_uid.get(uid).is_some_and(|(d, v)| *d == digest && v == version)
+        by_uid.get(uid).is_some_and(|a| a.digest == digest && a.version == version)
+    }
+
+    /// Whether `meta` is the object exactly as the operator's last apply left it.
+    pub fn is_echo(&self, meta: &ObjectMeta) -> bool {
+        let (Some(uid), Some(rv)) = (&meta.uid, &meta.resource_version) else { return false };
+        let by_uid = self.by_uid.lock().expect("applied lock poisoned");
+        by_uid.get(uid).is_some_and(|a| a.resource_version.as_ref() == Some(rv))
     }
 
     /// Whether the operator has applied the object with this uid before.
@@ -244,8 +269,13 @@ impl AppliedChildren {
         self.by_uid.lock().expect("applied lock poisoned").contains_key(uid)
     }
 
-    pub fn remember(&self, uid: String, version: String, digest: u64) {
-        self.by_uid.lock().expect("applied lock poisoned").insert(uid, (digest, version));
+    /// What an apply returned (`meta`) for the desired object of `digest`; whether the
+    /// operator had applied this object before.
+    pub fn remember(&self, meta: &ObjectMeta, digest: u64) -> bool {
+        let uid = meta.uid.clone().unwrap_or_default();
+        let applied =
+            Applied { digest, version: applied_version(meta), resource_version: meta.resource_version.clone() };
+        self.by_uid.lock().expect("applied lock poisoned").insert(uid, applied).is_some()
     }
 
     pub fn forget(&self, uid: &str) {
@@ -318,16 +348,16 @@ pub fn pod_fingerprint(pod: &Pod) -> u64 {
     hasher.finish()
 }
 
-/// What of a StatefulSet a pass reads: its spec and metadata, and of its status the revisions,
-/// the generation observed and how many pods are updated; not the counts of ready, available
-/// or current pods, which follow the pods (watched themselves) a moment later.
+/// What of a StatefulSet a pass waits for: its metadata, and of its status the generation
+/// observed and the update revision (a new template's pods are restarted onto it); not the
+/// counts of ready, available, current or updated pods, nor the current revision, which follow
+/// the pods (watched themselves) a moment later.
 pub fn statefulset_fingerprint(sts: &StatefulSet) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut hasher = std::hash::DefaultHasher::new();
     metadata_fingerprint(&sts.metadata).hash(&mut hasher);
     if let Some(status) = &sts.status {
-        (&status.observed_generation, &status.update_revision, &status.current_revision, &status.updated_replicas)
-            .hash(&mut hasher);
+        (&status.observed_generation, &status.update_revision).hash(&mut hasher);
     }
     hasher.finish()
 }
@@ -390,25 +420,25 @@ mod tests {
     fn objects_are_filed_by_cluster_and_follow_changes_and_deletes() {
         let g = grouped();
         assert!(!g.is_ready());
-        g.apply(&Event::Init);
-        g.apply(&Event::InitApply(cm("a-1", Some("a"))));
-        g.apply(&Event::InitApply(cm("b-1", Some("b"))));
-        g.apply(&Event::InitApply(cm("loose", None)));
+        g.apply(&mut Event::Init);
+        g.apply(&mut Event::InitApply(cm("a-1", Some("a"))));
+        g.apply(&mut Event::InitApply(cm("b-1", Some("b"))));
+        g.apply(&mut Event::InitApply(cm("loose", None)));
         // Until the list is complete, nothing is served and the kind is not ready.
         assert!(names(&g, "a").is_empty());
         assert!(!g.is_ready());
-        g.apply(&Event::InitDone);
+        g.apply(&mut Event::InitDone);
         assert!(g.is_ready());
         assert_eq!(names(&g, "a"), ["a-1"]);
         assert_eq!(names(&g, "b"), ["b-1"]);
 
-        g.apply(&Event::Apply(cm("a-2", Some("a"))));
+        g.apply(&mut Event::Apply(cm("a-2", Some("a"))));
         assert_eq!(names(&g, "a"), ["a-1", "a-2"]);
         // Relabelled to another cluster: it moves.
-        g.apply(&Event::Apply(cm("a-2", Some("b"))));
+        g.apply(&mut Event::Apply(cm("a-2", Some("b"))));
         assert_eq!(names(&g, "a"), ["a-1"]);
         assert_eq!(names(&g, "b"), ["a-2", "b-1"]);
-        g.apply(&Event::Delete(cm("b-1", Some("b"))));
+        g.apply(&mut Event::Delete(cm("b-1", Some("b"))));
         assert_eq!(names(&g, "b"), ["a-2"]);
         assert!(names(&g, "other").is_empty());
     }
@@ -416,16 +446,38 @@ mod tests {
     #[test]
     fn changes_outside_the_fingerprint_trigger_nothing() {
         let g = grouped().with_fingerprint(spec_and_metadata);
-        g.apply(&Event::Init);
-        g.apply(&Event::InitApply(cm("a-1", Some("a"))));
-        g.apply(&Event::InitDone);
+        g.apply(&mut Event::Init);
+        g.apply(&mut Event::InitApply(cm("a-1", Some("a"))));
+        g.apply(&mut Event::InitDone);
         let mut status_only = cm("a-1", Some("a"));
         status_only.metadata.resource_version = Some("2".into());
-        assert!(!g.apply(&Event::Apply(status_only.clone())), "same generation, labels and annotations");
+        assert!(!g.apply(&mut Event::Apply(status_only.clone())), "same generation, labels and annotations");
         status_only.metadata.annotations = Some([("edited".to_string(), "by hand".to_string())].into());
-        assert!(g.apply(&Event::Apply(status_only.clone())), "an annotation changed");
-        assert!(g.apply(&Event::Delete(status_only)), "a delete always matters");
-        assert!(grouped().apply(&Event::Apply(cm("new", Some("a")))), "without a fingerprint every change matters");
+        assert!(g.apply(&mut Event::Apply(status_only.clone())), "an annotation changed");
+        assert!(g.apply(&mut Event::Delete(status_only)), "a delete always matters");
+        assert!(grouped().apply(&mut Event::Apply(cm("new", Some("a")))), "without a fingerprint every change matters");
+    }
+
+    #[test]
+    fn the_echo_of_the_operators_own_write_triggers_nothing_a_later_change_does() {
+        let g = grouped();
+        let applied = AppliedChildren::default();
+        let at = |rv: &str, data: &str| {
+            let mut c = cm("a-1", Some("a"));
+            c.metadata.uid = Some("u1".into());
+            c.metadata.resource_version = Some(rv.into());
+            c.data = Some([("k".to_string(), data.to_string())].into());
+            c
+        };
+        g.apply(&mut Event::Init);
+        g.apply(&mut Event::InitDone);
+        assert!(!applied.remember(&at("5", "x").metadata, 1), "first apply");
+        let echo = |m: &ObjectMeta| applied.is_echo(m);
+        assert!(!g.apply_unless_echo(&mut Event::Apply(at("5", "x")), echo), "the created object, as applied");
+        assert_eq!(names(&g, "a"), ["a-1"], "the cache has it all the same");
+        assert!(g.apply_unless_echo(&mut Event::Apply(at("6", "edited")), echo), "someone else's edit");
+        assert!(applied.remember(&at("7", "x").metadata, 1), "applied again: known");
+        assert!(!g.apply_unless_echo(&mut Event::Apply(at("7", "x")), echo), "the repair, as applied");
     }
 
     #[test]
@@ -442,12 +494,12 @@ mod tests {
             }),
             ..Default::default()
         };
-        g.apply(&Event::Init);
-        g.apply(&Event::InitApply(sts(0, "r1")));
-        g.apply(&Event::InitDone);
-        assert!(!g.apply(&Event::Apply(sts(1, "r1"))), "a pod became ready: the pod's own event told");
+        g.apply(&mut Event::Init);
+        g.apply(&mut Event::InitApply(sts(0, "r1")));
+        g.apply(&mut Event::InitDone);
+        assert!(!g.apply(&mut Event::Apply(sts(1, "r1"))), "a pod became ready: the pod's own event told");
         assert_eq!(g.of("ns", "a")[0].status.as_ref().unwrap().ready_replicas, Some(1), "the cache has it still");
-        assert!(g.apply(&Event::Apply(sts(1, "r2"))), "a new update revision");
+        assert!(g.apply(&mut Event::Apply(sts(1, "r2"))), "a new update revision");
     }
 
     #[test]
@@ -462,25 +514,25 @@ mod tests {
             }))
             .unwrap()
         };
-        g.apply(&Event::Init);
-        g.apply(&Event::InitDone);
-        assert!(g.apply(&Event::Apply(pod(None, false))), "a new pod");
-        assert!(!g.apply(&Event::Apply(pod(Some("node-1"), false))), "scheduled, not ready");
-        assert!(g.apply(&Event::Apply(pod(Some("node-1"), true))), "ready");
+        g.apply(&mut Event::Init);
+        g.apply(&mut Event::InitDone);
+        assert!(g.apply(&mut Event::Apply(pod(None, false))), "a new pod");
+        assert!(!g.apply(&mut Event::Apply(pod(Some("node-1"), false))), "scheduled, not ready");
+        assert!(g.apply(&mut Event::Apply(pod(Some("node-1"), true))), "ready");
     }
 
     #[test]
     fn a_relist_replaces_what_was_there_once_complete() {
         let g = grouped();
-        g.apply(&Event::Init);
-        g.apply(&Event::InitApply(cm("a-1", Some("a"))));
-        g.apply(&Event::InitApply(cm("a-2", Some("a"))));
-        g.apply(&Event::InitDone);
+        g.apply(&mut Event::Init);
+        g.apply(&mut Event::InitApply(cm("a-1", Some("a"))));
+        g.apply(&mut Event::InitApply(cm("a-2", Some("a"))));
+        g.apply(&mut Event::InitDone);
         // The watch restarts; a-2 was deleted meanwhile.
-        g.apply(&Event::Init);
-        g.apply(&Event::InitApply(cm("a-1", Some("a"))));
+        g.apply(&mut Event::Init);
+        g.apply(&mut Event::InitApply(cm("a-1", Some("a"))));
         assert_eq!(names(&g, "a"), ["a-1", "a-2"], "the old view serves until the relist completes");
-        g.apply(&Event::InitDone);
+        g.apply(&mut Event::InitDone);
         assert_eq!(names(&g, "a"), ["a-1"]);
     }
 }
