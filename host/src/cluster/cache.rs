@@ -264,11 +264,6 @@ impl AppliedChildren {
         by_uid.get(uid).is_some_and(|a| a.resource_version.as_ref() == Some(rv))
     }
 
-    /// Whether the operator has applied the object with this uid before.
-    pub fn knows(&self, uid: &str) -> bool {
-        self.by_uid.lock().expect("applied lock poisoned").contains_key(uid)
-    }
-
     /// What an apply returned (`meta`) for the desired object of `digest`; whether the
     /// operator had applied this object before.
     pub fn remember(&self, meta: &ObjectMeta, digest: u64) -> bool {
