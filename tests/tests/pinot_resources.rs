@@ -296,8 +296,12 @@ async fn updates_reach_pinot_and_changes_made_in_pinot_directly_are_repaired() {
         (table["OFFLINE"]["segmentsConfig"]["replication"] == "2").then_some(())
     })
     .await;
-    let repaired = events(&client, &ns.name, "DriftRepaired").await;
-    assert!(repaired.iter().any(|m| m.contains("segmentsConfig.replication")), "{repaired:?}");
+    // The event is written after the repair reaches Pinot: wait for it rather than race it.
+    wait_for("a DriftRepaired event naming segmentsConfig.replication", Duration::from_secs(10), || async {
+        let repaired = events(&client, &ns.name, "DriftRepaired").await;
+        repaired.iter().any(|m| m.contains("segmentsConfig.replication")).then_some(())
+    })
+    .await;
 
     operator.stop().await;
     ns.cleanup().await;
