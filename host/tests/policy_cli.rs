@@ -30,7 +30,7 @@ fn inspect_prints_info_world_api_version_and_digest() {
     assert!(ok, "{err}");
     assert!(out.contains("name:        tenant-default"), "{out}");
     assert!(out.contains("world:       pinot:policy/tenant-policy"), "{out}");
-    assert!(out.contains("api-version: pinot:policy@0.2.0"), "{out}");
+    assert!(out.contains("api-version: pinot:policy@0.3.0"), "{out}");
     assert!(out.contains("digest:      sha256:"), "{out}");
 }
 

@@ -107,8 +107,8 @@ fn bundled_defaults_load_and_say_what_they_are() {
     for (kind, name, bytes) in bundled::defaults() {
         let loaded = engine.load(kind, name, bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(loaded.info.name, name);
-        assert_eq!(loaded.info.api_version, "pinot:policy@0.2.0");
-        assert_eq!(loaded.api_version(), "pinot:policy@0.2.0");
+        assert_eq!(loaded.info.api_version, "pinot:policy@0.3.0");
+        assert_eq!(loaded.api_version(), "pinot:policy@0.3.0");
         assert!(loaded.digest.starts_with("sha256:") && loaded.digest.len() == 7 + 64);
     }
     // A module of one kind does not load as another.
@@ -698,10 +698,12 @@ fn render(s: &ClusterState) -> String {
 }
 
 #[test]
-fn a_0_2_module_reads_exactly_the_state_the_host_built_and_0_1_modules_still_load() {
+fn modules_of_0_3_and_0_2_read_exactly_the_state_the_host_built_and_0_1_modules_still_load() {
     let engine = engine();
     let echo = engine.load(PolicyKind::Upgrade, "echo", &module("pinot_test_echo_state.wasm")).unwrap();
-    assert_eq!(echo.api_version(), "pinot:policy@0.2.0");
+    assert_eq!(echo.api_version(), "pinot:policy@0.3.0");
+    let echo_0_2 = engine.load(PolicyKind::Upgrade, "echo-0.2", &module("pinot_test_echo_state_0_2.wasm")).unwrap();
+    assert_eq!(echo_0_2.api_version(), "pinot:policy@0.2.0");
     // Everything the contract carries, with multi-byte text, empty strings and lists, a pod
     // without an instance, several zones and tags.
     let mut s = upgrading(false);
@@ -742,8 +744,24 @@ fn a_0_2_module_reads_exactly_the_state_the_host_built_and_0_1_modules_still_loa
     }];
     s.config = vec![("podReadyTimeoutSeconds".into(), "300".into()), ("empty".into(), String::new())];
     assert!(s.pools[0].pods[0].instance.is_none());
-    match engine.decide(&echo, &s) {
-        Err(DecisionError::Refused(seen)) => assert_eq!(seen, render(&s)),
+    for echo in [&echo, &echo_0_2] {
+        match engine.decide(echo, &s) {
+            Err(DecisionError::Refused(seen)) => assert_eq!(seen, render(&s), "{}", echo.api_version()),
+            other => panic!("expected the echo of {}, got {other:?}", echo.api_version()),
+        }
+    }
+    // An empty cluster: no pools, pods or instances, and only empty strings.
+    let mut empty = s.clone();
+    empty.name = String::new();
+    empty.namespace = String::new();
+    empty.pools.clear();
+    empty.conditions.clear();
+    empty.tables.clear();
+    empty.tenants.clear();
+    empty.config.clear();
+    empty.deployment_order.clear();
+    match engine.decide(&echo, &empty) {
+        Err(DecisionError::Refused(seen)) => assert_eq!(seen, render(&empty)),
         other => panic!("expected the echo, got {other:?}"),
     }
 
@@ -751,9 +769,11 @@ fn a_0_2_module_reads_exactly_the_state_the_host_built_and_0_1_modules_still_loa
     let old = engine.load(PolicyKind::Upgrade, "invalid", &module("pinot_test_invalid_actions.wasm")).unwrap();
     assert_eq!(old.api_version(), "pinot:policy@0.1.0");
     assert!(engine.decide(&old, &s).is_ok());
-    // A module of one kind never loads as another, under either version.
+    // A module of one kind never loads as another, under any version.
     let err = engine.load(PolicyKind::Tenant, "echo", &module("pinot_test_echo_state.wasm")).unwrap_err();
-    assert!(err.to_string().contains("pinot:policy@0.2.0") && err.to_string().contains("pinot:policy@0.1.0"), "{err}");
+    for version in ["pinot:policy@0.3.0", "pinot:policy@0.2.0", "pinot:policy@0.1.0"] {
+        assert!(err.to_string().contains(version), "{err}");
+    }
 }
 
 #[test]

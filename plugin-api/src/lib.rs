@@ -2,7 +2,7 @@
 //!
 //! A policy is a `cdylib` crate that implements the `Guest` trait of one world and exports
 //! it; `cargo build --target wasm32-wasip2 --release` then emits a WebAssembly component. The
-//! state crosses into the module laid out flat (contract `pinot:policy@0.2.0`); [`State`] reads
+//! state crosses into the module laid out in columns (contract `pinot:policy@0.3.0`); [`State`] reads
 //! it without copying: `state.pools()`, `pool.pods()`, `pod.instance()`, `instance.tags()`, ...
 //!
 //! ```ignore
@@ -19,8 +19,9 @@
 //! upgrade::export!(MyPolicy with_types_in pinot_policy_sdk::upgrade);
 //! ```
 //!
-//! Modules built against the previous contract (`pinot:policy@0.1.0`, nested records with a
-//! string per name) still load: the operator keeps the bindings of every version.
+//! Modules built against the previous contracts (`pinot:policy@0.1.0`, nested records with a
+//! string per name; `pinot:policy@0.2.0`, flat records) still load: the operator keeps the
+//! bindings of every version.
 
 mod view;
 
@@ -28,7 +29,7 @@ pub use upgrade::pinot::policy::types::{Action, ClusterState, Info, InstanceTags
 pub use view::*;
 
 /// The contract version this SDK implements; a policy's `info().api-version` must say it.
-pub const API_VERSION: &str = "pinot:policy@0.2.0";
+pub const API_VERSION: &str = "pinot:policy@0.3.0";
 
 /// What a policy says about itself, with this SDK's contract version.
 pub fn info(name: &str, version: &str) -> Info {
@@ -44,7 +45,7 @@ pub fn log(level: upgrade::pinot::policy::host::Level, message: &str) {
 pub mod upgrade {
     wit_bindgen::generate!({
         world: "upgrade-policy",
-        path: "wit/0.2.0",
+        path: "wit/0.3.0",
         pub_export_macro: true,
         export_macro_name: "export",
     });
@@ -54,10 +55,10 @@ pub mod upgrade {
 pub mod scaling {
     wit_bindgen::generate!({
         world: "scaling-policy",
-        path: "wit/0.2.0",
+        path: "wit/0.3.0",
         with: {
-            "pinot:policy/types@0.2.0": crate::upgrade::pinot::policy::types,
-            "pinot:policy/host@0.2.0": crate::upgrade::pinot::policy::host,
+            "pinot:policy/types@0.3.0": crate::upgrade::pinot::policy::types,
+            "pinot:policy/host@0.3.0": crate::upgrade::pinot::policy::host,
         },
         pub_export_macro: true,
         export_macro_name: "export",
@@ -68,10 +69,10 @@ pub mod scaling {
 pub mod tenant {
     wit_bindgen::generate!({
         world: "tenant-policy",
-        path: "wit/0.2.0",
+        path: "wit/0.3.0",
         with: {
-            "pinot:policy/types@0.2.0": crate::upgrade::pinot::policy::types,
-            "pinot:policy/host@0.2.0": crate::upgrade::pinot::policy::host,
+            "pinot:policy/types@0.3.0": crate::upgrade::pinot::policy::types,
+            "pinot:policy/host@0.3.0": crate::upgrade::pinot::policy::host,
         },
         pub_export_macro: true,
         export_macro_name: "export",

@@ -1,8 +1,14 @@
-//! Views over the flat `pinot:policy@0.2.0` state: every string is a `&str` borrowed from the
-//! state's text and every nested list an iterator, so reading the state allocates nothing.
+//! Views over the columnar `pinot:policy@0.3.0` state: a pool, pod or instance is an index
+//! into the state's columns, every string a `&str` borrowed from the state's text and every
+//! nested list an iterator, so reading the state allocates nothing.
+
+use std::ops::Range;
 
 use crate::upgrade::pinot::policy::types as raw;
 pub use raw::Role;
+
+/// A pod's `instance` when Pinot does not know the pod.
+const NO_INSTANCE: u32 = u32::MAX;
 
 /// The observed state of one Pinot cluster, as a policy reads it.
 #[derive(Clone, Copy)]
@@ -20,22 +26,24 @@ impl<'a> State<'a> {
         self.raw
     }
 
-    fn text(&self, t: raw::Text) -> &'a str {
-        let start = t.offset as usize;
-        self.raw.text.get(start..start.saturating_add(t.len as usize)).unwrap_or("")
+    /// String `id` of the string table ("" for an id the state does not have).
+    fn string(&self, id: u32) -> &'a str {
+        let span = span(&self.raw.string_ends, id as usize);
+        self.raw.text.get(span).unwrap_or("")
     }
 
-    fn words(&self, r: raw::Range) -> Words<'a> {
-        Words { state: *self, items: slice(&self.raw.words, r).iter() }
+    /// The strings `ids[span]`.
+    fn strings(&self, ids: &'a [u32], span: Range<usize>) -> Words<'a> {
+        Words { state: *self, ids: ids.get(span).unwrap_or_default().iter() }
     }
 
     /// The PinotCluster's name.
     pub fn name(&self) -> &'a str {
-        self.text(self.raw.name)
+        self.string(self.raw.name)
     }
 
     pub fn namespace(&self) -> &'a str {
-        self.text(self.raw.namespace)
+        self.string(self.raw.namespace)
     }
 
     /// The PinotCluster's `metadata.generation`.
@@ -55,7 +63,7 @@ impl<'a> State<'a> {
 
     pub fn pools(&self) -> impl DoubleEndedIterator<Item = Pool<'a>> + ExactSizeIterator + Clone + use<'a> {
         let state = *self;
-        self.raw.pools.iter().map(move |raw| Pool { state, raw })
+        (0..self.raw.pools.name.len()).map(move |index| Pool { state, index })
     }
 
     /// The pool named `name`.
@@ -65,23 +73,24 @@ impl<'a> State<'a> {
 
     pub fn conditions(&self) -> impl Iterator<Item = Condition<'a>> + Clone + use<'a> {
         let state = *self;
-        self.raw.conditions.iter().map(move |raw| Condition { state, raw })
+        (0..self.raw.conditions.kind.len()).map(move |index| Condition { state, index })
     }
 
     pub fn tables(&self) -> impl Iterator<Item = Table<'a>> + Clone + use<'a> {
         let state = *self;
-        self.raw.tables.iter().map(move |raw| Table { state, raw })
+        (0..self.raw.tables.name.len()).map(move |index| Table { state, index })
     }
 
     pub fn tenants(&self) -> impl Iterator<Item = Tenant<'a>> + Clone + use<'a> {
         let state = *self;
-        self.raw.tenants.iter().map(move |raw| Tenant { state, raw })
+        (0..self.raw.tenants.name.len()).map(move |index| Tenant { state, index })
     }
 
     /// The policy's configuration entries, in the order given.
     pub fn config_entries(&self) -> impl Iterator<Item = (&'a str, &'a str)> + Clone + use<'a> {
         let state = *self;
-        self.raw.config.iter().map(move |s| (state.text(s.key), state.text(s.value)))
+        let raw = self.raw;
+        raw.config_keys.iter().zip(&raw.config_values).map(move |(k, v)| (state.string(*k), state.string(*v)))
     }
 
     /// One configuration value.
@@ -95,28 +104,34 @@ impl<'a> State<'a> {
     }
 }
 
-fn slice<T>(items: &[T], r: raw::Range) -> &[T] {
-    let first = (r.first as usize).min(items.len());
-    let end = first.saturating_add(r.count as usize).min(items.len());
-    &items[first..end]
+/// Entry `index` of a column (0 when the column is short).
+fn at<T: Copy + Default>(column: &[T], index: usize) -> T {
+    column.get(index).copied().unwrap_or_default()
+}
+
+/// The span of entry `index` given cumulative ends: `ends[index - 1] .. ends[index]`.
+fn span(ends: &[u32], index: usize) -> Range<usize> {
+    let start = if index == 0 { 0 } else { at(ends, index - 1) as usize };
+    let end = at(ends, index) as usize;
+    start..end.max(start)
 }
 
 /// Strings of the state referred to by a range: a pool's zones, an instance's tags.
 #[derive(Clone)]
 pub struct Words<'a> {
     state: State<'a>,
-    items: std::slice::Iter<'a, raw::Text>,
+    ids: std::slice::Iter<'a, u32>,
 }
 
 impl<'a> Iterator for Words<'a> {
     type Item = &'a str;
 
     fn next(&mut self) -> Option<&'a str> {
-        self.items.next().map(|t| self.state.text(*t))
+        self.ids.next().map(|id| self.state.string(*id))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        self.items.size_hint()
+        self.ids.size_hint()
     }
 }
 
@@ -126,21 +141,25 @@ impl ExactSizeIterator for Words<'_> {}
 #[derive(Clone, Copy)]
 pub struct Pool<'a> {
     state: State<'a>,
-    raw: &'a raw::Pool,
+    index: usize,
 }
 
 impl<'a> Pool<'a> {
+    fn columns(&self) -> &'a raw::Pools {
+        &self.state.raw.pools
+    }
+
     pub fn name(&self) -> &'a str {
-        self.state.text(self.raw.name)
+        self.state.string(at(&self.columns().name, self.index))
     }
 
     pub fn role(&self) -> Role {
-        self.raw.role
+        self.columns().role.get(self.index).copied().unwrap_or(Role::Server)
     }
 
     /// The zones the pool is pinned to (none: anywhere).
     pub fn zones(&self) -> Words<'a> {
-        self.state.words(self.raw.zones)
+        self.state.strings(&self.state.raw.zones, span(&self.columns().zones_end, self.index))
     }
 
     /// The first zone, or "" for a pool not pinned to any.
@@ -150,65 +169,69 @@ impl<'a> Pool<'a> {
 
     /// What the spec asks for.
     pub fn desired_replicas(&self) -> u32 {
-        self.raw.desired_replicas
+        at(&self.columns().desired_replicas, self.index)
     }
 
     /// What the StatefulSet has now.
     pub fn current_replicas(&self) -> u32 {
-        self.raw.current_replicas
+        at(&self.columns().current_replicas, self.index)
     }
 
     /// The bounds the host allows `set-replicas` within.
     pub fn min_replicas(&self) -> u32 {
-        self.raw.min_replicas
+        at(&self.columns().min_replicas, self.index)
     }
 
     pub fn max_replicas(&self) -> u32 {
-        self.raw.max_replicas
+        at(&self.columns().max_replicas, self.index)
     }
 
     pub fn ready_replicas(&self) -> u32 {
-        self.raw.ready_replicas
+        at(&self.columns().ready_replicas, self.index)
     }
 
     pub fn updated_replicas(&self) -> u32 {
-        self.raw.updated_replicas
+        at(&self.columns().updated_replicas, self.index)
     }
 
     pub fn current_revision(&self) -> &'a str {
-        self.state.text(self.raw.current_revision)
+        self.state.string(at(&self.columns().current_revision, self.index))
     }
 
     /// The revision every pod should run.
     pub fn target_revision(&self) -> &'a str {
-        self.state.text(self.raw.target_revision)
+        self.state.string(at(&self.columns().target_revision, self.index))
     }
 
     pub fn image(&self) -> &'a str {
-        self.state.text(self.raw.image)
+        self.state.string(at(&self.columns().image, self.index))
     }
 
     pub fn max_unavailable(&self) -> u32 {
-        self.raw.max_unavailable
+        at(&self.columns().max_unavailable, self.index)
     }
 
     pub fn pods(&self) -> impl DoubleEndedIterator<Item = Pod<'a>> + ExactSizeIterator + Clone + use<'a> {
         let state = self.state;
-        slice(&state.raw.pods, self.raw.pods).iter().map(move |raw| Pod { state, raw })
+        let pods = span(&self.columns().pods_end, self.index);
+        let end = pods.end.min(state.raw.pods.name.len());
+        (pods.start.min(end)..end).map(move |index| Pod { state, index })
     }
 
     /// Instances Pinot still has for pods of this pool that are gone for good (ordinals at or
     /// above the current replicas); a scale-in drops them once they are no longer live.
     pub fn departed(&self) -> impl DoubleEndedIterator<Item = Instance<'a>> + ExactSizeIterator + Clone + use<'a> {
         let state = self.state;
-        slice(&state.raw.departed, self.raw.departed).iter().map(move |raw| Instance { state, raw })
+        let departed = span(&self.columns().departed_end, self.index);
+        let indexes = state.raw.departed.get(departed).unwrap_or_default();
+        indexes.iter().map(move |index| Instance { state, index: *index as usize })
     }
 
     /// Ordinals below the current replicas that have no pod at all: deleted and not yet
     /// recreated by the StatefulSet controller, so down although no pod says so.
     pub fn missing_ordinals(&self) -> impl Iterator<Item = u32> + use<'a> {
         let pool = *self;
-        (0..self.raw.current_replicas).filter(move |o| !pool.pods().any(|p| p.ordinal() == *o))
+        (0..self.current_replicas()).filter(move |o| !pool.pods().any(|p| p.ordinal() == *o))
     }
 
     /// The name the pod of `ordinal` has (or will have once recreated).
@@ -224,44 +247,49 @@ impl<'a> Pool<'a> {
 #[derive(Clone, Copy)]
 pub struct Pod<'a> {
     state: State<'a>,
-    raw: &'a raw::Pod,
+    index: usize,
 }
 
 impl<'a> Pod<'a> {
+    fn columns(&self) -> &'a raw::Pods {
+        &self.state.raw.pods
+    }
+
     pub fn name(&self) -> &'a str {
-        self.state.text(self.raw.name)
+        self.state.string(at(&self.columns().name, self.index))
     }
 
     pub fn ordinal(&self) -> u32 {
-        self.raw.ordinal
+        at(&self.columns().ordinal, self.index)
     }
 
     /// The StatefulSet revision it was created from.
     pub fn revision(&self) -> &'a str {
-        self.state.text(self.raw.revision)
+        self.state.string(at(&self.columns().revision, self.index))
     }
 
     pub fn ready(&self) -> bool {
-        self.raw.ready
+        at(&self.columns().ready, self.index) != 0
     }
 
     pub fn terminating(&self) -> bool {
-        self.raw.terminating
+        at(&self.columns().terminating, self.index) != 0
     }
 
     pub fn restarts(&self) -> u32 {
-        self.raw.restarts
+        at(&self.columns().restarts, self.index)
     }
 
     /// Seconds since the pod was created.
     pub fn age_seconds(&self) -> u64 {
-        self.raw.age_seconds
+        at(&self.columns().age_seconds, self.index)
     }
 
     /// Its Pinot instance, when the controller knows it.
     pub fn instance(&self) -> Option<Instance<'a>> {
-        let state = self.state;
-        self.raw.instance.as_ref().map(|raw| Instance { state, raw })
+        let index = self.columns().instance.get(self.index).copied().unwrap_or(NO_INSTANCE);
+        (index != NO_INSTANCE && (index as usize) < self.state.raw.instances.id.len())
+            .then_some(Instance { state: self.state, index: index as usize })
     }
 }
 
@@ -269,29 +297,33 @@ impl<'a> Pod<'a> {
 #[derive(Clone, Copy)]
 pub struct Instance<'a> {
     state: State<'a>,
-    raw: &'a raw::Instance,
+    index: usize,
 }
 
 impl<'a> Instance<'a> {
+    fn columns(&self) -> &'a raw::Instances {
+        &self.state.raw.instances
+    }
+
     /// Pinot's id, e.g. `Server_<pod>.<svc>.<ns>.svc.cluster.local_8098`.
     pub fn id(&self) -> &'a str {
-        self.state.text(self.raw.id)
+        self.state.string(at(&self.columns().id, self.index))
     }
 
     pub fn live(&self) -> bool {
-        self.raw.live
+        at(&self.columns().live, self.index) != 0
     }
 
     pub fn enabled(&self) -> bool {
-        self.raw.enabled
+        at(&self.columns().enabled, self.index) != 0
     }
 
     pub fn queries_enabled(&self) -> bool {
-        self.raw.queries_enabled
+        at(&self.columns().queries_enabled, self.index) != 0
     }
 
     pub fn tags(&self) -> Words<'a> {
-        self.state.words(self.raw.tags)
+        self.state.strings(&self.state.raw.tags, span(&self.columns().tags_end, self.index))
     }
 
     pub fn has_tag(&self, tag: &str) -> bool {
@@ -300,7 +332,7 @@ impl<'a> Instance<'a> {
 
     /// Segments hosted, over every table.
     pub fn segments(&self) -> u32 {
-        self.raw.segments
+        at(&self.columns().segments, self.index)
     }
 }
 
@@ -308,25 +340,29 @@ impl<'a> Instance<'a> {
 #[derive(Clone, Copy)]
 pub struct Condition<'a> {
     state: State<'a>,
-    raw: &'a raw::Condition,
+    index: usize,
 }
 
 impl<'a> Condition<'a> {
+    fn columns(&self) -> &'a raw::Conditions {
+        &self.state.raw.conditions
+    }
+
     /// The condition type, e.g. `Available`.
     pub fn kind(&self) -> &'a str {
-        self.state.text(self.raw.kind)
+        self.state.string(at(&self.columns().kind, self.index))
     }
 
     pub fn status(&self) -> &'a str {
-        self.state.text(self.raw.status)
+        self.state.string(at(&self.columns().status, self.index))
     }
 
     pub fn reason(&self) -> &'a str {
-        self.state.text(self.raw.reason)
+        self.state.string(at(&self.columns().reason, self.index))
     }
 
     pub fn message(&self) -> &'a str {
-        self.state.text(self.raw.message)
+        self.state.string(at(&self.columns().message, self.index))
     }
 }
 
@@ -334,40 +370,44 @@ impl<'a> Condition<'a> {
 #[derive(Clone, Copy)]
 pub struct Table<'a> {
     state: State<'a>,
-    raw: &'a raw::Table,
+    index: usize,
 }
 
 impl<'a> Table<'a> {
+    fn columns(&self) -> &'a raw::Tables {
+        &self.state.raw.tables
+    }
+
     /// Name with type, e.g. `airlineStats_OFFLINE`.
     pub fn name(&self) -> &'a str {
-        self.state.text(self.raw.name)
+        self.state.string(at(&self.columns().name, self.index))
     }
 
     pub fn replication(&self) -> u32 {
-        self.raw.replication
+        at(&self.columns().replication, self.index)
     }
 
     pub fn server_tag(&self) -> &'a str {
-        self.state.text(self.raw.server_tag)
+        self.state.string(at(&self.columns().server_tag, self.index))
     }
 
     pub fn broker_tag(&self) -> &'a str {
-        self.state.text(self.raw.broker_tag)
+        self.state.string(at(&self.columns().broker_tag, self.index))
     }
 
     /// Segments of the table (Pinot's ideal state).
     pub fn segments(&self) -> u32 {
-        self.raw.segments
+        at(&self.columns().segments, self.index)
     }
 
     /// Servers holding at least one of its segments.
     pub fn servers_with_segments(&self) -> u32 {
-        self.raw.servers_with_segments
+        at(&self.columns().servers_with_segments, self.index)
     }
 
     /// A rebalance the operator started is still running in Pinot.
     pub fn rebalancing(&self) -> bool {
-        self.raw.rebalancing
+        at(&self.columns().rebalancing, self.index) != 0
     }
 }
 
@@ -375,28 +415,32 @@ impl<'a> Table<'a> {
 #[derive(Clone, Copy)]
 pub struct Tenant<'a> {
     state: State<'a>,
-    raw: &'a raw::Tenant,
+    index: usize,
 }
 
 impl<'a> Tenant<'a> {
+    fn columns(&self) -> &'a raw::Tenants {
+        &self.state.raw.tenants
+    }
+
     pub fn name(&self) -> &'a str {
-        self.state.text(self.raw.name)
+        self.state.string(at(&self.columns().name, self.index))
     }
 
     pub fn role(&self) -> Role {
-        self.raw.role
+        self.columns().role.get(self.index).copied().unwrap_or(Role::Server)
     }
 
     /// Broker and minion tenants: how many instances.
     pub fn instances(&self) -> u32 {
-        self.raw.instances
+        at(&self.columns().instances, self.index)
     }
 
     pub fn offline_instances(&self) -> u32 {
-        self.raw.offline_instances
+        at(&self.columns().offline_instances, self.index)
     }
 
     pub fn realtime_instances(&self) -> u32 {
-        self.raw.realtime_instances
+        at(&self.columns().realtime_instances, self.index)
     }
 }

@@ -17,12 +17,15 @@ use std::{
 use sha2::{Digest, Sha256};
 use wasmtime::{
     Config, Engine, ResourceLimiter, Store, Trap,
-    component::{Component, HasSelf, Linker, ResourceTable},
+    component::{
+        Component, ComponentExportIndex, ComponentNamedList, HasSelf, Instance, InstancePre, Lift, Linker, Lower,
+        ResourceTable, TypedFunc,
+    },
 };
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView, p2::pipe::MemoryOutputPipe};
 
 use super::{
-    contract::{SUPPORTED_API_VERSIONS, v1, v1::host, v2},
+    contract::{SUPPORTED_API_VERSIONS, v1, v1::host, v2, v3},
     model::{Action, ClusterState, Info},
 };
 
@@ -221,6 +224,12 @@ impl v2::host::Host for PluginState {
     }
 }
 
+impl v3::host::Host for PluginState {
+    fn log(&mut self, level: v3::host::Level, message: String) {
+        host::Host::log(self, v3::into_level(level), message)
+    }
+}
+
 impl host::Host for PluginState {
     fn log(&mut self, level: host::Level, message: String) {
         let plugin = &*self.plugin;
@@ -234,48 +243,104 @@ impl host::Host for PluginState {
     }
 }
 
-/// A linked module, by world and contract version.
+/// A contract version this operator loads modules of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Version {
+    V1,
+    V2,
+    V3,
+}
+
+impl Version {
+    /// Newest first: a module is taken for the newest version its exports match.
+    const SUPPORTED: [Version; 3] = [Version::V3, Version::V2, Version::V1];
+
+    fn api_version(self) -> &'static str {
+        match self {
+            Version::V1 => v1::API_VERSION,
+            Version::V2 => v2::API_VERSION,
+            Version::V3 => v3::API_VERSION,
+        }
+    }
+
+    /// Type-checks a module's `info` and plan exports against this version's world of `kind`.
+    fn typecheck(self, kind: PolicyKind, pre: &InstancePre<PluginState>) -> wasmtime::Result<()> {
+        let pre = pre.clone();
+        match (self, kind) {
+            (Version::V3, PolicyKind::Upgrade) => v3::upgrade::UpgradePolicyPre::new(pre).map(drop),
+            (Version::V3, PolicyKind::Scaling) => v3::scaling::ScalingPolicyPre::new(pre).map(drop),
+            (Version::V3, PolicyKind::Tenant) => v3::tenant::TenantPolicyPre::new(pre).map(drop),
+            (Version::V2, PolicyKind::Upgrade) => v2::upgrade::UpgradePolicyPre::new(pre).map(drop),
+            (Version::V2, PolicyKind::Scaling) => v2::scaling::ScalingPolicyPre::new(pre).map(drop),
+            (Version::V2, PolicyKind::Tenant) => v2::tenant::TenantPolicyPre::new(pre).map(drop),
+            (Version::V1, PolicyKind::Upgrade) => v1::upgrade::UpgradePolicyPre::new(pre).map(drop),
+            (Version::V1, PolicyKind::Scaling) => v1::scaling::ScalingPolicyPre::new(pre).map(drop),
+            (Version::V1, PolicyKind::Tenant) => v1::tenant::TenantPolicyPre::new(pre).map(drop),
+        }
+    }
+}
+
+/// A linked module: the contract version its exports match and where those exports are.
 #[derive(Clone)]
-enum Pre {
-    Upgrade(v2::upgrade::UpgradePolicyPre<PluginState>),
-    Scaling(v2::scaling::ScalingPolicyPre<PluginState>),
-    Tenant(v2::tenant::TenantPolicyPre<PluginState>),
-    UpgradeV1(v1::upgrade::UpgradePolicyPre<PluginState>),
-    ScalingV1(v1::scaling::ScalingPolicyPre<PluginState>),
-    TenantV1(v1::tenant::TenantPolicyPre<PluginState>),
+struct Pre {
+    pre: InstancePre<PluginState>,
+    version: Version,
+    info: ComponentExportIndex,
+    plan: ComponentExportIndex,
 }
 
 impl Pre {
     /// Type-checks the module's exports against each supported contract version, newest first.
-    fn new(kind: PolicyKind, pre: wasmtime::component::InstancePre<PluginState>) -> Result<Pre, wasmtime::Error> {
-        let newest = match kind {
-            PolicyKind::Upgrade => v2::upgrade::UpgradePolicyPre::new(pre.clone()).map(Pre::Upgrade),
-            PolicyKind::Scaling => v2::scaling::ScalingPolicyPre::new(pre.clone()).map(Pre::Scaling),
-            PolicyKind::Tenant => v2::tenant::TenantPolicyPre::new(pre.clone()).map(Pre::Tenant),
-        };
-        newest.or_else(|newest_error| {
-            let older = match kind {
-                PolicyKind::Upgrade => v1::upgrade::UpgradePolicyPre::new(pre).map(Pre::UpgradeV1),
-                PolicyKind::Scaling => v1::scaling::ScalingPolicyPre::new(pre).map(Pre::ScalingV1),
-                PolicyKind::Tenant => v1::tenant::TenantPolicyPre::new(pre).map(Pre::TenantV1),
-            };
-            older.map_err(|older_error| {
-                wasmtime::Error::msg(format!(
-                    "as {}: {newest_error:#}; as {}: {older_error:#}",
-                    v2::API_VERSION,
-                    v1::API_VERSION
-                ))
-            })
-        })
+    /// This is the only type check: calls then use the exports unchecked (see [`call`]).
+    fn new(kind: PolicyKind, pre: InstancePre<PluginState>) -> Result<Pre, wasmtime::Error> {
+        let mut errors = Vec::new();
+        for version in Version::SUPPORTED {
+            match version.typecheck(kind, &pre) {
+                Ok(()) => {
+                    let export = |name: &str| {
+                        pre.component()
+                            .get_export_index(None, name)
+                            .ok_or_else(|| wasmtime::Error::msg(format!("no export `{name}`")))
+                    };
+                    let (info, plan) = (export("info")?, export(export_name(kind))?);
+                    return Ok(Pre { pre, version, info, plan });
+                }
+                Err(e) => errors.push(format!("as {}: {e:#}", version.api_version())),
+            }
+        }
+        Err(wasmtime::Error::msg(errors.join("; ")))
     }
 
     /// The contract version the module's exports match.
     fn api_version(&self) -> &'static str {
-        match self {
-            Pre::Upgrade(_) | Pre::Scaling(_) | Pre::Tenant(_) => v2::API_VERSION,
-            Pre::UpgradeV1(_) | Pre::ScalingV1(_) | Pre::TenantV1(_) => v1::API_VERSION,
-        }
+        self.version.api_version()
     }
+}
+
+/// Calls export `index` of `instance` as a function from `P` to `R`.
+///
+/// Looking an export up by index and calling it without a type check is what keeps the fixed
+/// cost of a decision low: a checked lookup walks the whole `cluster-state` type on every
+/// instantiation.
+///
+/// # Safety
+/// `Pre::new` type-checked the export at `index` against the bindings of the module's contract
+/// version, and `P` and `R` must be those bindings' parameter and result types.
+#[allow(unsafe_code)]
+unsafe fn call<P, R>(
+    store: &mut Store<PluginState>,
+    instance: &Instance,
+    index: &ComponentExportIndex,
+    params: P,
+) -> wasmtime::Result<R>
+where
+    P: ComponentNamedList + Lower,
+    R: ComponentNamedList + Lift,
+{
+    let func = instance.get_func(&mut *store, index).ok_or_else(|| wasmtime::Error::msg("export not found"))?;
+    // SAFETY: the caller's contract (above).
+    let typed = unsafe { TypedFunc::<P, R>::new_unchecked(func) };
+    typed.call(store, params)
 }
 
 /// A compiled, linked and smoke-tested module, ready for decisions.
@@ -469,6 +534,7 @@ impl PolicyEngine {
         // `pinot:policy/host` of every supported version.
         host::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)?;
         v2::host::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)?;
+        v3::host::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)?;
 
         let ticker = Ticker::start(engine.clone())
             .map_err(|e| wasmtime::Error::msg(format!("starting the epoch ticker: {e}")))?;
@@ -617,51 +683,59 @@ impl PolicyEngine {
     }
 
     /// Asks the module what it is.
+    #[allow(unsafe_code)]
     pub fn info(&self, policy: &LoadedPolicy) -> Result<Info, DecisionError> {
         let mut store = self.store(&policy.name);
-        let result = match &policy.pre {
-            Pre::Upgrade(p) => p.instantiate(&mut store).and_then(|i| i.call_info(&mut store)).map(v2::into_info),
-            Pre::Scaling(p) => p.instantiate(&mut store).and_then(|i| i.call_info(&mut store)).map(v2::into_info),
-            Pre::Tenant(p) => p.instantiate(&mut store).and_then(|i| i.call_info(&mut store)).map(v2::into_info),
-            Pre::UpgradeV1(p) => p.instantiate(&mut store).and_then(|i| i.call_info(&mut store)).map(v1::into_info),
-            Pre::ScalingV1(p) => p.instantiate(&mut store).and_then(|i| i.call_info(&mut store)).map(v1::into_info),
-            Pre::TenantV1(p) => p.instantiate(&mut store).and_then(|i| i.call_info(&mut store)).map(v1::into_info),
-        };
+        let pre = &policy.pre;
+        let result = pre.pre.instantiate(&mut store).and_then(|instance| {
+            let store = &mut store;
+            // SAFETY: `info` is typed as in the bindings of the module's version (see `call`).
+            unsafe {
+                match pre.version {
+                    Version::V3 => call(store, &instance, &pre.info, ()).map(|(i,)| v3::into_info(i)),
+                    Version::V2 => call(store, &instance, &pre.info, ()).map(|(i,)| v2::into_info(i)),
+                    Version::V1 => call(store, &instance, &pre.info, ()).map(|(i,)| v1::into_info(i)),
+                }
+            }
+        });
         Self::log_stderr(&store);
         result.map_err(|e| self.classify(&store, e))
     }
 
     /// One decision, in a fresh store.
+    #[allow(unsafe_code)]
     pub fn decide(&self, policy: &LoadedPolicy, state: &ClusterState) -> Result<Vec<Action>, DecisionError> {
         let mut store = self.store(&policy.name);
-        // A 0.2.0 module gets the state laid out flat, and its actions are mapped back.
-        let newer = |r: Result<Vec<v2::flat::Action>, String>| r.map(|a| a.into_iter().map(v2::into_action).collect());
-        let older =
-            |r: Result<Vec<v1::nested::Action>, String>| r.map(|a| a.into_iter().map(v1::into_action).collect());
-        let result: wasmtime::Result<Result<Vec<Action>, String>> = match &policy.pre {
-            Pre::Upgrade(p) => {
+        let pre = &policy.pre;
+        // Each version gets the state in its own layout, and its actions are mapped back.
+        let result: wasmtime::Result<Result<Vec<Action>, String>> = match pre.version {
+            Version::V3 => {
+                let columns = v3::columns(state);
+                pre.pre.instantiate(&mut store).and_then(|instance| {
+                    // SAFETY: the plan export of a 0.3.0 module takes its `cluster-state` and
+                    // returns its actions (see `call`).
+                    let (r,): (Result<Vec<v3::columns::Action>, String>,) =
+                        unsafe { call(&mut store, &instance, &pre.plan, (&columns,))? };
+                    Ok(r.map(|a| a.into_iter().map(v3::into_action).collect()))
+                })
+            }
+            Version::V2 => {
                 let flat = v2::flatten(state);
-                p.instantiate(&mut store).and_then(|i| i.call_plan_upgrade(&mut store, &flat)).map(newer)
+                pre.pre.instantiate(&mut store).and_then(|instance| {
+                    // SAFETY: as above, for 0.2.0.
+                    let (r,): (Result<Vec<v2::flat::Action>, String>,) =
+                        unsafe { call(&mut store, &instance, &pre.plan, (&flat,))? };
+                    Ok(r.map(|a| a.into_iter().map(v2::into_action).collect()))
+                })
             }
-            Pre::Scaling(p) => {
-                let flat = v2::flatten(state);
-                p.instantiate(&mut store).and_then(|i| i.call_plan_scaling(&mut store, &flat)).map(newer)
-            }
-            Pre::Tenant(p) => {
-                let flat = v2::flatten(state);
-                p.instantiate(&mut store).and_then(|i| i.call_plan_tenants(&mut store, &flat)).map(newer)
-            }
-            Pre::UpgradeV1(p) => {
+            Version::V1 => {
                 let nested = v1::lower(state);
-                p.instantiate(&mut store).and_then(|i| i.call_plan_upgrade(&mut store, &nested)).map(older)
-            }
-            Pre::ScalingV1(p) => {
-                let nested = v1::lower(state);
-                p.instantiate(&mut store).and_then(|i| i.call_plan_scaling(&mut store, &nested)).map(older)
-            }
-            Pre::TenantV1(p) => {
-                let nested = v1::lower(state);
-                p.instantiate(&mut store).and_then(|i| i.call_plan_tenants(&mut store, &nested)).map(older)
+                pre.pre.instantiate(&mut store).and_then(|instance| {
+                    // SAFETY: as above, for 0.1.0.
+                    let (r,): (Result<Vec<v1::nested::Action>, String>,) =
+                        unsafe { call(&mut store, &instance, &pre.plan, (&nested,))? };
+                    Ok(r.map(|a| a.into_iter().map(v1::into_action).collect()))
+                })
             }
         };
         Self::log_stderr(&store);

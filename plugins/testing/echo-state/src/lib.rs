@@ -1,121 +1,17 @@
 //! Test policy: reads every field of the state through the SDK's views and refuses with all
-//! of it as text, so the host can check that the flat 0.2.0 layout and the views carry exactly
-//! the state it built (`host/tests/policy_runtime.rs` renders the same text from its side).
-use std::fmt::Write;
-
+//! of it as text, so the host can check that the 0.3.0 columns and the views carry exactly the
+//! state it built (`host/tests/policy_runtime.rs` renders the same text from its side). The
+//! same rendering built against contract 0.2.0 is `echo-state-0.2`.
 use pinot_policy_sdk::{
-    Action, ClusterState, Info, Instance, Role, State,
+    Action, ClusterState, Info, State,
     upgrade::{self, Guest},
 };
 
+/// What both echo modules render; it names the SDK as `sdk`.
+mod render;
+use pinot_policy_sdk as sdk;
+
 struct P;
-
-fn role(r: Role) -> &'static str {
-    match r {
-        Role::Controller => "controller",
-        Role::Broker => "broker",
-        Role::Server => "server",
-        Role::Minion => "minion",
-    }
-}
-
-fn instance(out: &mut String, prefix: &str, i: Instance) {
-    let tags: Vec<&str> = i.tags().collect();
-    let _ = writeln!(
-        out,
-        "{prefix} {} live={} enabled={} queries={} tags={} segments={}",
-        i.id(),
-        i.live(),
-        i.enabled(),
-        i.queries_enabled(),
-        tags.join(","),
-        i.segments()
-    );
-}
-
-fn render(s: &State) -> String {
-    let mut out = String::new();
-    let order: Vec<&str> = s.deployment_order().iter().map(|r| role(*r)).collect();
-    let _ = writeln!(
-        out,
-        "cluster {} {} gen={} now={} order={}",
-        s.name(),
-        s.namespace(),
-        s.generation(),
-        s.now_unix_seconds(),
-        order.join(",")
-    );
-    for p in s.pools() {
-        let zones: Vec<&str> = p.zones().collect();
-        let _ = writeln!(
-            out,
-            "pool {} {} zones={} desired={} current={} min={} max={} ready={} updated={} revisions={}>{} image={} maxUnavailable={}",
-            p.name(),
-            role(p.role()),
-            zones.join(","),
-            p.desired_replicas(),
-            p.current_replicas(),
-            p.min_replicas(),
-            p.max_replicas(),
-            p.ready_replicas(),
-            p.updated_replicas(),
-            p.current_revision(),
-            p.target_revision(),
-            p.image(),
-            p.max_unavailable()
-        );
-        for pod in p.pods() {
-            let _ = writeln!(
-                out,
-                " pod {} #{} {} ready={} terminating={} restarts={} age={}",
-                pod.name(),
-                pod.ordinal(),
-                pod.revision(),
-                pod.ready(),
-                pod.terminating(),
-                pod.restarts(),
-                pod.age_seconds()
-            );
-            if let Some(i) = pod.instance() {
-                instance(&mut out, "  instance", i);
-            }
-        }
-        for i in p.departed() {
-            instance(&mut out, " departed", i);
-        }
-    }
-    for c in s.conditions() {
-        let _ = writeln!(out, "condition {} {} {} {}", c.kind(), c.status(), c.reason(), c.message());
-    }
-    for t in s.tables() {
-        let _ = writeln!(
-            out,
-            "table {} {} {} {} segments={} servers={} rebalancing={}",
-            t.name(),
-            t.replication(),
-            t.server_tag(),
-            t.broker_tag(),
-            t.segments(),
-            t.servers_with_segments(),
-            t.rebalancing()
-        );
-    }
-    for t in s.tenants() {
-        let _ = writeln!(
-            out,
-            "tenant {} {} {} {} {}",
-            t.name(),
-            role(t.role()),
-            t.instances(),
-            t.offline_instances(),
-            t.realtime_instances()
-        );
-    }
-    for (k, v) in s.config_entries() {
-        let _ = writeln!(out, "config {k}={v}");
-    }
-    out
-}
 
 impl Guest for P {
     fn info() -> Info {
@@ -127,7 +23,7 @@ impl Guest for P {
         if state.name() == "smoke-test" {
             return Ok(vec![]);
         }
-        Err(render(&state))
+        Err(render::render(&state))
     }
 }
 

@@ -1,0 +1,112 @@
+//! The text the echo modules render from what they read through an SDK's views (shared by
+//! `echo-state` and `echo-state-0.2`, each of which names its SDK `sdk`).
+use std::fmt::Write;
+
+use crate::sdk::{Instance, Role, State};
+
+fn role(r: Role) -> &'static str {
+    match r {
+        Role::Controller => "controller",
+        Role::Broker => "broker",
+        Role::Server => "server",
+        Role::Minion => "minion",
+    }
+}
+
+fn instance(out: &mut String, prefix: &str, i: Instance) {
+    let tags: Vec<&str> = i.tags().collect();
+    let _ = writeln!(
+        out,
+        "{prefix} {} live={} enabled={} queries={} tags={} segments={}",
+        i.id(),
+        i.live(),
+        i.enabled(),
+        i.queries_enabled(),
+        tags.join(","),
+        i.segments()
+    );
+}
+
+pub fn render(s: &State) -> String {
+    let mut out = String::new();
+    let order: Vec<&str> = s.deployment_order().iter().map(|r| role(*r)).collect();
+    let _ = writeln!(
+        out,
+        "cluster {} {} gen={} now={} order={}",
+        s.name(),
+        s.namespace(),
+        s.generation(),
+        s.now_unix_seconds(),
+        order.join(",")
+    );
+    for p in s.pools() {
+        let zones: Vec<&str> = p.zones().collect();
+        let _ = writeln!(
+            out,
+            "pool {} {} zones={} desired={} current={} min={} max={} ready={} updated={} revisions={}>{} image={} maxUnavailable={}",
+            p.name(),
+            role(p.role()),
+            zones.join(","),
+            p.desired_replicas(),
+            p.current_replicas(),
+            p.min_replicas(),
+            p.max_replicas(),
+            p.ready_replicas(),
+            p.updated_replicas(),
+            p.current_revision(),
+            p.target_revision(),
+            p.image(),
+            p.max_unavailable()
+        );
+        for pod in p.pods() {
+            let _ = writeln!(
+                out,
+                " pod {} #{} {} ready={} terminating={} restarts={} age={}",
+                pod.name(),
+                pod.ordinal(),
+                pod.revision(),
+                pod.ready(),
+                pod.terminating(),
+                pod.restarts(),
+                pod.age_seconds()
+            );
+            if let Some(i) = pod.instance() {
+                instance(&mut out, "  instance", i);
+            }
+        }
+        for i in p.departed() {
+            instance(&mut out, " departed", i);
+        }
+    }
+    for c in s.conditions() {
+        let _ = writeln!(out, "condition {} {} {} {}", c.kind(), c.status(), c.reason(), c.message());
+    }
+    for t in s.tables() {
+        let _ = writeln!(
+            out,
+            "table {} {} {} {} segments={} servers={} rebalancing={}",
+            t.name(),
+            t.replication(),
+            t.server_tag(),
+            t.broker_tag(),
+            t.segments(),
+            t.servers_with_segments(),
+            t.rebalancing()
+        );
+    }
+    for t in s.tenants() {
+        let _ = writeln!(
+            out,
+            "tenant {} {} {} {} {}",
+            t.name(),
+            role(t.role()),
+            t.instances(),
+            t.offline_instances(),
+            t.realtime_instances()
+        );
+    }
+    for (k, v) in s.config_entries() {
+        let _ = writeln!(out, "config {k}={v}");
+    }
+    out
+}
