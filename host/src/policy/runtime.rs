@@ -138,17 +138,33 @@ impl DecisionError {
     }
 }
 
-/// What a module's `Store` holds: an empty WASI context and the memory accounting.
+/// What a module's `Store` holds: an empty WASI context (made on the module's first WASI call)
+/// and the memory accounting.
 pub struct PluginState {
-    wasi: WasiCtx,
-    /// What the module wrote to stderr (a Rust panic message, for one), logged after the call.
-    stderr: MemoryOutputPipe,
-    table: ResourceTable,
+    /// `None` until the module makes a WASI call: a policy deciding from its state makes none
+    /// (a panic message or a print does), and building a context (random number generators
+    /// seeded from the OS, clocks, stdio) is a good part of what a store costs.
+    wasi: Option<Wasi>,
     memory_limit: usize,
     memory_exceeded: bool,
     plugin: Arc<str>,
     /// Keeps the epoch ticking while this store exists.
     _ticking: Ticking,
+}
+
+/// The WASI a module gets: nothing in it, stderr kept for the log.
+struct Wasi {
+    ctx: WasiCtx,
+    /// What the module wrote to stderr (a Rust panic message, for one), logged after the call.
+    stderr: MemoryOutputPipe,
+    table: ResourceTable,
+}
+
+impl Wasi {
+    fn new() -> Self {
+        let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
+        Self { ctx: WasiCtx::builder().stderr(stderr.clone()).build(), stderr, table: ResourceTable::new() }
+    }
 }
 
 /// Advances the engine's epoch every `EPOCH_TICK` while some store exists (a decision, a
@@ -199,7 +215,8 @@ impl Drop for Ticking {
 
 impl WasiView for PluginState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        let wasi = self.wasi.get_or_insert_with(Wasi::new);
+        WasiCtxView { ctx: &mut wasi.ctx, table: &mut wasi.table }
     }
 }
 
@@ -645,11 +662,8 @@ impl PolicyEngine {
     }
 
     fn store(&self, plugin: &Arc<str>) -> Store<PluginState> {
-        let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
         let state = PluginState {
-            wasi: WasiCtx::builder().stderr(stderr.clone()).build(),
-            stderr,
-            table: ResourceTable::new(),
+            wasi: None,
             memory_limit: self.inner.limits.memory_bytes,
             memory_exceeded: false,
             plugin: plugin.clone(),
@@ -665,7 +679,8 @@ impl PolicyEngine {
 
     /// Logs what the module wrote to stderr during one call.
     fn log_stderr(store: &Store<PluginState>) {
-        let bytes = store.data().stderr.contents();
+        let Some(wasi) = &store.data().wasi else { return };
+        let bytes = wasi.stderr.contents();
         if !bytes.is_empty() {
             let plugin = &*store.data().plugin;
             tracing::warn!(plugin, "policy stderr: {}", String::from_utf8_lossy(&bytes).trim_end());
