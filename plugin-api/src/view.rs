@@ -1,10 +1,12 @@
-//! Views over the columnar `pinot:policy@0.3.0` state: a pool, pod or instance is an index
-//! into the state's columns, every string a `&str` borrowed from the state's text and every
-//! nested list an iterator, so reading the state allocates nothing.
+//! Views over the `pinot:policy@0.3.0` state: a pool, pod or instance is a row of one of the
+//! state's tables, every string a `&str` borrowed from the state's text and every nested list
+//! an iterator, so reading the state allocates nothing.
 
 use std::ops::Range;
 
-use crate::upgrade::pinot::policy::types as raw;
+use crate::upgrade::pinot::policy::types::{
+    self as raw, ConditionColumn, InstanceColumn, PodColumn, PoolColumn, SettingColumn, TableColumn, TenantColumn,
+};
 pub use raw::Role;
 
 /// A pod's `instance` when Pinot does not know the pod.
@@ -28,8 +30,7 @@ impl<'a> State<'a> {
 
     /// String `id` of the string table ("" for an id the state does not have).
     fn string(&self, id: u32) -> &'a str {
-        let span = span(&self.raw.string_ends, id as usize);
-        self.raw.text.get(span).unwrap_or("")
+        self.raw.text.get(string_span(&self.raw.string_ends, id as usize)).unwrap_or("")
     }
 
     /// The strings `ids[span]`.
@@ -63,7 +64,7 @@ impl<'a> State<'a> {
 
     pub fn pools(&self) -> impl DoubleEndedIterator<Item = Pool<'a>> + ExactSizeIterator + Clone + use<'a> {
         let state = *self;
-        (0..self.raw.pools.name.len()).map(move |index| Pool { state, index })
+        (0..self.raw.pools.rows as usize).map(move |index| Pool { state, index })
     }
 
     /// The pool named `name`.
@@ -73,24 +74,27 @@ impl<'a> State<'a> {
 
     pub fn conditions(&self) -> impl Iterator<Item = Condition<'a>> + Clone + use<'a> {
         let state = *self;
-        (0..self.raw.conditions.kind.len()).map(move |index| Condition { state, index })
+        (0..self.raw.conditions.rows as usize).map(move |index| Condition { state, index })
     }
 
     pub fn tables(&self) -> impl Iterator<Item = Table<'a>> + Clone + use<'a> {
         let state = *self;
-        (0..self.raw.tables.name.len()).map(move |index| Table { state, index })
+        (0..self.raw.tables.rows as usize).map(move |index| Table { state, index })
     }
 
     pub fn tenants(&self) -> impl Iterator<Item = Tenant<'a>> + Clone + use<'a> {
         let state = *self;
-        (0..self.raw.tenants.name.len()).map(move |index| Tenant { state, index })
+        (0..self.raw.tenants.rows as usize).map(move |index| Tenant { state, index })
     }
 
     /// The policy's configuration entries, in the order given.
     pub fn config_entries(&self) -> impl Iterator<Item = (&'a str, &'a str)> + Clone + use<'a> {
         let state = *self;
-        let raw = self.raw;
-        raw.config_keys.iter().zip(&raw.config_values).map(move |(k, v)| (state.string(*k), state.string(*v)))
+        let config = &self.raw.config;
+        (0..config.rows as usize).map(move |row| {
+            let string = |column: SettingColumn| state.string(cell(config, column as usize, row));
+            (string(SettingColumn::Key), string(SettingColumn::Value))
+        })
     }
 
     /// One configuration value.
@@ -104,16 +108,37 @@ impl<'a> State<'a> {
     }
 }
 
-/// Entry `index` of a column (0 when the column is short).
-fn at<T: Copy + Default>(column: &[T], index: usize) -> T {
-    column.get(index).copied().unwrap_or_default()
+/// The cell of `column` and `row` of a table (0 outside it).
+fn cell(table: &raw::Table, column: usize, row: usize) -> u32 {
+    let rows = table.rows as usize;
+    if row >= rows {
+        return 0;
+    }
+    table.cells.get(column * rows + row).copied().unwrap_or(0)
 }
 
-/// The span of entry `index` given cumulative ends: `ends[index - 1] .. ends[index]`.
-fn span(ends: &[u32], index: usize) -> Range<usize> {
-    let start = if index == 0 { 0 } else { at(ends, index - 1) as usize };
-    let end = at(ends, index) as usize;
+/// The span of row `row` given a column of cumulative ends: `[end of row - 1, end of row)`.
+fn span(table: &raw::Table, ends: usize, row: usize) -> Range<usize> {
+    let start = if row == 0 { 0 } else { cell(table, ends, row - 1) as usize };
+    let end = cell(table, ends, row) as usize;
     start..end.max(start)
+}
+
+/// The span of string `id` in the text, given the string table's ends.
+fn string_span(ends: &[u32], id: usize) -> Range<usize> {
+    let end = |i: usize| ends.get(i).copied().unwrap_or(0) as usize;
+    let start = if id == 0 { 0 } else { end(id - 1) };
+    start..end(id).max(start)
+}
+
+/// A role from its case index (a server for one the contract does not have).
+fn role(index: u32) -> Role {
+    match index {
+        0 => Role::Controller,
+        1 => Role::Broker,
+        3 => Role::Minion,
+        _ => Role::Server,
+    }
 }
 
 /// Strings of the state referred to by a range: a pool's zones, an instance's tags.
@@ -145,21 +170,26 @@ pub struct Pool<'a> {
 }
 
 impl<'a> Pool<'a> {
-    fn columns(&self) -> &'a raw::Pools {
-        &self.state.raw.pools
+    fn number(&self, column: PoolColumn) -> u32 {
+        cell(&self.state.raw.pools, column as usize, self.index)
+    }
+
+    fn string(&self, column: PoolColumn) -> &'a str {
+        self.state.string(self.number(column))
     }
 
     pub fn name(&self) -> &'a str {
-        self.state.string(at(&self.columns().name, self.index))
+        self.string(PoolColumn::Name)
     }
 
     pub fn role(&self) -> Role {
-        self.columns().role.get(self.index).copied().unwrap_or(Role::Server)
+        role(self.number(PoolColumn::Role))
     }
 
     /// The zones the pool is pinned to (none: anywhere).
     pub fn zones(&self) -> Words<'a> {
-        self.state.strings(&self.state.raw.zones, span(&self.columns().zones_end, self.index))
+        let zones = span(&self.state.raw.pools, PoolColumn::ZonesEnd as usize, self.index);
+        self.state.strings(&self.state.raw.zones, zones)
     }
 
     /// The first zone, or "" for a pool not pinned to any.
@@ -169,52 +199,52 @@ impl<'a> Pool<'a> {
 
     /// What the spec asks for.
     pub fn desired_replicas(&self) -> u32 {
-        at(&self.columns().desired_replicas, self.index)
+        self.number(PoolColumn::DesiredReplicas)
     }
 
     /// What the StatefulSet has now.
     pub fn current_replicas(&self) -> u32 {
-        at(&self.columns().current_replicas, self.index)
+        self.number(PoolColumn::CurrentReplicas)
     }
 
     /// The bounds the host allows `set-replicas` within.
     pub fn min_replicas(&self) -> u32 {
-        at(&self.columns().min_replicas, self.index)
+        self.number(PoolColumn::MinReplicas)
     }
 
     pub fn max_replicas(&self) -> u32 {
-        at(&self.columns().max_replicas, self.index)
+        self.number(PoolColumn::MaxReplicas)
     }
 
     pub fn ready_replicas(&self) -> u32 {
-        at(&self.columns().ready_replicas, self.index)
+        self.number(PoolColumn::ReadyReplicas)
     }
 
     pub fn updated_replicas(&self) -> u32 {
-        at(&self.columns().updated_replicas, self.index)
+        self.number(PoolColumn::UpdatedReplicas)
     }
 
     pub fn current_revision(&self) -> &'a str {
-        self.state.string(at(&self.columns().current_revision, self.index))
+        self.string(PoolColumn::CurrentRevision)
     }
 
     /// The revision every pod should run.
     pub fn target_revision(&self) -> &'a str {
-        self.state.string(at(&self.columns().target_revision, self.index))
+        self.string(PoolColumn::TargetRevision)
     }
 
     pub fn image(&self) -> &'a str {
-        self.state.string(at(&self.columns().image, self.index))
+        self.string(PoolColumn::Image)
     }
 
     pub fn max_unavailable(&self) -> u32 {
-        at(&self.columns().max_unavailable, self.index)
+        self.number(PoolColumn::MaxUnavailable)
     }
 
     pub fn pods(&self) -> impl DoubleEndedIterator<Item = Pod<'a>> + ExactSizeIterator + Clone + use<'a> {
         let state = self.state;
-        let pods = span(&self.columns().pods_end, self.index);
-        let end = pods.end.min(state.raw.pods.name.len());
+        let pods = span(&state.raw.pools, PoolColumn::PodsEnd as usize, self.index);
+        let end = pods.end.min(state.raw.pods.rows as usize);
         (pods.start.min(end)..end).map(move |index| Pod { state, index })
     }
 
@@ -222,9 +252,9 @@ impl<'a> Pool<'a> {
     /// above the current replicas); a scale-in drops them once they are no longer live.
     pub fn departed(&self) -> impl DoubleEndedIterator<Item = Instance<'a>> + ExactSizeIterator + Clone + use<'a> {
         let state = self.state;
-        let departed = span(&self.columns().departed_end, self.index);
-        let indexes = state.raw.departed.get(departed).unwrap_or_default();
-        indexes.iter().map(move |index| Instance { state, index: *index as usize })
+        let departed = span(&state.raw.pools, PoolColumn::DepartedEnd as usize, self.index);
+        let rows = state.raw.departed.get(departed).unwrap_or_default();
+        rows.iter().map(move |row| Instance { state, index: *row as usize })
     }
 
     /// Ordinals below the current replicas that have no pod at all: deleted and not yet
@@ -251,45 +281,45 @@ pub struct Pod<'a> {
 }
 
 impl<'a> Pod<'a> {
-    fn columns(&self) -> &'a raw::Pods {
-        &self.state.raw.pods
+    fn number(&self, column: PodColumn) -> u32 {
+        cell(&self.state.raw.pods, column as usize, self.index)
     }
 
     pub fn name(&self) -> &'a str {
-        self.state.string(at(&self.columns().name, self.index))
+        self.state.string(self.number(PodColumn::Name))
     }
 
     pub fn ordinal(&self) -> u32 {
-        at(&self.columns().ordinal, self.index)
+        self.number(PodColumn::Ordinal)
     }
 
     /// The StatefulSet revision it was created from.
     pub fn revision(&self) -> &'a str {
-        self.state.string(at(&self.columns().revision, self.index))
+        self.state.string(self.number(PodColumn::Revision))
     }
 
     pub fn ready(&self) -> bool {
-        at(&self.columns().ready, self.index) != 0
+        self.number(PodColumn::Ready) != 0
     }
 
     pub fn terminating(&self) -> bool {
-        at(&self.columns().terminating, self.index) != 0
+        self.number(PodColumn::Terminating) != 0
     }
 
     pub fn restarts(&self) -> u32 {
-        at(&self.columns().restarts, self.index)
+        self.number(PodColumn::Restarts)
     }
 
     /// Seconds since the pod was created.
     pub fn age_seconds(&self) -> u64 {
-        at(&self.columns().age_seconds, self.index)
+        self.number(PodColumn::AgeSeconds).into()
     }
 
     /// Its Pinot instance, when the controller knows it.
     pub fn instance(&self) -> Option<Instance<'a>> {
-        let index = self.columns().instance.get(self.index).copied().unwrap_or(NO_INSTANCE);
-        (index != NO_INSTANCE && (index as usize) < self.state.raw.instances.id.len())
-            .then_some(Instance { state: self.state, index: index as usize })
+        let row = self.number(PodColumn::Instance);
+        (row != NO_INSTANCE && row < self.state.raw.instances.rows)
+            .then_some(Instance { state: self.state, index: row as usize })
     }
 }
 
@@ -301,29 +331,30 @@ pub struct Instance<'a> {
 }
 
 impl<'a> Instance<'a> {
-    fn columns(&self) -> &'a raw::Instances {
-        &self.state.raw.instances
+    fn number(&self, column: InstanceColumn) -> u32 {
+        cell(&self.state.raw.instances, column as usize, self.index)
     }
 
     /// Pinot's id, e.g. `Server_<pod>.<svc>.<ns>.svc.cluster.local_8098`.
     pub fn id(&self) -> &'a str {
-        self.state.string(at(&self.columns().id, self.index))
+        self.state.string(self.number(InstanceColumn::Id))
     }
 
     pub fn live(&self) -> bool {
-        at(&self.columns().live, self.index) != 0
+        self.number(InstanceColumn::Live) != 0
     }
 
     pub fn enabled(&self) -> bool {
-        at(&self.columns().enabled, self.index) != 0
+        self.number(InstanceColumn::Enabled) != 0
     }
 
     pub fn queries_enabled(&self) -> bool {
-        at(&self.columns().queries_enabled, self.index) != 0
+        self.number(InstanceColumn::QueriesEnabled) != 0
     }
 
     pub fn tags(&self) -> Words<'a> {
-        self.state.strings(&self.state.raw.tags, span(&self.columns().tags_end, self.index))
+        let tags = span(&self.state.raw.instances, InstanceColumn::TagsEnd as usize, self.index);
+        self.state.strings(&self.state.raw.tags, tags)
     }
 
     pub fn has_tag(&self, tag: &str) -> bool {
@@ -332,7 +363,7 @@ impl<'a> Instance<'a> {
 
     /// Segments hosted, over every table.
     pub fn segments(&self) -> u32 {
-        at(&self.columns().segments, self.index)
+        self.number(InstanceColumn::Segments)
     }
 }
 
@@ -344,25 +375,25 @@ pub struct Condition<'a> {
 }
 
 impl<'a> Condition<'a> {
-    fn columns(&self) -> &'a raw::Conditions {
-        &self.state.raw.conditions
+    fn string(&self, column: ConditionColumn) -> &'a str {
+        self.state.string(cell(&self.state.raw.conditions, column as usize, self.index))
     }
 
     /// The condition type, e.g. `Available`.
     pub fn kind(&self) -> &'a str {
-        self.state.string(at(&self.columns().kind, self.index))
+        self.string(ConditionColumn::Kind)
     }
 
     pub fn status(&self) -> &'a str {
-        self.state.string(at(&self.columns().status, self.index))
+        self.string(ConditionColumn::Status)
     }
 
     pub fn reason(&self) -> &'a str {
-        self.state.string(at(&self.columns().reason, self.index))
+        self.string(ConditionColumn::Reason)
     }
 
     pub fn message(&self) -> &'a str {
-        self.state.string(at(&self.columns().message, self.index))
+        self.string(ConditionColumn::Message)
     }
 }
 
@@ -374,40 +405,40 @@ pub struct Table<'a> {
 }
 
 impl<'a> Table<'a> {
-    fn columns(&self) -> &'a raw::Tables {
-        &self.state.raw.tables
+    fn number(&self, column: TableColumn) -> u32 {
+        cell(&self.state.raw.tables, column as usize, self.index)
     }
 
     /// Name with type, e.g. `airlineStats_OFFLINE`.
     pub fn name(&self) -> &'a str {
-        self.state.string(at(&self.columns().name, self.index))
+        self.state.string(self.number(TableColumn::Name))
     }
 
     pub fn replication(&self) -> u32 {
-        at(&self.columns().replication, self.index)
+        self.number(TableColumn::Replication)
     }
 
     pub fn server_tag(&self) -> &'a str {
-        self.state.string(at(&self.columns().server_tag, self.index))
+        self.state.string(self.number(TableColumn::ServerTag))
     }
 
     pub fn broker_tag(&self) -> &'a str {
-        self.state.string(at(&self.columns().broker_tag, self.index))
+        self.state.string(self.number(TableColumn::BrokerTag))
     }
 
     /// Segments of the table (Pinot's ideal state).
     pub fn segments(&self) -> u32 {
-        at(&self.columns().segments, self.index)
+        self.number(TableColumn::Segments)
     }
 
     /// Servers holding at least one of its segments.
     pub fn servers_with_segments(&self) -> u32 {
-        at(&self.columns().servers_with_segments, self.index)
+        self.number(TableColumn::ServersWithSegments)
     }
 
     /// A rebalance the operator started is still running in Pinot.
     pub fn rebalancing(&self) -> bool {
-        at(&self.columns().rebalancing, self.index) != 0
+        self.number(TableColumn::Rebalancing) != 0
     }
 }
 
@@ -419,28 +450,28 @@ pub struct Tenant<'a> {
 }
 
 impl<'a> Tenant<'a> {
-    fn columns(&self) -> &'a raw::Tenants {
-        &self.state.raw.tenants
+    fn number(&self, column: TenantColumn) -> u32 {
+        cell(&self.state.raw.tenants, column as usize, self.index)
     }
 
     pub fn name(&self) -> &'a str {
-        self.state.string(at(&self.columns().name, self.index))
+        self.state.string(self.number(TenantColumn::Name))
     }
 
     pub fn role(&self) -> Role {
-        self.columns().role.get(self.index).copied().unwrap_or(Role::Server)
+        role(self.number(TenantColumn::Role))
     }
 
     /// Broker and minion tenants: how many instances.
     pub fn instances(&self) -> u32 {
-        at(&self.columns().instances, self.index)
+        self.number(TenantColumn::Instances)
     }
 
     pub fn offline_instances(&self) -> u32 {
-        at(&self.columns().offline_instances, self.index)
+        self.number(TenantColumn::OfflineInstances)
     }
 
     pub fn realtime_instances(&self) -> u32 {
-        at(&self.columns().realtime_instances, self.index)
+        self.number(TenantColumn::RealtimeInstances)
     }
 }

@@ -1,8 +1,8 @@
 //! Host bindings of every contract version this operator supports, and the conversions between
 //! them and the host's own model of a decision ([`super::model`], the union of all versions):
 //! a 0.1.0 module gets the model's state without what 0.1.0 lacks ([`v1::lower`]); a 0.2.0
-//! module gets it laid out flat ([`v2::flatten`]); a 0.3.0 module in columns
-//! ([`v3::columns`]); the actions of each are mapped back.
+//! module gets it laid out flat ([`v2::flatten`]); a 0.3.0 module as tables
+//! ([`v3::tables`]); the actions of each are mapped back.
 
 /// The three worlds of one contract version, from its WIT directory. They share one set of
 /// types (those of the upgrade world), so one state can be given to any kind of policy.
@@ -372,170 +372,165 @@ pub mod v2 {
     conversions!(flat, "0.2.0");
 }
 
-/// `pinot:policy@0.3.0`: the actions of 0.2.0, the state in columns (a list of integers per
-/// field, strings as ids into one string table), which wasmtime copies into the module in one
-/// piece per column instead of writing records field by field.
+/// `pinot:policy@0.3.0`: the actions of 0.2.0, the state as tables of `u32` cells stored
+/// column by column (strings as ids into one string table), which wasmtime copies into the
+/// module one list per table instead of writing records field by field.
 pub mod v3 {
     /// The contract version of these bindings.
     pub const API_VERSION: &str = "pinot:policy@0.3.0";
 
     worlds!("../plugin-api/wit/0.3.0");
 
-    pub use upgrade::pinot::policy::{host, types as columns};
+    use tables::{ConditionColumn, InstanceColumn, PodColumn, PoolColumn, SettingColumn, TableColumn, TenantColumn};
+    pub use upgrade::pinot::policy::{host, types as tables};
 
     use crate::policy::model as types;
 
     /// A pod's `instance` when Pinot does not know the pod.
     pub const NO_INSTANCE: u32 = u32::MAX;
 
-    /// Lays a state out in columns.
-    pub fn columns(state: &types::ClusterState) -> columns::ClusterState {
-        let pools = state.pools.len();
+    /// Lays a state out as tables.
+    pub fn tables(state: &types::ClusterState) -> tables::ClusterState {
         let pods: usize = state.pools.iter().map(|p| p.pods.len()).sum();
-        let instances = pods + state.pools.iter().map(|p| p.departed.len()).sum::<usize>();
-        let mut s = Strings {
-            text: String::with_capacity(64 * (pods + pools + 4)),
-            ends: Vec::with_capacity(4 * (pods + pools) + 8),
-        };
+        let instances =
+            || state.pools.iter().flat_map(|p| p.pods.iter().filter_map(|o| o.instance.as_ref()).chain(&p.departed));
+        let (strings, bytes) = string_table_size(state);
+        let mut s = Strings { text: String::with_capacity(bytes), ends: Vec::with_capacity(strings) };
         let name = s.id(&state.name);
         let namespace = s.id(&state.namespace);
-        let mut p = columns::Pools {
-            name: Vec::with_capacity(pools),
-            role: Vec::with_capacity(pools),
-            zones_end: Vec::with_capacity(pools),
-            desired_replicas: Vec::with_capacity(pools),
-            current_replicas: Vec::with_capacity(pools),
-            min_replicas: Vec::with_capacity(pools),
-            max_replicas: Vec::with_capacity(pools),
-            ready_replicas: Vec::with_capacity(pools),
-            updated_replicas: Vec::with_capacity(pools),
-            current_revision: Vec::with_capacity(pools),
-            target_revision: Vec::with_capacity(pools),
-            image: Vec::with_capacity(pools),
-            max_unavailable: Vec::with_capacity(pools),
-            pods_end: Vec::with_capacity(pools),
-            departed_end: Vec::with_capacity(pools),
-        };
-        let mut pod = columns::Pods {
-            name: Vec::with_capacity(pods),
-            ordinal: Vec::with_capacity(pods),
-            revision: Vec::with_capacity(pods),
-            ready: Vec::with_capacity(pods),
-            terminating: Vec::with_capacity(pods),
-            restarts: Vec::with_capacity(pods),
-            age_seconds: Vec::with_capacity(pods),
-            instance: Vec::with_capacity(pods),
-        };
+        let mut pools = Table::new(PoolColumn::DepartedEnd as usize + 1, state.pools.len());
+        let mut pod = Table::new(PodColumn::Instance as usize + 1, pods);
         let mut i = Instances {
-            columns: columns::Instances {
-                id: Vec::with_capacity(instances),
-                live: Vec::with_capacity(instances),
-                enabled: Vec::with_capacity(instances),
-                queries_enabled: Vec::with_capacity(instances),
-                tags_end: Vec::with_capacity(instances),
-                segments: Vec::with_capacity(instances),
-            },
-            tags: Vec::with_capacity(instances),
+            table: Table::new(InstanceColumn::Segments as usize + 1, instances().count()),
+            tags: Vec::with_capacity(instances().map(|i| i.tags.len()).sum()),
         };
-        let mut zones = Vec::with_capacity(pools);
+        let mut zones = Vec::with_capacity(state.pools.len());
         let mut departed = Vec::new();
-        for pool in &state.pools {
-            p.name.push(s.id(&pool.name));
-            p.role.push(role(pool.role));
-            zones.extend(pool.zones.iter().map(|z| s.id(z)));
-            p.zones_end.push(zones.len() as u32);
-            p.desired_replicas.push(pool.desired_replicas);
-            p.current_replicas.push(pool.current_replicas);
-            p.min_replicas.push(pool.min_replicas);
-            p.max_replicas.push(pool.max_replicas);
-            p.ready_replicas.push(pool.ready_replicas);
-            p.updated_replicas.push(pool.updated_replicas);
-            p.current_revision.push(s.id(&pool.current_revision));
-            p.target_revision.push(s.id(&pool.target_revision));
-            p.image.push(s.id(&pool.image));
-            p.max_unavailable.push(pool.max_unavailable);
-            for o in &pool.pods {
-                pod.name.push(s.id(&o.name));
-                pod.ordinal.push(o.ordinal);
-                pod.revision.push(s.id(&o.revision));
-                pod.ready.push(o.ready.into());
-                pod.terminating.push(o.terminating.into());
-                pod.restarts.push(o.restarts);
-                pod.age_seconds.push(o.age_seconds);
-                pod.instance.push(o.instance.as_ref().map_or(NO_INSTANCE, |x| i.push(&mut s, x)));
+        for (row, p) in state.pools.iter().enumerate() {
+            let mut set = |column: PoolColumn, value: u32| pools.set(column as usize, row, value);
+            set(PoolColumn::Name, s.id(&p.name));
+            set(PoolColumn::Role, role(p.role) as u32);
+            zones.extend(p.zones.iter().map(|z| s.id(z)));
+            set(PoolColumn::ZonesEnd, zones.len() as u32);
+            set(PoolColumn::DesiredReplicas, p.desired_replicas);
+            set(PoolColumn::CurrentReplicas, p.current_replicas);
+            set(PoolColumn::MinReplicas, p.min_replicas);
+            set(PoolColumn::MaxReplicas, p.max_replicas);
+            set(PoolColumn::ReadyReplicas, p.ready_replicas);
+            set(PoolColumn::UpdatedReplicas, p.updated_replicas);
+            set(PoolColumn::CurrentRevision, s.id(&p.current_revision));
+            set(PoolColumn::TargetRevision, s.id(&p.target_revision));
+            set(PoolColumn::Image, s.id(&p.image));
+            set(PoolColumn::MaxUnavailable, p.max_unavailable);
+            for o in &p.pods {
+                let row = pod.next_row();
+                let mut set = |column: PodColumn, value: u32| pod.set(column as usize, row, value);
+                set(PodColumn::Name, s.id(&o.name));
+                set(PodColumn::Ordinal, o.ordinal);
+                set(PodColumn::Revision, s.id(&o.revision));
+                set(PodColumn::Ready, o.ready.into());
+                set(PodColumn::Terminating, o.terminating.into());
+                set(PodColumn::Restarts, o.restarts);
+                set(PodColumn::AgeSeconds, o.age_seconds.try_into().unwrap_or(u32::MAX));
+                set(PodColumn::Instance, o.instance.as_ref().map_or(NO_INSTANCE, |x| i.push(&mut s, x)));
             }
-            p.pods_end.push(pod.name.len() as u32);
-            departed.extend(pool.departed.iter().map(|x| i.push(&mut s, x)));
-            p.departed_end.push(departed.len() as u32);
+            pools.set(PoolColumn::PodsEnd as usize, row, pod.filled as u32);
+            departed.extend(p.departed.iter().map(|x| i.push(&mut s, x)));
+            pools.set(PoolColumn::DepartedEnd as usize, row, departed.len() as u32);
         }
-        let n = state.conditions.len();
-        let mut conditions = columns::Conditions {
-            kind: Vec::with_capacity(n),
-            status: Vec::with_capacity(n),
-            reason: Vec::with_capacity(n),
-            message: Vec::with_capacity(n),
-        };
-        for c in &state.conditions {
-            conditions.kind.push(s.id(&c.kind));
-            conditions.status.push(s.id(&c.status));
-            conditions.reason.push(s.id(&c.reason));
-            conditions.message.push(s.id(&c.message));
+        let mut conditions = Table::new(ConditionColumn::Message as usize + 1, state.conditions.len());
+        for (row, c) in state.conditions.iter().enumerate() {
+            let mut set = |column: ConditionColumn, value: &str| conditions.set(column as usize, row, s.id(value));
+            set(ConditionColumn::Kind, &c.kind);
+            set(ConditionColumn::Status, &c.status);
+            set(ConditionColumn::Reason, &c.reason);
+            set(ConditionColumn::Message, &c.message);
         }
-        let n = state.tables.len();
-        let mut tables = columns::Tables {
-            name: Vec::with_capacity(n),
-            replication: Vec::with_capacity(n),
-            server_tag: Vec::with_capacity(n),
-            broker_tag: Vec::with_capacity(n),
-            segments: Vec::with_capacity(n),
-            servers_with_segments: Vec::with_capacity(n),
-            rebalancing: Vec::with_capacity(n),
-        };
-        for t in &state.tables {
-            tables.name.push(s.id(&t.name));
-            tables.replication.push(t.replication);
-            tables.server_tag.push(s.id(&t.server_tag));
-            tables.broker_tag.push(s.id(&t.broker_tag));
-            tables.segments.push(t.segments);
-            tables.servers_with_segments.push(t.servers_with_segments);
-            tables.rebalancing.push(t.rebalancing.into());
+        let mut tables = Table::new(TableColumn::Rebalancing as usize + 1, state.tables.len());
+        for (row, t) in state.tables.iter().enumerate() {
+            let mut set = |column: TableColumn, value: u32| tables.set(column as usize, row, value);
+            set(TableColumn::Name, s.id(&t.name));
+            set(TableColumn::Replication, t.replication);
+            set(TableColumn::ServerTag, s.id(&t.server_tag));
+            set(TableColumn::BrokerTag, s.id(&t.broker_tag));
+            set(TableColumn::Segments, t.segments);
+            set(TableColumn::ServersWithSegments, t.servers_with_segments);
+            set(TableColumn::Rebalancing, t.rebalancing.into());
         }
-        let n = state.tenants.len();
-        let mut tenants = columns::Tenants {
-            name: Vec::with_capacity(n),
-            role: Vec::with_capacity(n),
-            instances: Vec::with_capacity(n),
-            offline_instances: Vec::with_capacity(n),
-            realtime_instances: Vec::with_capacity(n),
-        };
-        for t in &state.tenants {
-            tenants.name.push(s.id(&t.name));
-            tenants.role.push(role(t.role));
-            tenants.instances.push(t.instances);
-            tenants.offline_instances.push(t.offline_instances);
-            tenants.realtime_instances.push(t.realtime_instances);
+        let mut tenants = Table::new(TenantColumn::RealtimeInstances as usize + 1, state.tenants.len());
+        for (row, t) in state.tenants.iter().enumerate() {
+            let mut set = |column: TenantColumn, value: u32| tenants.set(column as usize, row, value);
+            set(TenantColumn::Name, s.id(&t.name));
+            set(TenantColumn::Role, role(t.role) as u32);
+            set(TenantColumn::Instances, t.instances);
+            set(TenantColumn::OfflineInstances, t.offline_instances);
+            set(TenantColumn::RealtimeInstances, t.realtime_instances);
         }
-        let (config_keys, config_values) = state.config.iter().map(|(k, v)| (s.id(k), s.id(v))).unzip();
-        columns::ClusterState {
+        let mut config = Table::new(SettingColumn::Value as usize + 1, state.config.len());
+        for (row, (key, value)) in state.config.iter().enumerate() {
+            config.set(SettingColumn::Key as usize, row, s.id(key));
+            config.set(SettingColumn::Value as usize, row, s.id(value));
+        }
+        debug_assert_eq!((s.ends.len(), s.text.len()), (strings, bytes), "string_table_size misses a string");
+        tables::ClusterState {
             text: s.text,
             string_ends: s.ends,
             name,
             namespace,
             generation: state.generation,
             deployment_order: state.deployment_order.iter().map(|r| role(*r)).collect(),
-            pools: p,
-            pods: pod,
-            instances: i.columns,
+            pools: pools.done(),
+            pods: pod.done(),
+            instances: i.table.done(),
             zones,
             tags: i.tags,
             departed,
-            conditions,
-            tables,
-            tenants,
+            conditions: conditions.done(),
+            tables: tables.done(),
+            tenants: tenants.done(),
             now_unix_seconds: state.now_unix_seconds,
-            config_keys,
-            config_values,
+            config: config.done(),
         }
+    }
+
+    /// How many strings a state has and their bytes, so that its string table is allocated once.
+    fn string_table_size(state: &types::ClusterState) -> (usize, usize) {
+        let mut size = (0, 0);
+        let mut add = |s: &str| {
+            size.0 += 1;
+            size.1 += s.len();
+        };
+        let instance = |i: &types::Instance, add: &mut dyn FnMut(&str)| {
+            add(&i.id);
+            i.tags.iter().for_each(|t| add(t));
+        };
+        add(&state.name);
+        add(&state.namespace);
+        for p in &state.pools {
+            for s in [&p.name, &p.current_revision, &p.target_revision, &p.image].into_iter().chain(&p.zones) {
+                add(s);
+            }
+            for o in &p.pods {
+                add(&o.name);
+                add(&o.revision);
+                if let Some(i) = &o.instance {
+                    instance(i, &mut add);
+                }
+            }
+            p.departed.iter().for_each(|i| instance(i, &mut add));
+        }
+        for c in &state.conditions {
+            [&c.kind, &c.status, &c.reason, &c.message].into_iter().for_each(|s| add(s));
+        }
+        for t in &state.tables {
+            [&t.name, &t.server_tag, &t.broker_tag].into_iter().for_each(|s| add(s));
+        }
+        state.tenants.iter().for_each(|t| add(&t.name));
+        state.config.iter().for_each(|(k, v)| {
+            add(k);
+            add(v)
+        });
+        size
     }
 
     /// The string table being built: every string appended to one text, ids by position.
@@ -552,37 +547,66 @@ pub mod v3 {
         }
     }
 
-    /// The instance columns being built, with the tags they refer to.
+    /// A table being built: its cells, column by column, for a number of rows known up front.
+    struct Table {
+        rows: usize,
+        /// Rows handed out by `next_row`.
+        filled: usize,
+        cells: Vec<u32>,
+    }
+
+    impl Table {
+        fn new(columns: usize, rows: usize) -> Self {
+            Self { rows, filled: 0, cells: vec![0; columns * rows] }
+        }
+
+        fn next_row(&mut self) -> usize {
+            self.filled += 1;
+            self.filled - 1
+        }
+
+        fn set(&mut self, column: usize, row: usize, value: u32) {
+            self.cells[column * self.rows + row] = value;
+        }
+
+        fn done(self) -> tables::Table {
+            tables::Table { rows: self.rows as u32, cells: self.cells }
+        }
+    }
+
+    /// The instance table being built, with the tags it refers to.
     struct Instances {
-        columns: columns::Instances,
+        table: Table,
         tags: Vec<u32>,
     }
 
     impl Instances {
-        /// Appends an instance and returns its index.
+        /// Appends an instance and returns its row.
         fn push(&mut self, s: &mut Strings, i: &types::Instance) -> u32 {
-            let c = &mut self.columns;
-            c.id.push(s.id(&i.id));
-            c.live.push(i.live.into());
-            c.enabled.push(i.enabled.into());
-            c.queries_enabled.push(i.queries_enabled.into());
+            let row = self.table.next_row();
+            let mut set = |column: InstanceColumn, value: u32| self.table.set(column as usize, row, value);
+            set(InstanceColumn::Id, s.id(&i.id));
+            set(InstanceColumn::Live, i.live.into());
+            set(InstanceColumn::Enabled, i.enabled.into());
+            set(InstanceColumn::QueriesEnabled, i.queries_enabled.into());
             self.tags.extend(i.tags.iter().map(|t| s.id(t)));
-            c.tags_end.push(self.tags.len() as u32);
-            c.segments.push(i.segments);
-            (c.id.len() - 1) as u32
+            let tags_end = self.tags.len() as u32;
+            self.table.set(InstanceColumn::TagsEnd as usize, row, tags_end);
+            self.table.set(InstanceColumn::Segments as usize, row, i.segments);
+            row as u32
         }
     }
 
-    fn role(r: types::Role) -> columns::Role {
+    fn role(r: types::Role) -> tables::Role {
         match r {
-            types::Role::Controller => columns::Role::Controller,
-            types::Role::Broker => columns::Role::Broker,
-            types::Role::Server => columns::Role::Server,
-            types::Role::Minion => columns::Role::Minion,
+            types::Role::Controller => tables::Role::Controller,
+            types::Role::Broker => tables::Role::Broker,
+            types::Role::Server => tables::Role::Server,
+            types::Role::Minion => tables::Role::Minion,
         }
     }
 
-    conversions!(columns, "0.3.0");
+    conversions!(tables, "0.3.0");
 }
 
 pub use super::model as types;

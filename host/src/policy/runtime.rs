@@ -725,12 +725,12 @@ impl PolicyEngine {
         // Each version gets the state in its own layout, and its actions are mapped back.
         let result: wasmtime::Result<Result<Vec<Action>, String>> = match pre.version {
             Version::V3 => {
-                let columns = v3::columns(state);
+                let tables = v3::tables(state);
                 pre.pre.instantiate(&mut store).and_then(|instance| {
                     // SAFETY: the plan export of a 0.3.0 module takes its `cluster-state` and
                     // returns its actions (see `call`).
-                    let (r,): (Result<Vec<v3::columns::Action>, String>,) =
-                        unsafe { call(&mut store, &instance, &pre.plan, (&columns,))? };
+                    let (r,): (Result<Vec<v3::tables::Action>, String>,) =
+                        unsafe { call(&mut store, &instance, &pre.plan, (&tables,))? };
                     Ok(r.map(|a| a.into_iter().map(v3::into_action).collect()))
                 })
             }

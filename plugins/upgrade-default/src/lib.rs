@@ -125,17 +125,18 @@ impl Guest for DefaultUpgrade {
     fn plan_upgrade(state: ClusterState) -> Result<Vec<Action>, String> {
         let state = State::new(&state);
         for role in state.deployment_order() {
-            let mut pools: Vec<Pool> = state.pools().filter(|p| p.role() == *role).collect();
-            pools.sort_by_key(|p| (p.first_zone(), p.name()));
+            let mut pools: Vec<(&str, &str, Pool)> =
+                state.pools().filter(|p| p.role() == *role).map(|p| (p.first_zone(), p.name(), p)).collect();
+            pools.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
             // One zone at a time: the first zone with work decides.
             let mut zone_with_work: Option<&str> = None;
             let mut actions = Vec::new();
-            for pool in pools {
-                if zone_with_work.is_some_and(|z| z != pool.first_zone()) {
+            for (zone, _, pool) in pools {
+                if zone_with_work.is_some_and(|z| z != zone) {
                     break;
                 }
                 if let Some(a) = plan_pool(&state, pool) {
-                    zone_with_work = Some(pool.first_zone());
+                    zone_with_work = Some(zone);
                     actions.extend(a);
                 }
             }
