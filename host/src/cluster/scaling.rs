@@ -157,7 +157,8 @@ pub fn servers_digest(state: &ClusterState, tag: &str) -> String {
 }
 
 /// Carries out the Pinot side of a checked plan in order (tags, rebalances, instance states,
-/// drops) and collects the replicas it sets; stops at the first failure. A table is not
+/// drops) and collects the replicas it sets; stops at the first failure. Steps that would
+/// change nothing (`guardrails::changes_nothing`) are skipped. A table is not
 /// rebalanced while its last rebalance runs, nor again when its last one finished onto the same
 /// servers (a policy asking every pass cannot make Pinot move segments in circles).
 pub async fn carry_out(
@@ -171,6 +172,9 @@ pub async fn carry_out(
     // Tags change in this plan before its rebalances: the digest is taken when a rebalance starts.
     let mut state = state.clone();
     for action in actions {
+        if guardrails::changes_nothing(&state, action) {
+            continue;
+        }
         let result = match action {
             Action::SetReplicas(s) => {
                 let current = state.pools.iter().find(|p| p.name == s.pool).map(|p| p.current_replicas);

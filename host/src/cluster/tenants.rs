@@ -84,7 +84,8 @@ pub fn decide(registry: &PolicyRegistry, active: &ActivePolicy, state: &ClusterS
         return TenantDecision::Refused(format!("tenant policy {}: {v}", active.policy.info.name));
     }
     let mut retag = Vec::new();
-    for action in actions {
+    // Tags already as asked are not set again (nor looked at again soon).
+    for action in actions.into_iter().filter(|a| !guardrails::changes_nothing(state, a)) {
         match action {
             Action::UpdateTags(t) => retag.push((t.instance, t.tags)),
             Action::Wait(_) => {}

@@ -36,6 +36,38 @@ pub fn describe(action: &Action) -> String {
     }
 }
 
+/// The tag Pinot gives a drained minion in place of its others.
+pub const MINION_DRAINED: &str = "minion_drained";
+
+/// Whether a Pinot step would change nothing that this pass observed: tags already as asked
+/// (in any order), an instance already disabled, enabled or drained. The host skips such steps,
+/// so a policy that asks for the same step on every pass makes no Pinot call and no quick
+/// recheck (it would otherwise look again every 200 ms for ever).
+pub fn changes_nothing(state: &ClusterState, action: &Action) -> bool {
+    let instance = |id: &str| {
+        state
+            .pools
+            .iter()
+            .flat_map(|p| p.pods.iter().filter_map(|pod| pod.instance.as_ref()).chain(&p.departed))
+            .find(|i| i.id == id)
+    };
+    match action {
+        Action::UpdateTags(t) => instance(&t.instance).is_some_and(|i| tag_set(&i.tags) == tag_set(&t.tags)),
+        Action::DisableInstance(id) => instance(id).is_some_and(|i| !i.enabled),
+        Action::EnableInstance(id) => instance(id).is_some_and(|i| i.enabled),
+        Action::DrainInstance(id) => instance(id).is_some_and(|i| tag_set(&i.tags) == [MINION_DRAINED]),
+        _ => false,
+    }
+}
+
+/// Tags as a set: sorted, without repeats.
+fn tag_set(tags: &[String]) -> Vec<&str> {
+    let mut set: Vec<&str> = tags.iter().map(String::as_str).collect();
+    set.sort_unstable();
+    set.dedup();
+    set
+}
+
 /// The verdict on each action of a plan (`None`: allowed).
 pub fn verdicts(state: &ClusterState, plan: &[Action]) -> Vec<Option<String>> {
     // Pods each pool would have unavailable, counting restarts earlier in the plan.
@@ -163,5 +195,87 @@ pub fn check(state: &ClusterState, plan: &[Action]) -> Result<(), Violation> {
     match verdicts(state, plan).into_iter().enumerate().find_map(|(i, v)| v.map(|r| (i, r))) {
         Some((index, reason)) => Err(Violation { index, action: describe(&plan[index]), reason }),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::model::{Instance, InstanceTags, Pod, Pool};
+
+    fn state(instance: Instance, departed: Instance) -> ClusterState {
+        let pod = Pod {
+            name: "c-server-0".into(),
+            ordinal: 0,
+            revision: "r1".into(),
+            ready: true,
+            terminating: false,
+            restarts: 0,
+            age_seconds: 60,
+            instance: Some(instance),
+        };
+        let pool = Pool {
+            name: "server".into(),
+            role: Role::Server,
+            zones: vec![],
+            desired_replicas: 1,
+            current_replicas: 1,
+            min_replicas: 0,
+            max_replicas: 3,
+            ready_replicas: 1,
+            updated_replicas: 1,
+            current_revision: "r1".into(),
+            target_revision: "r1".into(),
+            image: "apachepinot/pinot:1.3.0".into(),
+            max_unavailable: 1,
+            pods: vec![pod],
+            departed: vec![departed],
+        };
+        let mut s = crate::policy::runtime::empty_state();
+        s.pools = vec![pool];
+        s
+    }
+
+    fn instance(id: &str, enabled: bool, tags: &[&str]) -> Instance {
+        Instance {
+            id: id.into(),
+            live: true,
+            enabled,
+            queries_enabled: true,
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            segments: 0,
+        }
+    }
+
+    fn tags(instance: &str, tags: &[&str]) -> Action {
+        Action::UpdateTags(InstanceTags {
+            instance: instance.into(),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+        })
+    }
+
+    #[test]
+    fn steps_pinot_has_already_taken_change_nothing() {
+        let s = state(
+            instance("Server_0", true, &["sales_OFFLINE", "sales_REALTIME"]),
+            instance("Minion_3", false, &[MINION_DRAINED]),
+        );
+        // Tags as they are, in any order or repeated: nothing to do.
+        assert!(changes_nothing(&s, &tags("Server_0", &["sales_REALTIME", "sales_OFFLINE"])));
+        assert!(changes_nothing(&s, &tags("Server_0", &["sales_OFFLINE", "sales_REALTIME", "sales_OFFLINE"])));
+        assert!(!changes_nothing(&s, &tags("Server_0", &["sales_OFFLINE"])));
+        assert!(!changes_nothing(&s, &tags("Server_0", &[])));
+        // Departed instances count too.
+        assert!(changes_nothing(&s, &Action::DisableInstance("Minion_3".into())));
+        assert!(changes_nothing(&s, &Action::DrainInstance("Minion_3".into())));
+        assert!(!changes_nothing(&s, &Action::EnableInstance("Minion_3".into())));
+        assert!(changes_nothing(&s, &Action::EnableInstance("Server_0".into())));
+        assert!(!changes_nothing(&s, &Action::DisableInstance("Server_0".into())));
+        assert!(!changes_nothing(&s, &Action::DrainInstance("Server_0".into())));
+        // An instance the state does not have, and steps that always act, are carried out (or
+        // refused by the guardrails).
+        assert!(!changes_nothing(&s, &tags("Server_9", &[])));
+        assert!(!changes_nothing(&s, &Action::DropInstance("Minion_3".into())));
+        assert!(!changes_nothing(&s, &Action::RebalanceTable("t_OFFLINE".into())));
     }
 }
