@@ -4,8 +4,9 @@
 //! happened. Changes arrive by watch (PinotPolicies, and ConfigMaps labelled
 //! `pinot.controlplane.dev/policy-module: "true"`) and, for the policy directory, from
 //! `notify`: the `..data` symlink swap of a mounted ConfigMap, atomic renames and in-place
-//! writes all end in a debounced rescan; `Access` events are ignored (reading the files would
-//! otherwise trigger an endless rescan loop).
+//! writes all end in a rescan, at once when an event says a file is complete (a rename onto
+//! its name, a close after writing), otherwise after a short quiet time; reads are ignored
+//! (reading the files would otherwise trigger an endless rescan loop).
 
 use std::{
     path::{Path, PathBuf},
@@ -106,14 +107,17 @@ pub async fn run(
     controller.graceful_shutdown_on(shutdown).run(reconcile, error_policy, ctx).for_each(|_| async {}).await;
 }
 
-/// A stream that yields once per burst of changes in `dir`.
+/// A stream that yields once per burst of changes in `dir`: at once when an event says a file
+/// is complete (a rename onto its name, which is how atomic writes and a mounted ConfigMap's
+/// `..data` swap end, or the close of a file written in place), otherwise once the burst has
+/// been quiet for `DEBOUNCE`.
 pub fn directory_changes(dir: &Path) -> notify::Result<impl Stream<Item = ()> + Send + 'static> {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Change>();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if let Ok(event) = event
-            && !matches!(event.kind, EventKind::Access(_))
+            && let Some(change) = Change::of(&event.kind)
         {
-            let _ = tx.send(());
+            let _ = tx.send(change);
         }
     })?;
     // Recursive: a write through the `..data` symlink lands in a subdirectory.
@@ -122,11 +126,12 @@ pub fn directory_changes(dir: &Path) -> notify::Result<impl Stream<Item = ()> + 
     tokio::spawn(async move {
         // The watcher lives as long as this task.
         let _watcher = watcher;
-        while rx.recv().await.is_some() {
-            // Debounce: wait until the burst is over.
-            loop {
+        while let Some(first) = rx.recv().await {
+            // Debounce until the burst is over, unless a file is known to be complete.
+            let mut complete = first == Change::Complete;
+            while !complete {
                 match tokio::time::timeout(DEBOUNCE, rx.recv()).await {
-                    Ok(Some(())) => continue,
+                    Ok(Some(change)) => complete = change == Change::Complete,
                     Ok(None) => return,
                     Err(_) => break,
                 }
@@ -137,6 +142,29 @@ pub fn directory_changes(dir: &Path) -> notify::Result<impl Stream<Item = ()> + 
         }
     });
     Ok(tokio_stream(out_rx))
+}
+
+/// What a file event says about the directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Change {
+    /// A file is complete: renamed onto its name, or closed after writing.
+    Complete,
+    /// Something changed and more may follow.
+    Changing,
+}
+
+impl Change {
+    /// `None` for events that change nothing: reads (the rescan's own reads would otherwise
+    /// trigger an endless rescan loop).
+    fn of(kind: &EventKind) -> Option<Change> {
+        use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
+        match kind {
+            EventKind::Access(AccessKind::Close(AccessMode::Write)) => Some(Change::Complete),
+            EventKind::Access(_) => None,
+            EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both)) => Some(Change::Complete),
+            _ => Some(Change::Changing),
+        }
+    }
 }
 
 fn tokio_stream(mut rx: tokio::sync::mpsc::UnboundedReceiver<()>) -> impl Stream<Item = ()> + Send + 'static {
@@ -300,5 +328,39 @@ async fn publish(ctx: &Ctx, policy: &PinotPolicy, type_: EventType, reason: &str
     let event = Event { type_, reason: reason.into(), note: Some(note), action: "Load".into(), secondary: None };
     if let Err(e) = ctx.recorder.publish(&event, &policy.object_ref(&())).await {
         tracing::warn!(error = %e, "publishing event failed");
+    }
+}
+
+#[cfg(test)]
+mod change_tests {
+    use notify::event::{AccessKind, AccessMode, CreateKind, DataChange, ModifyKind, RenameMode};
+
+    use super::*;
+
+    #[test]
+    fn completed_files_trigger_at_once_writes_in_progress_wait_and_reads_are_ignored() {
+        let complete = [
+            EventKind::Access(AccessKind::Close(AccessMode::Write)),
+            EventKind::Modify(ModifyKind::Name(RenameMode::To)),
+            EventKind::Modify(ModifyKind::Name(RenameMode::Both)),
+        ];
+        for kind in complete {
+            assert_eq!(Change::of(&kind), Some(Change::Complete), "{kind:?}");
+        }
+        let changing = [
+            EventKind::Create(CreateKind::File),
+            EventKind::Modify(ModifyKind::Data(DataChange::Content)),
+            EventKind::Modify(ModifyKind::Name(RenameMode::From)),
+            EventKind::Remove(notify::event::RemoveKind::File),
+        ];
+        for kind in changing {
+            assert_eq!(Change::of(&kind), Some(Change::Changing), "{kind:?}");
+        }
+        for kind in [
+            EventKind::Access(AccessKind::Open(AccessMode::Read)),
+            EventKind::Access(AccessKind::Close(AccessMode::Read)),
+        ] {
+            assert_eq!(Change::of(&kind), None, "{kind:?}");
+        }
     }
 }
