@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use super::model::{Action, ClusterState, Role};
+use super::model::{Action, ClusterState, Instance, Pool, Role};
 
 /// The first action of a plan that may not be carried out, and why.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -44,13 +44,7 @@ pub const MINION_DRAINED: &str = "minion_drained";
 /// so a policy that asks for the same step on every pass makes no Pinot call and no quick
 /// recheck (it would otherwise look again every 200 ms for ever).
 pub fn changes_nothing(state: &ClusterState, action: &Action) -> bool {
-    let instance = |id: &str| {
-        state
-            .pools
-            .iter()
-            .flat_map(|p| p.pods.iter().filter_map(|pod| pod.instance.as_ref()).chain(&p.departed))
-            .find(|i| i.id == id)
-    };
+    let instance = |id: &str| find_instance(state, id).map(|(_, i)| i);
     match action {
         Action::UpdateTags(t) => instance(&t.instance).is_some_and(|i| tag_set(&i.tags) == tag_set(&t.tags)),
         Action::DisableInstance(id) => instance(id).is_some_and(|i| !i.enabled),
@@ -58,6 +52,24 @@ pub fn changes_nothing(state: &ClusterState, action: &Action) -> bool {
         Action::DrainInstance(id) => instance(id).is_some_and(|i| tag_set(&i.tags) == [MINION_DRAINED]),
         _ => false,
     }
+}
+
+/// The instance `id`, a pod's or else a departed one, with its pool.
+fn find_instance<'a>(state: &'a ClusterState, id: &str) -> Option<(&'a Pool, &'a Instance)> {
+    pod_instance(state, id).or_else(|| departed_instance(state, id))
+}
+
+/// The instance `id` of a pod, with its pool.
+fn pod_instance<'a>(state: &'a ClusterState, id: &str) -> Option<(&'a Pool, &'a Instance)> {
+    state
+        .pools
+        .iter()
+        .find_map(|p| p.pods.iter().find_map(|pod| pod.instance.as_ref().filter(|i| i.id == id).map(|i| (p, i))))
+}
+
+/// The departed instance `id` (its pod gone for good), with its pool.
+fn departed_instance<'a>(state: &'a ClusterState, id: &str) -> Option<(&'a Pool, &'a Instance)> {
+    state.pools.iter().find_map(|p| p.departed.iter().find(|i| i.id == id).map(|i| (p, i)))
 }
 
 /// Tags as a set: sorted, without repeats.
@@ -82,14 +94,9 @@ pub fn verdicts(state: &ClusterState, plan: &[Action]) -> Vec<Option<String>> {
             (p.name.as_str(), down + missing)
         })
         .collect();
-    let instance_of_pod = |id: &str| {
-        state
-            .pools
-            .iter()
-            .find_map(|p| p.pods.iter().find_map(|pod| pod.instance.as_ref().filter(|i| i.id == id).map(|i| (p, i))))
-    };
-    let departed = |id: &str| state.pools.iter().find_map(|p| p.departed.iter().find(|i| i.id == id).map(|i| (p, i)));
-    let instance = |id: &str| instance_of_pod(id).or_else(|| departed(id));
+    let instance_of_pod = |id: &str| pod_instance(state, id);
+    let departed = |id: &str| departed_instance(state, id);
+    let instance = |id: &str| find_instance(state, id);
     let instance_exists = |id: &str| instance(id).is_some();
     // An instance a scale-in takes out: its pod's ordinal is at or above what the pool keeps,
     // or its pod is gone already.
@@ -201,7 +208,7 @@ pub fn check(state: &ClusterState, plan: &[Action]) -> Result<(), Violation> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::model::{Instance, InstanceTags, Pod, Pool};
+    use crate::policy::model::{InstanceTags, Pod};
 
     fn state(instance: Instance, departed: Instance) -> ClusterState {
         let pod = Pod {
