@@ -18,8 +18,8 @@ use sha2::{Digest, Sha256};
 use wasmtime::{
     Config, Engine, ResourceLimiter, Store, Trap,
     component::{
-        Component, ComponentExportIndex, ComponentNamedList, HasSelf, Instance, InstancePre, Lift, Linker, Lower,
-        ResourceTable, TypedFunc,
+        Component, ComponentExportIndex, ComponentNamedList, HasSelf, InstancePre, Lift, Linker, Lower, ResourceTable,
+        TypedFunc,
     },
 };
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView, p2::pipe::MemoryOutputPipe};
@@ -334,7 +334,8 @@ impl Pre {
     }
 }
 
-/// Calls export `index` of `instance` as a function from `P` to `R`.
+/// Instantiates the module in `store` and calls its export `index` as a function from `P` to
+/// `R`.
 ///
 /// Looking an export up by index and calling it without a type check is what keeps the fixed
 /// cost of a decision low: a checked lookup walks the whole `cluster-state` type on every
@@ -346,7 +347,7 @@ impl Pre {
 #[allow(unsafe_code)]
 unsafe fn call<P, R>(
     store: &mut Store<PluginState>,
-    instance: &Instance,
+    pre: &Pre,
     index: &ComponentExportIndex,
     params: P,
 ) -> wasmtime::Result<R>
@@ -354,10 +355,29 @@ where
     P: ComponentNamedList + Lower,
     R: ComponentNamedList + Lift,
 {
+    let instance = pre.pre.instantiate(&mut *store)?;
     let func = instance.get_func(&mut *store, index).ok_or_else(|| wasmtime::Error::msg("export not found"))?;
     // SAFETY: the caller's contract (above).
     let typed = unsafe { TypedFunc::<P, R>::new_unchecked(func) };
     typed.call(store, params)
+}
+
+/// One decision of a module: its plan export called with the state in its version's layout
+/// `S`, and its actions `A` mapped back to the host's by `into`.
+///
+/// # Safety
+/// `S` and `A` must be the state and action types of the bindings of the module's version (see
+/// [`call`]).
+#[allow(unsafe_code)]
+unsafe fn plan<S: Lower, A: Lift>(
+    store: &mut Store<PluginState>,
+    pre: &Pre,
+    state: &S,
+    into: fn(A) -> Action,
+) -> wasmtime::Result<Result<Vec<Action>, String>> {
+    // SAFETY: the caller's contract (above).
+    let (r,): (Result<Vec<A>, String>,) = unsafe { call(store, pre, &pre.plan, (state,))? };
+    Ok(r.map(|a| a.into_iter().map(into).collect()))
 }
 
 /// A compiled, linked and smoke-tested module, ready for decisions.
@@ -702,17 +722,14 @@ impl PolicyEngine {
     pub fn info(&self, policy: &LoadedPolicy) -> Result<Info, DecisionError> {
         let mut store = self.store(&policy.name);
         let pre = &policy.pre;
-        let result = pre.pre.instantiate(&mut store).and_then(|instance| {
-            let store = &mut store;
-            // SAFETY: `info` is typed as in the bindings of the module's version (see `call`).
-            unsafe {
-                match pre.version {
-                    Version::V3 => call(store, &instance, &pre.info, ()).map(|(i,)| v3::into_info(i)),
-                    Version::V2 => call(store, &instance, &pre.info, ()).map(|(i,)| v2::into_info(i)),
-                    Version::V1 => call(store, &instance, &pre.info, ()).map(|(i,)| v1::into_info(i)),
-                }
+        // SAFETY: `info` is typed as in the bindings of the module's version (see `call`).
+        let result = unsafe {
+            match pre.version {
+                Version::V3 => call(&mut store, pre, &pre.info, ()).map(|(i,)| v3::into_info(i)),
+                Version::V2 => call(&mut store, pre, &pre.info, ()).map(|(i,)| v2::into_info(i)),
+                Version::V1 => call(&mut store, pre, &pre.info, ()).map(|(i,)| v1::into_info(i)),
             }
-        });
+        };
         Self::log_stderr(&store);
         result.map_err(|e| self.classify(&store, e))
     }
@@ -723,34 +740,12 @@ impl PolicyEngine {
         let mut store = self.store(&policy.name);
         let pre = &policy.pre;
         // Each version gets the state in its own layout, and its actions are mapped back.
-        let result: wasmtime::Result<Result<Vec<Action>, String>> = match pre.version {
-            Version::V3 => {
-                let tables = v3::tables(state);
-                pre.pre.instantiate(&mut store).and_then(|instance| {
-                    // SAFETY: the plan export of a 0.3.0 module takes its `cluster-state` and
-                    // returns its actions (see `call`).
-                    let (r,): (Result<Vec<v3::tables::Action>, String>,) =
-                        unsafe { call(&mut store, &instance, &pre.plan, (&tables,))? };
-                    Ok(r.map(|a| a.into_iter().map(v3::into_action).collect()))
-                })
-            }
-            Version::V2 => {
-                let flat = v2::flatten(state);
-                pre.pre.instantiate(&mut store).and_then(|instance| {
-                    // SAFETY: as above, for 0.2.0.
-                    let (r,): (Result<Vec<v2::flat::Action>, String>,) =
-                        unsafe { call(&mut store, &instance, &pre.plan, (&flat,))? };
-                    Ok(r.map(|a| a.into_iter().map(v2::into_action).collect()))
-                })
-            }
-            Version::V1 => {
-                let nested = v1::lower(state);
-                pre.pre.instantiate(&mut store).and_then(|instance| {
-                    // SAFETY: as above, for 0.1.0.
-                    let (r,): (Result<Vec<v1::nested::Action>, String>,) =
-                        unsafe { call(&mut store, &instance, &pre.plan, (&nested,))? };
-                    Ok(r.map(|a| a.into_iter().map(v1::into_action).collect()))
-                })
+        // SAFETY: each arm passes its version's state and action types (see `plan`).
+        let result = unsafe {
+            match pre.version {
+                Version::V3 => plan(&mut store, pre, &v3::tables(state), v3::into_action),
+                Version::V2 => plan(&mut store, pre, &v2::flatten(state), v2::into_action),
+                Version::V1 => plan(&mut store, pre, &v1::lower(state), v1::into_action),
             }
         };
         Self::log_stderr(&store);
