@@ -394,8 +394,10 @@ pub mod v3 {
         let pods: usize = state.pools.iter().map(|p| p.pods.len()).sum();
         let instances =
             || state.pools.iter().flat_map(|p| p.pods.iter().filter_map(|o| o.instance.as_ref()).chain(&p.departed));
-        let (strings, bytes) = string_table_size(state);
-        let mut s = Strings { text: String::with_capacity(bytes), ends: Vec::with_capacity(strings) };
+        // A pod has about four strings and a hundred bytes of them (name, revision, instance id,
+        // tags), a pool, condition, table or setting fewer; the table grows past that if it must.
+        let items = pods + state.pools.len() + state.conditions.len() + state.tables.len() + state.config.len() + 2;
+        let mut s = Strings { text: String::with_capacity(96 * items), ends: Vec::with_capacity(5 * items) };
         let name = s.id(&state.name);
         let namespace = s.id(&state.namespace);
         let mut pools = Table::new(PoolColumn::DepartedEnd as usize + 1, state.pools.len());
@@ -471,7 +473,6 @@ pub mod v3 {
             config.set(SettingColumn::Key as usize, row, s.id(key));
             config.set(SettingColumn::Value as usize, row, s.id(value));
         }
-        debug_assert_eq!((s.ends.len(), s.text.len()), (strings, bytes), "string_table_size misses a string");
         tables::ClusterState {
             text: s.text,
             string_ends: s.ends,
@@ -491,46 +492,6 @@ pub mod v3 {
             now_unix_seconds: state.now_unix_seconds,
             config: config.done(),
         }
-    }
-
-    /// How many strings a state has and their bytes, so that its string table is allocated once.
-    fn string_table_size(state: &types::ClusterState) -> (usize, usize) {
-        let mut size = (0, 0);
-        let mut add = |s: &str| {
-            size.0 += 1;
-            size.1 += s.len();
-        };
-        let instance = |i: &types::Instance, add: &mut dyn FnMut(&str)| {
-            add(&i.id);
-            i.tags.iter().for_each(|t| add(t));
-        };
-        add(&state.name);
-        add(&state.namespace);
-        for p in &state.pools {
-            for s in [&p.name, &p.current_revision, &p.target_revision, &p.image].into_iter().chain(&p.zones) {
-                add(s);
-            }
-            for o in &p.pods {
-                add(&o.name);
-                add(&o.revision);
-                if let Some(i) = &o.instance {
-                    instance(i, &mut add);
-                }
-            }
-            p.departed.iter().for_each(|i| instance(i, &mut add));
-        }
-        for c in &state.conditions {
-            [&c.kind, &c.status, &c.reason, &c.message].into_iter().for_each(|s| add(s));
-        }
-        for t in &state.tables {
-            [&t.name, &t.server_tag, &t.broker_tag].into_iter().for_each(|s| add(s));
-        }
-        state.tenants.iter().for_each(|t| add(&t.name));
-        state.config.iter().for_each(|(k, v)| {
-            add(k);
-            add(v)
-        });
-        size
     }
 
     /// The string table being built: every string appended to one text, ids by position.
