@@ -43,10 +43,20 @@ macro_rules! worlds {
     };
 }
 
-/// The conversions of actions, `info` and log levels back to the host's own, for a contract
-/// version whose actions are those of 0.2.0 (`$wit` is the module of its types).
+/// The conversions between the host's own model and a contract version whose actions are
+/// those of 0.2.0 (`$wit` is the module of its types): roles to it; actions, `info` and log
+/// levels back.
 macro_rules! conversions {
     ($wit:ident, $version:literal) => {
+        fn role(r: types::Role) -> $wit::Role {
+            match r {
+                types::Role::Controller => $wit::Role::Controller,
+                types::Role::Broker => $wit::Role::Broker,
+                types::Role::Server => $wit::Role::Server,
+                types::Role::Minion => $wit::Role::Minion,
+            }
+        }
+
         #[doc = concat!("A ", $version, " action as the host's own.")]
         pub fn into_action(a: $wit::Action) -> types::Action {
             use types::Action;
@@ -360,15 +370,6 @@ pub mod v2 {
         }
     }
 
-    fn role(r: types::Role) -> flat::Role {
-        match r {
-            types::Role::Controller => flat::Role::Controller,
-            types::Role::Broker => flat::Role::Broker,
-            types::Role::Server => flat::Role::Server,
-            types::Role::Minion => flat::Role::Minion,
-        }
-    }
-
     conversions!(flat, "0.2.0");
 }
 
@@ -555,15 +556,6 @@ pub mod v3 {
             self.table.set(InstanceColumn::TagsEnd as usize, row, tags_end);
             self.table.set(InstanceColumn::Segments as usize, row, i.segments);
             row as u32
-        }
-    }
-
-    fn role(r: types::Role) -> tables::Role {
-        match r {
-            types::Role::Controller => tables::Role::Controller,
-            types::Role::Broker => tables::Role::Broker,
-            types::Role::Server => tables::Role::Server,
-            types::Role::Minion => tables::Role::Minion,
         }
     }
 
