@@ -1,8 +1,25 @@
-//! The text the echo modules render from what they read through an SDK's views (shared by
-//! `echo-state` and `echo-state-0.2`, each of which names its SDK `sdk`).
+//! The echo policy, shared by `echo-state` and `echo-state-0.2`: each names its SDK `sdk` and
+//! its module `NAME`, and exports [`Echo`]. It refuses with the text it renders from what it
+//! read through the SDK's views (an empty plan for the smoke test).
 use std::fmt::Write;
 
-use crate::sdk::{Instance, Role, State};
+use crate::sdk::{Action, ClusterState, Info, Instance, Role, State, upgrade::Guest};
+
+pub struct Echo;
+
+impl Guest for Echo {
+    fn info() -> Info {
+        crate::sdk::info(crate::NAME, "0.0.0")
+    }
+
+    fn plan_upgrade(state: ClusterState) -> Result<Vec<Action>, String> {
+        let state = State::new(&state);
+        if state.name() == "smoke-test" {
+            return Ok(vec![]);
+        }
+        Err(render(&state))
+    }
+}
 
 fn role(r: Role) -> &'static str {
     match r {
@@ -27,7 +44,7 @@ fn instance(out: &mut String, prefix: &str, i: Instance) {
     );
 }
 
-pub fn render(s: &State) -> String {
+fn render(s: &State) -> String {
     let mut out = String::new();
     let order: Vec<&str> = s.deployment_order().iter().map(|r| role(*r)).collect();
     let _ = writeln!(
