@@ -15,8 +15,8 @@ use kube::Client;
 use crate::pinot_sim::{PinotSimulator, SimState};
 
 pub use kubelet::{
-    ANNOTATION_BROKEN, ANNOTATION_READY_AFTER_MS, ANNOTATION_RESTARTS, ANNOTATION_SHUTDOWN_AFTER_MS, Kubelet,
-    image_is_broken,
+    ANNOTATION_BROKEN, ANNOTATION_READY_AFTER_MS, ANNOTATION_RESTARTS, ANNOTATION_SEGMENTS_LOAD_MS,
+    ANNOTATION_SHUTDOWN_AFTER_MS, Kubelet, image_is_broken, pod_host_name,
 };
 pub use nodes::NodeFleet;
 pub use provisioner::{PROVISIONER_NAME, STORAGE_CLASS_NAME, VolumeProvisioner};
@@ -36,6 +36,9 @@ pub struct DataPlaneConfig {
     pub shutdown_delay: Duration,
     /// Where the simulated Pinot controllers listen (`/clusters/<ns>/<name>` per cluster).
     pub pinot_addr: SocketAddr,
+    /// The cluster DNS domain in pods' host names (`<pod>.<subdomain>.<ns>.svc.<domain>`), which
+    /// are the simulated Pinot instances' hosts.
+    pub cluster_domain: String,
 }
 
 impl Default for DataPlaneConfig {
@@ -46,6 +49,7 @@ impl Default for DataPlaneConfig {
             readiness_delay: Duration::from_secs(1),
             shutdown_delay: Duration::from_millis(500),
             pinot_addr: SocketAddr::from(([127, 0, 0, 1], 19000)),
+            cluster_domain: "cluster.local".into(),
         }
     }
 }

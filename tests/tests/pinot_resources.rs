@@ -412,14 +412,14 @@ async fn a_missing_table_is_created_whether_pinot_answers_404_or_the_older_empty
     let ns = TestNamespace::create(&client, "resources-legacy").await;
     let operator = OperatorHandle::start(&client, &ns.name);
     let pinot = ExternalPinot::create(&ns.name).await;
-    pinot.faults(json!({"legacyMissingTable": true})).await;
+    pinot.faults(json!({"release": "1.3.0"})).await;
     assert_eq!(pinot.get("/tables/orders").await, (200, json!({})));
     apply(&ns.name, &schema_resource("orders", orders_schema(&[]), json!({}))).await;
     apply(&ns.name, &table_resource("orders", orders_table("1"))).await;
     wait_ready(&ns.name, "pinottable/orders").await;
     assert_eq!(pinot.get("/tables/orders").await.1["OFFLINE"]["tableName"], "orders_OFFLINE");
     // And with a 404 for a missing table (current Pinot): a second table.
-    pinot.faults(json!({"legacyMissingTable": false})).await;
+    pinot.faults(json!({"release": "1.4.0"})).await;
     let mut schema = orders_schema(&[]);
     schema["schemaName"] = json!("returns");
     apply(&ns.name, &schema_resource("returns", schema, json!({}))).await;
@@ -463,7 +463,7 @@ async fn two_server_tenants_are_placed_evenly_over_three_zones_by_the_tenant_pol
     let ns = TestNamespace::create(&client, "resources-tenants").await;
     let operator = OperatorHandle::start(&client, &ns.name);
     let fast = json!({"annotations": {"sim.pinot.controlplane.dev/ready-after-ms": "200"}});
-    let pool = |name: &str, role: &str, replicas: u32, zone: &str| json!({"name": name, "role": role, "replicas": replicas, "zone": zone, "podOverrides": fast});
+    let pool = |name: &str, role: &str, replicas: u32, zone: &str| json!({"name": name, "role": role, "replicas": replicas, "zone": zone, "storage": {"ephemeral": true}, "podOverrides": fast});
     apply(
         &ns.name,
         &json!({"apiVersion": "pinot.controlplane.dev/v1alpha1", "kind": "PinotCluster", "metadata": {"name": "tz"},

@@ -35,6 +35,9 @@ enum Command {
         /// Address of the simulated Pinot controllers.
         #[arg(long, default_value = "127.0.0.1:19000")]
         pinot_addr: std::net::SocketAddr,
+        /// Cluster DNS domain of pods' host names (`<pod>.<subdomain>.<ns>.svc.<domain>`).
+        #[arg(long, default_value = "cluster.local")]
+        cluster_domain: String,
     },
     /// Shows one PinotCluster live: pools, pods, Pinot instances, conditions, operator events.
     Watch {
@@ -67,13 +70,14 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::DataPlane { kubeconfig, zones, nodes_per_zone, readiness_delay_ms, pinot_addr } => {
+        Command::DataPlane { kubeconfig, zones, nodes_per_zone, readiness_delay_ms, pinot_addr, cluster_domain } => {
             let client = pinot_operator::kube_client(kubeconfig.as_deref()).await?;
             let config = DataPlaneConfig {
                 zones,
                 nodes_per_zone,
                 readiness_delay: Duration::from_millis(readiness_delay_ms),
                 pinot_addr,
+                cluster_domain,
                 ..DataPlaneConfig::default()
             };
             let shutdown = shutdown_signal().boxed();

@@ -1,6 +1,12 @@
 //! The simulated kubelet: pods bound to a simulated node become Running and Ready after a
 //! delay; deleted pods are finalized after a short shutdown, as a kubelet does once the
 //! containers have stopped (without it they would stay Terminating for ever).
+//!
+//! A Pinot pod of a PinotCluster also drives its simulated Pinot process: it starts when the pod
+//! becomes Ready (`SimState::pod_ready`, with the pod's image, which says the Pinot release),
+//! gets SIGTERM when the pod gets its deletionTimestamp (`SimState::pod_terminating`) and is gone
+//! when the kubelet finalizes the pod, or when the pod disappears otherwise
+//! (`SimState::pod_finalized`).
 
 use std::{
     collections::HashSet,
@@ -21,7 +27,7 @@ use kube::{
 use serde_json::json;
 
 use super::{DataPlaneConfig, Error, NodeFleet};
-use crate::pinot_sim::{InstanceRole, SimState};
+use crate::pinot_sim::{ClusterKey, InstanceRole, SimPod, SimState};
 
 /// Pod annotation: milliseconds this pod takes to become Ready, instead of the default.
 pub const ANNOTATION_READY_AFTER_MS: &str = "sim.pinot.controlplane.dev/ready-after-ms";
@@ -31,6 +37,9 @@ pub const ANNOTATION_SHUTDOWN_AFTER_MS: &str = "sim.pinot.controlplane.dev/shutd
 pub const ANNOTATION_BROKEN: &str = "sim.pinot.controlplane.dev/broken";
 /// Pod annotation: the restart count the pod's containers report.
 pub const ANNOTATION_RESTARTS: &str = "sim.pinot.controlplane.dev/restarts";
+/// Pod annotation: milliseconds this Pinot server takes to load its segments once started,
+/// instead of its simulated cluster's `segmentsLoadMs`.
+pub const ANNOTATION_SEGMENTS_LOAD_MS: &str = "sim.pinot.controlplane.dev/segments-load-ms";
 
 /// Whether an image is one the simulation treats as broken: its tag is `broken` or ends in
 /// `-broken` (e.g. `apachepinot/pinot:1.3.0-broken`).
@@ -47,14 +56,37 @@ fn pod_is_broken(pod: &Pod) -> bool {
             .is_some_and(|s| s.containers.iter().any(|c| c.image.as_deref().is_some_and(image_is_broken)))
 }
 
+/// The stable host name of a pod with a subdomain: `<pod>.<subdomain>.<ns>.svc.<domain>`.
+pub fn pod_host_name(pod: &str, subdomain: &str, namespace: &str, cluster_domain: &str) -> String {
+    format!("{pod}.{subdomain}.{namespace}.svc.{cluster_domain}")
+}
+
 /// The Pinot cluster, role and stable host name of a pod the operator created, if it is one.
-fn pinot_identity(pod: &Pod) -> Option<((String, String), InstanceRole, String)> {
+fn pinot_identity(pod: &Pod, cluster_domain: &str) -> Option<(ClusterKey, InstanceRole, String)> {
     let cluster = pod.labels().get("pinot.controlplane.dev/cluster")?.clone();
     let role = InstanceRole::parse(pod.labels().get("pinot.controlplane.dev/role")?)?;
     let ns = pod.namespace()?;
     let subdomain = pod.spec.as_ref()?.subdomain.clone()?;
-    let host = format!("{}.{subdomain}.{ns}.svc.cluster.local", pod.name_any());
+    let host = pod_host_name(&pod.name_any(), &subdomain, &ns, cluster_domain);
     Some(((ns, cluster), role, host))
+}
+
+/// What the simulated Pinot process learns of its pod: name, uid, the image of its `pinot`
+/// container (else its first container) and the segment load time annotation.
+fn sim_pod(pod: &Pod) -> SimPod {
+    let containers = pod.spec.as_ref().map(|s| s.containers.as_slice()).unwrap_or_default();
+    let image = containers
+        .iter()
+        .find(|c| c.name == "pinot")
+        .or(containers.first())
+        .and_then(|c| c.image.clone())
+        .unwrap_or_default();
+    SimPod {
+        name: pod.name_any(),
+        uid: pod.uid().unwrap_or_default(),
+        image,
+        segments_load: annotated_delay(pod, ANNOTATION_SEGMENTS_LOAD_MS),
+    }
 }
 
 #[derive(Clone)]
@@ -63,6 +95,8 @@ pub struct Kubelet {
     fleet: NodeFleet,
     readiness_delay: Duration,
     shutdown_delay: Duration,
+    /// The cluster DNS domain of pods' host names (`cluster.local`).
+    cluster_domain: String,
     /// Pod uids with a start or a shutdown under way, so watch events do not repeat them.
     in_flight: Arc<Mutex<HashSet<(String, &'static str)>>>,
     next_ip: Arc<AtomicU32>,
@@ -77,6 +111,7 @@ impl Kubelet {
             fleet,
             readiness_delay: config.readiness_delay,
             shutdown_delay: config.shutdown_delay,
+            cluster_domain: config.cluster_domain.clone(),
             in_flight: Arc::default(),
             next_ip: Arc::new(AtomicU32::new(1)),
             pinot,
@@ -85,14 +120,25 @@ impl Kubelet {
 
     pub async fn run(&self) -> Result<(), Error> {
         let api: Api<Pod> = Api::all(self.client.clone());
-        let mut pods = watcher(api, watcher::Config::default()).default_backoff().applied_objects().boxed();
-        while let Some(event) = pods.next().await {
+        let mut events = watcher(api, watcher::Config::default()).default_backoff().boxed();
+        while let Some(event) = events.next().await {
             match event {
-                Ok(pod) => self.handle(pod),
+                Ok(watcher::Event::Apply(pod) | watcher::Event::InitApply(pod)) => self.handle(pod),
+                // Gone without the kubelet finalizing it (e.g. deleted with grace 0): so is its
+                // process.
+                Ok(watcher::Event::Delete(pod)) => self.process_gone(&pod),
+                Ok(watcher::Event::Init | watcher::Event::InitDone) => {}
                 Err(e) => tracing::warn!(error = %e, "pod watch error; retrying"),
             }
         }
         Ok(())
+    }
+
+    /// The Pinot process of a pod is gone (the kubelet finalized the pod, or it vanished).
+    fn process_gone(&self, pod: &Pod) {
+        if let (Some((key, _, _)), Some(uid)) = (pinot_identity(pod, &self.cluster_domain), pod.uid()) {
+            self.pinot.pod_finalized(&key, &uid);
+        }
     }
 
     fn handle(&self, pod: Pod) {
@@ -102,24 +148,26 @@ impl Kubelet {
         }
         let Some(uid) = pod.uid() else { return };
         if pod.metadata.deletion_timestamp.is_some() {
-            // Shutting down: the Pinot process leaves the cluster at once.
-            if let Some((key, _, _)) = pinot_identity(&pod) {
-                self.pinot.pod_stopped(&key, &pod.name_any());
+            // SIGTERM: the Pinot process starts its shutdown (a server drains, still live).
+            if let Some((key, _, _)) = pinot_identity(&pod, &self.cluster_domain) {
+                self.pinot.pod_terminating(&key, &uid);
             }
             if self.claim(&uid, "stop") {
                 let delay = annotated_delay(&pod, ANNOTATION_SHUTDOWN_AFTER_MS).unwrap_or(self.shutdown_delay);
                 let this = self.clone();
                 tokio::spawn(async move {
                     tokio::time::sleep(delay).await;
+                    // The containers have stopped: the process is gone before the pod is.
+                    this.process_gone(&pod);
                     this.finalize(&pod, &uid).await;
                     this.release(&uid, "stop");
                 });
             }
         } else if is_running_and_ready(&pod) {
             // Also after a restart of the data plane: the simulated cluster learns its live
-            // instances again from the pods.
-            if let Some((key, role, host)) = pinot_identity(&pod) {
-                self.pinot.pod_ready(key, role, &host, &pod.name_any());
+            // instances again from the pods (a process that already runs is left alone).
+            if let Some((key, role, host)) = pinot_identity(&pod, &self.cluster_domain) {
+                self.pinot.pod_ready(key, role, &host, &sim_pod(&pod));
             }
         } else if is_running(&pod) && pod_is_broken(&pod) {
             // Running, and never Ready: nothing to do until it is deleted.
@@ -159,9 +207,10 @@ impl Kubelet {
         // A broken pod runs but never passes its readiness probe.
         let ready = !pod_is_broken(pod);
         let restarts: i32 = pod.annotations().get(ANNOTATION_RESTARTS).and_then(|v| v.parse().ok()).unwrap_or(0);
-        // Pinot joins its cluster before its readiness probe passes.
-        if ready && let Some((key, role, host)) = pinot_identity(pod) {
-            self.pinot.pod_ready(key, role, &host, &pod.name_any());
+        // Pinot joins its cluster before its readiness probe passes (and a server may be Ready
+        // before it has loaded its segments and is routable).
+        if ready && let Some((key, role, host)) = pinot_identity(pod, &self.cluster_domain) {
+            self.pinot.pod_ready(key, role, &host, &sim_pod(pod));
         }
         let containers: Vec<_> = pod
             .spec
@@ -233,4 +282,33 @@ fn is_running_and_ready(pod: &Pod) -> bool {
     let Some(status) = &pod.status else { return false };
     status.phase.as_deref() == Some("Running")
         && status.conditions.as_ref().is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_names_use_the_cluster_domain() {
+        assert_eq!(
+            pod_host_name("p-server-0", "p-server-headless", "ns", "cluster.local"),
+            "p-server-0.p-server-headless.ns.svc.cluster.local"
+        );
+        assert_eq!(pod_host_name("p-0", "h", "ns", "corp.example"), "p-0.h.ns.svc.corp.example");
+    }
+
+    #[test]
+    fn the_pinot_container_names_the_image() {
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "p-0", "uid": "u1", "annotations": {ANNOTATION_SEGMENTS_LOAD_MS: "250"}},
+            "spec": {"containers": [
+                {"name": "sidecar", "image": "busybox:1"},
+                {"name": "pinot", "image": "apachepinot/pinot:1.3.0"},
+            ]},
+        }))
+        .unwrap();
+        let p = sim_pod(&pod);
+        assert_eq!((p.name.as_str(), p.uid.as_str(), p.image.as_str()), ("p-0", "u1", "apachepinot/pinot:1.3.0"));
+        assert_eq!(p.segments_load, Some(Duration::from_millis(250)));
+    }
 }

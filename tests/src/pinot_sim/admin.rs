@@ -2,16 +2,20 @@
 //!
 //! | call | does |
 //! |---|---|
-//! | `GET /_sim/clusters` | every simulated cluster with its instances, tables and schemas |
-//! | `PUT /_sim/clusters/{ns}/{name}` | creates a standalone cluster (always up), e.g. an "external" Pinot |
-//! | `POST /_sim/clusters/{ns}/{name}/instances` `{"role": "server", "host": "h"}` | registers a live instance |
+//! | `GET /_sim/clusters` | every simulated cluster with its release, instances, tables and schemas |
+//! | `PUT /_sim/clusters/{ns}/{name}` [`ClusterSettings`] | creates a standalone cluster (always up), e.g. an "external" Pinot, and applies the settings (body optional) |
+//! | `GET /_sim/clusters/{ns}/{name}` | the cluster's whole state (with `release`, `rebalances`, `audit`) |
+//! | `GET` / `PUT /_sim/clusters/{ns}/{name}/settings` [`ClusterSettings`] | the settings / changes them; a cluster that does not exist yet is created as the kubelet creates one (down until a controller pod is Ready), so a test can set it up first |
+//! | `POST /_sim/clusters/{ns}/{name}/instances` `{"role": "server", "host": "h", "release": "1.4.0", "segmentsLoadMs": 0}` | starts an instance (`release`, `segmentsLoadMs` optional) |
+//! | `POST /_sim/clusters/{ns}/{name}/instances/{id}/{sigterm,exit,start}` | a process's lifecycle without a pod: SIGTERM (a server drains with `shutdownInProgress`), the process is gone, it starts again (`start` takes the same optional `release` and `segmentsLoadMs`) |
 //! | `GET /_sim/clusters/{ns}/{name}/requests` / `DELETE` | the request log / clears it |
-//! | `PUT /_sim/clusters/{ns}/{name}/faults` `Faults` | switches faults on (see [`Faults`]) |
+//! | `PUT /_sim/clusters/{ns}/{name}/faults` [`Faults`] + optional `release` | replaces the faults; `release`, when given, is set as with the settings |
 //! | `POST /_sim/clusters/{ns}/{name}/segments` `{"table": "t_OFFLINE", "count": 10}` | adds segments |
 //! | `GET /_sim/clusters/{ns}/{name}/segments` | segment counts per server and table |
-//! | `GET /_sim/clusters/{ns}/{name}/audit` / `DELETE` | what happened to data (see [`Audit`]) / starts it again |
+//! | `GET /_sim/clusters/{ns}/{name}/rebalances` | every rebalance call with the parameters it ran with ([`RebalanceCall`](super::state::RebalanceCall)) |
+//! | `GET /_sim/clusters/{ns}/{name}/audit` / `DELETE` | what happened to data and routing (see [`Audit`]) / starts it again |
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use axum::{
     Json, Router,
@@ -21,18 +25,21 @@ use axum::{
     routing::{get, post, put},
 };
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
-use super::state::{Audit, Faults, InstanceRole, SimState};
+use super::state::{Audit, Build, ClusterSettings, Faults, InstanceRole, Release, SimState};
 
 pub fn router(state: Arc<SimState>) -> Router {
     Router::new()
         .route("/clusters", get(clusters))
         .route("/clusters/{ns}/{name}", put(create).get(cluster))
+        .route("/clusters/{ns}/{name}/settings", put(configure).get(settings))
         .route("/clusters/{ns}/{name}/instances", post(register))
+        .route("/clusters/{ns}/{name}/instances/{id}/{event}", post(lifecycle))
         .route("/clusters/{ns}/{name}/requests", get(requests).delete(clear_requests))
         .route("/clusters/{ns}/{name}/faults", put(faults))
         .route("/clusters/{ns}/{name}/segments", post(add_segments).get(segments))
+        .route("/clusters/{ns}/{name}/rebalances", get(rebalances))
         .route("/clusters/{ns}/{name}/audit", get(audit).delete(reset_audit))
         .with_state(state)
 }
@@ -41,38 +48,134 @@ fn missing(ns: &str, name: &str) -> Response {
     (StatusCode::NOT_FOUND, format!("no simulated cluster {ns}/{name}")).into_response()
 }
 
+fn bad_request(why: impl std::fmt::Display) -> Response {
+    (StatusCode::BAD_REQUEST, why.to_string()).into_response()
+}
+
+/// A JSON body that may be empty (then `T::default()`).
+fn optional_body<T: for<'de> Deserialize<'de> + Default>(body: &str) -> Result<T, String> {
+    if body.trim().is_empty() {
+        return Ok(T::default());
+    }
+    serde_json::from_str(body).map_err(|e| e.to_string())
+}
+
 async fn clusters(State(s): State<Arc<SimState>>) -> Response {
     Json(s.summary()).into_response()
 }
 
-async fn create(State(s): State<Arc<SimState>>, Path((ns, name)): Path<(String, String)>) -> Response {
-    s.create_cluster((ns, name));
-    StatusCode::NO_CONTENT.into_response()
+async fn create(State(s): State<Arc<SimState>>, Path((ns, name)): Path<(String, String)>, body: String) -> Response {
+    match optional_body::<ClusterSettings>(&body) {
+        Ok(settings) => {
+            s.create_cluster_with((ns, name), &settings);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(e) => bad_request(e),
+    }
 }
 
 async fn cluster(State(s): State<Arc<SimState>>, Path((ns, name)): Path<(String, String)>) -> Response {
-    match s.with(&(ns.clone(), name.clone()), |c| serde_json::to_value(&*c).expect("cluster state serialises")) {
+    match s.with(&(ns.clone(), name.clone()), |c| c.to_admin_json()) {
         Some(v) => Json(v).into_response(),
         None => missing(&ns, &name),
     }
+}
+
+async fn configure(State(s): State<Arc<SimState>>, Path((ns, name)): Path<(String, String)>, body: String) -> Response {
+    match optional_body::<ClusterSettings>(&body) {
+        Ok(settings) => {
+            s.configure((ns, name), &settings);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(e) => bad_request(e),
+    }
+}
+
+async fn settings(State(s): State<Arc<SimState>>, Path((ns, name)): Path<(String, String)>) -> Response {
+    let view = s.with(&(ns.clone(), name.clone()), |c| {
+        json!({
+            "release": c.release(),
+            "releaseOverride": c.release_override,
+            "helixClusterName": c.helix_cluster_name,
+            "segmentsLoadMs": c.segments_load_ms,
+        })
+    });
+    match view {
+        Some(v) => Json(v).into_response(),
+        None => missing(&ns, &name),
+    }
+}
+
+/// How an instance starts: the release it runs (default: the cluster's) and how long a server
+/// takes to load its segments (default: the cluster's setting).
+#[derive(Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Start {
+    release: Option<Release>,
+    segments_load_ms: Option<u64>,
 }
 
 #[derive(Deserialize)]
 struct Register {
     role: String,
     host: String,
+    #[serde(flatten)]
+    start: Start,
 }
 
-async fn register(
-    State(s): State<Arc<SimState>>,
-    Path((ns, name)): Path<(String, String)>,
-    Json(r): Json<Register>,
-) -> Response {
-    let Some(role) = InstanceRole::parse(&r.role) else {
-        return (StatusCode::BAD_REQUEST, "role must be controller, broker, server or minion").into_response();
+async fn register(State(s): State<Arc<SimState>>, Path((ns, name)): Path<(String, String)>, body: String) -> Response {
+    let r: Register = match serde_json::from_str(&body) {
+        Ok(r) => r,
+        Err(e) => return bad_request(e),
     };
-    match s.with(&(ns.clone(), name.clone()), |c| c.register(role, &r.host, None)) {
+    let Some(role) = InstanceRole::parse(&r.role) else {
+        return bad_request("role must be controller, broker, server or minion");
+    };
+    let started = s.with(&(ns.clone(), name.clone()), |c| {
+        let build = r.start.release.map(Build::of).unwrap_or_else(|| c.build());
+        let load = Duration::from_millis(r.start.segments_load_ms.unwrap_or(c.segments_load_ms));
+        c.start_instance(role, &r.host, build, load, None)
+    });
+    match started {
         Some(id) => Json(json!({"id": id})).into_response(),
+        None => missing(&ns, &name),
+    }
+}
+
+async fn lifecycle(
+    State(s): State<Arc<SimState>>,
+    Path((ns, name, id, event)): Path<(String, String, String, String)>,
+    body: String,
+) -> Response {
+    let start = match optional_body::<Start>(&body) {
+        Ok(start) => start,
+        Err(e) => return bad_request(e),
+    };
+    let outcome = s.with(&(ns.clone(), name.clone()), |c| {
+        let Some(i) = c.instances.get(&id) else {
+            return Err((StatusCode::NOT_FOUND, format!("no instance {id}")));
+        };
+        let (role, host, live, build) = (i.role, i.host.clone(), i.live, i.build);
+        match event.as_str() {
+            "sigterm" => c.begin_shutdown(&id),
+            "exit" => c.process_exited(&id),
+            "start" if live => {
+                return Err((StatusCode::CONFLICT, format!("{id} runs; send sigterm and exit first")));
+            }
+            "start" => {
+                let build = start.release.map(Build::of).unwrap_or(build);
+                let load = Duration::from_millis(start.segments_load_ms.unwrap_or(c.segments_load_ms));
+                c.start_instance(role, &host, build, load, None);
+            }
+            other => {
+                return Err((StatusCode::NOT_FOUND, format!("no lifecycle event {other}; use sigterm, exit, start")));
+            }
+        }
+        Ok(())
+    });
+    match outcome {
+        Some(Ok(())) => StatusCode::NO_CONTENT.into_response(),
+        Some(Err(e)) => e.into_response(),
         None => missing(&ns, &name),
     }
 }
@@ -91,12 +194,27 @@ async fn clear_requests(State(s): State<Arc<SimState>>, Path((ns, name)): Path<(
     }
 }
 
-async fn faults(
-    State(s): State<Arc<SimState>>,
-    Path((ns, name)): Path<(String, String)>,
-    Json(f): Json<Faults>,
-) -> Response {
-    match s.with(&(ns.clone(), name.clone()), |c| c.faults = f) {
+/// Replaces the faults; a `release` field beside them sets the release (and is left as it was
+/// when absent).
+async fn faults(State(s): State<Arc<SimState>>, Path((ns, name)): Path<(String, String)>, body: String) -> Response {
+    let mut v: Value = match optional_body(&body) {
+        Ok(v) => v,
+        Err(e) => return bad_request(e),
+    };
+    let release = v.as_object_mut().and_then(|o| o.remove("release"));
+    let release = match release.map(serde_json::from_value::<Option<Release>>).transpose() {
+        Ok(r) => r,
+        Err(e) => return bad_request(e),
+    };
+    let f: Faults = match serde_json::from_value(if v.is_null() { json!({}) } else { v }) {
+        Ok(f) => f,
+        Err(e) => return bad_request(e),
+    };
+    let settings = ClusterSettings { release, ..Default::default() };
+    match s.with(&(ns.clone(), name.clone()), |c| {
+        c.faults = f;
+        settings.apply(c);
+    }) {
         Some(()) => StatusCode::NO_CONTENT.into_response(),
         None => missing(&ns, &name),
     }
@@ -130,6 +248,13 @@ async fn add_segments(
 async fn segments(State(s): State<Arc<SimState>>, Path((ns, name)): Path<(String, String)>) -> Response {
     match s.with(&(ns.clone(), name.clone()), |c| c.segment_counts()) {
         Some(counts) => Json(counts).into_response(),
+        None => missing(&ns, &name),
+    }
+}
+
+async fn rebalances(State(s): State<Arc<SimState>>, Path((ns, name)): Path<(String, String)>) -> Response {
+    match s.with(&(ns.clone(), name.clone()), |c| c.rebalances.clone()) {
+        Some(r) => Json(r).into_response(),
         None => missing(&ns, &name),
     }
 }

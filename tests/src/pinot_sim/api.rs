@@ -1,7 +1,12 @@
-//! Pinot's controller REST API, as `shared/PINOT-API.md` describes it, for one simulated
-//! cluster under `/clusters/{ns}/{cluster}`.
+//! Pinot's controller REST API for one simulated cluster under `/clusters/{ns}/{cluster}`,
+//! answering as the cluster's release does (`shared/pinot/controller-rest.md`; the handlers name
+//! the Pinot source they follow). Every handler sees the cluster locked, so each call is atomic.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    sync::Arc,
+    time::Duration,
+};
 
 use axum::{
     Router,
@@ -10,11 +15,14 @@ use axum::{
     http::StatusCode,
     middleware::{self, Next},
     response::{IntoResponse, Response},
-    routing::{get, post},
+    routing::{get, post, put},
 };
 use serde_json::{Value, json};
 
-use super::state::{Cluster, InstanceRole, Job, RecordedRequest, SimState, server_tag};
+use super::state::{
+    Cluster, Instance, InstanceRole, Job, RebalanceCall, RebalanceParams, RecordedRequest, Release, SegmentStates,
+    SimState, server_tag,
+};
 
 type Params = HashMap<String, String>;
 
@@ -43,7 +51,7 @@ impl Req {
     }
 }
 
-/// A handler's answer: status and JSON body (a string body is sent as text).
+/// A handler's answer: status and JSON body (a string body is sent as text, `204` has none).
 pub struct Resp(pub u16, pub Value);
 
 fn ok(v: Value) -> Resp {
@@ -58,6 +66,9 @@ fn error(code: u16, message: impl Into<String>) -> Resp {
 impl IntoResponse for Resp {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.0).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if status == StatusCode::NO_CONTENT {
+            return status.into_response();
+        }
         match self.1 {
             Value::String(s) => (status, s).into_response(),
             v => (status, axum::Json(v)).into_response(),
@@ -82,8 +93,13 @@ fn call(state: &SimState, path: Params, query: Params, body: String, f: HandlerF
     state.with(&key, |c| f(c, &req)).unwrap_or_else(|| error(503, "controller not reachable"))
 }
 
-/// Runs before every handler: unknown or down clusters answer 503, faults apply, and the
-/// request and its status are recorded.
+/// The paths Pinot's basic auth leaves open (`AuthenticationFilter.UNPROTECTED_PATHS`; 1.5.0+
+/// also `auth/verify/v2`).
+const UNPROTECTED_PATHS: [&str; 6] = ["/", "/help", "/auth/info", "/auth/verify", "/auth/verify/v2", "/health"];
+
+/// Runs before every handler: unknown or down clusters answer 503, faults apply, every answer
+/// of a controller that is up carries `Pinot-Controller-Version` and `Pinot-Controller-Host`
+/// (`PinotControllerResponseFilter`, all releases), and the request and its status are recorded.
 async fn guard(State(state): State<Arc<SimState>>, Path(path): Path<Params>, req: Request, next: Next) -> Response {
     let key = (path["ns"].clone(), path["cluster"].clone());
     let (parts, body) = req.into_parts();
@@ -96,14 +112,16 @@ async fn guard(State(state): State<Arc<SimState>>, Path(path): Path<Params>, req
         status: 0,
     };
     let authorization = parts.headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let open = UNPROTECTED_PATHS.contains(&parts.uri.path());
     let pre = state.with(&key, |c| {
         let delay = c.faults.delay_ms;
         let unauthorized =
-            c.faults.required_authorization.as_ref().is_some_and(|want| authorization.as_ref() != Some(want));
-        let failure = if unauthorized {
-            Some(error(401, "HTTP 401 Unauthorized"))
-        } else if !c.controller_up() {
+            !open && c.faults.required_authorization.as_ref().is_some_and(|want| authorization.as_ref() != Some(want));
+        let up = c.controller_up();
+        let failure = if !up {
             Some(error(503, "Pinot controller is not ready"))
+        } else if unauthorized {
+            Some(error(401, "HTTP 401 Unauthorized"))
         } else if c.faults.fail_next > 0 {
             c.faults.fail_next -= 1;
             let code = c.faults.fail_status.unwrap_or(500);
@@ -111,18 +129,27 @@ async fn guard(State(state): State<Arc<SimState>>, Path(path): Path<Params>, req
         } else {
             None
         };
-        (delay, failure)
+        let version = if c.faults.empty_version { "Unknown".to_string() } else { c.build().implementation_version() };
+        let host = c.controller_host().unwrap_or("Unknown").to_string();
+        (delay, failure, up.then_some((version, host)))
     });
-    let Some((delay, failure)) = pre else {
+    let Some((delay, failure, headers)) = pre else {
         return error(503, format!("no simulated Pinot cluster {}/{}", key.0, key.1)).into_response();
     };
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
-    let response = match failure {
+    let mut response = match failure {
         Some(f) => f.into_response(),
         None => next.run(Request::from_parts(parts, Body::from(body))).await,
     };
+    if let Some((version, host)) = headers {
+        for (name, value) in [("pinot-controller-version", version), ("pinot-controller-host", host)] {
+            if let Ok(value) = axum::http::HeaderValue::from_str(&value) {
+                response.headers_mut().insert(name, value);
+            }
+        }
+    }
     record.status = response.status().as_u16();
     state.with(&key, |c| c.requests.push(record));
     response
@@ -131,6 +158,9 @@ async fn guard(State(state): State<Arc<SimState>>, Path(path): Path<Params>, req
 pub fn router(state: Arc<SimState>) -> Router {
     Router::new()
         .route("/health", get(h!(health)))
+        .route("/version", get(h!(version)))
+        .route("/zk/get", get(h!(zk_get)))
+        .route("/leader/tables", get(h!(leader_tables)))
         .route("/schemas", get(h!(list_schemas)).post(h!(post_schema)))
         .route("/schemas/validate", post(h!(validate_schema)))
         .route("/schemas/{schema}", get(h!(get_schema)).put(h!(put_schema)).delete(h!(delete_schema)))
@@ -138,6 +168,8 @@ pub fn router(state: Arc<SimState>) -> Router {
         .route("/tables/validate", post(h!(validate_table)))
         .route("/tables/{table}", get(h!(get_table)).put(h!(put_table)).delete(h!(delete_table)))
         .route("/tables/{table}/state", get(h!(table_state)).put(h!(table_state)).post(h!(table_state)))
+        .route("/tables/{table}/idealstate", get(h!(ideal_state)))
+        .route("/tables/{table}/externalview", get(h!(external_view)))
         .route("/tables/{table}/rebalance", post(h!(rebalance_table)).delete(h!(cancel_rebalance)))
         .route("/rebalanceStatus/{job}", get(h!(job_status)))
         .route("/segments/segmentReloadStatus/{job}", get(h!(job_status)))
@@ -153,15 +185,168 @@ pub fn router(state: Arc<SimState>) -> Router {
         .route("/liveinstances", get(h!(live_instances)))
         .route("/instances/dropInstance/validate", get(h!(validate_drop)))
         .route("/instances/updateTags/validate", post(h!(validate_update_tags)))
-        .route("/instances/{id}", get(h!(get_instance)).delete(h!(delete_instance)))
-        .route("/instances/{id}/updateTags", axum::routing::put(h!(update_tags)).post(h!(update_tags)))
-        .route("/instances/{id}/state", axum::routing::put(h!(instance_state)).post(h!(instance_state)))
+        .route("/instances/{id}", get(h!(get_instance)).put(h!(put_instance)).delete(h!(delete_instance)))
+        .route("/instances/{id}/updateTags", put(h!(update_tags)).post(h!(update_tags)))
+        .route("/instances/{id}/state", put(h!(instance_state)).post(h!(legacy_instance_state)))
         .route_layer(middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)
 }
 
 fn health(_: &mut Cluster, _: &Req) -> Resp {
     ok(Value::String("OK".into()))
+}
+
+/// Partitions of Pinot's `leadControllerResource` (`Helix.NUMBER_OF_PARTITIONS_IN_LEAD_CONTROLLER_RESOURCE`).
+const LEAD_CONTROLLER_PARTITIONS: usize = 24;
+
+/// Helix's delayed rebalance of the lead-controller resource (`controller.resource.rebalance.delay_ms`,
+/// default 300000, `ControllerConf`): a stopped controller's partitions have no MASTER until it
+/// returns or this long has passed.
+const LEAD_CONTROLLER_REBALANCE_DELAY: Duration = Duration::from_secs(300);
+
+/// Pinot's `HashUtil.murmur2` (`pinot-common/.../utils/HashUtil.java`, release-1.2.0), which
+/// places a table in a lead-controller partition.
+fn murmur2(data: &[u8]) -> i32 {
+    const M: i32 = 0x5bd1_e995;
+    let mut h: i32 = 0x9747_b28c_u32 as i32 ^ data.len() as i32;
+    for chunk in data.chunks_exact(4) {
+        let mut k = i32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+        k = k.wrapping_mul(M);
+        k ^= ((k as u32) >> 24) as i32;
+        k = k.wrapping_mul(M);
+        h = h.wrapping_mul(M);
+        h ^= k;
+    }
+    let tail = &data[data.len() & !3..];
+    if tail.len() >= 3 {
+        h ^= i32::from(tail[2]) << 16;
+    }
+    if tail.len() >= 2 {
+        h ^= i32::from(tail[1]) << 8;
+    }
+    if !tail.is_empty() {
+        h ^= i32::from(tail[0]);
+        h = h.wrapping_mul(M);
+    }
+    h ^= ((h as u32) >> 13) as i32;
+    h = h.wrapping_mul(M);
+    h ^= ((h as u32) >> 15) as i32;
+    h
+}
+
+/// `GET /leader/tables` (`RES/PinotLeadControllerRestletResource.getLeadersForAllTables`, all
+/// releases; the resource is always enabled, `HelixSetupUtils`): for each of the 24 partitions
+/// the controller that is MASTER in the resource's external view (`null` when none) and the
+/// tables (with type) it leads, a table's partition being `murmur2(raw name) & MAX_INT % 24`
+/// (`LeadControllerUtils.getPartitionIdForTable`). Simpler than Helix: partition `p` belongs to
+/// the `p % n`-th known controller (in id order); while it is down its partitions have no MASTER
+/// until the delayed rebalance (300 s) gives them to the first live controller.
+fn leader_tables(c: &mut Cluster, _: &Req) -> Resp {
+    let controllers: Vec<&Instance> = c.instances.values().filter(|i| i.role == InstanceRole::Controller).collect();
+    let first_live = controllers.iter().find(|i| i.live).map(|i| i.id.clone());
+    let mut map = serde_json::Map::new();
+    for p in 0..LEAD_CONTROLLER_PARTITIONS {
+        let leader = controllers.get(p % controllers.len().max(1)).and_then(|owner| {
+            let expired = owner.stopped_at.is_some_and(|t| t.elapsed() >= LEAD_CONTROLLER_REBALANCE_DELAY);
+            if owner.live {
+                Some(owner.id.clone())
+            } else if expired {
+                first_live.clone()
+            } else {
+                None
+            }
+        });
+        let tables: Vec<&String> = c
+            .tables
+            .keys()
+            .filter(|t| {
+                let raw = t.rsplit_once('_').map_or(t.as_str(), |(raw, _)| raw);
+                (murmur2(raw.as_bytes()) & i32::MAX) as usize % LEAD_CONTROLLER_PARTITIONS == p
+            })
+            .collect();
+        map.insert(format!("leadControllerResource_{p}"), json!({"leadControllerId": leader, "tableNames": tables}));
+    }
+    ok(json!({"leadControllerResourceEnabled": true, "leadControllerEntryMap": map}))
+}
+
+/// `GET /version`: each Pinot jar's `Implementation-Title` -> `Implementation-Version`
+/// (`<version>-<git sha>`), `{}` when the jars have no manifests (`RES/PinotVersionRestletResource`,
+/// `Utils.getComponentVersions`, all releases). Only the controller's jar is listed here.
+fn version(c: &mut Cluster, _: &Req) -> Resp {
+    if c.faults.empty_version {
+        return ok(json!({}));
+    }
+    ok(json!({"pinot-controller": c.build().implementation_version()}))
+}
+
+/// `GET /zk/get?path=`: a participant's instance config as its ZNRecord
+/// (`RES/ZookeeperResource.java`, all releases). A path that does not exist is a 404
+/// (`validateAndNormalizeZKPath(path, true)` checks the node's stat first); the container nodes
+/// above the instance configs exist but hold no ZNRecord: 204 with no body (not verified at
+/// runtime). Only `/<helixCluster>/CONFIGS/PARTICIPANT/<id>` and those container nodes exist
+/// here.
+fn zk_get(c: &mut Cluster, r: &Req) -> Resp {
+    let Some(path) = r.q("path").map(str::trim) else {
+        return error(400, "ZKPath cannot be null");
+    };
+    if !path.starts_with('/') {
+        return error(400, format!("ZKPath {path} must start with /"));
+    }
+    if path != "/" && path.ends_with('/') {
+        return error(400, format!("ZKPath {path} cannot end with /"));
+    }
+    let root = format!("/{}", c.helix_cluster_name);
+    let participants = format!("{root}/CONFIGS/PARTICIPANT");
+    if let Some(i) = path.strip_prefix(&format!("{participants}/")).and_then(|id| c.instances.get(id)) {
+        return ok(znrecord(i));
+    }
+    if ["/".to_string(), root.clone(), format!("{root}/CONFIGS"), participants].contains(&path.to_string()) {
+        return Resp(204, Value::Null);
+    }
+    error(404, format!("ZKPath {path} does not exist"))
+}
+
+/// An instance config as Helix stores it (`InstanceConfig`'s ZNRecord; Pinot's fields from
+/// `CommonConstants.Helix` and `InstanceUtils.updateHelixInstanceConfig`).
+fn znrecord(i: &Instance) -> Value {
+    let mut simple = serde_json::Map::new();
+    simple.insert("HELIX_ENABLED".into(), json!(i.enabled.to_string()));
+    simple.insert("HELIX_HOST".into(), json!(i.host));
+    simple.insert("HELIX_PORT".into(), json!(i.port.to_string()));
+    for (key, port) in [
+        ("adminPort", i.admin_port),
+        ("grpcPort", i.grpc_port),
+        ("queryServerPort", i.query_service_port),
+        ("queryMailboxPort", i.query_mailbox_port),
+    ] {
+        if let Some(p) = port {
+            simple.insert(key.into(), json!(p.to_string()));
+        }
+    }
+    if let Some(flag) = i.shutdown_in_progress {
+        simple.insert("shutdownInProgress".into(), json!(flag.to_string()));
+    }
+    if i.queries_disabled {
+        simple.insert("queriesDisabled".into(), json!("true"));
+    }
+    if let Some(v) = &i.pinot_version {
+        simple.insert("pinotVersion".into(), json!(v));
+    }
+    let mut maps = serde_json::Map::new();
+    if !i.pools.is_empty() {
+        maps.insert("pool".into(), json!(i.pools));
+    }
+    if let Some(info) = &i.system_resource_info {
+        maps.insert("SYSTEM_RESOURCE_INFO".into(), json!(info));
+    }
+    let mut lists = serde_json::Map::new();
+    if !i.tags.is_empty() {
+        lists.insert("TAG_LIST".into(), json!(i.tags));
+    }
+    if let Some(previous) = &i.previous_tags {
+        lists.insert("previousTags".into(), json!(previous));
+    }
+    json!({"id": i.id, "simpleFields": simple, "mapFields": maps, "listFields": lists})
 }
 
 // ---- schemas ----
@@ -261,6 +446,8 @@ fn store_schema(c: &mut Cluster, schema: Value, name: &str, force: bool, reload:
                     table: t,
                     status: "DONE".into(),
                     submitted_by: "schema-update".into(),
+                    description: None,
+                    rebalance: None,
                 },
             );
         }
@@ -304,7 +491,10 @@ fn put_schema(c: &mut Cluster, r: &Req) -> Resp {
     if !c.schemas.contains_key(&name) {
         return error(404, format!("Schema {name} not found"));
     }
-    store_schema(c, schema, &name, r.flag("force"), r.flag("reload"))
+    // `force` on PUT exists from 1.4.0; before, an incompatible schema cannot be forced through
+    // PUT (`RES/PinotSchemaRestletResource.updateSchema`).
+    let force = c.release() >= Release::V1_4_0 && r.flag("force");
+    store_schema(c, schema, &name, force, r.flag("reload"))
 }
 
 fn validate_schema(_: &mut Cluster, r: &Req) -> Resp {
@@ -320,12 +510,25 @@ fn schema_of(table: &Value) -> String {
     raw_name(table["tableName"].as_str().unwrap_or_default()).to_string()
 }
 
+/// `DELETE /schemas/{name}` (`RES/PinotSchemaRestletResource.deleteSchemaInternal`): 1.2.0 and
+/// 1.3.0 refuse only while a REALTIME table is named like the schema (or names it in the legacy
+/// `segmentsConfig.schemaName`); from 1.4.0 while `<name>_OFFLINE` or `<name>_REALTIME` exists
+/// (logical tables are not modelled).
 fn delete_schema(c: &mut Cluster, r: &Req) -> Resp {
     let name = r.p("schema");
     if !c.schemas.contains_key(name) {
         return error(404, format!("Schema {name} not found"));
     }
-    if let Some((t, _)) = c.tables.iter().find(|(_, t)| schema_of(t) == name) {
+    let user = if c.release() >= Release::V1_4_0 {
+        [format!("{name}_OFFLINE"), format!("{name}_REALTIME")].into_iter().find(|t| c.tables.contains_key(t))
+    } else {
+        c.tables
+            .iter()
+            .filter(|(t, _)| t.ends_with("_REALTIME"))
+            .find(|(_, t)| schema_of(t) == name || t["segmentsConfig"]["schemaName"].as_str() == Some(name))
+            .map(|(t, _)| t.clone())
+    };
+    if let Some(t) = user {
         return error(409, format!("Cannot delete schema {name}, as it is associated with table {t}"));
     }
     c.schemas.remove(name);
@@ -476,10 +679,45 @@ fn get_table(c: &mut Cluster, r: &Req) -> Resp {
             out.insert(t, cfg.clone());
         }
     }
-    if out.is_empty() && !c.faults.legacy_missing_table {
-        return error(404, format!("Table {raw} does not exist"));
+    // 1.2.0 and 1.3.0 answer `200 {}` for a missing table; 404 from 1.4.0
+    // (`RES/PinotTableRestletResource.getTableConfig`).
+    if out.is_empty() && c.release() >= Release::V1_4_0 {
+        let name = match r.q("type") {
+            Some(t) if !t.is_empty() => format!("{raw}_{}", t.to_ascii_uppercase()),
+            _ => raw,
+        };
+        return error(404, format!("Table {name} does not exist"));
     }
     ok(Value::Object(out))
+}
+
+/// The upsert changes 1.5.0+ refuse without `force` (a subset of
+/// `TableConfigUtils.validateBackwardCompatibility`: `upsertConfig.mode`, `hashFunction` and
+/// `comparisonColumns` of a table that has upserts before and after).
+fn upsert_violations(old: &Value, new: &Value) -> Vec<String> {
+    let mode = |c: &Value| c["upsertConfig"]["mode"].as_str().unwrap_or("FULL").to_string();
+    let enabled = |c: &Value| !c["upsertConfig"].is_null() && mode(c) != "NONE";
+    if !enabled(old) || !enabled(new) {
+        return vec![];
+    }
+    let (o, n) = (&old["upsertConfig"], &new["upsertConfig"]);
+    let text = |v: &Value, default: &str| v.as_str().map(str::to_string).unwrap_or_else(|| default.to_string());
+    let mut violations = Vec::new();
+    if mode(old) != mode(new) {
+        violations.push(format!("upsertConfig.mode ({} -> {})", mode(old), mode(new)));
+    }
+    if text(&o["hashFunction"], "NONE") != text(&n["hashFunction"], "NONE") {
+        violations.push(format!(
+            "upsertConfig.hashFunction ({} -> {})",
+            text(&o["hashFunction"], "NONE"),
+            text(&n["hashFunction"], "NONE")
+        ));
+    }
+    if o["comparisonColumns"] != n["comparisonColumns"] {
+        violations
+            .push(format!("upsertConfig.comparisonColumns ({} -> {})", o["comparisonColumns"], n["comparisonColumns"]));
+    }
+    violations
 }
 
 fn put_table(c: &mut Cluster, r: &Req) -> Resp {
@@ -496,11 +734,59 @@ fn put_table(c: &mut Cluster, r: &Req) -> Resp {
         Ok(v) => v,
         Err(e) => return e,
     };
-    if !c.tables.contains_key(&name) {
+    let Some(old) = c.tables.get(&name) else {
         return error(404, format!("Table {name} does not exist"));
+    };
+    // 1.5.0+: upsert changes need `force` (`PHRM.setExistingTableConfig`); before, there is no
+    // such check and no parameter.
+    if c.release() >= Release::V1_5 && !r.flag("force") {
+        let violations = upsert_violations(old, &config);
+        if !violations.is_empty() {
+            return error(
+                400,
+                format!(
+                    "Failed to update configuration for {} due to: Failed to update table '{name}': Cannot modify [{}] \
+                     as it may lead to data inconsistencies. Please create a new table instead.",
+                    r.p("table"),
+                    violations.join(", ")
+                ),
+            );
+        }
     }
     c.tables.insert(name.clone(), config);
     ok(json!({"status": format!("Table config updated for {name}")}))
+}
+
+/// `GET /tables/{t}/idealstate|externalview[?tableType=]` (`RES/TableViews.java`, all releases):
+/// `{"OFFLINE": {segment: {instance: state}} or null, "REALTIME": ... or null}`; 404 `Table not
+/// found` when neither exists; 400 for a bad `tableType`.
+fn table_view(c: &Cluster, r: &Req, view: fn(&Cluster, &str) -> Option<SegmentStates>) -> Resp {
+    let wanted = match r.q("tableType") {
+        None => vec!["OFFLINE", "REALTIME"],
+        Some(t) => match t.to_ascii_uppercase().as_str() {
+            "OFFLINE" => vec!["OFFLINE"],
+            "REALTIME" => vec!["REALTIME"],
+            _ => return error(400, format!("Illegal table type '{t}'")),
+        },
+    };
+    let raw = raw_name(r.p("table"));
+    let mut out = serde_json::Map::new();
+    for t in ["OFFLINE", "REALTIME"] {
+        let state = wanted.contains(&t).then(|| view(c, &format!("{raw}_{t}"))).flatten();
+        out.insert(t.into(), json!(state));
+    }
+    if out.values().all(Value::is_null) {
+        return error(404, "Table not found");
+    }
+    ok(Value::Object(out))
+}
+
+fn ideal_state(c: &mut Cluster, r: &Req) -> Resp {
+    table_view(c, r, Cluster::ideal_state)
+}
+
+fn external_view(c: &mut Cluster, r: &Req) -> Resp {
+    table_view(c, r, Cluster::external_view)
 }
 
 fn delete_table(c: &mut Cluster, r: &Req) -> Resp {
@@ -539,39 +825,150 @@ fn table_state(c: &mut Cluster, r: &Req) -> Resp {
     }
 }
 
+/// The rebalance parameters a call gets, with its release's defaults
+/// (`RES/PinotTableRestletResource.rebalance`: 1.2.0/1.3.0 `reassignInstances=false`,
+/// `includeConsuming=false`, `minAvailableReplicas=1`; 1.4.0+ `true`, `true`, `-1`, and
+/// `preChecks`, `minimizeDataMovement=ENABLE`). A boolean is true only for `true` (any case), as
+/// JAX-RS parses it.
+fn rebalance_params(r: &Req, release: Release) -> Result<RebalanceParams, Resp> {
+    let newer = release >= Release::V1_4_0;
+    let flag = |name: &str, default: bool| r.q(name).map(|v| v.eq_ignore_ascii_case("true")).unwrap_or(default);
+    let min_available_replicas = match r.q("minAvailableReplicas") {
+        None => {
+            if newer {
+                -1
+            } else {
+                1
+            }
+        }
+        // Jersey's answer to a parameter that is not a number was not checked; 400 here.
+        Some(v) => v.trim().parse().map_err(|_| error(400, format!("Invalid minAvailableReplicas: {v}")))?,
+    };
+    Ok(RebalanceParams {
+        release,
+        dry_run: flag("dryRun", false),
+        pre_checks: newer.then(|| flag("preChecks", false)),
+        reassign_instances: flag("reassignInstances", newer),
+        include_consuming: flag("includeConsuming", newer),
+        bootstrap: flag("bootstrap", false),
+        downtime: flag("downtime", false),
+        min_available_replicas,
+        best_efforts: flag("bestEfforts", false),
+        minimize_data_movement: newer.then(|| r.q("minimizeDataMovement").unwrap_or("ENABLE").to_ascii_uppercase()),
+    })
+}
+
+/// The `config` of a rebalance job's context (`RebalanceConfig`'s JSON names).
+fn rebalance_config_json(p: &RebalanceParams) -> Value {
+    let mut v = json!({
+        "dryRun": p.dry_run, "reassignInstances": p.reassign_instances, "includeConsuming": p.include_consuming,
+        "bootstrap": p.bootstrap, "downtime": p.downtime, "minAvailableReplicas": p.min_available_replicas,
+        "bestEfforts": p.best_efforts,
+    });
+    if let Some(pre) = p.pre_checks {
+        v["preChecks"] = json!(pre);
+    }
+    if let Some(m) = &p.minimize_data_movement {
+        v["minimizeDataMovement"] = json!(m);
+    }
+    v
+}
+
+/// `POST /tables/{t}/rebalance?type=` (`RES/PinotTableRestletResource.rebalance`,
+/// `rebalance/TableRebalancer.java`, 1.4.0+ `TableRebalanceManager`): `type` is required (400);
+/// an assignment that would not change is `NO_OP`; a dry run (1.4.0+: or `preChecks`) is `DONE`
+/// with the target assignment; `downtime=true` applies at once (`DONE`, no job to poll);
+/// otherwise the real run is asynchronous: `IN_PROGRESS` with a job id, and the job fails with
+/// `Illegal min available replicas config` when `minAvailableReplicas` ≥ the replicas of a
+/// segment it moves. From 1.4.0 a non-dry run is refused with 409 while another runs on the
+/// table; 1.2.0/1.3.0 let it run (here it takes over the running one's target and both jobs end
+/// together). Dry runs and no-ops are not tracked as jobs (`GET /rebalanceStatus` says 404), as
+/// in Pinot. Instance partitions, consuming segments and disabled tables are not modelled: their
+/// parameters are only recorded.
 fn rebalance_table(c: &mut Cluster, r: &Req) -> Resp {
-    let Some(t) = r.q("type").map(str::to_ascii_uppercase) else {
-        return error(400, "Table type (OFFLINE or REALTIME) is required for rebalance");
+    let release = c.release();
+    let Some(t) = r.q("type").map(str::to_ascii_uppercase).filter(|t| t == "OFFLINE" || t == "REALTIME") else {
+        return error(400, format!("Illegal table type: {}", r.q("type").unwrap_or("null")));
     };
     let name = format!("{}_{t}", raw_name(r.p("table")));
     if !c.tables.contains_key(&name) {
-        return error(404, format!("Table {name} does not exist"));
+        return error(404, format!("Failed to find table config for table: {name}"));
     }
-    let id = c.next_job_id("rebalance");
-    let dry_run = r.flag("dryRun");
-    if !dry_run {
-        c.rebalance(&name, Some(&id));
-    }
-    let status = if dry_run {
-        "NO_OP"
-    } else if c.rebalancing(&name) {
-        "IN_PROGRESS"
-    } else {
-        "DONE"
+    let params = match rebalance_params(r, release) {
+        Ok(p) => p,
+        Err(e) => return e,
     };
-    c.jobs.insert(
-        id.clone(),
-        Job {
-            id: id.clone(),
-            kind: "TABLE_REBALANCE".into(),
-            table: name.clone(),
-            status: status.into(),
-            submitted_by: "api".into(),
-        },
-    );
-    ok(
-        json!({"jobId": id, "status": status, "description": format!("Rebalance of {name} {}", if dry_run { "dry run" } else { "completed" })}),
-    )
+    let job = c.next_job_id("rebalance");
+    let running = c
+        .jobs
+        .values()
+        .find(|j| j.kind == "TABLE_REBALANCE" && j.table == name && j.status == "IN_PROGRESS")
+        .map(|j| j.id.clone());
+    let conflict = running.filter(|_| release >= Release::V1_4_0).map(|id| {
+        error(
+            409,
+            format!(
+                "Rebalance job is already in progress for table: {name}, jobId: {id}. Please wait for the job to \
+                 complete or cancel it before starting a new one."
+            ),
+        )
+    });
+    let dry_run = params.dry_run || params.pre_checks == Some(true);
+    if params.downtime
+        && !dry_run
+        && let Some(e) = conflict
+    {
+        return e;
+    }
+    let current = c.segments.get(&name).cloned().unwrap_or_default();
+    let target = c.balanced_assignment(&name);
+    let assignment: BTreeMap<&String, BTreeMap<&String, &str>> =
+        target.iter().map(|(seg, holders)| (seg, holders.iter().map(|h| (h, "ONLINE")).collect())).collect();
+    let assignment = json!(assignment);
+    let (status, description) = if target == current {
+        ("NO_OP", "Table is already balanced")
+    } else if dry_run {
+        ("DONE", "Dry-run mode")
+    } else if params.downtime {
+        c.move_to(&name, target, None, true);
+        (
+            "DONE",
+            "Success with downtime (replaced IdealState with the target segment assignment, ExternalView might not \
+             reach the target segment assignment yet)",
+        )
+    } else {
+        if let Some(e) = conflict {
+            return e;
+        }
+        let fewest_moved = target
+            .iter()
+            .filter(|(seg, want)| current.get(*seg) != Some(*want))
+            .map(|(_, want)| want.len())
+            .min()
+            .unwrap_or(0);
+        let illegal = params.min_available_replicas >= 0 && params.min_available_replicas as usize >= fewest_moved;
+        let (job_status, job_description) = if illegal {
+            ("FAILED", "Illegal min available replicas config")
+        } else {
+            c.move_to(&name, target, Some(&job), false);
+            if c.rebalancing(&name) { ("IN_PROGRESS", "In progress") } else { ("DONE", "Success") }
+        };
+        c.jobs.insert(
+            job.clone(),
+            Job {
+                id: job.clone(),
+                kind: "TABLE_REBALANCE".into(),
+                table: name.clone(),
+                status: job_status.into(),
+                submitted_by: "api".into(),
+                description: Some(job_description.into()),
+                rebalance: Some(params.clone()),
+            },
+        );
+        ("IN_PROGRESS", "In progress, check controller logs for updates")
+    };
+    c.rebalances.push(RebalanceCall { job_id: job.clone(), table: name, status: status.into(), params });
+    ok(json!({"jobId": job, "status": status, "description": description, "segmentAssignment": assignment}))
 }
 
 fn cancel_rebalance(c: &mut Cluster, r: &Req) -> Resp {
@@ -589,49 +986,82 @@ fn cancel_rebalance(c: &mut Cluster, r: &Req) -> Resp {
     ok(json!(cancelled))
 }
 
+/// `GET /rebalanceStatus/{job}` (`ServerRebalanceJobStatusResponse`) and
+/// `GET /segments/segmentReloadStatus/{job}` (1.2.0-1.4.0 `ServerReloadControllerJobStatusResponse`,
+/// 1.5.0+ `PinotTableReloadStatusResponse` with `status`, `failureCount`, `segmentReloadFailures`).
 fn job_status(c: &mut Cluster, r: &Req) -> Resp {
+    let release = c.release();
     match c.jobs.get(r.p("job")) {
         Some(j) if j.kind == "TABLE_REBALANCE" => ok(json!({
-            "tableRebalanceProgressStats": {"status": j.status, "startTimeMs": 0, "timeToFinishInSeconds": 0, "completionStatusMsg": "Finished rebalancing table"},
-            "jobId": j.id,
-            "tableName": j.table,
+            "timeElapsedSinceStartInSeconds": 0,
+            "tableRebalanceProgressStats": {"status": j.status, "startTimeMs": 0, "timeToFinishInSeconds": 0,
+                "completionStatusMsg": j.description},
+            "tableRebalanceContext": {"jobId": j.id, "originalJobId": j.id, "attemptId": 1,
+                "config": j.rebalance.as_ref().map(rebalance_config_json)},
         })),
         Some(j) => {
-            let total = c.segments.get(&j.table).map(|s| s.len()).unwrap_or(0);
-            ok(
-                json!({"totalSegmentCount": total, "successCount": total, "totalServersQueried": 1, "totalServerCallsFailed": 0,
-                      "metadata": {"jobId": j.id, "tableName": j.table, "jobType": "RELOAD_SEGMENT"}}),
-            )
+            let segments = c.segments.get(&j.table);
+            let total = segments.map(|s| s.len()).unwrap_or(0);
+            let servers = segments.into_iter().flat_map(|s| s.values().flatten()).collect::<BTreeSet<_>>().len();
+            let mut v = json!({"timeElapsedInMinutes": 0.0, "estimatedTimeRemainingInMinutes": 0.0,
+                "totalSegmentCount": total, "successCount": total, "totalServersQueried": servers,
+                "totalServerCallsFailed": 0,
+                "metadata": {"jobId": j.id, "tableName": j.table, "jobType": "RELOAD_ALL_SEGMENTS"}});
+            if release >= Release::V1_5 {
+                v["status"] = json!("COMPLETED");
+                v["failureCount"] = json!(0);
+                v["segmentReloadFailures"] = json!([]);
+            }
+            ok(v)
         }
         None => error(404, format!("Failed to find controller job id: {}", r.p("job"))),
     }
 }
 
+/// `POST /segments/{t}/reload[?type=]`: one reload message per server that has the table in its
+/// external view (Helix messaging to the table's resource; the count per instance, not per
+/// segment, was not verified at runtime). 1.2.0 lists a table that got no message with `"0"`;
+/// from 1.3.0 it is skipped, and with none left the answer is 404
+/// (`RES/PinotSegmentRestletResource.reloadAllSegments`).
 fn reload_segments(c: &mut Cluster, r: &Req) -> Resp {
     let (raw, names) = match names_with_type(r) {
         Ok(v) => v,
         Err(e) => return e,
     };
+    let existing: Vec<String> = names.into_iter().filter(|n| c.tables.contains_key(n)).collect();
+    if existing.is_empty() {
+        return error(404, format!("Table {raw} does not exist"));
+    }
+    let release = c.release();
     let mut out = serde_json::Map::new();
-    for name in names {
-        if c.tables.contains_key(&name) {
-            let id = c.next_job_id("reload");
-            let segments = c.segments.get(&name).map(|s| s.len()).unwrap_or(0);
-            c.jobs.insert(
-                id.clone(),
-                Job {
-                    id: id.clone(),
-                    kind: "RELOAD".into(),
-                    table: name.clone(),
-                    status: "DONE".into(),
-                    submitted_by: "api".into(),
-                },
-            );
-            out.insert(name, json!({"reloadJobId": id, "reloadJobMetaZKStorageStatus": "SUCCESS", "numMessagesSent": segments.to_string()}));
+    for name in existing {
+        let sent = c
+            .external_view(&name)
+            .map(|view| view.values().flat_map(|m| m.keys().cloned()).collect::<BTreeSet<_>>().len())
+            .unwrap_or(0);
+        if sent == 0 && release >= Release::V1_3_0 {
+            continue;
         }
+        let id = c.next_job_id("reload");
+        c.jobs.insert(
+            id.clone(),
+            Job {
+                id: id.clone(),
+                kind: "RELOAD".into(),
+                table: name.clone(),
+                status: "DONE".into(),
+                submitted_by: "api".into(),
+                description: None,
+                rebalance: None,
+            },
+        );
+        out.insert(
+            name,
+            json!({"reloadJobId": id, "reloadJobMetaZKStorageStatus": "SUCCESS", "numMessagesSent": sent.to_string()}),
+        );
     }
     if out.is_empty() {
-        return error(404, format!("Table {raw} does not exist"));
+        return error(404, format!("Failed to find any segments in table: {raw} on every instance"));
     }
     ok(json!({"status": Value::Object(out).to_string()}))
 }
@@ -644,21 +1074,33 @@ fn need_reload(c: &mut Cluster, r: &Req) -> Resp {
     ok(json!({"tableName": name, "needReload": false, "serverToSegmentsCheckReloadList": {}}))
 }
 
+/// `GET /segments/{t}/servers[?type=&verbose=]`, from the ideal state. 1.3.0+ add
+/// `serverToSegmentsCountMap`, and with `verbose=false` give only the counts.
 fn segment_servers(c: &mut Cluster, r: &Req) -> Resp {
     let (raw, names) = match names_with_type(r) {
         Ok(v) => v,
         Err(e) => return e,
     };
+    let counts_too = c.release() >= Release::V1_3_0;
+    let verbose = !counts_too || r.q("verbose").is_none_or(|v| v.eq_ignore_ascii_case("true"));
     let mut out = Vec::new();
     for name in names {
         if let Some(segments) = c.segments.get(&name) {
-            let mut map: HashMap<&str, Vec<&str>> = HashMap::new();
+            let mut map: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
             for (seg, servers) in segments {
                 for s in servers {
                     map.entry(s.as_str()).or_default().push(seg.as_str());
                 }
             }
-            out.push(json!({"tableName": name, "serverToSegmentsMap": map}));
+            let counts: BTreeMap<&str, usize> = map.iter().map(|(s, segs)| (*s, segs.len())).collect();
+            let mut entry = json!({"tableName": name});
+            if verbose {
+                entry["serverToSegmentsMap"] = json!(map);
+            }
+            if counts_too {
+                entry["serverToSegmentsCountMap"] = json!(counts);
+            }
+            out.push(entry);
         }
     }
     if out.is_empty() {
@@ -915,7 +1357,7 @@ fn rebalance_tenant(c: &mut Cluster, r: &Req) -> Resp {
         .map(|(n, _)| n.clone())
         .collect();
     for t in &tables {
-        c.rebalance(t, None);
+        c.rebalance(t);
     }
     let id = c.next_job_id("tenant-rebalance");
     ok(
@@ -933,22 +1375,93 @@ fn list_instances(c: &mut Cluster, r: &Req) -> Resp {
     ok(json!({"instances": ids}))
 }
 
+/// `GET /liveinstances`: `{"instances": [...]}`, the same `Instances` shape as `/instances`
+/// (`RES/PinotInstanceRestletResource.getAllLiveInstances`, all releases).
 fn live_instances(c: &mut Cluster, _: &Req) -> Resp {
     let live: Vec<&String> = c.instances.values().filter(|i| i.live).map(|i| &i.id).collect();
-    ok(json!({"liveInstances": live}))
+    ok(json!({"instances": live}))
 }
 
+/// `GET /instances/{id}` (`RES/PinotInstanceRestletResource.getInstance`): `port` a string,
+/// `pools` a string map or null, the four ports numbers (-1 unset), `queriesDisabled` the
+/// string `"true"` only when set, `shutdownInProgress` a boolean from 1.5.0.
 fn get_instance(c: &mut Cluster, r: &Req) -> Resp {
+    let release = c.release();
     let Some(i) = c.instances.get(r.p("id")) else {
         return error(404, format!("Instance {} not found", r.p("id")));
     };
-    ok(json!({
-        "instanceName": i.id, "hostName": i.host, "port": i.port.to_string(), "enabled": i.enabled,
-        "tags": i.tags, "pools": null, "grpcPort": -1,
-        "adminPort": if i.role == InstanceRole::Server { 8097 } else { -1 },
-        "queryServicePort": -1, "queryMailboxPort": -1, "systemResourceInfo": null,
-        "queriesDisabled": i.queries_disabled,
-    }))
+    let port = |p: Option<u32>| p.map_or(-1, i64::from);
+    let mut v = json!({
+        "instanceName": i.id, "hostName": i.host, "enabled": i.enabled, "port": i.port.to_string(),
+        "tags": i.tags, "pools": if i.pools.is_empty() { Value::Null } else { json!(i.pools) },
+        "grpcPort": port(i.grpc_port), "adminPort": port(i.admin_port),
+        "queryServicePort": port(i.query_service_port), "queryMailboxPort": port(i.query_mailbox_port),
+        "systemResourceInfo": i.system_resource_info,
+    });
+    if i.queries_disabled {
+        v["queriesDisabled"] = json!("true");
+    }
+    if release >= Release::V1_5 {
+        v["shutdownInProgress"] = json!(i.shutdown_in_progress.unwrap_or(false));
+    }
+    ok(v)
+}
+
+/// A JSON int as Jackson reads one into an `int` (a number, or a string holding one).
+fn int_of(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// `PUT /instances/{id}` with an `Instance` body (`host`, `port`, `type` required): a REPLACE of
+/// host, port, tags, pools, the four ports and `queriesDisabled` — what the body leaves out (or
+/// sets ≤ 0, or empty) is removed (`InstanceUtils.updateHelixInstanceConfig`, all releases).
+/// Master keeps `queriesDisabled=true` when the body says false (`PHRM.updateInstance`). 404 when
+/// the instance has no config. A body Jackson cannot read is a 400 here (Jersey's exact answer
+/// was not verified).
+fn put_instance(c: &mut Cluster, r: &Req) -> Resp {
+    let id = r.p("id").to_string();
+    let body = match r.json() {
+        Ok(v) => v,
+        Err(e) => return e,
+    };
+    let Some(host) = body["host"].as_str() else {
+        return error(400, "'host' must be configured");
+    };
+    let Some(port) = int_of(&body["port"]).and_then(|p| u16::try_from(p).ok()) else {
+        return error(400, "Missing or invalid required creator property 'port'");
+    };
+    if !matches!(body["type"].as_str(), Some("SERVER" | "BROKER" | "CONTROLLER" | "MINION")) {
+        return error(400, "'type' must be configured (SERVER, BROKER, CONTROLLER or MINION)");
+    }
+    let tags: Vec<String> =
+        body["tags"].as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_string).collect();
+    let mut pools = BTreeMap::new();
+    for (tag, pool) in body["pools"].as_object().into_iter().flatten() {
+        let Some(pool) = int_of(pool) else {
+            return error(400, format!("Invalid pool for tag {tag}: {pool}"));
+        };
+        pools.insert(tag.clone(), pool.to_string());
+    }
+    let ports: Vec<Option<u32>> = ["grpcPort", "adminPort", "queryServicePort", "queryMailboxPort"]
+        .iter()
+        .map(|k| int_of(&body[*k]).filter(|p| *p > 0).and_then(|p| u32::try_from(p).ok()))
+        .collect();
+    let queries_disabled = body["queriesDisabled"].as_bool().unwrap_or(false);
+    let master = c.release() == Release::Master;
+    let Some(i) = c.instances.get_mut(&id) else {
+        return error(404, format!("Failed to find instance config for instance: {id}"));
+    };
+    i.host = host.to_string();
+    i.port = port;
+    i.tags = tags;
+    i.pools = pools;
+    (i.grpc_port, i.admin_port, i.query_service_port, i.query_mailbox_port) = (ports[0], ports[1], ports[2], ports[3]);
+    i.queries_disabled = queries_disabled || (master && i.queries_disabled);
+    ok(json!({"status": format!("Updated instance: {id}")}))
 }
 
 fn delete_instance(c: &mut Cluster, r: &Req) -> Resp {
@@ -967,7 +1480,7 @@ fn delete_instance(c: &mut Cluster, r: &Req) -> Resp {
         );
     }
     c.instances.remove(&id);
-    ok(json!({"status": format!("Successfully dropped instance {id}")}))
+    ok(json!({"status": "Successfully dropped instance"}))
 }
 
 fn update_tags(c: &mut Cluster, r: &Req) -> Resp {
@@ -982,24 +1495,95 @@ fn update_tags(c: &mut Cluster, r: &Req) -> Resp {
     ok(json!({"status": format!("Updated tags: {:?} for instance: {id}", i.tags)}))
 }
 
+/// `PUT /instances/{id}/state?state=` (`RES/PinotInstanceRestletResource.toggleInstanceState`):
+/// 404 first when the instance does not exist; `enable`/`disable` on every release, `drain`
+/// (minions) from 1.5.0, `queries_disable`/`queries_enable` (servers) on master only; anything
+/// else 400 `Unknown state '<x>'`. Pinot waits up to 10 s for the segments' states to follow an
+/// enable/disable; here they follow at once, and an enable of an instance that is not live fails
+/// at once with the 500 Pinot gives after its 10 s (the instance is enabled all the same).
 fn instance_state(c: &mut Cluster, r: &Req) -> Resp {
     let id = r.p("id").to_string();
-    let state = r.q("state").map(str::to_string).unwrap_or_else(|| r.body.trim().to_string()).to_ascii_lowercase();
+    let state = r.q("state").unwrap_or("null").to_string();
+    let release = c.release();
+    let Some(i) = c.instances.get_mut(&id) else {
+        return error(404, format!("Instance '{id}' does not exist"));
+    };
+    match state.to_ascii_lowercase().as_str() {
+        "enable" => {
+            // 1.5.0+: a drained minion gets its tags back first.
+            if release >= Release::V1_5 && i.role == InstanceRole::Minion && i.tags.iter().any(|t| t == DRAINED) {
+                i.tags = i.previous_tags.take().unwrap_or_default();
+            }
+            i.enabled = true;
+            if !i.live {
+                return error(500, format!("Failed to enable instance '{id}': Instance: {id} enable failed, timeout"));
+            }
+        }
+        "disable" => i.enabled = false,
+        "drain" if release >= Release::V1_5 => {
+            if i.role != InstanceRole::Minion {
+                return error(
+                    400,
+                    format!("DRAIN state only applies to minion instances. Instance '{id}' is not a minion."),
+                );
+            }
+            if i.tags.iter().any(|t| t == DRAINED) {
+                return error(
+                    500,
+                    format!("Failed to drain minion instance '{id}': Minion instance {id} is already drained"),
+                );
+            }
+            if !i.tags.is_empty() {
+                i.previous_tags = Some(i.tags.clone());
+            }
+            i.tags = vec![DRAINED.into()];
+        }
+        s @ ("queries_disable" | "queries_enable") if release == Release::Master => {
+            if i.role != InstanceRole::Server {
+                return error(
+                    400,
+                    format!(
+                        "QUERIES_DISABLE/QUERIES_ENABLE only applies to server instances. Instance '{id}' is not a \
+                         server."
+                    ),
+                );
+            }
+            let disable = s == "queries_disable";
+            i.queries_disabled = disable;
+            let verb = if disable { "Disabled" } else { "Enabled" };
+            return ok(json!({"status": format!("{verb} query routing for server instance '{id}'")}));
+        }
+        _ => return error(400, format!("Unknown state '{state}'")),
+    }
+    ok(json!({"status": format!("Request to {state} instance '{id}' is successful")}))
+}
+
+/// The tag a drained minion carries (`CommonConstants.Helix.DRAINED_MINION_INSTANCE`).
+const DRAINED: &str = "minion_drained";
+
+/// The deprecated `POST /instances/{id}/state` with the state as text body
+/// (`enable|disable|drop`, all releases).
+fn legacy_instance_state(c: &mut Cluster, r: &Req) -> Resp {
+    let id = r.p("id").to_string();
+    let state = r.body.trim().to_string();
     let Some(i) = c.instances.get_mut(&id) else {
         return error(404, format!("Instance {id} not found"));
     };
-    match state.as_str() {
-        "enable" => i.enabled = true,
-        "disable" => i.enabled = false,
-        // Pinot replaces a drained minion's tags, so no task is scheduled on it.
-        "drain" if i.role == InstanceRole::Minion => {
-            i.draining = true;
-            i.tags = vec!["minion_drained".into()];
+    match state.to_ascii_lowercase().as_str() {
+        "enable" => {
+            i.enabled = true;
+            if !i.live {
+                return error(500, format!("Failed to enable instance {id} - Instance: {id} enable failed, timeout"));
+            }
         }
-        "drain" => return error(400, format!("drain is only for minions, {id} is not one")),
-        "queries_disable" => i.queries_disabled = true,
-        "queries_enable" => i.queries_disabled = false,
-        other => return error(400, format!("Unknown state '{other}' for instance {id}")),
+        "disable" => i.enabled = false,
+        "drop" => {
+            let dropped = delete_instance(c, r);
+            if dropped.0 != 200 {
+                return dropped;
+            }
+        }
+        _ => return error(400, format!("Unknown state {state} for instance request")),
     }
     ok(json!({"status": format!("Request to {state} instance {id} is successful")}))
 }
@@ -1049,4 +1633,26 @@ fn validate_update_tags(c: &mut Cluster, r: &Req) -> Resp {
         })
         .collect();
     ok(json!(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::murmur2;
+
+    /// The vectors Kafka's `UtilsTest.testMurmur2` checks its `Utils.murmur2` against, of which
+    /// Pinot's `HashUtil.murmur2` is a copy.
+    #[test]
+    fn murmur2_is_pinots() {
+        let cases: [(&[u8], i32); 6] = [
+            (b"21", -973932308),
+            (b"foobar", -790332482),
+            (b"a-little-bit-long-string", -985981536),
+            (b"a-little-bit-longer-string", -1486304829),
+            (b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58897971),
+            (b"abc", 479470107),
+        ];
+        for (input, hash) in cases {
+            assert_eq!(murmur2(input), hash, "{}", String::from_utf8_lossy(input));
+        }
+    }
 }
