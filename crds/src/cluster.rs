@@ -60,6 +60,16 @@ pub struct PinotClusterSpec {
     #[schemars(transform = no_default)]
     pub zookeeper: ZookeeperSpec,
 
+    /// The Helix cluster name every Pinot role joins (`pinot.cluster.name`): the root node
+    /// `/<clusterName>` of the cluster's state in ZooKeeper. Default: `metadata.name`. Letters,
+    /// digits, '-', '_' and '.', starting with a letter or digit, at most 100 characters.
+    /// Set it to keep the name of a Pinot cluster installed another way (the Helm chart's
+    /// default is `pinot-quickstart`). Changing it on a running cluster points every Pinot
+    /// process at another, empty cluster in ZooKeeper: tables, schemas and segment assignments
+    /// stay behind under the old name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_name: Option<String>,
+
     /// A Pinot cluster installed some other way: the operator deploys nothing and only talks to
     /// its controller, so PinotSchemas, PinotTables and PinotTenants can name it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -220,7 +230,10 @@ pub struct NodePool {
     /// (e.g. `pinot.server.instance.realtime.alloc.offheap: "true"`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub config: BTreeMap<String, String>,
-    /// Persistent storage for the role's data directory; without it the pod uses an emptyDir.
+    /// Storage for the role's data directory. Required for controllers (segments uploaded to a
+    /// controller without a deep store live there) and servers (their segments): a size for a
+    /// PersistentVolumeClaim per pod, or `ephemeral: true` for an emptyDir that is lost with the
+    /// pod. Brokers and minions get an emptyDir without it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage: Option<PoolStorage>,
     /// How many pods of the pool may be unavailable at once (PodDisruptionBudget, upgrades).
@@ -242,16 +255,23 @@ fn default_replicas() -> i32 {
     1
 }
 
-/// A PersistentVolumeClaim per pod for the role's data directory.
+/// The volume for the role's data directory: a PersistentVolumeClaim per pod (`size`) or an
+/// emptyDir (`ephemeral: true`), exactly one of the two.
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PoolStorage {
-    /// Requested size, a Kubernetes quantity such as `10Gi`.
-    pub size: String,
+    /// Requested size of each pod's PersistentVolumeClaim, a Kubernetes quantity such as `10Gi`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<String>,
     /// StorageClass name; the cluster default when absent. Use a class with
     /// `volumeBindingMode: WaitForFirstConsumer` so volumes are created in the pod's zone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_class_name: Option<String>,
+    /// An emptyDir instead of a volume: the data directory is lost whenever the pod is
+    /// replaced (a server downloads its segments again; a controller without a deep store loses
+    /// the segments uploaded to it). For tests and throw-away clusters.
+    #[serde(default)]
+    pub ephemeral: bool,
 }
 
 /// Pod settings a pool adds to what the operator builds.
@@ -353,6 +373,18 @@ pub struct PinotControllerStatus {
     pub instances: i32,
     /// Instances live now.
     pub live_instances: i32,
+    /// The Pinot release the operator acts for (`1.2.0`, `1.3.0`, `1.4.0`, `1.5.x`, `master`):
+    /// it calls only what that release offers. While pods run different releases (an upgrade
+    /// under way) it is the oldest of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<String>,
+    /// The version the controller reports (`GET /version`, without its git sha).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Why `release` is the oldest supported one, when the version or an image tag names a
+    /// release the operator does not know.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_message: Option<String>,
 }
 
 /// A Kubernetes-style condition.

@@ -118,6 +118,9 @@ pub struct ControllerConfig {
     /// the policy instances a burst of changes takes; a pass waiting for an unreachable Pinot
     /// controller holds one of them for up to its timeout.
     pub concurrency: u16,
+    /// The Kubernetes cluster's DNS domain (`cluster.local` unless the cluster says otherwise),
+    /// part of every Pinot instance id.
+    pub cluster_domain: String,
 }
 
 /// The default of `ControllerConfig::concurrency` (`--max-concurrent-reconciles`).
@@ -137,6 +140,8 @@ pub struct Context {
     pub caches: Arc<cache::Caches>,
     /// Policy decisions running at once: each takes a blocking thread and a pooled instance.
     pub decisions: tokio::sync::Semaphore,
+    /// The Kubernetes cluster's DNS domain.
+    pub cluster_domain: String,
 }
 
 impl Context {
@@ -227,6 +232,7 @@ pub async fn run(
         clusters: controller.store(),
         caches: caches.clone(),
         decisions: tokio::sync::Semaphore::new(crate::policy::runtime::PARALLEL_DECISIONS),
+        cluster_domain: config.cluster_domain.clone(),
     });
 
     let store = controller.store();
@@ -335,6 +341,7 @@ where
 async fn reconcile_external(cluster: &PinotCluster, ctx: &Context) -> Result<Action, Error> {
     let url = ctx.access.url_for(cluster);
     let mut reachable = None;
+    let mut release = crate::pinot::ClusterRelease::default();
     let answer = if !cluster.spec.pools.is_empty() {
         Err("spec.pools: an external cluster deploys nothing; remove its pools, or remove spec.external to let the operator install the cluster".to_string())
     } else {
@@ -342,10 +349,11 @@ async fn reconcile_external(cluster: &PinotCluster, ctx: &Context) -> Result<Act
             Err(e) => Err(e.to_string()),
             Ok(pinot) => match pinot.health().await {
                 Err(e) => Err(e.to_string()),
-                Ok(()) => match tokio::try_join!(pinot.instances(), pinot.live_instances()) {
-                    Ok((instances, live)) => {
+                Ok(()) => match tokio::try_join!(pinot.version(), pinot.instances(), pinot.live_instances()) {
+                    Ok((version, instances, live)) => {
                         let answer = Ok((instances.len(), live.len()));
-                        reachable = Some((pinot, instances, live));
+                        release = crate::pinot::ClusterRelease::effective(version.as_deref(), []);
+                        reachable = Some((pinot.with_release(release.effective), instances, live));
                         answer
                     }
                     Err(e) => Err(e.to_string()),
@@ -370,9 +378,15 @@ async fn reconcile_external(cluster: &PinotCluster, ctx: &Context) -> Result<Act
         let state = state::external_state(cluster, &instances, &live, &details, Timestamp::now());
         place_tenants(ctx, cluster, &resources, state, &pinot, true).await;
     }
-    let status = status::external_status(cluster, &url, answer, Timestamp::now());
+    let status = status::external_status(cluster, &url, answer, &release, Timestamp::now());
     write_status(&ctx.client, cluster, &status).await.map_err(Error::WriteStatus)?;
     Ok(Action::requeue(EXTERNAL_RECHECK))
+}
+
+/// The Helix cluster name Pinot's roles are configured with; read before validation, since the
+/// Pinot controller is observed whatever the spec's state.
+fn helix_cluster_name(cluster: &PinotCluster) -> String {
+    cluster.spec.cluster_name.clone().filter(|n| !n.trim().is_empty()).unwrap_or_else(|| cluster.name_any())
 }
 
 /// The PinotCluster a pod of ours belongs to, from its cluster label.
@@ -413,10 +427,29 @@ async fn reconcile_pass(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result
         Ok(pinot) => (pinot, None),
         Err(e) => (PinotClient::new(http_client(), pinot_url.clone()), Some(e.to_string())),
     };
-    let pod_instances = observe::pod_instance_ids(&cluster.name_any(), &namespace, &observed);
-    let pool_instances = observe::pool_instances(&cluster.name_any(), &namespace, &observed);
+    let domain = &ctx.cluster_domain;
+    let pod_instances = observe::pod_instance_ids(&cluster.name_any(), &namespace, domain, &observed);
+    let pool_instances = observe::pool_instances(&cluster.name_any(), &namespace, domain, &observed);
     let rebalances = cluster.status.as_ref().map(|s| s.rebalances.clone()).unwrap_or_default();
-    observed.pinot = observe::observe_pinot(&pinot, &observed, &pod_instances, &pool_instances, &rebalances).await;
+    let helix_cluster = helix_cluster_name(&cluster);
+    let upgrading = observe::off_target(&observed);
+    observed.pinot = observe::observe_pinot(
+        &pinot,
+        &observed,
+        &pod_instances,
+        &pool_instances,
+        &rebalances,
+        &helix_cluster,
+        upgrading,
+    )
+    .await;
+    // The release the operator acts for, from the controller and every image; the Pinot calls
+    // of this pass use only what it offers.
+    let spec_images = std::iter::once(cluster.spec.image.as_str())
+        .chain(cluster.spec.pools.iter().filter_map(|p| p.image.as_deref()));
+    observed.release = observe::cluster_release(&observed.pinot, &observe::images(&observed, spec_images));
+    let pinot = pinot.with_release(observed.release.effective);
+    observed.pod_instances = pod_instances.clone();
 
     let valid = match validate::validate(&cluster) {
         Ok(valid) => valid,
@@ -471,6 +504,21 @@ async fn reconcile_pass(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result
         return Ok(Action::await_change());
     }
 
+    // A Pinot release the operator does not know is said once, when it is first seen (and
+    // kept in `status.pinot` once a controller pod is ready).
+    if let Some(unknown) = &observed.release.unknown
+        && !matches!(observed.pinot, observe::PinotObservation::NotAsked)
+        && cluster.status.as_ref().and_then(|s| s.pinot.as_ref()).and_then(|p| p.release_message.as_ref())
+            != Some(unknown)
+    {
+        publish(&ctx, &cluster, EventType::Warning, "UnknownPinotRelease", "Observe", unknown.clone()).await;
+    }
+    // What the spec allows but will likely regret, said once per generation.
+    if cluster.status.as_ref().and_then(|s| s.observed_generation) != cluster.metadata.generation {
+        for warning in &valid.warnings {
+            publish(&ctx, &cluster, EventType::Warning, "SpecWarning", "Validate", warning.to_string()).await;
+        }
+    }
     let policies = resolve_policies(&ctx.registry, &cluster);
     let plan = plan::plan(&valid, &observed);
     let reachable = matches!(observed.pinot, observe::PinotObservation::Reachable { .. });
@@ -528,7 +576,12 @@ async fn reconcile_pass(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result
         hasher.finish()
     };
     let desired = ctx.caches.built.get_or_build(&owner_uid, inputs, || {
-        build_cluster(&valid, &plan.pools, &BuildContext { owner, pdb_version: ctx.apis.pdb_version, replicas })
+        let cluster_domain = ctx.cluster_domain.clone();
+        build_cluster(
+            &valid,
+            &plan.pools,
+            &BuildContext { owner, pdb_version: ctx.apis.pdb_version, replicas, cluster_domain },
+        )
     });
     let spec_pools: std::collections::BTreeSet<&str> = keep_pools.into_iter().collect();
     // Mid-upgrade a pass usually starts because a restarted pod became ready, and every
@@ -641,11 +694,7 @@ async fn reconcile_pass(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result
     };
     // Upgrading: some pod is not on its pool's target revision and the policy is working on it
     // (not merely waiting for a slot).
-    let off_target = observed.pods.iter().any(|(pool, pods)| {
-        let target =
-            observed.statefulsets.get(pool).and_then(|s| s.status.as_ref()).and_then(|s| s.update_revision.as_deref());
-        pods.iter().any(|p| target.is_some_and(|t| observe::pod_revision(p) != Some(t)))
-    });
+    let off_target = upgrading;
     let upgrading = off_target && !matches!(&upgrade, Some((_, plan::UpgradeDecision::Queued(_))));
     // An upgrade is under way while a pod is off its target revision or an instance still has
     // its queries off; otherwise a waiting policy waits for pods (watched), not for Pinot.

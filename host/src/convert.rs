@@ -18,7 +18,10 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
-use crate::role::Role;
+use crate::{
+    cluster::validate::data_dir_allowed,
+    role::{self, OwnedBy, Role},
+};
 
 /// The converted resources and what could not be carried over.
 #[derive(Debug, Default)]
@@ -211,19 +214,55 @@ fn tenant(doc: &Value, w: &mut Warnings) -> Option<Value> {
     Some(json!({"apiVersion": API, "kind": "PinotTenant", "metadata": metadata(doc), "spec": spec}))
 }
 
-/// Properties the operator sets itself (ports, directories, where ZooKeeper is): carried over
-/// only where they say what the operator would say anyway.
-fn managed(role: Role, key: &str) -> bool {
-    key.ends_with(".port")
-        || key.ends_with("Port")
-        || key.contains("dataDir")
-        || key.contains("data.dir")
-        || key.contains("temp.dir")
-        || key.contains("segmentTarDir")
-        || key == "pinot.zk.server"
-        || key == "controller.zk.str"
-        || key == "controller.vip.host"
-        || (role == Role::Minion && key == "dataDir")
+/// What becomes of one seed property of a pool.
+enum Carry {
+    /// Into the pool's `config`.
+    Keep,
+    /// Dropped without a word: the operator writes the same.
+    Same,
+    /// The Helix cluster name (`spec.clusterName`), and whether the key is `pinot.cluster.name`
+    /// (which wins over `controller.helix.cluster.name`).
+    ClusterName { authoritative: bool },
+    /// Dropped, and why.
+    Dropped(String),
+}
+
+/// Sorts a seed property with the same rules as validation (`Role::owned_keys`, the data
+/// directories a pool may choose), in any spelling Pinot reads as the same key.
+fn carry(role: Role, key: &str, value: &str, defaults: &BTreeMap<String, String>) -> Carry {
+    let relaxed = role::relaxed_key(key);
+    let default = defaults.iter().find(|(d, _)| role::relaxed_key(d) == relaxed).map(|(d, v)| (d.as_str(), v.as_str()));
+    let owned = role.owned_keys().into_iter().find(|(o, _)| role::relaxed_key(o) == relaxed);
+    match owned {
+        Some((o, OwnedBy::ClusterName)) => {
+            Carry::ClusterName { authoritative: role::relaxed_key(o) == role::relaxed_key("pinot.cluster.name") }
+        }
+        Some(_) if default.is_some_and(|(_, d)| d == value) => Carry::Same,
+        Some((_, OwnedBy::Zookeeper)) => {
+            Carry::Dropped(format!("{key}={value} differs from zkAddress; the operator uses spec.zookeeper"))
+        }
+        Some(_) => Carry::Dropped(match default {
+            Some((d, dv)) => format!("{key}={value} not carried over: the operator sets {d}={dv}"),
+            None => format!(
+                "{key}={value} not carried over: the operator names each instance after its pod ({}_<pod DNS name>_{})",
+                role.instance_prefix(),
+                role.instance_port()
+            ),
+        }),
+        None if default.is_some_and(|(_, d)| d == value) => Carry::Same,
+        None if [role::CONTROLLER_DATA_DIR_KEY, role::MINION_DATA_DIR_KEY]
+            .iter()
+            .any(|k| role::relaxed_key(k) == relaxed && default.is_some())
+            && !data_dir_allowed(role, value) =>
+        {
+            Carry::Dropped(format!(
+                "{key}={value} not carried over: the operator keeps it on the pool's volume ({}={}); a deep store URI is carried over",
+                default.map(|(d, _)| d).unwrap_or(key),
+                default.map(|(_, v)| v).unwrap_or_default()
+            ))
+        }
+        None => Carry::Keep,
+    }
 }
 
 /// `key=value` lines of a Java properties text (comments and blank lines skipped).
@@ -273,6 +312,8 @@ fn cluster(doc: &Value, w: &mut Warnings) -> Option<Value> {
     let image = images.iter().max_by_key(|(_, n)| **n).map(|(i, _)| i.clone()).unwrap_or_default();
 
     let mut pools = Vec::new();
+    // (role, pool, Helix cluster name) of every pool whose properties name one.
+    let mut cluster_names: Vec<(Role, String, String)> = Vec::new();
     for (i, n) in nodes.iter().enumerate() {
         let at = format!("spec.nodes[{i}]");
         let name = n["name"].as_str().unwrap_or_default();
@@ -293,10 +334,13 @@ fn cluster(doc: &Value, w: &mut Warnings) -> Option<Value> {
         }
         let mut pool = json!({"name": name, "role": role.as_str(), "replicas": n["replicas"].as_i64().unwrap_or(1)});
         let mut overrides = Map::new();
-        let mut config: BTreeMap<String, String> = BTreeMap::new();
-        for (k, v) in deep.get(role.as_str()).into_iter().flatten() {
-            config.insert(k.clone(), v.clone());
-        }
+        // Deep storage first, then the node's own properties over it.
+        let mut seed_properties: Vec<(String, String, String)> = deep
+            .get(role.as_str())
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.clone(), "spec.external.deepStorage".to_string()))
+            .collect();
         match n["k8sConfig"].as_str().and_then(|c| k8s.get(c).map(|k| (c, k))) {
             None => w.push(&format!("{at}.k8sConfig"), format!("{:?} names no spec.k8sConfig entry", n["k8sConfig"])),
             Some((cname, k)) => {
@@ -325,7 +369,7 @@ fn cluster(doc: &Value, w: &mut Warnings) -> Option<Value> {
                     if size.is_empty() {
                         w.push(
                             &format!("{kat}.storageConfig[0].spec.resources.requests.storage"),
-                            "is missing; the pool gets no volume (emptyDir)",
+                            "is missing; the pool gets no volume (an emptyDir, as before)",
                         );
                     } else {
                         let mut s = json!({"size": size});
@@ -355,7 +399,10 @@ fn cluster(doc: &Value, w: &mut Warnings) -> Option<Value> {
                 for (field, why) in [
                     ("volumes", "extra volumes have no equivalent"),
                     ("volumeMount", "extra volume mounts have no equivalent"),
-                    ("port", "ports are the operator's (controller 9000, broker 8099, server 8098/8097, minion 9514)"),
+                    (
+                        "port",
+                        "ports are the operator's (controller 9000, broker 8099/7732, server 8098/8097/7321/7732, minion 9514)",
+                    ),
                     ("service", "the operator creates the Services itself"),
                     ("livenessProbe", "the operator sets the probes from Pinot's health endpoints"),
                     ("readinessProbe", "the operator sets the probes from Pinot's health endpoints"),
@@ -386,27 +433,41 @@ fn cluster(doc: &Value, w: &mut Warnings) -> Option<Value> {
                 if let Some(opts) = p["java_opts"].as_str().filter(|o| !o.trim().is_empty()) {
                     pool["jvmOpts"] = json!(opts);
                 }
-                let defaults: BTreeMap<String, String> = role
-                    .default_config(doc["metadata"]["name"].as_str().unwrap_or_default(), &zookeeper, "")
-                    .into_iter()
-                    .collect();
-                for (k, v) in properties(p["data"].as_str().unwrap_or_default()) {
-                    if managed(role, &k) && defaults.get(&k).is_some_and(|d| *d != v) {
-                        w.push(
-                            &format!("spec.pinotNodeConfig[{cname}].data"),
-                            format!("{k}={v} not carried over: the operator sets {k}={}", defaults[&k]),
-                        );
-                    } else if managed(role, &k) && (k.ends_with("zk.server") || k.ends_with("zk.str")) && v != zookeeper
-                    {
-                        w.push(
-                            &format!("spec.pinotNodeConfig[{cname}].data"),
-                            format!("{k}={v} differs from zkAddress; the operator uses spec.zookeeper"),
-                        );
-                    } else if defaults.get(&k).is_none_or(|d| *d != v) {
-                        config.insert(k, v);
+                let at = format!("spec.pinotNodeConfig[{cname}].data");
+                seed_properties.extend(
+                    properties(p["data"].as_str().unwrap_or_default()).into_iter().map(|(k, v)| (k, v, at.clone())),
+                );
+            }
+        }
+        // The cluster name is not a pool's: it only compares the names the pools were given.
+        let defaults: BTreeMap<String, String> = role.default_config("", &zookeeper).into_iter().collect();
+        let mut config: BTreeMap<String, String> = BTreeMap::new();
+        let mut pool_cluster_name: Option<(String, bool)> = None;
+        for (k, v, from) in seed_properties {
+            match carry(role, &k, &v, &defaults) {
+                Carry::Keep => {
+                    config.insert(k, v);
+                }
+                Carry::Same => {}
+                Carry::ClusterName { authoritative } => {
+                    if pool_cluster_name.as_ref().is_none_or(|(_, a)| authoritative || !a) {
+                        pool_cluster_name = Some((v, authoritative));
                     }
                 }
+                Carry::Dropped(why) => w.push(&from, why),
             }
+        }
+        if let Some((helix, _)) = pool_cluster_name {
+            cluster_names.push((role, name.to_string(), helix));
+        }
+        if pool.get("storage").is_none() && matches!(role, Role::Controller | Role::Server) {
+            pool["storage"] = json!({"ephemeral": true});
+            w.push(
+                &format!("{at}.k8sConfig"),
+                format!(
+                    "the seed gave this {role} no volume: converted as storage.ephemeral (an emptyDir, as before); set storage.size for a PersistentVolumeClaim per pod"
+                ),
+            );
         }
         if !config.is_empty() {
             pool["config"] = json!(config);
@@ -420,6 +481,28 @@ fn cluster(doc: &Value, w: &mut Warnings) -> Option<Value> {
         "apiVersion": API, "kind": "PinotCluster", "metadata": metadata(doc),
         "spec": {"image": image, "zookeeper": {"connectString": zookeeper}, "pools": pools},
     });
+    // The Helix cluster name is kept, so the migrated pods join the cluster they left: the
+    // controllers' name (they create the cluster), else any pool's.
+    let chosen = cluster_names.iter().find(|(r, _, _)| *r == Role::Controller).or(cluster_names.first());
+    match chosen {
+        Some((_, from, helix)) => {
+            out["spec"]["clusterName"] = json!(helix);
+            for (_, other, name) in cluster_names.iter().filter(|(_, _, n)| n != helix) {
+                w.push(
+                    "spec.pinotNodeConfig",
+                    format!("node {other} names the cluster {name:?}, node {from} {helix:?}; spec.clusterName is {helix:?} for every pool"),
+                );
+            }
+        }
+        None if !nodes.is_empty() => w.push(
+            "spec.pinotNodeConfig",
+            format!(
+                "no node names its Helix cluster (pinot.cluster.name, controller.helix.cluster.name): spec.clusterName defaults to {:?}; if the running cluster has another name (GET /cluster/info on its controller, field clusterName), set spec.clusterName to it, or the pods join a new, empty cluster",
+                doc["metadata"]["name"].as_str().unwrap_or_default()
+            ),
+        ),
+        None => {}
+    }
     let order: Vec<Value> = spec["deploymentOrder"].as_array().cloned().unwrap_or_default();
     if !order.is_empty() {
         out["spec"]["deploymentOrder"] = json!(order);
@@ -479,8 +562,11 @@ mod tests {
         let controller = &c["spec"]["pools"][0];
         assert_eq!(controller["storage"], json!({"size": "10Gi", "storageClassName": "gp3"}));
         assert_eq!(controller["jvmOpts"], "-Xms1G -Xmx2G");
-        // The Helix cluster name is kept: the migrated controllers join the same cluster.
-        assert_eq!(controller["config"]["controller.helix.cluster.name"], "pinot-quickstart");
+        // The Helix cluster name is kept: the migrated pods join the same cluster.
+        assert_eq!(c["spec"]["clusterName"], "pinot-quickstart");
+        assert!(controller["config"].get("controller.helix.cluster.name").is_none(), "{controller}");
+        // Properties that say what the operator says anyway are dropped without a word.
+        assert_eq!(controller["config"].as_object().unwrap().len(), 2, "{controller}");
         // Deep storage settings of the controller role; the deep store dir overrides the default.
         assert_eq!(
             controller["config"]["pinot.controller.storage.factory.class.s3"],
@@ -489,6 +575,8 @@ mod tests {
         let server = &c["spec"]["pools"][1];
         assert_eq!((server["role"].as_str(), server["replicas"].as_i64()), (Some("server"), Some(3)));
         assert_eq!(server["config"], json!({"pinot.server.query.executor.timeout": "30000"}));
+        // The seed gave it no volume: still none, said explicitly.
+        assert_eq!(server["storage"], json!({"ephemeral": true}));
         assert_eq!(server["podOverrides"]["nodeSelector"], json!({"pool": "pinot"}));
         assert_eq!(server["podOverrides"]["annotations"], json!({"team": "data"}));
         assert_eq!(server["podOverrides"]["tolerations"][0]["key"], "dedicated");
@@ -503,6 +591,7 @@ mod tests {
             "pinot.server.instance.dataDir=/opt/pinot/index not carried over",
             "spec.auth: basic auth: Secret pinot-auth",
             "storageConfig[0].mountPath",
+            "spec.nodes[1].k8sConfig: the seed gave this server no volume",
         ] {
             assert!(said.contains(expected), "{expected:?} in:\n{said}");
         }
@@ -528,6 +617,37 @@ mod tests {
         serde_json::from_value::<pinot_crds::PinotSchema>(schema.clone()).unwrap();
         serde_json::from_value::<pinot_crds::PinotTable>(table.clone()).unwrap();
         serde_json::from_value::<pinot_crds::PinotTenant>(tenant.clone()).unwrap();
+    }
+
+    const MINIMAL_SEED: &str = "apiVersion: datainfra.io/v1beta1\nkind: Pinot\nmetadata: {name: p}\nspec:\n  external: {zookeeper: {spec: {zkAddress: zk:2181}}}\n  k8sConfig: [{name: k, image: apachepinot/pinot:1.2.0, storageConfig: [{spec: {resources: {requests: {storage: 1Gi}}}}]}]\n";
+
+    #[test]
+    fn the_cluster_name_comes_from_the_controllers_and_is_never_a_pool_property() {
+        let seed = format!(
+            "{MINIMAL_SEED}  pinotNodeConfig:\n    - {{name: c, data: \"controller.helix.cluster.name=old\\npinot.cluster.name=helix\\ncontroller.data.dir=/tmp/pinot\\nController.Port=9000\"}}\n    - {{name: b, data: \"pinot.cluster.name=other\\npinot.broker.client.query-port=8099\\ninstanceId=Broker_x_8099\"}}\n  nodes:\n    - {{name: broker, nodeType: broker, k8sConfig: k, pinotNodeConfig: b}}\n    - {{name: controller, nodeType: controller, k8sConfig: k, pinotNodeConfig: c}}\n"
+        );
+        let out = convert(&docs(&seed));
+        let c = &out.resources[0];
+        // pinot.cluster.name wins over controller.helix.cluster.name, and the controllers' name
+        // over the other pools'.
+        assert_eq!(c["spec"]["clusterName"], "helix");
+        let said = out.warnings.join("\n");
+        assert!(said.contains("node broker names the cluster \"other\""), "{said}");
+        assert!(said.contains("controller.data.dir=/tmp/pinot not carried over"), "{said}");
+        assert!(said.contains("instanceId=Broker_x_8099 not carried over"), "{said}");
+        // Relaxed spellings of what the operator sets anyway are dropped silently.
+        assert!(!said.contains("Controller.Port") && !said.contains("query-port"), "{said}");
+        for pool in c["spec"]["pools"].as_array().unwrap() {
+            assert!(pool.get("config").is_none(), "{pool}");
+        }
+        assert!(!said.contains("needs a fix"), "{said}");
+
+        let unnamed = convert(&docs(&format!(
+            "{MINIMAL_SEED}  nodes:\n    - {{name: controller, nodeType: controller, k8sConfig: k}}\n"
+        )));
+        assert!(unnamed.resources[0]["spec"].get("clusterName").is_none());
+        let said = unnamed.warnings.join("\n");
+        assert!(said.contains("spec.clusterName defaults to \"p\"") && said.contains("GET /cluster/info"), "{said}");
     }
 
     #[test]

@@ -43,11 +43,17 @@ enum Command {
         /// Watch only this namespace (default: all namespaces).
         #[arg(long, env = "PINOT_OPERATOR_NAMESPACE")]
         namespace: Option<String>,
-        /// Base URL of each cluster's Pinot controller; `{name}` and `{namespace}` are
-        /// replaced. Out of the cluster (sandbox, laptop) point it at a reachable address; a
-        /// cluster's `pinot.controlplane.dev/controller-url` annotation overrides it.
+        /// Base URL of each cluster's Pinot controller; `{name}`, `{namespace}` and `{domain}`
+        /// (the cluster DNS domain) are replaced. Out of the cluster (sandbox, laptop) point it
+        /// at a reachable address; a cluster's `pinot.controlplane.dev/controller-url`
+        /// annotation overrides it.
         #[arg(long, env = "PINOT_CONTROLLER_URL_TEMPLATE", default_value = pinot_operator::pinot::DEFAULT_CONTROLLER_URL_TEMPLATE)]
         controller_url_template: String,
+        /// The Kubernetes cluster's DNS domain, which Pinot's instance ids contain
+        /// (`<pod>.<service>.<namespace>.svc.<domain>`). Default: read from the operator pod's
+        /// /etc/resolv.conf (its `svc.<domain>` search entry), else `cluster.local`.
+        #[arg(long, env = "PINOT_CLUSTER_DOMAIN")]
+        cluster_domain: Option<String>,
         /// Directory of policy modules that PinotPolicies may name with `spec.module.file`
         /// (e.g. a mounted ConfigMap); changes are picked up while the operator runs.
         #[arg(long, env = "PINOT_POLICY_DIR")]
@@ -136,6 +142,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             kubeconfig,
             namespace,
             controller_url_template,
+            cluster_domain,
             policy_dir,
             policy_cache_dir,
             max_concurrent_upgrades,
@@ -158,7 +165,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 tracing::info!(%bound, "serving /metrics, /healthz and /readyz");
             }
             let client = pinot_operator::kube_client(kubeconfig.as_deref()).await?;
-            let controllers = ControllerLocator::new(controller_url_template);
+            let cluster_domain = cluster_domain.filter(|d| !d.trim().is_empty()).unwrap_or_else(|| {
+                std::fs::read_to_string("/etc/resolv.conf")
+                    .ok()
+                    .and_then(|text| pinot_operator::pinot::cluster_domain_from_resolv_conf(&text))
+                    .unwrap_or_else(|| pinot_operator::pinot::DEFAULT_CLUSTER_DOMAIN.to_string())
+            });
+            tracing::info!(%cluster_domain, "cluster DNS domain");
+            let controllers = ControllerLocator::new(controller_url_template).with_domain(cluster_domain.clone());
             let registry = Arc::new(
                 PolicyRegistry::new(PolicyEngine::with_cache(PolicyLimits::default(), policy_cache_dir.as_deref())?)
                     .context("loading the bundled policies")?,
@@ -171,6 +185,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 drift_interval: std::time::Duration::from_secs(drift_check_interval_seconds.max(1)),
                 debounce: std::time::Duration::from_millis(reconcile_debounce_ms),
                 concurrency: max_concurrent_reconciles,
+                cluster_domain,
             };
             if leader_elect {
                 let namespace = leader_election_namespace

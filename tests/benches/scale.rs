@@ -169,7 +169,7 @@ fn start_operator(kubeconfig: &Path, ns: &str, metrics_addr: &str) -> Child {
 
 fn cluster(i: u64) -> Value {
     let fast = json!({"annotations": {"sim.pinot.controlplane.dev/ready-after-ms": "200"}});
-    let pool = |name: &str| json!({"name": name, "role": name, "replicas": 1, "podOverrides": fast});
+    let pool = |name: &str| json!({"name": name, "role": name, "replicas": 1, "storage": {"ephemeral": true}, "podOverrides": fast});
     json!({
         "apiVersion": "pinot.controlplane.dev/v1alpha1", "kind": "PinotCluster", "metadata": {"name": format!("c{i:04}")},
         "spec": {"image": "apachepinot/pinot:1.2.0", "zookeeper": {"connectString": "zk:2181"},

@@ -29,7 +29,7 @@ const PODS: u64 = 6;
 fn cluster(ready_ms: u64) -> String {
     let pool = |name: &str, role: &str, replicas: u32, zone: &str| {
         format!(
-            "    - {{name: {name}, role: {role}, replicas: {replicas}, zone: {zone}, podOverrides: {{annotations: {{sim.pinot.controlplane.dev/ready-after-ms: \"{ready_ms}\", sim.pinot.controlplane.dev/shutdown-after-ms: \"0\"}}}}}}\n"
+            "    - {{name: {name}, role: {role}, replicas: {replicas}, zone: {zone}, storage: {{ephemeral: true}}, podOverrides: {{annotations: {{sim.pinot.controlplane.dev/ready-after-ms: \"{ready_ms}\", sim.pinot.controlplane.dev/shutdown-after-ms: \"0\"}}}}}}\n"
         )
     };
     format!(

@@ -254,6 +254,7 @@ impl OperatorHandle {
             drift_interval: TEST_DRIFT_INTERVAL,
             debounce: pinot_operator::cluster::DEFAULT_DEBOUNCE,
             concurrency: pinot_operator::cluster::DEFAULT_CONCURRENCY,
+            cluster_domain: pinot_operator::pinot::DEFAULT_CLUSTER_DOMAIN.to_string(),
         };
         let client = client.clone();
         let task = tokio::spawn(async move {

@@ -203,8 +203,8 @@ spec:
   image: apachepinot/pinot:1.2.0
   zookeeper: {{connectString: "zk:2181"}}
   pools:
-    - {{name: controller, role: controller, replicas: 1, zone: zone-a}}
-    - {{name: server, role: server, replicas: 1, zone: zone-b}}
+    - {{name: controller, role: controller, replicas: 1, zone: zone-a, storage: {{ephemeral: true}}}}
+    - {{name: server, role: server, replicas: 1, zone: zone-b, storage: {{ephemeral: true}}}}
 "#
     ))
     .unwrap()
@@ -220,8 +220,8 @@ async fn paused_cluster_gets_no_writes_and_says_so() {
 
     let api: Api<PinotCluster> = Api::namespaced(client.clone(), &ns.name);
     let patch = json!({"spec": {"paused": true, "image": "apachepinot/pinot:1.3.0", "pools": [
-        {"name": "controller", "role": "controller", "replicas": 1, "zone": "zone-a"},
-        {"name": "server", "role": "server", "replicas": 3, "zone": "zone-b"}
+        {"name": "controller", "role": "controller", "replicas": 1, "zone": "zone-a", "storage": {"ephemeral": true}},
+        {"name": "server", "role": "server", "replicas": 3, "zone": "zone-b", "storage": {"ephemeral": true}}
     ]}});
     api.patch("small", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
     let paused = wait_observed(&client, &ns.name, "small").await;
@@ -263,22 +263,22 @@ async fn invalid_specs_are_degraded_naming_the_field_and_write_nothing() {
     let cases: [(&str, serde_json::Value, &str); 4] = [
         (
             "duplicate-pools",
-            json!([{"name": "controller", "role": "controller"}, {"name": "controller", "role": "server"}]),
+            json!([{"name": "controller", "role": "controller", "storage": {"ephemeral": true}}, {"name": "controller", "role": "server", "storage": {"ephemeral": true}}]),
             "spec.pools[1].name",
         ),
         (
             "unknown-role",
-            json!([{"name": "controller", "role": "controller"}, {"name": "gw", "role": "gateway"}]),
+            json!([{"name": "controller", "role": "controller", "storage": {"ephemeral": true}}, {"name": "gw", "role": "gateway"}]),
             "spec.pools[1].role",
         ),
         (
             "negative-replicas",
-            json!([{"name": "controller", "role": "controller", "replicas": -2}]),
+            json!([{"name": "controller", "role": "controller", "replicas": -2, "storage": {"ephemeral": true}}]),
             "spec.pools[0].replicas",
         ),
         (
             "order-missing-role",
-            json!([{"name": "controller", "role": "controller"}, {"name": "minion", "role": "minion"}]),
+            json!([{"name": "controller", "role": "controller", "storage": {"ephemeral": true}}, {"name": "minion", "role": "minion"}]),
             "spec.deploymentOrder",
         ),
     ];
@@ -319,7 +319,7 @@ async fn invalid_specs_are_degraded_naming_the_field_and_write_nothing() {
     }
 
     // Fixing the spec clears Degraded and installs the cluster.
-    let fixed = json!({"spec": {"pools": [{"name": "controller", "role": "controller", "replicas": 1}]}});
+    let fixed = json!({"spec": {"pools": [{"name": "controller", "role": "controller", "replicas": 1, "storage": {"ephemeral": true}}]}});
     api.patch("negative-replicas", &PatchParams::default(), &Patch::Merge(&fixed)).await.unwrap();
     let cluster = wait_available(&client, &ns.name, "negative-replicas").await;
     assert_eq!(condition(&cluster, "Degraded").unwrap().0, "False");
@@ -334,7 +334,7 @@ async fn a_refused_storage_change_keeps_the_pool_running_and_says_which_field() 
     let ns = TestNamespace::create(&client, "storage").await;
     let operator = OperatorHandle::start(&client, &ns.name);
     let mut cluster = small_cluster("disk");
-    cluster.spec.pools[1].storage = Some(pinot_crds::PoolStorage { size: "5Gi".into(), storage_class_name: None });
+    cluster.spec.pools[1].storage = Some(pinot_crds::PoolStorage { size: Some("5Gi".into()), ..Default::default() });
     create_cluster(&client, &ns.name, &cluster).await;
     wait_available(&client, &ns.name, "disk").await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
@@ -343,7 +343,7 @@ async fn a_refused_storage_change_keeps_the_pool_running_and_says_which_field() 
     // Volume claim templates are immutable: the change is refused, and nothing of the pool goes.
     let api: Api<PinotCluster> = Api::namespaced(client.clone(), &ns.name);
     let patch = json!({"spec": {"pools": [
-        {"name": "controller", "role": "controller", "replicas": 1, "zone": "zone-a"},
+        {"name": "controller", "role": "controller", "replicas": 1, "zone": "zone-a", "storage": {"ephemeral": true}},
         {"name": "server", "role": "server", "replicas": 1, "zone": "zone-b", "storage": {"size": "10Gi"}}
     ]}});
     api.patch("disk", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();

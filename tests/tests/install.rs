@@ -136,12 +136,18 @@ async fn the_helm_chart_renders_the_same_operator_and_the_apiserver_accepts_it()
     let scoped = helm(
         &release,
         &ns.name,
-        json!({"watchNamespace": "analytics", "metrics": {"serviceMonitor": {"enabled": true}}}),
+        json!({
+            "watchNamespace": "analytics",
+            "clusterDomain": "corp.example",
+            "metrics": {"serviceMonitor": {"enabled": true}}
+        }),
     )
     .await
     .unwrap();
     assert!(scoped.iter().any(|d| d["kind"] == "ServiceMonitor"));
-    assert!(pod(&scoped)["containers"][0]["args"].as_array().unwrap().iter().any(|a| a == "--namespace=analytics"));
+    let args = pod(&scoped)["containers"][0]["args"].as_array().unwrap().clone();
+    assert!(args.iter().any(|a| a == "--namespace=analytics"), "{args:?}");
+    assert!(args.iter().any(|a| a == "--cluster-domain=corp.example"), "{args:?}");
     let refused = helm(&release, &ns.name, json!({"leaderElection": {"enabled": false}})).await.unwrap_err();
     assert!(refused.contains("needs leaderElection.enabled"), "{refused}");
     ns.cleanup().await;
@@ -206,10 +212,10 @@ async fn the_operator_does_its_job_with_exactly_the_service_accounts_permissions
     let cluster = json!({"apiVersion": "pinot.controlplane.dev/v1alpha1", "kind": "PinotCluster", "metadata": {"name": "rb"},
         "spec": {"image": "apachepinot/pinot:1.2.0", "zookeeper": {"connectString": "zk:2181"}, "upgrade": {"drainSeconds": 0},
             "pools": [
-                {"name": "controller", "role": "controller", "replicas": 1, "podOverrides": {"annotations": {"sim.pinot.controlplane.dev/ready-after-ms": "300"}}},
+                {"name": "controller", "role": "controller", "replicas": 1, "storage": {"ephemeral": true}, "podOverrides": {"annotations": {"sim.pinot.controlplane.dev/ready-after-ms": "300"}}},
                 {"name": "broker", "role": "broker", "replicas": 1, "podOverrides": {"annotations": {"sim.pinot.controlplane.dev/ready-after-ms": "300"}}},
                 {"name": "broker-b", "role": "broker", "replicas": 1, "podOverrides": {"annotations": {"sim.pinot.controlplane.dev/ready-after-ms": "300"}}},
-                {"name": "server", "role": "server", "replicas": 2, "podOverrides": {"annotations": {"sim.pinot.controlplane.dev/ready-after-ms": "300"}}}]}});
+                {"name": "server", "role": "server", "replicas": 2, "storage": {"ephemeral": true}, "podOverrides": {"annotations": {"sim.pinot.controlplane.dev/ready-after-ms": "300"}}}]}});
     let file = std::env::temp_dir().join(format!("{}-rb.json", ns.name));
     std::fs::write(&file, cluster.to_string()).unwrap();
     kubectl(&["-n", &ns.name, "apply", "-f", file.to_str().unwrap()]).await;

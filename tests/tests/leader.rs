@@ -32,6 +32,7 @@ spec:
   pools:
     - name: controller
       role: controller
+      storage: {ephemeral: true}
       replicas: 1
       podOverrides: {annotations: {sim.pinot.controlplane.dev/ready-after-ms: "1000"}}
     - name: broker
@@ -40,6 +41,7 @@ spec:
       podOverrides: {annotations: {sim.pinot.controlplane.dev/ready-after-ms: "1000"}}
     - name: server
       role: server
+      storage: {ephemeral: true}
       replicas: 3
       podOverrides: {annotations: {sim.pinot.controlplane.dev/ready-after-ms: "1000"}}
 "#;

@@ -17,10 +17,12 @@ spec:
   pools:
     - name: controller
       role: controller
+      storage: {ephemeral: true}
       replicas: 1
       podOverrides: {annotations: {sim.pinot.controlplane.dev/ready-after-ms: "300"}}
     - name: server
       role: server
+      storage: {ephemeral: true}
       replicas: 1
       podOverrides: {annotations: {sim.pinot.controlplane.dev/ready-after-ms: "300"}}
 "#;

@@ -201,7 +201,7 @@ async fn a_cluster_chooses_its_policies_by_name_or_gets_the_defaults() {
         "metadata": {"name": "teamed"},
         "spec": {"image": "apachepinot/pinot:1.2.0", "zookeeper": {"connectString": "zk:2181"},
                  "policies": {"upgrade": "zone-at-a-time"},
-                 "pools": [{"name": "controller", "role": "controller", "replicas": 1}]},
+                 "pools": [{"name": "controller", "role": "controller", "replicas": 1, "storage": {"ephemeral": true}}]},
     }))
     .unwrap();
     clusters.create(&PostParams::default(), &cluster).await.unwrap();

@@ -34,6 +34,7 @@ spec:
 {policies}  pools:
     - name: controller
       role: controller
+      storage: {{ephemeral: true}}
       replicas: 1
       zone: zone-a
       podOverrides: {{annotations: {{sim.pinot.controlplane.dev/ready-after-ms: "300"}}}}
@@ -44,6 +45,7 @@ spec:
       podOverrides: {{annotations: {{sim.pinot.controlplane.dev/ready-after-ms: "300"}}}}
     - name: server
       role: server
+      storage: {{ephemeral: true}}
       replicas: {servers}
       zones: [zone-b, zone-c]
       podOverrides: {{annotations: {{sim.pinot.controlplane.dev/ready-after-ms: "300"}}}}
@@ -393,6 +395,7 @@ async fn removing_a_server_pool_drains_it_the_same_way_before_its_objects_are_de
     let yaml = cluster_yaml("sp", 2, None)
         + r#"    - name: extra
       role: server
+      storage: {ephemeral: true}
       replicas: 1
       zone: zone-c
       podOverrides: {annotations: {sim.pinot.controlplane.dev/ready-after-ms: "300"}}

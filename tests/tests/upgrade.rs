@@ -32,6 +32,7 @@ spec:
   pools:
     - name: controller
       role: controller
+      storage: {ephemeral: true}
       replicas: 1
       zone: zone-a
       podOverrides: {annotations: {sim.pinot.controlplane.dev/ready-after-ms: "300"}}
@@ -42,6 +43,7 @@ spec:
       podOverrides: {annotations: {sim.pinot.controlplane.dev/ready-after-ms: "300"}}
     - name: server
       role: server
+      storage: {ephemeral: true}
       replicas: 3
       zone: zone-b
       podOverrides: {annotations: {sim.pinot.controlplane.dev/ready-after-ms: "300"}}
@@ -484,22 +486,24 @@ spec:
     podReadyTimeoutSeconds: 30
     drainSeconds: 1
   pools:
-    - {name: controller, role: controller, replicas: 1, zone: zone-a, podOverrides: {annotations: {sim.pinot.controlplane.dev/ready-after-ms: "300"}}}
+    - {name: controller, role: controller, replicas: 1, zone: zone-a, storage: {ephemeral: true}, podOverrides: {annotations: {sim.pinot.controlplane.dev/ready-after-ms: "300"}}}
     - {name: broker-b, role: broker, replicas: 1, zone: zone-b, podOverrides: {annotations: {sim.pinot.controlplane.dev/ready-after-ms: "300"}}}
     - {name: broker-a, role: broker, replicas: 1, zone: zone-a, podOverrides: {annotations: {sim.pinot.controlplane.dev/ready-after-ms: "300"}}}
     - name: server-a
       role: server
+      storage: {ephemeral: true}
       replicas: 2
       zone: zone-a
       resources: {requests: {cpu: 100m, memory: 256Mi}}
       podOverrides: {annotations: {sim.pinot.controlplane.dev/ready-after-ms: "300"}}
     - name: server-b
       role: server
+      storage: {ephemeral: true}
       replicas: 2
       zone: zone-b
       resources: {requests: {cpu: 200m, memory: 512Mi}}
       podOverrides: {annotations: {sim.pinot.controlplane.dev/ready-after-ms: "300"}}
-    - {name: server-c, role: server, replicas: 1, zone: zone-c, podOverrides: {annotations: {sim.pinot.controlplane.dev/ready-after-ms: "300"}}}
+    - {name: server-c, role: server, replicas: 1, zone: zone-c, storage: {ephemeral: true}, podOverrides: {annotations: {sim.pinot.controlplane.dev/ready-after-ms: "300"}}}
     - {name: minion, role: minion, replicas: 1, zone: zone-c, podOverrides: {annotations: {sim.pinot.controlplane.dev/ready-after-ms: "300"}}}
 "#;
 

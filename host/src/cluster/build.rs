@@ -12,8 +12,8 @@ use k8s_openapi::{
             Affinity, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
             HTTPGetAction, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm,
             PersistentVolumeClaim, PersistentVolumeClaimSpec, PodAffinityTerm, PodAntiAffinity, PodSpec,
-            PodTemplateSpec, Probe, Service, ServicePort, ServiceSpec, TopologySpreadConstraint, Volume, VolumeMount,
-            VolumeResourceRequirements, WeightedPodAffinityTerm,
+            PodTemplateSpec, Probe, ResourceRequirements, Service, ServicePort, ServiceSpec, TopologySpreadConstraint,
+            Volume, VolumeMount, VolumeResourceRequirements, WeightedPodAffinityTerm,
         },
         policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec},
     },
@@ -31,7 +31,7 @@ use crate::{
         ANNOTATION_CONFIG_DIGEST, ChildKind, LABEL_CLUSTER, LABEL_COMPONENT, LABEL_INSTANCE, LABEL_MANAGED_BY,
         LABEL_NAME, LABEL_POOL, LABEL_ROLE, MANAGED_BY, PdbVersion, pool_selector,
     },
-    role::Role,
+    role::{Role, relaxed_key, sets_system_property},
 };
 
 const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
@@ -97,6 +97,11 @@ pub struct BuildContext {
     /// The replicas each pool's StatefulSet gets, as the scaling policy decided (a pool not
     /// listed gets its spec's replicas).
     pub replicas: BTreeMap<String, i32>,
+    /// The Kubernetes cluster's DNS domain (`cluster.local` unless the cluster says otherwise),
+    /// for every in-cluster DNS name the built objects contain. The Pinot configuration names
+    /// none by default: each instance names itself after its pod's host name (see
+    /// `Role::default_config`), and there is no controller VIP.
+    pub cluster_domain: String,
 }
 
 pub fn statefulset_name(cluster: &str, pool: &str) -> String {
@@ -186,8 +191,8 @@ fn metadata(name: String, cluster: &ValidCluster, labels: BTreeMap<String, Strin
     }
 }
 
-fn service_ports(role: Role) -> Vec<ServicePort> {
-    role.ports()
+fn service_ports(ports: &[(&str, i32)]) -> Vec<ServicePort> {
+    ports
         .iter()
         .map(|(name, port)| ServicePort {
             name: Some(name.to_string()),
@@ -199,7 +204,8 @@ fn service_ports(role: Role) -> Vec<ServicePort> {
         .collect()
 }
 
-/// The cluster's Service for one role (controller 9000, broker 8099).
+/// The cluster's Service for one role, on the port clients use (controller 9000, broker
+/// 8099); Pinot's own traffic goes pod to pod.
 pub fn build_role_service(cluster: &ValidCluster, role: Role, ctx: &BuildContext) -> Service {
     let labels = cluster_labels(cluster, role);
     let selector =
@@ -209,7 +215,7 @@ pub fn build_role_service(cluster: &ValidCluster, role: Role, ctx: &BuildContext
         spec: Some(ServiceSpec {
             type_: Some("ClusterIP".into()),
             selector: Some(selector),
-            ports: Some(service_ports(role)),
+            ports: Some(service_ports(&role.ports()[..1])),
             ..Default::default()
         }),
         ..Default::default()
@@ -217,7 +223,8 @@ pub fn build_role_service(cluster: &ValidCluster, role: Role, ctx: &BuildContext
 }
 
 /// The headless Service that gives each pod of the pool a stable DNS name,
-/// `<pod>.<cluster>-<pool>-headless.<namespace>.svc.cluster.local`.
+/// `<pod>.<cluster>-<pool>-headless.<namespace>.svc.<cluster domain>`: the host name Pinot
+/// registers the pod's instance with.
 pub fn build_pool_headless_service(cluster: &ValidCluster, pool: &ValidPool, ctx: &BuildContext) -> Service {
     Service {
         metadata: metadata(headless_service_name(&cluster.name, &pool.name), cluster, pool_labels(cluster, pool), ctx),
@@ -226,20 +233,24 @@ pub fn build_pool_headless_service(cluster: &ValidCluster, pool: &ValidPool, ctx
             // Pinot registers in Helix with its DNS name before it is Ready.
             publish_not_ready_addresses: Some(true),
             selector: Some(pool_selector(&cluster.name, &pool.name)),
-            ports: Some(service_ports(pool.role)),
+            ports: Some(service_ports(pool.role.ports())),
             ..Default::default()
         }),
         ..Default::default()
     }
 }
 
-/// The role's Pinot properties: role defaults with the pool's `config` merged over them.
+/// The role's Pinot properties: role defaults with the pool's `config` merged over them. A
+/// pool key replaces the default Pinot reads as the same key whatever its spelling (both in one
+/// file would stop Pinot from starting); validation has refused the keys the operator owns.
 pub fn pinot_properties(cluster: &ValidCluster, pool: &ValidPool) -> BTreeMap<String, String> {
-    let controller_host =
-        format!("{}.{}.svc.cluster.local", role_service_name(&cluster.name, Role::Controller), cluster.namespace);
     let mut props: BTreeMap<String, String> =
-        pool.role.default_config(&cluster.name, &cluster.zookeeper, &controller_host).into_iter().collect();
-    props.extend(pool.config.clone());
+        pool.role.default_config(&cluster.helix_cluster_name, &cluster.zookeeper).into_iter().collect();
+    for (key, value) in &pool.config {
+        let relaxed = relaxed_key(key);
+        props.retain(|default, _| relaxed_key(default) != relaxed);
+        props.insert(key.clone(), value.clone());
+    }
     props
 }
 
@@ -280,30 +291,60 @@ pub fn build_pool_statefulset(
     let mut pod_annotations = pool.overrides.annotations.clone();
     pod_annotations.insert(ANNOTATION_CONFIG_DIGEST.into(), config_digest.into());
 
+    // `StartController` with a config file ignores `-clusterName` and `-zkAddress`; the other
+    // roles use them only where the file has no `pinot.cluster.name` / `pinot.zk.server`, and
+    // it always has: they are passed with the same values, as the official chart does.
     let mut args = vec![role.start_command().to_string()];
     if role != Role::Controller {
-        args.extend(["-clusterName".into(), cluster.name.clone(), "-zkAddress".into(), cluster.zookeeper.clone()]);
+        args.extend([
+            "-clusterName".into(),
+            cluster.helix_cluster_name.clone(),
+            "-zkAddress".into(),
+            cluster.zookeeper.clone(),
+        ]);
     }
     args.extend(["-configFileName".into(), format!("{}/{}", role.config_dir(), role.config_file())]);
 
-    let mut env = vec![EnvVar { name: "JAVA_OPTS".into(), value: Some(pool.jvm_opts.clone()), ..Default::default() }];
+    let mut env = vec![
+        EnvVar { name: "JAVA_OPTS".into(), value: Some(java_opts(pool)), ..Default::default() },
+        // The role's log4j file logs to the console at this level (default warn).
+        EnvVar { name: "LOG4J_CONSOLE_LEVEL".into(), value: Some("info".into()), ..Default::default() },
+    ];
     for e in &pool.overrides.env {
         env.retain(|x| x.name != e.name);
         env.push(e.clone());
     }
 
-    let probe = |path: &str, initial_delay: i32, failures: i32| Probe {
+    let probe = |path: &str, timeout: i32, failures: i32| Probe {
         http_get: Some(HTTPGetAction {
             path: Some(path.into()),
             port: IntOrString::Int(role.main_port()),
             ..Default::default()
         }),
-        initial_delay_seconds: Some(initial_delay),
-        period_seconds: Some(10),
-        timeout_seconds: Some(5),
+        period_seconds: Some(PROBE_PERIOD_SECONDS),
+        timeout_seconds: Some(timeout),
         failure_threshold: Some(failures),
         ..Default::default()
     };
+    // Liveness and readiness start once the startup probe has passed; the startup probe
+    // gives the role its whole start (`Role::startup_budget_seconds`), then a live role is
+    // restarted only after its liveness path failed for 100 s (the chart's 10 x 10 s).
+    let startup_budget = pool.role.startup_budget_seconds(&pool.config);
+    let startup_failures = i32::try_from(startup_budget.div_ceil(PROBE_PERIOD_SECONDS as u64)).unwrap_or(i32::MAX);
+    let startup_probe = Probe { initial_delay_seconds: Some(10), ..probe(role.liveness_path(), 10, startup_failures) };
+    let liveness_probe = probe(role.liveness_path(), 10, 10);
+    let readiness_probe = probe(role.readiness_path(), 5, 3);
+
+    let resources = pool.resources.clone().unwrap_or_else(|| {
+        let (cpu, memory) = role.default_requests(&pool.jvm_opts);
+        ResourceRequirements {
+            requests: Some(BTreeMap::from([
+                ("cpu".to_string(), Quantity(cpu)),
+                ("memory".to_string(), Quantity(memory)),
+            ])),
+            ..Default::default()
+        }
+    });
 
     let container = Container {
         name: "pinot".into(),
@@ -321,9 +362,10 @@ pub fn build_pool_statefulset(
                 })
                 .collect(),
         ),
-        readiness_probe: Some(probe(role.readiness_path(), 10, 3)),
-        liveness_probe: Some(probe(role.liveness_path(), 60, 6)),
-        resources: pool.resources.clone(),
+        startup_probe: Some(startup_probe),
+        readiness_probe: Some(readiness_probe),
+        liveness_probe: Some(liveness_probe),
+        resources: Some(resources),
         volume_mounts: Some(vec![
             VolumeMount { name: "config".into(), mount_path: role.config_dir(), ..Default::default() },
             VolumeMount { name: "data".into(), mount_path: role.data_dir(), ..Default::default() },
@@ -401,7 +443,7 @@ pub fn build_pool_statefulset(
                     node_selector,
                     tolerations,
                     topology_spread_constraints: spread,
-                    termination_grace_period_seconds: Some(if role == Role::Server { 60 } else { 30 }),
+                    termination_grace_period_seconds: Some(role.termination_grace_seconds(&pool.config)),
                     ..Default::default()
                 }),
             },
@@ -410,6 +452,23 @@ pub fn build_pool_statefulset(
         }),
         ..Default::default()
     }
+}
+
+const PROBE_PERIOD_SECONDS: i32 = 10;
+
+/// `JAVA_OPTS`: the pool's JVM options, then the system properties the image's launcher would
+/// otherwise lose (`Role::system_properties`), each unless the pool's options set it.
+fn java_opts(pool: &ValidPool) -> String {
+    let mut opts = pool.jvm_opts.trim().to_string();
+    for (name, value) in pool.role.system_properties() {
+        if !sets_system_property(&pool.jvm_opts, name) {
+            if !opts.is_empty() {
+                opts.push(' ');
+            }
+            opts.push_str(&format!("-D{name}={value}"));
+        }
+    }
+    opts
 }
 
 /// The pool's zone(s) as required node affinity, combined (AND) with every node affinity
@@ -481,6 +540,7 @@ mod tests {
             },
             pdb_version,
             replicas: Default::default(),
+            cluster_domain: "cluster.local".into(),
         }
     }
 
@@ -580,11 +640,19 @@ mod tests {
             ]
         );
         let ports: Vec<i32> = c.ports.as_ref().unwrap().iter().map(|p| p.container_port).collect();
-        assert_eq!(ports, vec![8098, 8097]);
+        assert_eq!(ports, vec![8098, 8097, 7321, 7732]);
         let readiness = c.readiness_probe.as_ref().unwrap().http_get.as_ref().unwrap();
         assert_eq!((readiness.path.as_deref(), &readiness.port), (Some("/health/readiness"), &IntOrString::Int(8097)));
         let java = c.env.as_ref().unwrap().iter().find(|e| e.name == "JAVA_OPTS").unwrap();
-        assert_eq!(java.value.as_deref(), Some("-XX:+UseG1GC -Xms1G -Xmx4G"));
+        assert_eq!(
+            java.value.as_deref(),
+            Some(
+                "-XX:+UseG1GC -Xms1G -Xmx4G -Dlog4j2.configurationFile=/opt/pinot/etc/conf/pinot-server-log4j2.xml -Dplugins.dir=/opt/pinot/plugins -Djute.maxbuffer=4000000"
+            )
+        );
+        // The pool's own resources, as they are.
+        let requests = c.resources.as_ref().unwrap().requests.as_ref().unwrap();
+        assert_eq!((&requests["cpu"], &requests["memory"]), (&Quantity("1".into()), &Quantity("4Gi".into())));
         // Storage: a claim template mounted at the data directory.
         let claims = s.spec.as_ref().unwrap().volume_claim_templates.as_ref().unwrap();
         assert_eq!(claims[0].metadata.name.as_deref(), Some("data"));
@@ -608,8 +676,11 @@ mod tests {
         let props = pinot_properties(&cluster, cluster.pool("controller").unwrap());
         assert_eq!(props["controller.zk.str"], "zookeeper.zookeeper.svc.cluster.local:2181");
         assert_eq!(props["controller.helix.cluster.name"], "analytics");
+        assert_eq!(props["pinot.cluster.name"], "analytics");
         assert_eq!(props["controller.port"], "9000");
-        assert_eq!(props["controller.vip.host"], "analytics-controller.analytics-ns.svc.cluster.local");
+        assert_eq!(props["controller.task.scheduler.enabled"], "true");
+        // Each controller is its own VIP: a download URL names the controller holding the file.
+        assert!(!props.keys().any(|k| k.starts_with("controller.vip")), "{props:?}");
     }
 
     #[test]
@@ -687,7 +758,9 @@ mod tests {
         let cm = build_pool_configmap(&cluster, cluster.pool("brokers").unwrap(), &ctx(PdbVersion::V1));
         let text = &cm.data.as_ref().unwrap()["pinot-broker.conf"];
         assert!(text.contains("pinot.broker.timeoutMs=20000\n"));
-        assert_eq!(text.matches("pinot.broker.client.queryPort=").count(), 1);
+        assert_eq!(text.matches("pinot.broker.routing.table.builder.class=").count(), 1);
+        assert!(text.contains("pinot.broker.routing.table.builder.class=balanced\n"));
+        assert!(text.contains("pinot.broker.client.queryPort=8099\n"));
         assert!(text.contains("pinot.zk.server=zk:2181/pinot\n"));
         assert!(text.contains("pinot.set.instance.id.to.hostname=true\n"));
     }
@@ -731,5 +804,372 @@ mod tests {
         let cluster = overrides();
         let pdb = build_pool_pdb(&cluster, cluster.pool("brokers").unwrap(), &ctx(PdbVersion::V1));
         assert_eq!(pdb.spec.unwrap().max_unavailable, Some(IntOrString::Int(2)));
+    }
+
+    fn valid_fixture(name: &str) -> ValidCluster {
+        let text = std::fs::read_to_string(fixtures::dir("valid").join(name)).unwrap();
+        validate(&fixtures::cluster(&text)).unwrap()
+    }
+
+    fn container(s: &StatefulSet) -> &k8s_openapi::api::core::v1::Container {
+        &pod_spec(s).containers[0]
+    }
+
+    fn env<'a>(s: &'a StatefulSet, name: &str) -> Option<&'a str> {
+        container(s).env.as_ref().unwrap().iter().find(|e| e.name == name).and_then(|e| e.value.as_deref())
+    }
+
+    #[test]
+    fn every_role_joins_the_helix_cluster_the_spec_names() {
+        let cluster = valid_fixture("helm-migrated.yaml");
+        for pool in &cluster.pools {
+            let props = pinot_properties(&cluster, pool);
+            assert_eq!(props["pinot.cluster.name"], "pinot-quickstart", "{}", pool.name);
+            let s = sts(&cluster, &pool.name);
+            let args = container(&s).args.clone().unwrap();
+            if pool.role == Role::Controller {
+                assert_eq!(props["controller.helix.cluster.name"], "pinot-quickstart");
+                assert!(!args.contains(&"-clusterName".to_string()), "StartController ignores it with a config file");
+            } else {
+                let at = args.iter().position(|a| a == "-clusterName").expect("-clusterName");
+                assert_eq!(args[at + 1], "pinot-quickstart", "{}", pool.name);
+            }
+            // Objects keep the PinotCluster's name.
+            assert_eq!(s.metadata.name.as_deref(), Some(format!("pinot-{}", pool.name).as_str()));
+        }
+    }
+
+    #[test]
+    fn a_pool_key_replaces_the_default_pinot_reads_as_the_same_key() {
+        let cluster = valid_fixture("helm-migrated.yaml");
+        let server = pinot_properties(&cluster, cluster.pool("server").unwrap());
+        assert_eq!(server["pinot.server.instance.realtime.alloc.offheap"], "false");
+        assert_eq!(server["pinot.server.shutdown.timeout-ms"], "45000");
+        let controller = pinot_properties(&cluster, cluster.pool("controller").unwrap());
+        assert_eq!(controller["controller.data.dir"], "s3://pinot-segments/pinot");
+        assert_eq!(controller["controller.task.scheduler.enabled"], "false");
+        for (pool, props) in cluster.pools.iter().map(|p| (&p.name, pinot_properties(&cluster, p))) {
+            let mut relaxed: Vec<String> = props.keys().map(|k| relaxed_key(k)).collect();
+            relaxed.sort();
+            relaxed.dedup();
+            assert_eq!(relaxed.len(), props.len(), "{pool}: no key twice in Pinot's eyes: {props:?}");
+        }
+    }
+
+    #[test]
+    fn java_opts_keep_the_launchers_logging_unless_the_pool_sets_it() {
+        let cluster = valid_fixture("helm-migrated.yaml");
+        let broker = sts(&cluster, "broker");
+        assert_eq!(
+            env(&broker, "JAVA_OPTS"),
+            Some(
+                "-Xmx4G -Dlog4j2.configurationFile=/etc/log4j2/broker.xml -Dplugins.dir=/opt/pinot/plugins -Djute.maxbuffer=4000000"
+            )
+        );
+        assert_eq!(env(&broker, "LOG4J_CONSOLE_LEVEL"), Some("info"));
+        let minion = sts(&cluster, "minion");
+        assert!(
+            env(&minion, "JAVA_OPTS").unwrap().ends_with(
+                "-Xmx1G -Dlog4j2.configurationFile=/opt/pinot/etc/conf/pinot-minion-log4j2.xml -Dplugins.dir=/opt/pinot/plugins -Djute.maxbuffer=4000000"
+            ),
+            "{:?}",
+            env(&minion, "JAVA_OPTS")
+        );
+        // The pool's env wins over the operator's.
+        let mut cluster = overrides();
+        let brokers = cluster.pools.iter_mut().find(|p| p.name == "brokers").unwrap();
+        brokers.overrides.env.push(EnvVar {
+            name: "LOG4J_CONSOLE_LEVEL".into(),
+            value: Some("debug".into()),
+            ..Default::default()
+        });
+        let s = sts(&cluster, "brokers");
+        assert_eq!(env(&s, "LOG4J_CONSOLE_LEVEL"), Some("debug"));
+        assert_eq!(container(&s).env.as_ref().unwrap().iter().filter(|e| e.name == "LOG4J_CONSOLE_LEVEL").count(), 1);
+    }
+
+    #[test]
+    fn probes_give_each_role_its_start_then_check_liveness_and_readiness() {
+        let probe = |s: &StatefulSet, kind: &str| {
+            let c = container(s);
+            let p = match kind {
+                "startup" => c.startup_probe.clone(),
+                "liveness" => c.liveness_probe.clone(),
+                _ => c.readiness_probe.clone(),
+            }
+            .unwrap();
+            let get = p.http_get.clone().unwrap();
+            (get.path.unwrap(), get.port, p.period_seconds.unwrap() * p.failure_threshold.unwrap())
+        };
+        let example = example();
+        let server = sts(&example, "server-offline");
+        // pinot.server.startup.timeoutMs (600 s) and a minute.
+        assert_eq!(probe(&server, "startup"), ("/health/liveness".into(), IntOrString::Int(8097), 660));
+        assert_eq!(probe(&server, "liveness"), ("/health/liveness".into(), IntOrString::Int(8097), 100));
+        assert_eq!(probe(&server, "readiness"), ("/health/readiness".into(), IntOrString::Int(8097), 30));
+        let broker = sts(&example, "broker-a");
+        assert_eq!(probe(&broker, "startup"), ("/health".into(), IntOrString::Int(8099), 600));
+        assert_eq!(probe(&broker, "liveness"), ("/health".into(), IntOrString::Int(8099), 100));
+        let controller = sts(&example, "controller");
+        assert_eq!(probe(&controller, "startup"), ("/health".into(), IntOrString::Int(9000), 300));
+        assert!(container(&controller).liveness_probe.as_ref().unwrap().initial_delay_seconds.is_none());
+        // A pool's longer start-up timeout lengthens the startup probe.
+        let migrated = valid_fixture("helm-migrated.yaml");
+        assert_eq!(probe(&sts(&migrated, "server"), "startup").2, 1260);
+    }
+
+    #[test]
+    fn grace_periods_outlast_pinots_own_shutdown() {
+        let grace = |cluster: &ValidCluster, pool: &str| pod_spec(&sts(cluster, pool)).termination_grace_period_seconds;
+        let example = example();
+        assert_eq!(grace(&example, "server-offline"), Some(630), "pinot.server.shutdown.timeoutMs 600 s + 30 s");
+        assert_eq!(grace(&example, "broker-a"), Some(30), "pinot.broker.delayShutdownTimeMs 10 s + 20 s");
+        assert_eq!(grace(&example, "controller"), Some(30));
+        assert_eq!(grace(&example, "minion"), Some(30));
+        assert_eq!(grace(&valid_fixture("helm-migrated.yaml"), "server"), Some(75));
+        assert_eq!(grace(&overrides(), "brokers"), Some(45), "delay-shutdown-time-ms 25 s + 20 s");
+    }
+
+    #[test]
+    fn pools_without_resources_get_requests_sized_from_their_heap() {
+        let requests = |cluster: &ValidCluster, pool: &str| {
+            let s = sts(cluster, pool);
+            let r = container(&s).resources.clone().unwrap();
+            assert!(r.limits.is_none(), "{pool}: no limits");
+            let q = r.requests.unwrap();
+            (q["cpu"].0.clone(), q["memory"].0.clone())
+        };
+        let example = example();
+        assert_eq!(requests(&example, "server-realtime"), ("1".into(), "2048Mi".into()), "1G heap");
+        assert_eq!(requests(&example, "minion"), ("250m".into(), "1280Mi".into()));
+        let migrated = valid_fixture("helm-migrated.yaml");
+        assert_eq!(requests(&migrated, "broker"), ("500m".into(), "5120Mi".into()), "-Xmx4G");
+        // A pool's own resources are kept as they are.
+        assert_eq!(requests(&example, "broker-a"), ("500m".into(), "1Gi".into()));
+    }
+
+    #[test]
+    fn multi_stage_ports_are_fixed_and_only_client_ports_are_on_role_services() {
+        let cluster = example();
+        let server = pinot_properties(&cluster, cluster.pool("server-offline").unwrap());
+        assert_eq!(
+            (server["pinot.query.server.port"].as_str(), server["pinot.query.runner.port"].as_str()),
+            ("7321", "7732")
+        );
+        let broker = pinot_properties(&cluster, cluster.pool("broker-a").unwrap());
+        assert_eq!(broker["pinot.query.runner.port"], "7732");
+        assert!(!broker.contains_key("pinot.query.server.port"), "brokers only use the runner port");
+        let ports = |s: &StatefulSet| -> Vec<i32> {
+            container(s).ports.as_ref().unwrap().iter().map(|p| p.container_port).collect()
+        };
+        assert_eq!(ports(&sts(&cluster, "broker-a")), vec![8099, 7732]);
+        let svc = build_role_service(&cluster, Role::Broker, &ctx(PdbVersion::V1));
+        let svc_ports: Vec<i32> = svc.spec.unwrap().ports.unwrap().iter().map(|p| p.port).collect();
+        assert_eq!(svc_ports, vec![8099]);
+        let headless =
+            build_pool_headless_service(&cluster, cluster.pool("server-offline").unwrap(), &ctx(PdbVersion::V1));
+        let headless_ports: Vec<i32> = headless.spec.unwrap().ports.unwrap().iter().map(|p| p.port).collect();
+        assert_eq!(headless_ports, vec![8098, 8097, 7321, 7732]);
+    }
+
+    #[test]
+    fn no_object_names_a_cluster_domain_of_its_own() {
+        // Pinot names its instances after the pods' host names; the operator writes no DNS
+        // name into the configuration, so nothing depends on `cluster.local`.
+        let cluster = valid_fixture("helm-migrated.yaml");
+        let pools: Vec<&ValidPool> = cluster.pools.iter().collect();
+        let desired = build_cluster(
+            &cluster,
+            &pools,
+            &BuildContext { cluster_domain: "corp.example".into(), ..ctx(PdbVersion::V1) },
+        );
+        for o in &desired.objects {
+            assert!(!o.object.get().contains("cluster.local"), "{} {}: {}", o.kind.as_str(), o.name, o.object.get());
+            assert!(!o.object.get().contains(".svc."), "{} {}", o.kind.as_str(), o.name);
+        }
+    }
+
+    /// What Pinot expects of each role, as read from its source (`config-keys.md` and
+    /// `server-lifecycle.md` of the project's Pinot notes, which cite the files and release
+    /// tags): the quickstart topology is built and every fact is checked, so a change that
+    /// drifts from Pinot's expectations fails here.
+    #[test]
+    fn the_quickstart_matches_what_pinot_expects() {
+        #[derive(Debug)]
+        enum Fact {
+            /// The role's properties file sets the key to exactly this value.
+            Config(&'static str, &'static str),
+            /// The role's properties file does not set the key.
+            NoConfig(&'static str),
+            /// The key names a directory on the pool's data volume.
+            ConfigOnDataVolume(&'static str),
+            /// The container's args contain this sequence.
+            Args(&'static [&'static str]),
+            /// The container's args do not contain this argument.
+            NoArg(&'static str),
+            /// The env var contains this text.
+            Env(&'static str, &'static str),
+            ContainerPort(i32),
+            /// Probe kind, path, port.
+            Probe(&'static str, &'static str, i32),
+            /// The grace period is longer than this many seconds.
+            GraceAbove(i64),
+            /// The data volume is a PersistentVolumeClaim.
+            DataOnClaim,
+        }
+        use Fact::*;
+        const ALL: &[Role] = &[Role::Controller, Role::Broker, Role::Server, Role::Minion];
+        let facts: Vec<(&[Role], Fact, &str)> = vec![
+            (ALL, Config("pinot.cluster.name", "quickstart"), "config-keys §2: authoritative for every role"),
+            (ALL, Config("pinot.zk.server", "zookeeper:2181"), "config-keys §2"),
+            (ALL, Config("pinot.set.instance.id.to.hostname", "true"), "config-keys §4: else the pod IP is the id"),
+            (
+                &[Role::Controller],
+                Config("controller.helix.cluster.name", "quickstart"),
+                "config-keys §2: required by validateControllerConfig",
+            ),
+            (&[Role::Controller], Config("controller.zk.str", "zookeeper:2181"), "config-keys §2"),
+            (&[Role::Controller], Config("controller.port", "9000"), "config-keys §3: no default in file mode"),
+            (&[Role::Controller], ConfigOnDataVolume("controller.data.dir"), "config-keys §5"),
+            (&[Role::Controller], ConfigOnDataVolume("controller.local.temp.dir"), "config-keys §5"),
+            (&[Role::Controller], Config("controller.task.scheduler.enabled", "true"), "config-keys §7: minion tasks"),
+            (&[Role::Controller], NoConfig("controller.vip.host"), "config-keys §6: each controller is its own VIP"),
+            (&[Role::Controller], NoConfig("controller.vip.port"), "config-keys §6"),
+            (&[Role::Controller], NoConfig("controller.host"), "config-keys §4: the pod's host name"),
+            (
+                &[Role::Broker],
+                Config("pinot.broker.client.queryPort", "8099"),
+                "config-keys §3: the instance id's port",
+            ),
+            (
+                &[Role::Broker],
+                Config("pinot.query.runner.port", "7732"),
+                "config-keys §3: 0 = random port; the chart's 7732",
+            ),
+            (&[Role::Broker], NoConfig("pinot.query.server.port"), "config-keys §3: brokers only use the runner port"),
+            (&[Role::Broker], NoConfig("pinot.broker.hostname"), "config-keys §4"),
+            (&[Role::Server], Config("pinot.server.netty.port", "8098"), "config-keys §3: the instance id's port"),
+            (&[Role::Server], Config("pinot.server.adminapi.port", "8097"), "config-keys §3"),
+            (&[Role::Server], Config("pinot.query.server.port", "7321"), "config-keys §3: the chart's 7321"),
+            (&[Role::Server], Config("pinot.query.runner.port", "7732"), "config-keys §3: the chart's 7732"),
+            (&[Role::Server], ConfigOnDataVolume("pinot.server.instance.dataDir"), "config-keys §5: must be on a PV"),
+            (&[Role::Server], ConfigOnDataVolume("pinot.server.instance.segmentTarDir"), "config-keys §5"),
+            (&[Role::Server], NoConfig("pinot.server.netty.host"), "config-keys §4"),
+            (&[Role::Minion], Config("pinot.minion.port", "9514"), "config-keys §3"),
+            (&[Role::Minion], ConfigOnDataVolume("dataDir"), "config-keys §5: emptied at minion stop"),
+            (&[Role::Minion], NoConfig("pinot.minion.host"), "config-keys §4"),
+            (
+                &[Role::Broker, Role::Server, Role::Minion],
+                Args(&["-clusterName", "quickstart", "-zkAddress", "zookeeper:2181"]),
+                "config-keys §2: the same as the file's",
+            ),
+            (&[Role::Controller], NoArg("-clusterName"), "config-keys §2: ignored by StartController with a file"),
+            (ALL, Env("JAVA_OPTS", "-Dplugins.dir=/opt/pinot/plugins"), "config-keys §11: the chart's JAVA_OPTS"),
+            (ALL, Env("JAVA_OPTS", "-Djute.maxbuffer=4000000"), "config-keys §12: the chart's from 1.4.0"),
+            (
+                ALL,
+                Env("LOG4J_CONSOLE_LEVEL", "info"),
+                "config-keys §11: the role's log4j file logs warn to the console",
+            ),
+            (
+                &[Role::Controller],
+                Env("JAVA_OPTS", "-Dlog4j2.configurationFile=/opt/pinot/etc/conf/pinot-controller-log4j2.xml"),
+                "config-keys §11",
+            ),
+            (
+                &[Role::Broker],
+                Env("JAVA_OPTS", "-Dlog4j2.configurationFile=/opt/pinot/etc/conf/pinot-broker-log4j2.xml"),
+                "config-keys §11",
+            ),
+            (
+                &[Role::Server],
+                Env("JAVA_OPTS", "-Dlog4j2.configurationFile=/opt/pinot/etc/conf/pinot-server-log4j2.xml"),
+                "config-keys §11",
+            ),
+            (
+                &[Role::Minion],
+                Env("JAVA_OPTS", "-Dlog4j2.configurationFile=/opt/pinot/etc/conf/pinot-minion-log4j2.xml"),
+                "config-keys §11",
+            ),
+            (&[Role::Controller], ContainerPort(9000), "config-keys §3"),
+            (&[Role::Broker], ContainerPort(8099), "config-keys §3"),
+            (&[Role::Broker], ContainerPort(7732), "config-keys §3"),
+            (&[Role::Server], ContainerPort(8098), "config-keys §3"),
+            (&[Role::Server], ContainerPort(8097), "config-keys §3"),
+            (&[Role::Server], ContainerPort(7321), "config-keys §3"),
+            (&[Role::Server], ContainerPort(7732), "config-keys §3"),
+            (&[Role::Minion], ContainerPort(9514), "config-keys §3"),
+            (&[Role::Server], Probe("readiness", "/health/readiness", 8097), "server-lifecycle §2.3"),
+            (&[Role::Server], Probe("liveness", "/health/liveness", 8097), "server-lifecycle §2.3"),
+            (&[Role::Server], Probe("startup", "/health/liveness", 8097), "server-lifecycle §2.3"),
+            (&[Role::Broker], Probe("readiness", "/health", 8099), "server-lifecycle §5"),
+            (&[Role::Controller], Probe("readiness", "/health", 9000), "server-lifecycle §6"),
+            (&[Role::Minion], Probe("readiness", "/health", 9514), "server-lifecycle §7"),
+            (&[Role::Server], GraceAbove(600), "server-lifecycle §2.4: pinot.server.shutdown.timeoutMs"),
+            (&[Role::Broker], GraceAbove(10), "server-lifecycle §5: pinot.broker.delayShutdownTimeMs"),
+            (&[Role::Controller, Role::Server], DataOnClaim, "config-keys §5: segments on a PV"),
+        ];
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/examples/quickstart.yaml");
+        let mut quickstart = fixtures::cluster(&std::fs::read_to_string(path).unwrap());
+        quickstart.metadata.namespace = Some("sandbox".into());
+        let cluster = validate(&quickstart).unwrap();
+        for role in Role::ALL {
+            assert!(cluster.has_role(role), "the quickstart has every role");
+        }
+        for pool in &cluster.pools {
+            let role = pool.role;
+            let props = pinot_properties(&cluster, pool);
+            let s = sts(&cluster, &pool.name);
+            let c = container(&s);
+            let args = c.args.clone().unwrap();
+            let data_mount =
+                c.volume_mounts.as_ref().unwrap().iter().find(|m| m.name == "data").unwrap().mount_path.clone();
+            for (roles, fact, source) in facts.iter().filter(|(roles, _, _)| roles.contains(&role)) {
+                let _ = roles;
+                let holds = match fact {
+                    Config(key, value) => props.get(*key).map(String::as_str) == Some(*value),
+                    NoConfig(key) => !props.keys().any(|k| relaxed_key(k) == relaxed_key(key)),
+                    ConfigOnDataVolume(key) => props
+                        .get(*key)
+                        .is_some_and(|dir| dir == &data_mount || dir.starts_with(&format!("{data_mount}/"))),
+                    Args(seq) => args.windows(seq.len()).any(|w| w == *seq),
+                    NoArg(arg) => !args.iter().any(|a| a == arg),
+                    Env(name, text) => env(&s, name).is_some_and(|v| v.contains(text)),
+                    ContainerPort(port) => c.ports.as_ref().unwrap().iter().any(|p| p.container_port == *port),
+                    Probe(kind, path, port) => {
+                        let probe = match *kind {
+                            "startup" => c.startup_probe.as_ref(),
+                            "liveness" => c.liveness_probe.as_ref(),
+                            _ => c.readiness_probe.as_ref(),
+                        };
+                        probe
+                            .and_then(|p| p.http_get.as_ref())
+                            .is_some_and(|g| g.path.as_deref() == Some(*path) && g.port == IntOrString::Int(*port))
+                    }
+                    GraceAbove(seconds) => pod_spec(&s).termination_grace_period_seconds.is_some_and(|g| g > *seconds),
+                    DataOnClaim => s
+                        .spec
+                        .as_ref()
+                        .unwrap()
+                        .volume_claim_templates
+                        .as_ref()
+                        .is_some_and(|t| t.iter().any(|claim| claim.metadata.name.as_deref() == Some("data"))),
+                };
+                assert!(holds, "{role} pool {}: {fact:?} ({source})\nargs: {args:?}\nconfig: {props:#?}", pool.name);
+            }
+            // The file Pinot reads is the one the args name, in the mounted ConfigMap.
+            let file = format!("{}/{}", role.config_dir(), role.config_file());
+            assert!(args.windows(2).any(|w| w == ["-configFileName".to_string(), file.clone()]), "config-keys §1");
+            assert_eq!(args[0], role.start_command(), "config-keys §1");
+            let cm = build_pool_configmap(&cluster, pool, &ctx(PdbVersion::V1));
+            assert!(cm.data.unwrap().contains_key(&role.config_file()));
+            assert!(
+                c.volume_mounts
+                    .as_ref()
+                    .unwrap()
+                    .iter()
+                    .any(|m| m.name == "config" && m.mount_path == role.config_dir())
+            );
+        }
     }
 }

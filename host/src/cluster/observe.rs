@@ -11,7 +11,7 @@ use pinot_crds::{PinotCluster, RebalanceJob};
 use crate::{
     children::{ChildKind, LABEL_MANAGED_BY, LABEL_POOL, LABEL_ROLE, MANAGED_BY},
     cluster::{build::headless_service_name, cache::Caches},
-    pinot::{InstanceInfo, PinotClient, TablePlacement, instance_id},
+    pinot::{ClusterRelease, InstanceInfo, PinotClient, TablePlacement, instance_id},
     role::Role,
 };
 
@@ -42,6 +42,10 @@ pub struct ObservedCluster {
     pub pods: BTreeMap<String, Vec<Pod>>,
     /// What the cluster's Pinot controller says.
     pub pinot: PinotObservation,
+    /// The Pinot release the operator acts for (`cluster_release`).
+    pub release: ClusterRelease,
+    /// The Pinot instance id of each pod, by pod name (`pod_instance_ids`).
+    pub pod_instances: BTreeMap<String, String>,
 }
 
 /// The cluster as its Pinot controller reports it.
@@ -53,12 +57,15 @@ pub enum PinotObservation {
     /// The controller did not answer, or refused.
     Unreachable(String),
     Reachable {
+        /// The controller's Pinot version (`GET /version`, without its git sha), when it says.
+        version: Option<String>,
         /// Every instance Helix knows.
         instances: BTreeSet<String>,
         /// The instances live now.
         live: BTreeSet<String>,
         /// Details of the instances of this cluster's pods (and departed pods) that the
-        /// controller knows.
+        /// controller knows. While an upgrade is under way, every server's
+        /// `shutdown_in_progress` is known (read from ZooKeeper before 1.5.0).
         details: BTreeMap<String, InstanceInfo>,
         /// By pool: instances of pods gone for good (ordinals at or above the StatefulSet's
         /// replicas), which a scale-in still has to drop.
@@ -67,6 +74,8 @@ pub enum PinotObservation {
         tables: Vec<TablePlacement>,
         /// The latest rebalance the operator started per table, with its status now.
         rebalances: Vec<RebalanceJob>,
+        /// While an upgrade is under way: lead-controller partitions without a leader now.
+        leaderless_partitions: Option<u32>,
     },
 }
 
@@ -104,7 +113,7 @@ impl PoolInstances {
 }
 
 /// The instance-id pattern of every pool that has a StatefulSet (in the spec or leaving it).
-pub fn pool_instances(cluster: &str, namespace: &str, observed: &ObservedCluster) -> Vec<PoolInstances> {
+pub fn pool_instances(cluster: &str, namespace: &str, domain: &str, observed: &ObservedCluster) -> Vec<PoolInstances> {
     observed
         .statefulsets
         .iter()
@@ -116,6 +125,7 @@ pub fn pool_instances(cluster: &str, namespace: &str, observed: &ObservedCluster
                 &format!("{}-{marker}", sts.name_any()),
                 &headless_service_name(cluster, pool),
                 namespace,
+                domain,
             );
             let (prefix, suffix) = id.split_once(marker)?;
             Some(PoolInstances {
@@ -206,7 +216,12 @@ pub fn observe(caches: &Caches, cluster: &PinotCluster) -> ObservedCluster {
 }
 
 /// The Pinot instance id of each pod of the cluster, by pod name.
-pub fn pod_instance_ids(cluster: &str, namespace: &str, observed: &ObservedCluster) -> BTreeMap<String, String> {
+pub fn pod_instance_ids(
+    cluster: &str,
+    namespace: &str,
+    domain: &str,
+    observed: &ObservedCluster,
+) -> BTreeMap<String, String> {
     observed
         .pods
         .iter()
@@ -214,22 +229,28 @@ pub fn pod_instance_ids(cluster: &str, namespace: &str, observed: &ObservedClust
         .filter_map(|(pool, pod)| {
             let role: Role = pod.labels().get(LABEL_ROLE)?.parse().ok()?;
             let name = pod.name_any();
-            let id = instance_id(role, &name, &headless_service_name(cluster, pool), namespace);
+            let id = instance_id(role, &name, &headless_service_name(cluster, pool), namespace, domain);
             Some((name, id))
         })
         .collect()
 }
 
-/// Asks the cluster's Pinot controller which instances it knows and which are live, the
-/// details of the instances of `pod_instances` and of departed pods (`pools`), its tables and
-/// where their segments are, and which of the `rebalances` started earlier still run, once a
-/// controller pod is ready. A failure is observed state too, never an error of the reconcile.
+/// Asks the cluster's Pinot controller its version, which instances it knows and which are
+/// live, the details of the instances of `pod_instances` and of departed pods (`pools`), its
+/// tables, where their segments are and whether they are served, and which of the
+/// `rebalances` started earlier still run, once a controller pod is ready. While an upgrade is
+/// under way (`upgrading`) it also reads whether each server is shutting down or starting
+/// (`shutdownInProgress`: from `GET /instances/{id}` from 1.5.0, from the instance's ZooKeeper
+/// record in the Helix cluster `helix_cluster` before). A failure is observed state too, never
+/// an error of the reconcile.
 pub async fn observe_pinot(
     pinot: &PinotClient,
     observed: &ObservedCluster,
     pod_instances: &BTreeMap<String, String>,
     pools: &[PoolInstances],
     rebalances: &[RebalanceJob],
+    helix_cluster: &str,
+    upgrading: bool,
 ) -> PinotObservation {
     let controller_ready = observed
         .pods
@@ -240,7 +261,8 @@ pub async fn observe_pinot(
         return PinotObservation::NotAsked;
     }
     let result = async {
-        let (instances, live, tables, rebalances) = futures::try_join!(
+        let (version, instances, live, tables, rebalances) = futures::try_join!(
+            pinot.version(),
             pinot.instances(),
             pinot.live_instances(),
             pinot.table_placements(),
@@ -253,31 +275,76 @@ pub async fn observe_pinot(
                 Ok::<_, crate::pinot::PinotError>(job)
             })),
         )?;
+        let leaderless_partitions = match upgrading {
+            true => Some(pinot.leaderless_partitions().await?),
+            false => None,
+        };
         let departed = departed(&instances, pools, pod_instances);
         let known = pod_instances
             .values()
             .chain(departed.values().flatten())
             .filter(|id| instances.contains(id))
             .collect::<Vec<_>>();
-        let details: BTreeMap<String, _> = futures::future::try_join_all(
-            known
-                .into_iter()
-                .map(|id| async move { Ok::<_, crate::pinot::PinotError>((id.clone(), pinot.instance(id).await?)) }),
-        )
+        let details: BTreeMap<String, _> = futures::future::try_join_all(known.into_iter().map(|id| async move {
+            let mut info = pinot.instance(id).await?;
+            if upgrading && id.starts_with("Server_") && info.shutdown_in_progress.is_none() {
+                info.shutdown_in_progress = Some(pinot.shutdown_in_progress(helix_cluster, id, &info).await?);
+            }
+            Ok::<_, crate::pinot::PinotError>((id.clone(), info))
+        }))
         .await?
         .into_iter()
         .collect();
         Ok::<_, crate::pinot::PinotError>(PinotObservation::Reachable {
+            version,
             instances: instances.into_iter().collect(),
             live: live.into_iter().collect(),
             details,
             departed,
             tables,
             rebalances,
+            leaderless_partitions,
         })
     }
     .await;
     result.unwrap_or_else(|e| PinotObservation::Unreachable(e.to_string()))
+}
+
+/// Every image the cluster runs or is moving to: each running Pinot container's (as its pod's
+/// status reports it), each StatefulSet template's, and `spec_images` (the pools' as the spec
+/// says).
+pub fn images<'a>(observed: &'a ObservedCluster, spec_images: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
+    let running =
+        observed.pods.values().flatten().flat_map(|p| {
+            p.status.iter().flat_map(|s| s.container_statuses.iter().flatten()).map(|c| c.image.as_str())
+        });
+    let templates = observed
+        .statefulsets
+        .values()
+        .filter_map(|s| s.spec.as_ref()?.template.spec.as_ref()?.containers.first().and_then(|c| c.image.as_deref()));
+    let mut all: Vec<&str> = running.chain(templates).chain(spec_images).filter(|i| !i.is_empty()).collect();
+    all.sort_unstable();
+    all.dedup();
+    all
+}
+
+/// The release the operator acts for: what the controller reports (when it was asked and
+/// answered) and what every image says (`images`).
+pub fn cluster_release(pinot: &PinotObservation, images: &[&str]) -> ClusterRelease {
+    let reported = match pinot {
+        PinotObservation::Reachable { version, .. } => version.as_deref(),
+        _ => None,
+    };
+    ClusterRelease::effective(reported, images.iter().copied())
+}
+
+/// Whether some pod is off its pool's target revision: an upgrade (or rollback) is under way.
+pub fn off_target(observed: &ObservedCluster) -> bool {
+    observed.pods.iter().any(|(pool, pods)| {
+        let target =
+            observed.statefulsets.get(pool).and_then(|s| s.status.as_ref()).and_then(|s| s.update_revision.as_deref());
+        pods.iter().any(|p| target.is_some_and(|t| pod_revision(p) != Some(t)))
+    })
 }
 
 /// By pool, the instances Pinot knows of ordinals at or above the StatefulSet's replicas whose

@@ -95,6 +95,12 @@ pub fn decide_upgrade(
     if let Some(why) = actions.iter().find_map(|a| if let Action::Block(why) = a { Some(why) } else { None }) {
         return UpgradeDecision::Blocked(why.clone());
     }
+    // The host's routing gate: no server leaves query routing (restart, queries off) while a
+    // server holding a replica of one of its segments is out of it, whatever the policy asks.
+    let (actions, held) = match routing_gate(state, observed, actions) {
+        Ok(gated) => gated,
+        Err(block) => return UpgradeDecision::Blocked(block),
+    };
     // The host's drain: a server whose queries were disabled restarts only after its pool's
     // drain period, counted from the time the operator disabled them (a pod annotation).
     // A server whose queries this very plan disables has its whole drain period ahead of it.
@@ -118,6 +124,7 @@ pub fn decide_upgrade(
         })
         .cloned()
         .collect();
+    draining.extend(held);
     if work.is_empty() && !draining.is_empty() {
         return UpgradeDecision::Wait(draining.join(", "));
     }
@@ -127,6 +134,149 @@ pub fn decide_upgrade(
         return UpgradeDecision::Wait(why.clone());
     }
     UpgradeDecision::Act(work)
+}
+
+/// Why a server is out of query routing now, as brokers decide it (Pinot's
+/// `BaseBrokerRoutingManager`/`BrokerRoutingManager` exclude a server that is not live, disabled,
+/// shutting down or starting (`shutdownInProgress`), or has `queriesDisabled`; per segment, one
+/// not ONLINE/CONSUMING in the external view); `None` when it serves every segment it holds.
+fn out_of_routing(
+    id: &str,
+    terminating: bool,
+    instances: &BTreeMap<String, crate::pinot::InstanceInfo>,
+    live: &std::collections::BTreeSet<String>,
+    tables: &[crate::pinot::TablePlacement],
+) -> Option<String> {
+    let not_serving: u32 = tables.iter().filter_map(|t| t.not_serving.get(id)).sum();
+    let info = instances.get(id);
+    if terminating {
+        Some("its pod is stopping".into())
+    } else if !live.contains(id) {
+        Some("it is not live in Pinot".into())
+    } else if info.is_some_and(|i| !i.enabled) {
+        Some("it is disabled in Pinot".into())
+    } else if info.is_some_and(|i| i.shutdown_in_progress == Some(true)) {
+        Some("Pinot says its start or shutdown is in progress (shutdownInProgress)".into())
+    } else if info.is_some_and(|i| i.queries_disabled) {
+        Some("its queries are disabled (queriesDisabled)".into())
+    } else if not_serving > 0 {
+        Some(format!("{not_serving} of its segments are not ONLINE in the external view yet"))
+    } else {
+        None
+    }
+}
+
+/// Holds back every action that would take a server out of query routing (a restart, queries
+/// off) while another server holding a replica of one of its segments is out of routing, or is
+/// taken out by an earlier action of the same plan: the segment would have no replica left to
+/// answer queries. Holds back re-enabling the queries of a server that is still starting (the
+/// whole-config update releases need would race the server's own start). The actions kept,
+/// and why the others wait; an error when a server that restarted has segments in ERROR, which
+/// its readiness counts as loaded and which only a person can mend.
+fn routing_gate(
+    state: &ClusterState,
+    observed: &ObservedCluster,
+    actions: Vec<Action>,
+) -> Result<(Vec<Action>, Vec<String>), String> {
+    let super::observe::PinotObservation::Reachable { details, live, tables, leaderless_partitions, .. } =
+        &observed.pinot
+    else {
+        return Ok((actions, vec![]));
+    };
+    let controller_pods: Vec<&str> = state
+        .pools
+        .iter()
+        .filter(|p| p.role == crate::policy::model::Role::Controller)
+        .flat_map(|p| p.pods.iter().map(|pod| pod.name.as_str()))
+        .collect();
+    let pods = state.pools.iter().filter(|p| p.role == crate::policy::model::Role::Server).flat_map(|p| &p.pods);
+    // Server instance -> (pod, stopping).
+    let servers: BTreeMap<&str, (&str, bool)> =
+        pods.filter_map(|p| p.instance.as_ref().map(|i| (i.id.as_str(), (p.name.as_str(), p.terminating)))).collect();
+    let peers = |id: &str| -> std::collections::BTreeSet<&str> {
+        tables.iter().filter_map(|t| t.peers.get(id)).flatten().map(String::as_str).collect()
+    };
+    let why_out = |id: &str| {
+        let terminating = servers.get(id).is_some_and(|(_, t)| *t);
+        out_of_routing(id, terminating, details, live, tables)
+    };
+    // A restarted server (on its pool's target revision) with segments in ERROR stops the upgrade.
+    for pool in state.pools.iter().filter(|p| p.role == crate::policy::model::Role::Server) {
+        for pod in pool.pods.iter().filter(|p| p.revision == pool.target_revision) {
+            let Some(instance) = &pod.instance else { continue };
+            let errors: Vec<String> = tables
+                .iter()
+                .filter_map(|t| t.errors.get(&instance.id).map(|n| format!("{n} of table {}", t.name)))
+                .collect();
+            if !errors.is_empty()
+                && state.pools.iter().any(|p| p.pods.iter().any(|p2| p2.revision != p.target_revision))
+            {
+                return Err(format!(
+                    "server {} (pod {}) has segments in ERROR after its restart ({}); Pinot's readiness counts them as \
+                     loaded, so no other server restarts until they are ONLINE: reset or reload them \
+                     (POST /segments/{{table}}/{{segment}}/reset) or roll the spec back",
+                    instance.id,
+                    pod.name,
+                    errors.join(", ")
+                ));
+            }
+        }
+    }
+    let instance_of_pod = |pod: &str| servers.iter().find(|(_, (p, _))| *p == pod).map(|(id, _)| *id);
+    let mut leaving: Vec<&str> = Vec::new();
+    let mut kept = Vec::new();
+    let mut held = Vec::new();
+    for action in actions {
+        let takes_out = match &action {
+            // A controller restarts only while every table has a leading controller: the one
+            // restarted before must have taken its tables back (Pinot's recipe for controllers).
+            Action::RestartPod(pod) if controller_pods.contains(&pod.as_str()) => {
+                match leaderless_partitions.filter(|n| *n > 0) {
+                    Some(n) => held.push(format!(
+                        "{} waits: {n} of Pinot's lead-controller partitions have no leader yet",
+                        guardrails::describe(&action)
+                    )),
+                    None => kept.push(action),
+                }
+                continue;
+            }
+            Action::RestartPod(pod) => instance_of_pod(pod),
+            Action::DisableQueries(id) => servers.get_key_value(id.as_str()).map(|(id, _)| *id),
+            Action::EnableQueries(id) => {
+                if details.get(id).is_some_and(|i| i.shutdown_in_progress == Some(true)) {
+                    held.push(format!("waiting for server {id} to finish starting before its queries are enabled"));
+                    continue;
+                }
+                None
+            }
+            _ => None,
+        };
+        let Some(id) = takes_out else {
+            kept.push(action);
+            continue;
+        };
+        // Already out (stopping, down): taking it out again changes nothing for routing.
+        if why_out(id).is_some() {
+            kept.push(action);
+            continue;
+        }
+        let blocking = peers(id).into_iter().find_map(|peer| {
+            if leaving.contains(&peer) {
+                Some(format!("server {peer} leaves routing in this same step"))
+            } else {
+                why_out(peer)
+                    .map(|why| format!("server {peer} holds replicas of its segments and is out of routing: {why}"))
+            }
+        });
+        match blocking {
+            Some(why) => held.push(format!("{} waits: {why}", guardrails::describe(&action))),
+            None => {
+                leaving.push(id);
+                kept.push(action);
+            }
+        }
+    }
+    Ok((kept, held))
 }
 
 /// Annotation the operator sets on a pod when it disables its instance's queries: when, in
@@ -383,46 +533,125 @@ mod upgrade_tests {
     }
 
     #[test]
-    fn the_default_policy_disables_queries_then_restarts_the_highest_ordinal() {
+    fn the_default_policy_restarts_the_highest_ordinal_and_never_turns_queries_off() {
         let registry = registry();
         let policy = registry.default_for(PolicyKind::Upgrade);
         let observed = ObservedCluster::default();
-        // Without a drain period, queries off and the restart go in one pass.
         let decision =
             decide_upgrade(&registry, &policy, &state(server_pool(&["r1", "r1"], true)), &observed, &drains());
-        assert_eq!(
-            decision,
-            UpgradeDecision::Act(vec![
-                Action::DisableQueries("Server_c-server-1.h.ns.svc.cluster.local_8098".into()),
-                Action::RestartPod("c-server-1".into())
-            ])
-        );
-        // With one, the restart waits for a later pass.
-        let with_drain = BTreeMap::from([("server".to_string(), 5)]);
-        let decision =
-            decide_upgrade(&registry, &policy, &state(server_pool(&["r1", "r1"], true)), &observed, &with_drain);
-        assert_eq!(
-            decision,
-            UpgradeDecision::Act(vec![Action::DisableQueries("Server_c-server-1.h.ns.svc.cluster.local_8098".into())])
-        );
-        let decision =
-            decide_upgrade(&registry, &policy, &state(server_pool(&["r1", "r1"], false)), &observed, &drains());
         assert_eq!(decision, UpgradeDecision::Act(vec![Action::RestartPod("c-server-1".into())]));
         let done = decide_upgrade(&registry, &policy, &state(server_pool(&["r2", "r2"], true)), &observed, &drains());
         assert_eq!(done, UpgradeDecision::Act(vec![]));
-        // A server back on the new revision gets its queries back in the same pass as the next
-        // server's step.
+        // A server whose queries someone disabled is left so, on the new revision too.
         let mut back = server_pool(&["r1", "r2"], true);
         back.pods[1].instance.as_mut().unwrap().queries_enabled = false;
         let decision = decide_upgrade(&registry, &policy, &state(back), &observed, &drains());
-        assert_eq!(
-            decision,
-            UpgradeDecision::Act(vec![
-                Action::EnableQueries("Server_c-server-1.h.ns.svc.cluster.local_8098".into()),
-                Action::DisableQueries("Server_c-server-0.h.ns.svc.cluster.local_8098".into()),
-                Action::RestartPod("c-server-0".into())
-            ])
+        assert_eq!(decision, UpgradeDecision::Act(vec![Action::RestartPod("c-server-0".into())]));
+    }
+
+    /// What the controller reports for the two servers of `server_pool`, holding replicas of
+    /// the same segments: server 0's `shutdownInProgress` and segments not ONLINE.
+    fn sharing_servers(shutting_down: bool, not_serving: u32, errors: u32) -> ObservedCluster {
+        let id = |o: u32| format!("Server_c-server-{o}.h.ns.svc.cluster.local_8098");
+        let (a, b) = (id(0), id(1));
+        let mut details = BTreeMap::new();
+        details.insert(
+            a.clone(),
+            crate::pinot::InstanceInfo {
+                enabled: true,
+                shutdown_in_progress: Some(shutting_down),
+                ..Default::default()
+            },
         );
+        details.insert(b.clone(), crate::pinot::InstanceInfo { enabled: true, ..Default::default() });
+        let table = crate::pinot::TablePlacement {
+            name: "t_OFFLINE".into(),
+            replication: 2,
+            segments: 4,
+            servers: BTreeMap::from([(a.clone(), 4), (b.clone(), 4)]),
+            not_serving: BTreeMap::from([(a.clone(), not_serving)]).into_iter().filter(|(_, n)| *n > 0).collect(),
+            errors: BTreeMap::from([(a.clone(), errors)]).into_iter().filter(|(_, n)| *n > 0).collect(),
+            peers: BTreeMap::from([(a.clone(), [b.clone()].into()), (b.clone(), [a.clone()].into())]),
+            ..Default::default()
+        };
+        ObservedCluster {
+            pinot: super::super::observe::PinotObservation::Reachable {
+                version: None,
+                instances: [a.clone(), b.clone()].into(),
+                live: [a, b].into(),
+                details,
+                departed: BTreeMap::new(),
+                tables: vec![table],
+                rebalances: vec![],
+                leaderless_partitions: Some(0),
+            },
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_server_waits_while_a_server_sharing_its_segments_is_not_serving_again_whatever_its_readiness() {
+        let registry = registry();
+        let policy = registry.default_for(PolicyKind::Upgrade);
+        // Server 0 restarted (new revision), its pod is Ready, but Pinot still has its start in
+        // progress: server 1 must not leave routing.
+        let s = state(server_pool(&["r2", "r1"], true));
+        match decide_upgrade(&registry, &policy, &s, &sharing_servers(true, 0, 0), &drains()) {
+            UpgradeDecision::Wait(why) => {
+                assert!(why.contains("restart-pod c-server-1 waits"), "{why}");
+                assert!(why.contains("shutdownInProgress"), "{why}");
+            }
+            other => panic!("expected the restart to wait, got {other:?}"),
+        }
+        // Flag cleared, but 3 segments still loading: still waiting.
+        match decide_upgrade(&registry, &policy, &s, &sharing_servers(false, 3, 0), &drains()) {
+            UpgradeDecision::Wait(why) => assert!(why.contains("3 of its segments are not ONLINE"), "{why}"),
+            other => panic!("expected the restart to wait, got {other:?}"),
+        }
+        // Serving again: the next server goes.
+        let decision = decide_upgrade(&registry, &policy, &s, &sharing_servers(false, 0, 0), &drains());
+        assert_eq!(decision, UpgradeDecision::Act(vec![Action::RestartPod("c-server-1".into())]));
+        // Segments in ERROR on the restarted server stop the upgrade, naming the server.
+        match decide_upgrade(&registry, &policy, &s, &sharing_servers(false, 2, 2), &drains()) {
+            UpgradeDecision::Blocked(why) => {
+                assert!(why.contains("Server_c-server-0") && why.contains("ERROR"), "{why}")
+            }
+            other => panic!("expected the upgrade to halt, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_controller_restarts_only_while_every_table_has_a_leading_controller() {
+        let registry = registry();
+        let policy = registry.default_for(PolicyKind::Upgrade);
+        let mut pool = server_pool(&["r2", "r1"], true);
+        pool.name = "controller".into();
+        pool.role = Role::Controller;
+        for pod in &mut pool.pods {
+            pod.name = pod.name.replace("server", "controller");
+            pod.instance = None;
+        }
+        let mut observed = sharing_servers(false, 0, 0);
+        if let super::super::observe::PinotObservation::Reachable { leaderless_partitions, .. } = &mut observed.pinot {
+            *leaderless_partitions = Some(8);
+        }
+        match decide_upgrade(&registry, &policy, &state(pool.clone()), &observed, &drains()) {
+            UpgradeDecision::Wait(why) => assert!(why.contains("8 of Pinot's lead-controller partitions"), "{why}"),
+            other => panic!("expected the controller to wait, got {other:?}"),
+        }
+        let decision = decide_upgrade(&registry, &policy, &state(pool), &sharing_servers(false, 0, 0), &drains());
+        assert_eq!(decision, UpgradeDecision::Act(vec![Action::RestartPod("c-controller-1".into())]));
+    }
+
+    #[test]
+    fn two_servers_sharing_segments_never_leave_routing_in_the_same_step() {
+        let registry = registry();
+        let policy = registry.default_for(PolicyKind::Upgrade);
+        let mut pool = server_pool(&["r1", "r1"], true);
+        pool.max_unavailable = 2;
+        let decision = decide_upgrade(&registry, &policy, &state(pool), &sharing_servers(false, 0, 0), &drains());
+        // The policy asks for both; the second waits for the first.
+        assert_eq!(decision, UpgradeDecision::Act(vec![Action::RestartPod("c-server-1".into())]));
     }
 
     #[test]

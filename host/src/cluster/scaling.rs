@@ -211,8 +211,8 @@ pub async fn carry_out(
                 if t.rebalancing || again {
                     continue;
                 }
-                match pinot.rebalance_table(table).await {
-                    Ok(job) => {
+                match pinot.rebalance_table(table, t.replication).await {
+                    Ok(Some(job)) => {
                         let note = format!("rebalancing table {table} (Pinot job {job}; scaling policy {policy})");
                         out.rebalances.retain(|j| &j.table != table);
                         out.rebalances.push(RebalanceJob {
@@ -223,19 +223,32 @@ pub async fn carry_out(
                         });
                         Ok(note)
                     }
+                    // Nothing to move: recorded as done onto these servers.
+                    Ok(None) => {
+                        out.rebalances.retain(|j| &j.table != table);
+                        out.rebalances.push(RebalanceJob {
+                            table: table.clone(),
+                            job_id: String::new(),
+                            status: "DONE".into(),
+                            servers,
+                        });
+                        Ok(format!(
+                            "table {table} is balanced already: Pinot has nothing to move (scaling policy {policy})"
+                        ))
+                    }
                     Err(e) => Err(e),
                 }
             }
             Action::DisableInstance(id) => pinot
-                .set_instance_state(id, "disable")
+                .set_instance_enabled(id, false)
                 .await
                 .map(|()| format!("disabled instance {id}: it holds no segment and leaves (scaling policy {policy})")),
             Action::EnableInstance(id) => pinot
-                .set_instance_state(id, "enable")
+                .set_instance_enabled(id, true)
                 .await
                 .map(|()| format!("enabled instance {id} (scaling policy {policy})")),
             Action::DrainInstance(id) => pinot
-                .set_instance_state(id, "drain")
+                .drain_minion(id)
                 .await
                 .map(|()| format!("draining minion {id}: it takes no new tasks (scaling policy {policy})")),
             Action::DropInstance(id) => pinot

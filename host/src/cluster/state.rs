@@ -79,7 +79,7 @@ pub fn cluster_state(
         tables: tables(observed),
         tenants: vec![],
         now_unix_seconds: now.as_second(),
-        config: policy_config(valid, config),
+        config: policy_config(valid, config, &observed.release),
     }
 }
 
@@ -278,9 +278,19 @@ fn tables(observed: &ObservedCluster) -> Vec<model::Table> {
 
 /// The policy's configuration with what the cluster's spec sets for it: per pool
 /// `pool/<name>/podReadyTimeoutSeconds` when `spec.upgrade` or the pool sets a timeout, and
-/// `pool/<name>/rebalanceOnScale` for server pools.
-fn policy_config(valid: &ValidCluster, config: &[(String, String)]) -> Vec<(String, String)> {
+/// `pool/<name>/rebalanceOnScale` for server pools; and what the operator knows of the
+/// cluster's Pinot: `pinot/release` (the release it acts for: `1.2.0`, `1.3.0`, `1.4.0`,
+/// `1.5.x`, `master`) and `pinot/version` (what the controller reports, when it does).
+fn policy_config(
+    valid: &ValidCluster,
+    config: &[(String, String)],
+    release: &crate::pinot::ClusterRelease,
+) -> Vec<(String, String)> {
     let mut out = config.to_vec();
+    out.push(("pinot/release".into(), release.effective.to_string()));
+    if let Some(version) = &release.reported {
+        out.push(("pinot/version".into(), version.clone()));
+    }
     for pool in &valid.pools {
         if let Some(t) = pool.pod_ready_timeout_seconds {
             out.push((format!("pool/{}/podReadyTimeoutSeconds", pool.name), t.to_string()));
@@ -379,14 +389,20 @@ mod tests {
                 pod(&format!("{sts_name}-1"), &server, "server", "r2", false),
             ],
         );
-        let ids = pod_instance_ids(&valid.name, &valid.namespace, &observed);
+        let ids = pod_instance_ids(&valid.name, &valid.namespace, "cluster.local", &observed);
         let id0 = ids[&format!("{sts_name}-0")].clone();
         observed.pinot = PinotObservation::Reachable {
+            version: Some("1.3.0".into()),
             instances: ids.values().cloned().collect(),
             live: BTreeSet::from([id0.clone()]),
             details: [(
                 id0.clone(),
-                InstanceInfo { enabled: true, queries_disabled: true, tags: vec!["DefaultTenant_OFFLINE".into()] },
+                InstanceInfo {
+                    enabled: true,
+                    queries_disabled: true,
+                    tags: vec!["DefaultTenant_OFFLINE".into()],
+                    ..Default::default()
+                },
             )]
             .into(),
             departed: [(server.clone(), vec!["Server_gone".to_string()])].into(),
@@ -397,6 +413,7 @@ mod tests {
                 broker_tag: "DefaultTenant_BROKER".into(),
                 segments: 5,
                 servers: [(id0.clone(), 5), ("Server_gone".to_string(), 3)].into(),
+                ..Default::default()
             }],
             rebalances: vec![pinot_crds::RebalanceJob {
                 table: "t_OFFLINE".into(),
@@ -404,6 +421,7 @@ mod tests {
                 status: "IN_PROGRESS".into(),
                 servers: String::new(),
             }],
+            leaderless_partitions: None,
         };
         let now = Timestamp::from_second(1300).unwrap();
         let state = cluster_state(&cluster, &valid, &observed, &ids, &[("k".into(), "v".into())], now);

@@ -12,11 +12,10 @@ use pinot_crds::{ClusterCondition, PinotCluster, PinotClusterStatus, PinotContro
 use serde_json::json;
 
 use super::{
-    build::headless_service_name,
     observe::{ObservedCluster, PinotObservation, pod_is_ready, pod_revision, stale_message},
     validate::ValidCluster,
 };
-use crate::{children::FIELD_MANAGER, pinot::instance_id, role::Role};
+use crate::children::FIELD_MANAGER;
 
 pub const AVAILABLE: &str = "Available";
 pub const PROGRESSING: &str = "Progressing";
@@ -203,6 +202,7 @@ pub fn external_status(
     cluster: &PinotCluster,
     url: &str,
     answer: Result<(usize, usize), String>,
+    release: &crate::pinot::ClusterRelease,
     now: Timestamp,
 ) -> PinotClusterStatus {
     let previous = cluster.status.clone().unwrap_or_default();
@@ -221,6 +221,9 @@ pub fn external_status(
                 message: None,
                 instances: *instances as i32,
                 live_instances: *live as i32,
+                release: Some(release.effective.to_string()),
+                version: release.reported.clone(),
+                release_message: release.unknown.clone(),
             },
         ),
         Err(message) => (
@@ -264,6 +267,7 @@ fn condition(type_: &str, status: bool, reason: &str, message: String) -> Cluste
 
 fn pinot_status(input: &StatusInput<'_>) -> Option<PinotControllerStatus> {
     let url = input.pinot_url.to_string();
+    let release = &input.observed.release;
     match &input.observed.pinot {
         PinotObservation::NotAsked => None,
         PinotObservation::Unreachable(message) => Some(PinotControllerStatus {
@@ -272,6 +276,9 @@ fn pinot_status(input: &StatusInput<'_>) -> Option<PinotControllerStatus> {
             message: Some(message.clone()),
             instances: 0,
             live_instances: 0,
+            release: Some(release.effective.to_string()),
+            version: None,
+            release_message: release.unknown.clone(),
         }),
         PinotObservation::Reachable { instances, live, .. } => Some(PinotControllerStatus {
             url,
@@ -279,23 +286,18 @@ fn pinot_status(input: &StatusInput<'_>) -> Option<PinotControllerStatus> {
             message: None,
             instances: instances.len() as i32,
             live_instances: live.len() as i32,
+            release: Some(release.effective.to_string()),
+            version: release.reported.clone(),
+            release_message: release.unknown.clone(),
         }),
     }
 }
 
 /// How many pods of a pool run a live Pinot instance, when the controller answered.
-fn live_instances_of(
-    input: &StatusInput<'_>,
-    pool: &str,
-    role: &str,
-    pods: &[k8s_openapi::api::core::v1::Pod],
-) -> Option<i32> {
+fn live_instances_of(input: &StatusInput<'_>, pods: &[k8s_openapi::api::core::v1::Pod]) -> Option<i32> {
     let PinotObservation::Reachable { live, .. } = &input.observed.pinot else { return None };
-    let role: Role = role.parse().ok()?;
-    let cluster = input.cluster.name_any();
-    let namespace = input.cluster.namespace().unwrap_or_default();
-    let headless = headless_service_name(&cluster, pool);
-    Some(pods.iter().filter(|p| live.contains(&instance_id(role, &p.name_any(), &headless, &namespace))).count() as i32)
+    let ids = &input.observed.pod_instances;
+    Some(pods.iter().filter(|p| ids.get(&p.name_any()).is_some_and(|id| live.contains(id))).count() as i32)
 }
 
 /// Whether some ready pod's Pinot instance is not (yet) live: the controller's view lags the
@@ -351,7 +353,7 @@ fn pool_statuses(input: &StatusInput<'_>) -> Vec<PoolStatus> {
                 .max_by_key(|(_, n)| *n)
                 .map(|(r, _)| r.to_string())
                 .or_else(|| update_revision.clone());
-            let live_instances = live_instances_of(input, &name, &role, pods);
+            let live_instances = live_instances_of(input, pods);
             PoolStatus {
                 name,
                 role,

@@ -1,7 +1,9 @@
 //! Carries out the upgrade policy's checked actions: restarting a pod (deleting it, guarded by
-//! its uid, so its StatefulSet recreates it on the target revision) and taking a server's
-//! queries out of and back into Pinot's routing. Every step is an event; a step that fails is
-//! reported and the next reconcile decides again from what it observes.
+//! its uid, so its StatefulSet recreates it on the target revision; Pinot's server takes itself
+//! out of routing on SIGTERM) and taking a server's queries out of and back into Pinot's
+//! routing the way the cluster's release allows (`PinotClient::set_queries_disabled`). Every
+//! step is an event; a step that fails is reported and the next reconcile decides again from
+//! what it observes.
 
 use std::collections::BTreeMap;
 
@@ -55,7 +57,7 @@ pub async fn carry_out(
                     None => Ok(()),
                 };
                 let disabled = match mark {
-                    Ok(()) => pinot.set_instance_state(id, "queries_disable").await.map_err(|e| e.to_string()),
+                    Ok(()) => pinot.set_queries_disabled(id, true).await.map_err(|e| e.to_string()),
                     Err(e) => Err(e),
                 };
                 disabled.map(|()| Step {
@@ -65,7 +67,7 @@ pub async fn carry_out(
                 })
             }
             Action::EnableQueries(id) => {
-                pinot.set_instance_state(id, "queries_enable").await.map_err(|e| e.to_string()).map(|()| Step {
+                pinot.set_queries_disabled(id, false).await.map_err(|e| e.to_string()).map(|()| Step {
                     reason: "QueriesEnabled",
                     note: format!(
                         "enabled queries on {id}: it is back, live and on its new revision (upgrade policy {policy})"

@@ -1,12 +1,14 @@
 //! Step 2 of the pipeline, pure: checks a PinotCluster spec and turns it into a
-//! [`ValidCluster`], or lists every problem with the field it is in and how to fix it.
+//! [`ValidCluster`], or lists every problem with the field it is in and how to fix it. A valid
+//! spec may still carry warnings (`ValidCluster::warnings`): what Pinot accepts but loses
+//! segments with.
 
 use std::{collections::BTreeMap, fmt};
 
 use k8s_openapi::api::core::v1::ResourceRequirements;
-use pinot_crds::{NodePool, PinotCluster, PodOverrides, UpgradeSettings};
+use pinot_crds::{NodePool, PinotCluster, PodOverrides, PoolStorage, UpgradeSettings};
 
-use crate::role::Role;
+use crate::role::{self, OwnedBy, Role};
 
 /// The longest `<cluster>-<pool>` name: a StatefulSet's pods carry the label
 /// `controller-revision-hash: <statefulset>-<10 chars>`, which must fit in 63 characters.
@@ -15,14 +17,21 @@ pub const MAX_POOL_OBJECT_NAME: usize = 52;
 /// A spec that passed validation; the build step works only from this.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ValidCluster {
+    /// The PinotCluster's name, which the Kubernetes objects are named after.
     pub name: String,
     pub namespace: String,
+    /// The Helix cluster name every Pinot role is configured with: `spec.clusterName`, else
+    /// the PinotCluster's name.
+    pub helix_cluster_name: String,
     pub zookeeper: String,
     pub deployment_order: Vec<Role>,
     pub pools: Vec<ValidPool>,
     pub paused: bool,
     /// Create every pool at once instead of role by role.
     pub parallel_install: bool,
+    /// What is allowed but probably not what the user wants (several controllers sharing no
+    /// deep store, a controller's segments on an emptyDir), each naming its field and the fix.
+    pub warnings: Vec<FieldError>,
 }
 
 impl ValidCluster {
@@ -55,6 +64,8 @@ pub struct ValidPool {
     pub jvm_opts: String,
     /// The pool's own Pinot properties (merged over the role defaults by the build step).
     pub config: BTreeMap<String, String>,
+    /// The pool's PersistentVolumeClaim; `None` is an emptyDir (`storage.ephemeral`, or a broker
+    /// or minion pool without storage).
     pub storage: Option<ValidStorage>,
     pub max_unavailable: i32,
     /// The most pods a scaling policy may give the pool (at least `replicas`).
@@ -107,6 +118,17 @@ pub fn validate(cluster: &PinotCluster) -> Result<ValidCluster, InvalidSpec> {
     let name = cluster.metadata.name.clone().unwrap_or_default();
     let namespace = cluster.metadata.namespace.clone().unwrap_or_default();
 
+    let helix_cluster_name = spec.cluster_name.clone().unwrap_or_else(|| name.clone());
+    if !is_helix_cluster_name(&helix_cluster_name) {
+        let what = if spec.cluster_name.is_some() { "" } else { " (metadata.name, its default)" };
+        errors.push(
+            "spec.clusterName",
+            format!(
+                "{helix_cluster_name:?}{what} is not a valid Helix cluster name: it is the root node of the cluster in ZooKeeper and a value of Pinot's properties files; use 1 to {MAX_HELIX_CLUSTER_NAME} letters, digits, '-', '_' or '.', starting with a letter or digit"
+            ),
+        );
+    }
+
     if spec.zookeeper.connect_string.trim().is_empty() {
         errors.push(
             "spec.zookeeper.connectString",
@@ -139,11 +161,14 @@ pub fn validate(cluster: &PinotCluster) -> Result<ValidCluster, InvalidSpec> {
         Ok(ValidCluster {
             name,
             namespace,
+            helix_cluster_name,
             zookeeper: spec.zookeeper.connect_string.trim().to_string(),
             deployment_order,
-            pools,
             paused: spec.paused,
             parallel_install: spec.upgrade.as_ref().is_some_and(|u| u.parallel_install),
+            // Without errors every pool is valid: `pools[i]` is `spec.pools[i]`.
+            warnings: controller_warnings(&pools),
+            pools,
         })
     } else {
         Err(InvalidSpec(errors.0))
@@ -283,22 +308,14 @@ fn validate_pool(
         .or(upgrade.and_then(|u| u.drain_seconds))
         .unwrap_or(DEFAULT_DRAIN_SECONDS);
 
-    let storage = pool.storage.as_ref().map(|s| {
-        if !is_quantity(&s.size) {
-            errors.push(
-                at("storage.size"),
-                format!("{:?} is not a Kubernetes quantity; write a size such as 10Gi", s.size),
-            );
-        }
-        ValidStorage { size: s.size.clone(), storage_class_name: s.storage_class_name.clone() }
-    });
-
-    for (k, v) in &pool.config {
-        if k.trim().is_empty() || k.contains(['\n', '=']) || v.contains('\n') {
-            errors.push(at(&format!("config[{k:?}]")), "is not a valid Pinot property; keys cannot be empty or contain '=' or newlines, values cannot contain newlines");
+    let storage = validate_storage(role, pool.storage.as_ref(), &at, errors);
+    if let Some(role) = role {
+        validate_config(role, &pool.config, &at, errors);
+    } else {
+        for (k, v) in &pool.config {
+            check_property_text(k, v, &at, errors);
         }
     }
-
     if errors.0.len() > before {
         return None;
     }
@@ -322,6 +339,248 @@ fn validate_pool(
         drain_seconds,
         overrides: pool.pod_overrides.clone().unwrap_or_default(),
     })
+}
+
+/// The pool's volume: a PersistentVolumeClaim (`Some`) or an emptyDir (`None`). Controllers
+/// and servers must say which: their data directory holds segments.
+fn validate_storage(
+    role: Option<Role>,
+    storage: Option<&PoolStorage>,
+    at: &dyn Fn(&str) -> String,
+    errors: &mut Errors,
+) -> Option<ValidStorage> {
+    let Some(s) = storage else {
+        if let Some(role @ (Role::Controller | Role::Server)) = role {
+            let holds = match role {
+                Role::Controller => "the segments uploaded to it when there is no deep store",
+                _ => "its segments",
+            };
+            errors.push(
+                at("storage"),
+                format!(
+                    "is missing; a {role} keeps {holds} in {}: set storage.size (e.g. 10Gi) for a PersistentVolumeClaim per pod, or storage: {{ephemeral: true}} for an emptyDir that is lost with the pod",
+                    role.data_dir()
+                ),
+            );
+        }
+        return None;
+    };
+    match (&s.size, s.ephemeral) {
+        (Some(_), true) => {
+            errors.push(
+                at("storage"),
+                "sets both size and ephemeral: true; keep size for a PersistentVolumeClaim per pod, or ephemeral for an emptyDir, not both",
+            );
+            None
+        }
+        (None, true) => {
+            if s.storage_class_name.is_some() {
+                errors.push(
+                    at("storage.storageClassName"),
+                    "is set with ephemeral: true, which uses an emptyDir and no StorageClass; remove it, or replace ephemeral by a size",
+                );
+            }
+            None
+        }
+        (None, false) => {
+            errors.push(
+                at("storage.size"),
+                "is missing; set a size such as 10Gi for a PersistentVolumeClaim per pod, or ephemeral: true for an emptyDir",
+            );
+            None
+        }
+        (Some(size), false) => {
+            if !is_quantity(size) {
+                errors.push(
+                    at("storage.size"),
+                    format!("{size:?} is not a Kubernetes quantity; write a size such as 10Gi"),
+                );
+            }
+            Some(ValidStorage { size: size.clone(), storage_class_name: s.storage_class_name.clone() })
+        }
+    }
+}
+
+/// A key and value the properties file can hold as they are.
+fn check_property_text(k: &str, v: &str, at: &dyn Fn(&str) -> String, errors: &mut Errors) {
+    if k.trim().is_empty() || k.contains(['\n', '=']) || v.contains('\n') {
+        errors.push(at(&format!("config[{k:?}]")), "is not a valid Pinot property; keys cannot be empty or contain '=' or newlines, values cannot contain newlines");
+    }
+}
+
+/// The pool's Pinot properties: none may take over what the operator sets (the cluster name,
+/// ZooKeeper, ports, instance ids and hosts, data directories off the pool's volume), in any
+/// spelling Pinot reads as the same key.
+fn validate_config(role: Role, config: &BTreeMap<String, String>, at: &dyn Fn(&str) -> String, errors: &mut Errors) {
+    let owned = role.owned_keys();
+    let mut seen: BTreeMap<String, &str> = BTreeMap::new();
+    for (k, v) in config {
+        let field = at(&format!("config[{k:?}]"));
+        check_property_text(k, v, at, errors);
+        let relaxed = role::relaxed_key(k);
+        if let Some(first) = seen.insert(relaxed.clone(), k) {
+            errors.push(
+                field,
+                format!("is the same Pinot key as {first:?} (Pinot ignores case, '-' and '_' in keys) and Pinot does not start with both; keep one"),
+            );
+            continue;
+        }
+        if let Some((key, by)) = owned.iter().find(|(o, _)| role::relaxed_key(o) == relaxed) {
+            errors.push(field, owned_key_message(role, key, *by));
+            continue;
+        }
+        if role == Role::Controller && relaxed == role::relaxed_key(role::CONTROLLER_DATA_DIR_KEY) {
+            let volume = role.data_dir();
+            if !data_dir_allowed(role, v) {
+                errors.push(
+                    field,
+                    format!(
+                        "is {v:?}, neither a deep store URI nor a path on the controller's volume: segments written elsewhere are lost with the container; use a deep store such as s3://bucket/pinot (with its pinot.controller.storage.factory.* keys), or a path under {volume}"
+                    ),
+                );
+            }
+        } else if role == Role::Minion && relaxed == role::relaxed_key(role::MINION_DATA_DIR_KEY) {
+            let volume = role.data_dir();
+            if !data_dir_allowed(role, v) {
+                errors.push(
+                    field,
+                    format!("is {v:?}, off the minion's volume mounted at {volume}; use a path under it, or remove the key (the operator sets {volume}/minion)"),
+                );
+            }
+        } else if let Some(key) = role.timing_keys().iter().find(|t| role::relaxed_key(t) == relaxed)
+            && v.trim().parse::<u64>().is_err()
+        {
+            errors.push(
+                field,
+                format!("is {v:?}; {key} is milliseconds, a whole number such as 30000 (the operator sizes the pod's probes and grace period from it)"),
+            );
+        }
+    }
+}
+
+fn owned_key_message(role: Role, key: &str, by: OwnedBy) -> String {
+    match by {
+        OwnedBy::ClusterName => format!(
+            "sets the Helix cluster name, which the operator writes from spec.clusterName into every role (pinot.cluster.name, which wins over {key} and -clusterName); remove it and set spec.clusterName"
+        ),
+        OwnedBy::Zookeeper => "sets ZooKeeper, which the operator writes from spec.zookeeper.connectString; remove it and set spec.zookeeper.connectString".to_string(),
+        OwnedBy::Port => {
+            let ports: Vec<String> = role.ports().iter().map(|(name, port)| format!("{name} {port}")).collect();
+            format!(
+                "sets a port the operator's Services, container ports and probes use ({role}: {}); remove it",
+                ports.join(", ")
+            )
+        }
+        OwnedBy::InstanceId => format!(
+            "changes the host or id the instance registers with in Pinot; the operator finds each pod's instance as {}_<pod>.<cluster>-<pool>-headless.<namespace>.svc.<cluster domain>_{} (the pod's DNS name, with pinot.set.instance.id.to.hostname=true); remove it",
+            role.instance_prefix(),
+            role.instance_port()
+        ),
+        OwnedBy::DataDir => format!(
+            "moves the {role}'s data off the pool's volume mounted at {}, where the operator points it; remove it",
+            role.data_dir()
+        ),
+    }
+}
+
+/// Whether a pool may set its role's data directory (`controller.data.dir`, the minion's
+/// `dataDir`) to `value`: a path on the pool's volume, or for a controller a deep store URI.
+pub(crate) fn data_dir_allowed(role: Role, value: &str) -> bool {
+    (role == Role::Controller && is_deep_store_uri(value))
+        || local_path(value).is_some_and(|p| is_under(p, &role.data_dir()))
+}
+
+/// `controller.data.dir` as Pinot will read it: the pool's, else the operator's default.
+fn controller_data_dir(config: &BTreeMap<String, String>) -> String {
+    match role::config_value(config, role::CONTROLLER_DATA_DIR_KEY) {
+        Some((_, v)) => v.to_string(),
+        None => format!("{}/deepstore", Role::Controller.data_dir()),
+    }
+}
+
+fn controller_data_dir_is_deep_store(config: &BTreeMap<String, String>) -> bool {
+    is_deep_store_uri(&controller_data_dir(config))
+}
+
+/// A URI with a scheme other than `file` (`s3://`, `gs://`, `hdfs://`, ...): Pinot stores
+/// segments through the PinotFS registered for the scheme.
+fn is_deep_store_uri(v: &str) -> bool {
+    uri_scheme(v).is_some_and(|s| !s.eq_ignore_ascii_case("file"))
+}
+
+fn uri_scheme(v: &str) -> Option<&str> {
+    let (scheme, rest) = v.trim().split_once(':')?;
+    (scheme.len() > 1
+        && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+        && rest.starts_with('/'))
+    .then_some(scheme)
+}
+
+/// The absolute local path a directory value names: a path, or a `file:` URI.
+fn local_path(v: &str) -> Option<&str> {
+    let v = v.trim();
+    let path = match uri_scheme(v) {
+        Some(s) if s.eq_ignore_ascii_case("file") => {
+            let rest = &v[s.len() + 1..];
+            rest.strip_prefix("//").unwrap_or(rest)
+        }
+        Some(_) => return None,
+        None => v,
+    };
+    path.starts_with('/').then_some(path)
+}
+
+/// Whether `path` is `dir` or inside it, without `..` leading out.
+fn is_under(path: &str, dir: &str) -> bool {
+    let path = path.trim_end_matches('/');
+    (path == dir || path.strip_prefix(dir).is_some_and(|rest| rest.starts_with('/')))
+        && !path.split('/').any(|c| c == ".." || c == ".")
+}
+
+/// Controller pools Pinot accepts but loses segments with. With a local `controller.data.dir`
+/// Pinot writes the uploading controller's own URL into each segment's metadata as its download
+/// URL (no VIP is set, so each controller is its own): with several controllers the others do
+/// not have the file; and on an emptyDir the file is gone with the pod.
+fn controller_warnings(pools: &[ValidPool]) -> Vec<FieldError> {
+    let mut warnings = Vec::new();
+    let most: i32 = pools.iter().filter(|p| p.role == Role::Controller).map(|p| p.max_replicas).sum();
+    for (i, pool) in pools.iter().enumerate() {
+        if pool.role != Role::Controller || controller_data_dir_is_deep_store(&pool.config) {
+            continue;
+        }
+        let dir = controller_data_dir(&pool.config);
+        if most > 1 {
+            warnings.push(FieldError {
+                field: format!("spec.pools[{i}].config[{:?}]", role::CONTROLLER_DATA_DIR_KEY),
+                message: format!(
+                    "is the local path {dir} while the cluster may run {most} controllers: a segment uploaded to one controller is downloaded from that controller only, and the others do not have it; set controller.data.dir to a deep store such as s3://bucket/pinot (with its pinot.controller.storage.factory.* keys), or run one controller"
+                ),
+            });
+        }
+        // A controller pool without a volume is `storage.ephemeral`: validation requires one or the other.
+        if pool.storage.is_none() {
+            warnings.push(FieldError {
+                field: format!("spec.pools[{i}].storage.ephemeral"),
+                message: format!(
+                    "the controller keeps the segments uploaded to it in {dir} (controller.data.dir), which is an emptyDir here: they are lost when the pod is replaced; give the pool storage.size, or set config[\"controller.data.dir\"] to a deep store such as s3://bucket/pinot"
+                ),
+            });
+        }
+    }
+    warnings
+}
+
+/// The longest Helix cluster name the operator accepts.
+const MAX_HELIX_CLUSTER_NAME: usize = 100;
+
+/// A Helix cluster name that is safe as a ZooKeeper node name (`/<name>/CONFIGS/...`), as the
+/// value of a properties file (a ',' would make it a list) and as a command-line argument.
+fn is_helix_cluster_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= MAX_HELIX_CLUSTER_NAME
+        && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 fn validate_deployment_order(order: Option<&[String]>, pools: &[NodePool], errors: &mut Errors) -> Vec<Role> {
@@ -384,12 +643,13 @@ mod tests {
     #[test]
     fn every_invalid_fixture_names_its_field() {
         let cases = fixtures::all("invalid");
-        assert!(cases.len() >= 10, "the invalid fixtures are found");
+        assert!(cases.len() >= 30, "the invalid fixtures are found");
         for (file, text) in cases {
             let field =
                 text.lines().next().and_then(|l| l.strip_prefix("# field: ")).expect("first line names the field");
             let err = validate(&fixtures::cluster(&text)).expect_err(&file);
-            assert!(err.0.iter().any(|e| e.field == field), "{file}: expected an error on {field}, got {err}");
+            // Each fixture is wrong in one place only, so a check that misfires elsewhere shows.
+            assert!(err.0.iter().all(|e| e.field == field), "{file}: expected errors on {field} only, got {err}");
             let message = err.to_string();
             assert!(message.contains(field), "{file}: {message}");
         }
@@ -403,6 +663,139 @@ mod tests {
         let valid = validate(&fixtures::example()).expect("the README example is valid");
         assert_eq!(valid.pools.len(), 6);
         assert_eq!(valid.deployment_order, Role::ALL.to_vec());
+        assert_eq!(valid.warnings, vec![], "one controller, on a volume");
+        for example in ["quickstart.yaml", "pinotcluster.yaml"] {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/examples").join(example);
+            let valid = validate(&fixtures::cluster(&std::fs::read_to_string(path).unwrap())).unwrap();
+            assert_eq!(valid.warnings, vec![], "{example}");
+        }
+    }
+
+    fn fixture(name: &str) -> PinotCluster {
+        fixtures::cluster(&std::fs::read_to_string(fixtures::dir("valid").join(name)).unwrap())
+    }
+
+    #[test]
+    fn the_helix_cluster_name_is_the_specs_else_the_resources_name() {
+        let migrated = validate(&fixture("helm-migrated.yaml")).unwrap();
+        assert_eq!((migrated.name.as_str(), migrated.helix_cluster_name.as_str()), ("pinot", "pinot-quickstart"));
+        let short = validate(&fixture("short-deployment-order.yaml")).unwrap();
+        assert_eq!(short.helix_cluster_name, "short");
+        for ok in ["PinotCluster", "pinot-quickstart", "a.b_c-1", "0"] {
+            assert!(is_helix_cluster_name(ok), "{ok}");
+        }
+        for bad in ["", "-x", ".x", "a/b", "a,b", "a b", "ü", &"x".repeat(MAX_HELIX_CLUSTER_NAME + 1)] {
+            assert!(!is_helix_cluster_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ephemeral_storage_is_an_empty_dir_and_only_brokers_and_minions_may_omit_storage() {
+        let short = validate(&fixture("short-deployment-order.yaml")).unwrap();
+        assert_eq!(short.pool("servers").unwrap().storage, None, "ephemeral: an emptyDir");
+        assert_eq!(
+            short.pool("controller").unwrap().storage,
+            Some(ValidStorage { size: "5Gi".into(), storage_class_name: None })
+        );
+        let example = validate(&fixtures::example()).unwrap();
+        assert_eq!(example.pool("broker-a").unwrap().storage, None);
+        assert_eq!(example.pool("minion").unwrap().storage, None);
+        let mut c = fixture("short-deployment-order.yaml");
+        c.spec.pools[1].storage = None;
+        let err = validate(&c).unwrap_err();
+        assert_eq!(err.0.len(), 1);
+        assert_eq!(err.0[0].field, "spec.pools[1].storage");
+        assert!(err.0[0].message.contains("storage.size") && err.0[0].message.contains("ephemeral: true"), "{err}");
+    }
+
+    #[test]
+    fn several_controllers_without_a_deep_store_or_an_ephemeral_controller_are_warned_about() {
+        let mut c = fixture("short-deployment-order.yaml");
+        c.spec.pools[0].replicas = 2;
+        let valid = validate(&c).unwrap();
+        let fields: Vec<&str> = valid.warnings.iter().map(|w| w.field.as_str()).collect();
+        assert_eq!(fields, vec!["spec.pools[0].config[\"controller.data.dir\"]"]);
+        assert!(valid.warnings[0].message.contains("/var/pinot/controller/data/deepstore"), "{:?}", valid.warnings);
+        assert!(valid.warnings[0].message.contains("2 controllers"), "{:?}", valid.warnings);
+        // One controller that a scaling policy may grow counts as several.
+        c.spec.pools[0].replicas = 1;
+        c.spec.pools[0].max_replicas = Some(3);
+        assert_eq!(validate(&c).unwrap().warnings.len(), 1);
+        // A deep store: nothing to say.
+        c.spec.pools[0].config.insert("controller.data.dir".into(), "gs://bucket/pinot".into());
+        assert_eq!(validate(&c).unwrap().warnings, vec![]);
+        assert_eq!(validate(&fixture("helm-migrated.yaml")).unwrap().warnings, vec![], "two controllers on S3");
+        // The controller's segments on an emptyDir.
+        let ephemeral = validate(&fixture("overrides.yaml")).unwrap();
+        let fields: Vec<&str> = ephemeral.warnings.iter().map(|w| w.field.as_str()).collect();
+        assert_eq!(fields, vec!["spec.pools[0].storage.ephemeral"]);
+    }
+
+    #[test]
+    fn pool_config_may_not_take_over_what_the_operator_sets_in_any_spelling() {
+        let with = |role: &str, key: &str, value: &str| {
+            let mut c = fixture("short-deployment-order.yaml");
+            let pool = if role == "server" { 1 } else { 0 };
+            c.spec.pools[pool].config.insert(key.into(), value.into());
+            validate(&c).err().map(|e| e.0.into_iter().map(|e| (e.field, e.message)).collect::<Vec<_>>())
+        };
+        for (role, key) in [
+            ("controller", "pinot.cluster.name"),
+            ("controller", "Controller.Helix.Cluster.Name"),
+            ("controller", "CONTROLLER.ZK.STR"),
+            ("controller", "controller.port"),
+            ("controller", "controller.host"),
+            ("controller", "pinot.controller.Instance.Id"),
+            ("server", "pinot.server.adminapi.port"),
+            ("server", "pinot.query.server.port"),
+            ("server", "pinot.query.runner.port"),
+            ("server", "pinot.server.netty.host"),
+            ("server", "pinot.server.instance.id"),
+            ("server", "pinot.server.instance.dataDir"),
+            ("server", "pinot.set.instance.id.to.hostname"),
+        ] {
+            let errors = with(role, key, "1").unwrap_or_else(|| panic!("{key} is refused"));
+            assert_eq!(errors.len(), 1, "{key}: {errors:?}");
+            assert_eq!(errors[0].0, format!("spec.pools[{}].config[{key:?}]", if role == "server" { 1 } else { 0 }));
+            assert!(errors[0].1.contains("remove it"), "{key}: {}", errors[0].1);
+        }
+        assert!(with("controller", "pinot.cluster.name", "x").unwrap()[0].1.contains("spec.clusterName"));
+        assert!(with("server", "pinot.zk.server", "x").unwrap()[0].1.contains("spec.zookeeper.connectString"));
+        // Keys the operator has a default for but does not own, and everything else, may be set.
+        for (role, key, value) in [
+            ("controller", "controller.task.scheduler.enabled", "false"),
+            ("controller", "controller.vip.host", "pinot-controller"),
+            ("controller", "controller.data.dir", "s3://bucket/pinot"),
+            ("controller", "controller.data.dir", "/var/pinot/controller/data/segments"),
+            ("controller", "controller.data.dir", "file:///var/pinot/controller/data"),
+            ("server", "pinot.server.instance.realtime.alloc.offheap", "false"),
+            ("server", "pinot.server.grpc.port", "8090"),
+            ("server", "pinot.server.shutdown.timeout_ms", "60000"),
+        ] {
+            assert_eq!(with(role, key, value), None, "{key}={value}");
+        }
+        for dir in [
+            "/tmp/pinot",
+            "relative/dir",
+            "file:///tmp",
+            "/var/pinot/controller/database",
+            "/var/pinot/controller/data/../x",
+        ] {
+            let errors = with("controller", "controller.data.dir", dir).unwrap_or_else(|| panic!("{dir} is refused"));
+            assert!(errors[0].1.contains("deep store"), "{dir}: {errors:?}");
+        }
+    }
+
+    #[test]
+    fn data_directories_a_pool_may_choose() {
+        assert!(data_dir_allowed(Role::Controller, "s3://bucket/pinot"));
+        assert!(data_dir_allowed(Role::Controller, "hdfs://namenode:8020/pinot"));
+        assert!(data_dir_allowed(Role::Controller, "/var/pinot/controller/data"));
+        assert!(data_dir_allowed(Role::Controller, "/var/pinot/controller/data/"));
+        assert!(!data_dir_allowed(Role::Controller, "/var/pinot/controller/data2"));
+        assert!(!data_dir_allowed(Role::Controller, "c:/pinot"));
+        assert!(data_dir_allowed(Role::Minion, "/var/pinot/minion/data/tasks"));
+        assert!(!data_dir_allowed(Role::Minion, "s3://bucket/minion"), "a minion's data dir is local");
     }
 
     #[test]
@@ -435,7 +828,7 @@ mod tests {
         );
         let err = validate(&c).unwrap_err();
         let fields: Vec<&str> = err.0.iter().map(|e| e.field.as_str()).collect();
-        assert_eq!(fields, vec!["spec.pools[0].replicas", "spec.pools[1].role"]);
+        assert_eq!(fields, vec!["spec.pools[0].replicas", "spec.pools[0].storage", "spec.pools[1].role"]);
     }
 
     #[test]

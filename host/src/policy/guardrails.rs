@@ -36,8 +36,7 @@ pub fn describe(action: &Action) -> String {
     }
 }
 
-/// The tag Pinot gives a drained minion in place of its others.
-pub const MINION_DRAINED: &str = "minion_drained";
+pub use crate::pinot::MINION_DRAINED;
 
 /// Whether a Pinot step would change nothing that this pass observed: tags already as asked
 /// (in any order), an instance already disabled, enabled or drained. The host skips such steps,

@@ -1,8 +1,15 @@
 //! The default upgrade policy: roles in `deploymentOrder`; within a role one zone at a time;
-//! within a pool at most `maxUnavailable` pods at once, highest ordinal first; a server's
-//! queries are disabled before it restarts (in the same plan: the host waits out the pool's
-//! drain period before the restart) and enabled again once it is back and live; a pod
-//! that does not become ready within `podReadyTimeoutSeconds` (default 600) halts the upgrade.
+//! within a pool at most `maxUnavailable` pods at once, highest ordinal first; a pod that does
+//! not become ready within `podReadyTimeoutSeconds` (default 600) halts the upgrade.
+//!
+//! Servers are restarted as they are: on SIGTERM a Pinot server takes itself out of the
+//! brokers' routing (`shutdownInProgress`), waits for its queries to finish and leaves, on every
+//! release (`shared/pinot/server-lifecycle.md` §2.4), so the policy never turns queries off
+//! (`queries_disable` exists on Pinot's master only). Whether the next server may go is the
+//! host's routing gate: it holds a restart back while a server holding a replica of one of the
+//! same segments is not serving again (its flag still set, its segments not ONLINE in the
+//! external view), whatever the pod's readiness says. A server whose queries someone disabled
+//! is left so: Pinot never clears the flag itself, and the operator does not either.
 //!
 //! A pod not on the target revision that is down already is replaced first, whatever the
 //! budget: it serves nothing, and this is how a rollback replaces a pod stuck on a bad image.
@@ -11,7 +18,7 @@
 //! sets these from `spec.upgrade` and the pools).
 
 use pinot_policy_sdk::{
-    Action, ClusterState, Info, Pod, Pool, Role, State,
+    Action, ClusterState, Info, Pod, Pool, State,
     upgrade::{self, Guest},
 };
 
@@ -28,32 +35,7 @@ fn down_names(pool: &Pool, unavailable: &[Pod], missing: &[u32]) -> String {
     names.join(", ")
 }
 
-/// What one pool needs next, or `None` when it is done. Servers back on the new revision get
-/// their queries back first, in the same plan as the next step, so that step follows at once.
-fn plan_pool(state: &State, pool: Pool) -> Option<Vec<Action>> {
-    let target = pool.target_revision();
-    let enable: Vec<Action> = pool
-        .pods()
-        .filter_map(|pod| {
-            let i = pod.instance()?;
-            (pod.ready() && pod.revision() == target && i.live() && !i.queries_enabled())
-                .then(|| Action::EnableQueries(i.id().into()))
-        })
-        .collect();
-    let next = next_step(state, pool);
-    if enable.is_empty() {
-        return next;
-    }
-    // A wait or a block is for the next pass to say, once the queries are back.
-    match next {
-        Some(next) if !next.iter().any(|a| matches!(a, Action::Wait(_) | Action::Block(_))) => {
-            Some(enable.into_iter().chain(next).collect())
-        }
-        _ => Some(enable),
-    }
-}
-
-/// The next restarts of a pool (a server's queries disabled first), or why it waits.
+/// The next restarts of a pool, or why it waits; `None` when it is done.
 fn next_step(state: &State, pool: Pool) -> Option<Vec<Action>> {
     let default = config_u64(state, "podReadyTimeoutSeconds").unwrap_or(600);
     let timeout = config_u64(state, &format!("pool/{}/podReadyTimeoutSeconds", pool.name())).unwrap_or(default);
@@ -101,20 +83,7 @@ fn next_step(state: &State, pool: Pool) -> Option<Vec<Action>> {
         ))]);
     }
     pending.sort_by_key(|p| std::cmp::Reverse(p.ordinal()));
-    let mut actions = Vec::new();
-    for pod in pending.into_iter().take(budget - down) {
-        // A server's queries go off first; the host holds the restart back for the pool's
-        // drain period, if it has one.
-        if let Some(i) = pod.instance()
-            && pool.role() == Role::Server
-            && i.queries_enabled()
-            && i.live()
-        {
-            actions.push(Action::DisableQueries(i.id().into()));
-        }
-        actions.push(Action::RestartPod(pod.name().into()));
-    }
-    Some(actions)
+    Some(pending.into_iter().take(budget - down).map(|pod| Action::RestartPod(pod.name().into())).collect())
 }
 
 impl Guest for DefaultUpgrade {
@@ -135,7 +104,7 @@ impl Guest for DefaultUpgrade {
                 if zone_with_work.is_some_and(|z| z != zone) {
                     break;
                 }
-                if let Some(a) = plan_pool(&state, pool) {
+                if let Some(a) = next_step(&state, pool) {
                     zone_with_work = Some(zone);
                     actions.extend(a);
                 }
