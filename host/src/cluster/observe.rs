@@ -239,7 +239,8 @@ pub fn pod_instance_ids(
 /// live, the details of the instances of `pod_instances` and of departed pods (`pools`), its
 /// tables, where their segments are and whether they are served, and which of the
 /// `rebalances` started earlier still run, once a controller pod is ready. While an upgrade is
-/// under way (`upgrading`) it also reads whether each server is shutting down or starting
+/// under way (`upgrading`), or for a server whose queries are off, it also reads whether each
+/// server is shutting down or starting
 /// (`shutdownInProgress`: from `GET /instances/{id}` from 1.5.0, from the instance's ZooKeeper
 /// record in the Helix cluster `helix_cluster` before). A failure is observed state too, never
 /// an error of the reconcile.
@@ -287,7 +288,10 @@ pub async fn observe_pinot(
             .collect::<Vec<_>>();
         let details: BTreeMap<String, _> = futures::future::try_join_all(known.into_iter().map(|id| async move {
             let mut info = pinot.instance(id).await?;
-            if upgrading && id.starts_with("Server_") && info.shutdown_in_progress.is_none() {
+            // Needed by the routing gate, and before queries go back on (a whole-config update
+            // must not race the server's own start).
+            if (upgrading || info.queries_disabled) && id.starts_with("Server_") && info.shutdown_in_progress.is_none()
+            {
                 info.shutdown_in_progress = Some(pinot.shutdown_in_progress(helix_cluster, id, &info).await?);
             }
             Ok::<_, crate::pinot::PinotError>((id.clone(), info))
