@@ -150,8 +150,9 @@ pub struct UpgradeSettings {
     /// upgrade halts (`Degraded`). Default 600.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_ready_timeout_seconds: Option<i64>,
-    /// Seconds between disabling a server's queries and restarting its pod, so that queries in
-    /// flight finish. Default 5.
+    /// Seconds between disabling a server's queries and restarting its pod, when an upgrade
+    /// policy turns them off first (the bundled policies do not: on SIGTERM a Pinot server takes
+    /// itself out of routing and waits for its queries). Default 5.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drain_seconds: Option<i64>,
     /// Create every pool at once on first install instead of role by role in

@@ -70,6 +70,11 @@ const PINOT_RECHECK: Duration = Duration::from_secs(3);
 /// (Pinot's view of its instances, a drain period, another cluster's slot).
 const UPGRADE_RECHECK: Duration = Duration::from_secs(1);
 
+/// How soon to look again while the routing gate holds a restart back: a server serving again
+/// (its segments ONLINE, its flag cleared) or a controller leading its tables again is seen only
+/// by asking Pinot, and the next restart should follow it closely.
+const GATE_RECHECK: Duration = Duration::from_millis(250);
+
 /// How soon to decide again after carrying out a step: a step in Pinot (queries off / on)
 /// changes nothing the operator watches, and the next step may follow at once.
 const AFTER_STEP: Duration = Duration::from_millis(200);
@@ -80,11 +85,14 @@ const AFTER_STEP: Duration = Duration::from_millis(200);
 /// StatefulSet that has not observed its spec yet reports that too.
 fn upgrade_recheck(decision: &plan::UpgradeDecision, in_flight: bool) -> Option<Duration> {
     match decision {
-        plan::UpgradeDecision::Act(actions) if actions.is_empty() => None,
+        // Done, unless an instance still has its queries off: the policy may give them back once
+        // Pinot shows the instance live again, which no watch reports.
+        plan::UpgradeDecision::Act(actions) if actions.is_empty() => in_flight.then_some(UPGRADE_RECHECK * 5),
         plan::UpgradeDecision::Act(_) => Some(AFTER_STEP),
         plan::UpgradeDecision::Blocked(_) | plan::UpgradeDecision::Refused { .. } => Some(UPGRADE_RECHECK * 5),
         plan::UpgradeDecision::Queued(_) => Some(UPGRADE_RECHECK),
         plan::UpgradeDecision::Wait(_) | plan::UpgradeDecision::NotYet(_) => in_flight.then_some(UPGRADE_RECHECK),
+        plan::UpgradeDecision::Held(_) => Some(GATE_RECHECK),
     }
 }
 
@@ -684,7 +692,10 @@ async fn reconcile_pass(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result
     let upgrade_progress = match &upgrade {
         Some((
             _,
-            plan::UpgradeDecision::Wait(why) | plan::UpgradeDecision::NotYet(why) | plan::UpgradeDecision::Queued(why),
+            plan::UpgradeDecision::Wait(why)
+            | plan::UpgradeDecision::Held(why)
+            | plan::UpgradeDecision::NotYet(why)
+            | plan::UpgradeDecision::Queued(why),
         )) => Some(why.clone()),
         Some((_, plan::UpgradeDecision::Act(actions))) if !actions.is_empty() => Some(format!(
             "upgrade step: {}",

@@ -2,11 +2,15 @@
 //!
 //! `make kube-up`, then `PINOT_TEST_KUBECONFIG=.local/kube/kubeconfig cargo bench -p
 //! pinot-testbed --bench upgrade`. A cluster of 6 pods (controller, broker, 3 servers, minion)
-//! whose pods each take `PINOT_BENCH_READY_MS` (default 5000) to become ready after they start
-//! (and no time to shut down) is upgraded with the bundled policy, one pod at a time and no drain: every pod is on the
-//! critical path, so the pods need 6 × that. The benchmark prints the wall time from the image
-//! change to the cluster reporting the rollout complete, and its ratio to that sum (the
-//! operator, the StatefulSet controller and the simulated kubelet add the rest).
+//! on Pinot 1.2.0 whose pods each take `PINOT_BENCH_READY_MS` (default 5000) to become ready
+//! after they start (and no time to shut down) is upgraded with the bundled policy, one pod at
+//! a time. Its servers hold a table with replication 2 (every server shares segments with the
+//! others) and take `PINOT_BENCH_LOAD_MS` (default 1000) more after their start to load them and
+//! clear `shutdownInProgress`, so each server restart waits for the previous server to serve
+//! again (the routing gate), not just for its pod's readiness. Every pod is on the critical
+//! path: the pods need 6 × the ready time plus 3 × the load time. The benchmark prints the wall
+//! time from the image change to the cluster reporting the rollout complete, and its ratio to
+//! that sum (the operator, the StatefulSet controller and the simulated kubelet add the rest).
 
 use std::{
     collections::BTreeMap,
@@ -25,11 +29,12 @@ use pinot_crds::PinotCluster;
 use pinot_testbed::harness::{OperatorHandle, TestNamespace, condition, kubectl, test_client};
 
 const PODS: u64 = 6;
+const SERVERS: u64 = 3;
 
-fn cluster(ready_ms: u64) -> String {
+fn cluster(ready_ms: u64, load_ms: u64) -> String {
     let pool = |name: &str, role: &str, replicas: u32, zone: &str| {
         format!(
-            "    - {{name: {name}, role: {role}, replicas: {replicas}, zone: {zone}, storage: {{ephemeral: true}}, podOverrides: {{annotations: {{sim.pinot.controlplane.dev/ready-after-ms: \"{ready_ms}\", sim.pinot.controlplane.dev/shutdown-after-ms: \"0\"}}}}}}\n"
+            "    - {{name: {name}, role: {role}, replicas: {replicas}, zone: {zone}, storage: {{ephemeral: true}}, podOverrides: {{annotations: {{sim.pinot.controlplane.dev/ready-after-ms: \"{ready_ms}\", sim.pinot.controlplane.dev/shutdown-after-ms: \"0\", sim.pinot.controlplane.dev/segments-load-ms: \"{load_ms}\"}}}}}}\n"
         )
     };
     format!(
@@ -47,13 +52,16 @@ async fn main() {
         return;
     }
     let ready_ms: u64 = std::env::var("PINOT_BENCH_READY_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(5000);
+    let load_ms: u64 = std::env::var("PINOT_BENCH_LOAD_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
     let client = test_client().await;
     let ns = TestNamespace::create(&client, "bench-upgrade").await;
     let operator = OperatorHandle::start(&client, &ns.name);
     let file = std::env::temp_dir().join(format!("{}.yaml", ns.name));
-    std::fs::write(&file, cluster(ready_ms)).unwrap();
+    std::fs::write(&file, cluster(ready_ms, load_ms)).unwrap();
     kubectl(&["-n", &ns.name, "apply", "-f", file.to_str().unwrap()]).await;
     kubectl(&["-n", &ns.name, "wait", "--for=condition=Available", "pinotcluster/bench", "--timeout=300s"]).await;
+    // Every server shares segments with both others: each restart waits for the previous server.
+    pinot_testbed::workload::table_with_segments(&ns.name, "bench", "DefaultTenant", 2, 6).await;
 
     // Every pod event with the time it was seen, for the per-step breakdown below.
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
@@ -92,9 +100,9 @@ async fn main() {
         }
     }
     let wall = start.elapsed();
-    let critical = Duration::from_millis(ready_ms * PODS);
+    let critical = Duration::from_millis(ready_ms * PODS + load_ms * SERVERS);
     println!(
-        "upgrade of {PODS} pods, one at a time, each ready {ready_ms} ms after it starts: wall {:.2} s, critical path {:.2} s, ratio {:.3}",
+        "upgrade of {PODS} pods, one at a time, each ready {ready_ms} ms after it starts, servers serving {load_ms} ms later: wall {:.2} s, critical path {:.2} s, ratio {:.3}",
         wall.as_secs_f64(),
         critical.as_secs_f64(),
         wall.as_secs_f64() / critical.as_secs_f64()

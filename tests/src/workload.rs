@@ -116,3 +116,34 @@ pub async fn clear_log(admin: &str) {
     let r = reqwest::Client::new().delete(format!("{admin}/requests")).send().await.unwrap();
     assert!(r.status().is_success());
 }
+
+/// A schema `events` and its OFFLINE table `events` on server tenant `tenant` with
+/// `replication`, straight in the Pinot of PinotCluster `cluster`, and `segments` segments placed
+/// on its servers; returns once the external view shows every replica (a server that just
+/// started may still be loading).
+pub async fn table_with_segments(ns: &str, cluster: &str, tenant: &str, replication: u32, segments: usize) {
+    let http = reqwest::Client::new();
+    let url = controller_url_template().replace("{namespace}", ns).replace("{name}", cluster);
+    let schema = json!({"schemaName": "events", "dimensionFieldSpecs": [{"name": "id", "dataType": "STRING"}]});
+    let r = http.post(format!("{url}/schemas")).json(&schema).send().await.unwrap();
+    assert!(r.status().is_success(), "schema: {}", r.text().await.unwrap());
+    let table = json!({"tableName": "events", "tableType": "OFFLINE",
+        "segmentsConfig": {"replication": replication.to_string(), "schemaName": "events"},
+        "tenants": {"broker": "DefaultTenant", "server": tenant}, "tableIndexConfig": {}, "metadata": {}});
+    let r = http.post(format!("{url}/tables")).json(&table).send().await.unwrap();
+    assert!(r.status().is_success(), "table: {}", r.text().await.unwrap());
+    let admin = simulator_admin_url(ns, cluster);
+    let body = json!({"table": "events_OFFLINE", "count": segments});
+    let r = http.post(format!("{admin}/segments")).json(&body).send().await.unwrap();
+    assert!(r.status().is_success(), "segments: {}", r.text().await.unwrap());
+    wait_for("every replica ONLINE in the external view", Duration::from_secs(60), || async {
+        let view: Value = http.get(format!("{url}/tables/events/externalview")).send().await.ok()?.json().await.ok()?;
+        let placed = view["OFFLINE"].as_object()?;
+        let served = placed.len() == segments
+            && placed.values().all(|s| {
+                s.as_object().is_some_and(|s| s.len() >= replication as usize && s.values().all(|v| v == "ONLINE"))
+            });
+        served.then_some(())
+    })
+    .await;
+}

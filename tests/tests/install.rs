@@ -354,6 +354,12 @@ async fn the_operator_does_its_job_with_exactly_the_service_accounts_permissions
         let unreachable: &[(&str, &str, &str, &str)] = &[
             ("", "secrets", "get", "read only for spec.controllerAccess credentials"),
             ("events.k8s.io", "events", "patch", "only when an event repeats (it is counted up in place)"),
+            (
+                "",
+                "pods",
+                "patch",
+                "the queries-disabled-at annotation, only when a policy turns a server's queries off (the bundled ones never do)",
+            ),
             // A server-side apply that creates an object is audited as patch but authorized as
             // create too (without create the install is forbidden).
             ("apps", "statefulsets", "create", "server-side apply creating"),

@@ -28,10 +28,16 @@ struct ExternalPinot {
 
 impl ExternalPinot {
     async fn create(ns: &str) -> Self {
+        Self::create_on(ns, None).await
+    }
+
+    /// The standalone cluster answers as `release` (the simulator's newest, master, when `None`).
+    async fn create_on(ns: &str, release: Option<&str>) -> Self {
         let http = reqwest::Client::new();
         let admin = simulator_admin_url(ns, "standalone");
         let url = controller_url_template().replace("{namespace}", ns).replace("{name}", "standalone");
-        assert!(http.put(&admin).send().await.unwrap().status().is_success());
+        let settings = json!({"release": release});
+        assert!(http.put(&admin).json(&settings).send().await.unwrap().status().is_success());
         for (role, host) in
             [("controller", "c0"), ("broker", "b0"), ("server", "s0"), ("server", "s1"), ("server", "s2")]
         {
@@ -253,11 +259,34 @@ fn orders_table(replication: &str) -> Value {
 }
 
 #[tokio::test]
-async fn updates_reach_pinot_and_changes_made_in_pinot_directly_are_repaired() {
+async fn updates_reach_pinot_and_changes_made_in_pinot_directly_are_repaired_on_1_2_0() {
+    updates_and_drift_on("1.2.0").await;
+}
+
+#[tokio::test]
+async fn updates_reach_pinot_and_changes_made_in_pinot_directly_are_repaired_on_1_5_x() {
+    updates_and_drift_on("1.5.x").await;
+}
+
+#[tokio::test]
+async fn updates_reach_pinot_and_changes_made_in_pinot_directly_are_repaired_on_master() {
+    updates_and_drift_on("master").await;
+}
+
+/// A table and its schema created, changed and repaired after a change made in Pinot directly,
+/// on an external Pinot of `release`, which the external cluster's status reports; nothing the
+/// release refuses is sent.
+async fn updates_and_drift_on(release: &str) {
     let client = test_client().await;
-    let ns = TestNamespace::create(&client, "resources-drift").await;
+    let ns = TestNamespace::create(&client, &format!("resources-drift-{}", release.replace('.', "-"))).await;
     let operator = OperatorHandle::start(&client, &ns.name);
-    let pinot = ExternalPinot::create(&ns.name).await;
+    let pinot = ExternalPinot::create_on(&ns.name, Some(release)).await;
+    let clusters: Api<pinot_crds::PinotCluster> = Api::namespaced(client.clone(), &ns.name);
+    let reported = wait_for("status.pinot.release of the external cluster", Duration::from_secs(60), || async {
+        clusters.get("ext").await.ok()?.status?.pinot?.release
+    })
+    .await;
+    assert_eq!(reported, release);
     apply(&ns.name, &schema_resource("orders", orders_schema(&[]), json!({"reloadTablesOnChange": true}))).await;
     apply(&ns.name, &table_resource("orders", orders_table("1"))).await;
     wait_ready(&ns.name, "pinottable/orders").await;
@@ -302,6 +331,9 @@ async fn updates_reach_pinot_and_changes_made_in_pinot_directly_are_repaired() {
         repaired.iter().any(|m| m.contains("segmentsConfig.replication")).then_some(())
     })
     .await;
+    let log: Value = reqwest::get(format!("{}/requests", pinot.admin)).await.unwrap().json().await.unwrap();
+    let refused: Vec<&Value> = log.as_array().unwrap().iter().filter(|r| r["status"] == 400).collect();
+    assert!(refused.is_empty(), "{release} refused {refused:?}");
 
     operator.stop().await;
     ns.cleanup().await;

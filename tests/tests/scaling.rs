@@ -15,11 +15,16 @@ use pinot_testbed::harness::{
     OperatorHandle, TestNamespace, condition, controller_url_template, kubectl, simulator_admin_url, test_client,
     wait_for,
 };
+use pinot_testbed::workload::table_with_segments;
 use serde_json::{Value, json};
 
 const TABLE: &str = "events_OFFLINE";
 
 fn cluster_yaml(name: &str, servers: u32, scaling_policy: Option<&str>) -> String {
+    cluster_yaml_of(name, servers, scaling_policy, "apachepinot/pinot:1.2.0")
+}
+
+fn cluster_yaml_of(name: &str, servers: u32, scaling_policy: Option<&str>, image: &str) -> String {
     let policies = scaling_policy.map(|p| format!("  policies: {{scaling: {p}}}\n")).unwrap_or_default();
     format!(
         r#"
@@ -28,7 +33,7 @@ kind: PinotCluster
 metadata:
   name: {name}
 spec:
-  image: apachepinot/pinot:1.2.0
+  image: {image}
   zookeeper:
     connectString: zookeeper:2181
 {policies}  pools:
@@ -54,9 +59,20 @@ spec:
 }
 
 async fn install(ns: &str, name: &str, servers: u32, scaling_policy: Option<&str>) {
+    install_text(ns, name, &cluster_yaml(name, servers, scaling_policy)).await;
+}
+
+async fn install_text(ns: &str, name: &str, manifest: &str) {
     let file = std::env::temp_dir().join(format!("{ns}-{name}-cluster.yaml"));
-    std::fs::write(&file, cluster_yaml(name, servers, scaling_policy)).unwrap();
+    std::fs::write(&file, manifest).unwrap();
     kubectl(&["-n", ns, "apply", "-f", file.to_str().unwrap()]).await;
+}
+
+/// Every request Pinot received, as the simulator logged it.
+async fn requests(ns: &str, name: &str) -> Vec<Value> {
+    let log: Value =
+        reqwest::get(format!("{}/requests", simulator_admin_url(ns, name))).await.unwrap().json().await.unwrap();
+    log.as_array().unwrap().clone()
 }
 
 async fn wait_available(ns: &str, name: &str) {
@@ -65,24 +81,6 @@ async fn wait_available(ns: &str, name: &str) {
 
 fn pinot_url(ns: &str, name: &str) -> String {
     controller_url_template().replace("{namespace}", ns).replace("{name}", name)
-}
-
-/// A schema and an OFFLINE table of `replication` on `tenant`, straight in Pinot, and `segments`
-/// segments placed on its servers.
-async fn table_with_segments(ns: &str, name: &str, tenant: &str, replication: u32, segments: usize) {
-    let http = reqwest::Client::new();
-    let url = pinot_url(ns, name);
-    let schema = json!({"schemaName": "events", "dimensionFieldSpecs": [{"name": "id", "dataType": "STRING"}]});
-    let r = http.post(format!("{url}/schemas")).json(&schema).send().await.unwrap();
-    assert!(r.status().is_success(), "schema: {}", r.text().await.unwrap());
-    let table = json!({"tableName": "events", "tableType": "OFFLINE",
-        "segmentsConfig": {"replication": replication.to_string(), "schemaName": "events"},
-        "tenants": {"broker": "DefaultTenant", "server": tenant}, "tableIndexConfig": {}, "metadata": {}});
-    let r = http.post(format!("{url}/tables")).json(&table).send().await.unwrap();
-    assert!(r.status().is_success(), "table: {}", r.text().await.unwrap());
-    let admin = simulator_admin_url(ns, name);
-    let r = http.post(format!("{admin}/segments")).json(&json!({"table": TABLE, "count": segments})).send().await;
-    assert!(r.unwrap().status().is_success());
 }
 
 /// Segments of the table per server, as the simulator holds them.
@@ -191,11 +189,28 @@ fn assert_audit_clean(audit: &Value, replication: u64) {
 }
 
 #[tokio::test]
-async fn scaling_servers_in_drains_each_one_before_its_pod_goes_and_keeps_replication() {
+async fn scaling_servers_in_drains_each_one_before_its_pod_goes_and_keeps_replication_on_1_2_0() {
+    scale_in_on("1.2.0", "apachepinot/pinot:1.2.0").await;
+}
+
+#[tokio::test]
+async fn scaling_servers_in_drains_each_one_before_its_pod_goes_and_keeps_replication_on_1_5_x() {
+    scale_in_on("1.5.x", "apachepinot/pinot:1.5.1").await;
+}
+
+#[tokio::test]
+async fn scaling_servers_in_drains_each_one_before_its_pod_goes_and_keeps_replication_on_master() {
+    scale_in_on("master", "apachepinot/pinot:1.6.0-SNAPSHOT-210c2951e72").await;
+}
+
+/// Four servers of `image` scaled in to two: each drained (untagged, its tables rebalanced
+/// with the parameters whose defaults differ between releases passed explicitly, disabled)
+/// before its pod goes; nothing the release refuses is sent.
+async fn scale_in_on(release: &str, image: &str) {
     let client = test_client().await;
-    let ns = TestNamespace::create(&client, "scale-in").await;
+    let ns = TestNamespace::create(&client, &format!("scale-in-{}", release.replace('.', "-"))).await;
     let operator = OperatorHandle::start(&client, &ns.name);
-    install(&ns.name, "sc", 4, None).await;
+    install_text(&ns.name, "sc", &cluster_yaml_of("sc", 4, None, image)).await;
     wait_available(&ns.name, "sc").await;
     table_with_segments(&ns.name, "sc", "DefaultTenant", 2, 24).await;
     let before = segments(&ns.name, "sc").await;
@@ -220,9 +235,93 @@ async fn scaling_servers_in_drains_each_one_before_its_pod_goes_and_keeps_replic
     assert_eq!(after.values().sum::<usize>(), 48, "{after:?}");
     let left: Vec<String> = servers(&ns.name, "sc").await.into_keys().collect();
     assert!(left.iter().all(|id| id.contains("sc-server-0.") || id.contains("sc-server-1.")), "{left:?}");
+    // The rebalances ran with the operator's parameters, not the release's defaults.
+    let rebalances: Value = reqwest::get(format!("{}/rebalances", simulator_admin_url(&ns.name, "sc")))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rebalances = rebalances.as_array().unwrap();
+    assert!(!rebalances.is_empty(), "the drains rebalanced");
+    for r in rebalances {
+        let p = &r["params"];
+        assert_eq!(
+            (&p["reassignInstances"], &p["includeConsuming"], &p["minAvailableReplicas"], &p["downtime"]),
+            (&json!(true), &json!(true), &json!(1), &json!(false)),
+            "{r}"
+        );
+    }
+    let refused: Vec<Value> = requests(&ns.name, "sc").await.into_iter().filter(|r| r["status"] == 400).collect();
+    assert_eq!(refused, Vec::<Value>::new(), "requests {release} refuses");
 
     operator.stop().await;
     ns.cleanup().await;
+}
+
+/// A cluster of `image` with two minions.
+fn minions_yaml(image: &str, minions: u32) -> String {
+    format!(
+        r#"
+apiVersion: pinot.controlplane.dev/v1alpha1
+kind: PinotCluster
+metadata:
+  name: mi
+spec:
+  image: {image}
+  zookeeper:
+    connectString: zookeeper:2181
+  pools:
+    - {{name: controller, role: controller, replicas: 1, zone: zone-a, storage: {{ephemeral: true}}, podOverrides: {{annotations: {{sim.pinot.controlplane.dev/ready-after-ms: "300"}}}}}}
+    - {{name: minion, role: minion, replicas: {minions}, zone: zone-b, podOverrides: {{annotations: {{sim.pinot.controlplane.dev/ready-after-ms: "300"}}}}}}
+"#
+    )
+}
+
+/// A minion scale-in drains the minion the way its release can: `state=drain` from 1.5.0, the
+/// same `minion_drained` tag through `updateTags` before (1.2.0 answers `state=drain` with 400).
+async fn minion_scale_in_on(release: &str, image: &str, drain: &str) {
+    let client = test_client().await;
+    let ns = TestNamespace::create(&client, &format!("scale-minion-{}", release.replace('.', "-"))).await;
+    let operator = OperatorHandle::start(&client, &ns.name);
+    install_text(&ns.name, "mi", &minions_yaml(image, 2)).await;
+    wait_available(&ns.name, "mi").await;
+    install_text(&ns.name, "mi", &minions_yaml(image, 1)).await;
+    let url = pinot_url(&ns.name, "mi");
+    wait_for("one minion left in Pinot", Duration::from_secs(120), || async {
+        let list: Value = reqwest::get(format!("{url}/instances")).await.ok()?.json().await.ok()?;
+        let minions = list["instances"]
+            .as_array()?
+            .iter()
+            .filter(|i| i.as_str().is_some_and(|i| i.starts_with("Minion_")))
+            .count();
+        (minions == 1).then_some(())
+    })
+    .await;
+    let log = requests(&ns.name, "mi").await;
+    let drains: Vec<String> = log
+        .iter()
+        .filter(|r| r["method"] == "PUT" && r["path"].as_str().is_some_and(|p| p.contains("Minion_mi-minion-1.")))
+        .map(|r| {
+            format!("{} {}", r["path"].as_str().unwrap().rsplit('/').next().unwrap(), r["query"].as_str().unwrap())
+        })
+        .collect();
+    assert_eq!(drains, [drain], "{log:?}");
+    let refused: Vec<&Value> = log.iter().filter(|r| r["status"] == 400).collect();
+    assert!(refused.is_empty(), "requests {release} refuses: {refused:?}");
+    operator.stop().await;
+    ns.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_minion_scale_in_drains_by_tag_on_1_2_0() {
+    minion_scale_in_on("1.2.0", "apachepinot/pinot:1.2.0", "updateTags tags=minion_drained&updateBrokerResource=true")
+        .await;
+}
+
+#[tokio::test]
+async fn a_minion_scale_in_drains_by_state_on_1_5_x() {
+    minion_scale_in_on("1.5.x", "apachepinot/pinot:1.5.1", "state state=drain").await;
 }
 
 #[tokio::test]

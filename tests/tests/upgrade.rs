@@ -209,37 +209,11 @@ async fn requests_of(ns: &str, cluster: &str) -> Vec<Value> {
     log.as_array().unwrap().clone()
 }
 
-/// A schema and an OFFLINE table with replication 2 in the cluster's Pinot, and six segments on
-/// its three servers: every server shares segments with both others.
+/// A table with replication 2 and six segments on the cluster's three servers (every server
+/// shares segments with both others); the audit counts from the moment every replica is served.
 async fn replicated_table(ns: &str, cluster: &str) {
-    let http = reqwest::Client::new();
-    let url = pinot_testbed::harness::controller_url_template().replace("{namespace}", ns).replace("{name}", cluster);
-    let schema =
-        serde_json::json!({"schemaName": "events", "dimensionFieldSpecs": [{"name": "id", "dataType": "STRING"}]});
-    let r = http.post(format!("{url}/schemas")).json(&schema).send().await.unwrap();
-    assert!(r.status().is_success(), "schema: {}", r.text().await.unwrap());
-    let table = serde_json::json!({"tableName": "events", "tableType": "OFFLINE",
-        "segmentsConfig": {"replication": "2", "schemaName": "events"},
-        "tenants": {"broker": "DefaultTenant", "server": "DefaultTenant"}, "tableIndexConfig": {}, "metadata": {}});
-    let r = http.post(format!("{url}/tables")).json(&table).send().await.unwrap();
-    assert!(r.status().is_success(), "table: {}", r.text().await.unwrap());
-    let admin = simulator_admin_url(ns, cluster);
-    let body = serde_json::json!({"table": "events_OFFLINE", "count": 6});
-    let r = http.post(format!("{admin}/segments")).json(&body).send().await.unwrap();
-    assert!(r.status().is_success());
-    // The audit counts from the moment every replica is served (servers that just started may
-    // still be loading).
-    wait_for("every replica ONLINE in the external view", Duration::from_secs(30), || async {
-        let view: Value = http.get(format!("{url}/tables/events/externalview")).send().await.ok()?.json().await.ok()?;
-        let segments = view["OFFLINE"].as_object()?;
-        let served = segments.len() == 6
-            && segments
-                .values()
-                .all(|s| s.as_object().is_some_and(|s| s.len() == 2 && s.values().all(|v| v == "ONLINE")));
-        served.then_some(())
-    })
-    .await;
-    let r = http.delete(format!("{admin}/audit")).send().await.unwrap();
+    pinot_testbed::workload::table_with_segments(ns, cluster, "DefaultTenant", 2, 6).await;
+    let r = reqwest::Client::new().delete(format!("{}/audit", simulator_admin_url(ns, cluster))).send().await.unwrap();
     assert!(r.status().is_success());
 }
 

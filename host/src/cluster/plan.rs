@@ -33,6 +33,9 @@ pub enum UpgradeDecision {
     Act(Vec<Action>),
     /// Nothing to do now, and why (shown as `Progressing`).
     Wait(String),
+    /// What the policy asks for waits for Pinot (the routing gate: a server to serve again, a
+    /// controller to lead its tables), which no watch reports: looked at again soon.
+    Held(String),
     /// The upgrade would start, but `--max-concurrent-upgrades` other clusters are upgrading.
     Queued(String),
     /// The policy reports a problem the user must solve (shown as `Degraded`).
@@ -124,7 +127,9 @@ pub fn decide_upgrade(
         })
         .cloned()
         .collect();
-    draining.extend(held);
+    if work.is_empty() && !held.is_empty() {
+        return UpgradeDecision::Held(draining.into_iter().chain(held).collect::<Vec<_>>().join(", "));
+    }
     if work.is_empty() && !draining.is_empty() {
         return UpgradeDecision::Wait(draining.join(", "));
     }
@@ -597,7 +602,7 @@ mod upgrade_tests {
         // progress: server 1 must not leave routing.
         let s = state(server_pool(&["r2", "r1"], true));
         match decide_upgrade(&registry, &policy, &s, &sharing_servers(true, 0, 0), &drains()) {
-            UpgradeDecision::Wait(why) => {
+            UpgradeDecision::Held(why) => {
                 assert!(why.contains("restart-pod c-server-1 waits"), "{why}");
                 assert!(why.contains("shutdownInProgress"), "{why}");
             }
@@ -605,7 +610,7 @@ mod upgrade_tests {
         }
         // Flag cleared, but 3 segments still loading: still waiting.
         match decide_upgrade(&registry, &policy, &s, &sharing_servers(false, 3, 0), &drains()) {
-            UpgradeDecision::Wait(why) => assert!(why.contains("3 of its segments are not ONLINE"), "{why}"),
+            UpgradeDecision::Held(why) => assert!(why.contains("3 of its segments are not ONLINE"), "{why}"),
             other => panic!("expected the restart to wait, got {other:?}"),
         }
         // Serving again: the next server goes.
@@ -636,7 +641,7 @@ mod upgrade_tests {
             *leaderless_partitions = Some(8);
         }
         match decide_upgrade(&registry, &policy, &state(pool.clone()), &observed, &drains()) {
-            UpgradeDecision::Wait(why) => assert!(why.contains("8 of Pinot's lead-controller partitions"), "{why}"),
+            UpgradeDecision::Held(why) => assert!(why.contains("8 of Pinot's lead-controller partitions"), "{why}"),
             other => panic!("expected the controller to wait, got {other:?}"),
         }
         let decision = decide_upgrade(&registry, &policy, &state(pool), &sharing_servers(false, 0, 0), &drains());

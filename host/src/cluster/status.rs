@@ -95,11 +95,14 @@ pub fn compute_status(input: &StatusInput<'_>) -> PinotClusterStatus {
         condition(AVAILABLE, false, "PoolsMissing", format!("pools not created yet: {}", missing.join(", ")))
     };
 
+    // What the upgrade policy still does or waits for (a server to serve again, its queries to
+    // come back) keeps the rollout going after the last pod is ready on its revision.
     let rolling = !missing.is_empty()
         || !not_ready.is_empty()
         || !not_updated.is_empty()
         || !stale.is_empty()
-        || input.scaling.is_some();
+        || input.scaling.is_some()
+        || input.progress.is_some();
     let progressing = if paused {
         condition(PROGRESSING, false, "Paused", "reconciliation is paused; no change is being rolled out".into())
     } else if input.valid.is_none() {
