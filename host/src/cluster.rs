@@ -75,6 +75,11 @@ const UPGRADE_RECHECK: Duration = Duration::from_secs(1);
 /// by asking Pinot, and the next restart should follow it closely.
 const GATE_RECHECK: Duration = Duration::from_millis(250);
 
+/// How long one pass asks Pinot again while the routing gate holds a restart back, and how
+/// often: a server loading its segments usually serves within seconds.
+const GATE_WAIT: Duration = Duration::from_secs(3);
+const GATE_POLL: Duration = Duration::from_millis(100);
+
 /// How soon to decide again after carrying out a step: a step in Pinot (queries off / on)
 /// changes nothing the operator watches, and the next step may follow at once.
 const AFTER_STEP: Duration = Duration::from_millis(200);
@@ -391,6 +396,34 @@ async fn reconcile_external(cluster: &PinotCluster, ctx: &Context) -> Result<Act
     Ok(Action::requeue(EXTERNAL_RECHECK))
 }
 
+/// Everything `observe` reads for one cluster: its children and pods from the caches, then its
+/// Pinot controller (with `pinot`), and the release the operator acts for, from the controller
+/// and every image.
+async fn observe_cluster(ctx: &Context, cluster: &PinotCluster, pinot: &PinotClient) -> observe::ObservedCluster {
+    let (name, namespace) = (cluster.name_any(), cluster.namespace().unwrap_or_default());
+    let mut observed = observe::observe(&ctx.caches, cluster);
+    let domain = &ctx.cluster_domain;
+    let pod_instances = observe::pod_instance_ids(&name, &namespace, domain, &observed);
+    let pool_instances = observe::pool_instances(&name, &namespace, domain, &observed);
+    let rebalances = cluster.status.as_ref().map(|s| s.rebalances.clone()).unwrap_or_default();
+    let upgrading = observe::off_target(&observed);
+    observed.pinot = observe::observe_pinot(
+        pinot,
+        &observed,
+        &pod_instances,
+        &pool_instances,
+        &rebalances,
+        &helix_cluster_name(cluster),
+        upgrading,
+    )
+    .await;
+    let spec_images = std::iter::once(cluster.spec.image.as_str())
+        .chain(cluster.spec.pools.iter().filter_map(|p| p.image.as_deref()));
+    observed.release = observe::cluster_release(&observed.pinot, &observe::images(&observed, spec_images));
+    observed.pod_instances = pod_instances;
+    observed
+}
+
 /// The Helix cluster name Pinot's roles are configured with; read before validation, since the
 /// Pinot controller is observed whatever the spec's state.
 fn helix_cluster_name(cluster: &PinotCluster) -> String {
@@ -429,35 +462,15 @@ async fn reconcile_pass(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result
     if !ctx.caches.is_ready() {
         return Ok(Action::requeue(CACHE_WAIT));
     }
-    let mut observed = observe::observe(&ctx.caches, &cluster);
     let pinot_url = ctx.access.url_for(&cluster);
     let (pinot, access_problem) = match ctx.access.client_for(&cluster).await {
         Ok(pinot) => (pinot, None),
         Err(e) => (PinotClient::new(http_client(), pinot_url.clone()), Some(e.to_string())),
     };
-    let domain = &ctx.cluster_domain;
-    let pod_instances = observe::pod_instance_ids(&cluster.name_any(), &namespace, domain, &observed);
-    let pool_instances = observe::pool_instances(&cluster.name_any(), &namespace, domain, &observed);
-    let rebalances = cluster.status.as_ref().map(|s| s.rebalances.clone()).unwrap_or_default();
-    let helix_cluster = helix_cluster_name(&cluster);
-    let upgrading = observe::off_target(&observed);
-    observed.pinot = observe::observe_pinot(
-        &pinot,
-        &observed,
-        &pod_instances,
-        &pool_instances,
-        &rebalances,
-        &helix_cluster,
-        upgrading,
-    )
-    .await;
-    // The release the operator acts for, from the controller and every image; the Pinot calls
-    // of this pass use only what it offers.
-    let spec_images = std::iter::once(cluster.spec.image.as_str())
-        .chain(cluster.spec.pools.iter().filter_map(|p| p.image.as_deref()));
-    observed.release = observe::cluster_release(&observed.pinot, &observe::images(&observed, spec_images));
+    let observed = observe_cluster(&ctx, &cluster, &pinot).await;
+    // The Pinot calls of this pass use only what the cluster's release offers.
     let pinot = pinot.with_release(observed.release.effective);
-    observed.pod_instances = pod_instances.clone();
+    let pod_instances = observed.pod_instances.clone();
 
     let valid = match validate::validate(&cluster) {
         Ok(valid) => valid,
@@ -705,7 +718,7 @@ async fn reconcile_pass(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result
     };
     // Upgrading: some pod is not on its pool's target revision and the policy is working on it
     // (not merely waiting for a slot).
-    let off_target = upgrading;
+    let off_target = observe::off_target(&observed);
     let upgrading = off_target && !matches!(&upgrade, Some((_, plan::UpgradeDecision::Queued(_))));
     // An upgrade is under way while a pod is off its target revision or an instance still has
     // its queries off; otherwise a waiting policy waits for pods (watched), not for Pinot.
@@ -863,9 +876,28 @@ async fn upgrade_step(
     pod_instances: &std::collections::BTreeMap<String, String>,
     pinot: &PinotClient,
 ) -> (Option<(String, plan::UpgradeDecision)>, Option<String>) {
-    let Some((policy, decision)) = decide_upgrade(ctx, cluster, valid, observed, pod_instances).await else {
-        return (None, None);
+    // A restart the routing gate holds back usually waits for a server that is loading its
+    // segments and serves again within seconds: Pinot is asked again within this pass rather
+    // than after a requeue, which the controller's debounce would delay by as much again.
+    let deadline = tokio::time::Instant::now() + GATE_WAIT;
+    let mut fresh: Option<observe::ObservedCluster> = None;
+    let (policy, decision) = loop {
+        let current = fresh.as_ref().unwrap_or(observed);
+        let Some((policy, decision)) = decide_upgrade(ctx, cluster, valid, current, pod_instances).await else {
+            return (None, None);
+        };
+        if !matches!(decision, plan::UpgradeDecision::Held(_)) || tokio::time::Instant::now() >= deadline {
+            break (policy, decision);
+        }
+        tokio::time::sleep(GATE_POLL).await;
+        let again = observe_cluster(ctx, cluster, pinot).await;
+        if again.pod_instances != *pod_instances {
+            // Pods came or went meanwhile: the next pass decides from them.
+            break (policy, decision);
+        }
+        fresh = Some(again);
     };
+    let observed = fresh.as_ref().unwrap_or(observed);
     let decision = upgrade_slot(ctx, cluster, decision);
     let plan::UpgradeDecision::Act(actions) = &decision else {
         return (Some((policy, decision)), None);
