@@ -39,7 +39,8 @@ fn test_prints_actions_with_the_guardrail_verdict() {
     let (ok, out, err) =
         operator(&["policy", "test", &wasm("pinot_upgrade_default.wasm"), "--state", &example_state()]);
     assert!(ok, "{err}");
-    assert!(out.contains("allowed  disable-queries Server_analytics-server-a-1."), "{out}");
+    assert!(out.contains("allowed  restart-pod analytics-server-a-1"), "{out}");
+    assert!(!out.contains("disable-queries"), "servers restart on SIGTERM, queries on: {out}");
 
     let (ok, out, err) =
         operator(&["policy", "test", &wasm("pinot_test_invalid_actions.wasm"), "--state", &example_state()]);

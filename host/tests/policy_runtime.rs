@@ -118,27 +118,18 @@ fn bundled_defaults_load_and_say_what_they_are() {
 }
 
 #[test]
-fn default_upgrade_goes_zone_by_zone_highest_ordinal_first_with_queries_drained() {
+fn default_upgrade_goes_zone_by_zone_highest_ordinal_first_with_queries_left_to_pinot() {
     let engine = engine();
     let upgrade = engine.load(PolicyKind::Upgrade, "upgrade-default", bundled::UPGRADE_DEFAULT).unwrap();
-    // Zone a before zone b; pod 1 before pod 0; queries off before the restart.
-    assert_eq!(
-        engine.decide(&upgrade, &upgrading(true)).unwrap(),
-        vec![Action::DisableQueries("Server_a1".into()), Action::RestartPod("c-server-a-1".into())]
-    );
+    // Zone a before zone b; pod 1 before pod 0; the server takes itself out of routing on
+    // SIGTERM, so no queries step, whatever their state.
+    assert_eq!(engine.decide(&upgrade, &upgrading(true)).unwrap(), vec![Action::RestartPod("c-server-a-1".into())]);
     assert_eq!(engine.decide(&upgrade, &upgrading(false)).unwrap(), vec![Action::RestartPod("c-server-a-1".into())]);
 
-    // Back on the new revision and live: queries on again.
+    // Back on the new revision and live: the next server (queries someone turned off stay off).
     let mut back = upgrading(false);
     back.pools[2].pods[1].revision = "r2".into();
-    assert_eq!(
-        engine.decide(&upgrade, &back).unwrap(),
-        vec![
-            Action::EnableQueries("Server_a1".into()),
-            Action::DisableQueries("Server_a0".into()),
-            Action::RestartPod("c-server-a-0".into())
-        ]
-    );
+    assert_eq!(engine.decide(&upgrade, &back).unwrap(), vec![Action::RestartPod("c-server-a-0".into())]);
 
     // A restarted pod still not ready: wait, and never touch a second pod of the pool.
     let mut restarting = upgrading(true);
@@ -502,7 +493,7 @@ fn hostile_modules_are_contained_with_specific_errors() {
 
     // After all that the engine still decides for everyone else.
     let upgrade = engine.load(PolicyKind::Upgrade, "upgrade-default", bundled::UPGRADE_DEFAULT).unwrap();
-    assert_eq!(engine.decide(&upgrade, &state).unwrap()[0], Action::DisableQueries("Server_a1".into()));
+    assert_eq!(engine.decide(&upgrade, &state).unwrap()[0], Action::RestartPod("c-server-a-1".into()));
 }
 
 #[test]
@@ -521,7 +512,7 @@ fn a_looping_policy_does_not_hold_up_other_clusters_decisions() {
         if i % 2 == 0 {
             assert!(matches!(result, Err(DecisionError::Timeout(_))));
         } else {
-            assert_eq!(result.unwrap()[0], Action::DisableQueries("Server_a1".into()));
+            assert_eq!(result.unwrap()[0], Action::RestartPod("c-server-a-1".into()));
         }
     }
 }

@@ -4,7 +4,7 @@
 //!
 //! Servers are restarted as they are: on SIGTERM a Pinot server takes itself out of the
 //! brokers' routing (`shutdownInProgress`), waits for its queries to finish and leaves, on every
-//! release (`shared/pinot/server-lifecycle.md` §2.4), so the policy never turns queries off
+//! release (Pinot's `BaseServerStarter.stop`), so the policy never turns queries off
 //! (`queries_disable` exists on Pinot's master only). Whether the next server may go is the
 //! host's routing gate: it holds a restart back while a server holding a replica of one of the
 //! same segments is not serving again (its flag still set, its segments not ONLINE in the
