@@ -460,6 +460,28 @@ mod tests {
     }
 
     #[test]
+    fn what_the_upgrade_policy_still_waits_for_keeps_the_rollout_progressing_once_every_pod_is_ready() {
+        let cluster = fixtures::example();
+        let observed = observed_example("r1");
+        let valid = validate(&cluster).ok();
+        let held = "restart-pod analytics-server-offline-0 waits: server Server_x holds replicas of its segments";
+        let s = compute_status(&StatusInput {
+            cluster: &cluster,
+            valid: valid.as_ref(),
+            observed: &observed,
+            problem: None,
+            now: Timestamp::UNIX_EPOCH,
+            pinot_url: "http://x",
+            progress: Some(held.into()),
+            upgrading: false,
+            scaling: None,
+        });
+        assert_eq!(get(&s, AVAILABLE).status, "True");
+        assert_eq!(get(&s, PROGRESSING).status, "True");
+        assert!(get(&s, PROGRESSING).message.contains(held), "{}", get(&s, PROGRESSING).message);
+    }
+
+    #[test]
     fn a_pod_not_ready_is_named_and_a_missing_pool_is_progressing() {
         let cluster = fixtures::example();
         let mut observed = observed_example("r1");
