@@ -290,6 +290,57 @@ async fn an_upgrade_on_master_restarts_pod_by_pod_with_no_routing_gap() {
 }
 
 #[tokio::test]
+async fn segments_in_error_after_a_servers_restart_halt_the_upgrade_although_its_pod_is_ready() {
+    let client = test_client().await;
+    let ns = TestNamespace::create(&client, "upgrade-error").await;
+    let operator = OperatorHandle::start(&client, &ns.name);
+    let before = install(&client, &ns.name).await;
+    replicated_table(&ns.name, "up").await;
+    // The first server to restart comes back with its segments in ERROR, which Pinot's
+    // readiness counts as loaded: its pod turns Ready and Pinot clears its shutdown flag.
+    let first = format!("Server_up-server-2.up-server-headless.{}.svc.cluster.local_8098", ns.name);
+    let r = reqwest::Client::new()
+        .put(format!("{}/faults", simulator_admin_url(&ns.name, "up")))
+        .json(&serde_json::json!({"segmentErrorServers": [first]}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    set_image(&ns.name, "apachepinot/pinot:1.2.0-21-openjdk").await;
+
+    let clusters: Api<PinotCluster> = Api::namespaced(client.clone(), &ns.name);
+    let message = wait_for("Degraded naming the server with segments in ERROR", Duration::from_secs(120), || async {
+        let c = clusters.get("up").await.ok()?;
+        let (status, message) = condition(&c, "Degraded")?;
+        (status == "True" && message.contains(&first) && message.contains("ERROR")).then_some(message)
+    })
+    .await;
+    assert!(message.contains("events_OFFLINE"), "{message}");
+    // The restarted pod is Ready, yet no other server is touched.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let now = pods(&client, &ns.name).await;
+    let server2 = now.iter().find(|p| p.name_any() == "up-server-2").unwrap();
+    assert_ne!(before["up-server-2"], server2.uid().unwrap(), "up-server-2 was restarted");
+    assert!(
+        server2
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True")),
+        "its pod is Ready"
+    );
+    for pod in ["up-server-1", "up-server-0"] {
+        let p = now.iter().find(|p| p.name_any() == pod).unwrap();
+        assert_eq!(before[pod], p.uid().unwrap(), "{pod} untouched");
+    }
+    let audit: Value =
+        reqwest::get(format!("{}/audit", simulator_admin_url(&ns.name, "up"))).await.unwrap().json().await.unwrap();
+    assert_eq!(audit["routingGaps"], serde_json::json!([]), "{audit}");
+    operator.stop().await;
+    ns.cleanup().await;
+}
+
+#[tokio::test]
 async fn the_operator_killed_again_and_again_mid_upgrade_still_restarts_every_pod_exactly_once() {
     let client = test_client().await;
     let ns = TestNamespace::create(&client, "upgrade-kill").await;
