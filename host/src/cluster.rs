@@ -879,18 +879,24 @@ async fn upgrade_step(
     // A restart the routing gate holds back usually waits for a server that is loading its
     // segments and serves again within seconds: Pinot is asked again within this pass rather
     // than after a requeue, which the controller's debounce would delay by as much again.
+    // A large cluster's observation takes longer (a call per table and per instance): the pause
+    // is at least twice the last one, so the operator never spends more than a third of the
+    // wait asking Pinot.
     let deadline = tokio::time::Instant::now() + GATE_WAIT;
+    let mut pause = GATE_POLL;
     let mut fresh: Option<observe::ObservedCluster> = None;
     let (policy, decision) = loop {
         let current = fresh.as_ref().unwrap_or(observed);
         let Some((policy, decision)) = decide_upgrade(ctx, cluster, valid, current, pod_instances).await else {
             return (None, None);
         };
-        if !matches!(decision, plan::UpgradeDecision::Held(_)) || tokio::time::Instant::now() >= deadline {
+        if !matches!(decision, plan::UpgradeDecision::Held(_)) || tokio::time::Instant::now() + pause >= deadline {
             break (policy, decision);
         }
-        tokio::time::sleep(GATE_POLL).await;
+        tokio::time::sleep(pause).await;
+        let asked = tokio::time::Instant::now();
         let again = observe_cluster(ctx, cluster, pinot).await;
+        pause = GATE_POLL.max(asked.elapsed() * 2);
         if again.pod_instances != *pod_instances {
             // Pods came or went meanwhile: the next pass decides from them.
             break (policy, decision);
