@@ -413,7 +413,7 @@ async fn observe_cluster(ctx: &Context, cluster: &PinotCluster, pinot: &PinotCli
         &pod_instances,
         &pool_instances,
         &rebalances,
-        &helix_cluster_name(cluster),
+        &validate::helix_cluster_name(cluster),
         upgrading,
     )
     .await;
@@ -422,12 +422,6 @@ async fn observe_cluster(ctx: &Context, cluster: &PinotCluster, pinot: &PinotCli
     observed.release = observe::cluster_release(&observed.pinot, &observe::images(&observed, spec_images));
     observed.pod_instances = pod_instances;
     observed
-}
-
-/// The Helix cluster name Pinot's roles are configured with; read before validation, since the
-/// Pinot controller is observed whatever the spec's state.
-fn helix_cluster_name(cluster: &PinotCluster) -> String {
-    cluster.spec.cluster_name.clone().filter(|n| !n.trim().is_empty()).unwrap_or_else(|| cluster.name_any())
 }
 
 /// The PinotCluster a pod of ours belongs to, from its cluster label.
@@ -470,7 +464,7 @@ async fn reconcile_pass(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result
     let observed = observe_cluster(&ctx, &cluster, &pinot).await;
     // The Pinot calls of this pass use only what the cluster's release offers.
     let pinot = pinot.with_release(observed.release.effective);
-    let pod_instances = observed.pod_instances.clone();
+    let pod_instances = &observed.pod_instances;
 
     let valid = match validate::validate(&cluster) {
         Ok(valid) => valid,
@@ -551,7 +545,7 @@ async fn reconcile_pass(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result
     let leaving = state::leaving_pools(&valid, &observed);
     let scalable: Vec<&str> =
         plan.pools.iter().map(|p| p.name.as_str()).chain(leaving.iter().map(|(p, _)| *p)).collect();
-    let scaled = scaling_step(&ctx, &cluster, &valid, &observed, &pod_instances, &pinot, &scalable).await;
+    let scaled = scaling_step(&ctx, &cluster, &valid, &observed, pod_instances, &pinot, &scalable).await;
     let decided = scaled.as_ref().map(|(_, _, o)| o.replicas.clone()).unwrap_or_default();
     let current_replicas = |pool: &str| {
         observed.statefulsets.get(pool).and_then(|s| s.spec.as_ref()).and_then(|s| s.replicas).map(|r| r.max(0) as u32)
@@ -597,12 +591,7 @@ async fn reconcile_pass(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result
         hasher.finish()
     };
     let desired = ctx.caches.built.get_or_build(&owner_uid, inputs, || {
-        let cluster_domain = ctx.cluster_domain.clone();
-        build_cluster(
-            &valid,
-            &plan.pools,
-            &BuildContext { owner, pdb_version: ctx.apis.pdb_version, replicas, cluster_domain },
-        )
+        build_cluster(&valid, &plan.pools, &BuildContext { owner, pdb_version: ctx.apis.pdb_version, replicas })
     });
     let spec_pools: std::collections::BTreeSet<&str> = keep_pools.into_iter().collect();
     // Mid-upgrade a pass usually starts because a restarted pod became ready, and every
@@ -612,7 +601,7 @@ async fn reconcile_pass(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result
     // all when the apply changed a StatefulSet: the next pass (its status change triggers one)
     // decides from the new revisions.
     let (early, early_failure) = if apply::templates_current(&ctx.caches.applied, &desired, &observed) {
-        upgrade_step(&ctx, &cluster, &valid, &observed, &pod_instances, &pinot).await
+        upgrade_step(&ctx, &cluster, &valid, &observed, &pinot).await
     } else {
         (None, None)
     };
@@ -624,7 +613,7 @@ async fn reconcile_pass(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result
     let (upgrade, upgrade_failure) = match early {
         Some(decided) => (Some(decided), early_failure),
         None if sts_changed || !report.failed.is_empty() => (None, None),
-        None => upgrade_step(&ctx, &cluster, &valid, &observed, &pod_instances, &pinot).await,
+        None => upgrade_step(&ctx, &cluster, &valid, &observed, &pinot).await,
     };
     // Tenants are placed when no upgrade step was taken in this pass (the next pass sees the
     // pods the step changed).
@@ -632,7 +621,7 @@ async fn reconcile_pass(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Result
     if !matches!(&upgrade, Some((_, plan::UpgradeDecision::Act(a))) if !a.is_empty()) {
         let resources = tenants_of(&ctx, &cluster);
         if !resources.is_empty() {
-            let mut state = state::cluster_state(&cluster, &valid, &observed, &pod_instances, &[], Timestamp::now());
+            let mut state = state::cluster_state(&cluster, &valid, &observed, pod_instances, &[], Timestamp::now());
             // Pods a scale-in removes are not placed in tenants again.
             for pool in &mut state.pools {
                 let keep = pool.desired_replicas;
@@ -873,7 +862,6 @@ async fn upgrade_step(
     cluster: &PinotCluster,
     valid: &validate::ValidCluster,
     observed: &observe::ObservedCluster,
-    pod_instances: &std::collections::BTreeMap<String, String>,
     pinot: &PinotClient,
 ) -> (Option<(String, plan::UpgradeDecision)>, Option<String>) {
     // A restart the routing gate holds back usually waits for a server that is loading its
@@ -887,7 +875,8 @@ async fn upgrade_step(
     let mut fresh: Option<observe::ObservedCluster> = None;
     let (policy, decision) = loop {
         let current = fresh.as_ref().unwrap_or(observed);
-        let Some((policy, decision)) = decide_upgrade(ctx, cluster, valid, current, pod_instances).await else {
+        let Some((policy, decision)) = decide_upgrade(ctx, cluster, valid, current, &current.pod_instances).await
+        else {
             return (None, None);
         };
         if !matches!(decision, plan::UpgradeDecision::Held(_)) || tokio::time::Instant::now() + pause >= deadline {
@@ -897,7 +886,7 @@ async fn upgrade_step(
         let asked = tokio::time::Instant::now();
         let again = observe_cluster(ctx, cluster, pinot).await;
         pause = GATE_POLL.max(asked.elapsed() * 2);
-        if again.pod_instances != *pod_instances {
+        if again.pod_instances != observed.pod_instances {
             // Pods came or went meanwhile: the next pass decides from them.
             break (policy, decision);
         }
@@ -910,7 +899,7 @@ async fn upgrade_step(
     };
     let namespace = cluster.namespace().unwrap_or_default();
     let (steps, failure) =
-        upgrade::carry_out(&ctx.client, pinot, &namespace, observed, pod_instances, &policy, actions).await;
+        upgrade::carry_out(&ctx.client, pinot, &namespace, observed, &observed.pod_instances, &policy, actions).await;
     for step in steps {
         let related = step.pod.map(|pod| ObjectReference {
             api_version: Some("v1".into()),

@@ -147,10 +147,6 @@ impl PinotClient {
         self
     }
 
-    pub fn release(&self) -> PinotRelease {
-        self.release
-    }
-
     /// The same client, sending `authorization` (e.g. `Basic ...` or `Bearer ...`) with every
     /// request.
     pub fn with_auth(mut self, authorization: reqwest::header::HeaderValue) -> Self {
@@ -280,19 +276,11 @@ impl PinotClient {
             .map_err(|message| PinotError::Decode { url: format!("{}{path}", self.base), message })
     }
 
-    /// Whether a server's shutdown (or start) is in progress, as its own instance config in
-    /// ZooKeeper says: `GET /instances/{id}` from 1.5.0 (`info`), `GET /zk/get` on the
-    /// instance's ZooKeeper record before (`helix_cluster` is the cluster's Helix name).
-    /// `false` when the record is missing.
-    pub async fn shutdown_in_progress(
-        &self,
-        helix_cluster: &str,
-        id: &str,
-        info: &InstanceInfo,
-    ) -> Result<bool, PinotError> {
-        if let Some(flag) = info.shutdown_in_progress {
-            return Ok(flag);
-        }
+    /// Whether a server's shutdown (or start) is in progress, as its instance's ZooKeeper record
+    /// says (`GET /zk/get` on `/<helix_cluster>/CONFIGS/PARTICIPANT/<id>`): the way to read it
+    /// before 1.5.0, whose `GET /instances/{id}` does not report it. `false` when the record is
+    /// missing.
+    pub async fn zk_shutdown_in_progress(&self, helix_cluster: &str, id: &str) -> Result<bool, PinotError> {
         let path = "/zk/get";
         let znode = format!("/{helix_cluster}/CONFIGS/PARTICIPANT/{id}");
         let (_, text) = self.call(reqwest::Method::GET, path, &[("path", znode.as_str())], None, &[404]).await?;

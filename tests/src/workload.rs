@@ -100,11 +100,17 @@ pub async fn wait_all_ready(client: &Client, ns: &str, n: usize, timeout: Durati
     .await;
 }
 
+/// Every request in the simulated cluster's request log (`admin` is its admin URL), oldest
+/// first: `method`, `path`, `query`, `body`, `status`.
+pub async fn pinot_requests(admin: &str) -> Vec<Value> {
+    let log: Value = reqwest::get(format!("{admin}/requests")).await.unwrap().json().await.unwrap();
+    log.as_array().expect("the request log is a list").clone()
+}
+
 /// The writes (anything but GET) in the simulated cluster's request log.
 pub async fn pinot_writes(admin: &str) -> Vec<String> {
-    let log: Value = reqwest::get(format!("{admin}/requests")).await.unwrap().json().await.unwrap();
-    log.as_array()
-        .unwrap()
+    pinot_requests(admin)
+        .await
         .iter()
         .filter(|r| r["method"] != "GET")
         .map(|r| format!("{} {}", r["method"].as_str().unwrap_or_default(), r["path"].as_str().unwrap_or_default()))

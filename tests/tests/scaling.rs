@@ -70,9 +70,7 @@ async fn install_text(ns: &str, name: &str, manifest: &str) {
 
 /// Every request Pinot received, as the simulator logged it.
 async fn requests(ns: &str, name: &str) -> Vec<Value> {
-    let log: Value =
-        reqwest::get(format!("{}/requests", simulator_admin_url(ns, name))).await.unwrap().json().await.unwrap();
-    log.as_array().unwrap().clone()
+    pinot_testbed::workload::pinot_requests(&simulator_admin_url(ns, name)).await
 }
 
 async fn wait_available(ns: &str, name: &str) {

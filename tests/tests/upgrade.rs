@@ -192,21 +192,16 @@ async fn state_steps(ns: &str, cluster: &str) -> Vec<String> {
 }
 
 async fn state_requests_of(ns: &str, cluster: &str) -> Vec<Value> {
-    let log: Value =
-        reqwest::get(format!("{}/requests", simulator_admin_url(ns, cluster))).await.unwrap().json().await.unwrap();
-    log.as_array()
-        .unwrap()
-        .iter()
+    requests_of(ns, cluster)
+        .await
+        .into_iter()
         .filter(|r| r["method"] == "PUT" && r["path"].as_str().is_some_and(|p| p.ends_with("/state")))
-        .cloned()
         .collect()
 }
 
 /// Every request the simulated controller of `cluster` received.
 async fn requests_of(ns: &str, cluster: &str) -> Vec<Value> {
-    let log: Value =
-        reqwest::get(format!("{}/requests", simulator_admin_url(ns, cluster))).await.unwrap().json().await.unwrap();
-    log.as_array().unwrap().clone()
+    pinot_testbed::workload::pinot_requests(&simulator_admin_url(ns, cluster)).await
 }
 
 /// A table with replication 2 and six segments on the cluster's three servers (every server

@@ -212,7 +212,6 @@ mod tests {
             owner: OwnerReference::default(),
             pdb_version: PdbVersion::V1,
             replicas: Default::default(),
-            cluster_domain: "cluster.local".into(),
         };
         let desired = build_cluster(&valid, &pools, &ctx);
         let mut observed = ObservedCluster::default();

@@ -97,11 +97,6 @@ pub struct BuildContext {
     /// The replicas each pool's StatefulSet gets, as the scaling policy decided (a pool not
     /// listed gets its spec's replicas).
     pub replicas: BTreeMap<String, i32>,
-    /// The Kubernetes cluster's DNS domain (`cluster.local` unless the cluster says otherwise),
-    /// for every in-cluster DNS name the built objects contain. The Pinot configuration names
-    /// none by default: each instance names itself after its pod's host name (see
-    /// `Role::default_config`), and there is no controller VIP.
-    pub cluster_domain: String,
 }
 
 pub fn statefulset_name(cluster: &str, pool: &str) -> String {
@@ -540,7 +535,6 @@ mod tests {
             },
             pdb_version,
             replicas: Default::default(),
-            cluster_domain: "cluster.local".into(),
         }
     }
 
@@ -974,15 +968,12 @@ mod tests {
 
     #[test]
     fn no_object_names_a_cluster_domain_of_its_own() {
-        // Pinot names its instances after the pods' host names; the operator writes no DNS
-        // name into the configuration, so nothing depends on `cluster.local`.
+        // Pinot names its instances after the pods' host names (each pod's DNS name in whatever
+        // domain the cluster has); the operator writes no DNS name into the objects, so nothing
+        // depends on `cluster.local` and building needs no cluster domain.
         let cluster = valid_fixture("helm-migrated.yaml");
         let pools: Vec<&ValidPool> = cluster.pools.iter().collect();
-        let desired = build_cluster(
-            &cluster,
-            &pools,
-            &BuildContext { cluster_domain: "corp.example".into(), ..ctx(PdbVersion::V1) },
-        );
+        let desired = build_cluster(&cluster, &pools, &ctx(PdbVersion::V1));
         for o in &desired.objects {
             assert!(!o.object.get().contains("cluster.local"), "{} {}: {}", o.kind.as_str(), o.name, o.object.get());
             assert!(!o.object.get().contains(".svc."), "{} {}", o.kind.as_str(), o.name);

@@ -262,11 +262,17 @@ pub async fn observe_pinot(
         return PinotObservation::NotAsked;
     }
     let result = async {
-        let (version, instances, live, tables, rebalances) = futures::try_join!(
+        let (version, instances, live, tables, leaderless_partitions, rebalances) = futures::try_join!(
             pinot.version(),
             pinot.instances(),
             pinot.live_instances(),
             pinot.table_placements(),
+            async {
+                match upgrading {
+                    true => pinot.leaderless_partitions().await.map(Some),
+                    false => Ok(None),
+                }
+            },
             futures::future::try_join_all(rebalances.iter().map(|job| async move {
                 let mut job = job.clone();
                 if job.status == IN_PROGRESS {
@@ -276,10 +282,6 @@ pub async fn observe_pinot(
                 Ok::<_, crate::pinot::PinotError>(job)
             })),
         )?;
-        let leaderless_partitions = match upgrading {
-            true => Some(pinot.leaderless_partitions().await?),
-            false => None,
-        };
         let departed = departed(&instances, pools, pod_instances);
         let known = pod_instances
             .values()
@@ -292,7 +294,7 @@ pub async fn observe_pinot(
             // must not race the server's own start).
             if (upgrading || info.queries_disabled) && id.starts_with("Server_") && info.shutdown_in_progress.is_none()
             {
-                info.shutdown_in_progress = Some(pinot.shutdown_in_progress(helix_cluster, id, &info).await?);
+                info.shutdown_in_progress = Some(pinot.zk_shutdown_in_progress(helix_cluster, id).await?);
             }
             Ok::<_, crate::pinot::PinotError>((id.clone(), info))
         }))
@@ -314,9 +316,9 @@ pub async fn observe_pinot(
     result.unwrap_or_else(|e| PinotObservation::Unreachable(e.to_string()))
 }
 
-/// Every image the cluster runs or is moving to: each running Pinot container's (as its pod's
-/// status reports it), each StatefulSet template's, and `spec_images` (the pools' as the spec
-/// says).
+/// Every image the cluster runs or is moving to, repeats included: each running Pinot
+/// container's (as its pod's status reports it), each StatefulSet template's, and `spec_images`
+/// (the pools' as the spec says).
 pub fn images<'a>(observed: &'a ObservedCluster, spec_images: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
     let running =
         observed.pods.values().flatten().flat_map(|p| {
@@ -326,10 +328,7 @@ pub fn images<'a>(observed: &'a ObservedCluster, spec_images: impl IntoIterator<
         .statefulsets
         .values()
         .filter_map(|s| s.spec.as_ref()?.template.spec.as_ref()?.containers.first().and_then(|c| c.image.as_deref()));
-    let mut all: Vec<&str> = running.chain(templates).chain(spec_images).filter(|i| !i.is_empty()).collect();
-    all.sort_unstable();
-    all.dedup();
-    all
+    running.chain(templates).chain(spec_images).collect()
 }
 
 /// The release the operator acts for: what the controller reports (when it was asked and

@@ -205,17 +205,17 @@ fn routing_gate(
         let terminating = servers.get(id).is_some_and(|(_, t)| *t);
         out_of_routing(id, terminating, details, live, tables)
     };
-    // A restarted server (on its pool's target revision) with segments in ERROR stops the upgrade.
-    for pool in state.pools.iter().filter(|p| p.role == crate::policy::model::Role::Server) {
+    // A restarted server (on its pool's target revision) with segments in ERROR stops the
+    // upgrade, while one is under way.
+    let upgrading = state.pools.iter().any(|p| p.pods.iter().any(|pod| pod.revision != p.target_revision));
+    for pool in state.pools.iter().filter(|p| upgrading && p.role == crate::policy::model::Role::Server) {
         for pod in pool.pods.iter().filter(|p| p.revision == pool.target_revision) {
             let Some(instance) = &pod.instance else { continue };
             let errors: Vec<String> = tables
                 .iter()
                 .filter_map(|t| t.errors.get(&instance.id).map(|n| format!("{n} of table {}", t.name)))
                 .collect();
-            if !errors.is_empty()
-                && state.pools.iter().any(|p| p.pods.iter().any(|p2| p2.revision != p.target_revision))
-            {
+            if !errors.is_empty() {
                 return Err(format!(
                     "server {} (pod {}) has segments in ERROR after its restart ({}); Pinot's readiness counts them as \
                      loaded, so no other server restarts until they are ONLINE: reset or reload them \

@@ -211,33 +211,27 @@ pub async fn carry_out(
                 if t.rebalancing || again {
                     continue;
                 }
-                match pinot.rebalance_table(table, t.replication).await {
-                    Ok(Some(job)) => {
-                        let note = format!("rebalancing table {table} (Pinot job {job}; scaling policy {policy})");
-                        out.rebalances.retain(|j| &j.table != table);
-                        out.rebalances.push(RebalanceJob {
-                            table: table.clone(),
-                            job_id: job,
-                            status: super::observe::IN_PROGRESS.into(),
-                            servers,
-                        });
-                        Ok(note)
-                    }
-                    // Nothing to move: recorded as done onto these servers.
-                    Ok(None) => {
-                        out.rebalances.retain(|j| &j.table != table);
-                        out.rebalances.push(RebalanceJob {
-                            table: table.clone(),
-                            job_id: String::new(),
-                            status: "DONE".into(),
-                            servers,
-                        });
-                        Ok(format!(
-                            "table {table} is balanced already: Pinot has nothing to move (scaling policy {policy})"
-                        ))
-                    }
-                    Err(e) => Err(e),
-                }
+                pinot.rebalance_table(table, t.replication).await.map(|job| {
+                    // A rebalance Pinot has nothing to move for (no job) is recorded as done onto
+                    // these servers.
+                    let (note, job_id, status) = match job {
+                        Some(job) => (
+                            format!("rebalancing table {table} (Pinot job {job}; scaling policy {policy})"),
+                            job,
+                            super::observe::IN_PROGRESS,
+                        ),
+                        None => (
+                            format!(
+                                "table {table} is balanced already: Pinot has nothing to move (scaling policy {policy})"
+                            ),
+                            String::new(),
+                            "DONE",
+                        ),
+                    };
+                    out.rebalances.retain(|j| &j.table != table);
+                    out.rebalances.push(RebalanceJob { table: table.clone(), job_id, status: status.into(), servers });
+                    note
+                })
             }
             Action::DisableInstance(id) => pinot
                 .set_instance_enabled(id, false)

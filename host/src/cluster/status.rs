@@ -218,16 +218,17 @@ pub fn external_status(
                 format!("external Pinot controller at {url} answers: {live}/{instances} instances live"),
             ),
             condition(DEGRADED, false, "AsExpected", "no problem found".into()),
-            PinotControllerStatus {
-                url: url.to_string(),
-                reachable: true,
-                message: None,
-                instances: *instances as i32,
-                live_instances: *live as i32,
-                release: Some(release.effective.to_string()),
-                version: release.reported.clone(),
-                release_message: release.unknown.clone(),
-            },
+            with_release(
+                PinotControllerStatus {
+                    url: url.to_string(),
+                    reachable: true,
+                    message: None,
+                    instances: *instances as i32,
+                    live_instances: *live as i32,
+                    ..Default::default()
+                },
+                release,
+            ),
         ),
         Err(message) => (
             condition(
@@ -273,26 +274,40 @@ fn pinot_status(input: &StatusInput<'_>) -> Option<PinotControllerStatus> {
     let release = &input.observed.release;
     match &input.observed.pinot {
         PinotObservation::NotAsked => None,
-        PinotObservation::Unreachable(message) => Some(PinotControllerStatus {
-            url,
-            reachable: false,
-            message: Some(message.clone()),
-            instances: 0,
-            live_instances: 0,
-            release: Some(release.effective.to_string()),
-            version: None,
-            release_message: release.unknown.clone(),
-        }),
-        PinotObservation::Reachable { instances, live, .. } => Some(PinotControllerStatus {
-            url,
-            reachable: true,
-            message: None,
-            instances: instances.len() as i32,
-            live_instances: live.len() as i32,
-            release: Some(release.effective.to_string()),
-            version: release.reported.clone(),
-            release_message: release.unknown.clone(),
-        }),
+        PinotObservation::Unreachable(message) => Some(with_release(
+            PinotControllerStatus {
+                url,
+                reachable: false,
+                message: Some(message.clone()),
+                instances: 0,
+                live_instances: 0,
+                ..Default::default()
+            },
+            release,
+        )),
+        PinotObservation::Reachable { instances, live, .. } => Some(with_release(
+            PinotControllerStatus {
+                url,
+                reachable: true,
+                message: None,
+                instances: instances.len() as i32,
+                live_instances: live.len() as i32,
+                ..Default::default()
+            },
+            release,
+        )),
+    }
+}
+
+/// The controller's status with the release the operator acts for, what the controller
+/// reported (only a controller that answered reports one) and why the release is the oldest,
+/// when it is for want of knowing.
+fn with_release(status: PinotControllerStatus, release: &crate::pinot::ClusterRelease) -> PinotControllerStatus {
+    PinotControllerStatus {
+        release: Some(release.effective.to_string()),
+        version: release.reported.clone(),
+        release_message: release.unknown.clone(),
+        ..status
     }
 }
 

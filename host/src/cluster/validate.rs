@@ -118,7 +118,7 @@ pub fn validate(cluster: &PinotCluster) -> Result<ValidCluster, InvalidSpec> {
     let name = cluster.metadata.name.clone().unwrap_or_default();
     let namespace = cluster.metadata.namespace.clone().unwrap_or_default();
 
-    let helix_cluster_name = spec.cluster_name.clone().unwrap_or_else(|| name.clone());
+    let helix_cluster_name = helix_cluster_name(cluster);
     if !is_helix_cluster_name(&helix_cluster_name) {
         let what = if spec.cluster_name.is_some() { "" } else { " (metadata.name, its default)" };
         errors.push(
@@ -572,6 +572,12 @@ fn controller_warnings(pools: &[ValidPool]) -> Vec<FieldError> {
 }
 
 /// The longest Helix cluster name the operator accepts.
+/// The Helix cluster name every role joins: `spec.clusterName`, else the PinotCluster's name.
+/// Also what the Pinot controller is observed with before validation (its ZooKeeper records).
+pub fn helix_cluster_name(cluster: &PinotCluster) -> String {
+    cluster.spec.cluster_name.clone().unwrap_or_else(|| cluster.metadata.name.clone().unwrap_or_default())
+}
+
 const MAX_HELIX_CLUSTER_NAME: usize = 100;
 
 /// A Helix cluster name that is safe as a ZooKeeper node name (`/<name>/CONFIGS/...`), as the

@@ -84,28 +84,6 @@ impl PinotRelease {
     pub fn has_drain_state(self) -> bool {
         self >= PinotRelease::V1_5
     }
-
-    /// `GET /instances/{id}` carries `shutdownInProgress` (a boolean): from 1.5.0. Before, it is
-    /// read from the instance's ZooKeeper record (`GET /zk/get`).
-    pub fn reports_shutdown_in_progress(self) -> bool {
-        self >= PinotRelease::V1_5
-    }
-
-    /// `PUT /schemas/{name}?force=true` exists: from 1.4.0. Before, a backward-incompatible
-    /// schema change cannot be forced through `PUT`.
-    pub fn has_schema_force(self) -> bool {
-        self >= PinotRelease::V1_4
-    }
-
-    /// `PUT /tables/{name}?force=true` exists (upsert and dedup changes need it): from 1.5.0.
-    pub fn has_table_force(self) -> bool {
-        self >= PinotRelease::V1_5
-    }
-
-    /// A rebalance while another runs for the same table answers 409: from 1.4.0.
-    pub fn refuses_concurrent_rebalance(self) -> bool {
-        self >= PinotRelease::V1_4
-    }
 }
 
 impl fmt::Display for PinotRelease {
@@ -226,7 +204,6 @@ mod tests {
         for r in PinotRelease::ALL {
             assert_eq!(r.has_queries_state(), r == PinotRelease::Master, "{r}");
             assert_eq!(r.has_drain_state(), r >= PinotRelease::V1_5, "{r}");
-            assert_eq!(r.reports_shutdown_in_progress(), r >= PinotRelease::V1_5, "{r}");
         }
     }
 
