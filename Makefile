@@ -5,12 +5,15 @@
 #   make kube-up    start the local control plane (kube-apiserver 1.20 + simulated data plane)
 #   make kube-down  stop it
 #   make crds       regenerate crds/pinot.controlplane.dev.yaml (and the copies in the kustomize base and the Helm chart) from the Rust types
+#   make bench-scale    the scale benchmark (after `PINOT_SIM_NODES_PER_ZONE=13 make kube-up` for 1,000 clusters)
+#   make bench-upgrade  the upgrade benchmark (after `make kube-up`)
+#   make bench-tables   the schema and table convergence benchmark (after `make kube-up`)
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 
-.PHONY: help deps build sandbox test unit-test lint kube-up kube-down kube-purge run crds
+.PHONY: help deps build sandbox test unit-test lint kube-up kube-down kube-purge run crds bench-scale bench-upgrade bench-tables
 
 help:
 	@sed -n 's/^#   /  /p' Makefile
@@ -69,3 +72,37 @@ crds:
 	$(CARGO) run -q -p pinot-operator -- crds > crds/pinot.controlplane.dev.yaml
 	cp crds/pinot.controlplane.dev.yaml deploy/kustomize/base/crds.yaml
 	cp crds/pinot.controlplane.dev.yaml deploy/helm/pinot-operator/crds/pinot.controlplane.dev.yaml
+
+# The benchmarks against a cluster: the one PINOT_TEST_KUBECONFIG names (a relative path is
+# taken from the repository's root), else the local control plane, which must be running. Both
+# are checked before the (long) release build, and the bench gets the absolute path.
+define bench
+	@set -euo pipefail; \
+	if [ -n "$${PINOT_TEST_KUBECONFIG:-}" ]; then \
+	  case "$$PINOT_TEST_KUBECONFIG" in /*) kubeconfig="$$PINOT_TEST_KUBECONFIG" ;; *) kubeconfig="$(CURDIR)/$$PINOT_TEST_KUBECONFIG" ;; esac; \
+	  if [ ! -f "$$kubeconfig" ]; then \
+	    echo "PINOT_TEST_KUBECONFIG=$$PINOT_TEST_KUBECONFIG: no such file ($$kubeconfig). Set it to the kubeconfig of a running cluster, or unset it and run 'make kube-up' first for the local control plane." >&2; \
+	    exit 1; \
+	  fi; \
+	  if command -v kubectl >/dev/null && ! kubectl --kubeconfig "$$kubeconfig" --request-timeout=10s get --raw /readyz >/dev/null 2>&1; then \
+	    echo "The cluster of PINOT_TEST_KUBECONFIG=$$PINOT_TEST_KUBECONFIG ($$kubeconfig) does not answer: start it (for the local control plane: 'make kube-up')." >&2; \
+	    exit 1; \
+	  fi; \
+	else \
+	  kubeconfig="$${PINOT_LOCAL_KUBE_DIR:-$(CURDIR)/.local/kube}/kubeconfig"; \
+	  if ! why="$$(./deploy/local/kube-status.sh)"; then \
+	    echo "The local control plane is not running ($$why): run 'make kube-up' first (or set PINOT_TEST_KUBECONFIG to the kubeconfig of another cluster)." >&2; \
+	    exit 1; \
+	  fi; \
+	fi; \
+	PINOT_TEST_KUBECONFIG="$$kubeconfig" $(CARGO) bench -p pinot-testbed --bench $(1)
+endef
+
+bench-scale: deps
+	$(call bench,scale)
+
+bench-upgrade: deps
+	$(call bench,upgrade)
+
+bench-tables: deps
+	$(call bench,tables)

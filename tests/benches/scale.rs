@@ -1,13 +1,13 @@
 //! Scale proof: many PinotClusters at once, against the operator as a separate process.
 //!
-//! `make kube-up`, then `PINOT_TEST_KUBECONFIG=.local/kube/kubeconfig cargo bench -p
-//! pinot-testbed --bench scale`. Creates `PINOT_BENCH_CLUSTERS` (default 1000) PinotClusters of
-//! 4 pools of 1 replica each in one namespace, with the release operator running as its own
-//! process under the manifests' ServiceAccount (so the apiserver's audit log tells its requests
-//! apart), and prints: the time until every cluster is Available, the CPU seconds the operator
-//! process spent (the apiserver, scheduler and simulator are other processes), its peak RSS,
-//! and, over `PINOT_BENCH_QUIET_SECONDS` (default 60) once everything is Available, its CPU use
-//! and the Kubernetes API requests per second it makes.
+//! `make kube-up`, then `make bench-scale` (which checks the cluster before building; or `cargo
+//! bench -p pinot-testbed --bench scale`). Creates `PINOT_BENCH_CLUSTERS` (default 1000)
+//! PinotClusters of 4 pools of 1 replica each in one namespace, with the release operator running
+//! as its own process under the manifests' ServiceAccount (so the apiserver's audit log tells its
+//! requests apart), and prints: the time until every cluster is Available, the CPU seconds the
+//! operator process spent (the apiserver, scheduler and simulator are other processes), its peak
+//! RSS, and, over `PINOT_BENCH_QUIET_SECONDS` (default 60) once everything is Available, its CPU
+//! use and the Kubernetes API requests per second it makes.
 
 use std::{
     path::{Path, PathBuf},

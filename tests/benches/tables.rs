@@ -1,10 +1,10 @@
 //! Convergence time of many PinotTables.
 //!
-//! `make kube-up`, then `PINOT_TEST_KUBECONFIG=.local/kube/kubeconfig cargo bench -p
-//! pinot-testbed --bench tables`. Creates `PINOT_BENCH_TABLES` (default 500) PinotSchemas and
-//! PinotTables for an external PinotCluster over a simulated Pinot controller and prints the
-//! time from the first create until every one is Ready, and the Pinot writes seen during a
-//! quiet period afterwards.
+//! `make kube-up`, then `make bench-tables` (which checks the cluster before building; or `cargo
+//! bench -p pinot-testbed --bench tables`). Creates `PINOT_BENCH_TABLES` (default 500)
+//! PinotSchemas and PinotTables for an external PinotCluster over a simulated Pinot controller and
+//! prints the time from the first create until every one is Ready, and the Pinot writes seen
+//! during a quiet period afterwards.
 
 use std::time::{Duration, Instant};
 

@@ -1,16 +1,16 @@
 //! Upgrade wall time against the time the pods themselves need.
 //!
-//! `make kube-up`, then `PINOT_TEST_KUBECONFIG=.local/kube/kubeconfig cargo bench -p
-//! pinot-testbed --bench upgrade`. A cluster of 6 pods (controller, broker, 3 servers, minion)
-//! on Pinot 1.2.0 whose pods each take `PINOT_BENCH_READY_MS` (default 5000) to become ready
-//! after they start (and no time to shut down) is upgraded with the bundled policy, one pod at
-//! a time. Its servers hold a table with replication 2 (every server shares segments with the
+//! `make kube-up`, then `make bench-upgrade` (which checks the cluster before building; or `cargo
+//! bench -p pinot-testbed --bench upgrade`). A cluster of 6 pods (controller, broker, 3 servers,
+//! minion) on Pinot 1.2.0 whose pods each take `PINOT_BENCH_READY_MS` (default 5000) to become
+//! ready after they start (and no time to shut down) is upgraded with the bundled policy, one pod
+//! at a time. Its servers hold a table with replication 2 (every server shares segments with the
 //! others) and take `PINOT_BENCH_LOAD_MS` (default 1000) more after their start to load them and
-//! clear `shutdownInProgress`, so each server restart waits for the previous server to serve
-//! again (the routing gate), not just for its pod's readiness. Every pod is on the critical
-//! path: the pods need 6 × the ready time plus 3 × the load time. The benchmark prints the wall
-//! time from the image change to the cluster reporting the rollout complete, and its ratio to
-//! that sum (the operator, the StatefulSet controller and the simulated kubelet add the rest).
+//! clear `shutdownInProgress`, so each server restart waits for the previous server to serve again
+//! (the routing gate), not just for its pod's readiness. Every pod is on the critical path: the
+//! pods need 6 × the ready time plus 3 × the load time. The benchmark prints the wall time from
+//! the image change to the cluster reporting the rollout complete, and its ratio to that sum (the
+//! operator, the StatefulSet controller and the simulated kubelet add the rest).
 
 use std::{
     collections::BTreeMap,

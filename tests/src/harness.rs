@@ -6,7 +6,7 @@
 
 use std::{
     future::Future,
-    path::PathBuf,
+    path::{Path, PathBuf},
     sync::{Arc, OnceLock},
     time::{Duration, Instant},
 };
@@ -41,11 +41,56 @@ pub fn shared_dir() -> PathBuf {
 }
 
 /// The kubeconfig of the cluster tests run against.
+///
+/// Cargo runs tests and benches in the package's directory (`tests/`), not where the command
+/// was typed, so a relative `PINOT_TEST_KUBECONFIG` that names no file there is taken relative
+/// to the repository's root (`PINOT_TEST_KUBECONFIG=.local/kube/kubeconfig cargo bench ...`
+/// typed at the root works).
 pub fn kubeconfig_path() -> PathBuf {
     match std::env::var_os("PINOT_TEST_KUBECONFIG") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
+        Some(p) if !p.is_empty() => resolve_kubeconfig(PathBuf::from(p)),
         _ => repo_root().join(".local/kube/kubeconfig"),
     }
+}
+
+/// An absolute path for `path`: as it is when absolute, else relative to the current directory
+/// if a file is there, else relative to the repository's root.
+fn resolve_kubeconfig(path: PathBuf) -> PathBuf {
+    if path.is_absolute() {
+        return path;
+    }
+    let cwd = std::env::current_dir().unwrap_or_default();
+    if cwd.join(&path).exists() {
+        return cwd.join(path);
+    }
+    repo_root().join(path)
+}
+
+/// Why there is no test cluster, naming the kubeconfig tried and how to get one.
+fn no_cluster(path: &Path, what: &str) -> String {
+    let given = std::env::var_os("PINOT_TEST_KUBECONFIG").filter(|p| !p.is_empty()).map(PathBuf::from);
+    let fix = match given {
+        Some(p) if !path.exists() => {
+            let tried = if p.is_absolute() {
+                p.display().to_string()
+            } else {
+                // Cargo runs tests and benches in tests/: both places a relative path may mean.
+                let cwd = std::env::current_dir().unwrap_or_default();
+                format!("{} and {}", cwd.join(&p).display(), repo_root().join(&p).display())
+            };
+            format!(
+                "PINOT_TEST_KUBECONFIG={} names no file (tried {tried}): set it to the kubeconfig of a running cluster (absolute, or relative to the repository's root), or unset it to use the local control plane (`make kube-up` first)",
+                p.display()
+            )
+        }
+        Some(_) => "check that the cluster PINOT_TEST_KUBECONFIG names is running, or unset it and run `make kube-up` for the local control plane".into(),
+        None if !path.exists() => format!(
+            "the local control plane is not set up ({} does not exist): run `make kube-up` first (or set PINOT_TEST_KUBECONFIG to the kubeconfig of another cluster)",
+            path.display()
+        ),
+        None => "run `make kube-up` (it starts the local control plane if it stopped), or set PINOT_TEST_KUBECONFIG to the kubeconfig of another cluster".into(),
+    };
+    format!("{what} (kubeconfig {}). Fix: {fix}", path.display())
 }
 
 /// Where the simulated data plane serves the Pinot controllers of the test clusters
@@ -68,14 +113,11 @@ pub async fn test_client() -> Client {
     init_tracing();
     pinot_operator::pinot::install_tls_provider();
     let path = kubeconfig_path();
-    let client = pinot_operator::kube_client(Some(&path)).await.unwrap_or_else(|e| {
-        panic!("no test cluster at {}: {e}. Run `make kube-up` (or set PINOT_TEST_KUBECONFIG)", path.display())
-    });
+    let client = pinot_operator::kube_client(Some(&path))
+        .await
+        .unwrap_or_else(|e| panic!("{}", no_cluster(&path, &format!("no test cluster: {e}"))));
     if let Err(e) = client.apiserver_version().await {
-        panic!(
-            "the test cluster at {} does not answer: {e}. Run `make kube-up` (or set PINOT_TEST_KUBECONFIG)",
-            path.display()
-        );
+        panic!("{}", no_cluster(&path, &format!("the test cluster does not answer: {e}")));
     }
     install_crds(&client).await;
     client
