@@ -326,6 +326,71 @@ pub struct PinotClusterStatus {
     /// again while its job runs, nor again onto the same servers once it is done.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rebalances: Vec<RebalanceJob>,
+    /// Every problem the last pass found, each with the field or object it is about. The
+    /// `Degraded` condition names the first; a warning event is published once per problem and
+    /// spec generation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<ClusterProblem>,
+    /// The cluster's PinotTenants as its tenant policy placed them. Each PinotTenant's own
+    /// status is written from this by the PinotTenant controller.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tenants: Vec<TenantPlacement>,
+}
+
+/// The condition types of a PinotCluster's status and the reasons others act on.
+pub mod condition {
+    pub const AVAILABLE: &str = "Available";
+    pub const PROGRESSING: &str = "Progressing";
+    pub const DEGRADED: &str = "Degraded";
+    /// `Progressing` reason while pods are being moved to a new revision.
+    pub const UPGRADING: &str = "Upgrading";
+    /// `Progressing` reason while the scaling policy adds or removes pods.
+    pub const SCALING: &str = "Scaling";
+    pub const RECONCILIATION_PAUSED: &str = "ReconciliationPaused";
+}
+
+impl PinotClusterStatus {
+    /// Whether the cluster is in the middle of an upgrade: pods are being moved to a new
+    /// revision, or the upgrade is halted.
+    pub fn is_upgrading(&self) -> bool {
+        self.conditions.iter().any(|c| {
+            c.status == "True"
+                && ((c.type_ == condition::PROGRESSING && c.reason == condition::UPGRADING)
+                    || (c.type_ == condition::DEGRADED && c.reason == "UpgradeHalted"))
+        }) || self.problems.iter().any(|p| p.reason == "UpgradeHalted")
+    }
+}
+
+/// One problem of a PinotCluster: what is wrong, where, and what to do.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterProblem {
+    /// CamelCase reason: `InvalidSpec`, `ApplyFailed`, `UpgradeHalted`, `PolicyNotReady`, ...
+    pub reason: String,
+    /// The field (`spec.pools[1].storage.size`) or object (`StatefulSet analytics-servers`,
+    /// `pod analytics-servers-2`, `policy upgrade`) the problem is about.
+    pub subject: String,
+    /// What is wrong and what to do about it.
+    pub message: String,
+}
+
+/// Where the tenant policy placed one PinotTenant of the cluster.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantPlacement {
+    /// The PinotTenant's name.
+    pub name: String,
+    /// The tenant's name in Pinot.
+    pub tenant: String,
+    /// Whether as many instances carry its tags as it asks for.
+    pub placed: bool,
+    /// `Placed`, `Placing`, `WaitingForPinot`, `PolicyNotReady`, `Blocked`, `PlanRefused`,
+    /// `TaggingFailed`.
+    pub reason: String,
+    pub message: String,
+    /// The instances carrying its tags.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub instances: Vec<String>,
 }
 
 /// A table rebalance the operator started in Pinot.

@@ -11,9 +11,9 @@ pub mod policy;
 pub mod resources;
 
 pub use cluster::{
-    ClusterCondition, ClusterPolicies, ClusterPolicyStatus, ControllerAccess, ExternalController, NodePool,
-    PinotCluster, PinotClusterSpec, PinotClusterStatus, PinotControllerStatus, PodOverrides, PoolStatus, PoolStorage,
-    RebalanceJob, SecretKey, UpgradeSettings, ZookeeperSpec,
+    ClusterCondition, ClusterPolicies, ClusterPolicyStatus, ClusterProblem, ControllerAccess, ExternalController,
+    NodePool, PinotCluster, PinotClusterSpec, PinotClusterStatus, PinotControllerStatus, PodOverrides, PoolStatus,
+    PoolStorage, RebalanceJob, SecretKey, TenantPlacement, UpgradeSettings, ZookeeperSpec, condition,
 };
 pub use policy::{ConfigMapKey, PinotPolicy, PinotPolicySpec, PinotPolicyStatus, PolicyModuleSource};
 pub use resources::{

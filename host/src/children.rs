@@ -8,7 +8,7 @@ use k8s_openapi::api::{
     apps::v1::StatefulSet,
     core::v1::{ConfigMap, Service},
 };
-use kube::{Client, discovery::ApiResource};
+use kube::{Client, ResourceExt, discovery::ApiResource};
 
 /// The field manager of every server-side apply the operator makes.
 pub const FIELD_MANAGER: &str = "pinot-operator";
@@ -113,4 +113,41 @@ impl ChildApis {
             }
         }
     }
+}
+
+/// The StatefulSet ordinal at the end of a pod's name.
+pub fn pod_ordinal(pod: &k8s_openapi::api::core::v1::Pod) -> i32 {
+    pod.name_any().rsplit('-').next().and_then(|n| n.parse().ok()).unwrap_or(-1)
+}
+
+/// Whether the pod is Ready and not on its way out.
+pub fn pod_is_ready(pod: &k8s_openapi::api::core::v1::Pod) -> bool {
+    pod.metadata.deletion_timestamp.is_none()
+        && pod
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// The StatefulSet revision the pod was created from.
+pub fn pod_revision(pod: &k8s_openapi::api::core::v1::Pod) -> Option<&str> {
+    pod.labels().get("controller-revision-hash").map(String::as_str)
+}
+
+/// The names of a cluster's children.
+pub fn statefulset_name(cluster: &str, pool: &str) -> String {
+    format!("{cluster}-{pool}")
+}
+
+pub fn headless_service_name(cluster: &str, pool: &str) -> String {
+    format!("{cluster}-{pool}-headless")
+}
+
+pub fn configmap_name(cluster: &str, pool: &str) -> String {
+    format!("{cluster}-{pool}-config")
+}
+
+pub fn role_service_name(cluster: &str, role: crate::role::Role) -> String {
+    format!("{cluster}-{role}")
 }

@@ -6,10 +6,12 @@ pub mod access;
 pub mod children;
 pub mod cluster;
 pub mod convert;
+pub mod events;
 pub mod leader;
 pub mod metrics;
 pub mod pinot;
 pub mod policy;
+pub mod policy_controller;
 pub mod resources;
 pub mod role;
 
@@ -17,10 +19,7 @@ use std::path::{Path, PathBuf};
 
 use kube::{Client, Config, config::KubeConfigOptions};
 
-use crate::{
-    cluster::ControllerConfig,
-    policy::reload::{self, ReloadConfig},
-};
+use crate::{cluster::ControllerConfig, policy_controller::PolicyControllerConfig};
 
 /// Runs the operator's controllers (PinotClusters, and PinotPolicies with the same policy
 /// registry and namespace scope) until `shutdown` resolves.
@@ -38,14 +37,14 @@ pub async fn run_operator(
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let reload_config = ReloadConfig { namespace: config.namespace.clone(), policy_dir };
+    let policy_config = PolicyControllerConfig { namespace: config.namespace.clone(), policy_dir };
     let registry = config.registry.clone();
     let resources_config =
         resources::ResourcesConfig { namespace: config.namespace.clone(), drift_interval: config.drift_interval };
     let access = access::ControllerAccess::new(client.clone(), config.controllers.clone());
     let (clusters, (), ()) = tokio::join!(
         cluster::run(client.clone(), config, stopped(stop_rx.clone())),
-        reload::run(client.clone(), registry, reload_config, stopped(stop_rx.clone())),
+        policy_controller::run(client.clone(), registry, policy_config, stopped(stop_rx.clone())),
         resources::run(client, access, resources_config, stopped(stop_rx)),
     );
     clusters

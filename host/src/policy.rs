@@ -9,7 +9,15 @@
 //!   never a crash of the operator.
 //! - [`guardrails`]: every action is checked against the observed state before the host acts;
 //!   a plan with one invalid action is refused whole.
+//! - [`registry`]: the active module of each policy, swapped atomically; the bundled defaults.
+//! - [`reload`]: loading a module (bytes, or a file of the policy directory) into the registry
+//!   after checking its digest; the policy directory's file watcher.
 //! - [`bundled`]: the default policies, built for `wasm32-wasip2` and embedded in the binary.
+//!
+//! This module is pure of Kubernetes: it uses no Kubernetes crate, holds no client and never
+//! talks to the apiserver. The PinotPolicy controller ([`crate::policy_controller`]) reads
+//! PinotPolicies and their ConfigMaps, feeds the registry through [`reload`], and writes status
+//! and events; the PinotCluster controller asks the registry for decisions.
 
 pub mod bundled;
 pub mod contract;

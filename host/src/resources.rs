@@ -18,7 +18,7 @@ use std::{
     collections::HashMap,
     fmt::Debug,
     sync::{Arc, Mutex},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use futures::{FutureExt, StreamExt};
@@ -29,7 +29,6 @@ use kube::{
     runtime::{
         Controller, WatchStreamExt,
         controller::Action,
-        events::{Event, EventType, Recorder, Reporter},
         finalizer::{self, finalizer},
         reflector::{self, ObjectRef, Store},
         watcher::{self, watcher},
@@ -42,6 +41,7 @@ use serde::{Serialize, de::DeserializeOwned};
 
 use crate::{
     access::{AccessError, ControllerAccess},
+    events::{self, Event, EventPublisher, EventType},
     pinot::{PinotClient, PinotError},
 };
 
@@ -79,7 +79,7 @@ impl Default for ResourcesConfig {
 
 pub struct Context {
     pub client: Client,
-    pub recorder: Recorder,
+    pub events: EventPublisher,
     pub access: ControllerAccess,
     pub drift_interval: Duration,
     pub schemas: Store<PinotSchema>,
@@ -87,7 +87,115 @@ pub struct Context {
     pub tenants: Store<PinotTenant>,
     pub clusters: Store<PinotCluster>,
     /// Consecutive transient failures per object, for the backoff.
-    failures: Mutex<HashMap<String, u32>>,
+    failures: Mutex<Backoffs>,
+    /// The refusals this process has seen, for the passes whose cached object does not show
+    /// them yet.
+    refusals: Mutex<Refusals>,
+}
+
+/// Transient failures per object ([`key`]), and when each may be tried again.
+///
+/// The backoff is kept here, not only in the controller's requeue, because watch events start
+/// passes too: the status write that reports the failure, a status change of the cluster
+/// (tenants, schemas) the object hears of. Without a check a dead controller was asked again
+/// every few hundred milliseconds whatever the backoff said. A pass that starts before the
+/// backoff is up does nothing and waits out the rest, unless something that may make the next
+/// attempt succeed has changed since the failure ([`Inputs`]).
+#[derive(Default)]
+struct Backoffs(HashMap<String, Backoff>);
+
+struct Backoff {
+    /// Consecutive transient failures.
+    attempts: u32,
+    /// When the next attempt is due.
+    retry_at: Instant,
+    /// The object and its cluster as they were at the failure.
+    inputs: Inputs,
+}
+
+/// What ends a backoff early when it changes: the object's spec (its generation), its deletion,
+/// and its cluster (another cluster of that name, its spec, its controller URL, whether it is
+/// available).
+#[derive(Clone, Debug, PartialEq)]
+struct Inputs {
+    generation: Option<i64>,
+    deleting: bool,
+    cluster: Option<ClusterInputs>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+struct ClusterInputs {
+    uid: Option<String>,
+    generation: Option<i64>,
+    url: String,
+    available: bool,
+}
+
+impl Backoffs {
+    /// Records a transient failure at `now`: the attempt number and the delay until the next.
+    fn fail(&mut self, key: String, inputs: Inputs, now: Instant) -> (u32, Duration) {
+        let attempts = self.0.get(&key).map_or(0, |b| b.attempts).saturating_add(1);
+        let delay = Duration::from_secs(1u64 << (attempts - 1).min(16)).min(MAX_BACKOFF);
+        self.0.insert(key, Backoff { attempts, retry_at: now + delay, inputs });
+        (attempts, delay)
+    }
+
+    /// How much longer a pass starting at `now` has to wait, if the object is backing off and
+    /// nothing in `inputs` changed since its failure.
+    fn pending(&self, key: &str, inputs: &Inputs, now: Instant) -> Option<Duration> {
+        let backoff = self.0.get(key)?;
+        if backoff.inputs != *inputs {
+            return None;
+        }
+        backoff.retry_at.checked_duration_since(now).filter(|left| !left.is_zero())
+    }
+
+    /// The object succeeded: its next failure starts the backoff again.
+    fn clear(&mut self, key: &str) {
+        self.0.remove(key);
+    }
+}
+
+/// Refusals per object ([`key`]): the generation Pinot refused and the condition's message.
+///
+/// The status write that records a refusal (`refusedGeneration`) takes a moment to reach the
+/// watch cache, and a pass started meanwhile (by the status change of the object's cluster,
+/// say) reads the object without it: it would send the refused spec again. What this process
+/// saw refused is therefore kept here too and consulted besides the status. An operator that
+/// restarts (or a new leader) lists the objects afresh, with the status that was written.
+#[derive(Default)]
+struct Refusals(HashMap<String, Refusal>);
+
+struct Refusal {
+    /// The object's uid: another object of the same name is not refused.
+    uid: Option<String>,
+    generation: Option<i64>,
+    message: String,
+    /// Whether the status saying so was written (the write may have failed).
+    written: bool,
+}
+
+impl Refusals {
+    fn record(&mut self, key: String, uid: Option<String>, generation: Option<i64>, message: String) {
+        self.0.insert(key, Refusal { uid, generation, message, written: false });
+    }
+
+    /// The refusal of this very object and generation, if one was recorded: its message and
+    /// whether its status was written.
+    fn get(&self, key: &str, uid: Option<&str>, generation: Option<i64>) -> Option<(&str, bool)> {
+        let r = self.0.get(key)?;
+        (r.uid.as_deref() == uid && r.generation == generation).then_some((r.message.as_str(), r.written))
+    }
+
+    fn written(&mut self, key: &str) {
+        if let Some(r) = self.0.get_mut(key) {
+            r.written = true;
+        }
+    }
+
+    fn forget(&mut self, key: &str) {
+        self.0.remove(key);
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -186,7 +294,7 @@ pub async fn run(
         .for_each(|_| std::future::ready(()));
     let ctx = Arc::new(Context {
         client: client.clone(),
-        recorder: Recorder::new(client.clone(), Reporter { controller: "pinot-operator".into(), instance: None }),
+        events: EventPublisher::new(client.clone(), events::CONTROLLER),
         access,
         drift_interval: config.drift_interval,
         schemas: schema_controller.store(),
@@ -194,6 +302,7 @@ pub async fn run(
         tenants: tenant_controller.store(),
         clusters: cluster_store.clone(),
         failures: Mutex::default(),
+        refusals: Mutex::default(),
     });
 
     // A schema hears of the tables that use it (it is deleted after them); a table hears of
@@ -255,6 +364,20 @@ pub async fn run(
         .run(reconcile_table, error_policy, ctx.clone())
         .for_each(log_result);
     let tenant_run = tenant_controller
+        // The cluster's pass reports where each of its tenants is in its status.
+        .watches(clusters.clone(), watcher::Config::default(), {
+            let tenants = ctx.tenants.clone();
+            move |c: PinotCluster| {
+                let ns = c.namespace();
+                let name = c.name_any();
+                tenants
+                    .state()
+                    .into_iter()
+                    .filter(|t| t.namespace() == ns && t.spec.cluster == name)
+                    .map(|t| ObjectRef::from_obj(&*t))
+                    .collect::<Vec<_>>()
+            }
+        })
         .graceful_shutdown_on(shutdown)
         .run(reconcile_tenant, error_policy, ctx.clone())
         .for_each(log_result);
@@ -273,14 +396,18 @@ async fn log_result<K: Debug, E: std::fmt::Display>(result: Result<K, E>) {
     }
 }
 
-/// The objects that name `cluster`, when it is available (its controller may have come up).
-fn objects_of_cluster<K: PinotObject>(store: &Store<K>, cluster: &PinotCluster) -> Vec<ObjectRef<K>> {
-    let available = cluster.spec.external.is_some()
+/// Whether the cluster's controller may answer: it is external, or the cluster is Available.
+fn cluster_available(cluster: &PinotCluster) -> bool {
+    cluster.spec.external.is_some()
         || cluster
             .status
             .as_ref()
-            .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Available" && c.status == "True"));
-    if !available {
+            .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Available" && c.status == "True"))
+}
+
+/// The objects that name `cluster`, when it is available (its controller may have come up).
+fn objects_of_cluster<K: PinotObject>(store: &Store<K>, cluster: &PinotCluster) -> Vec<ObjectRef<K>> {
+    if !cluster_available(cluster) {
         return Vec::new();
     }
     let ns = cluster.namespace();
@@ -297,6 +424,28 @@ fn key<K: PinotObject>(obj: &K) -> String {
     format!("{}/{}/{}", K::KIND, obj.namespace().unwrap_or_default(), obj.name_any())
 }
 
+/// What of the object and its cluster may end its backoff early (see [`Backoffs`]).
+fn inputs_of<K: PinotObject>(ctx: &Context, obj: &K) -> Inputs {
+    let cluster = ctx.clusters.get(&ObjectRef::new(obj.cluster()).within(&obj.namespace().unwrap_or_default()));
+    Inputs {
+        generation: obj.meta().generation,
+        deleting: obj.meta().deletion_timestamp.is_some(),
+        cluster: cluster.map(|c| ClusterInputs {
+            uid: c.uid(),
+            generation: c.metadata.generation,
+            url: ctx.access.url_for(&c),
+            available: cluster_available(&c),
+        }),
+    }
+}
+
+/// How much longer the object has to wait before its next attempt, if it is backing off from a
+/// transient failure and nothing that could change the outcome has changed since.
+fn backoff_left<K: PinotObject>(ctx: &Context, obj: &K) -> Option<Duration> {
+    let inputs = inputs_of(ctx, obj);
+    ctx.failures.lock().expect("failure counts poisoned").pending(&key(obj), &inputs, Instant::now())
+}
+
 fn error_policy<K: PinotObject>(obj: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
     if let Error::Waiting(message) = error {
         tracing::debug!(kind = K::KIND, name = %obj.name_any(), %message, "waiting");
@@ -310,25 +459,41 @@ fn error_policy<K: PinotObject>(obj: Arc<K>, error: &Error, ctx: Arc<Context>) -
         tracing::debug!(kind = K::KIND, name = %obj.name_any(), "finalizer list changed meanwhile; retrying");
         return Action::requeue(FINALIZER_RETRY);
     }
-    let mut failures = ctx.failures.lock().expect("failure counts poisoned");
-    let n = failures.entry(key(&*obj)).or_default();
-    *n = n.saturating_add(1);
-    let delay = Duration::from_secs(1u64 << (*n - 1).min(16)).min(MAX_BACKOFF);
-    tracing::warn!(kind = K::KIND, name = %obj.name_any(), namespace = ?obj.namespace(), attempt = *n, retry_in = ?delay, error = %error, "reconcile failed; retrying");
+    let inputs = inputs_of(&ctx, &*obj);
+    let (attempt, delay) =
+        ctx.failures.lock().expect("failure counts poisoned").fail(key(&*obj), inputs, Instant::now());
+    tracing::warn!(kind = K::KIND, name = %obj.name_any(), namespace = ?obj.namespace(), attempt, retry_in = ?delay, error = %error, "reconcile failed; retrying");
     Action::requeue(delay)
 }
 
+/// A pass that a watch event started while the object backs off waits out the backoff instead
+/// (see [`Backoffs`]); it is not counted as a reconcile.
+fn backing_off<K: PinotObject>(obj: &K, ctx: &Context) -> Option<Action> {
+    let left = backoff_left(ctx, obj)?;
+    tracing::debug!(kind = K::KIND, name = %obj.name_any(), namespace = ?obj.namespace(), retry_in = ?left, "backing off");
+    Some(Action::requeue(left))
+}
+
 async fn reconcile_schema(obj: Arc<PinotSchema>, ctx: Arc<Context>) -> Result<Action, Error> {
+    if let Some(action) = backing_off(&*obj, &ctx) {
+        return Ok(action);
+    }
     crate::metrics::timed(PinotSchema::KIND, reconcile_with(obj, ctx, schema::apply, schema::cleanup), Error::category)
         .await
 }
 
 async fn reconcile_tenant(obj: Arc<PinotTenant>, ctx: Arc<Context>) -> Result<Action, Error> {
+    if let Some(action) = backing_off(&*obj, &ctx) {
+        return Ok(action);
+    }
     crate::metrics::timed(PinotTenant::KIND, reconcile_with(obj, ctx, tenant::apply, tenant::cleanup), Error::category)
         .await
 }
 
 async fn reconcile_table(obj: Arc<PinotTable>, ctx: Arc<Context>) -> Result<Action, Error> {
+    if let Some(action) = backing_off(&*obj, &ctx) {
+        return Ok(action);
+    }
     crate::metrics::timed(PinotTable::KIND, reconcile_with(obj, ctx, table::apply, table::cleanup), Error::category)
         .await
 }
@@ -348,6 +513,9 @@ where
     // never holds up the deletion of its namespace). One that still has it, from an earlier
     // `Delete`, goes through the finalizer, which then simply lets it go.
     let ours = obj.finalizers().iter().any(|f| f == FINALIZER);
+    if obj.meta().deletion_timestamp.is_some() {
+        ctx.refusals.lock().expect("refusals poisoned").forget(&k);
+    }
     let result = if obj.deletion_policy() == DeletionPolicy::Retain && !ours {
         if obj.meta().deletion_timestamp.is_some() { Ok(Action::await_change()) } else { apply(obj, ctx.clone()).await }
     } else {
@@ -364,7 +532,7 @@ where
         })
     };
     if result.is_ok() {
-        ctx.failures.lock().expect("failure counts poisoned").remove(&k);
+        ctx.failures.lock().expect("failure counts poisoned").clear(&k);
     }
     result
 }
@@ -462,6 +630,57 @@ pub(crate) async fn applied_freshly<K: PinotObject>(client: &Client, obj: &K) ->
     }
 }
 
+/// Whether Pinot refused the object's current generation already, so that its spec is not sent
+/// again until the spec changes: the status says so, or this process saw the refusal and the
+/// cached object does not show it yet ([`Refusals`]). If the status write of that refusal
+/// failed, it is made now: `status`, filled in by the caller as for the refusal, with
+/// `refusedGeneration` and the refusal's condition.
+pub(crate) async fn refused_already<K: PinotObject>(
+    ctx: &Context,
+    obj: &K,
+    mut status: PinotObjectStatus,
+) -> Result<bool, Error> {
+    let k = key(obj);
+    let (uid, generation) = (obj.uid(), obj.meta().generation);
+    let message = {
+        let mut refusals = ctx.refusals.lock().expect("refusals poisoned");
+        let recorded = refusals.get(&k, uid.as_deref(), generation).map(|(m, written)| (m.to_string(), written));
+        if status.refused_generation.is_some() && status.refused_generation == generation {
+            // The cached object shows the refusal: the record has done its work.
+            if recorded.is_some() {
+                refusals.forget(&k);
+            }
+            return Ok(true);
+        }
+        match recorded {
+            None => return Ok(false),
+            // Written, and not in the cache yet.
+            Some((_, true)) => return Ok(true),
+            Some((message, false)) => message,
+        }
+    };
+    status.refused_generation = generation;
+    write_status(&ctx.client, obj, status, ready(false, "PinotRefused", message)).await?;
+    refusal_written(ctx, obj);
+    Ok(true)
+}
+
+/// Records that Pinot refused the object's current generation, with the condition's message;
+/// call it before the status write that says so, and [`refusal_written`] after it.
+pub(crate) fn record_refusal<K: PinotObject>(ctx: &Context, obj: &K, message: &str) {
+    ctx.refusals.lock().expect("refusals poisoned").record(key(obj), obj.uid(), obj.meta().generation, message.into());
+}
+
+/// The status saying that Pinot refused the object's current generation was written.
+pub(crate) fn refusal_written<K: PinotObject>(ctx: &Context, obj: &K) {
+    ctx.refusals.lock().expect("refusals poisoned").written(&key(obj));
+}
+
+/// Forgets a refusal of the object: Pinot holds its spec.
+pub(crate) fn forget_refusal<K: PinotObject>(ctx: &Context, obj: &K) {
+    ctx.refusals.lock().expect("refusals poisoned").forget(&key(obj));
+}
+
 /// A `Ready` condition.
 pub(crate) fn ready(status: bool, reason: &str, message: impl Into<String>) -> ClusterCondition {
     ClusterCondition {
@@ -473,6 +692,17 @@ pub(crate) fn ready(status: bool, reason: &str, message: impl Into<String>) -> C
         observed_generation: None,
     }
 }
+
+/// Every field of `PinotObjectStatus` as serialized (checked by a test).
+const STATUS_FIELDS: &[&str] = &[
+    "observedGeneration",
+    "conditions",
+    "pinotName",
+    "appliedGeneration",
+    "refusedGeneration",
+    "tableTypes",
+    "instances",
+];
 
 /// Writes `status` (with `condition` as its Ready condition and the object's generation) if
 /// it differs from what the object has.
@@ -496,7 +726,15 @@ pub(crate) async fn write_status<K: PinotObject>(
         return Ok(());
     }
     let api: Api<K> = Api::namespaced(client.clone(), &obj.namespace().unwrap_or_default());
-    let patch = serde_json::json!({"status": status});
+    // A merge patch leaves out what the status no longer has (a refusal the spec has fixed, a
+    // tenant's instances now none): say null for every field it omits, so that it is removed.
+    let mut body = serde_json::to_value(&status).map_err(|e| Error::Waiting(e.to_string()))?;
+    if let Some(fields) = body.as_object_mut() {
+        for field in STATUS_FIELDS {
+            fields.entry(*field).or_insert(serde_json::Value::Null);
+        }
+    }
+    let patch = serde_json::json!({"status": body});
     api.patch_status(&obj.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .map_err(Error::WriteStatus)?;
@@ -512,7 +750,7 @@ pub(crate) async fn publish<K: PinotObject>(ctx: &Context, obj: &K, warning: boo
         action: reason.into(),
         secondary: None,
     };
-    if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
+    if let Err(e) = ctx.events.publish(&obj.object_ref(&()), &event).await {
         tracing::warn!(error = %e, reason, "publishing event failed");
     }
 }
@@ -555,4 +793,103 @@ pub(crate) fn drift_check(ctx: &Context) -> Action {
 
 pub(crate) fn waiting() -> Action {
     Action::requeue(WAITING_RECHECK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inputs(generation: i64) -> Inputs {
+        Inputs {
+            generation: Some(generation),
+            deleting: false,
+            cluster: Some(ClusterInputs {
+                uid: Some("c-uid".into()),
+                generation: Some(1),
+                url: "http://pinot:9000".into(),
+                available: true,
+            }),
+        }
+    }
+
+    #[test]
+    fn a_pass_before_the_backoff_is_up_waits_out_the_rest() {
+        let mut backoffs = Backoffs::default();
+        let t0 = Instant::now();
+        assert_eq!(backoffs.fail("t".into(), inputs(1), t0), (1, Duration::from_secs(1)));
+        // A watch event 100 ms later (the failure's own status write, the cluster's): no attempt.
+        let ms = Duration::from_millis;
+        assert_eq!(backoffs.pending("t", &inputs(1), t0 + ms(100)), Some(ms(900)));
+        // Once it is up, the attempt is made; the next failure doubles the delay.
+        assert_eq!(backoffs.pending("t", &inputs(1), t0 + ms(1000)), None);
+        let t1 = t0 + ms(1000);
+        assert_eq!(backoffs.fail("t".into(), inputs(1), t1), (2, Duration::from_secs(2)));
+        assert_eq!(backoffs.pending("t", &inputs(1), t1 + ms(1500)), Some(ms(500)));
+        // Other objects are not held back.
+        assert_eq!(backoffs.pending("u", &inputs(1), t1), None);
+        // Success starts over.
+        backoffs.clear("t");
+        assert_eq!(backoffs.pending("t", &inputs(1), t1), None);
+        assert_eq!(backoffs.fail("t".into(), inputs(1), t1), (1, Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn a_change_that_may_fix_the_failure_ends_the_backoff() {
+        let mut backoffs = Backoffs::default();
+        let t0 = Instant::now();
+        backoffs.fail("t".into(), inputs(1), t0);
+        let now = t0 + Duration::from_millis(10);
+        // A new spec.
+        assert_eq!(backoffs.pending("t", &inputs(2), now), None);
+        // Deletion.
+        assert_eq!(backoffs.pending("t", &Inputs { deleting: true, ..inputs(1) }, now), None);
+        // The cluster becoming available, another controller URL, no cluster any more.
+        let mut cluster = inputs(1);
+        cluster.cluster.as_mut().unwrap().available = false;
+        backoffs.fail("c".into(), cluster, t0);
+        assert_eq!(backoffs.pending("c", &inputs(1), now), None);
+        let mut url = inputs(1);
+        url.cluster.as_mut().unwrap().url = "http://other:9000".into();
+        assert_eq!(backoffs.pending("t", &url, now), None);
+        assert_eq!(backoffs.pending("t", &Inputs { cluster: None, ..inputs(1) }, now), None);
+        // The delay is capped.
+        for _ in 0..20 {
+            backoffs.fail("t".into(), inputs(1), t0);
+        }
+        assert_eq!(backoffs.pending("t", &inputs(1), t0), Some(MAX_BACKOFF));
+    }
+
+    #[test]
+    fn a_refusal_is_remembered_for_that_object_and_generation_only() {
+        let mut refusals = Refusals::default();
+        refusals.record("t".into(), Some("uid-1".into()), Some(2), "no schema".into());
+        assert_eq!(refusals.get("t", Some("uid-1"), Some(2)), Some(("no schema", false)));
+        refusals.written("t");
+        assert_eq!(refusals.get("t", Some("uid-1"), Some(2)), Some(("no schema", true)));
+        // A new spec is sent; so is the spec of an object of the same name created anew.
+        assert_eq!(refusals.get("t", Some("uid-1"), Some(3)), None);
+        assert_eq!(refusals.get("t", Some("uid-2"), Some(2)), None);
+        assert_eq!(refusals.get("u", Some("uid-1"), Some(2)), None);
+        refusals.forget("t");
+        assert_eq!(refusals.get("t", Some("uid-1"), Some(2)), None);
+    }
+
+    #[test]
+    fn status_fields_name_every_field_of_the_status() {
+        let full = PinotObjectStatus {
+            observed_generation: Some(1),
+            conditions: vec![ready(true, "Ready", "")],
+            pinot_name: Some("x".into()),
+            applied_generation: Some(1),
+            refused_generation: Some(1),
+            table_types: Some("OFFLINE".into()),
+            instances: vec!["i".into()],
+        };
+        let value = serde_json::to_value(&full).unwrap();
+        let mut keys: Vec<&str> = value.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut expected = STATUS_FIELDS.to_vec();
+        keys.sort_unstable();
+        expected.sort_unstable();
+        assert_eq!(keys, expected);
+    }
 }

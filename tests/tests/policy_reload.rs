@@ -11,7 +11,10 @@ use kube::{
     api::{ObjectMeta, Patch, PatchParams, PostParams},
 };
 use pinot_crds::PinotPolicy;
-use pinot_operator::policy::{bundled, reload::LABEL_POLICY_MODULE, runtime::digest};
+use pinot_operator::{
+    policy::{bundled, runtime::digest},
+    policy_controller::LABEL_POLICY_MODULE,
+};
 use pinot_testbed::harness::{OperatorHandle, TestNamespace, kubectl, test_client, wait_for};
 use serde_json::json;
 

@@ -147,7 +147,7 @@ async fn creation_events(client: &kube::Client, ns: &str) -> BTreeMap<String, i3
 /// Publishes a policy module in the watched ConfigMap `team-policies` under `key`.
 async fn publish_module(client: &kube::Client, ns: &str, key: &str, module: Vec<u8>) {
     use kube::api::{Patch, PatchParams};
-    use pinot_operator::policy::reload::LABEL_POLICY_MODULE;
+    use pinot_operator::policy_controller::LABEL_POLICY_MODULE;
 
     let mut cm: ConfigMap = serde_json::from_value(serde_json::json!({
         "apiVersion": "v1", "kind": "ConfigMap",

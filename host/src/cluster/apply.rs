@@ -1,22 +1,272 @@
-//! Step 5 of the pipeline: server-side applies every desired object with one field manager,
-//! then deletes the cluster's children that are no longer desired (a removed pool's
-//! StatefulSet, Services, ConfigMap and PodDisruptionBudget). Only objects that carry this
-//! cluster's owner reference are ever deleted; nothing else of the user's is touched.
+//! Step 5 of the pipeline, the only step of a pass that writes: it carries out the [`Plan`]
+//! in this order, and returns what it did ([`Applied`]), each step an event:
+//!
+//! 1. the scaling policy's Pinot steps (tags, rebalances, instance states, drops);
+//! 2. the upgrade policy's steps (pod restarts, queries off / on) when no StatefulSet this
+//!    pass applies changes its pod template;
+//! 3. every desired object, server-side applied with one field manager, then the deletion of
+//!    the cluster's children no longer desired (a removed pool's StatefulSet, Services,
+//!    ConfigMap and PodDisruptionBudget). Only objects carrying this cluster's owner reference
+//!    are ever deleted; nothing else of the user's is touched;
+//! 4. the replicas of pools that left the spec;
+//! 5. the upgrade steps, if they waited for the apply and it changed no StatefulSet;
+//! 6. the tenant policy's tags.
+//!
+//! A scaling step that fails stops its plan: the pools whose replicas came after it keep
+//! their StatefulSets as they are this pass.
+
+mod steps;
 
 use std::collections::BTreeSet;
 
 use futures::StreamExt;
+use k8s_openapi::api::core::v1::ObjectReference;
 use kube::{
     Api, Client,
     api::{DeleteParams, DynamicObject, ObjectMeta, Patch, PatchParams},
+    runtime::events::{Event, EventType},
 };
+use pinot_crds::RebalanceJob;
 
+pub use self::steps::{ScalingOutcome, Step, StepError, servers_digest};
 use super::{
     build::{ChildObject, DesiredObjects},
     cache::AppliedChildren,
     observe::ObservedCluster,
+    plan::{Plan, TenantPlan},
+    tenants::TenantDecision,
 };
-use crate::children::{ChildApis, ChildKind, FIELD_MANAGER};
+use crate::{
+    children::{ChildApis, ChildKind, FIELD_MANAGER},
+    events::EventPublisher,
+    policy::Action,
+};
+
+/// What apply writes with: the Kubernetes client, the Pinot controller (in `observed`), and
+/// where its events go.
+pub struct Writer<'a> {
+    pub client: &'a Client,
+    pub apis: &'a ChildApis,
+    /// What the operator applied to each child, to skip what has not changed.
+    pub applied: &'a AppliedChildren,
+    pub events: &'a EventPublisher,
+    /// The PinotCluster every event is about.
+    pub cluster: ObjectReference,
+    pub namespace: String,
+    pub owner_uid: String,
+}
+
+impl Writer<'_> {
+    /// Publishes an event about the cluster (`related`: the child or pod it is about); a
+    /// failure to publish is logged, never fatal.
+    pub async fn event(
+        &self,
+        type_: EventType,
+        reason: &str,
+        action: &str,
+        note: String,
+        related: Option<ObjectReference>,
+    ) {
+        let event = Event { type_, reason: reason.into(), note: Some(note), action: action.into(), secondary: related };
+        if let Err(e) = self.events.publish(&self.cluster, &event).await {
+            tracing::warn!(error = %e, reason, "publishing event failed");
+        }
+    }
+
+    fn reference(&self, api_version: String, kind: String, name: &str) -> ObjectReference {
+        ObjectReference {
+            api_version: Some(api_version),
+            kind: Some(kind),
+            name: Some(name.to_string()),
+            namespace: Some(self.namespace.clone()),
+            ..Default::default()
+        }
+    }
+
+    fn child_reference(&self, kind: ChildKind, name: &str) -> ObjectReference {
+        let resource = self.apis.resource(kind);
+        self.reference(resource.api_version, resource.kind, name)
+    }
+
+    fn pod_reference(&self, name: &str) -> ObjectReference {
+        self.reference("v1".into(), "Pod".into(), name)
+    }
+}
+
+/// What one pass did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Applied {
+    /// The children created, updated, deleted, and the writes that failed.
+    pub children: ApplyReport,
+    /// The scaling steps taken, the rebalances started, the failure that stopped them.
+    pub scaling: Option<ScalingOutcome>,
+    /// The upgrade steps taken and the failure that stopped them; `None` when none was due.
+    pub upgrade: Option<(Vec<Step>, Option<StepError>)>,
+    /// Tags set for tenants, and the failure that stopped them.
+    pub tenants: Option<(Vec<String>, Option<StepError>)>,
+    /// Replicas of pools that left the spec that could not be set.
+    pub leaving_failures: Vec<StepError>,
+}
+
+impl Applied {
+    /// The rebalances the status records: those observed, with those started now.
+    pub fn rebalances(&self, observed: &[RebalanceJob]) -> Vec<RebalanceJob> {
+        let mut jobs = observed.to_vec();
+        for job in self.scaling.iter().flat_map(|s| &s.rebalances) {
+            jobs.retain(|j| j.table != job.table);
+            jobs.push(job.clone());
+        }
+        jobs
+    }
+
+    /// Whether a step was taken in Pinot, which no watch reports: the next pass should look soon.
+    pub fn took_pinot_steps(&self) -> bool {
+        self.scaling.as_ref().is_some_and(|s| !s.notes.is_empty())
+            || self.tenants.as_ref().is_some_and(|(done, _)| !done.is_empty())
+    }
+
+    /// Whether some write failed.
+    pub fn failed(&self) -> bool {
+        !self.children.failed.is_empty()
+            || !self.leaving_failures.is_empty()
+            || self.scaling.as_ref().is_some_and(|s| s.failure.is_some())
+            || self.upgrade.as_ref().is_some_and(|(_, f)| f.is_some())
+            || self.tenants.as_ref().is_some_and(|(_, f)| f.is_some())
+    }
+}
+
+/// Step 5: carries out `plan` (see the module doc for the order).
+pub async fn apply(w: &Writer<'_>, plan: &Plan<'_>, desired: &DesiredObjects, observed: &ObservedCluster) -> Applied {
+    let mut applied = Applied::default();
+    if plan.hold.is_some() {
+        return applied;
+    }
+    let Some(controller) = &observed.controller else { return applied };
+    let pinot = &controller.client;
+
+    // 1. Scaling's Pinot steps; the replicas of those reached go into the StatefulSets.
+    let mut held_back: BTreeSet<&str> = BTreeSet::new();
+    if let Some(scaling) = &plan.scaling {
+        let outcome =
+            steps::carry_out_scaling(pinot, &scaling.state, &scaling.rebalances, &scaling.policy, &scaling.actions)
+                .await;
+        for note in &outcome.notes {
+            w.event(EventType::Normal, "ScalingStep", "Scale", note.clone(), None).await;
+        }
+        if let Some(failure) = &outcome.failure {
+            w.event(EventType::Warning, "ScalingStepFailed", "Scale", failure.to_string(), None).await;
+            for a in &scaling.actions {
+                if let Action::SetReplicas(s) = a
+                    && !outcome.replicas.contains_key(&s.pool)
+                {
+                    held_back.insert(s.pool.as_str());
+                }
+            }
+        }
+        applied.scaling = Some(outcome);
+    }
+
+    // 2. Mid-upgrade a pass usually starts because a restarted pod became ready, and every
+    // StatefulSet already has the pod template this pass would apply: then the upgrade step
+    // goes first (the apply cannot change a revision under it) and the next pod does not wait
+    // for the apply's round trips.
+    let upgrade_steps = plan.upgrade.as_ref().map(|u| (u.policy.as_str(), u.steps())).filter(|(_, s)| !s.is_empty());
+    let early = templates_current(w.applied, desired, observed);
+    if let Some((policy, actions)) = upgrade_steps
+        && early
+    {
+        applied.upgrade = Some(upgrade(w, observed, policy, actions).await);
+    }
+
+    // 3. The children.
+    let due = desired
+        .objects
+        .iter()
+        .filter(|o| !(o.kind == ChildKind::StatefulSet && o.pool.as_deref().is_some_and(|p| held_back.contains(p))));
+    applied.children = apply_children(w, due, desired, observed, &plan.keep).await;
+    publish_report(w, &applied.children).await;
+
+    // 4. Pools that left the spec.
+    for leaving in &plan.leaving {
+        let Some(replicas) = leaving.replicas.filter(|_| !held_back.contains(leaving.name.as_str())) else { continue };
+        if let Err(e) =
+            steps::scale_leaving(w.client, &w.namespace, &leaving.name, &leaving.statefulset, replicas).await
+        {
+            w.event(EventType::Warning, "ApplyFailed", "Apply", e.to_string(), None).await;
+            applied.leaving_failures.push(e);
+        }
+    }
+
+    // 5. Otherwise the upgrade steps follow the apply, and wait for the next pass when it
+    // changed a StatefulSet: that pass decides from the new revisions.
+    let sts_changed =
+        applied.children.created.iter().chain(&applied.children.updated).any(|(k, _)| *k == ChildKind::StatefulSet);
+    if let Some((policy, actions)) = upgrade_steps
+        && !early
+        && !sts_changed
+        && applied.children.failed.is_empty()
+    {
+        applied.upgrade = Some(upgrade(w, observed, policy, actions).await);
+    }
+
+    // 6. Tenants.
+    if let Some(TenantPlan { decision: TenantDecision::Retag(changes), .. }) = &plan.tenants {
+        let (done, failure) = steps::retag(pinot, changes).await;
+        for note in &done {
+            w.event(EventType::Normal, "TenantPlaced", "PlaceTenants", note.clone(), None).await;
+        }
+        if let Some(failure) = &failure {
+            w.event(EventType::Warning, "TaggingFailed", "PlaceTenants", failure.to_string(), None).await;
+        }
+        applied.tenants = Some((done, failure));
+    }
+    applied
+}
+
+/// The upgrade policy's steps, each an event about its pod.
+async fn upgrade(
+    w: &Writer<'_>,
+    observed: &ObservedCluster,
+    policy: &str,
+    actions: &[Action],
+) -> (Vec<Step>, Option<StepError>) {
+    let Some(controller) = &observed.controller else { return (vec![], None) };
+    let (steps, failure) = steps::carry_out_upgrade(
+        w.client,
+        &controller.client,
+        &w.namespace,
+        observed,
+        &observed.pod_instances,
+        policy,
+        actions,
+    )
+    .await;
+    for step in &steps {
+        let related = step.pod.as_deref().map(|pod| w.pod_reference(pod));
+        w.event(EventType::Normal, step.reason, "Upgrade", step.note.clone(), related).await;
+    }
+    if let Some(failure) = &failure {
+        w.event(EventType::Warning, "UpgradeStepFailed", "Upgrade", failure.to_string(), None).await;
+    }
+    (steps, failure)
+}
+
+/// One event per kind of change, related to the first object it names.
+async fn publish_report(w: &Writer<'_>, report: &ApplyReport) {
+    for (list, reason, verb) in [
+        (&report.created, "Created", "created"),
+        (&report.updated, "Updated", "updated"),
+        (&report.deleted, "Deleted", "deleted"),
+    ] {
+        if let Some(note) = change_note(verb, list) {
+            let related = list.first().map(|(kind, name)| w.child_reference(*kind, name));
+            w.event(EventType::Normal, reason, "Apply", note, related).await;
+        }
+    }
+    for failure in &report.failed {
+        w.event(EventType::Warning, "ApplyFailed", "Apply", failure.to_string(), None).await;
+    }
+}
 
 /// How many applies of one pass are in flight at once.
 const APPLY_CONCURRENCY: usize = 8;
@@ -38,24 +288,32 @@ pub enum ApplyError {
     Delete { kind: &'static str, name: String, message: String },
 }
 
-#[allow(clippy::too_many_arguments)]
-pub async fn apply(
-    client: &Client,
-    apis: &ChildApis,
-    applied: &AppliedChildren,
-    namespace: &str,
-    owner_uid: &str,
+impl ApplyError {
+    /// The object the write was about: `StatefulSet analytics-servers`.
+    pub fn subject(&self) -> String {
+        match self {
+            ApplyError::Apply { kind, name, .. } | ApplyError::Delete { kind, name, .. } => format!("{kind} {name}"),
+        }
+    }
+}
+
+/// Server-side applies `due` (what changed since the operator last applied it, see
+/// `AppliedChildren`: a pass that changes nothing writes nothing), then deletes the children of
+/// pools not in `keep` that `desired` no longer has.
+async fn apply_children<'o>(
+    w: &Writer<'_>,
+    due: impl Iterator<Item = &'o ChildObject>,
     desired: &DesiredObjects,
     observed: &ObservedCluster,
-    spec_pools: &BTreeSet<&str>,
+    keep: &BTreeSet<String>,
 ) -> ApplyReport {
+    let (client, apis, applied, namespace, owner_uid) =
+        (w.client, w.apis, w.applied, w.namespace.as_str(), w.owner_uid.as_str());
     let mut report = ApplyReport::default();
     let params = PatchParams::apply(FIELD_MANAGER).force();
     // Only what changed since the operator last applied it (see `AppliedChildren`): a pass
     // that changes nothing writes nothing.
-    let due: Vec<&ChildObject> = desired
-        .objects
-        .iter()
+    let due: Vec<&ChildObject> = due
         .filter(|object| {
             let unchanged = unchanged_since_applied(applied, object, observed);
             if !unchanged {
@@ -101,7 +359,7 @@ pub async fn apply(
         // Only objects of pools gone from the spec are deleted: a pool the plan leaves alone
         // this time (a refused storage change, a later role waiting for its turn to install)
         // keeps what it has.
-        let in_spec = child.pool.as_deref().is_some_and(|p| spec_pools.contains(p));
+        let in_spec = child.pool.as_deref().is_some_and(|p| keep.contains(p));
         if in_spec || desired.contains(child.kind, &child.name) || !child.owner_uids.iter().any(|u| u == owner_uid) {
             continue;
         }

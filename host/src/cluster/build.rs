@@ -1,9 +1,12 @@
-//! Step 4 of the pipeline, pure: builds every Kubernetes object a [`ValidCluster`] needs. Per
+//! Step 4 of the pipeline, pure: builds every Kubernetes object the plan applies. Per
 //! pool a StatefulSet, a headless Service (stable pod DNS names, which Pinot uses as instance
 //! host names), a ConfigMap with the role's Pinot configuration and a PodDisruptionBudget; per
 //! cluster a Service for the controllers and one for the brokers.
 
-use std::collections::BTreeMap;
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+};
 
 use k8s_openapi::{
     api::{
@@ -23,9 +26,14 @@ use k8s_openapi::{
         util::intstr::IntOrString,
     },
 };
+use pinot_crds::PinotCluster;
 use serde::Serialize;
 
-use super::validate::{Placement, ValidCluster, ValidPool};
+use super::{
+    plan::Plan,
+    validate::{Placement, ValidCluster, ValidPool},
+};
+pub use crate::children::{configmap_name, headless_service_name, role_service_name, statefulset_name};
 use crate::{
     children::{
         ANNOTATION_CONFIG_DIGEST, ChildKind, LABEL_CLUSTER, LABEL_COMPONENT, LABEL_INSTANCE, LABEL_MANAGED_BY,
@@ -99,20 +107,59 @@ pub struct BuildContext {
     pub replicas: BTreeMap<String, i32>,
 }
 
-pub fn statefulset_name(cluster: &str, pool: &str) -> String {
-    format!("{cluster}-{pool}")
+/// The objects last built for each cluster (by the PinotCluster's uid) and a digest of what they
+/// were built from: a pass with the same inputs (most passes: a pod became ready) reuses them
+/// instead of building, serializing and digesting every object again.
+#[derive(Default)]
+pub struct BuiltObjects {
+    by_cluster: std::sync::Mutex<HashMap<String, (u64, Arc<DesiredObjects>)>>,
 }
 
-pub fn headless_service_name(cluster: &str, pool: &str) -> String {
-    format!("{cluster}-{pool}-headless")
+impl BuiltObjects {
+    pub fn get_or_build(&self, uid: &str, inputs: u64, build: impl FnOnce() -> DesiredObjects) -> Arc<DesiredObjects> {
+        if let Some((built_from, objects)) = self.by_cluster.lock().expect("built lock poisoned").get(uid)
+            && *built_from == inputs
+        {
+            return objects.clone();
+        }
+        let objects = Arc::new(build());
+        self.by_cluster.lock().expect("built lock poisoned").insert(uid.to_string(), (inputs, objects.clone()));
+        objects
+    }
+
+    pub fn forget(&self, uid: &str) {
+        self.by_cluster.lock().expect("built lock poisoned").remove(uid);
+    }
 }
 
-pub fn configmap_name(cluster: &str, pool: &str) -> String {
-    format!("{cluster}-{pool}-config")
-}
-
-pub fn role_service_name(cluster: &str, role: Role) -> String {
-    format!("{cluster}-{role}")
+/// Step 4 (pure): the objects of the pools the plan applies, with the replicas it decided. A
+/// pass with the same inputs as the last (most passes: a pod became ready) reuses what was
+/// built then. Nothing when the plan holds everything back.
+pub fn build(
+    cluster: &PinotCluster,
+    valid: Option<&ValidCluster>,
+    plan: &Plan<'_>,
+    owner: OwnerReference,
+    pdb_version: PdbVersion,
+    built: &BuiltObjects,
+) -> Arc<DesiredObjects> {
+    let (Some(valid), None, Some(uid)) = (valid, &plan.hold, cluster.metadata.uid.as_deref()) else {
+        return Arc::new(DesiredObjects { objects: vec![] });
+    };
+    // What the objects are built from besides the cluster's uid: its spec (generation) and
+    // metadata, the pools planned and their replicas.
+    let inputs = {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::hash::DefaultHasher::new();
+        super::cache::spec_and_metadata(cluster).hash(&mut hasher);
+        plan.pools.pools.iter().map(|p| &p.name).collect::<Vec<_>>().hash(&mut hasher);
+        plan.replicas.hash(&mut hasher);
+        pdb_version.api_version().hash(&mut hasher);
+        hasher.finish()
+    };
+    built.get_or_build(uid, inputs, || {
+        build_cluster(valid, &plan.pools.pools, &BuildContext { owner, pdb_version, replicas: plan.replicas.clone() })
+    })
 }
 
 /// Builds every object of the cluster for the pools the plan says to apply.

@@ -25,10 +25,7 @@ use kube::{
 };
 use pinot_crds::PinotTenant;
 
-use crate::{
-    children::{ChildKind, LABEL_CLUSTER},
-    cluster::build::DesiredObjects,
-};
+use crate::children::{ChildKind, LABEL_CLUSTER};
 
 /// A namespace and the name of a PinotCluster in it.
 pub type ClusterKey = (String, String);
@@ -180,8 +177,6 @@ pub struct Caches {
     pub tenants: Grouped<PinotTenant>,
     /// What the operator last applied to each child, by the child's uid.
     pub applied: AppliedChildren,
-    /// What was last built for each cluster.
-    pub built: BuiltObjects,
 }
 
 impl Default for Caches {
@@ -204,7 +199,6 @@ impl Default for Caches {
             // The cluster's reconcile writes its tenants' status itself.
             tenants: Grouped::new(|t: &PinotTenant| Some(t.spec.cluster.clone())).with_fingerprint(spec_and_metadata),
             applied: AppliedChildren::default(),
-            built: BuiltObjects::default(),
         }
     }
 }
@@ -278,31 +272,6 @@ impl AppliedChildren {
     }
 }
 
-/// The objects last built for each cluster (by the PinotCluster's uid) and a digest of what they
-/// were built from: a pass with the same inputs (most passes: a pod became ready) reuses them
-/// instead of building, serializing and digesting every object again.
-#[derive(Default)]
-pub struct BuiltObjects {
-    by_cluster: std::sync::Mutex<HashMap<String, (u64, Arc<DesiredObjects>)>>,
-}
-
-impl BuiltObjects {
-    pub fn get_or_build(&self, uid: &str, inputs: u64, build: impl FnOnce() -> DesiredObjects) -> Arc<DesiredObjects> {
-        if let Some((built_from, objects)) = self.by_cluster.lock().expect("built lock poisoned").get(uid)
-            && *built_from == inputs
-        {
-            return objects.clone();
-        }
-        let objects = Arc::new(build());
-        self.by_cluster.lock().expect("built lock poisoned").insert(uid.to_string(), (inputs, objects.clone()));
-        objects
-    }
-
-    pub fn forget(&self, uid: &str) {
-        self.by_cluster.lock().expect("built lock poisoned").remove(uid);
-    }
-}
-
 /// A fingerprint of what a user or the operator sets on an object (its spec, through the
 /// generation; labels, annotations, deletion), not of what controllers report in its status.
 pub fn spec_and_metadata<K: Resource>(object: &K) -> u64 {
@@ -332,7 +301,7 @@ pub fn pod_fingerprint(pod: &Pod) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut hasher = std::hash::DefaultHasher::new();
     metadata_fingerprint(&pod.metadata).hash(&mut hasher);
-    crate::cluster::observe::pod_is_ready(pod).hash(&mut hasher);
+    crate::children::pod_is_ready(pod).hash(&mut hasher);
     let restarts: i64 = pod
         .status
         .as_ref()

@@ -6,14 +6,133 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::{apps::v1::StatefulSet, core::v1::Pod};
 use kube::{ResourceExt, api::ObjectMeta};
-use pinot_crds::{PinotCluster, RebalanceJob};
+use pinot_crds::{PinotCluster, PinotTenant, RebalanceJob};
 
+pub use crate::children::{pod_is_ready, pod_ordinal, pod_revision};
 use crate::{
+    access::ControllerAccess,
+    children::headless_service_name,
     children::{ChildKind, LABEL_MANAGED_BY, LABEL_POOL, LABEL_ROLE, MANAGED_BY},
-    cluster::{build::headless_service_name, cache::Caches},
-    pinot::{ClusterRelease, InstanceInfo, PinotClient, TablePlacement, instance_id},
+    cluster::{cache::Caches, validate::helix_cluster_name},
+    pinot::{ClusterRelease, InstanceInfo, PinotClient, TablePlacement, http_client, instance_id},
     role::Role,
 };
+
+/// Where a pass reads from: the caches the controller's watches fill, the Pinot controllers,
+/// and the other PinotClusters (for the upgrade slots).
+pub struct Sources<'a> {
+    pub caches: &'a Caches,
+    pub access: &'a ControllerAccess,
+    pub clusters: &'a kube::runtime::reflector::Store<PinotCluster>,
+    /// The Kubernetes cluster's DNS domain, part of every Pinot instance id.
+    pub cluster_domain: &'a str,
+}
+
+/// Step 1: everything one pass decides from. Its children and pods and PinotTenants from the
+/// caches; its Pinot controller (for an external cluster, only its controller); the release
+/// the operator acts for, from the controller and every image; which other clusters are
+/// upgrading. A failure to reach Pinot is observed state, never an error of the pass.
+pub async fn observe_cluster(sources: &Sources<'_>, cluster: &PinotCluster) -> ObservedCluster {
+    let pinot_url = sources.access.url_for(cluster);
+    let (pinot, access_problem) = match sources.access.client_for(cluster).await {
+        Ok(pinot) => (pinot, None),
+        Err(e) => (PinotClient::new(http_client(), pinot_url.clone()), Some(e.to_string())),
+    };
+    let external = cluster.spec.external.is_some();
+    let mut observed = match external {
+        true => ObservedCluster::default(),
+        false => observe(sources.caches, cluster),
+    };
+    observed.tenants = tenants_of(sources.caches, cluster);
+    observed.upgrading_elsewhere = sources
+        .clusters
+        .state()
+        .iter()
+        .filter(|c| c.uid() != cluster.uid() && c.status.as_ref().is_some_and(|s| s.is_upgrading()))
+        .map(|c| format!("{}/{}", c.namespace().unwrap_or_default(), c.name_any()))
+        .collect();
+    if external {
+        observed.pinot = match &access_problem {
+            Some(problem) => PinotObservation::Unreachable(problem.clone()),
+            None => observe_external(&pinot, !observed.tenants.is_empty()).await,
+        };
+        observed.release = cluster_release(&observed.pinot, &[]);
+    } else {
+        let (name, namespace) = (cluster.name_any(), cluster.namespace().unwrap_or_default());
+        let domain = sources.cluster_domain;
+        let pod_instances = pod_instance_ids(&name, &namespace, domain, &observed);
+        let pool_instances = pool_instances(&name, &namespace, domain, &observed);
+        let rebalances = cluster.status.as_ref().map(|s| s.rebalances.clone()).unwrap_or_default();
+        let upgrading = off_target(&observed);
+        let helix_cluster = helix_cluster_name(cluster);
+        observed.pinot =
+            observe_pinot(&pinot, &observed, &pod_instances, &pool_instances, &rebalances, &helix_cluster, upgrading)
+                .await;
+        let spec_images = std::iter::once(cluster.spec.image.as_str())
+            .chain(cluster.spec.pools.iter().filter_map(|p| p.image.as_deref()));
+        observed.release = cluster_release(&observed.pinot, &images(&observed, spec_images));
+        observed.pod_instances = pod_instances;
+    }
+    // The Pinot calls of this pass use only what the cluster's release offers.
+    observed.controller =
+        Some(Controller { url: pinot_url, client: pinot.with_release(observed.release.effective), access_problem });
+    observed
+}
+
+/// An external cluster's controller: whether it answers, its version, instances and which are
+/// live; with `placing` (it has PinotTenants to place), each instance's details and its tables.
+async fn observe_external(pinot: &PinotClient, placing: bool) -> PinotObservation {
+    let result = async {
+        pinot.health().await?;
+        let (version, instances, live) = tokio::try_join!(pinot.version(), pinot.instances(), pinot.live_instances())?;
+        let (details, tables) = match placing {
+            true => tokio::try_join!(
+                futures::future::try_join_all(instances.iter().map(|id| async move {
+                    Ok::<_, crate::pinot::PinotError>((id.clone(), pinot.instance(id).await?))
+                })),
+                pinot.table_placements(),
+            )?,
+            false => (vec![], vec![]),
+        };
+        Ok::<_, crate::pinot::PinotError>(PinotObservation::Reachable {
+            version,
+            instances: instances.into_iter().collect(),
+            live: live.into_iter().collect(),
+            details: details.into_iter().collect(),
+            departed: BTreeMap::new(),
+            tables,
+            rebalances: vec![],
+            leaderless_partitions: None,
+        })
+    }
+    .await;
+    result.unwrap_or_else(|e| PinotObservation::Unreachable(e.to_string()))
+}
+
+/// The cluster's PinotTenants (those not being deleted), as the tenant watch sees them.
+fn tenants_of(caches: &Caches, cluster: &PinotCluster) -> Vec<PinotTenant> {
+    let namespace = cluster.namespace().unwrap_or_default();
+    let mut tenants: Vec<PinotTenant> = caches
+        .tenants
+        .of(&namespace, &cluster.name_any())
+        .iter()
+        .filter(|t| t.metadata.deletion_timestamp.is_none())
+        .map(|t| PinotTenant::clone(t))
+        .collect();
+    tenants.sort_by_key(|t| t.name_any());
+    tenants
+}
+
+/// How this pass reaches the cluster's Pinot controller.
+#[derive(Clone, Debug)]
+pub struct Controller {
+    /// Its base URL.
+    pub url: String,
+    /// A client speaking the cluster's release.
+    pub client: PinotClient,
+    /// Why the operator could not set up access as the spec says (a Secret missing, ...).
+    pub access_problem: Option<String>,
+}
 
 /// A child object as observed: enough to tell whether it is ours and whether applying it
 /// changed it.
@@ -46,6 +165,12 @@ pub struct ObservedCluster {
     pub release: ClusterRelease,
     /// The Pinot instance id of each pod, by pod name (`pod_instance_ids`).
     pub pod_instances: BTreeMap<String, String>,
+    /// The cluster's PinotTenants, by name.
+    pub tenants: Vec<PinotTenant>,
+    /// Other clusters upgrading (or halted mid-upgrade) now, as `namespace/name`.
+    pub upgrading_elsewhere: Vec<String>,
+    /// How the cluster's controller is reached; `None` only in tests of the pure steps.
+    pub controller: Option<Controller>,
 }
 
 /// The cluster as its Pinot controller reports it.
@@ -371,24 +496,4 @@ fn departed(
         }
     }
     out
-}
-
-/// The StatefulSet ordinal at the end of a pod's name.
-pub fn pod_ordinal(pod: &Pod) -> i32 {
-    pod.name_any().rsplit('-').next().and_then(|n| n.parse().ok()).unwrap_or(-1)
-}
-
-/// Whether the pod is Ready and not on its way out.
-pub fn pod_is_ready(pod: &Pod) -> bool {
-    pod.metadata.deletion_timestamp.is_none()
-        && pod
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
-
-/// The StatefulSet revision the pod was created from.
-pub fn pod_revision(pod: &Pod) -> Option<&str> {
-    pod.labels().get("controller-revision-hash").map(String::as_str)
 }

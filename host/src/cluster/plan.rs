@@ -1,21 +1,426 @@
-//! Step 3 of the pipeline: decides what to change this time. Every pool of the spec is applied
-//! as it is (its StatefulSets use `OnDelete`, so a new pod template restarts nothing by
-//! itself), except a pool whose change Kubernetes cannot make; which pod restarts next is the
-//! upgrade policy's decision, checked against the host's guardrails before anything is done.
+//! Step 3 of the pipeline: decides everything this pass changes, and changes nothing. Every
+//! pool of the spec is applied as it is (its StatefulSets use `OnDelete`, so a new pod template
+//! restarts nothing by itself), except a pool whose change Kubernetes cannot make; the scaling
+//! policy decides each pool's replicas and the Pinot steps of a scale-in, the upgrade policy
+//! which pod restarts next, the tenant policy which instances carry which tenant's tags. Each
+//! policy's actions are checked against the host's guardrails here; what passes becomes the
+//! [`Plan`], which `apply` carries out.
 
-use std::collections::BTreeMap;
-
-use k8s_openapi::api::apps::v1::StatefulSet;
-
-use super::{
-    super::policy::{Action, ActivePolicy, ClusterState, PolicyRegistry, guardrails},
-    observe::{ObservedCluster, pod_is_ready, stale_message},
-    validate::{FieldError, ValidCluster, ValidPool, ValidStorage},
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::Arc,
 };
 
-/// What this reconcile will change.
+use k8s_openapi::{api::apps::v1::StatefulSet, jiff::Timestamp};
+use pinot_crds::{ClusterPolicyStatus, PinotCluster, RebalanceJob};
+
+use super::{
+    super::policy::{Action, ActivePolicy, ClusterState, PolicyKind, PolicyRegistry, guardrails},
+    observe::{ObservedCluster, PinotObservation, pod_is_ready, stale_message},
+    scaling::{self, ScalingDecision},
+    state,
+    tenants::{self, TenantDecision},
+    validate::{ChosenPolicies, FieldError, InvalidSpec, ValidCluster, ValidPool, ValidStorage},
+};
+
+/// What the plan step asks the policies with.
+pub struct Policies {
+    pub registry: Arc<PolicyRegistry>,
+    /// Policy decisions running at once: each takes a blocking thread and a pooled instance.
+    pub decisions: tokio::sync::Semaphore,
+    /// How many clusters may upgrade at once (0: no limit).
+    pub max_concurrent_upgrades: usize,
+}
+
+impl Policies {
+    pub fn new(registry: Arc<PolicyRegistry>, max_concurrent_upgrades: usize) -> Self {
+        Self {
+            registry,
+            decisions: tokio::sync::Semaphore::new(crate::policy::runtime::PARALLEL_DECISIONS),
+            max_concurrent_upgrades,
+        }
+    }
+
+    /// Runs a policy decision on a blocking thread (a policy may run up to its deadline), at
+    /// most `PARALLEL_DECISIONS` at a time (a burst of reconciles would otherwise take a
+    /// thread each and exhaust the instance pool).
+    async fn decide<T: Send + 'static>(&self, decide: impl FnOnce() -> T + Send + 'static) -> Result<T, DecisionLost> {
+        let _permit = self.decisions.acquire().await.map_err(|_| DecisionLost::ShuttingDown)?;
+        tokio::task::spawn_blocking(decide).await.map_err(|e| DecisionLost::Panicked(e.to_string()))
+    }
+}
+
+/// Why a policy's decision has no result (a module's own failure is a decision of its own:
+/// `Refused`).
+#[derive(Debug, thiserror::Error)]
+pub enum DecisionLost {
+    #[error("the decision panicked: {0}")]
+    Panicked(String),
+    #[error("the operator is shutting down")]
+    ShuttingDown,
+}
+
+/// Everything one pass changes.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Plan<'a> {
+    /// Why nothing at all is changed this pass (paused, invalid spec); only the status is
+    /// written.
+    pub hold: Option<Hold>,
+    /// The pools applied, which are held back and why, what a first install waits for.
+    pub pools: PoolPlan<'a>,
+    /// The replicas of each pool applied (the scaling policy's, else what the pool has).
+    pub replicas: BTreeMap<String, i32>,
+    /// Pools gone from the spec whose StatefulSets still exist.
+    pub leaving: Vec<LeavingPool>,
+    /// Pools whose objects stay: those of the spec, and leaving pools not emptied yet.
+    pub keep: BTreeSet<String>,
+    pub scaling: Option<ScalingPlan>,
+    pub upgrade: Option<UpgradePlan>,
+    pub tenants: Option<TenantPlan>,
+    /// The policy of each kind the cluster decides with, as its status reports it.
+    pub policies: Vec<ClusterPolicyStatus>,
+}
+
+/// Why a pass changes nothing.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Hold {
+    /// `spec.paused`.
+    Paused,
+    /// The spec is invalid: every problem, with its field.
+    InvalidSpec(InvalidSpec),
+}
+
+/// A pool that left the spec: scaled to zero like any scale-in, then its objects go.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LeavingPool {
+    pub name: String,
+    pub statefulset: String,
+    /// The replicas the scaling policy gives it now, when they change.
+    pub replicas: Option<u32>,
+}
+
+/// The scaling policy's decision and what it is carried out with.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScalingPlan {
+    /// Which module decided (`policy_label`).
+    pub policy: String,
+    pub decision: ScalingDecision,
+    /// The actions carried out in Pinot and in replicas, in order (only for pools this pass
+    /// applies or that leave the spec).
+    pub actions: Vec<Action>,
+    /// The state the policy decided from (the Pinot steps track tags through it).
+    pub state: ClusterState,
+    /// The latest rebalance per table, as observed (a table is not rebalanced twice onto the
+    /// same servers).
+    pub rebalances: Vec<RebalanceJob>,
+}
+
+/// The upgrade policy's decision.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UpgradePlan {
+    pub policy: String,
+    pub decision: UpgradeDecision,
+}
+
+impl UpgradePlan {
+    /// The steps to carry out now, if any.
+    pub fn steps(&self) -> &[Action] {
+        match &self.decision {
+            UpgradeDecision::Act(actions) => actions,
+            _ => &[],
+        }
+    }
+}
+
+/// The tenant policy's decision for the cluster's PinotTenants.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TenantPlan {
+    /// Each PinotTenant with a valid spec (by resource name) and what it asks of Pinot.
+    pub requests: Vec<(String, tenants::Tenant)>,
+    pub decision: TenantDecision,
+    /// The tags each instance carries, as observed.
+    pub tags: BTreeMap<String, Vec<String>>,
+}
+
+/// Step 3: what this pass changes, from the validated spec and what was observed.
+pub async fn plan<'a>(
+    policies: &Policies,
+    cluster: &PinotCluster,
+    valid: &'a Result<ValidCluster, InvalidSpec>,
+    observed: &ObservedCluster,
+    now: Timestamp,
+) -> Plan<'a> {
+    let mut plan = Plan {
+        hold: None,
+        pools: PoolPlan { pools: vec![], blocked: vec![], install_wait: None },
+        replicas: BTreeMap::new(),
+        leaving: vec![],
+        keep: BTreeSet::new(),
+        scaling: None,
+        upgrade: None,
+        tenants: None,
+        policies: vec![],
+    };
+    let valid = match valid {
+        Ok(valid) => valid,
+        Err(invalid) => {
+            plan.hold = Some(Hold::InvalidSpec(invalid.clone()));
+            return plan;
+        }
+    };
+    plan.policies = resolve_policies(&policies.registry, &valid.namespace, &valid.policies);
+    if valid.paused {
+        plan.hold = Some(Hold::Paused);
+        return plan;
+    }
+    if valid.external {
+        plan.tenants = plan_tenants(policies, cluster, valid, observed, now).await;
+        return plan;
+    }
+    plan.pools = plan_pools(valid, observed);
+
+    // Replicas are set only for pools this pass applies (or that leave the spec); a pool that
+    // waits for its turn at install gets them when it is created.
+    let leaving = state::leaving_pools(valid, observed);
+    let scalable: Vec<&str> =
+        plan.pools.pools.iter().map(|p| p.name.as_str()).chain(leaving.iter().map(|(p, _)| *p)).collect();
+    plan.scaling = plan_scaling(policies, cluster, valid, observed, &scalable, now).await;
+    let decided: BTreeMap<&str, u32> = plan
+        .scaling
+        .iter()
+        .flat_map(|s| &s.actions)
+        .filter_map(|a| match a {
+            Action::SetReplicas(s) => Some((s.pool.as_str(), s.replicas)),
+            _ => None,
+        })
+        .collect();
+    let current_replicas = |pool: &str| {
+        observed.statefulsets.get(pool).and_then(|s| s.spec.as_ref()).and_then(|s| s.replicas).map(|r| r.max(0) as u32)
+    };
+    // Without a decision a pool keeps the pods it has (a new pool starts with none).
+    plan.replicas = plan
+        .pools
+        .pools
+        .iter()
+        .map(|p| {
+            let r = decided.get(p.name.as_str()).copied().or_else(|| current_replicas(&p.name)).unwrap_or(0);
+            (p.name.clone(), r as i32)
+        })
+        .collect();
+    plan.keep = valid.pools.iter().map(|p| p.name.clone()).collect();
+    for &(pool, _) in &leaving {
+        plan.leaving.push(LeavingPool {
+            name: pool.to_string(),
+            statefulset: crate::children::statefulset_name(&valid.name, pool),
+            replicas: decided.get(pool).copied().filter(|r| Some(*r) != current_replicas(pool)),
+        });
+        // Its objects go once it has no pod left and Pinot has forgotten its instances.
+        let departed = match &observed.pinot {
+            PinotObservation::Reachable { departed, .. } => departed.get(pool).is_some_and(|d| !d.is_empty()),
+            _ => true,
+        };
+        let emptied = current_replicas(pool) == Some(0) && observed.pods.get(pool).is_none_or(Vec::is_empty);
+        if !emptied || departed {
+            plan.keep.insert(pool.to_string());
+        }
+    }
+
+    plan.upgrade = plan_upgrade(policies, cluster, valid, observed, now).await;
+    // Tenants are placed when no upgrade step is taken in this pass (the next pass sees the
+    // pods the step changed).
+    if plan.upgrade.as_ref().is_none_or(|u| u.steps().is_empty()) {
+        plan.tenants = plan_tenants(policies, cluster, valid, observed, now).await;
+    }
+    plan
+}
+
+/// Which module decided, in events and status: the PinotPolicy's name and the module's own.
+fn policy_label(chosen: Option<&str>, info: &crate::policy::Info) -> String {
+    match chosen {
+        Some(policy) => format!("{policy}: {} {}", info.name, info.version),
+        None => format!("{} {}", info.name, info.version),
+    }
+}
+
+/// The policy of each kind the cluster decides with, as its status reports it.
+fn resolve_policies(registry: &PolicyRegistry, namespace: &str, chosen: &ChosenPolicies) -> Vec<ClusterPolicyStatus> {
+    [
+        ("upgrade", PolicyKind::Upgrade, &chosen.upgrade),
+        ("scaling", PolicyKind::Scaling, &chosen.scaling),
+        ("tenant", PolicyKind::Tenant, &chosen.tenant),
+    ]
+    .into_iter()
+    .map(|(field, kind, name)| match registry.resolve(namespace, name.as_deref(), kind) {
+        Ok(active) => ClusterPolicyStatus {
+            kind: field.into(),
+            name: name.clone().unwrap_or_else(|| active.policy.info.name.clone()),
+            digest: Some(active.policy.digest.clone()),
+            ready: true,
+            message: None,
+        },
+        Err(e) => ClusterPolicyStatus {
+            kind: field.into(),
+            name: name.clone().unwrap_or_default(),
+            digest: None,
+            ready: false,
+            message: Some(format!("spec.policies.{field}: {e}")),
+        },
+    })
+    .collect()
+}
+
+/// The scaling policy's checked decision, with the actions for the pools in `scalable`.
+/// `None` when the scaling policy is not loaded (the status says so): no pool changes its
+/// replicas.
+async fn plan_scaling(
+    policies: &Policies,
+    cluster: &PinotCluster,
+    valid: &ValidCluster,
+    observed: &ObservedCluster,
+    scalable: &[&str],
+    now: Timestamp,
+) -> Option<ScalingPlan> {
+    let chosen = valid.policies.scaling.as_deref();
+    let active = policies.registry.resolve(&valid.namespace, chosen, PolicyKind::Scaling).ok()?;
+    let state = state::cluster_state(cluster, valid, observed, &observed.pod_instances, &active.config, now);
+    let policy = policy_label(chosen, &active.policy.info);
+    let reachable = matches!(observed.pinot, PinotObservation::Reachable { .. });
+    let (registry, decision_state) = (policies.registry.clone(), state.clone());
+    let decision =
+        policies.decide(move || scaling::decide(&registry, &active, &decision_state, reachable)).await.unwrap_or_else(
+            |e| ScalingDecision::Refused { reason: "PolicyFailed", message: format!("scaling policy {policy}: {e}") },
+        );
+    let actions = decision
+        .actions()
+        .iter()
+        .filter(|a| !matches!(a, Action::SetReplicas(s) if !scalable.contains(&s.pool.as_str())))
+        .cloned()
+        .collect();
+    let rebalances = match &observed.pinot {
+        PinotObservation::Reachable { rebalances, .. } => rebalances.clone(),
+        _ => vec![],
+    };
+    Some(ScalingPlan { policy, decision, actions, state, rebalances })
+}
+
+/// The upgrade policy's checked decision, within the operator's upgrade slots. `None` when the
+/// cluster's upgrade policy is not loaded (the status says so).
+async fn plan_upgrade(
+    policies: &Policies,
+    cluster: &PinotCluster,
+    valid: &ValidCluster,
+    observed: &ObservedCluster,
+    now: Timestamp,
+) -> Option<UpgradePlan> {
+    let chosen = valid.policies.upgrade.as_deref();
+    let active = policies.registry.resolve(&valid.namespace, chosen, PolicyKind::Upgrade).ok()?;
+    let state = state::cluster_state(cluster, valid, observed, &observed.pod_instances, &active.config, now);
+    let policy = policy_label(chosen, &active.policy.info);
+    let drains = valid.pools.iter().map(|p| (p.name.clone(), p.drain_seconds)).collect();
+    let (registry, observed_copy) = (policies.registry.clone(), observed.clone());
+    let decision = policies
+        .decide(move || decide_upgrade(&registry, &active, &state, &observed_copy, &drains))
+        .await
+        .unwrap_or_else(|e| UpgradeDecision::Refused {
+            reason: "PolicyFailed",
+            message: format!("upgrade policy {policy}: {e}"),
+        });
+    let decision = upgrade_slot(policies.max_concurrent_upgrades, cluster, observed, decision);
+    Some(UpgradePlan { policy, decision })
+}
+
+/// Holds back the first step of an upgrade while `max` other clusters are upgrading (or
+/// halted). A cluster already upgrading keeps going.
+fn upgrade_slot(
+    max: usize,
+    cluster: &PinotCluster,
+    observed: &ObservedCluster,
+    decision: UpgradeDecision,
+) -> UpgradeDecision {
+    let starts = matches!(&decision, UpgradeDecision::Act(a) if !a.is_empty());
+    let others = &observed.upgrading_elsewhere;
+    if max == 0 || !starts || cluster.status.as_ref().is_some_and(|s| s.is_upgrading()) || others.len() < max {
+        return decision;
+    }
+    UpgradeDecision::Queued(format!(
+        "waiting for an upgrade slot: {} of {max} allowed clusters are upgrading ({})",
+        others.len(),
+        others.join(", ")
+    ))
+}
+
+/// Where the tenant policy puts the cluster's PinotTenants: among the pods the spec keeps (pods
+/// a scale-in removes are not placed in tenants again) or, for an external cluster, among the
+/// instances its controller reports. `None` without PinotTenants.
+async fn plan_tenants(
+    policies: &Policies,
+    cluster: &PinotCluster,
+    valid: &ValidCluster,
+    observed: &ObservedCluster,
+    now: Timestamp,
+) -> Option<TenantPlan> {
+    // A spec error is the PinotTenant controller's to report.
+    let requests: Vec<(String, tenants::Tenant)> = observed
+        .tenants
+        .iter()
+        .filter_map(|t| Some((kube::ResourceExt::name_any(t), tenants::tenant_request(t).ok()?)))
+        .collect();
+    if observed.tenants.is_empty() {
+        return None;
+    }
+    let mut state = match &observed.pinot {
+        PinotObservation::Reachable { .. } if !valid.external => {
+            let mut state = state::cluster_state(cluster, valid, observed, &observed.pod_instances, &[], now);
+            for pool in &mut state.pools {
+                let keep = pool.desired_replicas;
+                pool.pods.retain(|p| p.ordinal < keep);
+            }
+            state
+        }
+        PinotObservation::Reachable { instances, live, details, .. } => {
+            let instances: Vec<String> = instances.iter().cloned().collect();
+            let live: Vec<String> = live.iter().cloned().collect();
+            state::external_state(cluster, &instances, &live, details, now)
+        }
+        _ => {
+            let decision = TenantDecision::Waiting {
+                reason: "WaitingForPinot",
+                message: "waiting for the cluster's Pinot controller to answer".into(),
+            };
+            return Some(TenantPlan { requests, decision, tags: BTreeMap::new() });
+        }
+    };
+    // The policy must know which instances still hold segments: it never moves those.
+    let segments = observed.pinot.segments_per_server();
+    for pod in state.pools.iter_mut().flat_map(|p| p.pods.iter_mut()) {
+        if let Some(i) = pod.instance.as_mut() {
+            i.segments = segments.get(&i.id).copied().unwrap_or(0);
+        }
+    }
+    state.tenants = requests.iter().map(|(_, r)| r.clone()).collect();
+    let tags: BTreeMap<String, Vec<String>> = state
+        .pools
+        .iter()
+        .flat_map(|p| &p.pods)
+        .filter_map(|pod| pod.instance.as_ref().map(|i| (i.id.clone(), i.tags.clone())))
+        .collect();
+    let chosen = valid.policies.tenant.as_deref();
+    let decision = match policies.registry.resolve(&valid.namespace, chosen, PolicyKind::Tenant) {
+        Err(e) => TenantDecision::Waiting { reason: "PolicyNotReady", message: format!("tenant policy: {e}") },
+        Ok(active) => {
+            let registry = policies.registry.clone();
+            policies
+                .decide(move || tenants::decide(&registry, &active, &state))
+                .await
+                .unwrap_or_else(|e| TenantDecision::Refused(format!("tenant policy: {e}")))
+        }
+    };
+    Some(TenantPlan { requests, decision, tags })
+}
+
+/// Which pools this pass applies.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PoolPlan<'a> {
     /// Pools whose objects are applied as the spec says.
     pub pools: Vec<&'a ValidPool>,
     /// Pools left as they are, and why: the spec asks for a change the apiserver would refuse.
@@ -128,7 +533,12 @@ pub fn decide_upgrade(
         .cloned()
         .collect();
     if work.is_empty() && !held.is_empty() {
-        return UpgradeDecision::Held(draining.into_iter().chain(held).collect::<Vec<_>>().join(", "));
+        let why = draining.into_iter().chain(held).collect::<Vec<_>>().join(", ");
+        // Held for Pinot to answer again: no quick second look, the usual recheck.
+        if !matches!(observed.pinot, PinotObservation::Reachable { .. }) {
+            return UpgradeDecision::Wait(why);
+        }
+        return UpgradeDecision::Held(why);
     }
     if work.is_empty() && !draining.is_empty() {
         return UpgradeDecision::Wait(draining.join(", "));
@@ -183,10 +593,39 @@ fn routing_gate(
     observed: &ObservedCluster,
     actions: Vec<Action>,
 ) -> Result<(Vec<Action>, Vec<String>), String> {
-    let super::observe::PinotObservation::Reachable { details, live, tables, leaderless_partitions, .. } =
-        &observed.pinot
-    else {
-        return Ok((actions, vec![]));
+    let (details, live, tables, leaderless_partitions) = match &observed.pinot {
+        PinotObservation::Reachable { details, live, tables, leaderless_partitions, .. } => {
+            (details, live, tables, leaderless_partitions)
+        }
+        // Without Pinot nobody can tell whether the other replicas of a server's segments
+        // serve: a ready server stays (one not ready serves nothing and may restart).
+        PinotObservation::Unreachable(_) | PinotObservation::NotAsked => {
+            let why = match &observed.pinot {
+                PinotObservation::Unreachable(e) => format!("the Pinot controller does not answer ({e})"),
+                _ => "no Pinot controller is ready to ask".to_string(),
+            };
+            let ready_servers: Vec<&str> = state
+                .pools
+                .iter()
+                .filter(|p| p.role == crate::policy::model::Role::Server)
+                .flat_map(|p| p.pods.iter().filter(|pod| pod.ready && !pod.terminating).map(|pod| pod.name.as_str()))
+                .collect();
+            let (kept, held): (Vec<Action>, Vec<Action>) = actions.into_iter().partition(|a| match a {
+                Action::RestartPod(pod) => !ready_servers.contains(&pod.as_str()),
+                Action::DisableQueries(_) => false,
+                _ => true,
+            });
+            let held = held
+                .iter()
+                .map(|a| {
+                    format!(
+                        "{} waits: {why}, so nobody can tell whether the other replicas of its segments serve",
+                        guardrails::describe(a)
+                    )
+                })
+                .collect();
+            return Ok((kept, held));
+        }
     };
     let controller_pods: Vec<&str> = state
         .pools
@@ -321,8 +760,11 @@ fn drain_left(
     (left > 0).then_some(left)
 }
 
-pub fn plan<'a>(cluster: &'a ValidCluster, observed: &ObservedCluster) -> Plan<'a> {
-    let mut plan = Plan { pools: Vec::new(), blocked: Vec::new(), install_wait: None };
+/// The pools this pass applies: every pool of the spec, in deployment order on first install
+/// (a pool is created once every earlier role is ready), except a pool whose change Kubernetes
+/// cannot make.
+pub fn plan_pools<'a>(cluster: &'a ValidCluster, observed: &ObservedCluster) -> PoolPlan<'a> {
+    let mut plan = PoolPlan { pools: Vec::new(), blocked: Vec::new(), install_wait: None };
     // Roles in deployment order whose pools all exist and are ready; a pool not created yet
     // is created once every earlier role is.
     let mut earlier_not_ready: Vec<String> = Vec::new();
@@ -408,7 +850,7 @@ mod tests {
         let mut observed = ObservedCluster::default();
         observed.statefulsets.insert("server-offline".into(), sts_with_storage(Some("50Gi")));
         observed.statefulsets.insert("broker-a".into(), sts_with_storage(None));
-        let plan = plan(&cluster, &observed);
+        let plan = plan_pools(&cluster, &observed);
         assert_eq!(plan.pools.len(), 6);
         assert!(plan.blocked.is_empty());
     }
@@ -424,9 +866,9 @@ mod tests {
     #[test]
     fn first_install_creates_a_role_once_every_earlier_role_is_ready() {
         let cluster = validate(&fixtures::example()).unwrap();
-        let names = |plan: &Plan| plan.pools.iter().map(|p| p.name.clone()).collect::<Vec<_>>();
+        let names = |plan: &PoolPlan| plan.pools.iter().map(|p| p.name.clone()).collect::<Vec<_>>();
         let mut observed = ObservedCluster::default();
-        let first = plan(&cluster, &observed);
+        let first = plan_pools(&cluster, &observed);
         assert_eq!(names(&first), ["controller"]);
         assert!(first.install_wait.unwrap().contains("broker waits for pool controller to be ready"));
 
@@ -438,19 +880,19 @@ mod tests {
             claims[0].spec.as_mut().unwrap().storage_class_name = class;
         }
         observed.statefulsets.insert("controller".into(), sts);
-        assert_eq!(names(&plan(&cluster, &observed)), ["controller"]);
+        assert_eq!(names(&plan_pools(&cluster, &observed)), ["controller"]);
 
         observed.pods.insert(
             "controller".into(),
             (0..controller.replicas).map(|i| ready_pod(&format!("analytics-controller-{i}"))).collect(),
         );
-        let second = plan(&cluster, &observed);
+        let second = plan_pools(&cluster, &observed);
         assert_eq!(names(&second), ["controller", "broker-a", "broker-b"]);
 
         // With parallelInstall every pool is created at once.
         let mut parallel = cluster.clone();
         parallel.parallel_install = true;
-        let all = plan(&parallel, &ObservedCluster::default());
+        let all = plan_pools(&parallel, &ObservedCluster::default());
         assert_eq!(all.pools.len(), 6);
         assert!(all.install_wait.is_none());
     }
@@ -461,7 +903,7 @@ mod tests {
         cluster.parallel_install = true;
         let mut observed = ObservedCluster::default();
         observed.statefulsets.insert("server-offline".into(), sts_with_storage(Some("20Gi")));
-        let plan = plan(&cluster, &observed);
+        let plan = plan_pools(&cluster, &observed);
         assert_eq!(plan.pools.len(), 5);
         assert!(!plan.pools.iter().any(|p| p.name == "server-offline"));
         assert_eq!(plan.blocked[0].field, "spec.pools[3].storage");
@@ -526,6 +968,23 @@ mod upgrade_tests {
         }
     }
 
+    /// A Pinot controller that answers, with every server instance of `server_pool` live.
+    fn answering() -> ObservedCluster {
+        ObservedCluster {
+            pinot: PinotObservation::Reachable {
+                version: None,
+                instances: Default::default(),
+                live: (0..6).map(|o| format!("Server_c-server-{o}.h.ns.svc.cluster.local_8098")).collect(),
+                details: BTreeMap::new(),
+                departed: BTreeMap::new(),
+                tables: vec![],
+                rebalances: vec![],
+                leaderless_partitions: None,
+            },
+            ..ObservedCluster::default()
+        }
+    }
+
     fn drains() -> BTreeMap<String, i64> {
         BTreeMap::new()
     }
@@ -541,7 +1000,7 @@ mod upgrade_tests {
     fn the_default_policy_restarts_the_highest_ordinal_and_never_turns_queries_off() {
         let registry = registry();
         let policy = registry.default_for(PolicyKind::Upgrade);
-        let observed = ObservedCluster::default();
+        let observed = answering();
         let decision =
             decide_upgrade(&registry, &policy, &state(server_pool(&["r1", "r1"], true)), &observed, &drains());
         assert_eq!(decision, UpgradeDecision::Act(vec![Action::RestartPod("c-server-1".into())]));
@@ -666,7 +1125,7 @@ mod upgrade_tests {
         let mut pool = server_pool(&["r1", "r2"], true);
         pool.pods[1].ready = false;
         pool.pods[1].age_seconds = 10_000;
-        match decide_upgrade(&registry, &policy, &state(pool), &ObservedCluster::default(), &drains()) {
+        match decide_upgrade(&registry, &policy, &state(pool), &answering(), &drains()) {
             UpgradeDecision::Blocked(why) => assert!(why.contains("c-server-1"), "{why}"),
             other => panic!("expected a halt, got {other:?}"),
         }
@@ -679,7 +1138,7 @@ mod upgrade_tests {
         // One pod restarted and is not ready yet: the budget of 1 is used up, the policy waits.
         let mut pool = server_pool(&["r2", "r1"], false);
         pool.pods[0].ready = false;
-        match decide_upgrade(&registry, &policy, &state(pool.clone()), &ObservedCluster::default(), &drains()) {
+        match decide_upgrade(&registry, &policy, &state(pool.clone()), &answering(), &drains()) {
             UpgradeDecision::Wait(why) => assert!(why.contains("c-server-0"), "{why}"),
             other => panic!("expected a wait, got {other:?}"),
         }
@@ -698,7 +1157,26 @@ mod upgrade_tests {
         pool.target_revision = "r1".into();
         pool.pods[2].ready = false;
         pool.pods[2].instance.as_mut().unwrap().live = false;
-        let decision = decide_upgrade(&registry, &policy, &state(pool), &ObservedCluster::default(), &drains());
+        let decision = decide_upgrade(&registry, &policy, &state(pool), &answering(), &drains());
+        assert_eq!(decision, UpgradeDecision::Act(vec![Action::RestartPod("c-server-2".into())]));
+    }
+
+    #[test]
+    fn without_pinot_no_ready_server_restarts_but_one_that_serves_nothing_may() {
+        let registry = registry();
+        let policy = registry.default_for(PolicyKind::Upgrade);
+        let down = ObservedCluster { pinot: PinotObservation::Unreachable("connection refused".into()), ..answering() };
+        match decide_upgrade(&registry, &policy, &state(server_pool(&["r1", "r1"], true)), &down, &drains()) {
+            UpgradeDecision::Wait(why) => {
+                assert!(why.contains("restart-pod c-server-1 waits: the Pinot controller does not answer"), "{why}")
+            }
+            other => panic!("expected the restart held while Pinot does not answer, got {other:?}"),
+        }
+        // A server stuck on a broken revision serves nothing: the rollback may replace it.
+        let mut stuck = server_pool(&["r1", "r1", "r2"], true);
+        stuck.target_revision = "r1".into();
+        stuck.pods[2].ready = false;
+        let decision = decide_upgrade(&registry, &policy, &state(stuck), &down, &drains());
         assert_eq!(decision, UpgradeDecision::Act(vec![Action::RestartPod("c-server-2".into())]));
     }
 
@@ -708,7 +1186,7 @@ mod upgrade_tests {
         let policy = registry.default_for(PolicyKind::Upgrade);
         let mut s = state(server_pool(&["r1", "r1"], false));
         s.now_unix_seconds = 1_000;
-        let mut observed = ObservedCluster::default();
+        let mut observed = answering();
         let pod = |at: i64| -> k8s_openapi::api::core::v1::Pod {
             serde_json::from_value(serde_json::json!({
                 "metadata": {"name": "c-server-1", "annotations": {ANNOTATION_QUERIES_DISABLED_AT: at.to_string()}},
@@ -730,7 +1208,7 @@ mod upgrade_tests {
     fn nothing_is_decided_while_a_statefulset_has_not_observed_its_spec() {
         let registry = registry();
         let policy = registry.default_for(PolicyKind::Upgrade);
-        let mut observed = ObservedCluster::default();
+        let mut observed = answering();
         let sts: StatefulSet = serde_json::from_value(serde_json::json!({
             "metadata": {"name": "c-server", "generation": 3},
             "spec": {"selector": {}, "serviceName": "x", "template": {}},

@@ -1,36 +1,297 @@
-//! Step 6 of the pipeline: derives the cluster's status — Kubernetes-style conditions and
-//! per-pool rollout state — from what was observed (pure), and writes it when it changed.
+//! Step 6 of the pipeline: derives the cluster's status — Kubernetes-style conditions, every
+//! problem with its field or object, per-pool rollout state, where its tenants are — from what
+//! was observed, planned and applied (pure), then writes it when it changed (the one status
+//! write of a pass) and announces what is new in it: a warning event per problem and spec
+//! generation, not per pass.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::jiff::Timestamp;
+use kube::runtime::events::EventType;
 use kube::{
     Api, Client, ResourceExt,
     api::{Patch, PatchParams},
 };
-use pinot_crds::{ClusterCondition, PinotCluster, PinotClusterStatus, PinotControllerStatus, PoolStatus};
+use pinot_crds::{
+    ClusterCondition, ClusterProblem, PinotCluster, PinotClusterStatus, PinotControllerStatus, PoolStatus,
+    TenantPlacement,
+};
 use serde_json::json;
 
 use super::{
-    observe::{ObservedCluster, PinotObservation, pod_is_ready, pod_revision, stale_message},
-    validate::ValidCluster,
+    apply::{Applied, StepError},
+    observe::{ObservedCluster, PinotObservation, off_target, pod_is_ready, pod_revision, stale_message},
+    plan::{Hold, Plan, UpgradeDecision},
+    scaling::ScalingDecision,
+    tenants::{TenantDecision, tenant_status},
+    validate::{InvalidSpec, ValidCluster},
 };
-use crate::children::FIELD_MANAGER;
+use crate::{children::FIELD_MANAGER, policy::guardrails};
 
-pub const AVAILABLE: &str = "Available";
-pub const PROGRESSING: &str = "Progressing";
-pub const DEGRADED: &str = "Degraded";
-/// `Progressing` reason while pods are being moved to a new revision.
-pub const UPGRADING: &str = "Upgrading";
-/// `Progressing` reason while the scaling policy adds or removes pods.
-pub const SCALING: &str = "Scaling";
-pub const RECONCILIATION_PAUSED: &str = "ReconciliationPaused";
+/// Step 6 (pure): the cluster's status after this pass.
+pub fn status(
+    cluster: &PinotCluster,
+    valid: &Result<ValidCluster, InvalidSpec>,
+    observed: &ObservedCluster,
+    plan: &Plan<'_>,
+    applied: &Applied,
+    now: Timestamp,
+) -> PinotClusterStatus {
+    let problems = problems(valid, observed, plan, applied);
+    let problem = problems.first().map(|first| Problem {
+        reason: first.reason.clone(),
+        message: problems.iter().map(|p| p.message.as_str()).collect::<Vec<_>>().join("; "),
+    });
+    let pinot_url = observed.controller.as_ref().map(|c| c.url.as_str()).unwrap_or_default();
+    let previous = cluster.status.clone().unwrap_or_default();
+    let mut status = match valid {
+        Ok(v) if v.external => {
+            let answer = match &observed.pinot {
+                PinotObservation::Reachable { instances, live, .. } => Ok((instances.len(), live.len())),
+                PinotObservation::Unreachable(why) => Err(why.clone()),
+                PinotObservation::NotAsked => Err("not asked".to_string()),
+            };
+            external_status(cluster, pinot_url, answer, &observed.release, now)
+        }
+        _ => {
+            let upgrade = plan.upgrade.as_ref().map(|u| &u.decision);
+            let upgrade_progress = match upgrade {
+                Some(
+                    UpgradeDecision::Wait(why)
+                    | UpgradeDecision::Held(why)
+                    | UpgradeDecision::NotYet(why)
+                    | UpgradeDecision::Queued(why),
+                ) => Some(why.clone()),
+                Some(UpgradeDecision::Act(actions)) if !actions.is_empty() => Some(format!(
+                    "upgrade step: {}",
+                    actions.iter().map(guardrails::describe).collect::<Vec<_>>().join(", ")
+                )),
+                _ => None,
+            };
+            let progress = match (plan.pools.install_wait.clone(), upgrade_progress) {
+                (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+                (a, b) => a.or(b),
+            };
+            compute_status(&StatusInput {
+                cluster,
+                valid: valid.as_ref().ok(),
+                observed,
+                problem,
+                now,
+                pinot_url,
+                progress: progress.filter(|_| plan.hold.is_none()),
+                // Pods are off their pool's target revision and the policy is working on it (not
+                // merely waiting for a slot).
+                upgrading: plan.hold.is_none()
+                    && off_target(observed)
+                    && !matches!(upgrade, Some(UpgradeDecision::Queued(_))),
+                scaling: plan.scaling.as_ref().and_then(|s| s.decision.progress()),
+            })
+        }
+    };
+    if plan.hold.is_none() || matches!(plan.hold, Some(Hold::Paused)) {
+        status.policies = plan.policies.clone();
+    }
+    let observed_rebalances = match &observed.pinot {
+        PinotObservation::Reachable { rebalances, .. } => rebalances.clone(),
+        _ => previous.rebalances.clone(),
+    };
+    status.rebalances = applied.rebalances(&observed_rebalances);
+    status.problems = problems;
+    // A pass that did not ask the tenant policy (held, or taking an upgrade step) keeps what the
+    // last one reported.
+    status.tenants = match (&plan.tenants, &plan.hold) {
+        (Some(_), None) => tenant_placements(plan, applied),
+        (None, None) if observed.tenants.is_empty() => vec![],
+        _ => previous.tenants,
+    };
+    status
+}
+
+/// Every problem of the pass, most pressing first: what the user must act on.
+fn problems(
+    valid: &Result<ValidCluster, InvalidSpec>,
+    observed: &ObservedCluster,
+    plan: &Plan<'_>,
+    applied: &Applied,
+) -> Vec<ClusterProblem> {
+    let problem = |reason: &str, subject: &str, message: String| ClusterProblem {
+        reason: reason.into(),
+        subject: subject.into(),
+        message,
+    };
+    let mut out = Vec::new();
+    if let Err(invalid) = valid {
+        for e in &invalid.0 {
+            out.push(problem("InvalidSpec", &e.field, format!("{e}. Nothing was changed.")));
+        }
+        return out;
+    }
+    for failure in &applied.children.failed {
+        out.push(problem("ApplyFailed", &failure.subject(), failure.to_string()));
+    }
+    for failure in &applied.leaving_failures {
+        let subject = match failure {
+            StepError::Kubernetes { object, .. } => object.clone(),
+            _ => "StatefulSet".into(),
+        };
+        out.push(problem("ApplyFailed", &subject, failure.to_string()));
+    }
+    if let Some(scaling) = &plan.scaling {
+        if let Some(failure) = applied.scaling.as_ref().and_then(|s| s.failure.as_ref()) {
+            out.push(problem("ScalingStepFailed", "policy scaling", failure.to_string()));
+        }
+        match &scaling.decision {
+            ScalingDecision::Blocked { why, .. } => out.push(problem("ScalingBlocked", "policy scaling", why.clone())),
+            ScalingDecision::Refused { reason, message } => {
+                out.push(problem(reason, "policy scaling", message.clone()))
+            }
+            ScalingDecision::Act { .. } => {}
+        }
+    }
+    if let Some(upgrade) = &plan.upgrade {
+        if let Some(failure) = applied.upgrade.as_ref().and_then(|(_, f)| f.as_ref()) {
+            out.push(problem("UpgradeStepFailed", "policy upgrade", failure.to_string()));
+        }
+        match &upgrade.decision {
+            UpgradeDecision::Blocked(why) => {
+                out.push(problem("UpgradeHalted", "policy upgrade", format!("{why}; no further pod is restarted")))
+            }
+            UpgradeDecision::Refused { reason, message } => {
+                out.push(problem(reason, "policy upgrade", message.clone()))
+            }
+            _ => {}
+        }
+    }
+    for blocked in &plan.pools.blocked {
+        out.push(problem("ChangeRefused", &blocked.field, blocked.to_string()));
+    }
+    let access_problem = observed.controller.as_ref().and_then(|c| c.access_problem.clone());
+    if let Some(why) = &access_problem {
+        out.push(problem("ControllerAccess", "spec.controllerAccess", why.clone()));
+    }
+    // An external cluster is its controller: not answering is its problem.
+    if let (Ok(valid), PinotObservation::Unreachable(why), None) = (valid, &observed.pinot, &access_problem)
+        && valid.external
+    {
+        out.push(problem("ControllerUnreachable", "spec.external.controllerUrl", why.clone()));
+    }
+    for policy in plan.policies.iter().filter(|p| !p.ready) {
+        let subject = format!("spec.policies.{}", policy.kind);
+        out.push(problem("PolicyNotReady", &subject, policy.message.clone().unwrap_or_default()));
+    }
+    out
+}
+
+/// Where each PinotTenant is: the instances carrying its tags after this pass's tagging, and
+/// why it is not placed when it is not.
+fn tenant_placements(plan: &Plan<'_>, applied: &Applied) -> Vec<TenantPlacement> {
+    let Some(tenants) = &plan.tenants else { return vec![] };
+    let mut tags = tenants.tags.clone();
+    let tagging_failure = applied.tenants.as_ref().and_then(|(_, f)| f.as_ref().map(ToString::to_string));
+    if let (TenantDecision::Retag(changes), Some((_, None))) = (&tenants.decision, &applied.tenants) {
+        for (instance, new_tags) in changes {
+            tags.insert(instance.clone(), new_tags.clone());
+        }
+    }
+    let problem: Option<(&str, String)> = match (&tenants.decision, tagging_failure) {
+        (_, Some(failure)) => Some(("TaggingFailed", failure)),
+        (TenantDecision::Waiting { reason, message }, None) => Some((reason, message.clone())),
+        (TenantDecision::Blocked(why), None) => Some(("Blocked", why.clone())),
+        (TenantDecision::Refused(why), None) => Some(("PlanRefused", why.clone())),
+        (TenantDecision::Settled | TenantDecision::Retag(_), None) => None,
+    };
+    tenants
+        .requests
+        .iter()
+        .map(|(name, request)| {
+            let (object, placed, message) = tenant_status(request, &tags);
+            let (reason, message) = match (&problem, placed) {
+                (_, true) => ("Placed".to_string(), message),
+                (Some((reason, why)), false) => (reason.to_string(), format!("{message}; {why}")),
+                (None, false) => ("Placing".to_string(), message),
+            };
+            TenantPlacement {
+                name: name.clone(),
+                tenant: request.name.clone(),
+                placed,
+                reason,
+                message,
+                instances: object.instances,
+            }
+        })
+        .collect()
+}
+
+/// What is new in `status` against what the cluster had, to be said as events: each problem
+/// once per spec generation (a step failure is said by `apply` when it happens), a pause, a
+/// Pinot release the operator does not know, the spec's warnings, a tenant that cannot be
+/// placed.
+pub fn announcements(
+    cluster: &PinotCluster,
+    valid: &Result<ValidCluster, InvalidSpec>,
+    status: &PinotClusterStatus,
+) -> Vec<(EventType, String, &'static str, String)> {
+    let previous = cluster.status.clone().unwrap_or_default();
+    let same_generation = previous.observed_generation == status.observed_generation;
+    let mut out = Vec::new();
+    for p in &status.problems {
+        let said_by_apply = matches!(p.reason.as_str(), "ApplyFailed" | "ScalingStepFailed" | "UpgradeStepFailed");
+        let said = same_generation && previous.problems.iter().any(|o| o.reason == p.reason && o.subject == p.subject);
+        if said_by_apply || said {
+            continue;
+        }
+        let action = match p.reason.as_str() {
+            "InvalidSpec" => "Validate",
+            "UpgradeHalted" => "Upgrade",
+            "ScalingBlocked" => "Scale",
+            "ControllerAccess" => "Observe",
+            _ => "Plan",
+        };
+        out.push((EventType::Warning, p.reason.clone(), action, p.message.clone()));
+    }
+    let paused =
+        |s: &PinotClusterStatus| s.conditions.iter().any(|c| c.type_ == RECONCILIATION_PAUSED && c.status == "True");
+    if paused(status) && !paused(&previous) {
+        let note = "spec.paused is true: no object of this cluster is changed until it is false".to_string();
+        out.push((EventType::Normal, "Paused".into(), "Pause", note));
+    }
+    let release_message = |s: &PinotClusterStatus| s.pinot.as_ref().and_then(|p| p.release_message.clone());
+    if let Some(unknown) = release_message(status)
+        && release_message(&previous).as_ref() != Some(&unknown)
+    {
+        out.push((EventType::Warning, "UnknownPinotRelease".into(), "Observe", unknown));
+    }
+    if let Ok(valid) = valid
+        && !same_generation
+    {
+        for warning in &valid.warnings {
+            out.push((EventType::Warning, "SpecWarning".into(), "Validate", warning.to_string()));
+        }
+    }
+    for t in status.tenants.iter().filter(|t| !t.placed && !matches!(t.reason.as_str(), "Placing" | "WaitingForPinot"))
+    {
+        let said =
+            same_generation && previous.tenants.iter().any(|o| o.name == t.name && o.reason == t.reason && !o.placed);
+        if !said {
+            out.push((
+                EventType::Warning,
+                "TenantNotPlaced".into(),
+                "PlaceTenants",
+                format!("PinotTenant {}: {}", t.name, t.message),
+            ));
+        }
+    }
+    out
+}
+
+pub use pinot_crds::condition::{AVAILABLE, DEGRADED, PROGRESSING, RECONCILIATION_PAUSED, SCALING, UPGRADING};
 
 /// Why the cluster is not as the spec says, if it is not.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Problem {
     /// CamelCase reason, e.g. `InvalidSpec`, `ApplyFailed`.
-    pub reason: &'static str,
+    pub reason: String,
     pub message: String,
 }
 
@@ -135,7 +396,7 @@ pub fn compute_status(input: &StatusInput<'_>) -> PinotClusterStatus {
     };
 
     let degraded = match &input.problem {
-        Some(p) => condition(DEGRADED, true, p.reason, p.message.clone()),
+        Some(p) => condition(DEGRADED, true, &p.reason, p.message.clone()),
         None => condition(DEGRADED, false, "AsExpected", "no problem found".into()),
     };
     let paused_condition = if paused {
@@ -166,13 +427,15 @@ pub fn compute_status(input: &StatusInput<'_>) -> PinotClusterStatus {
         ready_pods: Some(format!("{ready}/{desired}")),
         message,
         pinot: pinot_status(input),
-        // Kept as last reported; the reconcile sets it when it resolves the policies.
+        // Kept as last reported; `status` sets it from the plan.
         policies: previous.policies.clone(),
         // Those still running when Pinot answered; the reconcile adds those it starts.
         rebalances: match &input.observed.pinot {
             PinotObservation::Reachable { rebalances, .. } => rebalances.clone(),
             _ => previous.rebalances.clone(),
         },
+        problems: vec![],
+        tenants: vec![],
     }
 }
 
@@ -387,6 +650,28 @@ fn pool_statuses(input: &StatusInput<'_>) -> Vec<PoolStatus> {
         .collect()
 }
 
+/// Writes the pass's status (unless it is what the cluster has), then publishes what is new in
+/// it (`announcements`): only once the status that records them is written, so that each is
+/// said once.
+pub async fn report(
+    client: &Client,
+    events: &crate::events::EventPublisher,
+    cluster: &PinotCluster,
+    valid: &Result<ValidCluster, InvalidSpec>,
+    status: &PinotClusterStatus,
+) -> Result<(), kube::Error> {
+    write_status(client, cluster, status).await?;
+    let regarding = kube::Resource::object_ref(cluster, &());
+    for (type_, reason, action, note) in announcements(cluster, valid, status) {
+        let event =
+            kube::runtime::events::Event { type_, reason, note: Some(note), action: action.into(), secondary: None };
+        if let Err(e) = events.publish(&regarding, &event).await {
+            tracing::warn!(error = %e, reason = %event.reason, "publishing event failed");
+        }
+    }
+    Ok(())
+}
+
 /// Writes `status` with server-side apply unless it is what the object already has.
 pub async fn write_status(
     client: &Client,
@@ -531,7 +816,7 @@ mod tests {
     #[test]
     fn problems_are_degraded_and_paused_says_so() {
         let mut cluster = fixtures::example();
-        let problem = Problem { reason: "ApplyFailed", message: "applying StatefulSet x: forbidden".into() };
+        let problem = Problem { reason: "ApplyFailed".into(), message: "applying StatefulSet x: forbidden".into() };
         let s = status_of(&cluster, &observed_example("r1"), Some(problem));
         assert_eq!(get(&s, DEGRADED).status, "True");
         assert_eq!(get(&s, DEGRADED).reason, "ApplyFailed");

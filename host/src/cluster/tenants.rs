@@ -1,52 +1,54 @@
-//! Tenant placement: the cluster's PinotTenants go to its tenant policy with the observed
-//! instances (zone, tags, liveness); the policy answers with the tags each instance should
-//! carry; the host checks the plan and applies the tags through Pinot's instance API, then
-//! reports the instances of each tenant in the PinotTenant's status.
+//! Tenant placement, decided (pure): the cluster's PinotTenants go to its tenant policy with
+//! the observed instances (zone, tags, liveness); the policy answers with the tags each
+//! instance should carry, and the guardrails check them. `apply` sets the tags through Pinot's
+//! instance API; the cluster's status reports where each tenant is, and the PinotTenant
+//! controller copies that into each PinotTenant's status.
 
 use std::collections::BTreeMap;
 
 use kube::ResourceExt;
 use pinot_crds::{PinotObjectStatus, PinotTenant};
 
-use crate::{
-    pinot::PinotClient,
-    policy::{
-        PolicyRegistry, guardrails,
-        model::{Action, ClusterState, Role, Tenant},
-        registry::ActivePolicy,
-    },
+use super::validate::FieldError;
+pub use crate::policy::model::Tenant;
+use crate::policy::{
+    PolicyRegistry, guardrails,
+    model::{Action, ClusterState, Role},
+    registry::ActivePolicy,
 };
 
-/// A PinotTenant as the policy sees it, or what is wrong with its spec.
-pub fn tenant_request(t: &PinotTenant) -> Result<Tenant, String> {
+/// A PinotTenant as the policy sees it, or what is wrong with its spec (the field and the fix).
+pub fn tenant_request(t: &PinotTenant) -> Result<Tenant, FieldError> {
+    let error = |field: &str, message: String| FieldError { field: format!("spec.{field}"), message };
     let name = t.spec.tenant_name.clone().unwrap_or_else(|| t.name_any());
     if name.trim().is_empty() || name.contains(['/', ',']) {
-        return Err(format!("spec.tenantName {name:?} is not a tenant name"));
+        return Err(error("tenantName", format!("{name:?} is not a tenant name: use one without '/' or ','")));
     }
-    let count = |field: &str, v: Option<i32>| -> Result<u32, String> {
-        match v {
-            None => Ok(0),
-            Some(n) if n >= 0 => Ok(n as u32),
-            Some(n) => Err(format!("spec.{field} is {n}; it must be 0 or more")),
-        }
+    let count = |field: &str, v: Option<i32>| match v {
+        None => Ok(0),
+        Some(n) if n >= 0 => Ok(n as u32),
+        Some(n) => Err(error(field, format!("is {n}; it must be 0 or more"))),
     };
     let (role, instances, offline, realtime) = match t.spec.tenant_role.to_ascii_uppercase().as_str() {
         "SERVER" => {
             let offline = count("offlineInstances", t.spec.offline_instances)?;
             let realtime = count("realtimeInstances", t.spec.realtime_instances)?;
             if offline == 0 && realtime == 0 {
-                return Err("spec.offlineInstances and spec.realtimeInstances are both 0: a server tenant needs servers for OFFLINE or REALTIME tables".into());
+                return Err(error(
+                    "offlineInstances",
+                    "and spec.realtimeInstances are both 0: a server tenant needs servers for OFFLINE or REALTIME tables".into(),
+                ));
             }
             (Role::Server, offline.max(realtime), offline, realtime)
         }
         "BROKER" => {
             let n = count("numberOfInstances", t.spec.number_of_instances)?;
             if n == 0 {
-                return Err("spec.numberOfInstances must be at least 1 for a broker tenant".into());
+                return Err(error("numberOfInstances", "must be at least 1 for a broker tenant".into()));
             }
             (Role::Broker, n, 0, 0)
         }
-        other => return Err(format!("spec.tenantRole {other:?} is not SERVER or BROKER")),
+        other => return Err(error("tenantRole", format!("{other:?} is not SERVER or BROKER"))),
     };
     Ok(Tenant { name, role, instances, offline_instances: offline, realtime_instances: realtime })
 }
@@ -61,8 +63,10 @@ pub fn tenant_tags(t: &Tenant) -> Vec<String> {
 }
 
 /// What the tenant policy decided.
-#[derive(Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum TenantDecision {
+    /// The policy was not asked (the controller does not answer, the policy is not loaded).
+    Waiting { reason: &'static str, message: String },
     /// Tags to set, per instance.
     Retag(Vec<(String, Vec<String>)>),
     /// Nothing to change now.
@@ -100,20 +104,6 @@ pub fn decide(registry: &PolicyRegistry, active: &ActivePolicy, state: &ClusterS
         }
     }
     if retag.is_empty() { TenantDecision::Settled } else { TenantDecision::Retag(retag) }
-}
-
-/// Applies the tags; the first failure stops (the next reconcile decides again from what Pinot
-/// then reports).
-pub async fn retag(pinot: &PinotClient, retag: &[(String, Vec<String>)]) -> Result<Vec<String>, String> {
-    let mut done = Vec::new();
-    for (instance, tags) in retag {
-        pinot
-            .update_tags(instance, tags)
-            .await
-            .map_err(|e| format!("tagging instance {instance} with [{}]: {e}", tags.join(",")))?;
-        done.push(format!("tagged {instance} with [{}]", tags.join(",")));
-    }
-    Ok(done)
 }
 
 /// Each tenant's status after placement: its instances (those carrying any of its tags, from
@@ -172,9 +162,10 @@ mod tests {
         let b = tenant_request(&tenant("{cluster: c, tenantRole: broker, tenantName: Sales, numberOfInstances: 1}"))
             .unwrap();
         assert_eq!((b.name.as_str(), b.role), ("Sales", Role::Broker));
-        let e = tenant_request(&tenant("{cluster: c, tenantRole: MINION}")).unwrap_err();
+        let e = tenant_request(&tenant("{cluster: c, tenantRole: MINION}")).unwrap_err().to_string();
         assert!(e.contains("spec.tenantRole"), "{e}");
-        let e = tenant_request(&tenant("{cluster: c, tenantRole: SERVER, offlineInstances: -1}")).unwrap_err();
+        let e =
+            tenant_request(&tenant("{cluster: c, tenantRole: SERVER, offlineInstances: -1}")).unwrap_err().to_string();
         assert!(e.contains("spec.offlineInstances"), "{e}");
     }
 

@@ -32,6 +32,19 @@ pub struct ValidCluster {
     /// What is allowed but probably not what the user wants (several controllers sharing no
     /// deep store, a controller's segments on an emptyDir), each naming its field and the fix.
     pub warnings: Vec<FieldError>,
+    /// The PinotPolicies the cluster names (`spec.policies`); `None`: the bundled default.
+    pub policies: ChosenPolicies,
+    /// An existing Pinot cluster the operator only reads and places tenants in
+    /// (`spec.external`): it deploys nothing for it.
+    pub external: bool,
+}
+
+/// The PinotPolicy of each kind a cluster names; `None` is the bundled default.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ChosenPolicies {
+    pub upgrade: Option<String>,
+    pub scaling: Option<String>,
+    pub tenant: Option<String>,
 }
 
 impl ValidCluster {
@@ -117,6 +130,32 @@ pub fn validate(cluster: &PinotCluster) -> Result<ValidCluster, InvalidSpec> {
     let spec = &cluster.spec;
     let name = cluster.metadata.name.clone().unwrap_or_default();
     let namespace = cluster.metadata.namespace.clone().unwrap_or_default();
+    let policies = validate_policies(cluster, &mut errors);
+
+    if spec.external.is_some() {
+        if !spec.pools.is_empty() {
+            errors.push(
+                "spec.pools",
+                "an external cluster deploys nothing; remove its pools, or remove spec.external to let the operator install the cluster",
+            );
+        }
+        return match errors.0.is_empty() {
+            true => Ok(ValidCluster {
+                name,
+                namespace,
+                helix_cluster_name: helix_cluster_name(cluster),
+                zookeeper: spec.zookeeper.connect_string.trim().to_string(),
+                deployment_order: vec![],
+                pools: vec![],
+                paused: spec.paused,
+                parallel_install: false,
+                warnings: vec![],
+                policies,
+                external: true,
+            }),
+            false => Err(InvalidSpec(errors.0)),
+        };
+    }
 
     let helix_cluster_name = helix_cluster_name(cluster);
     if !is_helix_cluster_name(&helix_cluster_name) {
@@ -169,10 +208,35 @@ pub fn validate(cluster: &PinotCluster) -> Result<ValidCluster, InvalidSpec> {
             // Without errors every pool is valid: `pools[i]` is `spec.pools[i]`.
             warnings: controller_warnings(&pools),
             pools,
+            policies,
+            external: false,
         })
     } else {
         Err(InvalidSpec(errors.0))
     }
+}
+
+/// `spec.policies`: each name must be one a PinotPolicy can have. Whether it is loaded is
+/// not the spec's problem (it may load later): the plan step resolves it.
+fn validate_policies(cluster: &PinotCluster, errors: &mut Errors) -> ChosenPolicies {
+    let chosen = cluster.spec.policies.clone().unwrap_or_default();
+    for (field, name) in [("upgrade", &chosen.upgrade), ("scaling", &chosen.scaling), ("tenant", &chosen.tenant)] {
+        if let Some(name) = name
+            && !is_dns_subdomain(name)
+        {
+            errors.push(
+                format!("spec.policies.{field}"),
+                format!(
+                    "{name:?} is not a PinotPolicy name (lowercase letters, digits, '-' and '.', at most 253); name a PinotPolicy in this namespace, or remove the field for the bundled default"
+                ),
+            );
+        }
+    }
+    ChosenPolicies { upgrade: chosen.upgrade, scaling: chosen.scaling, tenant: chosen.tenant }
+}
+
+fn is_dns_subdomain(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns_label)
 }
 
 #[derive(Default)]

@@ -6,9 +6,8 @@
 use std::{
     collections::HashMap,
     sync::{Arc, RwLock},
+    time::SystemTime,
 };
-
-use k8s_openapi::jiff::Timestamp;
 
 use super::{
     Action, ClusterState, DecisionError, LoadError, LoadedPolicy, PolicyEngine, PolicyKind, bundled, runtime::digest,
@@ -19,7 +18,8 @@ use super::{
 pub struct ActivePolicy {
     pub policy: LoadedPolicy,
     pub config: Vec<(String, String)>,
-    pub loaded_at: Timestamp,
+    /// When the module was installed (a change of configuration keeps it).
+    pub loaded_at: SystemTime,
 }
 
 /// Why a module was not installed; the reason is the PinotPolicy's status reason.
@@ -74,7 +74,7 @@ impl PolicyRegistry {
         let mut defaults = HashMap::new();
         for (kind, name, bytes) in bundled::defaults() {
             let policy = engine.load(kind, name, bytes)?;
-            defaults.insert(kind, Arc::new(ActivePolicy { policy, config: vec![], loaded_at: Timestamp::now() }));
+            defaults.insert(kind, Arc::new(ActivePolicy { policy, config: vec![], loaded_at: SystemTime::now() }));
         }
         Ok(Self { engine, defaults, custom: RwLock::default() })
     }
@@ -132,7 +132,7 @@ impl PolicyRegistry {
             return Err(InstallError::DigestMismatch { expected, found });
         }
         let policy = self.engine.load(kind, &format!("{namespace}/{name}"), bytes)?;
-        let active = Arc::new(ActivePolicy { policy, config, loaded_at: Timestamp::now() });
+        let active = Arc::new(ActivePolicy { policy, config, loaded_at: SystemTime::now() });
         self.custom.write().unwrap_or_else(|e| e.into_inner()).insert((namespace.into(), name.into()), active.clone());
         Ok(active)
     }

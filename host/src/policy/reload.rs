@@ -1,110 +1,129 @@
-//! The PinotPolicy controller: reads each policy's module (a ConfigMap's `binaryData`, or a
-//! file of the operator's policy directory), checks its digest, compiles and smoke-tests it
-//! off the async runtime, swaps it in, and says in the PinotPolicy's status and events what
-//! happened. Changes arrive by watch (PinotPolicies, and ConfigMaps labelled
-//! `pinot.controlplane.dev/policy-module: "true"`) and, for the policy directory, from
-//! `notify`: the `..data` symlink swap of a mounted ConfigMap, atomic renames and in-place
-//! writes all end in a rescan, at once when an event says a file is complete (a rename onto
-//! its name, a close after writing), otherwise after a short quiet time; reads are ignored
-//! (reading the files would otherwise trigger an endless rescan loop).
+//! Loading and reloading policy modules, with no Kubernetes in it: a module's bytes (however
+//! the caller got them, or read here from a file of the operator's policy directory) are
+//! checked against the digest the policy names, compiled and smoke-tested off the async
+//! runtime, and swapped into the [`PolicyRegistry`]; a module that fails keeps the last good
+//! one active. [`directory_changes`] watches the policy directory with `notify`: the `..data`
+//! symlink swap of a mounted ConfigMap, atomic renames and in-place writes all end in a
+//! rescan, at once when an event says a file is complete (a rename onto its name, a close
+//! after writing), otherwise after a short quiet time; reads are ignored (reading the files
+//! would otherwise trigger an endless rescan loop).
+//!
+//! The PinotPolicy controller ([`crate::policy_controller`]) reads the policies and their
+//! ConfigMaps, calls [`reload`], and reports the outcome in status and events.
 
-use std::{
-    path::{Path, PathBuf},
-    sync::Arc,
-    time::Duration,
-};
+use std::{path::Path, sync::Arc, time::Duration};
 
-use futures::{Stream, StreamExt};
-use k8s_openapi::api::core::v1::ConfigMap;
-use kube::{
-    Api, Client, Resource, ResourceExt,
-    api::{Patch, PatchParams},
-    runtime::{
-        Controller,
-        controller::Action,
-        events::{Event, EventType, Recorder, Reporter},
-        finalizer::{self, Event as Finalizer},
-        reflector::ObjectRef,
-        watcher,
-    },
-};
+use futures::Stream;
 use notify::{EventKind, RecursiveMode, Watcher};
-use pinot_crds::{PinotPolicy, PinotPolicyStatus};
-use serde_json::json;
 
-use super::{PolicyKind, PolicyRegistry};
-use crate::children::FIELD_MANAGER;
+use super::{InstallError, PolicyKind, PolicyRegistry, registry::normalise_digest, runtime::digest};
 
-/// Label a ConfigMap carries when it holds policy modules, so the operator watches it.
-pub const LABEL_POLICY_MODULE: &str = "pinot.controlplane.dev/policy-module";
-const FINALIZER: &str = "pinot.controlplane.dev/policy";
 /// Quiet time after the last file event before the directory is rescanned.
 const DEBOUNCE: Duration = Duration::from_millis(20);
 
-#[derive(Clone, Debug, Default)]
-pub struct ReloadConfig {
-    pub namespace: Option<String>,
-    /// The operator's policy directory; PinotPolicies may name files in it.
-    pub policy_dir: Option<PathBuf>,
+/// A module that is not (or not again) active: the reason a PinotPolicy's status gives, and
+/// the message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejection {
+    pub reason: &'static str,
+    pub message: String,
 }
 
-struct Ctx {
-    client: Client,
-    registry: Arc<PolicyRegistry>,
-    recorder: Recorder,
-    policy_dir: Option<PathBuf>,
+impl Rejection {
+    /// The policy names its module wrongly (`InvalidSpec`).
+    pub fn invalid_spec(message: impl Into<String>) -> Self {
+        Rejection { reason: "InvalidSpec", message: message.into() }
+    }
+
+    /// The module the policy names cannot be read (`ModuleNotFound`).
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Rejection { reason: "ModuleNotFound", message: message.into() }
+    }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("writing PinotPolicy status: {0}")]
-    Status(#[source] kube::Error),
-    #[error("finalizer: {0}")]
-    Finalizer(#[source] Box<finalizer::Error<Error>>),
+/// A policy's module, read, with what the policy says about it.
+#[derive(Clone, Debug)]
+pub struct Candidate {
+    pub kind: PolicyKind,
+    pub bytes: Vec<u8>,
+    /// The digest the policy was reviewed with (`sha256:<hex>` or bare hex).
+    pub sha256: String,
+    /// The configuration the module decides with.
+    pub config: Vec<(String, String)>,
 }
 
-/// A rejected module: the status reason and the message.
-struct Rejection {
-    reason: &'static str,
-    message: String,
+/// What [`reload`] did with an accepted module.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reloaded {
+    /// A new module was compiled, smoke-tested and swapped in.
+    Installed,
+    /// The module was already active; only its configuration was updated, if it changed.
+    Unchanged,
 }
 
-/// Runs the PinotPolicy controller until `shutdown` resolves.
-pub async fn run(
-    client: Client,
-    registry: Arc<PolicyRegistry>,
-    config: ReloadConfig,
-    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
-) {
-    let (policies, cms) = match &config.namespace {
-        Some(ns) => {
-            (Api::<PinotPolicy>::namespaced(client.clone(), ns), Api::<ConfigMap>::namespaced(client.clone(), ns))
-        }
-        None => (Api::all(client.clone()), Api::all(client.clone())),
+/// The kind a policy's `spec.kind` names.
+pub fn parse_kind(kind: &str) -> Result<PolicyKind, Rejection> {
+    PolicyKind::parse(kind)
+        .ok_or_else(|| Rejection::invalid_spec(format!("spec.kind {kind:?} is not upgrade, scaling or tenant")))
+}
+
+/// The bytes of `file`, a plain file name in the operator's policy directory (`None` when the
+/// operator runs without one).
+pub async fn read_module_file(policy_dir: Option<&Path>, file: &str) -> Result<Vec<u8>, Rejection> {
+    let Some(dir) = policy_dir else {
+        return Err(Rejection::not_found("spec.module.file is set but the operator runs without --policy-dir"));
     };
-    let recorder = Recorder::new(client.clone(), Reporter { controller: "pinot-operator".into(), instance: None });
-    let ctx = Arc::new(Ctx { client, registry, recorder, policy_dir: config.policy_dir.clone() });
-    let controller = Controller::new(policies, watcher::Config::default());
-    let store = controller.store();
-    let module_cms = watcher::Config::default().labels(&format!("{LABEL_POLICY_MODULE}=true"));
-    let mut controller = controller.watches(cms, module_cms, move |cm| {
-        let (ns, name) = (cm.namespace(), cm.name_any());
-        store
-            .state()
-            .into_iter()
-            .filter(|p| p.namespace() == ns && p.spec.module.config_map.as_ref().is_some_and(|c| c.name == name))
-            .map(|p| ObjectRef::from_obj(&*p))
-            .collect::<Vec<_>>()
-    });
-    if let Some(dir) = &config.policy_dir {
-        match directory_changes(dir) {
-            Ok(changes) => controller = controller.reconcile_all_on(changes),
-            Err(e) => {
-                tracing::error!(dir = %dir.display(), error = %e, "cannot watch the policy directory; its files load at start only")
+    if file.contains('/') || file.starts_with('.') || file.is_empty() {
+        return Err(Rejection::invalid_spec(format!(
+            "spec.module.file {file:?} must be a plain file name in the policy directory"
+        )));
+    }
+    let path = dir.join(file);
+    tokio::fs::read(&path).await.map_err(|e| Rejection::not_found(format!("reading {}: {e}", path.display())))
+}
+
+/// Makes `candidate` the active module of the policy `namespace/name`: refused when its digest
+/// is not the one the policy names (whatever runs stays); when the same module is already
+/// active only its configuration changes; otherwise it is compiled and smoke-tested on a
+/// blocking thread (compiling takes CPU time, kept off the runtime that serves reconciles) and
+/// swapped in. On any failure the module loaded before stays active.
+pub async fn reload(
+    registry: &Arc<PolicyRegistry>,
+    namespace: &str,
+    name: &str,
+    candidate: Candidate,
+) -> Result<Reloaded, Rejection> {
+    let Candidate { kind, bytes, sha256, config } = candidate;
+    let expected = normalise_digest(&sha256);
+    let found = digest(&bytes);
+    match registry.get(namespace, name) {
+        // The module changed behind the spec's back: keep what runs.
+        _ if found != expected => Err(Rejection {
+            reason: "DigestMismatch",
+            message: InstallError::DigestMismatch { expected, found }.to_string(),
+        }),
+        // Same module: only the configuration may have changed.
+        Some(active) if active.policy.digest == expected && active.policy.kind == kind => {
+            if active.config != config {
+                registry.reconfigure(namespace, name, config);
+            }
+            Ok(Reloaded::Unchanged)
+        }
+        _ => {
+            let registry = registry.clone();
+            let (namespace, name) = (namespace.to_string(), name.to_string());
+            match tokio::task::spawn_blocking(move || {
+                registry.install(&namespace, &name, kind, &bytes, &sha256, config)
+            })
+            .await
+            {
+                Ok(result) => result
+                    .map(|_| Reloaded::Installed)
+                    .map_err(|e| Rejection { reason: e.reason(), message: e.to_string() }),
+                Err(e) => Err(Rejection { reason: "SmokeTestFailed", message: format!("loading panicked: {e}") }),
             }
         }
     }
-    controller.graceful_shutdown_on(shutdown).run(reconcile, error_policy, ctx).for_each(|_| async {}).await;
 }
 
 /// A stream that yields once per burst of changes in `dir`: at once when an event says a file
@@ -171,166 +190,6 @@ fn tokio_stream(mut rx: tokio::sync::mpsc::UnboundedReceiver<()>) -> impl Stream
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
-fn error_policy(policy: Arc<PinotPolicy>, error: &Error, _ctx: Arc<Ctx>) -> Action {
-    tracing::warn!(policy = %policy.name_any(), error = %error, "PinotPolicy reconcile failed; retrying");
-    Action::requeue(Duration::from_secs(10))
-}
-
-async fn reconcile(policy: Arc<PinotPolicy>, ctx: Arc<Ctx>) -> Result<Action, Error> {
-    crate::metrics::timed("PinotPolicy", reconcile_policy(policy, ctx), |_| "reconcile").await
-}
-
-async fn reconcile_policy(policy: Arc<PinotPolicy>, ctx: Arc<Ctx>) -> Result<Action, Error> {
-    let ns = policy.namespace().unwrap_or_default();
-    let api: Api<PinotPolicy> = Api::namespaced(ctx.client.clone(), &ns);
-    finalizer::finalizer(&api, FINALIZER, policy, |event| async {
-        match event {
-            Finalizer::Apply(p) => apply(p, ctx.clone()).await,
-            Finalizer::Cleanup(p) => {
-                ctx.registry.remove(&ns, &p.name_any());
-                Ok(Action::await_change())
-            }
-        }
-    })
-    .await
-    .map_err(|e| Error::Finalizer(Box::new(e)))
-}
-
-async fn apply(policy: Arc<PinotPolicy>, ctx: Arc<Ctx>) -> Result<Action, Error> {
-    let ns = policy.namespace().unwrap_or_default();
-    let name = policy.name_any();
-    let config: Vec<(String, String)> = policy.spec.config.clone().into_iter().collect();
-    let outcome = match load_module(&policy, &ctx).await {
-        Err(rejection) => Err(rejection),
-        Ok((kind, bytes)) => {
-            let expected = super::registry::normalise_digest(&policy.spec.sha256);
-            let found = super::runtime::digest(&bytes);
-            match ctx.registry.get(&ns, &name) {
-                // The module changed behind the spec's back: keep what runs.
-                _ if found != expected => Err(Rejection {
-                    reason: "DigestMismatch",
-                    message: super::InstallError::DigestMismatch { expected, found }.to_string(),
-                }),
-                // Same module: only the configuration may have changed.
-                Some(active) if active.policy.digest == expected && active.policy.kind == kind => {
-                    if active.config != config {
-                        ctx.registry.reconfigure(&ns, &name, config);
-                    }
-                    Ok(false)
-                }
-                _ => {
-                    let registry = ctx.registry.clone();
-                    let (ns2, name2) = (ns.clone(), name.clone());
-                    let sha = policy.spec.sha256.clone();
-                    // Compiling takes CPU time: keep it off the runtime that serves reconciles.
-                    match tokio::task::spawn_blocking(move || {
-                        registry.install(&ns2, &name2, kind, &bytes, &sha, config)
-                    })
-                    .await
-                    {
-                        Ok(result) => {
-                            result.map(|_| true).map_err(|e| Rejection { reason: e.reason(), message: e.to_string() })
-                        }
-                        Err(e) => {
-                            Err(Rejection { reason: "SmokeTestFailed", message: format!("loading panicked: {e}") })
-                        }
-                    }
-                }
-            }
-        }
-    };
-    let active = ctx.registry.get(&ns, &name);
-    let mut status = PinotPolicyStatus { observed_generation: policy.metadata.generation, ..Default::default() };
-    if let Some(a) = &active {
-        status.digest = Some(a.policy.digest.clone());
-        status.policy_name = Some(a.policy.info.name.clone());
-        status.policy_version = Some(a.policy.info.version.clone());
-        status.api_version = Some(a.policy.info.api_version.clone());
-        status.loaded_at = Some(a.loaded_at.to_string());
-    }
-    match &outcome {
-        Ok(reloaded) => {
-            status.phase = Some("Ready".into());
-            status.message =
-                active.as_ref().map(|a| format!("{} {} is active", a.policy.info.name, a.policy.info.version));
-            if *reloaded {
-                crate::metrics::inc("pinot_operator_policy_reloads_total", &[("result", "loaded")]);
-            }
-            if *reloaded && let Some(a) = &active {
-                let note = format!("loaded {} {} ({})", a.policy.info.name, a.policy.info.version, a.policy.digest);
-                publish(&ctx, &policy, EventType::Normal, "Loaded", note).await;
-            }
-        }
-        Err(rejection) => {
-            crate::metrics::inc("pinot_operator_policy_reloads_total", &[("result", rejection.reason)]);
-            status.phase = Some("Rejected".into());
-            status.reason = Some(rejection.reason.into());
-            let kept = match &active {
-                Some(a) => format!("; the module loaded before ({}) stays active", a.policy.digest),
-                None => "; clusters using this policy get no decisions from it until it loads".into(),
-            };
-            status.message = Some(format!("{}{kept}", rejection.message));
-            let previous = policy.status.as_ref().and_then(|s| s.message.clone());
-            if previous.as_ref() != status.message.as_ref() {
-                publish(&ctx, &policy, EventType::Warning, "Rejected", status.message.clone().unwrap_or_default())
-                    .await;
-            }
-        }
-    }
-    if policy.status.as_ref() != Some(&status) {
-        let api: Api<PinotPolicy> = Api::namespaced(ctx.client.clone(), &ns);
-        let patch = json!({"apiVersion": "pinot.controlplane.dev/v1alpha1", "kind": "PinotPolicy", "status": status});
-        api.patch_status(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
-            .await
-            .map_err(Error::Status)?;
-    }
-    Ok(Action::await_change())
-}
-
-async fn load_module(policy: &PinotPolicy, ctx: &Ctx) -> Result<(PolicyKind, Vec<u8>), Rejection> {
-    let invalid = |message: String| Rejection { reason: "InvalidSpec", message };
-    let kind = PolicyKind::parse(&policy.spec.kind)
-        .ok_or_else(|| invalid(format!("spec.kind {:?} is not upgrade, scaling or tenant", policy.spec.kind)))?;
-    let not_found = |message: String| Rejection { reason: "ModuleNotFound", message };
-    match (&policy.spec.module.config_map, &policy.spec.module.file) {
-        (Some(cm), None) => {
-            let ns = policy.namespace().unwrap_or_default();
-            let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
-            let map = api
-                .get_opt(&cm.name)
-                .await
-                .map_err(|e| not_found(format!("reading ConfigMap {}: {e}", cm.name)))?
-                .ok_or_else(|| not_found(format!("ConfigMap {ns}/{} does not exist", cm.name)))?;
-            let bytes = map.binary_data.as_ref().and_then(|d| d.get(&cm.key)).map(|b| b.0.clone());
-            let bytes = bytes
-                .ok_or_else(|| not_found(format!("ConfigMap {ns}/{} has no binaryData key {:?}", cm.name, cm.key)))?;
-            Ok((kind, bytes))
-        }
-        (None, Some(file)) => {
-            let Some(dir) = &ctx.policy_dir else {
-                return Err(not_found("spec.module.file is set but the operator runs without --policy-dir".into()));
-            };
-            if file.contains('/') || file.starts_with('.') || file.is_empty() {
-                return Err(invalid(format!(
-                    "spec.module.file {file:?} must be a plain file name in the policy directory"
-                )));
-            }
-            let path = dir.join(file);
-            let bytes =
-                tokio::fs::read(&path).await.map_err(|e| not_found(format!("reading {}: {e}", path.display())))?;
-            Ok((kind, bytes))
-        }
-        _ => Err(invalid("spec.module must set exactly one of configMap and file".into())),
-    }
-}
-
-async fn publish(ctx: &Ctx, policy: &PinotPolicy, type_: EventType, reason: &str, note: String) {
-    let event = Event { type_, reason: reason.into(), note: Some(note), action: "Load".into(), secondary: None };
-    if let Err(e) = ctx.recorder.publish(&event, &policy.object_ref(&())).await {
-        tracing::warn!(error = %e, "publishing event failed");
-    }
-}
-
 #[cfg(test)]
 mod change_tests {
     use notify::event::{AccessKind, AccessMode, CreateKind, DataChange, ModifyKind, RenameMode};
@@ -362,5 +221,76 @@ mod change_tests {
         ] {
             assert_eq!(Change::of(&kind), None, "{kind:?}");
         }
+    }
+}
+
+#[cfg(test)]
+mod reload_tests {
+    use super::*;
+    use crate::policy::{PolicyEngine, PolicyLimits, bundled};
+
+    fn registry() -> Arc<PolicyRegistry> {
+        Arc::new(PolicyRegistry::new(PolicyEngine::new(PolicyLimits::default()).unwrap()).unwrap())
+    }
+
+    fn candidate(bytes: &[u8], sha256: &str, config: &[(&str, &str)]) -> Candidate {
+        Candidate {
+            kind: PolicyKind::Upgrade,
+            bytes: bytes.to_vec(),
+            sha256: sha256.into(),
+            config: config.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        }
+    }
+
+    #[test]
+    fn an_unknown_kind_is_an_invalid_spec() {
+        assert_eq!(parse_kind("upgrade"), Ok(PolicyKind::Upgrade));
+        assert_eq!(parse_kind("rollout").unwrap_err().reason, "InvalidSpec");
+    }
+
+    #[tokio::test]
+    async fn a_module_file_is_a_plain_name_in_the_policy_directory() {
+        let dir = std::env::temp_dir().join(format!("pinot-reload-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("p.wasm"), b"module").unwrap();
+        assert_eq!(read_module_file(Some(&dir), "p.wasm").await, Ok(b"module".to_vec()));
+        assert_eq!(read_module_file(None, "p.wasm").await.unwrap_err().reason, "ModuleNotFound");
+        assert_eq!(read_module_file(Some(&dir), "missing.wasm").await.unwrap_err().reason, "ModuleNotFound");
+        for bad in ["", "../p.wasm", "sub/p.wasm", ".hidden"] {
+            assert_eq!(read_module_file(Some(&dir), bad).await.unwrap_err().reason, "InvalidSpec", "{bad:?}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_module_is_installed_once_reconfigured_in_place_and_a_wrong_digest_keeps_it() {
+        let registry = registry();
+        let module = bundled::UPGRADE_DEFAULT;
+        let sha = digest(module);
+        let first = reload(&registry, "ns", "p", candidate(module, &sha, &[])).await;
+        assert_eq!(first, Ok(Reloaded::Installed));
+        let loaded_at = registry.get("ns", "p").unwrap().loaded_at;
+
+        let again =
+            reload(&registry, "ns", "p", candidate(module, &sha["sha256:".len()..].to_uppercase(), &[("k", "v")]))
+                .await;
+        assert_eq!(again, Ok(Reloaded::Unchanged));
+        let active = registry.get("ns", "p").unwrap();
+        assert_eq!(active.config, vec![("k".to_string(), "v".to_string())]);
+        assert_eq!(active.loaded_at, loaded_at);
+
+        let other = bundled::SCALING_DEFAULT;
+        let rejected = reload(&registry, "ns", "p", candidate(other, &sha, &[])).await.unwrap_err();
+        assert_eq!(rejected.reason, "DigestMismatch");
+        assert_eq!(registry.get("ns", "p").unwrap().policy.digest, sha);
+    }
+
+    #[tokio::test]
+    async fn a_module_that_does_not_compile_is_rejected_and_nothing_is_installed() {
+        let registry = registry();
+        let bytes = b"not wasm";
+        let rejected = reload(&registry, "ns", "p", candidate(bytes, &digest(bytes), &[])).await.unwrap_err();
+        assert_eq!(rejected.reason, "DoesNotCompile");
+        assert!(registry.get("ns", "p").is_none());
     }
 }

@@ -7,8 +7,9 @@ use pinot_crds::{DeletionPolicy, PinotSchema};
 use serde_json::Value;
 
 use super::{
-    Context, Error, Outcome, PinotObject, applied_freshly, compare, drift_check, older_owner, outcome_of, publish,
-    reach_for_apply, reach_for_cleanup, ready, report_transient, waiting, write_status,
+    Context, Error, Outcome, PinotObject, applied_freshly, compare, drift_check, forget_refusal, older_owner,
+    outcome_of, publish, reach_for_apply, reach_for_cleanup, ready, record_refusal, refusal_written, refused_already,
+    report_transient, waiting, write_status,
 };
 
 /// The schema name a PinotSchema claims, without checking the rest of its spec.
@@ -75,6 +76,7 @@ pub(crate) async fn apply(obj: Arc<PinotSchema>, ctx: Arc<Context>) -> Result<Ac
         Some(live) => !compare::covers(live, &body) || spec_changed,
     };
     if !write {
+        forget_refusal(&ctx, &*obj);
         status.applied_generation = generation;
         status.refused_generation = None;
         write_status(
@@ -86,9 +88,10 @@ pub(crate) async fn apply(obj: Arc<PinotSchema>, ctx: Arc<Context>) -> Result<Ac
         .await?;
         return Ok(drift_check(&ctx));
     }
-    if status.refused_generation.is_some() && status.refused_generation == generation {
-        // Pinot refused this spec already: the condition keeps its message until the spec
-        // changes. Only a live schema that now matches (fixed in Pinot) clears it, above.
+    if refused_already(&ctx, &*obj, status.clone()).await? {
+        // Pinot refused this spec already (even if the cached object does not show it yet): the
+        // condition keeps its message until the spec changes. Only a live schema that now
+        // matches (fixed in Pinot) clears it, above.
         return Ok(drift_check(&ctx));
     }
     let drift = match (&live, spec_changed) {
@@ -104,8 +107,10 @@ pub(crate) async fn apply(obj: Arc<PinotSchema>, ctx: Arc<Context>) -> Result<Ac
         Ok(Outcome::Refused(message)) => {
             status.refused_generation = generation;
             let message = format!("Pinot refused schema {name}: {message}");
+            record_refusal(&ctx, &*obj, &message);
             publish(&ctx, &*obj, true, "PinotRefused", message.clone()).await;
             write_status(&ctx.client, &*obj, status, ready(false, "PinotRefused", message)).await?;
+            refusal_written(&ctx, &*obj);
             Ok(drift_check(&ctx))
         }
         Ok(Outcome::Synced) => {
@@ -123,6 +128,7 @@ pub(crate) async fn apply(obj: Arc<PinotSchema>, ctx: Arc<Context>) -> Result<Ac
                 note
             };
             publish(&ctx, &*obj, false, reason, note).await;
+            forget_refusal(&ctx, &*obj);
             status.applied_generation = generation;
             status.refused_generation = None;
             write_status(

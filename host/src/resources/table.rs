@@ -4,14 +4,15 @@
 use std::sync::Arc;
 
 use kube::{ResourceExt, runtime::controller::Action};
-use pinot_crds::{DeletionPolicy, PinotTable};
+use pinot_crds::{DeletionPolicy, PinotObjectStatus, PinotTable};
 use serde_json::Value;
 
 use crate::cluster::tenants::tenant_request;
 
 use super::{
-    Context, Error, Outcome, PinotObject, applied_freshly, compare, drift_check, older_owner, outcome_of, publish,
-    reach_for_apply, reach_for_cleanup, ready, report_transient, schema, waiting, write_status,
+    Context, Error, Outcome, PinotObject, applied_freshly, compare, drift_check, forget_refusal, older_owner,
+    outcome_of, publish, reach_for_apply, reach_for_cleanup, ready, record_refusal, refusal_written, refused_already,
+    report_transient, schema, waiting, write_status,
 };
 
 const TYPES: [&str; 2] = ["OFFLINE", "REALTIME"];
@@ -236,14 +237,17 @@ pub(crate) async fn apply(obj: Arc<PinotTable>, ctx: Arc<Context>) -> Result<Act
         m
     };
     if writes.is_empty() {
+        forget_refusal(&ctx, &*obj);
         status.applied_generation = generation;
         status.refused_generation = None;
         status.table_types = Some(types.join(","));
         write_status(&ctx.client, &*obj, status, ready(true, "Synced", synced_message())).await?;
         return Ok(drift_check(&ctx));
     }
-    if status.refused_generation.is_some() && status.refused_generation == generation {
-        // Refused already: not sent again until the spec changes.
+    // Refused already: not sent again until the spec changes, even when the cached object does
+    // not show the refusal yet.
+    let refused_status = PinotObjectStatus { table_types: Some(types.join(",")), ..status.clone() };
+    if refused_already(&ctx, &*obj, refused_status).await? {
         return Ok(drift_check(&ctx));
     }
     for (table_type, body) in writes {
@@ -262,8 +266,10 @@ pub(crate) async fn apply(obj: Arc<PinotTable>, ctx: Arc<Context>) -> Result<Act
                 status.refused_generation = generation;
                 status.table_types = Some(types.join(","));
                 let message = format!("Pinot refused the {table_type} config of table {name}: {message}");
+                record_refusal(&ctx, &*obj, &message);
                 publish(&ctx, &*obj, true, "PinotRefused", message.clone()).await;
                 write_status(&ctx.client, &*obj, status, ready(false, "PinotRefused", message)).await?;
+                refusal_written(&ctx, &*obj);
                 return Ok(drift_check(&ctx));
             }
             Ok(Outcome::Synced) => {
@@ -286,6 +292,7 @@ pub(crate) async fn apply(obj: Arc<PinotTable>, ctx: Arc<Context>) -> Result<Act
         }
     }
     types.sort();
+    forget_refusal(&ctx, &*obj);
     status.applied_generation = generation;
     status.refused_generation = None;
     status.table_types = Some(types.join(","));

@@ -1,35 +1,58 @@
-//! One PinotTenant's lifecycle: its spec is checked and its cluster must exist; placement on
-//! instances is decided by the cluster's tenant policy in the PinotCluster reconcile
-//! (`cluster/tenants.rs`), which also writes the tenant's Ready condition. Deleting with
-//! `deletionPolicy: Delete` takes the tenant's tags off its instances (Pinot refuses while
-//! tables use the tenant).
+//! One PinotTenant's lifecycle, and the only writer of its status: its spec is checked and its
+//! cluster must exist; placement on instances is decided by the cluster's tenant policy in the
+//! PinotCluster pass, which reports it in the cluster's `status.tenants`; this controller
+//! copies that into the tenant's own status (it hears of every change of its cluster).
+//! Deleting with `deletionPolicy: Delete` takes the tenant's tags off its instances (Pinot
+//! refuses while tables use the tenant).
 
 use std::sync::Arc;
 
-use kube::runtime::controller::Action;
-use pinot_crds::{DeletionPolicy, PinotTenant};
-
-use super::{
-    Context, Error, PinotObject, Reach, publish, reach, reach_for_cleanup, ready, report_transient, waiting,
-    write_status,
+use kube::{
+    ResourceExt,
+    runtime::{controller::Action, reflector::ObjectRef},
 };
+use pinot_crds::{DeletionPolicy, PinotCluster, PinotObjectStatus, PinotTenant};
+
+use super::{Context, Error, PinotObject, publish, reach_for_cleanup, ready, report_transient, waiting, write_status};
 use crate::{cluster::tenants::tenant_request, policy::model::Role};
 
 pub(crate) async fn apply(obj: Arc<PinotTenant>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let status = obj.status.clone().unwrap_or_default();
-    if let Err(message) = tenant_request(&obj) {
-        write_status(&ctx.client, &*obj, status, ready(false, "InvalidSpec", message)).await?;
+    let old = obj.status.clone().unwrap_or_default();
+    if let Err(invalid) = tenant_request(&obj) {
+        write_status(&ctx.client, &*obj, old, ready(false, "InvalidSpec", invalid.to_string())).await?;
         return Ok(Action::await_change());
     }
-    match reach(&ctx, &*obj).await {
-        // Placed by the cluster's reconcile, which this resource's changes trigger.
-        Ok(Reach::Ready(_)) => Ok(Action::await_change()),
-        Ok(Reach::NoCluster(message)) => {
-            write_status(&ctx.client, &*obj, status, ready(false, "ClusterNotFound", message)).await?;
-            Ok(waiting())
-        }
-        Err(e) => report_transient(&ctx, &*obj, e).await,
+    let ns = obj.namespace().unwrap_or_default();
+    let name = obj.cluster();
+    if name.trim().is_empty() {
+        let message = "spec.cluster is empty: name the PinotCluster (same namespace)";
+        write_status(&ctx.client, &*obj, old, ready(false, "ClusterNotFound", message)).await?;
+        return Ok(Action::await_change());
     }
+    let Some(cluster) = ctx.clusters.get(&ObjectRef::<PinotCluster>::new(name).within(&ns)) else {
+        let message = format!("PinotCluster {name} (spec.cluster) does not exist in namespace {ns}");
+        write_status(&ctx.client, &*obj, old, ready(false, "ClusterNotFound", message)).await?;
+        return Ok(waiting());
+    };
+    // Where the cluster's pass placed it; its changes start another look (see `run`).
+    let placement = cluster.status.as_ref().and_then(|s| s.tenants.iter().find(|t| t.name == obj.name_any()));
+    let (status, condition) = match placement {
+        Some(p) => (
+            PinotObjectStatus {
+                pinot_name: Some(p.tenant.clone()),
+                instances: p.instances.clone(),
+                applied_generation: old.applied_generation,
+                ..Default::default()
+            },
+            ready(p.placed, &p.reason, p.message.clone()),
+        ),
+        None => {
+            let message = format!("waiting for PinotCluster {name} to place it with its tenant policy");
+            (PinotObjectStatus { applied_generation: old.applied_generation, ..old }, ready(false, "Placing", message))
+        }
+    };
+    write_status(&ctx.client, &*obj, status, condition).await?;
+    Ok(Action::await_change())
 }
 
 pub(crate) async fn cleanup(obj: Arc<PinotTenant>, ctx: Arc<Context>) -> Result<Action, Error> {

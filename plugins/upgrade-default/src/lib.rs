@@ -50,10 +50,10 @@ fn next_step(state: &State, pool: Pool) -> Option<Vec<Action>> {
     for pod in &unavailable {
         if pod.revision() == target && !pod.terminating() && pod.age_seconds() > timeout {
             return Some(vec![Action::Block(format!(
-                "pod {} of pool {} is not ready {}s after its restart (timeout {timeout}s); fix the cause or roll the spec back",
+                // No age in the message: it would change the status on every look while halted.
+                "pod {} of pool {} is not ready after its restart (timeout {timeout}s passed); fix the cause or roll the spec back",
                 pod.name(),
                 pool.name(),
-                pod.age_seconds()
             ))]);
         }
     }
