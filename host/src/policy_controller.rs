@@ -20,7 +20,7 @@ use kube::{
     runtime::{
         Controller,
         controller::Action,
-        events::{Event, EventType, Recorder, Reporter},
+        events::{Event, EventType},
         finalizer::{self, Event as Finalizer},
         reflector::ObjectRef,
         watcher,
@@ -51,7 +51,7 @@ pub struct PolicyControllerConfig {
 struct Ctx {
     client: Client,
     registry: Arc<PolicyRegistry>,
-    recorder: Recorder,
+    events: crate::events::EventPublisher,
     policy_dir: Option<PathBuf>,
 }
 
@@ -76,8 +76,8 @@ pub async fn run(
         }
         None => (Api::all(client.clone()), Api::all(client.clone())),
     };
-    let recorder = Recorder::new(client.clone(), Reporter { controller: "pinot-operator".into(), instance: None });
-    let ctx = Arc::new(Ctx { client, registry, recorder, policy_dir: config.policy_dir.clone() });
+    let events = crate::events::EventPublisher::new(client.clone(), crate::events::CONTROLLER);
+    let ctx = Arc::new(Ctx { client, registry, events, policy_dir: config.policy_dir.clone() });
     let controller = Controller::new(policies, watcher::Config::default());
     let store = controller.store();
     let module_cms = watcher::Config::default().labels(&format!("{LABEL_POLICY_MODULE}=true"));
@@ -213,7 +213,7 @@ async fn candidate(policy: &PinotPolicy, ctx: &Ctx) -> Result<Candidate, Rejecti
 
 async fn publish(ctx: &Ctx, policy: &PinotPolicy, type_: EventType, reason: &str, note: String) {
     let event = Event { type_, reason: reason.into(), note: Some(note), action: "Load".into(), secondary: None };
-    if let Err(e) = ctx.recorder.publish(&event, &policy.object_ref(&())).await {
+    if let Err(e) = ctx.events.publish(&policy.object_ref(&()), &event).await {
         tracing::warn!(error = %e, "publishing event failed");
     }
 }
