@@ -91,7 +91,12 @@ pub struct Context {
     /// The refusals this process has seen, for the passes whose cached object does not show
     /// them yet.
     refusals: Mutex<Refusals>,
+    /// The generation this process last saw each object applied at.
+    applied: Mutex<HashMap<String, AppliedAt>>,
 }
+
+/// An object's uid and the generation Pinot holds.
+type AppliedAt = (Option<String>, Option<i64>);
 
 /// Transient failures per object ([`key`]), and when each may be tried again.
 ///
@@ -303,6 +308,7 @@ pub async fn run(
         clusters: cluster_store.clone(),
         failures: Mutex::default(),
         refusals: Mutex::default(),
+        applied: Mutex::default(),
     });
 
     // A schema hears of the tables that use it (it is deleted after them); a table hears of
@@ -515,6 +521,7 @@ where
     let ours = obj.finalizers().iter().any(|f| f == FINALIZER);
     if obj.meta().deletion_timestamp.is_some() {
         ctx.refusals.lock().expect("refusals poisoned").forget(&k);
+        ctx.applied.lock().expect("applied poisoned").remove(&k);
     }
     let result = if obj.deletion_policy() == DeletionPolicy::Retain && !ours {
         if obj.meta().deletion_timestamp.is_some() { Ok(Action::await_change()) } else { apply(obj, ctx.clone()).await }
@@ -613,21 +620,14 @@ pub(crate) async fn reach_for_cleanup<K: PinotObject>(
     }
 }
 
-/// Whether the current generation was applied, asking the API server when the cached status
-/// says it was not: the cache may lag behind the last status write, and a stale status must
-/// not make the reconcile send a spec to Pinot again.
-pub(crate) async fn applied_freshly<K: PinotObject>(client: &Client, obj: &K) -> bool {
+/// Whether the current generation was applied: the cached status says so, or this process saw
+/// it applied and the cache lags behind that status write. (A stale status must not make the
+/// reconcile send a spec to Pinot again; asking the API server would need `get` on the status,
+/// which the operator's role does not grant.)
+pub(crate) fn applied_freshly<K: PinotObject>(ctx: &Context, obj: &K) -> bool {
     let generation = obj.meta().generation;
-    if obj.status().is_some_and(|s| s.applied_generation == generation) {
-        return true;
-    }
-    let api: Api<K> = Api::namespaced(client.clone(), &obj.namespace().unwrap_or_default());
-    match api.get_status(&obj.name_any()).await {
-        Ok(fresh) => {
-            fresh.meta().generation == generation && fresh.status().is_some_and(|s| s.applied_generation == generation)
-        }
-        Err(_) => false,
-    }
+    obj.status().is_some_and(|s| s.applied_generation == generation)
+        || ctx.applied.lock().expect("applied poisoned").get(&key(obj)) == Some(&(obj.uid(), generation))
 }
 
 /// Whether Pinot refused the object's current generation already, so that its spec is not sent
@@ -676,9 +676,11 @@ pub(crate) fn refusal_written<K: PinotObject>(ctx: &Context, obj: &K) {
     ctx.refusals.lock().expect("refusals poisoned").written(&key(obj));
 }
 
-/// Forgets a refusal of the object: Pinot holds its spec.
-pub(crate) fn forget_refusal<K: PinotObject>(ctx: &Context, obj: &K) {
+/// Pinot holds the object's current spec: a refusal of it is forgotten, and the generation is
+/// remembered as applied for the passes whose cached object does not show it yet.
+pub(crate) fn holds_spec<K: PinotObject>(ctx: &Context, obj: &K) {
     ctx.refusals.lock().expect("refusals poisoned").forget(&key(obj));
+    ctx.applied.lock().expect("applied poisoned").insert(key(obj), (obj.uid(), obj.meta().generation));
 }
 
 /// A `Ready` condition.

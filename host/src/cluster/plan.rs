@@ -269,6 +269,24 @@ fn resolve_policies(registry: &PolicyRegistry, namespace: &str, chosen: &ChosenP
     .collect()
 }
 
+/// The cluster's policy of `kind` (`chosen`, else the bundled default), the state it decides
+/// from (with its configuration) and its label; `None` when it is not loaded (the status says
+/// so through `policies`).
+fn ask(
+    policies: &Policies,
+    cluster: &PinotCluster,
+    valid: &ValidCluster,
+    observed: &ObservedCluster,
+    chosen: Option<&str>,
+    kind: PolicyKind,
+    now: Timestamp,
+) -> Option<(Arc<ActivePolicy>, ClusterState, String)> {
+    let active = policies.registry.resolve(&valid.namespace, chosen, kind).ok()?;
+    let state = state::cluster_state(cluster, valid, observed, &observed.pod_instances, &active.config, now);
+    let policy = policy_label(chosen, &active.policy.info);
+    Some((active, state, policy))
+}
+
 /// The scaling policy's checked decision, with the actions for the pools in `scalable`.
 /// `None` when the scaling policy is not loaded (the status says so): no pool changes its
 /// replicas.
@@ -280,10 +298,8 @@ async fn plan_scaling(
     scalable: &[&str],
     now: Timestamp,
 ) -> Option<ScalingPlan> {
-    let chosen = valid.policies.scaling.as_deref();
-    let active = policies.registry.resolve(&valid.namespace, chosen, PolicyKind::Scaling).ok()?;
-    let state = state::cluster_state(cluster, valid, observed, &observed.pod_instances, &active.config, now);
-    let policy = policy_label(chosen, &active.policy.info);
+    let (active, state, policy) =
+        ask(policies, cluster, valid, observed, valid.policies.scaling.as_deref(), PolicyKind::Scaling, now)?;
     let reachable = matches!(observed.pinot, PinotObservation::Reachable { .. });
     let (registry, decision_state) = (policies.registry.clone(), state.clone());
     let decision =
@@ -312,10 +328,8 @@ async fn plan_upgrade(
     observed: &ObservedCluster,
     now: Timestamp,
 ) -> Option<UpgradePlan> {
-    let chosen = valid.policies.upgrade.as_deref();
-    let active = policies.registry.resolve(&valid.namespace, chosen, PolicyKind::Upgrade).ok()?;
-    let state = state::cluster_state(cluster, valid, observed, &observed.pod_instances, &active.config, now);
-    let policy = policy_label(chosen, &active.policy.info);
+    let (active, state, policy) =
+        ask(policies, cluster, valid, observed, valid.policies.upgrade.as_deref(), PolicyKind::Upgrade, now)?;
     let drains = valid.pools.iter().map(|p| (p.name.clone(), p.drain_seconds)).collect();
     let (registry, observed_copy) = (policies.registry.clone(), observed.clone());
     let decision = policies

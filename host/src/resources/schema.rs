@@ -7,8 +7,8 @@ use pinot_crds::{DeletionPolicy, PinotSchema};
 use serde_json::Value;
 
 use super::{
-    Context, Error, Outcome, PinotObject, applied_freshly, compare, drift_check, forget_refusal, older_owner,
-    outcome_of, publish, reach_for_apply, reach_for_cleanup, ready, record_refusal, refusal_written, refused_already,
+    Context, Error, Outcome, PinotObject, applied_freshly, compare, drift_check, holds_spec, older_owner, outcome_of,
+    publish, reach_for_apply, reach_for_cleanup, ready, record_refusal, refusal_written, refused_already,
     report_transient, waiting, write_status,
 };
 
@@ -65,10 +65,7 @@ pub(crate) async fn apply(obj: Arc<PinotSchema>, ctx: Arc<Context>) -> Result<Ac
         Err(e) => return report_transient(&ctx, &*obj, e.into()).await,
     };
     let mut spec_changed = status.applied_generation != generation;
-    if spec_changed
-        && live.as_ref().is_some_and(|l| compare::covers(l, &body))
-        && applied_freshly(&ctx.client, &*obj).await
-    {
+    if spec_changed && live.as_ref().is_some_and(|l| compare::covers(l, &body)) && applied_freshly(&ctx, &*obj) {
         spec_changed = false;
     }
     let write = match &live {
@@ -76,7 +73,7 @@ pub(crate) async fn apply(obj: Arc<PinotSchema>, ctx: Arc<Context>) -> Result<Ac
         Some(live) => !compare::covers(live, &body) || spec_changed,
     };
     if !write {
-        forget_refusal(&ctx, &*obj);
+        holds_spec(&ctx, &*obj);
         status.applied_generation = generation;
         status.refused_generation = None;
         write_status(
@@ -128,7 +125,7 @@ pub(crate) async fn apply(obj: Arc<PinotSchema>, ctx: Arc<Context>) -> Result<Ac
                 note
             };
             publish(&ctx, &*obj, false, reason, note).await;
-            forget_refusal(&ctx, &*obj);
+            holds_spec(&ctx, &*obj);
             status.applied_generation = generation;
             status.refused_generation = None;
             write_status(

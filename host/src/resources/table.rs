@@ -10,8 +10,8 @@ use serde_json::Value;
 use crate::cluster::tenants::tenant_request;
 
 use super::{
-    Context, Error, Outcome, PinotObject, applied_freshly, compare, drift_check, forget_refusal, older_owner,
-    outcome_of, publish, reach_for_apply, reach_for_cleanup, ready, record_refusal, refusal_written, refused_already,
+    Context, Error, Outcome, PinotObject, applied_freshly, compare, drift_check, holds_spec, older_owner, outcome_of,
+    publish, reach_for_apply, reach_for_cleanup, ready, record_refusal, refusal_written, refused_already,
     report_transient, schema, waiting, write_status,
 };
 
@@ -213,7 +213,7 @@ pub(crate) async fn apply(obj: Arc<PinotTable>, ctx: Arc<Context>) -> Result<Act
         .configs
         .iter()
         .all(|(t, body)| live.get(*t).is_some_and(|l| compare::covers(&unnamed(l), &unnamed(body))));
-    if spec_changed && all_covered && applied_freshly(&ctx.client, &*obj).await {
+    if spec_changed && all_covered && applied_freshly(&ctx, &*obj) {
         spec_changed = false;
     }
     let writes: Vec<&(&str, Value)> = table
@@ -237,7 +237,7 @@ pub(crate) async fn apply(obj: Arc<PinotTable>, ctx: Arc<Context>) -> Result<Act
         m
     };
     if writes.is_empty() {
-        forget_refusal(&ctx, &*obj);
+        holds_spec(&ctx, &*obj);
         status.applied_generation = generation;
         status.refused_generation = None;
         status.table_types = Some(types.join(","));
@@ -292,7 +292,7 @@ pub(crate) async fn apply(obj: Arc<PinotTable>, ctx: Arc<Context>) -> Result<Act
         }
     }
     types.sort();
-    forget_refusal(&ctx, &*obj);
+    holds_spec(&ctx, &*obj);
     status.applied_generation = generation;
     status.refused_generation = None;
     status.table_types = Some(types.join(","));
