@@ -30,8 +30,8 @@ pub struct Sources<'a> {
 
 /// Step 1: everything one pass decides from. Its children and pods and PinotTenants from the
 /// caches; its Pinot controller (for an external cluster, only its controller); the release
-/// the operator acts for, from the controller and every image; which other clusters are
-/// upgrading. A failure to reach Pinot is observed state, never an error of the pass.
+/// the operator acts for, from the controller and every image; the other clusters (for the
+/// upgrade slots). A failure to reach Pinot is observed state, never an error of the pass.
 pub async fn observe_cluster(sources: &Sources<'_>, cluster: &PinotCluster) -> ObservedCluster {
     let pinot_url = sources.access.url_for(cluster);
     let (pinot, access_problem) = match sources.access.client_for(cluster).await {
@@ -44,13 +44,7 @@ pub async fn observe_cluster(sources: &Sources<'_>, cluster: &PinotCluster) -> O
         false => observe(sources.caches, cluster),
     };
     observed.tenants = tenants_of(sources.caches, cluster);
-    observed.upgrading_elsewhere = sources
-        .clusters
-        .state()
-        .iter()
-        .filter(|c| c.uid() != cluster.uid() && c.status.as_ref().is_some_and(|s| s.is_upgrading()))
-        .map(|c| format!("{}/{}", c.namespace().unwrap_or_default(), c.name_any()))
-        .collect();
+    observed.others = OtherClusters { store: Some(sources.clusters.clone()), uid: cluster.uid() };
     if external {
         observed.pinot = match &access_problem {
             Some(problem) => PinotObservation::Unreachable(problem.clone()),
@@ -123,6 +117,34 @@ fn tenants_of(caches: &Caches, cluster: &PinotCluster) -> Vec<PinotTenant> {
     tenants
 }
 
+/// The other PinotClusters as the controller's store has them, read only when an upgrade would
+/// start (a pass of each of a thousand clusters would otherwise look at all the others).
+#[derive(Clone, Default)]
+pub struct OtherClusters {
+    store: Option<kube::runtime::reflector::Store<PinotCluster>>,
+    /// This cluster's uid.
+    uid: Option<String>,
+}
+
+impl OtherClusters {
+    /// The other clusters upgrading (or halted mid-upgrade) now, as `namespace/name`.
+    pub fn upgrading(&self) -> Vec<String> {
+        let Some(store) = &self.store else { return vec![] };
+        store
+            .state()
+            .iter()
+            .filter(|c| c.uid() != self.uid && c.status.as_ref().is_some_and(|s| s.is_upgrading()))
+            .map(|c| format!("{}/{}", c.namespace().unwrap_or_default(), c.name_any()))
+            .collect()
+    }
+}
+
+impl std::fmt::Debug for OtherClusters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OtherClusters").field("uid", &self.uid).finish_non_exhaustive()
+    }
+}
+
 /// How this pass reaches the cluster's Pinot controller.
 #[derive(Clone, Debug)]
 pub struct Controller {
@@ -167,8 +189,8 @@ pub struct ObservedCluster {
     pub pod_instances: BTreeMap<String, String>,
     /// The cluster's PinotTenants, by name.
     pub tenants: Vec<PinotTenant>,
-    /// Other clusters upgrading (or halted mid-upgrade) now, as `namespace/name`.
-    pub upgrading_elsewhere: Vec<String>,
+    /// The other PinotClusters (for the upgrade slots).
+    pub others: OtherClusters,
     /// How the cluster's controller is reached; `None` only in tests of the pure steps.
     pub controller: Option<Controller>,
 }

@@ -352,8 +352,11 @@ fn upgrade_slot(
     decision: UpgradeDecision,
 ) -> UpgradeDecision {
     let starts = matches!(&decision, UpgradeDecision::Act(a) if !a.is_empty());
-    let others = &observed.upgrading_elsewhere;
-    if max == 0 || !starts || cluster.status.as_ref().is_some_and(|s| s.is_upgrading()) || others.len() < max {
+    if max == 0 || !starts || cluster.status.as_ref().is_some_and(|s| s.is_upgrading()) {
+        return decision;
+    }
+    let others = observed.others.upgrading();
+    if others.len() < max {
         return decision;
     }
     UpgradeDecision::Queued(format!(
