@@ -150,24 +150,25 @@ pub struct Context {
 }
 
 impl Context {
-    /// A context whose caches and cluster store start empty (the controller's watches fill
-    /// them; a test fills them itself).
+    /// A context around the caches and cluster store the controller's watches fill (a test
+    /// fills them itself) and the memo of what was last built.
     pub fn new(
         client: Client,
         apis: ChildApis,
         config: &ControllerConfig,
         clusters: Store<PinotCluster>,
         caches: Arc<cache::Caches>,
+        built: Arc<build::BuiltObjects>,
     ) -> Self {
         Context {
-            events: EventPublisher::new(client.clone(), "pinot-operator"),
+            events: EventPublisher::new(client.clone(), crate::events::CONTROLLER),
             access: ControllerAccess::new(client.clone(), config.controllers.clone()),
             client,
             apis,
             policies: plan::Policies::new(config.registry.clone(), config.max_concurrent_upgrades),
             clusters,
             caches,
-            built: Arc::default(),
+            built,
             cluster_domain: config.cluster_domain.clone(),
         }
     }
@@ -262,9 +263,7 @@ pub async fn run(
         .applied_objects()
         .predicate_filter(|c: &PinotCluster| Some(cache::spec_and_metadata(c)), Default::default());
     let controller = Controller::for_stream(cluster_events, reader);
-    let mut ctx = Context::new(client, apis, &config, controller.store(), caches.clone());
-    ctx.built = built;
-    let ctx = Arc::new(ctx);
+    let ctx = Arc::new(Context::new(client, apis, &config, controller.store(), caches.clone(), built));
 
     let store = controller.store();
     crate::metrics::set_phase_source(move || {

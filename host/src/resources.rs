@@ -373,16 +373,7 @@ pub async fn run(
         // The cluster's pass reports where each of its tenants is in its status.
         .watches(clusters.clone(), watcher::Config::default(), {
             let tenants = ctx.tenants.clone();
-            move |c: PinotCluster| {
-                let ns = c.namespace();
-                let name = c.name_any();
-                tenants
-                    .state()
-                    .into_iter()
-                    .filter(|t| t.namespace() == ns && t.spec.cluster == name)
-                    .map(|t| ObjectRef::from_obj(&*t))
-                    .collect::<Vec<_>>()
-            }
+            move |c: PinotCluster| objects_naming(&tenants, &c)
         })
         .graceful_shutdown_on(shutdown)
         .run(reconcile_tenant, error_policy, ctx.clone())
@@ -413,9 +404,14 @@ fn cluster_available(cluster: &PinotCluster) -> bool {
 
 /// The objects that name `cluster`, when it is available (its controller may have come up).
 fn objects_of_cluster<K: PinotObject>(store: &Store<K>, cluster: &PinotCluster) -> Vec<ObjectRef<K>> {
-    if !cluster_available(cluster) {
-        return Vec::new();
+    match cluster_available(cluster) {
+        true => objects_naming(store, cluster),
+        false => Vec::new(),
     }
+}
+
+/// The objects that name `cluster`.
+fn objects_naming<K: PinotObject>(store: &Store<K>, cluster: &PinotCluster) -> Vec<ObjectRef<K>> {
     let ns = cluster.namespace();
     let name = cluster.name_any();
     store
@@ -481,27 +477,36 @@ fn backing_off<K: PinotObject>(obj: &K, ctx: &Context) -> Option<Action> {
 }
 
 async fn reconcile_schema(obj: Arc<PinotSchema>, ctx: Arc<Context>) -> Result<Action, Error> {
-    if let Some(action) = backing_off(&*obj, &ctx) {
-        return Ok(action);
-    }
-    crate::metrics::timed(PinotSchema::KIND, reconcile_with(obj, ctx, schema::apply, schema::cleanup), Error::category)
-        .await
+    reconcile_object(obj, ctx, schema::apply, schema::cleanup).await
 }
 
 async fn reconcile_tenant(obj: Arc<PinotTenant>, ctx: Arc<Context>) -> Result<Action, Error> {
-    if let Some(action) = backing_off(&*obj, &ctx) {
-        return Ok(action);
-    }
-    crate::metrics::timed(PinotTenant::KIND, reconcile_with(obj, ctx, tenant::apply, tenant::cleanup), Error::category)
-        .await
+    reconcile_object(obj, ctx, tenant::apply, tenant::cleanup).await
 }
 
 async fn reconcile_table(obj: Arc<PinotTable>, ctx: Arc<Context>) -> Result<Action, Error> {
+    reconcile_object(obj, ctx, table::apply, table::cleanup).await
+}
+
+/// One reconcile of a Pinot object, timed and counted, unless it is backing off (then it only
+/// waits out the rest, uncounted).
+async fn reconcile_object<K, A, AF, C, CF>(
+    obj: Arc<K>,
+    ctx: Arc<Context>,
+    apply: A,
+    cleanup: C,
+) -> Result<Action, Error>
+where
+    K: PinotObject,
+    A: FnOnce(Arc<K>, Arc<Context>) -> AF,
+    AF: Future<Output = Result<Action, Error>>,
+    C: FnOnce(Arc<K>, Arc<Context>) -> CF,
+    CF: Future<Output = Result<Action, Error>>,
+{
     if let Some(action) = backing_off(&*obj, &ctx) {
         return Ok(action);
     }
-    crate::metrics::timed(PinotTable::KIND, reconcile_with(obj, ctx, table::apply, table::cleanup), Error::category)
-        .await
+    crate::metrics::timed(K::KIND, reconcile_with(obj, ctx, apply, cleanup), Error::category).await
 }
 
 /// Runs `apply` or, once the resource is being deleted, `cleanup`, behind the finalizer.
@@ -552,17 +557,23 @@ pub(crate) enum Reach {
 }
 
 pub(crate) async fn reach<K: PinotObject>(ctx: &Context, obj: &K) -> Result<Reach, Error> {
+    match named_cluster(ctx, obj) {
+        Ok(cluster) => Ok(Reach::Ready(ctx.access.client_for(&cluster).await?)),
+        Err(message) => Ok(Reach::NoCluster(message)),
+    }
+}
+
+/// The PinotCluster the object names (from the watched clusters: no API call per reconcile),
+/// or the message for its condition when there is none.
+pub(crate) fn named_cluster<K: PinotObject>(ctx: &Context, obj: &K) -> Result<Arc<PinotCluster>, String> {
     let ns = obj.namespace().unwrap_or_default();
     let name = obj.cluster();
     if name.trim().is_empty() {
-        return Ok(Reach::NoCluster("spec.cluster is empty: name the PinotCluster (same namespace)".into()));
+        return Err("spec.cluster is empty: name the PinotCluster (same namespace)".into());
     }
-    // From the watched clusters: no API call per reconcile.
-    let Some(cluster) = ctx.clusters.get(&ObjectRef::new(name).within(&ns)) else {
-        return Ok(Reach::NoCluster(format!("PinotCluster {name} (spec.cluster) does not exist in namespace {ns}")));
-    };
-    let client = ctx.access.client_for(&cluster).await?;
-    Ok(Reach::Ready(client))
+    ctx.clusters
+        .get(&ObjectRef::new(name).within(&ns))
+        .ok_or_else(|| format!("PinotCluster {name} (spec.cluster) does not exist in namespace {ns}"))
 }
 
 /// Another object of the same kind and cluster that manages the Pinot object `name` and was

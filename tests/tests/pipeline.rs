@@ -489,7 +489,8 @@ impl Harness {
         };
         let store = kube::runtime::reflector::store::<PinotCluster>().0;
         let apis = ChildApis { pdb_version: PdbVersion::V1 };
-        let ctx = pinot_operator::cluster::Context::new(client, apis, &config, store, caches(existing));
+        let ctx =
+            pinot_operator::cluster::Context::new(client, apis, &config, store, caches(existing), Default::default());
         Harness { ctx: Arc::new(ctx), api, pinot }
     }
 

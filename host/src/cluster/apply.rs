@@ -231,16 +231,8 @@ async fn upgrade(
     actions: &[Action],
 ) -> (Vec<Step>, Option<StepError>) {
     let Some(controller) = &observed.controller else { return (vec![], None) };
-    let (steps, failure) = steps::carry_out_upgrade(
-        w.client,
-        &controller.client,
-        &w.namespace,
-        observed,
-        &observed.pod_instances,
-        policy,
-        actions,
-    )
-    .await;
+    let (steps, failure) =
+        steps::carry_out_upgrade(w.client, &controller.client, &w.namespace, observed, policy, actions).await;
     for step in &steps {
         let related = step.pod.as_deref().map(|pod| w.pod_reference(pod));
         w.event(EventType::Normal, step.reason, "Upgrade", step.note.clone(), related).await;

@@ -54,18 +54,16 @@ pub async fn observe_cluster(sources: &Sources<'_>, cluster: &PinotCluster) -> O
     } else {
         let (name, namespace) = (cluster.name_any(), cluster.namespace().unwrap_or_default());
         let domain = sources.cluster_domain;
-        let pod_instances = pod_instance_ids(&name, &namespace, domain, &observed);
+        observed.pod_instances = pod_instance_ids(&name, &namespace, domain, &observed);
         let pool_instances = pool_instances(&name, &namespace, domain, &observed);
         let rebalances = cluster.status.as_ref().map(|s| s.rebalances.clone()).unwrap_or_default();
         let upgrading = off_target(&observed);
         let helix_cluster = helix_cluster_name(cluster);
         observed.pinot =
-            observe_pinot(&pinot, &observed, &pod_instances, &pool_instances, &rebalances, &helix_cluster, upgrading)
-                .await;
+            observe_pinot(&pinot, &observed, &pool_instances, &rebalances, &helix_cluster, upgrading).await;
         let spec_images = std::iter::once(cluster.spec.image.as_str())
             .chain(cluster.spec.pools.iter().filter_map(|p| p.image.as_deref()));
         observed.release = cluster_release(&observed.pinot, &images(&observed, spec_images));
-        observed.pod_instances = pod_instances;
     }
     // The Pinot calls of this pass use only what the cluster's release offers.
     observed.controller =
@@ -383,23 +381,22 @@ pub fn pod_instance_ids(
 }
 
 /// Asks the cluster's Pinot controller its version, which instances it knows and which are
-/// live, the details of the instances of `pod_instances` and of departed pods (`pools`), its
-/// tables, where their segments are and whether they are served, and which of the
-/// `rebalances` started earlier still run, once a controller pod is ready. While an upgrade is
-/// under way (`upgrading`), or for a server whose queries are off, it also reads whether each
-/// server is shutting down or starting
-/// (`shutdownInProgress`: from `GET /instances/{id}` from 1.5.0, from the instance's ZooKeeper
-/// record in the Helix cluster `helix_cluster` before). A failure is observed state too, never
-/// an error of the reconcile.
+/// live, the details of the instances of its pods (`observed.pod_instances`) and of departed
+/// pods (`pools`), its tables, where their segments are and whether they are served, and which
+/// of the `rebalances` started earlier still run, once a controller pod is ready. While an
+/// upgrade is under way (`upgrading`), or for a server whose queries are off, it also reads
+/// whether each server is shutting down or starting (`shutdownInProgress`: from
+/// `GET /instances/{id}` from 1.5.0, from the instance's ZooKeeper record in the Helix cluster
+/// `helix_cluster` before). A failure is observed state too, never an error of the reconcile.
 pub async fn observe_pinot(
     pinot: &PinotClient,
     observed: &ObservedCluster,
-    pod_instances: &BTreeMap<String, String>,
     pools: &[PoolInstances],
     rebalances: &[RebalanceJob],
     helix_cluster: &str,
     upgrading: bool,
 ) -> PinotObservation {
+    let pod_instances = &observed.pod_instances;
     let controller_ready = observed
         .pods
         .values()

@@ -282,7 +282,7 @@ fn ask(
     now: Timestamp,
 ) -> Option<(Arc<ActivePolicy>, ClusterState, String)> {
     let active = policies.registry.resolve(&valid.namespace, chosen, kind).ok()?;
-    let state = state::cluster_state(cluster, valid, observed, &observed.pod_instances, &active.config, now);
+    let state = state::cluster_state(cluster, valid, observed, &active.config, now);
     let policy = policy_label(chosen, &active.policy.info);
     Some((active, state, policy))
 }
@@ -387,7 +387,7 @@ async fn plan_tenants(
     }
     let mut state = match &observed.pinot {
         PinotObservation::Reachable { .. } if !valid.external => {
-            let mut state = state::cluster_state(cluster, valid, observed, &observed.pod_instances, &[], now);
+            let mut state = state::cluster_state(cluster, valid, observed, &[], now);
             for pool in &mut state.pools {
                 let keep = pool.desired_replicas;
                 pool.pods.retain(|p| p.ordinal < keep);

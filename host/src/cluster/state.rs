@@ -28,20 +28,18 @@ pub fn role(role: Role) -> model::Role {
     }
 }
 
-/// The state of one cluster for its policies. `pod_instances` maps pod names to the Pinot
-/// instance ids they register as; `config` is the deciding policy's configuration.
+/// The state of one cluster for its policies; `config` is the deciding policy's configuration.
 pub fn cluster_state(
     cluster: &PinotCluster,
     valid: &ValidCluster,
     observed: &ObservedCluster,
-    pod_instances: &BTreeMap<String, String>,
     config: &[(String, String)],
     now: Timestamp,
 ) -> ClusterState {
     // Segments per server, summed over the tables once for every pool.
     let segments = observed.pinot.segments_per_server();
     let mut pools: Vec<Pool> =
-        valid.pools.iter().map(|p| pool(PoolIntent::of_spec(p), observed, pod_instances, &segments, now)).collect();
+        valid.pools.iter().map(|p| pool(PoolIntent::of_spec(p), observed, &segments, now)).collect();
     for (name, r) in leaving_pools(valid, observed) {
         let sts = &observed.statefulsets[name];
         let image = sts
@@ -52,7 +50,7 @@ pub fn cluster_state(
             .and_then(|c| c.image.clone())
             .unwrap_or_default();
         let intent = PoolIntent { name, role: role(r), zones: vec![], desired: 0, max: 0, image, max_unavailable: 1 };
-        pools.push(pool(intent, observed, pod_instances, &segments, now));
+        pools.push(pool(intent, observed, &segments, now));
     }
     let conditions = cluster
         .status
@@ -205,13 +203,7 @@ pub fn leaving_pools<'a>(valid: &ValidCluster, observed: &'a ObservedCluster) ->
         .collect()
 }
 
-fn pool(
-    intent: PoolIntent,
-    observed: &ObservedCluster,
-    pod_instances: &BTreeMap<String, String>,
-    segments: &BTreeMap<String, u32>,
-    now: Timestamp,
-) -> Pool {
+fn pool(intent: PoolIntent, observed: &ObservedCluster, segments: &BTreeMap<String, u32>, now: Timestamp) -> Pool {
     let sts = observed.statefulsets.get(intent.name);
     let status = sts.and_then(|s| s.status.as_ref());
     let pods: &[Pod] = observed.pods.get(intent.name).map(Vec::as_slice).unwrap_or_default();
@@ -237,7 +229,7 @@ fn pool(
         target_revision: status.and_then(|s| s.update_revision.clone()).unwrap_or_default(),
         image: intent.image,
         max_unavailable: intent.max_unavailable,
-        pods: pods.iter().map(|p| pod(p, &observed.pinot, pod_instances, segments, now)).collect(),
+        pods: pods.iter().map(|p| pod(p, &observed.pinot, &observed.pod_instances, segments, now)).collect(),
         departed,
     }
 }
@@ -390,6 +382,7 @@ mod tests {
             ],
         );
         let ids = pod_instance_ids(&valid.name, &valid.namespace, "cluster.local", &observed);
+        observed.pod_instances = ids.clone();
         let id0 = ids[&format!("{sts_name}-0")].clone();
         observed.pinot = PinotObservation::Reachable {
             version: Some("1.3.0".into()),
@@ -424,7 +417,7 @@ mod tests {
             leaderless_partitions: None,
         };
         let now = Timestamp::from_second(1300).unwrap();
-        let state = cluster_state(&cluster, &valid, &observed, &ids, &[("k".into(), "v".into())], now);
+        let state = cluster_state(&cluster, &valid, &observed, &[("k".into(), "v".into())], now);
         assert_eq!(state.pools.len(), valid.pools.len());
         assert_eq!(state.deployment_order.len(), valid.deployment_order.len());
         // The policy's own configuration, then what the spec says per pool.

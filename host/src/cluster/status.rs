@@ -92,11 +92,8 @@ pub fn status(
     if plan.hold.is_none() || matches!(plan.hold, Some(Hold::Paused)) {
         status.policies = plan.policies.clone();
     }
-    let observed_rebalances = match &observed.pinot {
-        PinotObservation::Reachable { rebalances, .. } => rebalances.clone(),
-        _ => previous.rebalances.clone(),
-    };
-    status.rebalances = applied.rebalances(&observed_rebalances);
+    // Those still running as observed (`compute_status`), with those started now.
+    status.rebalances = applied.rebalances(&status.rebalances);
     status.problems = problems;
     // A pass that did not ask the tenant policy (held, or taking an upgrade step) keeps what the
     // last one reported.

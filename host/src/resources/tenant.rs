@@ -7,13 +7,13 @@
 
 use std::sync::Arc;
 
-use kube::{
-    ResourceExt,
-    runtime::{controller::Action, reflector::ObjectRef},
-};
-use pinot_crds::{DeletionPolicy, PinotCluster, PinotObjectStatus, PinotTenant};
+use kube::{ResourceExt, runtime::controller::Action};
+use pinot_crds::{DeletionPolicy, PinotObjectStatus, PinotTenant};
 
-use super::{Context, Error, PinotObject, publish, reach_for_cleanup, ready, report_transient, waiting, write_status};
+use super::{
+    Context, Error, PinotObject, named_cluster, publish, reach_for_cleanup, ready, report_transient, waiting,
+    write_status,
+};
 use crate::{cluster::tenants::tenant_request, policy::model::Role};
 
 pub(crate) async fn apply(obj: Arc<PinotTenant>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -22,17 +22,12 @@ pub(crate) async fn apply(obj: Arc<PinotTenant>, ctx: Arc<Context>) -> Result<Ac
         write_status(&ctx.client, &*obj, old, ready(false, "InvalidSpec", invalid.to_string())).await?;
         return Ok(Action::await_change());
     }
-    let ns = obj.namespace().unwrap_or_default();
-    let name = obj.cluster();
-    if name.trim().is_empty() {
-        let message = "spec.cluster is empty: name the PinotCluster (same namespace)";
-        write_status(&ctx.client, &*obj, old, ready(false, "ClusterNotFound", message)).await?;
-        return Ok(Action::await_change());
-    }
-    let Some(cluster) = ctx.clusters.get(&ObjectRef::<PinotCluster>::new(name).within(&ns)) else {
-        let message = format!("PinotCluster {name} (spec.cluster) does not exist in namespace {ns}");
-        write_status(&ctx.client, &*obj, old, ready(false, "ClusterNotFound", message)).await?;
-        return Ok(waiting());
+    let cluster = match named_cluster(&ctx, &*obj) {
+        Ok(cluster) => cluster,
+        Err(message) => {
+            write_status(&ctx.client, &*obj, old, ready(false, "ClusterNotFound", message)).await?;
+            return Ok(waiting());
+        }
     };
     // Where the cluster's pass placed it; its changes start another look (see `run`).
     let placement = cluster.status.as_ref().and_then(|s| s.tenants.iter().find(|t| t.name == obj.name_any()));
@@ -47,7 +42,7 @@ pub(crate) async fn apply(obj: Arc<PinotTenant>, ctx: Arc<Context>) -> Result<Ac
             ready(p.placed, &p.reason, p.message.clone()),
         ),
         None => {
-            let message = format!("waiting for PinotCluster {name} to place it with its tenant policy");
+            let message = format!("waiting for PinotCluster {} to place it with its tenant policy", obj.cluster());
             (PinotObjectStatus { applied_generation: old.applied_generation, ..old }, ready(false, "Placing", message))
         }
     };

@@ -64,12 +64,11 @@ pub async fn carry_out_upgrade(
     pinot: &PinotClient,
     namespace: &str,
     observed: &ObservedCluster,
-    pod_instances: &BTreeMap<String, String>,
     policy: &str,
     actions: &[Action],
 ) -> (Vec<Step>, Option<StepError>) {
     // The pod each instance runs in.
-    let pod_of = |id: &str| pod_instances.iter().find(|(_, i)| *i == id).map(|(pod, _)| pod.clone());
+    let pod_of = |id: &str| observed.pod_instances.iter().find(|(_, i)| *i == id).map(|(pod, _)| pod.clone());
     let mut done = Vec::new();
     for action in actions {
         let result = match action {
