@@ -22,23 +22,28 @@ help:
 # control plane are installed by deploy/local/build-kube.sh when it first runs.
 deps:
 	@rustup show active-toolchain >/dev/null 2>&1 || rustup toolchain install
-	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+	@for t in wasm32-unknown-unknown wasm32-wasip2; do rustup target list --installed | grep -qx $$t || rustup target add $$t; done
 
 build: deps
 	$(CARGO) build --workspace --all-targets
 
+# The policies in plugins/ are a workspace of their own: linted and unit-tested on the host too.
 lint: deps
 	$(CARGO) fmt --all -- --check
+	$(CARGO) fmt --all --manifest-path plugins/Cargo.toml -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --manifest-path plugins/Cargo.toml -- -D warnings
 
 unit-test: deps
 	$(CARGO) test --workspace --lib --bins -p pinot-crds
+	$(CARGO) test --workspace --manifest-path plugins/Cargo.toml
 
 # Starts the local control plane if it is not running (from an empty store, and stops it again
 # afterwards if this run started it), then runs every test against it. PINOT_TEST_KUBECONFIG=<file> runs the
 # integration tests against another cluster instead (kind, a real cluster).
 test: deps lint
 	@set -euo pipefail; \
+	$(CARGO) test --workspace --manifest-path plugins/Cargo.toml; \
 	if [ -n "$${PINOT_TEST_KUBECONFIG:-}" ]; then \
 	  $(CARGO) test --workspace; \
 	else \

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, criterion_group};
 use futures::StreamExt;
 use pinot_operator::policy::{
-    ClusterState, PolicyEngine, PolicyKind, PolicyLimits, PolicyRegistry, bundled,
+    ClusterState, LoadedPolicy, PolicyEngine, PolicyKind, PolicyLimits, PolicyRegistry, bundled,
     model::{Instance, Pod, Pool, Role},
     reload::directory_changes,
     runtime::digest,
@@ -76,29 +76,62 @@ fn engine() -> PolicyEngine {
     PolicyEngine::new(PolicyLimits::default()).unwrap()
 }
 
+/// The bundled default upgrade policy as the SDK of contract 0.3.0 built it: the baseline the
+/// 1.0.0 build of the same policy is measured against, in the same run.
+const UPGRADE_DEFAULT_0_3: &[u8] = include_bytes!("../../plugins/testing/contract-0.3.0/upgrade_default.wasm");
+
+/// Latency samples of `rounds` decisions, the two modules taking turns so that both see the
+/// same machine (frequency, noise) over the run.
+fn samples(
+    engine: &PolicyEngine,
+    a: &LoadedPolicy,
+    b: &LoadedPolicy,
+    s: &ClusterState,
+) -> (Vec<Duration>, Vec<Duration>) {
+    for _ in 0..300 {
+        engine.decide(a, s).unwrap();
+        engine.decide(b, s).unwrap();
+    }
+    let time = |p: &LoadedPolicy| {
+        let t = Instant::now();
+        engine.decide(p, s).unwrap();
+        t.elapsed()
+    };
+    let (mut xs, mut ys) = (Vec::new(), Vec::new());
+    for _ in 0..5000 {
+        xs.push(time(a));
+        ys.push(time(b));
+    }
+    xs.sort();
+    ys.sort();
+    (xs, ys)
+}
+
 fn percentiles() {
     let engine = engine();
-    let policy = engine.load(PolicyKind::Upgrade, "upgrade-default", bundled::UPGRADE_DEFAULT).unwrap();
-    println!("decision latency, fresh Store per decision (upgrade-default):");
-    println!("| pools | p50 | p99 |");
-    println!("|---|---|---|");
+    let now = engine.load(PolicyKind::Upgrade, "upgrade-default", bundled::UPGRADE_DEFAULT).unwrap();
+    let before = engine.load(PolicyKind::Upgrade, "upgrade-default-0.3.0", UPGRADE_DEFAULT_0_3).unwrap();
+    assert_eq!(now.api_version(), "pinot:policy@1.0.0");
+    assert_eq!(before.api_version(), "pinot:policy@0.3.0");
+    println!(
+        "decision latency, fresh Store per decision (upgrade-default, contract 1.0.0 and its 0.3.0 build, taking turns):"
+    );
+    println!("| pools | 1.0.0 p50 | 1.0.0 p99 | 0.3.0 p50 | 0.3.0 p99 | p50 ratio 1.0.0 / 0.3.0 |");
+    println!("|---|---|---|---|---|---|");
     for pools in [3, 10, 30] {
         let s = state(pools);
-        for _ in 0..200 {
-            engine.decide(&policy, &s).unwrap();
-        }
-        let mut samples: Vec<Duration> = (0..5000)
-            .map(|_| {
-                let t = Instant::now();
-                engine.decide(&policy, &s).unwrap();
-                t.elapsed()
-            })
-            .collect();
-        samples.sort();
+        // Both decide alike: the comparison is of the contract, not of two policies.
+        assert_eq!(engine.decide(&now, &s).unwrap(), engine.decide(&before, &s).unwrap());
+        let (a, b) = samples(&engine, &now, &before, &s);
+        let p50 = |v: &[Duration]| v[v.len() / 2];
+        let p99 = |v: &[Duration]| v[v.len() * 99 / 100];
         println!(
-            "| {pools} | {:.1} µs | {:.1} µs |",
-            micros(samples[samples.len() / 2]),
-            micros(samples[samples.len() * 99 / 100])
+            "| {pools} | {:.1} µs | {:.1} µs | {:.1} µs | {:.1} µs | {:.2} |",
+            micros(p50(&a)),
+            micros(p99(&a)),
+            micros(p50(&b)),
+            micros(p99(&b)),
+            micros(p50(&a)) / micros(p50(&b))
         );
     }
 }

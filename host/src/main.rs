@@ -112,10 +112,20 @@ enum PolicyCommand {
         #[arg(long)]
         kind: Option<String>,
     },
-    /// Print a module's info, world, api-version and digest.
+    /// Print a module's info, world, api-version, digest and whether it imports WASI.
     Inspect {
         /// The policy component (.wasm).
         module: PathBuf,
+    },
+    /// Turn a policy built with `cargo build --target wasm32-unknown-unknown` (a core module
+    /// that carries its WIT world, as wit-bindgen writes it) into a component, as `wasm-tools
+    /// component new` does, and check that it loads as a policy.
+    Component {
+        /// The core module (.wasm).
+        module: PathBuf,
+        /// Where to write the component.
+        #[arg(short, long)]
+        output: PathBuf,
     },
 }
 
@@ -220,6 +230,16 @@ fn policy_command(command: PolicyCommand) -> anyhow::Result<()> {
             println!("world:       pinot:policy/{}", kind.world());
             println!("api-version: {}", loaded.info.api_version);
             println!("digest:      {}", loaded.digest);
+            println!("wasi:        {}", if loaded.uses_wasi() { "imported (an empty one is given)" } else { "none" });
+            Ok(())
+        }
+        PolicyCommand::Component { module, output } => {
+            let bytes = std::fs::read(&module).with_context(|| format!("reading {}", module.display()))?;
+            let component = pinot_operator::policy::component::from_core_module(&bytes)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", module.display()))?;
+            let (kind, loaded) = load_any(&engine, &output, &component, None)?;
+            std::fs::write(&output, &component).with_context(|| format!("writing {}", output.display()))?;
+            println!("{}: {kind} {} {} ({})", output.display(), loaded.info.name, loaded.info.version, loaded.digest);
             Ok(())
         }
         PolicyCommand::Test { module, state, kind } => {

@@ -20,9 +20,10 @@
 //! and events; the PinotCluster controller asks the registry for decisions.
 
 pub mod bundled;
+pub mod component;
 pub mod contract;
 pub mod guardrails;
-pub mod model;
+pub use pinot_policy_model as model;
 pub mod registry;
 pub mod reload;
 pub mod runtime;

@@ -30,8 +30,28 @@ fn inspect_prints_info_world_api_version_and_digest() {
     assert!(ok, "{err}");
     assert!(out.contains("name:        tenant-default"), "{out}");
     assert!(out.contains("world:       pinot:policy/tenant-policy"), "{out}");
-    assert!(out.contains("api-version: pinot:policy@0.3.0"), "{out}");
+    assert!(out.contains("api-version: pinot:policy@1.0.0"), "{out}");
     assert!(out.contains("digest:      sha256:"), "{out}");
+    assert!(out.contains("wasi:        none"), "{out}");
+}
+
+#[test]
+fn component_turns_a_policy_built_for_wasm32_unknown_unknown_into_a_loadable_component() {
+    // The core module cargo built for the bundled example policy, before host/build.rs made it
+    // a component.
+    let core = Path::new(bundled::WASM_DIR)
+        .join("../plugins-target/wasm32-unknown-unknown/release/pinot_upgrade_zone_at_a_time.wasm");
+    let out = std::env::temp_dir().join(format!("zone-at-a-time-{}.wasm", std::process::id()));
+    let (ok, stdout, err) = operator(&["policy", "component", &core.to_string_lossy(), "-o", &out.to_string_lossy()]);
+    assert!(ok, "{err}");
+    assert!(stdout.contains("upgrade-policy upgrade-zone-at-a-time"), "{stdout}");
+    let (ok, stdout, err) = operator(&["policy", "inspect", &out.to_string_lossy()]);
+    assert!(ok, "{err}");
+    assert!(stdout.contains("wasi:        none"), "{stdout}");
+    // A component is not made a component again; the error says what the input is.
+    let (ok, _, err) = operator(&["policy", "component", &out.to_string_lossy(), "-o", "/dev/null"]);
+    assert!(!ok && err.contains("it is a component already"), "{err}");
+    let _ = std::fs::remove_file(&out);
 }
 
 #[test]
@@ -48,10 +68,11 @@ fn test_prints_actions_with_the_guardrail_verdict() {
     assert!(out.contains("REFUSED  restart-pod no-such-pod-0: no pod no-such-pod-0 in this cluster"), "{out}");
     assert!(err.contains("the guardrails refuse this plan"), "{err}");
 
+    // A module built against a newer contract than this operator's is refused, saying so.
     let (ok, _, err) =
-        operator(&["policy", "test", &wasm("pinot_test_wrong_api_version.wasm"), "--state", &example_state()]);
+        operator(&["policy", "test", &wasm("pinot_test_newer_contract.wasm"), "--state", &example_state()]);
     assert!(!ok);
-    assert!(err.contains("pinot:policy@9.9.9"), "{err}");
+    assert!(err.contains("built against pinot:policy@1.1.0"), "{err}");
 }
 
 #[test]

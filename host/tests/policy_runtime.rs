@@ -13,6 +13,12 @@ fn engine() -> PolicyEngine {
     PolicyEngine::new(PolicyLimits { deadline: Duration::from_millis(200), memory_bytes: 16 << 20 }).unwrap()
 }
 
+/// A module of the previous contract, as its SDK built it (`plugins/testing/contract-0.3.0`).
+fn contract_0_3(name: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/testing/contract-0.3.0").join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
 fn module(name: &str) -> Vec<u8> {
     std::fs::read(Path::new(bundled::WASM_DIR).join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
@@ -107,8 +113,8 @@ fn bundled_defaults_load_and_say_what_they_are() {
     for (kind, name, bytes) in bundled::defaults() {
         let loaded = engine.load(kind, name, bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(loaded.info.name, name);
-        assert_eq!(loaded.info.api_version, "pinot:policy@0.3.0");
-        assert_eq!(loaded.api_version(), "pinot:policy@0.3.0");
+        assert_eq!(loaded.info.api_version, "pinot:policy@1.0.0");
+        assert!(!loaded.uses_wasi(), "{name} is built with the SDK and imports no WASI");
         assert!(loaded.digest.starts_with("sha256:") && loaded.digest.len() == 7 + 64);
     }
     // A module of one kind does not load as another.
@@ -467,14 +473,31 @@ fn hostile_modules_are_contained_with_specific_errors() {
     let panics = load("pinot_test_panics.wasm").unwrap();
     assert!(matches!(engine.decide(&panics, &state), Err(DecisionError::Trap(_))));
 
-    let wrong = load("pinot_test_wrong_api_version.wasm").unwrap_err();
+    // A plan may not grow without bound: a module asking for 20,000 actions is stopped.
+    let flood = load("pinot_test_invalid_actions.wasm").unwrap();
+    let mut flooding = state.clone();
+    flooding.config.push(("flood".into(), "yes".into()));
+    match engine.decide(&flood, &flooding) {
+        Err(DecisionError::Trap(why)) => assert!(why.contains("more than 10000 actions"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+
+    // A scaling policy that imports the upgrade actions is refused at load, and so is a module
+    // that imports an interface the host does not provide; each error names the import.
+    let wrong_kind = engine.load(PolicyKind::Scaling, "wrong-kind", &module("pinot_test_wrong_kind.wasm")).unwrap_err();
     assert!(
-        matches!(&wrong, LoadError::WrongApiVersion { found, expected: "pinot:policy@0.1.0" } if found == "pinot:policy@9.9.9"),
-        "{wrong}"
+        matches!(&wrong_kind, LoadError::Imports { message, .. } if message.contains("pinot:policy/upgrade-actions@1.0.0")),
+        "{wrong_kind}"
+    );
+    let foreign = load("pinot_test_foreign_import.wasm").unwrap_err();
+    assert!(
+        matches!(&foreign, LoadError::Imports { message, .. } if message.contains("test:exfil/network")),
+        "{foreign}"
     );
 
-    // It gets no files, no directories and no environment.
+    // A module that imports WASI gets an empty one: no files, no directories, no environment.
     let snoop = load("pinot_test_snoop.wasm").unwrap();
+    assert!(snoop.uses_wasi());
     match engine.decide(&snoop, &state) {
         Err(DecisionError::Refused(seen)) => {
             assert!(seen.contains("file: Err("), "{seen}");
@@ -689,12 +712,12 @@ fn render(s: &ClusterState) -> String {
 }
 
 #[test]
-fn modules_of_0_3_and_0_2_read_exactly_the_state_the_host_built_and_0_1_modules_still_load() {
+fn modules_of_1_0_and_0_3_read_exactly_the_state_the_host_built() {
     let engine = engine();
     let echo = engine.load(PolicyKind::Upgrade, "echo", &module("pinot_test_echo_state.wasm")).unwrap();
-    assert_eq!(echo.api_version(), "pinot:policy@0.3.0");
-    let echo_0_2 = engine.load(PolicyKind::Upgrade, "echo-0.2", &module("pinot_test_echo_state_0_2.wasm")).unwrap();
-    assert_eq!(echo_0_2.api_version(), "pinot:policy@0.2.0");
+    assert_eq!(echo.api_version(), "pinot:policy@1.0.0");
+    let echo_0_3 = engine.load(PolicyKind::Upgrade, "echo-0.3", &contract_0_3("echo_state.wasm")).unwrap();
+    assert_eq!(echo_0_3.api_version(), "pinot:policy@0.3.0");
     // Everything the contract carries, with multi-byte text, empty strings and lists, a pod
     // without an instance, several zones and tags.
     let mut s = upgrading(false);
@@ -735,7 +758,7 @@ fn modules_of_0_3_and_0_2_read_exactly_the_state_the_host_built_and_0_1_modules_
     }];
     s.config = vec![("podReadyTimeoutSeconds".into(), "300".into()), ("empty".into(), String::new())];
     assert!(s.pools[0].pods[0].instance.is_none());
-    for echo in [&echo, &echo_0_2] {
+    for echo in [&echo, &echo_0_3] {
         match engine.decide(echo, &s) {
             Err(DecisionError::Refused(seen)) => assert_eq!(seen, render(&s), "{}", echo.api_version()),
             other => panic!("expected the echo of {}, got {other:?}", echo.api_version()),
@@ -751,20 +774,22 @@ fn modules_of_0_3_and_0_2_read_exactly_the_state_the_host_built_and_0_1_modules_
     empty.tenants.clear();
     empty.config.clear();
     empty.deployment_order.clear();
-    match engine.decide(&echo, &empty) {
-        Err(DecisionError::Refused(seen)) => assert_eq!(seen, render(&empty)),
-        other => panic!("expected the echo, got {other:?}"),
+    for echo in [&echo, &echo_0_3] {
+        match engine.decide(echo, &empty) {
+            Err(DecisionError::Refused(seen)) => assert_eq!(seen, render(&empty), "{}", echo.api_version()),
+            other => panic!("expected the echo, got {other:?}"),
+        }
     }
 
-    // The hostile modules are built for 0.1.0: they load and decide as such.
-    let old = engine.load(PolicyKind::Upgrade, "invalid", &module("pinot_test_invalid_actions.wasm")).unwrap();
-    assert_eq!(old.api_version(), "pinot:policy@0.1.0");
-    assert!(engine.decide(&old, &s).is_ok());
-    // A module of one kind never loads as another, under any version.
+    // A module of one kind never loads as another, under either version.
     let err = engine.load(PolicyKind::Tenant, "echo", &module("pinot_test_echo_state.wasm")).unwrap_err();
-    for version in ["pinot:policy@0.3.0", "pinot:policy@0.2.0", "pinot:policy@0.1.0"] {
-        assert!(err.to_string().contains(version), "{err}");
-    }
+    assert!(
+        matches!(&err, LoadError::WrongWorld { message, .. } if message.contains("pinot:policy/upgrade@1.0.0")),
+        "{err}"
+    );
+    let err = engine.load(PolicyKind::Tenant, "echo-0.3", &contract_0_3("echo_state.wasm")).unwrap_err();
+    assert!(matches!(&err, LoadError::WrongWorld { .. }), "{err}");
+    assert!(err.to_string().contains("plan-tenants"), "{err}");
 }
 
 #[test]

@@ -17,6 +17,9 @@ fn a_python_policy_builds_loads_and_decides() {
     let engine = PolicyEngine::new(PolicyLimits::default()).unwrap();
     let policy = engine.load(PolicyKind::Upgrade, "python", &bytes).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(policy.info.name, "python-one-at-a-time");
+    assert_eq!(policy.api_version(), "pinot:policy@1.0.0");
+    // componentize-py modules import WASI: they are linked with an empty one.
+    assert!(policy.uses_wasi());
     let text = std::fs::read_to_string(repo.join("deploy/examples/policy/observed-upgrade.yaml")).unwrap();
     let state: ClusterState = serde_yaml::from_str(&text).unwrap();
     assert_eq!(engine.decide(&policy, &state).unwrap(), vec![Action::RestartPod("analytics-server-a-0".into())]);

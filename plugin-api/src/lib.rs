@@ -1,80 +1,218 @@
-//! Guest SDK for policy plugins of the Pinot control plane.
+//! Guest SDK for policy plugins of the Pinot control plane (contract `pinot:policy@1.0.0`).
 //!
-//! A policy is a `cdylib` crate that implements the `Guest` trait of one world and exports
-//! it; `cargo build --target wasm32-wasip2 --release` then emits a WebAssembly component. The
-//! state crosses into the module laid out in columns (contract `pinot:policy@0.3.0`); [`State`] reads
-//! it without copying: `state.pools()`, `pool.pods()`, `pod.instance()`, `instance.tags()`, ...
+//! A policy is a `cdylib` crate with one type that implements [`UpgradePolicy`],
+//! [`ScalingPolicy`] or [`TenantPolicy`] and one `export_*_policy!` line. Its `plan` reads the
+//! observed state through [`State`] (`state.pools()`, `pool.pods()`, `pod.instance()`,
+//! `instance.tags()`, ...) and returns the actions of its kind; the type system keeps an
+//! upgrade policy from asking for a scale-in.
 //!
 //! ```ignore
-//! use pinot_policy_sdk::{Action, ClusterState, Info, State, upgrade::{self, Guest}};
+//! use pinot_policy_sdk::{State, UpgradeAction, UpgradePolicy};
 //!
-//! struct MyPolicy;
-//! impl Guest for MyPolicy {
-//!     fn info() -> Info { pinot_policy_sdk::info("mine", "1.0.0") }
-//!     fn plan_upgrade(state: ClusterState) -> Result<Vec<Action>, String> {
-//!         let state = State::new(&state);
-//!         Ok(state.pools().flat_map(|p| p.pods()).filter(|p| !p.ready()).map(|p| Action::RestartPod(p.name().into())).collect())
+//! struct Mine;
+//! impl UpgradePolicy for Mine {
+//!     const NAME: &'static str = "mine";
+//!     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+//!     fn plan(state: &State) -> Result<Vec<UpgradeAction>, String> {
+//!         Ok(state.pools().flat_map(|p| p.pods()).filter(|p| !p.ready()).map(|p| UpgradeAction::RestartPod(p.name().into())).collect())
 //!     }
 //! }
-//! upgrade::export!(MyPolicy with_types_in pinot_policy_sdk::upgrade);
+//! pinot_policy_sdk::export_upgrade_policy!(Mine);
 //! ```
 //!
-//! Modules built against the previous contracts (`pinot:policy@0.1.0`, nested records with a
-//! string per name; `pinot:policy@0.2.0`, flat records) still load: the operator keeps the
-//! bindings of every version.
+//! Build it with `cargo build --release --target wasm32-unknown-unknown` and turn the module
+//! into a component with `pinot-operator policy component` (the result imports nothing but the
+//! contract: no WASI). Test it with plain `cargo test`: [`StateBuilder`] builds a state in the
+//! shape `pinot-operator policy test --state FILE` reads, and `plan` is an ordinary function.
 
-mod view;
+#[doc(hidden)]
+pub mod actions;
+mod builder;
+mod state;
 
-pub use upgrade::pinot::policy::types::{Action, ClusterState, Info, InstanceTags, SetReplicas};
-pub use view::*;
+pub use actions::{ScalingAction, TenantAction, UpgradeAction};
+pub use builder::StateBuilder;
+pub use pinot_policy_model as model;
+pub use pinot_policy_model::Role;
+pub use state::*;
 
-/// The contract version this SDK implements; a policy's `info().api-version` must say it.
-pub const API_VERSION: &str = "pinot:policy@0.3.0";
+/// The contract version this SDK builds policies for.
+pub const API_VERSION: &str = "pinot:policy@1.0.0";
 
-/// What a policy says about itself, with this SDK's contract version.
-pub fn info(name: &str, version: &str) -> Info {
-    Info { name: name.into(), version: version.into(), api_version: API_VERSION.into() }
+/// An upgrade policy: which pods restart next.
+pub trait UpgradePolicy {
+    /// The policy's name and version, shown in the operator's status and log.
+    const NAME: &'static str;
+    const VERSION: &'static str;
+    /// Decides from `state`. An error refuses the whole plan and is shown in status.
+    fn plan(state: &State) -> Result<Vec<UpgradeAction>, String>;
 }
 
-/// Sends a line to the operator's log, attributed to the policy.
-pub fn log(level: upgrade::pinot::policy::host::Level, message: &str) {
-    upgrade::pinot::policy::host::log(level, message)
+/// A scaling policy: replicas, drains and rebalances.
+pub trait ScalingPolicy {
+    const NAME: &'static str;
+    const VERSION: &'static str;
+    fn plan(state: &State) -> Result<Vec<ScalingAction>, String>;
 }
 
-/// The `upgrade-policy` world: `plan-upgrade` decides which pods restart next.
-pub mod upgrade {
-    wit_bindgen::generate!({
-        world: "upgrade-policy",
-        path: "wit/0.3.0",
-        pub_export_macro: true,
-        export_macro_name: "export",
-    });
+/// A tenant policy: which instances carry which tenant tags.
+pub trait TenantPolicy {
+    const NAME: &'static str;
+    const VERSION: &'static str;
+    fn plan(state: &State) -> Result<Vec<TenantAction>, String>;
 }
 
-/// The `scaling-policy` world: `plan-scaling` decides replicas, drains and rebalances.
-pub mod scaling {
-    wit_bindgen::generate!({
-        world: "scaling-policy",
-        path: "wit/0.3.0",
-        with: {
-            "pinot:policy/types@0.3.0": crate::upgrade::pinot::policy::types,
-            "pinot:policy/host@0.3.0": crate::upgrade::pinot::policy::host,
-        },
-        pub_export_macro: true,
-        export_macro_name: "export",
-    });
+/// Log levels of [`log`].
+pub use bindings::upgrade::pinot::policy::types::Level;
+
+/// Sends a line to the operator's log, attributed to the policy (to stderr outside a module, in
+/// unit tests).
+pub fn log(level: Level, message: &str) {
+    #[cfg(target_arch = "wasm32")]
+    bindings::upgrade::pinot::policy::log::log(level, message);
+    #[cfg(not(target_arch = "wasm32"))]
+    eprintln!("{level:?}: {message}");
 }
 
-/// The `tenant-policy` world: `plan-tenants` decides which instances carry which tenant tags.
-pub mod tenant {
-    wit_bindgen::generate!({
-        world: "tenant-policy",
-        path: "wit/0.3.0",
-        with: {
-            "pinot:policy/types@0.3.0": crate::upgrade::pinot::policy::types,
-            "pinot:policy/host@0.3.0": crate::upgrade::pinot::policy::host,
-        },
-        pub_export_macro: true,
-        export_macro_name: "export",
-    });
+/// The bindings of the three worlds, generated from `wit/1.0.0`. A policy does not need them:
+/// the traits above and the `export_*_policy!` macros use them.
+#[doc(hidden)]
+pub mod bindings {
+    /// `upgrade-policy`.
+    pub mod upgrade {
+        wit_bindgen::generate!({
+            world: "upgrade-policy",
+            path: "wit/1.0.0",
+            pub_export_macro: true,
+            export_macro_name: "export",
+        });
+    }
+
+    /// `scaling-policy`.
+    pub mod scaling {
+        wit_bindgen::generate!({
+            world: "scaling-policy",
+            path: "wit/1.0.0",
+            with: {
+                "pinot:policy/types@1.0.0": crate::bindings::upgrade::pinot::policy::types,
+                "pinot:policy/state@1.0.0": crate::bindings::upgrade::pinot::policy::state,
+                "pinot:policy/log@1.0.0": crate::bindings::upgrade::pinot::policy::log,
+            },
+            pub_export_macro: true,
+            export_macro_name: "export",
+        });
+    }
+
+    /// `tenant-policy`.
+    pub mod tenant {
+        wit_bindgen::generate!({
+            world: "tenant-policy",
+            path: "wit/1.0.0",
+            with: {
+                "pinot:policy/types@1.0.0": crate::bindings::upgrade::pinot::policy::types,
+                "pinot:policy/state@1.0.0": crate::bindings::upgrade::pinot::policy::state,
+                "pinot:policy/log@1.0.0": crate::bindings::upgrade::pinot::policy::log,
+            },
+            pub_export_macro: true,
+            export_macro_name: "export",
+        });
+    }
+
+    pub use upgrade::pinot::policy::types::PolicyInfo;
+
+    /// What a policy says about itself.
+    pub fn info(name: &str, version: &str) -> PolicyInfo {
+        PolicyInfo { name: name.into(), version: version.into() }
+    }
+}
+
+/// Exports a type that implements [`UpgradePolicy`] as the module's upgrade policy.
+#[macro_export]
+macro_rules! export_upgrade_policy {
+    ($policy:ty) => {
+        // Only a module exports anything; on the host (unit tests) `plan` is called directly.
+        #[cfg(target_arch = "wasm32")]
+        const _: () = {
+            struct Export;
+            impl $crate::bindings::upgrade::exports::pinot::policy::upgrade::Guest for Export {
+                fn info() -> $crate::bindings::PolicyInfo {
+                    $crate::bindings::info(
+                        <$policy as $crate::UpgradePolicy>::NAME,
+                        <$policy as $crate::UpgradePolicy>::VERSION,
+                    )
+                }
+                fn plan() -> Result<(), String> {
+                    $crate::actions::ask_upgrade(
+                        <$policy as $crate::UpgradePolicy>::plan(&$crate::State::from_host())?,
+                    );
+                    Ok(())
+                }
+            }
+    $crate::bindings::upgrade::export!(Export with_types_in $crate::bindings::upgrade);
+        };
+        // On the host the policy is used by its tests only; this keeps it from being unused.
+        #[cfg(not(target_arch = "wasm32"))]
+        const _: fn(&$crate::State) -> Result<Vec<$crate::UpgradeAction>, String> =
+            <$policy as $crate::UpgradePolicy>::plan;
+    };
+}
+
+/// Exports a type that implements [`ScalingPolicy`] as the module's scaling policy.
+#[macro_export]
+macro_rules! export_scaling_policy {
+    ($policy:ty) => {
+        // Only a module exports anything; on the host (unit tests) `plan` is called directly.
+        #[cfg(target_arch = "wasm32")]
+        const _: () = {
+            struct Export;
+            impl $crate::bindings::scaling::exports::pinot::policy::scaling::Guest for Export {
+                fn info() -> $crate::bindings::PolicyInfo {
+                    $crate::bindings::info(
+                        <$policy as $crate::ScalingPolicy>::NAME,
+                        <$policy as $crate::ScalingPolicy>::VERSION,
+                    )
+                }
+                fn plan() -> Result<(), String> {
+                    $crate::actions::ask_scaling(
+                        <$policy as $crate::ScalingPolicy>::plan(&$crate::State::from_host())?,
+                    );
+                    Ok(())
+                }
+            }
+    $crate::bindings::scaling::export!(Export with_types_in $crate::bindings::scaling);
+        };
+        // On the host the policy is used by its tests only; this keeps it from being unused.
+        #[cfg(not(target_arch = "wasm32"))]
+        const _: fn(&$crate::State) -> Result<Vec<$crate::ScalingAction>, String> =
+            <$policy as $crate::ScalingPolicy>::plan;
+    };
+}
+
+/// Exports a type that implements [`TenantPolicy`] as the module's tenant policy.
+#[macro_export]
+macro_rules! export_tenant_policy {
+    ($policy:ty) => {
+        // Only a module exports anything; on the host (unit tests) `plan` is called directly.
+        #[cfg(target_arch = "wasm32")]
+        const _: () = {
+            struct Export;
+            impl $crate::bindings::tenant::exports::pinot::policy::tenants::Guest for Export {
+                fn info() -> $crate::bindings::PolicyInfo {
+                    $crate::bindings::info(
+                        <$policy as $crate::TenantPolicy>::NAME,
+                        <$policy as $crate::TenantPolicy>::VERSION,
+                    )
+                }
+                fn plan() -> Result<(), String> {
+                    $crate::actions::ask_tenant(<$policy as $crate::TenantPolicy>::plan(&$crate::State::from_host())?);
+                    Ok(())
+                }
+            }
+    $crate::bindings::tenant::export!(Export with_types_in $crate::bindings::tenant);
+        };
+        // On the host the policy is used by its tests only; this keeps it from being unused.
+        #[cfg(not(target_arch = "wasm32"))]
+        const _: fn(&$crate::State) -> Result<Vec<$crate::TenantAction>, String> =
+            <$policy as $crate::TenantPolicy>::plan;
+    };
 }

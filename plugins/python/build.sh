@@ -4,7 +4,7 @@
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 OUT="${1:?usage: build.sh OUT_DIR}"
-WIT="$HERE/../../plugin-api/wit/0.1.0"
+WIT="$HERE/../../plugin-api/wit/1.0.0"
 command -v componentize-py >/dev/null 2>&1 || python3 -m pip install --quiet 'componentize-py==0.25.1' >&2
 mkdir -p "$OUT"
 cd "$HERE/one-at-a-time"

@@ -39,6 +39,7 @@ impl InstallError {
             InstallError::DigestMismatch { .. } => "DigestMismatch",
             InstallError::Load(LoadError::Compile(_)) => "DoesNotCompile",
             InstallError::Load(LoadError::WrongWorld { .. }) => "WrongWorld",
+            InstallError::Load(LoadError::Imports { .. }) => "ForbiddenImports",
             InstallError::Load(LoadError::WrongApiVersion { .. }) => "WrongApiVersion",
             InstallError::Load(LoadError::SmokeTest(_)) => "SmokeTestFailed",
         }

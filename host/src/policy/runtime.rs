@@ -1,8 +1,11 @@
 //! The wasmtime host: one `Engine` for the process, one `InstancePre` per loaded module, and a
-//! fresh `Store` per decision with an epoch deadline and a memory cap. Rust `wasm32-wasip2`
-//! components import `wasi:cli` and `wasi:io` even for pure logic, so a minimal WASI with an
-//! empty context (no files, no environment, no network, no arguments; stderr goes to the
-//! operator's log) is linked; components that import no WASI at all load too.
+//! fresh `Store` per decision with an epoch deadline and a memory cap.
+//!
+//! A module's imports are checked at load against what its kind may use: the contract's
+//! `state`, `log` and its own kind's actions, and WASI. Only a module that imports WASI
+//! (componentize-py's do; Rust policies built with the SDK do not) is linked with it, and gets
+//! an empty context: no files, no environment, no network, no arguments; stderr goes to the
+//! operator's log. Anything else it imports refuses it, with the import named.
 
 use std::{
     collections::HashMap,
@@ -19,13 +22,13 @@ use wasmtime::{
     Config, Engine, ResourceLimiter, Store, Trap,
     component::{
         Component, ComponentExportIndex, ComponentNamedList, HasSelf, InstancePre, Lift, Linker, Lower, ResourceTable,
-        TypedFunc,
+        TypedFunc, types::ComponentItem,
     },
 };
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView, p2::pipe::MemoryOutputPipe};
 
 use super::{
-    contract::{SUPPORTED_API_VERSIONS, v1, v1::host, v2, v3},
+    contract::{SUPPORTED_API_VERSIONS, v0_3, v1},
     model::{Action, ClusterState, Info},
 };
 
@@ -100,10 +103,12 @@ pub enum LoadError {
     #[error("the module does not compile as a WebAssembly component: {0}")]
     Compile(String),
     #[error(
-        "the component is not a {world} of any contract version this operator loads (it must export `info` and `{export}` of {}, and import nothing but WASI and pinot:policy/host): {message}",
-        SUPPORTED_API_VERSIONS.join(" or ")
+        "the component is not a {world} (it must export `pinot:policy/{export}@1.x`, or `info` and `{export_0_3}` of {}): {message}",
+        SUPPORTED_API_VERSIONS[1]
     )]
-    WrongWorld { world: &'static str, export: &'static str, message: String },
+    WrongWorld { world: &'static str, export: &'static str, export_0_3: &'static str, message: String },
+    #[error("the component imports what a {world} may not use: {message}")]
+    Imports { world: &'static str, message: String },
     #[error(
         "the component says it implements {found}, but its exports are those of {expected} (this operator loads {}); rebuild it with the current pinot-policy-sdk",
         SUPPORTED_API_VERSIONS.join(" and ")
@@ -138,9 +143,11 @@ impl DecisionError {
     }
 }
 
-/// What a module's `Store` holds: an empty WASI context (made on the module's first WASI call)
-/// and the memory accounting.
+/// What a module's `Store` holds: the decision (its state and the actions asked for, for
+/// modules of 1.0.0), an empty WASI context (made on the module's first WASI call) and the
+/// memory accounting.
 pub struct PluginState {
+    decision: v1::Decision,
     /// `None` until the module makes a WASI call: a policy deciding from its state makes none
     /// (a panic message or a print does), and building a context (random number generators
     /// seeded from the OS, clocks, stdio) is a good part of what a store costs.
@@ -235,119 +242,92 @@ impl ResourceLimiter for PluginState {
     }
 }
 
-impl v2::host::Host for PluginState {
-    fn log(&mut self, level: v2::host::Level, message: String) {
-        host::Host::log(self, v2::into_level(level), message)
+impl v0_3::host::Host for PluginState {
+    fn log(&mut self, level: v0_3::host::Level, message: String) {
+        self.write_log(v0_3::into_level(level), message)
     }
 }
 
-impl v3::host::Host for PluginState {
-    fn log(&mut self, level: v3::host::Level, message: String) {
-        host::Host::log(self, v3::into_level(level), message)
+impl v1::log::Host for PluginState {
+    fn log(&mut self, level: v1::Level, message: String) -> wasmtime::Result<()> {
+        self.write_log(level, message);
+        Ok(())
     }
 }
 
-impl host::Host for PluginState {
-    fn log(&mut self, level: host::Level, message: String) {
+impl PluginState {
+    fn write_log(&mut self, level: v1::Level, message: String) {
         let plugin = &*self.plugin;
         let message: String = message.chars().take(4096).collect();
         match level {
-            host::Level::Debug => tracing::debug!(plugin, "{message}"),
-            host::Level::Info => tracing::info!(plugin, "{message}"),
-            host::Level::Warn => tracing::warn!(plugin, "{message}"),
-            host::Level::Error => tracing::error!(plugin, "{message}"),
+            v1::Level::Debug => tracing::debug!(plugin, "{message}"),
+            v1::Level::Info => tracing::info!(plugin, "{message}"),
+            v1::Level::Warn => tracing::warn!(plugin, "{message}"),
+            v1::Level::Error => tracing::error!(plugin, "{message}"),
         }
     }
 }
 
-/// A contract version this operator loads modules of.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Version {
-    V1,
-    V2,
-    V3,
-}
-
-impl Version {
-    /// Newest first: a module is taken for the newest version its exports match.
-    const SUPPORTED: [Version; 3] = [Version::V3, Version::V2, Version::V1];
-
-    fn api_version(self) -> &'static str {
-        match self {
-            Version::V1 => v1::API_VERSION,
-            Version::V2 => v2::API_VERSION,
-            Version::V3 => v3::API_VERSION,
-        }
-    }
-
-    /// Type-checks a module's `info` and plan exports against this version's world of `kind`.
-    fn typecheck(self, kind: PolicyKind, pre: &InstancePre<PluginState>) -> wasmtime::Result<()> {
-        let pre = pre.clone();
-        match (self, kind) {
-            (Version::V3, PolicyKind::Upgrade) => v3::upgrade::UpgradePolicyPre::new(pre).map(drop),
-            (Version::V3, PolicyKind::Scaling) => v3::scaling::ScalingPolicyPre::new(pre).map(drop),
-            (Version::V3, PolicyKind::Tenant) => v3::tenant::TenantPolicyPre::new(pre).map(drop),
-            (Version::V2, PolicyKind::Upgrade) => v2::upgrade::UpgradePolicyPre::new(pre).map(drop),
-            (Version::V2, PolicyKind::Scaling) => v2::scaling::ScalingPolicyPre::new(pre).map(drop),
-            (Version::V2, PolicyKind::Tenant) => v2::tenant::TenantPolicyPre::new(pre).map(drop),
-            (Version::V1, PolicyKind::Upgrade) => v1::upgrade::UpgradePolicyPre::new(pre).map(drop),
-            (Version::V1, PolicyKind::Scaling) => v1::scaling::ScalingPolicyPre::new(pre).map(drop),
-            (Version::V1, PolicyKind::Tenant) => v1::tenant::TenantPolicyPre::new(pre).map(drop),
-        }
-    }
-}
-
-/// A linked module: the contract version its exports match and where those exports are.
+/// A linked module and where its exports are, by contract version.
 #[derive(Clone)]
-struct Pre {
-    pre: InstancePre<PluginState>,
-    version: Version,
-    info: ComponentExportIndex,
-    plan: ComponentExportIndex,
+enum Pre {
+    /// `pinot:policy@1.x`: `info` and `plan` of the interface of its kind.
+    V1 { pre: InstancePre<PluginState>, info: ComponentExportIndex, plan: ComponentExportIndex },
+    /// `pinot:policy@0.3.0`: top-level `info` and plan exports, type-checked at load.
+    V0_3 { pre: InstancePre<PluginState>, info: ComponentExportIndex, plan: ComponentExportIndex },
 }
 
 impl Pre {
-    /// Type-checks the module's exports against each supported contract version, newest first.
-    /// This is the only type check: calls then use the exports unchecked (see [`call`]).
-    fn new(kind: PolicyKind, pre: InstancePre<PluginState>) -> Result<Pre, wasmtime::Error> {
-        let mut errors = Vec::new();
-        for version in Version::SUPPORTED {
-            match version.typecheck(kind, &pre) {
-                Ok(()) => {
-                    let export = |name: &str| {
-                        pre.component()
-                            .get_export_index(None, name)
-                            .ok_or_else(|| wasmtime::Error::msg(format!("no export `{name}`")))
-                    };
-                    let (info, plan) = (export("info")?, export(export_name(kind))?);
-                    return Ok(Pre { pre, version, info, plan });
-                }
-                Err(e) => errors.push(format!("as {}: {e:#}", version.api_version())),
-            }
-        }
-        Err(wasmtime::Error::msg(errors.join("; ")))
+    /// A 1.x module whose interface of its kind is exported as `interface` (e.g.
+    /// `pinot:policy/upgrade@1.0.0`). The exports' types are checked on every call, which for
+    /// these two small signatures costs next to nothing.
+    fn v1(pre: InstancePre<PluginState>, interface: &str) -> wasmtime::Result<Pre> {
+        let component = pre.component();
+        let instance = component
+            .get_export_index(None, interface)
+            .ok_or_else(|| wasmtime::Error::msg(format!("no export `{interface}`")))?;
+        let export = |name: &str| {
+            component
+                .get_export_index(Some(&instance), name)
+                .ok_or_else(|| wasmtime::Error::msg(format!("`{interface}` exports no `{name}`")))
+        };
+        let (info, plan) = (export("info")?, export("plan")?);
+        Ok(Pre::V1 { pre, info, plan })
     }
 
-    /// The contract version the module's exports match.
-    fn api_version(&self) -> &'static str {
-        self.version.api_version()
+    /// A 0.3.0 module: its exports type-checked against 0.3.0's world of `kind`. This is the
+    /// only type check: calls then use the exports unchecked (see [`call`]).
+    fn v0_3(kind: PolicyKind, pre: InstancePre<PluginState>) -> wasmtime::Result<Pre> {
+        let checked = pre.clone();
+        match kind {
+            PolicyKind::Upgrade => v0_3::upgrade::UpgradePolicyPre::new(checked).map(drop)?,
+            PolicyKind::Scaling => v0_3::scaling::ScalingPolicyPre::new(checked).map(drop)?,
+            PolicyKind::Tenant => v0_3::tenant::TenantPolicyPre::new(checked).map(drop)?,
+        }
+        let export = |name: &str| {
+            pre.component()
+                .get_export_index(None, name)
+                .ok_or_else(|| wasmtime::Error::msg(format!("no export `{name}`")))
+        };
+        let (info, plan) = (export("info")?, export(export_0_3(kind))?);
+        Ok(Pre::V0_3 { pre, info, plan })
     }
 }
 
-/// Instantiates the module in `store` and calls its export `index` as a function from `P` to
-/// `R`.
+/// Instantiates a 0.3.0 module in `store` and calls its export `index` as a function from `P`
+/// to `R`.
 ///
 /// Looking an export up by index and calling it without a type check is what keeps the fixed
 /// cost of a decision low: a checked lookup walks the whole `cluster-state` type on every
 /// instantiation.
 ///
 /// # Safety
-/// `Pre::new` type-checked the export at `index` against the bindings of the module's contract
-/// version, and `P` and `R` must be those bindings' parameter and result types.
+/// [`Pre::v0_3`] type-checked the export at `index` against 0.3.0's bindings, and `P` and `R`
+/// must be those bindings' parameter and result types.
 #[allow(unsafe_code)]
 unsafe fn call<P, R>(
     store: &mut Store<PluginState>,
-    pre: &Pre,
+    pre: &InstancePre<PluginState>,
     index: &ComponentExportIndex,
     params: P,
 ) -> wasmtime::Result<R>
@@ -355,29 +335,100 @@ where
     P: ComponentNamedList + Lower,
     R: ComponentNamedList + Lift,
 {
-    let instance = pre.pre.instantiate(&mut *store)?;
+    let instance = pre.instantiate(&mut *store)?;
     let func = instance.get_func(&mut *store, index).ok_or_else(|| wasmtime::Error::msg("export not found"))?;
     // SAFETY: the caller's contract (above).
     let typed = unsafe { TypedFunc::<P, R>::new_unchecked(func) };
     typed.call(store, params)
 }
 
-/// One decision of a module: its plan export called with the state in its version's layout
-/// `S`, and its actions `A` mapped back to the host's by `into`.
-///
-/// # Safety
-/// `S` and `A` must be the state and action types of the bindings of the module's version (see
-/// [`call`]).
-#[allow(unsafe_code)]
-unsafe fn plan<S: Lower, A: Lift>(
-    store: &mut Store<PluginState>,
-    pre: &Pre,
-    state: &S,
-    into: fn(A) -> Action,
-) -> wasmtime::Result<Result<Vec<Action>, String>> {
-    // SAFETY: the caller's contract (above).
-    let (r,): (Result<Vec<A>, String>,) = unsafe { call(store, pre, &pre.plan, (state,))? };
-    Ok(r.map(|a| a.into_iter().map(into).collect()))
+/// What a component's imports and exports say it is.
+struct Shape {
+    /// The name of its export `pinot:policy/<kind>@1.x`, if it has one (else it is taken for a
+    /// 0.3.0 module).
+    v1: Option<String>,
+    /// The contract version its export names (`pinot:policy@1.0.0`, ...).
+    api_version: String,
+    /// It imports WASI.
+    wasi: bool,
+}
+
+/// The interface a policy of `kind` exports in 1.x, and the actions it may import.
+fn v1_interfaces(kind: PolicyKind) -> (&'static str, &'static str) {
+    match kind {
+        PolicyKind::Upgrade => ("upgrade", "upgrade-actions"),
+        PolicyKind::Scaling => ("scaling", "scaling-actions"),
+        PolicyKind::Tenant => ("tenants", "tenant-actions"),
+    }
+}
+
+/// `pinot:policy/<interface>@<version>` split, for names of this package.
+fn policy_name(name: &str) -> Option<(&str, &str)> {
+    name.strip_prefix("pinot:policy/")?.split_once('@')
+}
+
+/// Reads what a component is from its imports and exports, and refuses one that imports what a
+/// policy of `kind` may not use (another kind's actions, a package this operator does not
+/// provide), naming the import.
+fn shape(engine: &Engine, component: &Component, kind: PolicyKind) -> Result<Shape, LoadError> {
+    let ty = component.component_type();
+    let (export, actions) = v1_interfaces(kind);
+    let mut v1_export = None;
+    let mut other_kind = None;
+    for (name, _) in ty.exports(engine) {
+        match policy_name(name) {
+            Some((iface, version)) if version.starts_with("1.") && iface == export => {
+                v1_export = Some((name.to_string(), version.to_string()))
+            }
+            Some((iface @ ("upgrade" | "scaling" | "tenants"), version)) if version.starts_with("1.") => {
+                other_kind = Some(format!("it exports pinot:policy/{iface}@{version}"))
+            }
+            _ => {}
+        }
+    }
+    let world = kind.world();
+    if v1_export.is_none()
+        && let Some(message) = other_kind
+    {
+        return Err(LoadError::WrongWorld { world, export, export_0_3: export_0_3(kind), message });
+    }
+    let refuse = |message: String| LoadError::Imports { world, message };
+    let mut wasi = false;
+    for (name, item) in ty.imports(engine) {
+        if name.starts_with("wasi:") {
+            wasi = true;
+            continue;
+        }
+        let allowed = match policy_name(name) {
+            Some((iface, version)) if version.starts_with("1.") => {
+                if ["types", "state", "log"].contains(&iface) || iface == actions {
+                    true
+                } else if iface.ends_with("-actions") {
+                    return Err(refuse(format!(
+                        "it imports {name}, but a {world} may ask only for the actions of pinot:policy/{actions}"
+                    )));
+                } else {
+                    false
+                }
+            }
+            Some((iface, "0.3.0")) => ["types", "host"].contains(&iface),
+            _ => false,
+        };
+        if !allowed {
+            let what = if matches!(item.ty, ComponentItem::ComponentInstance(_)) { "interface" } else { "item" };
+            return Err(refuse(format!(
+                "it imports the {what} `{name}`, which this operator does not provide (a policy may import pinot:policy/state, pinot:policy/log and pinot:policy/{actions} of {}, and WASI)",
+                v1::API_VERSION
+            )));
+        }
+    }
+    Ok(Shape {
+        api_version: v1_export
+            .as_ref()
+            .map_or_else(|| v0_3::API_VERSION.to_string(), |(_, v)| format!("pinot:policy@{v}")),
+        v1: v1_export.map(|(name, _)| name),
+        wasi,
+    })
 }
 
 /// A compiled, linked and smoke-tested module, ready for decisions.
@@ -388,12 +439,19 @@ pub struct LoadedPolicy {
     /// `sha256:<hex>` of the module's bytes.
     pub digest: String,
     pre: Pre,
+    /// The WASI linker was needed (the module imports WASI).
+    wasi: bool,
 }
 
 impl LoadedPolicy {
-    /// The contract version the module implements, e.g. `pinot:policy@0.2.0`.
-    pub fn api_version(&self) -> &'static str {
-        self.pre.api_version()
+    /// The contract version the module implements, e.g. `pinot:policy@1.0.0`.
+    pub fn api_version(&self) -> &str {
+        &self.info.api_version
+    }
+
+    /// Whether the module imports WASI (and is given an empty one).
+    pub fn uses_wasi(&self) -> bool {
+        self.wasi
     }
 
     /// Another handle on the same compiled and linked module.
@@ -404,6 +462,7 @@ impl LoadedPolicy {
             info: self.info.clone(),
             digest: self.digest.clone(),
             pre: self.pre.clone(),
+            wasi: self.wasi,
         }
     }
 }
@@ -427,7 +486,10 @@ pub fn digest(bytes: &[u8]) -> String {
 
 struct EngineInner {
     engine: Engine,
-    linker: Linker<PluginState>,
+    /// The contract's imports of every supported version.
+    pure: Linker<PluginState>,
+    /// The same and WASI, for modules that import it.
+    with_wasi: Linker<PluginState>,
     limits: PolicyLimits,
     ticker: Arc<Ticker>,
     /// Compiled components by digest: the same bytes are compiled once.
@@ -566,12 +628,12 @@ impl PolicyEngine {
             .table_keep_resident(64 << 10);
         config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config)?;
-        let mut linker: Linker<PluginState> = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-        // `pinot:policy/host` of every supported version.
-        host::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)?;
-        v2::host::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)?;
-        v3::host::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)?;
+        let mut pure: Linker<PluginState> = Linker::new(&engine);
+        v1::add_to_linker(&mut pure, |s| &mut s.decision)?;
+        v1::log::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut pure, |s| s)?;
+        v0_3::host::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut pure, |s| s)?;
+        let mut with_wasi = pure.clone();
+        wasmtime_wasi::p2::add_to_linker_sync(&mut with_wasi)?;
 
         let ticker = Ticker::start(engine.clone())
             .map_err(|e| wasmtime::Error::msg(format!("starting the epoch ticker: {e}")))?;
@@ -585,7 +647,9 @@ impl PolicyEngine {
                 None
             }
         });
-        Ok(Self { inner: Arc::new(EngineInner { engine, linker, limits, ticker, compiled: Mutex::default(), disk }) })
+        Ok(Self {
+            inner: Arc::new(EngineInner { engine, pure, with_wasi, limits, ticker, compiled: Mutex::default(), disk }),
+        })
     }
 
     pub fn limits(&self) -> PolicyLimits {
@@ -658,31 +722,53 @@ impl PolicyEngine {
             .cloned()
             .ok_or_else(|| LoadError::Compile(format!("{digest} is not compiled")))?;
         let digest = digest.to_string();
-        let wrong = |e: wasmtime::Error| LoadError::WrongWorld {
-            world: kind.world(),
-            export: export_name(kind),
+        let world = kind.world();
+        let shape = shape(&self.inner.engine, &component, kind)?;
+        let linker = if shape.wasi { &self.inner.with_wasi } else { &self.inner.pure };
+        let instance_pre = linker.instantiate_pre(&component).map_err(|e| LoadError::Imports {
+            world,
+            message: if shape.v1.is_some() && shape.api_version != v1::API_VERSION {
+                format!(
+                    "it was built against {} and uses what this operator's {} does not have; upgrade the operator or build the module against {}: {e:#}",
+                    shape.api_version,
+                    v1::API_VERSION,
+                    v1::API_VERSION
+                )
+            } else {
+                format!("{e:#}")
+            },
+        })?;
+        let (export, _) = v1_interfaces(kind);
+        let pre = match &shape.v1 {
+            Some(interface) => Pre::v1(instance_pre, interface),
+            None => Pre::v0_3(kind, instance_pre),
+        }
+        .map_err(|e| LoadError::WrongWorld {
+            world,
+            export,
+            export_0_3: export_0_3(kind),
             message: format!("{e:#}"),
-        };
-        let instance_pre = self.inner.linker.instantiate_pre(&component).map_err(wrong)?;
-        let pre = Pre::new(kind, instance_pre).map_err(wrong)?;
+        })?;
         let mut loaded = LoadedPolicy {
             kind,
             name: Arc::from(name),
-            info: Info { name: String::new(), version: String::new(), api_version: String::new() },
+            info: Info { name: String::new(), version: String::new(), api_version: shape.api_version.clone() },
             digest,
             pre,
+            wasi: shape.wasi,
         };
         loaded.info = self.info(&loaded).map_err(LoadError::SmokeTest)?;
-        if loaded.info.api_version != loaded.api_version() {
-            let expected = loaded.api_version();
-            return Err(LoadError::WrongApiVersion { found: loaded.info.api_version, expected });
+        if shape.v1.is_none() && loaded.info.api_version != v0_3::API_VERSION {
+            return Err(LoadError::WrongApiVersion { found: loaded.info.api_version, expected: v0_3::API_VERSION });
         }
+        loaded.info.api_version = shape.api_version;
         self.decide(&loaded, &empty_state()).map_err(LoadError::SmokeTest)?;
         Ok(loaded)
     }
 
     fn store(&self, plugin: &Arc<str>) -> Store<PluginState> {
         let state = PluginState {
+            decision: v1::Decision::default(),
             wasi: None,
             memory_limit: self.inner.limits.memory_bytes,
             memory_exceeded: false,
@@ -717,18 +803,21 @@ impl PolicyEngine {
         }
     }
 
-    /// Asks the module what it is.
+    /// Asks the module what it is. For a module of 1.x the contract version is the one its
+    /// export names (set at load); `info` gives name and version.
     #[allow(unsafe_code)]
     pub fn info(&self, policy: &LoadedPolicy) -> Result<Info, DecisionError> {
         let mut store = self.store(&policy.name);
-        let pre = &policy.pre;
-        // SAFETY: `info` is typed as in the bindings of the module's version (see `call`).
-        let result = unsafe {
-            match pre.version {
-                Version::V3 => call(&mut store, pre, &pre.info, ()).map(|(i,)| v3::into_info(i)),
-                Version::V2 => call(&mut store, pre, &pre.info, ()).map(|(i,)| v2::into_info(i)),
-                Version::V1 => call(&mut store, pre, &pre.info, ()).map(|(i,)| v1::into_info(i)),
-            }
+        let api_version = policy.info.api_version.clone();
+        let from_v1 = |i: v1::PolicyInfo| Info { name: i.name, version: i.version, api_version: api_version.clone() };
+        let result = match &policy.pre {
+            Pre::V1 { pre, info, .. } => pre
+                .instantiate(&mut store)
+                .and_then(|i| i.get_typed_func::<(), (v1::PolicyInfo,)>(&mut store, info))
+                .and_then(|f| f.call(&mut store, ()))
+                .map(|(i,)| from_v1(i)),
+            // SAFETY: `info` is typed as in 0.3.0's bindings (see `call`).
+            Pre::V0_3 { pre, info, .. } => unsafe { call(&mut store, pre, info, ()) }.map(|(i,)| v0_3::into_info(i)),
         };
         Self::log_stderr(&store);
         result.map_err(|e| self.classify(&store, e))
@@ -738,14 +827,19 @@ impl PolicyEngine {
     #[allow(unsafe_code)]
     pub fn decide(&self, policy: &LoadedPolicy, state: &ClusterState) -> Result<Vec<Action>, DecisionError> {
         let mut store = self.store(&policy.name);
-        let pre = &policy.pre;
-        // Each version gets the state in its own layout, and its actions are mapped back.
-        // SAFETY: each arm passes its version's state and action types (see `plan`).
-        let result = unsafe {
-            match pre.version {
-                Version::V3 => plan(&mut store, pre, &v3::tables(state), v3::into_action),
-                Version::V2 => plan(&mut store, pre, &v2::flatten(state), v2::into_action),
-                Version::V1 => plan(&mut store, pre, &v1::lower(state), v1::into_action),
+        let result = match &policy.pre {
+            Pre::V0_3 { pre, plan, .. } => {
+                // SAFETY: 0.3.0's state and action types, as `Pre::v0_3` checked (see `call`).
+                let r: wasmtime::Result<(Result<Vec<v0_3::tables::Action>, String>,)> =
+                    unsafe { call(&mut store, pre, plan, (&v0_3::tables(state),)) };
+                r.map(|(r,)| r.map(|a| a.into_iter().map(v0_3::into_action).collect()))
+            }
+            Pre::V1 { pre, plan, .. } => {
+                store.data_mut().decision = v1::Decision::new(state);
+                pre.instantiate(&mut store)
+                    .and_then(|i| i.get_typed_func::<(), (Result<(), String>,)>(&mut store, plan))
+                    .and_then(|f| f.call(&mut store, ()))
+                    .map(|(r,)| r.map(|()| store.data_mut().decision.take_actions()))
             }
         };
         Self::log_stderr(&store);
@@ -757,7 +851,8 @@ impl PolicyEngine {
     }
 }
 
-fn export_name(kind: PolicyKind) -> &'static str {
+/// The plan export of a 0.3.0 module of `kind`.
+fn export_0_3(kind: PolicyKind) -> &'static str {
     match kind {
         PolicyKind::Upgrade => "plan-upgrade",
         PolicyKind::Scaling => "plan-scaling",

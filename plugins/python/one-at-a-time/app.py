@@ -1,28 +1,35 @@
 """An upgrade policy in Python: the most cautious one. One pod of the whole cluster at a time,
 in deploymentOrder, lowest ordinal first, and nothing while any pod is unavailable.
 
-Built with componentize-py (see ../build.sh); it implements the same `upgrade-policy` world as
-the Rust policies and runs under the same limits.
+Built with componentize-py (see ../build.sh) against `pinot:policy@1.0.0`, the same
+`upgrade-policy` world as the Rust policies, with no SDK: the state comes as tables of typed
+columns (`state.pools()`, `state.pods()`), strings as numbers into `state.read_all_text()`
+(or one at a time with `state.read_text(id)`), and each action is a function call.
 """
 
-import wit_world
-from wit_world.imports import types, host
-from componentize_py_types import Err
+from wit_world import exports
+from wit_world.imports import log, state, types, upgrade_actions
 
 
-class WitWorld(wit_world.WitWorld):
-    def info(self) -> types.Info:
-        return types.Info(name="python-one-at-a-time", version="0.1.0", api_version="pinot:policy@0.1.0")
+class Upgrade(exports.Upgrade):
+    def info(self) -> types.PolicyInfo:
+        return types.PolicyInfo(name="python-one-at-a-time", version="0.2.0")
 
-    def plan_upgrade(self, state: types.ClusterState) -> list[types.Action]:
-        for pool in state.pools:
-            for pod in pool.pods:
-                if not pod.ready or pod.terminating:
-                    return [types.Action_Wait(f"waiting for {pod.name} to become ready")]
-        for role in state.deployment_order:
-            for pool in sorted((p for p in state.pools if p.role == role), key=lambda p: p.name):
-                for pod in sorted(pool.pods, key=lambda p: p.ordinal):
-                    if pod.revision != pool.target_revision:
-                        host.log(host.Level.INFO, f"restarting {pod.name}")
-                        return [types.Action_RestartPod(pod.name)]
-        return []
+    def plan(self) -> None:
+        text = state.read_text
+        pools, pods = state.pools(), state.pods()
+        for row in range(len(pods.name)):
+            if not pods.ready[row] or pods.terminating[row]:
+                upgrade_actions.wait(f"waiting for {text(pods.name[row])} to become ready")
+                return
+        for role in state.cluster().deployment_order:
+            in_role = sorted((p for p in range(len(pools.name)) if pools.role[p] == role), key=lambda p: text(pools.name[p]))
+            for pool in in_role:
+                target = text(pools.target_revision[pool])
+                mine = sorted((r for r in range(len(pods.name)) if pods.pool[r] == pool), key=lambda r: pods.ordinal[r])
+                for row in mine:
+                    if text(pods.revision[row]) != target:
+                        name = text(pods.name[row])
+                        log.log(types.Level.INFO, f"restarting {name}")
+                        upgrade_actions.restart_pod(name)
+                        return

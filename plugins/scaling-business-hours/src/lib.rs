@@ -9,10 +9,7 @@
 //!
 //! Scaling out, dropping instances whose pods are already gone, and rebalancing are never held.
 
-use pinot_policy_sdk::{
-    Action, ClusterState, Info, State,
-    scaling::{self, Guest},
-};
+use pinot_policy_sdk::{ScalingAction as Action, ScalingPolicy, State};
 
 struct BusinessHours;
 
@@ -38,15 +35,13 @@ fn closed(state: &State) -> Result<Option<String>, String> {
     Ok(in_hours.then(|| format!("no scale-in during business hours ({start:02}:00-{end:02}:00 UTC, now {hour:02}:xx)")))
 }
 
-impl Guest for BusinessHours {
-    fn info() -> Info {
-        pinot_policy_sdk::info("scaling-business-hours", env!("CARGO_PKG_VERSION"))
-    }
+impl ScalingPolicy for BusinessHours {
+    const NAME: &'static str = "scaling-business-hours";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
 
-    fn plan_scaling(raw: ClusterState) -> Result<Vec<Action>, String> {
-        let state = State::new(&raw);
-        let actions = pinot_scaling_default_rules::plan(&state);
-        let Some(why) = closed(&state)? else { return Ok(actions) };
+    fn plan(state: &State) -> Result<Vec<Action>, String> {
+        let actions = pinot_scaling_default_rules::plan(state);
+        let Some(why) = closed(state)? else { return Ok(actions) };
         // Hold everything that starts or continues taking a pod out; keep the rest.
         let scaling_in: Vec<&str> =
             state.pools().filter(|p| p.current_replicas() > p.desired_replicas()).map(|p| p.name()).collect();
@@ -56,7 +51,7 @@ impl Guest for BusinessHours {
         let mut kept: Vec<Action> = actions
             .into_iter()
             .filter(|a| {
-                matches!(a, Action::SetReplicas(s) if !scaling_in.contains(&s.pool.as_str()))
+                matches!(a, Action::SetReplicas { pool, .. } if !scaling_in.contains(&pool.as_str()))
                     || matches!(a, Action::DropInstance(_))
             })
             .collect();
@@ -65,4 +60,4 @@ impl Guest for BusinessHours {
     }
 }
 
-scaling::export!(BusinessHours with_types_in pinot_policy_sdk::scaling);
+pinot_policy_sdk::export_scaling_policy!(BusinessHours);

@@ -20,7 +20,7 @@
 
 use std::collections::BTreeSet;
 
-use pinot_policy_sdk::{Action, InstanceTags, Pool, Role, SetReplicas, State};
+use pinot_policy_sdk::{Pool, Role, ScalingAction as Action, State};
 
 const SERVER_UNTAGGED: &str = "server_untagged";
 const BROKER_UNTAGGED: &str = "broker_untagged";
@@ -36,10 +36,10 @@ fn restore(pool: &Pool, out: &mut Vec<Action>) {
         match pool.role() {
             Role::Server if !i.enabled() && only(SERVER_UNTAGGED) => {
                 out.push(Action::EnableInstance(i.id().into()));
-                out.push(Action::UpdateTags(InstanceTags {
+                out.push(Action::UpdateTags {
                     instance: i.id().into(),
                     tags: vec!["DefaultTenant_OFFLINE".into(), "DefaultTenant_REALTIME".into()],
-                }));
+                });
             }
             Role::Minion if only(MINION_DRAINED) => out.push(retag(i.id(), MINION_UNTAGGED)),
             _ => {}
@@ -48,11 +48,11 @@ fn restore(pool: &Pool, out: &mut Vec<Action>) {
 }
 
 fn set_replicas(pool: &Pool, replicas: u32) -> Action {
-    Action::SetReplicas(SetReplicas { pool: pool.name().into(), replicas })
+    Action::SetReplicas { pool: pool.name().into(), replicas }
 }
 
 fn retag(id: &str, tag: &str) -> Action {
-    Action::UpdateTags(InstanceTags { instance: id.into(), tags: vec![tag.into()] })
+    Action::UpdateTags { instance: id.into(), tags: vec![tag.into()] }
 }
 
 /// Whether an instance of `pool` stays once the pool has scaled to its desired replicas.

@@ -6,10 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use pinot_policy_sdk::{
-    Action, ClusterState, Info, Instance, InstanceTags, Role, State,
-    tenant::{self, Guest},
-};
+use pinot_policy_sdk::{Instance, Role, State, TenantAction as Action, TenantPolicy};
 
 struct DefaultTenants;
 
@@ -46,13 +43,11 @@ fn untagged_tag(role: Role) -> &'static str {
     }
 }
 
-impl Guest for DefaultTenants {
-    fn info() -> Info {
-        pinot_policy_sdk::info("tenant-default", env!("CARGO_PKG_VERSION"))
-    }
+impl TenantPolicy for DefaultTenants {
+    const NAME: &'static str = "tenant-default";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
 
-    fn plan_tenants(state: ClusterState) -> Result<Vec<Action>, String> {
-        let state = State::new(&state);
+    fn plan(state: &State) -> Result<Vec<Action>, String> {
         let mut actions = Vec::new();
         // Instances already promised to a tenant in this plan.
         let mut taken: Vec<&str> = Vec::new();
@@ -125,7 +120,7 @@ impl Guest for DefaultTenants {
                 let mut sorted: Vec<&str> = new_tags.iter().map(String::as_str).collect();
                 sorted.sort();
                 if current != sorted {
-                    actions.push(Action::UpdateTags(InstanceTags { instance: instance.id().into(), tags: new_tags }));
+                    actions.push(Action::UpdateTags { instance: instance.id().into(), tags: new_tags });
                 }
                 taken.push(instance.id());
             }
@@ -134,4 +129,4 @@ impl Guest for DefaultTenants {
     }
 }
 
-tenant::export!(DefaultTenants with_types_in pinot_policy_sdk::tenant);
+pinot_policy_sdk::export_tenant_policy!(DefaultTenants);

@@ -17,10 +17,7 @@
 //! Configuration: `podReadyTimeoutSeconds`, and `pool/<pool>/podReadyTimeoutSeconds` (the host
 //! sets these from `spec.upgrade` and the pools).
 
-use pinot_policy_sdk::{
-    Action, ClusterState, Info, Pod, Pool, State,
-    upgrade::{self, Guest},
-};
+use pinot_policy_sdk::{Pod, Pool, State, UpgradeAction as Action, UpgradePolicy};
 
 struct DefaultUpgrade;
 
@@ -86,13 +83,11 @@ fn next_step(state: &State, pool: Pool) -> Option<Vec<Action>> {
     Some(pending.into_iter().take(budget - down).map(|pod| Action::RestartPod(pod.name().into())).collect())
 }
 
-impl Guest for DefaultUpgrade {
-    fn info() -> Info {
-        pinot_policy_sdk::info("upgrade-default", env!("CARGO_PKG_VERSION"))
-    }
+impl UpgradePolicy for DefaultUpgrade {
+    const NAME: &'static str = "upgrade-default";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
 
-    fn plan_upgrade(state: ClusterState) -> Result<Vec<Action>, String> {
-        let state = State::new(&state);
+    fn plan(state: &State) -> Result<Vec<Action>, String> {
         for role in state.deployment_order() {
             let mut pools: Vec<(&str, &str, Pool)> =
                 state.pools().filter(|p| p.role() == *role).map(|p| (p.first_zone(), p.name(), p)).collect();
@@ -104,7 +99,7 @@ impl Guest for DefaultUpgrade {
                 if zone_with_work.is_some_and(|z| z != zone) {
                     break;
                 }
-                if let Some(a) = next_step(&state, pool) {
+                if let Some(a) = next_step(state, pool) {
                     zone_with_work = Some(zone);
                     actions.extend(a);
                 }
@@ -117,4 +112,71 @@ impl Guest for DefaultUpgrade {
     }
 }
 
-upgrade::export!(DefaultUpgrade with_types_in pinot_policy_sdk::upgrade);
+pinot_policy_sdk::export_upgrade_policy!(DefaultUpgrade);
+
+/// The policy's unit tests, with plain `cargo test` on the host (`make test` runs them): states
+/// from the SDK's `StateBuilder`, in the shape `pinot-operator policy test --state` reads.
+#[cfg(test)]
+mod tests {
+    use pinot_policy_sdk::{Role, StateBuilder, UpgradeAction, UpgradePolicy};
+
+    use super::DefaultUpgrade;
+
+    #[test]
+    fn servers_restart_highest_ordinal_first_one_at_a_time() {
+        let state = StateBuilder::new("events")
+            .pool("server", Role::Server, 3)
+            .target_revision("server", "events-server-2")
+            .build();
+        assert_eq!(DefaultUpgrade::plan(&state), Ok(vec![UpgradeAction::RestartPod("events-server-2".into())]));
+
+        // The restarted pod is not ready yet: wait for it, name it.
+        let state = StateBuilder::new("events")
+            .pool("server", Role::Server, 3)
+            .target_revision("server", "events-server-2")
+            .pod("events-server-2", |p| {
+                p.revision = "events-server-2".into();
+                p.ready = false;
+                p.age_seconds = 10;
+            })
+            .build();
+        let plan = DefaultUpgrade::plan(&state).unwrap();
+        assert!(matches!(&plan[..], [UpgradeAction::Wait(why)] if why.contains("events-server-2")), "{plan:?}");
+    }
+
+    #[test]
+    fn controllers_go_before_servers_and_a_pod_that_never_comes_back_halts_the_upgrade() {
+        let state = StateBuilder::new("events")
+            .pool("controller", Role::Controller, 1)
+            .pool("server", Role::Server, 2)
+            .target_revision("controller", "events-controller-2")
+            .target_revision("server", "events-server-2")
+            .build();
+        assert_eq!(DefaultUpgrade::plan(&state), Ok(vec![UpgradeAction::RestartPod("events-controller-0".into())]));
+
+        let state = StateBuilder::new("events")
+            .pool("server", Role::Server, 2)
+            .target_revision("server", "events-server-2")
+            .config("podReadyTimeoutSeconds", "300")
+            .pod("events-server-1", |p| {
+                p.revision = "events-server-2".into();
+                p.ready = false;
+                p.age_seconds = 301;
+            })
+            .build();
+        let plan = DefaultUpgrade::plan(&state).unwrap();
+        assert!(matches!(&plan[..], [UpgradeAction::Block(why)] if why.contains("events-server-1")), "{plan:?}");
+    }
+
+    /// A test state written as the file `policy test --state` reads decides the same.
+    #[test]
+    fn a_state_file_reads_as_the_builder_built_it() {
+        let built = StateBuilder::new("events").pool("server", Role::Server, 2).target_revision("server", "r2");
+        let yaml = serde_yaml::to_string(&built.clone().model()).unwrap();
+        let read: pinot_policy_sdk::model::ClusterState = serde_yaml::from_str(&yaml).unwrap();
+        assert_eq!(
+            DefaultUpgrade::plan(&pinot_policy_sdk::State::from_model(read)),
+            DefaultUpgrade::plan(&built.build())
+        );
+    }
+}

@@ -5,13 +5,10 @@
 //! far as each pool's `maxUnavailable` allows: set it to the pool's replicas for a true
 //! whole-zone restart), then their queries come back; only then the next zone starts.
 //!
-//! Build: `cargo build --target wasm32-wasip2 --release -p pinot-upgrade-zone-at-a-time` in
-//! `plugins/`; see `deploy/examples/policy/zone-at-a-time.yaml` for running it.
+//! Build: `cargo build --target wasm32-unknown-unknown --release -p pinot-upgrade-zone-at-a-time`
+//! in `plugins/`, then `pinot-operator policy component`; see `deploy/examples/policy/zone-at-a-time.yaml` for running it.
 
-use pinot_policy_sdk::{
-    Action, ClusterState, Info, Pod, Pool, Role, State,
-    upgrade::{self, Guest},
-};
+use pinot_policy_sdk::{Pod, Pool, Role, State, UpgradeAction as Action, UpgradePolicy};
 
 struct ZoneAtATime;
 
@@ -104,13 +101,11 @@ fn plan_one_by_one(pool: &Pool) -> Option<Vec<Action>> {
     }
 }
 
-impl Guest for ZoneAtATime {
-    fn info() -> Info {
-        pinot_policy_sdk::info("upgrade-zone-at-a-time", env!("CARGO_PKG_VERSION"))
-    }
+impl UpgradePolicy for ZoneAtATime {
+    const NAME: &'static str = "upgrade-zone-at-a-time";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
 
-    fn plan_upgrade(state: ClusterState) -> Result<Vec<Action>, String> {
-        let state = State::new(&state);
+    fn plan(state: &State) -> Result<Vec<Action>, String> {
         for role in state.deployment_order() {
             let mut pools: Vec<Pool> = state.pools().filter(|p| p.role() == *role).collect();
             pools.sort_by_key(|p| (p.first_zone(), p.name()));
@@ -135,4 +130,4 @@ impl Guest for ZoneAtATime {
     }
 }
 
-upgrade::export!(ZoneAtATime with_types_in pinot_policy_sdk::upgrade);
+pinot_policy_sdk::export_upgrade_policy!(ZoneAtATime);

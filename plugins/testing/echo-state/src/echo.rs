@@ -1,23 +1,20 @@
-//! The echo policy, shared by `echo-state` and `echo-state-0.2`: each names its SDK `sdk` and
-//! its module `NAME`, and exports [`Echo`]. It refuses with the text it renders from what it
-//! read through the SDK's views (an empty plan for the smoke test).
+//! The echo policy: it refuses with the text it renders from what it read through the SDK's
+//! views (an empty plan for the smoke test).
 use std::fmt::Write;
 
-use crate::sdk::{Action, ClusterState, Info, Instance, Role, State, upgrade::Guest};
+use pinot_policy_sdk::{Instance, Role, State, UpgradeAction, UpgradePolicy};
 
 pub struct Echo;
 
-impl Guest for Echo {
-    fn info() -> Info {
-        crate::sdk::info(crate::NAME, "0.0.0")
-    }
+impl UpgradePolicy for Echo {
+    const NAME: &'static str = "echo-state";
+    const VERSION: &'static str = "0.0.0";
 
-    fn plan_upgrade(state: ClusterState) -> Result<Vec<Action>, String> {
-        let state = State::new(&state);
+    fn plan(state: &State) -> Result<Vec<UpgradeAction>, String> {
         if state.name() == "smoke-test" {
             return Ok(vec![]);
         }
-        Err(render(&state))
+        Err(render(state))
     }
 }
 

@@ -1,23 +1,14 @@
-//! Hostile test policy: spins forever when asked to decide.
-use pinot_policy_sdk_0_1::upgrade::{
-    self, Guest,
-    pinot::policy::types::{Action, ClusterState, Info},
-};
+//! Hostile test policy: spins forever when asked to decide (but not in the load's smoke test).
+use pinot_policy_sdk::{State, UpgradeAction, UpgradePolicy};
 
 struct P;
 
-impl Guest for P {
-    fn info() -> Info {
-        Info {
-            name: "endless-loop".into(),
-            version: "0.0.0".into(),
-            api_version: pinot_policy_sdk_0_1::API_VERSION.into(),
-        }
-    }
+impl UpgradePolicy for P {
+    const NAME: &'static str = "endless-loop";
+    const VERSION: &'static str = "0.0.0";
 
-    fn plan_upgrade(state: ClusterState) -> Result<Vec<Action>, String> {
-        // Never returns, but only on a real decision: the smoke test must pass.
-        if state.name == "smoke-test" {
+    fn plan(state: &State) -> Result<Vec<UpgradeAction>, String> {
+        if state.name() == "smoke-test" {
             return Ok(vec![]);
         }
         let mut n: u64 = 0;
@@ -27,4 +18,4 @@ impl Guest for P {
     }
 }
 
-upgrade::export!(P with_types_in pinot_policy_sdk_0_1::upgrade);
+pinot_policy_sdk::export_upgrade_policy!(P);

@@ -1,24 +1,19 @@
-//! Hostile test policy: asks for a pod that does not exist.
-use pinot_policy_sdk_0_1::upgrade::{
-    self, Guest,
-    pinot::policy::types::{Action, ClusterState, Info},
-};
+//! Hostile test policy: asks for a pod that does not exist; with `flood` in its configuration,
+//! asks for far more actions than a plan may hold.
+use pinot_policy_sdk::{State, UpgradeAction, UpgradePolicy};
 
 struct P;
 
-impl Guest for P {
-    fn info() -> Info {
-        Info {
-            name: "invalid-actions".into(),
-            version: "0.0.0".into(),
-            api_version: pinot_policy_sdk_0_1::API_VERSION.into(),
-        }
-    }
+impl UpgradePolicy for P {
+    const NAME: &'static str = "invalid-actions";
+    const VERSION: &'static str = "0.0.0";
 
-    fn plan_upgrade(state: ClusterState) -> Result<Vec<Action>, String> {
-        let _ = state;
-        Ok(vec![Action::Wait("fine".into()), Action::RestartPod("no-such-pod-0".into())])
+    fn plan(state: &State) -> Result<Vec<UpgradeAction>, String> {
+        if state.config("flood").is_some() {
+            return Ok((0..20_000).map(|i| UpgradeAction::Wait(format!("wait {i}"))).collect());
+        }
+        Ok(vec![UpgradeAction::Wait("fine".into()), UpgradeAction::RestartPod("no-such-pod-0".into())])
     }
 }
 
-upgrade::export!(P with_types_in pinot_policy_sdk_0_1::upgrade);
+pinot_policy_sdk::export_upgrade_policy!(P);

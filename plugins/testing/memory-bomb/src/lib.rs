@@ -1,22 +1,14 @@
 //! Hostile test policy: allocates until it is stopped.
-use pinot_policy_sdk_0_1::upgrade::{
-    self, Guest,
-    pinot::policy::types::{Action, ClusterState, Info},
-};
+use pinot_policy_sdk::{State, UpgradeAction, UpgradePolicy};
 
 struct P;
 
-impl Guest for P {
-    fn info() -> Info {
-        Info {
-            name: "memory-bomb".into(),
-            version: "0.0.0".into(),
-            api_version: pinot_policy_sdk_0_1::API_VERSION.into(),
-        }
-    }
+impl UpgradePolicy for P {
+    const NAME: &'static str = "memory-bomb";
+    const VERSION: &'static str = "0.0.0";
 
-    fn plan_upgrade(state: ClusterState) -> Result<Vec<Action>, String> {
-        if state.name == "smoke-test" {
+    fn plan(state: &State) -> Result<Vec<UpgradeAction>, String> {
+        if state.name() == "smoke-test" {
             return Ok(vec![]);
         }
         let mut hoard: Vec<Vec<u8>> = Vec::new();
@@ -27,4 +19,4 @@ impl Guest for P {
     }
 }
 
-upgrade::export!(P with_types_in pinot_policy_sdk_0_1::upgrade);
+pinot_policy_sdk::export_upgrade_policy!(P);

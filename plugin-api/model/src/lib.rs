@@ -1,11 +1,18 @@
-//! The host's own model of a decision: the observed state a policy decides from and the actions
-//! it may ask for, in the nested shape the host builds, checks and stores in files (`policy
-//! test --state FILE`). It is the union of every contract version: each version's bindings
-//! convert to and from it (`contract::v1`, `contract::v2`), and a field or action a version
-//! lacks is simply not given to, or never received from, modules of that version.
+//! The decision model of the Pinot control plane's policies: the observed state a policy decides
+//! from and the actions it may ask for, in the nested shape the operator builds, checks and
+//! stores in files (`policy test --state FILE`), and that the SDK's test states are built in.
+//! It is the canonical form: [`Columns`] lays a state out as `pinot:policy@1.0.0` hands it to a
+//! module, and the operator's adapter lays it out for 0.3.0 modules.
 //!
 //! Field names are the WIT names in snake_case; roles and actions are CamelCase in files.
-//! Fields added after 0.1.0 default when a file leaves them out.
+//! Fields added after the first contract default when a file leaves them out.
+
+mod columns;
+
+pub use columns::{
+    ClusterFacts, Columns, ConditionColumns, InstanceColumns, PodColumns, PoolColumns, SettingColumns, TableColumns,
+    TagColumns, TenantColumns, Texts, ZoneColumns,
+};
 
 use serde::{Deserialize, Serialize};
 

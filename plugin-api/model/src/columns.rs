@@ -1,0 +1,305 @@
+//! A state laid out as `pinot:policy@1.0.0` hands it over: one column per field of each table
+//! (pools, zones, pods, instances, tags, conditions, tables, tenants), rows referring to rows of
+//! other tables by index, and every string a number into one text table.
+//!
+//! The operator builds this once per decision and answers each `state` function of a module
+//! with one column; the SDK builds it from a test state so that a policy reads a state in its
+//! unit tests exactly as it reads one in the operator.
+
+use crate::{ClusterState, Instance, Role};
+
+/// The PinotCluster itself (`cluster` in the WIT).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ClusterFacts {
+    pub name: String,
+    pub namespace: String,
+    pub generation: i64,
+    pub deployment_order: Vec<Role>,
+    pub now_unix_seconds: i64,
+}
+
+/// Declares the columns of a table, with a constructor that sizes each for `rows` rows.
+macro_rules! table {
+    ($(#[$doc:meta])* $name:ident { $($field:ident: $ty:ty),* $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, Default, PartialEq)]
+        pub struct $name {
+            $(pub $field: Vec<$ty>,)*
+        }
+
+        impl $name {
+            fn with_capacity(rows: usize) -> Self {
+                Self { $($field: Vec::with_capacity(rows),)* }
+            }
+        }
+    };
+}
+
+/// The columns of one state, table by table, as the WIT's `state` functions return them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Columns {
+    /// Every string, by number.
+    pub texts: Texts,
+    pub cluster: ClusterFacts,
+    pub settings: SettingColumns,
+    pub pools: PoolColumns,
+    pub zones: ZoneColumns,
+    pub pods: PodColumns,
+    pub instances: InstanceColumns,
+    pub tags: TagColumns,
+    pub conditions: ConditionColumns,
+    pub tables: TableColumns,
+    pub tenants: TenantColumns,
+}
+
+table! {
+    SettingColumns {
+        key: u32,
+        value: u32,
+    }
+}
+
+table! {
+    PoolColumns {
+        name: u32,
+        role: Role,
+        desired_replicas: u32,
+        current_replicas: u32,
+        min_replicas: u32,
+        max_replicas: u32,
+        ready_replicas: u32,
+        updated_replicas: u32,
+        current_revision: u32,
+        target_revision: u32,
+        image: u32,
+        max_unavailable: u32,
+    }
+}
+
+table! {
+    ZoneColumns {
+        pool: u32,
+        name: u32,
+    }
+}
+
+table! {
+    PodColumns {
+        pool: u32,
+        name: u32,
+        ordinal: u32,
+        revision: u32,
+        ready: bool,
+        terminating: bool,
+        restarts: u32,
+        age_seconds: u64,
+        instance: Option<u32>,
+    }
+}
+
+table! {
+    InstanceColumns {
+        id: u32,
+        pool: u32,
+        pod: Option<u32>,
+        live: bool,
+        enabled: bool,
+        queries_enabled: bool,
+        segments: u32,
+    }
+}
+
+table! {
+    TagColumns {
+        instance: u32,
+        name: u32,
+    }
+}
+
+table! {
+    ConditionColumns {
+        kind: u32,
+        status: u32,
+        reason: u32,
+        message: u32,
+    }
+}
+
+table! {
+    TableColumns {
+        name: u32,
+        replication: u32,
+        server_tag: u32,
+        broker_tag: u32,
+        segments: u32,
+        servers_with_segments: u32,
+        rebalancing: bool,
+    }
+}
+
+table! {
+    TenantColumns {
+        name: u32,
+        role: Role,
+        instances: u32,
+        offline_instances: u32,
+        realtime_instances: u32,
+    }
+}
+
+impl Columns {
+    /// Lays `state` out in columns.
+    pub fn new(state: &ClusterState) -> Self {
+        let pods: usize = state.pools.iter().map(|p| p.pods.len()).sum();
+        // A pod has about four strings and a hundred bytes of them (name, revision, instance id,
+        // tags), a pool, condition, table or setting fewer; the text grows past that if it must.
+        let items = pods + state.pools.len() + state.conditions.len() + state.tables.len() + state.config.len();
+        let instances = pods + state.pools.iter().map(|p| p.departed.len()).sum::<usize>();
+        let tags =
+            state.pools.iter().flat_map(|p| p.pods.iter().filter_map(|o| o.instance.as_ref()).chain(&p.departed));
+        let tags = tags.map(|i| i.tags.len()).sum();
+        let zones = state.pools.iter().map(|p| p.zones.len()).sum();
+        let mut c = Columns {
+            texts: Texts { bytes: String::with_capacity(96 * items), ends: Vec::with_capacity(5 * items) },
+            cluster: ClusterFacts {
+                name: state.name.clone(),
+                namespace: state.namespace.clone(),
+                generation: state.generation,
+                deployment_order: state.deployment_order.clone(),
+                now_unix_seconds: state.now_unix_seconds,
+            },
+            settings: SettingColumns::with_capacity(state.config.len()),
+            pools: PoolColumns::with_capacity(state.pools.len()),
+            zones: ZoneColumns::with_capacity(zones),
+            pods: PodColumns::with_capacity(pods),
+            instances: InstanceColumns::with_capacity(instances),
+            tags: TagColumns::with_capacity(tags),
+            conditions: ConditionColumns::with_capacity(state.conditions.len()),
+            tables: TableColumns::with_capacity(state.tables.len()),
+            tenants: TenantColumns::with_capacity(state.tenants.len()),
+        };
+        let t = &mut c.texts;
+        for (key, value) in &state.config {
+            c.settings.key.push(t.add(key));
+            c.settings.value.push(t.add(value));
+        }
+        for (row, p) in state.pools.iter().enumerate() {
+            let row = row as u32;
+            let pools = &mut c.pools;
+            pools.name.push(t.add(&p.name));
+            pools.role.push(p.role);
+            pools.desired_replicas.push(p.desired_replicas);
+            pools.current_replicas.push(p.current_replicas);
+            pools.min_replicas.push(p.min_replicas);
+            pools.max_replicas.push(p.max_replicas);
+            pools.ready_replicas.push(p.ready_replicas);
+            pools.updated_replicas.push(p.updated_replicas);
+            pools.current_revision.push(t.add(&p.current_revision));
+            pools.target_revision.push(t.add(&p.target_revision));
+            pools.image.push(t.add(&p.image));
+            pools.max_unavailable.push(p.max_unavailable);
+            for zone in &p.zones {
+                c.zones.pool.push(row);
+                c.zones.name.push(t.add(zone));
+            }
+            for pod in &p.pods {
+                let pod_row = c.pods.name.len() as u32;
+                let instance = pod
+                    .instance
+                    .as_ref()
+                    .map(|i| push_instance(&mut c.instances, &mut c.tags, t, i, row, Some(pod_row)));
+                let pods = &mut c.pods;
+                pods.pool.push(row);
+                pods.name.push(t.add(&pod.name));
+                pods.ordinal.push(pod.ordinal);
+                pods.revision.push(t.add(&pod.revision));
+                pods.ready.push(pod.ready);
+                pods.terminating.push(pod.terminating);
+                pods.restarts.push(pod.restarts);
+                pods.age_seconds.push(pod.age_seconds);
+                pods.instance.push(instance);
+            }
+        }
+        // Departed instances after every pod's, pool after pool.
+        for (row, p) in state.pools.iter().enumerate() {
+            for i in &p.departed {
+                push_instance(&mut c.instances, &mut c.tags, t, i, row as u32, None);
+            }
+        }
+        for cond in &state.conditions {
+            c.conditions.kind.push(t.add(&cond.kind));
+            c.conditions.status.push(t.add(&cond.status));
+            c.conditions.reason.push(t.add(&cond.reason));
+            c.conditions.message.push(t.add(&cond.message));
+        }
+        for table in &state.tables {
+            let tables = &mut c.tables;
+            tables.name.push(t.add(&table.name));
+            tables.replication.push(table.replication);
+            tables.server_tag.push(t.add(&table.server_tag));
+            tables.broker_tag.push(t.add(&table.broker_tag));
+            tables.segments.push(table.segments);
+            tables.servers_with_segments.push(table.servers_with_segments);
+            tables.rebalancing.push(table.rebalancing);
+        }
+        for tenant in &state.tenants {
+            let tenants = &mut c.tenants;
+            tenants.name.push(t.add(&tenant.name));
+            tenants.role.push(tenant.role);
+            tenants.instances.push(tenant.instances);
+            tenants.offline_instances.push(tenant.offline_instances);
+            tenants.realtime_instances.push(tenant.realtime_instances);
+        }
+        c
+    }
+}
+
+/// Appends an instance (and its tags) and returns its row.
+fn push_instance(
+    instances: &mut InstanceColumns,
+    tags: &mut TagColumns,
+    texts: &mut Texts,
+    i: &Instance,
+    pool: u32,
+    pod: Option<u32>,
+) -> u32 {
+    let row = instances.id.len() as u32;
+    instances.id.push(texts.add(&i.id));
+    instances.pool.push(pool);
+    instances.pod.push(pod);
+    instances.live.push(i.live);
+    instances.enabled.push(i.enabled);
+    instances.queries_enabled.push(i.queries_enabled);
+    instances.segments.push(i.segments);
+    for tag in &i.tags {
+        tags.instance.push(row);
+        tags.name.push(texts.add(tag));
+    }
+    row
+}
+
+/// Every string of a state, one after another (`text-table` in the WIT): text `id` is
+/// `bytes[ends[id - 1]..ends[id]]` (from 0 for id 0).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Texts {
+    pub bytes: String,
+    pub ends: Vec<u32>,
+}
+
+impl Texts {
+    /// Text `id`, "" for a number the table does not have.
+    pub fn get(&self, id: u32) -> &str {
+        let id = id as usize;
+        let Some(&end) = self.ends.get(id) else { return "" };
+        let start = if id == 0 { 0 } else { self.ends[id - 1] };
+        self.bytes.get(start as usize..end as usize).unwrap_or("")
+    }
+
+    /// A new number for `s`. Strings are not deduplicated: looking each one up would cost the
+    /// host more than the bytes it saves.
+    pub fn add(&mut self, s: &str) -> u32 {
+        self.bytes.push_str(s);
+        self.ends.push(self.bytes.len() as u32);
+        (self.ends.len() - 1) as u32
+    }
+}

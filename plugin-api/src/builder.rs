@@ -1,0 +1,228 @@
+//! States for a policy's unit tests, in the shape of the decision model: what the operator
+//! would observe, and what `pinot-operator policy test --state FILE` reads (a builder's
+//! [`StateBuilder::model`] written with `serde_yaml` is such a file).
+
+use pinot_policy_model::{ClusterState, Condition, Instance, Pod, Pool, Role, Table, Tenant};
+
+use crate::State;
+
+/// Builds a state the way the operator observes a cluster: pools of ready pods named
+/// `<cluster>-<pool>-<ordinal>`, each with a live, enabled Pinot instance tagged for the
+/// default tenant, all on revision `<cluster>-<pool>-1`; then edits.
+///
+/// ```
+/// use pinot_policy_sdk::{Role, StateBuilder};
+///
+/// let state = StateBuilder::new("events")
+///     .pool("server", Role::Server, 3)
+///     .target_revision("server", "events-server-2")
+///     .pod("events-server-2", |p| p.ready = false)
+///     .build();
+/// let pool = state.pool("server").unwrap();
+/// assert_eq!(pool.updated_replicas(), 0);
+/// assert_eq!(pool.ready_replicas(), 2);
+/// assert_eq!(pool.pods().filter(|p| !p.ready()).map(|p| p.name()).collect::<Vec<_>>(), ["events-server-2"]);
+/// ```
+#[derive(Clone, Debug)]
+pub struct StateBuilder {
+    state: ClusterState,
+}
+
+impl StateBuilder {
+    /// An empty cluster `name` in namespace `default`, generation 1, deployed controllers,
+    /// brokers, servers, minions in that order, clock at 2026-01-01T00:00:00Z.
+    pub fn new(name: &str) -> Self {
+        StateBuilder {
+            state: ClusterState {
+                name: name.into(),
+                namespace: "default".into(),
+                generation: 1,
+                deployment_order: vec![Role::Controller, Role::Broker, Role::Server, Role::Minion],
+                pools: vec![],
+                conditions: vec![],
+                tables: vec![],
+                tenants: vec![],
+                now_unix_seconds: 1_767_225_600,
+                config: vec![],
+            },
+        }
+    }
+
+    /// Starts from a state of the model, e.g. one read from a `policy test` file.
+    pub fn from_model(state: ClusterState) -> Self {
+        StateBuilder { state }
+    }
+
+    pub fn namespace(mut self, namespace: &str) -> Self {
+        self.state.namespace = namespace.into();
+        self
+    }
+
+    /// The clock the policy sees.
+    pub fn now(mut self, unix_seconds: i64) -> Self {
+        self.state.now_unix_seconds = unix_seconds;
+        self
+    }
+
+    pub fn deployment_order(mut self, order: &[Role]) -> Self {
+        self.state.deployment_order = order.to_vec();
+        self
+    }
+
+    /// A pool of `replicas` ready pods (desired = current = `replicas`, bounds 0..=100, one pod
+    /// unavailable at a time).
+    pub fn pool(mut self, name: &str, role: Role, replicas: u32) -> Self {
+        let revision = format!("{}-{name}-1", self.state.name);
+        let pods = (0..replicas).map(|o| self.new_pod(name, role, o, &revision)).collect();
+        self.state.pools.push(Pool {
+            name: name.into(),
+            role,
+            zones: vec![],
+            desired_replicas: replicas,
+            current_replicas: replicas,
+            min_replicas: 0,
+            max_replicas: 100,
+            ready_replicas: replicas,
+            updated_replicas: replicas,
+            current_revision: revision.clone(),
+            target_revision: revision,
+            image: "apachepinot/pinot:1.2.0".into(),
+            max_unavailable: 1,
+            pods,
+            departed: vec![],
+        });
+        self
+    }
+
+    fn new_pod(&self, pool: &str, role: Role, ordinal: u32, revision: &str) -> Pod {
+        let (cluster, namespace) = (&self.state.name, &self.state.namespace);
+        let name = format!("{cluster}-{pool}-{ordinal}");
+        let (prefix, port, tags): (&str, u16, &[&str]) = match role {
+            Role::Controller => ("Controller", 9000, &[]),
+            Role::Broker => ("Broker", 8099, &["DefaultTenant_BROKER"]),
+            Role::Server => ("Server", 8098, &["DefaultTenant_OFFLINE", "DefaultTenant_REALTIME"]),
+            Role::Minion => ("Minion", 9514, &["minion_untagged"]),
+        };
+        Pod {
+            instance: Some(Instance {
+                id: format!("{prefix}_{name}.{cluster}-{pool}-headless.{namespace}.svc.cluster.local_{port}"),
+                live: true,
+                enabled: true,
+                queries_enabled: true,
+                tags: tags.iter().map(|t| t.to_string()).collect(),
+                segments: 0,
+            }),
+            name,
+            ordinal,
+            revision: revision.into(),
+            ready: true,
+            terminating: false,
+            restarts: 0,
+            age_seconds: 3600,
+        }
+    }
+
+    fn pool_mut(&mut self, pool: &str) -> &mut Pool {
+        let known: Vec<String> = self.state.pools.iter().map(|p| p.name.clone()).collect();
+        self.state
+            .pools
+            .iter_mut()
+            .find(|p| p.name == pool)
+            .unwrap_or_else(|| panic!("no pool {pool:?} in the state (pools: {known:?})"))
+    }
+
+    /// Edits a pool (its counts are not recomputed after).
+    pub fn edit_pool(mut self, pool: &str, edit: impl FnOnce(&mut Pool)) -> Self {
+        edit(self.pool_mut(pool));
+        self
+    }
+
+    /// Edits a pod, by name; the pool's ready and updated replicas follow.
+    pub fn pod(mut self, pod: &str, edit: impl FnOnce(&mut Pod)) -> Self {
+        let pool = self
+            .state
+            .pools
+            .iter_mut()
+            .find(|p| p.pods.iter().any(|o| o.name == pod))
+            .unwrap_or_else(|| panic!("no pod {pod:?} in the state"));
+        edit(pool.pods.iter_mut().find(|o| o.name == pod).expect("found above"));
+        recount(pool);
+        self
+    }
+
+    /// Removes a pod (deleted, not recreated yet); the pool's counts follow.
+    pub fn without_pod(mut self, pod: &str) -> Self {
+        for pool in &mut self.state.pools {
+            pool.pods.retain(|o| o.name != pod);
+            recount(pool);
+        }
+        self
+    }
+
+    /// Asks for `revision` on every pod of `pool` (an upgrade under way).
+    pub fn target_revision(mut self, pool: &str, revision: &str) -> Self {
+        let pool = self.pool_mut(pool);
+        pool.target_revision = revision.into();
+        recount(pool);
+        self
+    }
+
+    /// The spec asks for `replicas` pods in `pool` (a scale-out or -in under way).
+    pub fn desired_replicas(mut self, pool: &str, replicas: u32) -> Self {
+        self.pool_mut(pool).desired_replicas = replicas;
+        self
+    }
+
+    /// The zones a pool is pinned to.
+    pub fn zones(mut self, pool: &str, zones: &[&str]) -> Self {
+        self.pool_mut(pool).zones = zones.iter().map(|z| z.to_string()).collect();
+        self
+    }
+
+    /// An instance Pinot still has for a pod of `pool` that is gone for good.
+    pub fn departed(mut self, pool: &str, instance: Instance) -> Self {
+        self.pool_mut(pool).departed.push(instance);
+        self
+    }
+
+    pub fn table(mut self, table: Table) -> Self {
+        self.state.tables.push(table);
+        self
+    }
+
+    pub fn tenant(mut self, tenant: Tenant) -> Self {
+        self.state.tenants.push(tenant);
+        self
+    }
+
+    pub fn condition(mut self, kind: &str, status: &str, reason: &str, message: &str) -> Self {
+        self.state.conditions.push(Condition {
+            kind: kind.into(),
+            status: status.into(),
+            reason: reason.into(),
+            message: message.into(),
+        });
+        self
+    }
+
+    /// A configuration entry (what the PinotPolicy's `config` gives).
+    pub fn config(mut self, key: &str, value: &str) -> Self {
+        self.state.config.push((key.into(), value.into()));
+        self
+    }
+
+    /// The state in the decision model, e.g. to write it as a `policy test` file.
+    pub fn model(self) -> ClusterState {
+        self.state
+    }
+
+    pub fn build(self) -> State {
+        State::from_model(self.state)
+    }
+}
+
+/// A pool's ready and updated replicas from its pods.
+fn recount(pool: &mut Pool) {
+    pool.ready_replicas = pool.pods.iter().filter(|p| p.ready && !p.terminating).count() as u32;
+    pool.updated_replicas = pool.pods.iter().filter(|p| p.revision == pool.target_revision).count() as u32;
+}

@@ -1,0 +1,672 @@
+//! The observed state as a policy reads it: views over the columns of `pinot:policy@1.0.0`.
+//!
+//! A column is asked of the host the first time a view reads it, and once per decision; strings
+//! come in one piece (`text-table`) and are borrowed from it. So a policy pays only for what it
+//! reads, and reading allocates nothing past the columns themselves. In unit tests the same
+//! columns come from a [`crate::StateBuilder`] instead of the host.
+
+use std::{cell::OnceCell, ops::Range};
+
+use pinot_policy_model::{
+    ClusterState, Columns, ConditionColumns, InstanceColumns, PodColumns, PoolColumns, Role, SettingColumns,
+    TableColumns, TagColumns, TenantColumns, Texts, ZoneColumns,
+};
+
+// Outside a module (unit tests) the bindings' imports are stubs that panic; a state from the host
+// exists only in a module, so they are never called there.
+use crate::bindings::upgrade::pinot::policy::{state as host, types as wit};
+
+/// Where a state's columns come from.
+enum Source {
+    /// The operator, through the contract's `state` functions.
+    Host,
+    /// A state built in memory (unit tests).
+    Memory(Box<(ClusterState, Columns)>),
+}
+
+impl From<wit::Role> for Role {
+    fn from(r: wit::Role) -> Role {
+        match r {
+            wit::Role::Controller => Role::Controller,
+            wit::Role::Broker => Role::Broker,
+            wit::Role::Server => Role::Server,
+            wit::Role::Minion => Role::Minion,
+        }
+    }
+}
+
+/// The tables of a state, each asked for once, when first read.
+#[derive(Default)]
+struct Cache {
+    texts: OnceCell<Texts>,
+    cluster: OnceCell<(String, String, i64, Vec<Role>, i64)>,
+    settings: OnceCell<SettingColumns>,
+    pools: OnceCell<PoolColumns>,
+    zones: OnceCell<ZoneColumns>,
+    pods: OnceCell<PodColumns>,
+    instances: OnceCell<InstanceColumns>,
+    tags: OnceCell<TagColumns>,
+    conditions: OnceCell<ConditionColumns>,
+    tables: OnceCell<TableColumns>,
+    tenants: OnceCell<TenantColumns>,
+}
+
+fn roles(roles: Vec<wit::Role>) -> Vec<Role> {
+    roles.into_iter().map(Role::from).collect()
+}
+
+/// Each table's columns: asked of the host (and made the model's types), or copied from the
+/// columns of a state in memory.
+impl State {
+    fn setting_columns(&self) -> &SettingColumns {
+        self.cache.settings.get_or_init(|| match &self.source {
+            Source::Host => {
+                let s = host::settings();
+                SettingColumns { key: s.key, value: s.value }
+            }
+            Source::Memory(m) => m.1.settings.clone(),
+        })
+    }
+
+    fn pool_columns(&self) -> &PoolColumns {
+        self.cache.pools.get_or_init(|| match &self.source {
+            Source::Host => {
+                let p = host::pools();
+                PoolColumns {
+                    name: p.name,
+                    role: roles(p.role),
+                    desired_replicas: p.desired_replicas,
+                    current_replicas: p.current_replicas,
+                    min_replicas: p.min_replicas,
+                    max_replicas: p.max_replicas,
+                    ready_replicas: p.ready_replicas,
+                    updated_replicas: p.updated_replicas,
+                    current_revision: p.current_revision,
+                    target_revision: p.target_revision,
+                    image: p.image,
+                    max_unavailable: p.max_unavailable,
+                }
+            }
+            Source::Memory(m) => m.1.pools.clone(),
+        })
+    }
+
+    fn zone_columns(&self) -> &ZoneColumns {
+        self.cache.zones.get_or_init(|| match &self.source {
+            Source::Host => {
+                let z = host::zones();
+                ZoneColumns { pool: z.pool, name: z.name }
+            }
+            Source::Memory(m) => m.1.zones.clone(),
+        })
+    }
+
+    fn pod_columns(&self) -> &PodColumns {
+        self.cache.pods.get_or_init(|| match &self.source {
+            Source::Host => {
+                let p = host::pods();
+                PodColumns {
+                    pool: p.pool,
+                    name: p.name,
+                    ordinal: p.ordinal,
+                    revision: p.revision,
+                    ready: p.ready,
+                    terminating: p.terminating,
+                    restarts: p.restarts,
+                    age_seconds: p.age_seconds,
+                    instance: p.instance,
+                }
+            }
+            Source::Memory(m) => m.1.pods.clone(),
+        })
+    }
+
+    fn instance_columns(&self) -> &InstanceColumns {
+        self.cache.instances.get_or_init(|| match &self.source {
+            Source::Host => {
+                let i = host::instances();
+                InstanceColumns {
+                    id: i.id,
+                    pool: i.pool,
+                    pod: i.pod,
+                    live: i.live,
+                    enabled: i.enabled,
+                    queries_enabled: i.queries_enabled,
+                    segments: i.segments,
+                }
+            }
+            Source::Memory(m) => m.1.instances.clone(),
+        })
+    }
+
+    fn tag_columns(&self) -> &TagColumns {
+        self.cache.tags.get_or_init(|| match &self.source {
+            Source::Host => {
+                let t = host::tags();
+                TagColumns { instance: t.instance, name: t.name }
+            }
+            Source::Memory(m) => m.1.tags.clone(),
+        })
+    }
+
+    fn condition_columns(&self) -> &ConditionColumns {
+        self.cache.conditions.get_or_init(|| match &self.source {
+            Source::Host => {
+                let c = host::conditions();
+                ConditionColumns { kind: c.type_, status: c.status, reason: c.reason, message: c.message }
+            }
+            Source::Memory(m) => m.1.conditions.clone(),
+        })
+    }
+
+    fn table_columns(&self) -> &TableColumns {
+        self.cache.tables.get_or_init(|| match &self.source {
+            Source::Host => {
+                let t = host::tables();
+                TableColumns {
+                    name: t.name,
+                    replication: t.replication,
+                    server_tag: t.server_tag,
+                    broker_tag: t.broker_tag,
+                    segments: t.segments,
+                    servers_with_segments: t.servers_with_segments,
+                    rebalancing: t.rebalancing,
+                }
+            }
+            Source::Memory(m) => m.1.tables.clone(),
+        })
+    }
+
+    fn tenant_columns(&self) -> &TenantColumns {
+        self.cache.tenants.get_or_init(|| match &self.source {
+            Source::Host => {
+                let t = host::tenants();
+                TenantColumns {
+                    name: t.name,
+                    role: roles(t.role),
+                    instances: t.instances,
+                    offline_instances: t.offline_instances,
+                    realtime_instances: t.realtime_instances,
+                }
+            }
+            Source::Memory(m) => m.1.tenants.clone(),
+        })
+    }
+
+    /// Name, namespace, generation, deployment order and clock.
+    fn cluster(&self) -> &(String, String, i64, Vec<Role>, i64) {
+        self.cache.cluster.get_or_init(|| match &self.source {
+            Source::Host => {
+                let c = host::cluster();
+                (c.name, c.namespace, c.generation, roles(c.deployment_order), c.now_unix_seconds)
+            }
+            Source::Memory(m) => {
+                let c = &m.0;
+                (c.name.clone(), c.namespace.clone(), c.generation, c.deployment_order.clone(), c.now_unix_seconds)
+            }
+        })
+    }
+}
+
+/// Where each parent's children start in a child table ordered parent after parent (pods by
+/// pool, zones by pool, tags by instance): `starts[p]..starts[p + 1]`.
+#[derive(Default)]
+struct Groups {
+    pods: OnceCell<Vec<usize>>,
+    zones: OnceCell<Vec<usize>>,
+    tags: OnceCell<Vec<usize>>,
+}
+
+fn starts(parents: usize, children: &[u32]) -> Vec<usize> {
+    (0..=parents).map(|p| children.partition_point(|c| (*c as usize) < p)).collect()
+}
+
+/// The observed state of one Pinot cluster, as of this decision.
+pub struct State {
+    source: Source,
+    cache: Cache,
+    groups: Groups,
+}
+
+impl State {
+    fn with_source(source: Source) -> Self {
+        State { source, cache: Cache::default(), groups: Groups::default() }
+    }
+
+    /// The state the operator hands this decision (what the `export_*_policy!` macros use).
+    #[doc(hidden)]
+    pub fn from_host() -> Self {
+        Self::with_source(Source::Host)
+    }
+
+    /// A state from the decision model: what [`crate::StateBuilder`] builds and what a
+    /// `policy test --state FILE` file holds (`serde_yaml::from_str::<model::ClusterState>`).
+    pub fn from_model(state: ClusterState) -> Self {
+        let columns = Columns::new(&state);
+        Self::with_source(Source::Memory(Box::new((state, columns))))
+    }
+
+    fn texts(&self) -> &Texts {
+        self.cache.texts.get_or_init(|| match &self.source {
+            Source::Host => {
+                let t = host::read_all_text();
+                Texts { bytes: t.bytes, ends: t.ends }
+            }
+            Source::Memory(m) => m.1.texts.clone(),
+        })
+    }
+
+    /// Text `id` of a column at `row` ("" past its end).
+    fn text(&self, column: &[u32], row: usize) -> &str {
+        column.get(row).map_or("", |id| self.texts().get(*id))
+    }
+
+    /// The PinotCluster's name.
+    pub fn name(&self) -> &str {
+        &self.cluster().0
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.cluster().1
+    }
+
+    /// The PinotCluster's `metadata.generation`.
+    pub fn generation(&self) -> i64 {
+        self.cluster().2
+    }
+
+    /// The roles in the order the spec deploys them.
+    pub fn deployment_order(&self) -> &[Role] {
+        &self.cluster().3
+    }
+
+    /// The host's clock, seconds since the Unix epoch (a policy has no clock of its own).
+    pub fn now_unix_seconds(&self) -> i64 {
+        self.cluster().4
+    }
+
+    pub fn pools(&self) -> impl DoubleEndedIterator<Item = Pool<'_>> + ExactSizeIterator + Clone {
+        (0..self.pool_columns().name.len()).map(move |row| Pool { state: self, row })
+    }
+
+    /// The pool named `name`.
+    pub fn pool(&self, name: &str) -> Option<Pool<'_>> {
+        self.pools().find(|p| p.name() == name)
+    }
+
+    pub fn conditions(&self) -> impl Iterator<Item = Condition<'_>> + Clone {
+        (0..self.condition_columns().kind.len()).map(move |row| Condition { state: self, row })
+    }
+
+    /// The condition of type `kind`.
+    pub fn condition(&self, kind: &str) -> Option<Condition<'_>> {
+        self.conditions().find(|c| c.kind() == kind)
+    }
+
+    pub fn tables(&self) -> impl Iterator<Item = Table<'_>> + Clone {
+        (0..self.table_columns().name.len()).map(move |row| Table { state: self, row })
+    }
+
+    pub fn tenants(&self) -> impl Iterator<Item = Tenant<'_>> + Clone {
+        (0..self.tenant_columns().name.len()).map(move |row| Tenant { state: self, row })
+    }
+
+    /// The policy's configuration, in the order given (later entries override earlier ones in
+    /// [`State::config`]).
+    pub fn config_entries(&self) -> impl Iterator<Item = (&str, &str)> + Clone {
+        let (keys, values) = (&self.setting_columns().key, &self.setting_columns().value);
+        keys.iter().zip(values).map(move |(k, v)| (self.texts().get(*k), self.texts().get(*v)))
+    }
+
+    /// One configuration value (the last given for `key`).
+    pub fn config(&self, key: &str) -> Option<&str> {
+        self.config_entries().filter(|(k, _)| *k == key).last().map(|(_, v)| v)
+    }
+
+    /// Every Pinot instance that belongs to a pod, with its pool and pod.
+    pub fn instances(&self) -> impl Iterator<Item = (Pool<'_>, Pod<'_>, Instance<'_>)> {
+        self.pools().flat_map(|pool| pool.pods().filter_map(move |pod| Some((pool, pod, pod.instance()?))))
+    }
+
+    /// The rows of a child table that belong to parent `row`.
+    fn group(&self, cell: &OnceCell<Vec<usize>>, parents: usize, children: &[u32], row: usize) -> Range<usize> {
+        let starts = cell.get_or_init(|| starts(parents, children));
+        match (starts.get(row), starts.get(row + 1)) {
+            (Some(s), Some(e)) => *s..*e,
+            _ => 0..0,
+        }
+    }
+}
+
+/// Strings of the state that belong to one row: a pool's zones, an instance's tags.
+#[derive(Clone)]
+pub struct Words<'a> {
+    state: &'a State,
+    ids: std::slice::Iter<'a, u32>,
+}
+
+impl<'a> Iterator for Words<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        self.ids.next().map(|id| self.state.texts().get(*id))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.ids.size_hint()
+    }
+}
+
+impl ExactSizeIterator for Words<'_> {}
+
+/// A cell of a column (the type's default past its end).
+fn cell<T: Copy + Default>(column: &[T], row: usize) -> T {
+    column.get(row).copied().unwrap_or_default()
+}
+
+/// One node pool (a StatefulSet).
+#[derive(Clone, Copy)]
+pub struct Pool<'a> {
+    state: &'a State,
+    row: usize,
+}
+
+impl<'a> Pool<'a> {
+    pub fn name(&self) -> &'a str {
+        self.state.text(&self.state.pool_columns().name, self.row)
+    }
+
+    pub fn role(&self) -> Role {
+        self.state.pool_columns().role.get(self.row).copied().unwrap_or(Role::Server)
+    }
+
+    /// The zones the pool is pinned to (none: anywhere).
+    pub fn zones(&self) -> Words<'a> {
+        let s = self.state;
+        let rows = s.group(&s.groups.zones, s.pool_columns().name.len(), &s.zone_columns().pool, self.row);
+        Words { state: s, ids: s.zone_columns().name[rows].iter() }
+    }
+
+    /// The first zone, or "" for a pool not pinned to any.
+    pub fn first_zone(&self) -> &'a str {
+        self.zones().next().unwrap_or("")
+    }
+
+    /// What the spec asks for.
+    pub fn desired_replicas(&self) -> u32 {
+        cell(&self.state.pool_columns().desired_replicas, self.row)
+    }
+
+    /// What the StatefulSet has now.
+    pub fn current_replicas(&self) -> u32 {
+        cell(&self.state.pool_columns().current_replicas, self.row)
+    }
+
+    /// The lowest replicas the host allows `set-replicas` to ask for.
+    pub fn min_replicas(&self) -> u32 {
+        cell(&self.state.pool_columns().min_replicas, self.row)
+    }
+
+    pub fn max_replicas(&self) -> u32 {
+        cell(&self.state.pool_columns().max_replicas, self.row)
+    }
+
+    pub fn ready_replicas(&self) -> u32 {
+        cell(&self.state.pool_columns().ready_replicas, self.row)
+    }
+
+    /// Pods on the target revision.
+    pub fn updated_replicas(&self) -> u32 {
+        cell(&self.state.pool_columns().updated_replicas, self.row)
+    }
+
+    pub fn current_revision(&self) -> &'a str {
+        self.state.text(&self.state.pool_columns().current_revision, self.row)
+    }
+
+    /// The revision every pod should run.
+    pub fn target_revision(&self) -> &'a str {
+        self.state.text(&self.state.pool_columns().target_revision, self.row)
+    }
+
+    pub fn image(&self) -> &'a str {
+        self.state.text(&self.state.pool_columns().image, self.row)
+    }
+
+    /// The pool's disruption budget: pods that may be down at once.
+    pub fn max_unavailable(&self) -> u32 {
+        cell(&self.state.pool_columns().max_unavailable, self.row)
+    }
+
+    /// Its pods, by ordinal.
+    pub fn pods(&self) -> impl DoubleEndedIterator<Item = Pod<'a>> + ExactSizeIterator + Clone + use<'a> {
+        let s = self.state;
+        let rows = s.group(&s.groups.pods, s.pool_columns().name.len(), &s.pod_columns().pool, self.row);
+        rows.map(move |row| Pod { state: s, row })
+    }
+
+    /// Instances Pinot still has for pods of this pool that are gone for good (ordinals at or
+    /// above the current replicas); a scale-in drops them once they are no longer live.
+    pub fn departed(&self) -> impl Iterator<Item = Instance<'a>> + Clone + use<'a> {
+        let (s, pool) = (self.state, self.row as u32);
+        let (pods, pools) = (&s.instance_columns().pod, &s.instance_columns().pool);
+        (0..pods.len())
+            .filter(move |i| pods[*i].is_none() && pools.get(*i) == Some(&pool))
+            .map(move |row| Instance { state: s, row })
+    }
+
+    /// Ordinals below the current replicas that have no pod at all: deleted and not yet
+    /// recreated by the StatefulSet controller, so down although no pod says so.
+    pub fn missing_ordinals(&self) -> impl Iterator<Item = u32> + use<'a> {
+        let pool = *self;
+        (0..self.current_replicas()).filter(move |o| !pool.pods().any(|p| p.ordinal() == *o))
+    }
+
+    /// The name the pod of `ordinal` has (or will have once recreated).
+    pub fn pod_name(&self, ordinal: u32) -> String {
+        match self.pods().next().and_then(|p| p.name().rsplit_once('-')) {
+            Some((base, _)) => format!("{base}-{ordinal}"),
+            None => format!("pod {ordinal} of pool {}", self.name()),
+        }
+    }
+}
+
+/// One pod of a pool.
+#[derive(Clone, Copy)]
+pub struct Pod<'a> {
+    state: &'a State,
+    row: usize,
+}
+
+impl<'a> Pod<'a> {
+    pub fn name(&self) -> &'a str {
+        self.state.text(&self.state.pod_columns().name, self.row)
+    }
+
+    /// The pod's StatefulSet ordinal.
+    pub fn ordinal(&self) -> u32 {
+        cell(&self.state.pod_columns().ordinal, self.row)
+    }
+
+    /// The StatefulSet revision the pod was created from.
+    pub fn revision(&self) -> &'a str {
+        self.state.text(&self.state.pod_columns().revision, self.row)
+    }
+
+    pub fn ready(&self) -> bool {
+        cell(&self.state.pod_columns().ready, self.row)
+    }
+
+    /// Deleted, not gone yet.
+    pub fn terminating(&self) -> bool {
+        cell(&self.state.pod_columns().terminating, self.row)
+    }
+
+    /// Container restarts.
+    pub fn restarts(&self) -> u32 {
+        cell(&self.state.pod_columns().restarts, self.row)
+    }
+
+    /// Seconds since the pod was created.
+    pub fn age_seconds(&self) -> u64 {
+        cell(&self.state.pod_columns().age_seconds, self.row)
+    }
+
+    /// The pod's pool.
+    pub fn pool(&self) -> Pool<'a> {
+        Pool { state: self.state, row: cell(&self.state.pod_columns().pool, self.row) as usize }
+    }
+
+    /// Its Pinot instance, once the controller knows the pod.
+    pub fn instance(&self) -> Option<Instance<'a>> {
+        let row = self.state.pod_columns().instance.get(self.row).copied().flatten()?;
+        Some(Instance { state: self.state, row: row as usize })
+    }
+}
+
+/// A Pinot instance as the cluster's controller reports it.
+#[derive(Clone, Copy)]
+pub struct Instance<'a> {
+    state: &'a State,
+    row: usize,
+}
+
+impl<'a> Instance<'a> {
+    /// Pinot's id, e.g. `Server_<pod>.<service>.<namespace>.svc.cluster.local_8098`.
+    pub fn id(&self) -> &'a str {
+        self.state.text(&self.state.instance_columns().id, self.row)
+    }
+
+    /// Connected to ZooKeeper.
+    pub fn live(&self) -> bool {
+        cell(&self.state.instance_columns().live, self.row)
+    }
+
+    /// Enabled in Helix.
+    pub fn enabled(&self) -> bool {
+        cell(&self.state.instance_columns().enabled, self.row)
+    }
+
+    /// Serving queries (its `queriesDisabled` flag is not set).
+    pub fn queries_enabled(&self) -> bool {
+        cell(&self.state.instance_columns().queries_enabled, self.row)
+    }
+
+    pub fn tags(&self) -> Words<'a> {
+        let s = self.state;
+        let rows = s.group(&s.groups.tags, s.instance_columns().id.len(), &s.tag_columns().instance, self.row);
+        Words { state: s, ids: s.tag_columns().name[rows].iter() }
+    }
+
+    pub fn has_tag(&self, tag: &str) -> bool {
+        self.tags().any(|t| t == tag)
+    }
+
+    /// Segments it hosts in Pinot's ideal state, over every table.
+    pub fn segments(&self) -> u32 {
+        cell(&self.state.instance_columns().segments, self.row)
+    }
+
+    /// Its pod; none for a departed instance.
+    pub fn pod(&self) -> Option<Pod<'a>> {
+        let row = self.state.instance_columns().pod.get(self.row).copied().flatten()?;
+        Some(Pod { state: self.state, row: row as usize })
+    }
+}
+
+/// A Kubernetes-style condition of the PinotCluster.
+#[derive(Clone, Copy)]
+pub struct Condition<'a> {
+    state: &'a State,
+    row: usize,
+}
+
+impl<'a> Condition<'a> {
+    /// Its type, e.g. `Available`.
+    pub fn kind(&self) -> &'a str {
+        self.state.text(&self.state.condition_columns().kind, self.row)
+    }
+
+    pub fn status(&self) -> &'a str {
+        self.state.text(&self.state.condition_columns().status, self.row)
+    }
+
+    pub fn reason(&self) -> &'a str {
+        self.state.text(&self.state.condition_columns().reason, self.row)
+    }
+
+    pub fn message(&self) -> &'a str {
+        self.state.text(&self.state.condition_columns().message, self.row)
+    }
+}
+
+/// A Pinot table, as far as placement and scaling care.
+#[derive(Clone, Copy)]
+pub struct Table<'a> {
+    state: &'a State,
+    row: usize,
+}
+
+impl<'a> Table<'a> {
+    /// Name with type, e.g. `airlineStats_OFFLINE`.
+    pub fn name(&self) -> &'a str {
+        self.state.text(&self.state.table_columns().name, self.row)
+    }
+
+    pub fn replication(&self) -> u32 {
+        cell(&self.state.table_columns().replication, self.row)
+    }
+
+    pub fn server_tag(&self) -> &'a str {
+        self.state.text(&self.state.table_columns().server_tag, self.row)
+    }
+
+    pub fn broker_tag(&self) -> &'a str {
+        self.state.text(&self.state.table_columns().broker_tag, self.row)
+    }
+
+    /// Segments of the table (Pinot's ideal state).
+    pub fn segments(&self) -> u32 {
+        cell(&self.state.table_columns().segments, self.row)
+    }
+
+    /// Servers holding at least one of its segments.
+    pub fn servers_with_segments(&self) -> u32 {
+        cell(&self.state.table_columns().servers_with_segments, self.row)
+    }
+
+    /// A rebalance the operator started is still running in Pinot.
+    pub fn rebalancing(&self) -> bool {
+        cell(&self.state.table_columns().rebalancing, self.row)
+    }
+}
+
+/// A tenant the user asked for (a PinotTenant).
+#[derive(Clone, Copy)]
+pub struct Tenant<'a> {
+    state: &'a State,
+    row: usize,
+}
+
+impl<'a> Tenant<'a> {
+    pub fn name(&self) -> &'a str {
+        self.state.text(&self.state.tenant_columns().name, self.row)
+    }
+
+    pub fn role(&self) -> Role {
+        self.state.tenant_columns().role.get(self.row).copied().unwrap_or(Role::Server)
+    }
+
+    /// Broker and minion tenants: instances; server tenants: see the next two.
+    pub fn instances(&self) -> u32 {
+        cell(&self.state.tenant_columns().instances, self.row)
+    }
+
+    pub fn offline_instances(&self) -> u32 {
+        cell(&self.state.tenant_columns().offline_instances, self.row)
+    }
+
+    pub fn realtime_instances(&self) -> u32 {
+        cell(&self.state.tenant_columns().realtime_instances, self.row)
+    }
+}
