@@ -73,8 +73,8 @@ pub struct PinotPolicyStatus {
     /// before stays active).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
-    /// `DoesNotCompile`, `WrongApiVersion`, `WrongWorld`, `DigestMismatch`, `SmokeTestFailed`,
-    /// `ModuleNotFound`, `InvalidSpec`.
+    /// `DoesNotCompile`, `WrongApiVersion`, `WrongWorld`, `ForbiddenImports`, `DigestMismatch`,
+    /// `SmokeTestFailed`, `ModuleNotFound`, `InvalidSpec`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -229,7 +229,7 @@ fn benches(c: &mut Criterion) {
     group.bench_function("load-precompiled", |b| {
         b.iter(|| engine.load_precompiled(PolicyKind::Upgrade, "bench", &precompiled, &d).unwrap())
     });
-    // Hot reload: what happens between a file event (after its 50 ms debounce) and the new
+    // Hot reload: what happens between a file event (after its 20 ms debounce) and the new
     // module being active: digest check, compile, link, smoke test, swap. Every iteration
     // installs a module the engine has never seen (a custom section makes its bytes unique),
     // so nothing comes from the compiled cache.

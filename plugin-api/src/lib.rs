@@ -27,6 +27,9 @@
 
 #[doc(hidden)]
 pub mod actions;
+#[cfg(all(target_arch = "wasm32", feature = "bump-allocator"))]
+#[allow(unsafe_code)]
+pub mod alloc;
 mod builder;
 mod state;
 
@@ -35,6 +38,10 @@ pub use builder::StateBuilder;
 pub use pinot_policy_model as model;
 pub use pinot_policy_model::Role;
 pub use state::*;
+
+#[cfg(all(target_arch = "wasm32", feature = "bump-allocator"))]
+#[global_allocator]
+static ALLOCATOR: alloc::Bump = alloc::Bump::new();
 
 /// The contract version this SDK builds policies for.
 pub const API_VERSION: &str = "pinot:policy@1.0.0";

@@ -1,4 +1,5 @@
-//! The default policies, compiled to `wasm32-wasip2` components by `host/build.rs` from the
+//! The default policies, built for `wasm32-unknown-unknown` and made components (importing nothing
+//! but the contract) by `host/build.rs` from the
 //! crates in `plugins/` and embedded in the operator binary.
 
 use super::PolicyKind;
