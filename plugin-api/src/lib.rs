@@ -133,34 +133,38 @@ pub mod bindings {
     }
 }
 
-/// Exports a type that implements [`UpgradePolicy`] as the module's upgrade policy.
+/// The export glue of one kind: `$world` is the bindings module of its world, `$iface` the
+/// exported interface's module, `$ask` the function handing the plan to the host.
+#[doc(hidden)]
 #[macro_export]
-macro_rules! export_upgrade_policy {
-    ($policy:ty) => {
+macro_rules! __export_policy {
+    ($policy:ty, $kind:ident, $action:ident, $world:ident, $iface:ident, $ask:ident) => {
         // Only a module exports anything; on the host (unit tests) `plan` is called directly.
         #[cfg(target_arch = "wasm32")]
         const _: () = {
             struct Export;
-            impl $crate::bindings::upgrade::exports::pinot::policy::upgrade::Guest for Export {
+            impl $crate::bindings::$world::exports::pinot::policy::$iface::Guest for Export {
                 fn info() -> $crate::bindings::PolicyInfo {
-                    $crate::bindings::info(
-                        <$policy as $crate::UpgradePolicy>::NAME,
-                        <$policy as $crate::UpgradePolicy>::VERSION,
-                    )
+                    $crate::bindings::info(<$policy as $crate::$kind>::NAME, <$policy as $crate::$kind>::VERSION)
                 }
                 fn plan() -> Result<(), String> {
-                    $crate::actions::ask_upgrade(
-                        <$policy as $crate::UpgradePolicy>::plan(&$crate::State::from_host())?,
-                    );
+                    $crate::actions::$ask(<$policy as $crate::$kind>::plan(&$crate::State::from_host())?);
                     Ok(())
                 }
             }
-    $crate::bindings::upgrade::export!(Export with_types_in $crate::bindings::upgrade);
+    $crate::bindings::$world::export!(Export with_types_in $crate::bindings::$world);
         };
         // On the host the policy is used by its tests only; this keeps it from being unused.
         #[cfg(not(target_arch = "wasm32"))]
-        const _: fn(&$crate::State) -> Result<Vec<$crate::UpgradeAction>, String> =
-            <$policy as $crate::UpgradePolicy>::plan;
+        const _: fn(&$crate::State) -> Result<Vec<$crate::$action>, String> = <$policy as $crate::$kind>::plan;
+    };
+}
+
+/// Exports a type that implements [`UpgradePolicy`] as the module's upgrade policy.
+#[macro_export]
+macro_rules! export_upgrade_policy {
+    ($policy:ty) => {
+        $crate::__export_policy!($policy, UpgradePolicy, UpgradeAction, upgrade, upgrade, ask_upgrade);
     };
 }
 
@@ -168,30 +172,7 @@ macro_rules! export_upgrade_policy {
 #[macro_export]
 macro_rules! export_scaling_policy {
     ($policy:ty) => {
-        // Only a module exports anything; on the host (unit tests) `plan` is called directly.
-        #[cfg(target_arch = "wasm32")]
-        const _: () = {
-            struct Export;
-            impl $crate::bindings::scaling::exports::pinot::policy::scaling::Guest for Export {
-                fn info() -> $crate::bindings::PolicyInfo {
-                    $crate::bindings::info(
-                        <$policy as $crate::ScalingPolicy>::NAME,
-                        <$policy as $crate::ScalingPolicy>::VERSION,
-                    )
-                }
-                fn plan() -> Result<(), String> {
-                    $crate::actions::ask_scaling(
-                        <$policy as $crate::ScalingPolicy>::plan(&$crate::State::from_host())?,
-                    );
-                    Ok(())
-                }
-            }
-    $crate::bindings::scaling::export!(Export with_types_in $crate::bindings::scaling);
-        };
-        // On the host the policy is used by its tests only; this keeps it from being unused.
-        #[cfg(not(target_arch = "wasm32"))]
-        const _: fn(&$crate::State) -> Result<Vec<$crate::ScalingAction>, String> =
-            <$policy as $crate::ScalingPolicy>::plan;
+        $crate::__export_policy!($policy, ScalingPolicy, ScalingAction, scaling, scaling, ask_scaling);
     };
 }
 
@@ -199,27 +180,6 @@ macro_rules! export_scaling_policy {
 #[macro_export]
 macro_rules! export_tenant_policy {
     ($policy:ty) => {
-        // Only a module exports anything; on the host (unit tests) `plan` is called directly.
-        #[cfg(target_arch = "wasm32")]
-        const _: () = {
-            struct Export;
-            impl $crate::bindings::tenant::exports::pinot::policy::tenants::Guest for Export {
-                fn info() -> $crate::bindings::PolicyInfo {
-                    $crate::bindings::info(
-                        <$policy as $crate::TenantPolicy>::NAME,
-                        <$policy as $crate::TenantPolicy>::VERSION,
-                    )
-                }
-                fn plan() -> Result<(), String> {
-                    $crate::actions::ask_tenant(<$policy as $crate::TenantPolicy>::plan(&$crate::State::from_host())?);
-                    Ok(())
-                }
-            }
-    $crate::bindings::tenant::export!(Export with_types_in $crate::bindings::tenant);
-        };
-        // On the host the policy is used by its tests only; this keeps it from being unused.
-        #[cfg(not(target_arch = "wasm32"))]
-        const _: fn(&$crate::State) -> Result<Vec<$crate::TenantAction>, String> =
-            <$policy as $crate::TenantPolicy>::plan;
+        $crate::__export_policy!($policy, TenantPolicy, TenantAction, tenant, tenants, ask_tenant);
     };
 }

@@ -267,30 +267,33 @@ macro_rules! impl_policy_state_v1 {
 
 crate::impl_policy_state_v1!(state, upgrade::pinot::policy::types, Decision);
 
+impl Decision {
+    /// Asks for an action about one named thing (a pod, an instance, a table) or with a reason.
+    fn ask_about(&mut self, action: fn(String) -> Action, name: String) -> wasmtime::Result<()> {
+        let n = name.len();
+        self.ask(action(name), n)
+    }
+}
+
 impl upgrade_actions::Host for Decision {
     fn restart_pod(&mut self, pod: String) -> wasmtime::Result<()> {
-        let n = pod.len();
-        self.ask(Action::RestartPod(pod), n)
+        self.ask_about(Action::RestartPod, pod)
     }
 
     fn disable_queries(&mut self, instance: String) -> wasmtime::Result<()> {
-        let n = instance.len();
-        self.ask(Action::DisableQueries(instance), n)
+        self.ask_about(Action::DisableQueries, instance)
     }
 
     fn enable_queries(&mut self, instance: String) -> wasmtime::Result<()> {
-        let n = instance.len();
-        self.ask(Action::EnableQueries(instance), n)
+        self.ask_about(Action::EnableQueries, instance)
     }
 
     fn wait(&mut self, reason: String) -> wasmtime::Result<()> {
-        let n = reason.len();
-        self.ask(Action::Wait(reason), n)
+        self.ask_about(Action::Wait, reason)
     }
 
     fn block(&mut self, reason: String) -> wasmtime::Result<()> {
-        let n = reason.len();
-        self.ask(Action::Block(reason), n)
+        self.ask_about(Action::Block, reason)
     }
 }
 
@@ -306,36 +309,31 @@ impl scaling_actions::Host for Decision {
     }
 
     fn rebalance_table(&mut self, table: String) -> wasmtime::Result<()> {
-        let n = table.len();
-        self.ask(Action::RebalanceTable(table), n)
+        self.ask_about(Action::RebalanceTable, table)
     }
 
     fn disable_instance(&mut self, instance: String) -> wasmtime::Result<()> {
-        let n = instance.len();
-        self.ask(Action::DisableInstance(instance), n)
+        self.ask_about(Action::DisableInstance, instance)
     }
 
     fn enable_instance(&mut self, instance: String) -> wasmtime::Result<()> {
-        let n = instance.len();
-        self.ask(Action::EnableInstance(instance), n)
+        self.ask_about(Action::EnableInstance, instance)
     }
 
     fn drain_instance(&mut self, instance: String) -> wasmtime::Result<()> {
-        let n = instance.len();
-        self.ask(Action::DrainInstance(instance), n)
+        self.ask_about(Action::DrainInstance, instance)
     }
 
     fn drop_instance(&mut self, instance: String) -> wasmtime::Result<()> {
-        let n = instance.len();
-        self.ask(Action::DropInstance(instance), n)
+        self.ask_about(Action::DropInstance, instance)
     }
 
     fn wait(&mut self, reason: String) -> wasmtime::Result<()> {
-        upgrade_actions::Host::wait(self, reason)
+        self.ask_about(Action::Wait, reason)
     }
 
     fn block(&mut self, reason: String) -> wasmtime::Result<()> {
-        upgrade_actions::Host::block(self, reason)
+        self.ask_about(Action::Block, reason)
     }
 }
 
@@ -345,10 +343,10 @@ impl tenant_actions::Host for Decision {
     }
 
     fn wait(&mut self, reason: String) -> wasmtime::Result<()> {
-        upgrade_actions::Host::wait(self, reason)
+        self.ask_about(Action::Wait, reason)
     }
 
     fn block(&mut self, reason: String) -> wasmtime::Result<()> {
-        upgrade_actions::Host::block(self, reason)
+        self.ask_about(Action::Block, reason)
     }
 }
