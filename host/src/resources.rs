@@ -489,7 +489,8 @@ async fn reconcile_table(obj: Arc<PinotTable>, ctx: Arc<Context>) -> Result<Acti
 }
 
 /// One reconcile of a Pinot object, timed and counted, unless it is backing off (then it only
-/// waits out the rest, uncounted).
+/// waits out the rest, uncounted): `apply` or, once the resource is being deleted, `cleanup`,
+/// behind the finalizer.
 async fn reconcile_object<K, A, AF, C, CF>(
     obj: Arc<K>,
     ctx: Arc<Context>,
@@ -506,47 +507,42 @@ where
     if let Some(action) = backing_off(&*obj, &ctx) {
         return Ok(action);
     }
-    crate::metrics::timed(K::KIND, reconcile_with(obj, ctx, apply, cleanup), Error::category).await
-}
-
-/// Runs `apply` or, once the resource is being deleted, `cleanup`, behind the finalizer.
-async fn reconcile_with<K, A, AF, C, CF>(obj: Arc<K>, ctx: Arc<Context>, apply: A, cleanup: C) -> Result<Action, Error>
-where
-    K: PinotObject,
-    A: FnOnce(Arc<K>, Arc<Context>) -> AF,
-    AF: Future<Output = Result<Action, Error>>,
-    C: FnOnce(Arc<K>, Arc<Context>) -> CF,
-    CF: Future<Output = Result<Action, Error>>,
-{
-    let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
-    let k = key(&*obj);
-    // With `Retain` deleting the resource does nothing in Pinot, so it carries no finalizer (and
-    // never holds up the deletion of its namespace). One that still has it, from an earlier
-    // `Delete`, goes through the finalizer, which then simply lets it go.
-    let ours = obj.finalizers().iter().any(|f| f == FINALIZER);
-    if obj.meta().deletion_timestamp.is_some() {
-        ctx.refusals.lock().expect("refusals poisoned").forget(&k);
-        ctx.applied.lock().expect("applied poisoned").remove(&k);
-    }
-    let result = if obj.deletion_policy() == DeletionPolicy::Retain && !ours {
-        if obj.meta().deletion_timestamp.is_some() { Ok(Action::await_change()) } else { apply(obj, ctx.clone()).await }
-    } else {
-        finalizer(&api, FINALIZER, obj, |event| async {
-            match event {
-                finalizer::Event::Apply(o) => apply(o, ctx.clone()).await,
-                finalizer::Event::Cleanup(o) => cleanup(o, ctx.clone()).await,
+    let reconcile = async move {
+        let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+        let k = key(&*obj);
+        // With `Retain` deleting the resource does nothing in Pinot, so it carries no finalizer (and
+        // never holds up the deletion of its namespace). One that still has it, from an earlier
+        // `Delete`, goes through the finalizer, which then simply lets it go.
+        let ours = obj.finalizers().iter().any(|f| f == FINALIZER);
+        if obj.meta().deletion_timestamp.is_some() {
+            ctx.refusals.lock().expect("refusals poisoned").forget(&k);
+            ctx.applied.lock().expect("applied poisoned").remove(&k);
+        }
+        let result = if obj.deletion_policy() == DeletionPolicy::Retain && !ours {
+            if obj.meta().deletion_timestamp.is_some() {
+                Ok(Action::await_change())
+            } else {
+                apply(obj, ctx.clone()).await
             }
-        })
-        .await
-        .map_err(|e| match e {
-            finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => e,
-            other => Error::Finalizer(Box::new(other)),
-        })
+        } else {
+            finalizer(&api, FINALIZER, obj, |event| async {
+                match event {
+                    finalizer::Event::Apply(o) => apply(o, ctx.clone()).await,
+                    finalizer::Event::Cleanup(o) => cleanup(o, ctx.clone()).await,
+                }
+            })
+            .await
+            .map_err(|e| match e {
+                finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => e,
+                other => Error::Finalizer(Box::new(other)),
+            })
+        };
+        if result.is_ok() {
+            ctx.failures.lock().expect("failure counts poisoned").clear(&k);
+        }
+        result
     };
-    if result.is_ok() {
-        ctx.failures.lock().expect("failure counts poisoned").clear(&k);
-    }
-    result
+    crate::metrics::timed(K::KIND, reconcile, Error::category).await
 }
 
 /// The PinotCluster an object names and a client for its controller, or why there is none.

@@ -8,8 +8,8 @@
 use std::{cell::OnceCell, ops::Range};
 
 use pinot_policy_model::{
-    ClusterState, Columns, ConditionColumns, InstanceColumns, PodColumns, PoolColumns, Role, SettingColumns,
-    TableColumns, TagColumns, TenantColumns, Texts, ZoneColumns,
+    ClusterFacts, ClusterState, Columns, ConditionColumns, InstanceColumns, PodColumns, PoolColumns, Role,
+    SettingColumns, TableColumns, TagColumns, TenantColumns, Texts, ZoneColumns,
 };
 
 // Outside a module (unit tests) the bindings' imports are stubs that panic; a state from the host
@@ -21,7 +21,7 @@ enum Source {
     /// The operator, through the contract's `state` functions.
     Host,
     /// A state built in memory (unit tests).
-    Memory(Box<(ClusterState, Columns)>),
+    Memory(Box<Columns>),
 }
 
 impl From<wit::Role> for Role {
@@ -39,7 +39,7 @@ impl From<wit::Role> for Role {
 #[derive(Default)]
 struct Cache {
     texts: OnceCell<Texts>,
-    cluster: OnceCell<(String, String, i64, Vec<Role>, i64)>,
+    cluster: OnceCell<ClusterFacts>,
     settings: OnceCell<SettingColumns>,
     pools: OnceCell<PoolColumns>,
     zones: OnceCell<ZoneColumns>,
@@ -64,7 +64,7 @@ impl State {
                 let s = host::settings();
                 SettingColumns { key: s.key, value: s.value }
             }
-            Source::Memory(m) => m.1.settings.clone(),
+            Source::Memory(m) => m.settings.clone(),
         })
     }
 
@@ -87,7 +87,7 @@ impl State {
                     max_unavailable: p.max_unavailable,
                 }
             }
-            Source::Memory(m) => m.1.pools.clone(),
+            Source::Memory(m) => m.pools.clone(),
         })
     }
 
@@ -97,7 +97,7 @@ impl State {
                 let z = host::zones();
                 ZoneColumns { pool: z.pool, name: z.name }
             }
-            Source::Memory(m) => m.1.zones.clone(),
+            Source::Memory(m) => m.zones.clone(),
         })
     }
 
@@ -117,7 +117,7 @@ impl State {
                     instance: p.instance,
                 }
             }
-            Source::Memory(m) => m.1.pods.clone(),
+            Source::Memory(m) => m.pods.clone(),
         })
     }
 
@@ -135,7 +135,7 @@ impl State {
                     segments: i.segments,
                 }
             }
-            Source::Memory(m) => m.1.instances.clone(),
+            Source::Memory(m) => m.instances.clone(),
         })
     }
 
@@ -145,7 +145,7 @@ impl State {
                 let t = host::tags();
                 TagColumns { instance: t.instance, name: t.name }
             }
-            Source::Memory(m) => m.1.tags.clone(),
+            Source::Memory(m) => m.tags.clone(),
         })
     }
 
@@ -155,7 +155,7 @@ impl State {
                 let c = host::conditions();
                 ConditionColumns { kind: c.type_, status: c.status, reason: c.reason, message: c.message }
             }
-            Source::Memory(m) => m.1.conditions.clone(),
+            Source::Memory(m) => m.conditions.clone(),
         })
     }
 
@@ -173,7 +173,7 @@ impl State {
                     rebalancing: t.rebalancing,
                 }
             }
-            Source::Memory(m) => m.1.tables.clone(),
+            Source::Memory(m) => m.tables.clone(),
         })
     }
 
@@ -189,21 +189,24 @@ impl State {
                     realtime_instances: t.realtime_instances,
                 }
             }
-            Source::Memory(m) => m.1.tenants.clone(),
+            Source::Memory(m) => m.tenants.clone(),
         })
     }
 
     /// Name, namespace, generation, deployment order and clock.
-    fn cluster(&self) -> &(String, String, i64, Vec<Role>, i64) {
+    fn cluster(&self) -> &ClusterFacts {
         self.cache.cluster.get_or_init(|| match &self.source {
             Source::Host => {
                 let c = host::cluster();
-                (c.name, c.namespace, c.generation, roles(c.deployment_order), c.now_unix_seconds)
+                ClusterFacts {
+                    name: c.name,
+                    namespace: c.namespace,
+                    generation: c.generation,
+                    deployment_order: roles(c.deployment_order),
+                    now_unix_seconds: c.now_unix_seconds,
+                }
             }
-            Source::Memory(m) => {
-                let c = &m.0;
-                (c.name.clone(), c.namespace.clone(), c.generation, c.deployment_order.clone(), c.now_unix_seconds)
-            }
+            Source::Memory(m) => m.cluster.clone(),
         })
     }
 }
@@ -242,8 +245,7 @@ impl State {
     /// A state from the decision model: what [`crate::StateBuilder`] builds and what a
     /// `policy test --state FILE` file holds (`serde_yaml::from_str::<model::ClusterState>`).
     pub fn from_model(state: ClusterState) -> Self {
-        let columns = Columns::new(&state);
-        Self::with_source(Source::Memory(Box::new((state, columns))))
+        Self::with_source(Source::Memory(Box::new(Columns::new(&state))))
     }
 
     fn texts(&self) -> &Texts {
@@ -252,7 +254,7 @@ impl State {
                 let t = host::read_all_text();
                 Texts { bytes: t.bytes, ends: t.ends }
             }
-            Source::Memory(m) => m.1.texts.clone(),
+            Source::Memory(m) => m.texts.clone(),
         })
     }
 
@@ -263,26 +265,26 @@ impl State {
 
     /// The PinotCluster's name.
     pub fn name(&self) -> &str {
-        &self.cluster().0
+        &self.cluster().name
     }
 
     pub fn namespace(&self) -> &str {
-        &self.cluster().1
+        &self.cluster().namespace
     }
 
     /// The PinotCluster's `metadata.generation`.
     pub fn generation(&self) -> i64 {
-        self.cluster().2
+        self.cluster().generation
     }
 
     /// The roles in the order the spec deploys them.
     pub fn deployment_order(&self) -> &[Role] {
-        &self.cluster().3
+        &self.cluster().deployment_order
     }
 
     /// The host's clock, seconds since the Unix epoch (a policy has no clock of its own).
     pub fn now_unix_seconds(&self) -> i64 {
-        self.cluster().4
+        self.cluster().now_unix_seconds
     }
 
     pub fn pools(&self) -> impl DoubleEndedIterator<Item = Pool<'_>> + ExactSizeIterator + Clone {

@@ -3,102 +3,40 @@
 //! of types, so one state can be given to any kind of policy; a 0.3.0 module may return any
 //! action, so the host checks the kind of each (see `plan` and `tenants`).
 
-/// The three worlds of the contract, from its WIT directory.
-macro_rules! worlds {
-    ($path:literal) => {
-        /// `upgrade-policy`.
-        pub mod upgrade {
-            wasmtime::component::bindgen!({
-                world: "upgrade-policy",
-                path: $path,
-                additional_derives: [PartialEq, serde::Serialize, serde::Deserialize],
-            });
-        }
-
-        /// `scaling-policy`.
-        pub mod scaling {
-            wasmtime::component::bindgen!({
-                world: "scaling-policy",
-                path: $path,
-                with: {
-                    "pinot:policy/types": super::upgrade::pinot::policy::types,
-                    "pinot:policy/host": super::upgrade::pinot::policy::host,
-                },
-            });
-        }
-
-        /// `tenant-policy`.
-        pub mod tenant {
-            wasmtime::component::bindgen!({
-                world: "tenant-policy",
-                path: $path,
-                with: {
-                    "pinot:policy/types": super::upgrade::pinot::policy::types,
-                    "pinot:policy/host": super::upgrade::pinot::policy::host,
-                },
-            });
-        }
-    };
-}
-
-/// The conversions between the host's own model and 0.3.0 (`$wit` is the module of its types):
-/// roles to it; actions, `info` and log levels back.
-macro_rules! conversions {
-    ($wit:ident, $version:literal) => {
-        fn role(r: types::Role) -> $wit::Role {
-            match r {
-                types::Role::Controller => $wit::Role::Controller,
-                types::Role::Broker => $wit::Role::Broker,
-                types::Role::Server => $wit::Role::Server,
-                types::Role::Minion => $wit::Role::Minion,
-            }
-        }
-
-        #[doc = concat!("A ", $version, " action as the host's own.")]
-        pub fn into_action(a: $wit::Action) -> types::Action {
-            use types::Action;
-            match a {
-                $wit::Action::RestartPod(p) => Action::RestartPod(p),
-                $wit::Action::SetReplicas(s) => {
-                    Action::SetReplicas(types::SetReplicas { pool: s.pool, replicas: s.replicas })
-                }
-                $wit::Action::DisableQueries(i) => Action::DisableQueries(i),
-                $wit::Action::EnableQueries(i) => Action::EnableQueries(i),
-                $wit::Action::UpdateTags(t) => {
-                    Action::UpdateTags(types::InstanceTags { instance: t.instance, tags: t.tags })
-                }
-                $wit::Action::RebalanceTable(t) => Action::RebalanceTable(t),
-                $wit::Action::DisableInstance(i) => Action::DisableInstance(i),
-                $wit::Action::EnableInstance(i) => Action::EnableInstance(i),
-                $wit::Action::DrainInstance(i) => Action::DrainInstance(i),
-                $wit::Action::DropInstance(i) => Action::DropInstance(i),
-                $wit::Action::Wait(w) => Action::Wait(w),
-                $wit::Action::Block(b) => Action::Block(b),
-            }
-        }
-
-        #[doc = concat!("A ", $version, " `info` as the host's own.")]
-        pub fn into_info(i: $wit::Info) -> types::Info {
-            types::Info { name: i.name, version: i.version, api_version: i.api_version }
-        }
-
-        #[doc = concat!("A ", $version, " log level as 1.0.0's (the host logs all alike).")]
-        pub fn into_level(l: host::Level) -> super::v1::Level {
-            use super::v1::Level;
-            match l {
-                host::Level::Debug => Level::Debug,
-                host::Level::Info => Level::Info,
-                host::Level::Warn => Level::Warn,
-                host::Level::Error => Level::Error,
-            }
-        }
-    };
-}
-
 /// The contract version of these bindings.
 pub const API_VERSION: &str = "pinot:policy@0.3.0";
 
-worlds!("../plugin-api/wit/0.3.0");
+/// `upgrade-policy`.
+pub mod upgrade {
+    wasmtime::component::bindgen!({
+        world: "upgrade-policy",
+        path: "../plugin-api/wit/0.3.0",
+    });
+}
+
+/// `scaling-policy`.
+pub mod scaling {
+    wasmtime::component::bindgen!({
+        world: "scaling-policy",
+        path: "../plugin-api/wit/0.3.0",
+        with: {
+            "pinot:policy/types": super::upgrade::pinot::policy::types,
+            "pinot:policy/host": super::upgrade::pinot::policy::host,
+        },
+    });
+}
+
+/// `tenant-policy`.
+pub mod tenant {
+    wasmtime::component::bindgen!({
+        world: "tenant-policy",
+        path: "../plugin-api/wit/0.3.0",
+        with: {
+            "pinot:policy/types": super::upgrade::pinot::policy::types,
+            "pinot:policy/host": super::upgrade::pinot::policy::host,
+        },
+    });
+}
 
 use tables::{ConditionColumn, InstanceColumn, PodColumn, PoolColumn, SettingColumn, TableColumn, TenantColumn};
 pub use upgrade::pinot::policy::{host, types as tables};
@@ -277,4 +215,48 @@ impl Instances {
     }
 }
 
-conversions!(tables, "0.3.0");
+fn role(r: types::Role) -> tables::Role {
+    match r {
+        types::Role::Controller => tables::Role::Controller,
+        types::Role::Broker => tables::Role::Broker,
+        types::Role::Server => tables::Role::Server,
+        types::Role::Minion => tables::Role::Minion,
+    }
+}
+
+/// A 0.3.0 action as the host's own.
+pub fn into_action(a: tables::Action) -> types::Action {
+    use types::Action;
+    match a {
+        tables::Action::RestartPod(p) => Action::RestartPod(p),
+        tables::Action::SetReplicas(s) => {
+            Action::SetReplicas(types::SetReplicas { pool: s.pool, replicas: s.replicas })
+        }
+        tables::Action::DisableQueries(i) => Action::DisableQueries(i),
+        tables::Action::EnableQueries(i) => Action::EnableQueries(i),
+        tables::Action::UpdateTags(t) => Action::UpdateTags(types::InstanceTags { instance: t.instance, tags: t.tags }),
+        tables::Action::RebalanceTable(t) => Action::RebalanceTable(t),
+        tables::Action::DisableInstance(i) => Action::DisableInstance(i),
+        tables::Action::EnableInstance(i) => Action::EnableInstance(i),
+        tables::Action::DrainInstance(i) => Action::DrainInstance(i),
+        tables::Action::DropInstance(i) => Action::DropInstance(i),
+        tables::Action::Wait(w) => Action::Wait(w),
+        tables::Action::Block(b) => Action::Block(b),
+    }
+}
+
+/// A 0.3.0 `info` as the host's own.
+pub fn into_info(i: tables::Info) -> types::Info {
+    types::Info { name: i.name, version: i.version, api_version: i.api_version }
+}
+
+/// A 0.3.0 log level as 1.0.0's (the host logs all alike).
+pub fn into_level(l: host::Level) -> super::v1::Level {
+    use super::v1::Level;
+    match l {
+        host::Level::Debug => Level::Debug,
+        host::Level::Info => Level::Info,
+        host::Level::Warn => Level::Warn,
+        host::Level::Error => Level::Error,
+    }
+}

@@ -11,10 +11,6 @@ use crate::policy::model::{Action, ClusterState, InstanceTags, SetReplicas};
 /// The contract version of these bindings.
 pub const API_VERSION: &str = "pinot:policy@1.0.0";
 
-/// The major version a module's imports and exports must have (a 1.x module loads when every
-/// function it imports exists here).
-pub const PACKAGE: &str = "pinot:policy";
-
 /// Actions one plan may ask for, and the bytes of their strings: a module calling an action
 /// function in a loop is stopped (trapped) instead of filling the operator's memory.
 const MAX_ACTIONS: usize = 10_000;
