@@ -8,12 +8,13 @@
 #   make bench-scale    the scale benchmark (after `PINOT_SIM_NODES_PER_ZONE=13 make kube-up` for 1,000 clusters)
 #   make bench-upgrade  the upgrade benchmark (after `make kube-up`)
 #   make bench-tables   the schema and table convergence benchmark (after `make kube-up`)
+#   make bench-reload   a policy's hot reload through the API, kubectl to first decision (after `make kube-up`)
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 
-.PHONY: help deps build sandbox test unit-test lint kube-up kube-down kube-purge run crds bench-scale bench-upgrade bench-tables
+.PHONY: help deps build sandbox test unit-test lint kube-up kube-down kube-purge run crds bench-scale bench-upgrade bench-tables bench-reload
 
 help:
 	@sed -n 's/^#   /  /p' Makefile
@@ -111,3 +112,6 @@ bench-upgrade: deps
 
 bench-tables: deps
 	$(call bench,tables)
+
+bench-reload: deps
+	$(call bench,reload)

@@ -264,6 +264,7 @@ pub async fn run(
         .predicate_filter(|c: &PinotCluster| Some(cache::spec_and_metadata(c)), Default::default());
     let controller = Controller::for_stream(cluster_events, reader);
     let ctx = Arc::new(Context::new(client, apis, &config, controller.store(), caches.clone(), built));
+    let policy_changes = clusters_deciding_with(config.registry.changes(), controller.store());
 
     let store = controller.store();
     crate::metrics::set_phase_source(move || {
@@ -308,6 +309,9 @@ pub async fn run(
         .watches_stream(pods, cluster_of_pod)
         // A PinotTenant is placed by its cluster's reconcile.
         .watches_stream(tenants, |t: PinotTenant| Some(ObjectRef::new(&t.spec.cluster).within(t.namespace()?.as_str())))
+        // A PinotPolicy that loads a new module, changes its configuration or goes away: the
+        // clusters deciding with it decide again at once, not at their next pass.
+        .reconcile_on(policy_changes)
         .graceful_shutdown_on(shutdown)
         .with_config(
             kube::runtime::controller::Config::default().debounce(config.debounce).concurrency(config.concurrency),
@@ -321,6 +325,40 @@ pub async fn run(
         })
         .await;
     Ok(())
+}
+
+/// The clusters that name a PinotPolicy, each time `changes` says the policy changed (all
+/// clusters naming any policy when the receiver fell behind and lost some).
+fn clusters_deciding_with(
+    changes: tokio::sync::broadcast::Receiver<(String, String)>,
+    clusters: Store<PinotCluster>,
+) -> impl futures::Stream<Item = ObjectRef<PinotCluster>> + Send + 'static {
+    use tokio::sync::broadcast::error::RecvError;
+    let changed = futures::stream::unfold(changes, |mut changes| async move {
+        match changes.recv().await {
+            Ok(policy) => Some((Some(policy), changes)),
+            Err(RecvError::Lagged(_)) => Some((None, changes)),
+            Err(RecvError::Closed) => None,
+        }
+    });
+    changed.flat_map(move |policy| {
+        let naming = clusters
+            .state()
+            .into_iter()
+            .filter(|c| {
+                let chosen = c.spec.policies.as_ref();
+                let names = chosen.into_iter().flat_map(|p| [&p.upgrade, &p.scaling, &p.tenant]).flatten();
+                match &policy {
+                    Some((namespace, name)) => {
+                        c.namespace().as_deref() == Some(namespace.as_str()) && names.into_iter().any(|n| n == name)
+                    }
+                    None => names.count() > 0,
+                }
+            })
+            .map(|c| ObjectRef::from_obj(&*c))
+            .collect::<Vec<_>>();
+        futures::stream::iter(naming)
+    })
 }
 
 /// A watch stream that keeps `cache` up to date, as the stream of objects it touches (what

@@ -764,7 +764,8 @@ fn modules_of_1_0_and_0_3_read_exactly_the_state_the_host_built() {
             other => panic!("expected the echo of {}, got {other:?}", echo.api_version()),
         }
     }
-    // An empty cluster: no pools, pods or instances, and only empty strings.
+    // An empty cluster: no pools, pods or instances, and only empty strings (laid out in the
+    // columns the decision above filled and gave back: nothing of it may show through).
     let mut empty = s.clone();
     empty.name = String::new();
     empty.namespace = String::new();

@@ -226,3 +226,66 @@ fn recount(pool: &mut Pool) {
     pool.ready_replicas = pool.pods.iter().filter(|p| p.ready && !p.terminating).count() as u32;
     pool.updated_replicas = pool.pods.iter().filter(|p| p.revision == pool.target_revision).count() as u32;
 }
+
+#[cfg(test)]
+mod tests {
+    use pinot_policy_model::{Instance, Role, Table};
+
+    use super::StateBuilder;
+
+    /// The yes/no fields the contract hands over as sets of rows, and the links between pods
+    /// and instances, read back per row through the views.
+    #[test]
+    fn views_read_sets_of_rows_and_links_per_row() {
+        let gone = Instance {
+            id: "Server_events-server-3_8098".into(),
+            live: true,
+            enabled: false,
+            queries_enabled: false,
+            tags: vec![],
+            segments: 4,
+        };
+        let table = |name: &str, rebalancing| Table {
+            name: name.into(),
+            replication: 2,
+            server_tag: "DefaultTenant_OFFLINE".into(),
+            broker_tag: "DefaultTenant_BROKER".into(),
+            segments: 8,
+            servers_with_segments: 2,
+            rebalancing,
+        };
+        let state = StateBuilder::new("events")
+            .pool("broker", Role::Broker, 1)
+            .pool("server", Role::Server, 3)
+            .pod("events-server-0", |p| p.terminating = true)
+            .pod("events-server-1", |p| {
+                p.ready = false;
+                p.instance = None;
+            })
+            .pod("events-server-2", |p| p.instance.as_mut().unwrap().queries_enabled = false)
+            .departed("server", gone)
+            .table(table("a_OFFLINE", false))
+            .table(table("b_OFFLINE", true))
+            .build();
+        let server = state.pool("server").unwrap();
+        let pods: Vec<_> = server.pods().map(|p| (p.name(), p.ready(), p.terminating())).collect();
+        assert_eq!(
+            pods,
+            [("events-server-0", true, true), ("events-server-1", false, false), ("events-server-2", true, false)]
+        );
+        let instances: Vec<_> = server
+            .pods()
+            .map(|p| p.instance().map(|i| (i.pod().map(|p| p.name()), i.live(), i.queries_enabled())))
+            .collect();
+        assert_eq!(
+            instances,
+            [Some((Some("events-server-0"), true, true)), None, Some((Some("events-server-2"), true, false))]
+        );
+        let departed: Vec<_> =
+            server.departed().map(|i| (i.id(), i.pod().is_none(), i.enabled(), i.segments())).collect();
+        assert_eq!(departed, [("Server_events-server-3_8098", true, false, 4)]);
+        assert_eq!(state.pool("broker").unwrap().departed().count(), 0);
+        let tables: Vec<_> = state.tables().map(|t| (t.name(), t.rebalancing())).collect();
+        assert_eq!(tables, [("a_OFFLINE", false), ("b_OFFLINE", true)]);
+    }
+}

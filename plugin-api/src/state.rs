@@ -8,8 +8,8 @@
 use std::{cell::OnceCell, ops::Range};
 
 use pinot_policy_model::{
-    ClusterFacts, ClusterState, Columns, ConditionColumns, InstanceColumns, PodColumns, PoolColumns, Role,
-    SettingColumns, TableColumns, TagColumns, TenantColumns, Texts, ZoneColumns,
+    ClusterFacts, ClusterState, Columns, ConditionColumns, InstanceColumns, PodColumns, PodInstanceColumns,
+    PoolColumns, Role, SettingColumns, TableColumns, TagColumns, TenantColumns, Texts, ZoneColumns,
 };
 
 // Outside a module (unit tests) the bindings' imports are stubs that panic; a state from the host
@@ -45,6 +45,7 @@ struct Cache {
     zones: OnceCell<ZoneColumns>,
     pods: OnceCell<PodColumns>,
     instances: OnceCell<InstanceColumns>,
+    pod_instances: OnceCell<PodInstanceColumns>,
     tags: OnceCell<TagColumns>,
     conditions: OnceCell<ConditionColumns>,
     tables: OnceCell<TableColumns>,
@@ -110,11 +111,10 @@ impl State {
                     name: p.name,
                     ordinal: p.ordinal,
                     revision: p.revision,
-                    ready: p.ready,
-                    terminating: p.terminating,
                     restarts: p.restarts,
                     age_seconds: p.age_seconds,
-                    instance: p.instance,
+                    ready: p.ready,
+                    terminating: p.terminating,
                 }
             }
             Source::Memory(m) => m.pods.clone(),
@@ -128,14 +128,23 @@ impl State {
                 InstanceColumns {
                     id: i.id,
                     pool: i.pool,
-                    pod: i.pod,
+                    segments: i.segments,
                     live: i.live,
                     enabled: i.enabled,
                     queries_enabled: i.queries_enabled,
-                    segments: i.segments,
                 }
             }
             Source::Memory(m) => m.instances.clone(),
+        })
+    }
+
+    fn pod_instance_columns(&self) -> &PodInstanceColumns {
+        self.cache.pod_instances.get_or_init(|| match &self.source {
+            Source::Host => {
+                let l = host::pod_instances();
+                PodInstanceColumns { pod: l.pod, instance: l.instance }
+            }
+            Source::Memory(m) => m.pod_instances.clone(),
         })
     }
 
@@ -221,7 +230,59 @@ struct Groups {
 }
 
 fn starts(parents: usize, children: &[u32]) -> Vec<usize> {
-    (0..=parents).map(|p| children.partition_point(|c| (*c as usize) < p)).collect()
+    let mut starts = Vec::with_capacity(parents + 1);
+    let mut child = 0;
+    for parent in 0..=parents {
+        while children.get(child).is_some_and(|c| (*c as usize) < parent) {
+            child += 1;
+        }
+        starts.push(child);
+    }
+    starts
+}
+
+/// The yes/no columns (sets of rows in the contract) as a flag per row, and the links between
+/// pods and instances both ways: made once, when first read, so that a view answers in
+/// constant time.
+#[derive(Default)]
+struct Lookups {
+    pod_ready: OnceCell<Vec<bool>>,
+    pod_terminating: OnceCell<Vec<bool>>,
+    instance_live: OnceCell<Vec<bool>>,
+    instance_enabled: OnceCell<Vec<bool>>,
+    instance_queries_enabled: OnceCell<Vec<bool>>,
+    table_rebalancing: OnceCell<Vec<bool>>,
+    /// Each pod's instance row.
+    pod_instance: OnceCell<Vec<Option<u32>>>,
+    /// Each instance's pod row.
+    instance_pod: OnceCell<Vec<Option<u32>>>,
+}
+
+/// A flag per row of a table of `rows` rows, from the set of rows it holds for.
+fn flags(set: &[u32], rows: usize) -> Vec<bool> {
+    let mut flags = vec![false; rows];
+    for row in set {
+        if let Some(f) = flags.get_mut(*row as usize) {
+            *f = true;
+        }
+    }
+    flags
+}
+
+/// For each of `rows` rows of one table, the row of another it is linked to (`from[i]` to `to[i]`).
+fn links(from: &[u32], to: &[u32], rows: usize) -> Vec<Option<u32>> {
+    let mut links = vec![None; rows];
+    for (f, t) in from.iter().zip(to) {
+        if let Some(l) = links.get_mut(*f as usize) {
+            *l = Some(*t);
+        }
+    }
+    links
+}
+
+/// Whether row `row` of a table of `rows` rows is in `set` (read through a flag per row cached in `cell`).
+fn flag(cell: &OnceCell<Vec<bool>>, set: &[u32], rows: usize, row: usize) -> bool {
+    cell.get_or_init(|| flags(set, rows)).get(row).copied().unwrap_or(false)
 }
 
 /// The observed state of one Pinot cluster, as of this decision.
@@ -229,11 +290,12 @@ pub struct State {
     source: Source,
     cache: Cache,
     groups: Groups,
+    lookups: Lookups,
 }
 
 impl State {
     fn with_source(source: Source) -> Self {
-        State { source, cache: Cache::default(), groups: Groups::default() }
+        State { source, cache: Cache::default(), groups: Groups::default(), lookups: Lookups::default() }
     }
 
     /// The state the operator hands this decision (what the `export_*_policy!` macros use).
@@ -451,10 +513,10 @@ impl<'a> Pool<'a> {
     /// above the current replicas); a scale-in drops them once they are no longer live.
     pub fn departed(&self) -> impl Iterator<Item = Instance<'a>> + Clone + use<'a> {
         let (s, pool) = (self.state, self.row as u32);
-        let (pods, pools) = (&s.instance_columns().pod, &s.instance_columns().pool);
-        (0..pods.len())
-            .filter(move |i| pods[*i].is_none() && pools.get(*i) == Some(&pool))
+        let pools = &s.instance_columns().pool;
+        (0..pools.len())
             .map(move |row| Instance { state: s, row })
+            .filter(move |i| pools[i.row] == pool && i.pod().is_none())
     }
 
     /// Ordinals below the current replicas that have no pod at all: deleted and not yet
@@ -496,12 +558,14 @@ impl<'a> Pod<'a> {
     }
 
     pub fn ready(&self) -> bool {
-        cell(&self.state.pod_columns().ready, self.row)
+        let (s, p) = (self.state, self.state.pod_columns());
+        flag(&s.lookups.pod_ready, &p.ready, p.name.len(), self.row)
     }
 
     /// Deleted, not gone yet.
     pub fn terminating(&self) -> bool {
-        cell(&self.state.pod_columns().terminating, self.row)
+        let (s, p) = (self.state, self.state.pod_columns());
+        flag(&s.lookups.pod_terminating, &p.terminating, p.name.len(), self.row)
     }
 
     /// Container restarts.
@@ -521,8 +585,12 @@ impl<'a> Pod<'a> {
 
     /// Its Pinot instance, once the controller knows the pod.
     pub fn instance(&self) -> Option<Instance<'a>> {
-        let row = self.state.pod_columns().instance.get(self.row).copied().flatten()?;
-        Some(Instance { state: self.state, row: row as usize })
+        let s = self.state;
+        let links = s.lookups.pod_instance.get_or_init(|| {
+            let l = s.pod_instance_columns();
+            links(&l.pod, &l.instance, s.pod_columns().name.len())
+        });
+        Some(Instance { state: s, row: links.get(self.row).copied().flatten()? as usize })
     }
 }
 
@@ -541,17 +609,20 @@ impl<'a> Instance<'a> {
 
     /// Connected to ZooKeeper.
     pub fn live(&self) -> bool {
-        cell(&self.state.instance_columns().live, self.row)
+        let (s, i) = (self.state, self.state.instance_columns());
+        flag(&s.lookups.instance_live, &i.live, i.id.len(), self.row)
     }
 
     /// Enabled in Helix.
     pub fn enabled(&self) -> bool {
-        cell(&self.state.instance_columns().enabled, self.row)
+        let (s, i) = (self.state, self.state.instance_columns());
+        flag(&s.lookups.instance_enabled, &i.enabled, i.id.len(), self.row)
     }
 
     /// Serving queries (its `queriesDisabled` flag is not set).
     pub fn queries_enabled(&self) -> bool {
-        cell(&self.state.instance_columns().queries_enabled, self.row)
+        let (s, i) = (self.state, self.state.instance_columns());
+        flag(&s.lookups.instance_queries_enabled, &i.queries_enabled, i.id.len(), self.row)
     }
 
     pub fn tags(&self) -> Words<'a> {
@@ -571,8 +642,12 @@ impl<'a> Instance<'a> {
 
     /// Its pod; none for a departed instance.
     pub fn pod(&self) -> Option<Pod<'a>> {
-        let row = self.state.instance_columns().pod.get(self.row).copied().flatten()?;
-        Some(Pod { state: self.state, row: row as usize })
+        let s = self.state;
+        let links = s.lookups.instance_pod.get_or_init(|| {
+            let l = s.pod_instance_columns();
+            links(&l.instance, &l.pod, s.instance_columns().id.len())
+        });
+        Some(Pod { state: s, row: links.get(self.row).copied().flatten()? as usize })
     }
 }
 
@@ -639,7 +714,8 @@ impl<'a> Table<'a> {
 
     /// A rebalance the operator started is still running in Pinot.
     pub fn rebalancing(&self) -> bool {
-        cell(&self.state.table_columns().rebalancing, self.row)
+        let (s, t) = (self.state, self.state.table_columns());
+        flag(&s.lookups.table_rebalancing, &t.rebalancing, t.name.len(), self.row)
     }
 }
 

@@ -67,6 +67,9 @@ pub struct PolicyRegistry {
     engine: PolicyEngine,
     defaults: HashMap<PolicyKind, Arc<ActivePolicy>>,
     custom: RwLock<HashMap<(String, String), Arc<ActivePolicy>>>,
+    /// The (namespace, name) of every PinotPolicy whose active module or configuration changed
+    /// or that went away, for the clusters deciding with it (see [`PolicyRegistry::changes`]).
+    changes: tokio::sync::broadcast::Sender<(String, String)>,
 }
 
 impl PolicyRegistry {
@@ -77,7 +80,21 @@ impl PolicyRegistry {
             let policy = engine.load(kind, name, bytes)?;
             defaults.insert(kind, Arc::new(ActivePolicy { policy, config: vec![], loaded_at: SystemTime::now() }));
         }
-        Ok(Self { engine, defaults, custom: RwLock::default() })
+        let (changes, _) = tokio::sync::broadcast::channel(256);
+        Ok(Self { engine, defaults, custom: RwLock::default(), changes })
+    }
+
+    /// The (namespace, name) of each PinotPolicy from the moment its module or configuration
+    /// changes or it is removed: a cluster that decides with it decides again at once. A
+    /// receiver that falls behind is told so (`RecvError::Lagged`) and should take every
+    /// policy as changed.
+    pub fn changes(&self) -> tokio::sync::broadcast::Receiver<(String, String)> {
+        self.changes.subscribe()
+    }
+
+    fn changed(&self, namespace: &str, name: &str) {
+        // No receiver (no cluster controller running) is fine.
+        let _ = self.changes.send((namespace.to_string(), name.to_string()));
     }
 
     pub fn engine(&self) -> &PolicyEngine {
@@ -135,6 +152,7 @@ impl PolicyRegistry {
         let policy = self.engine.load(kind, &format!("{namespace}/{name}"), bytes)?;
         let active = Arc::new(ActivePolicy { policy, config, loaded_at: SystemTime::now() });
         self.custom.write().unwrap_or_else(|e| e.into_inner()).insert((namespace.into(), name.into()), active.clone());
+        self.changed(namespace, name);
         Ok(active)
     }
 
@@ -146,11 +164,17 @@ impl PolicyRegistry {
         let policy = old.policy.clone_handle();
         let active = Arc::new(ActivePolicy { policy, config, loaded_at: old.loaded_at });
         custom.insert(key, active.clone());
+        drop(custom);
+        self.changed(namespace, name);
         Some(active)
     }
 
     pub fn remove(&self, namespace: &str, name: &str) {
-        self.custom.write().unwrap_or_else(|e| e.into_inner()).remove(&(namespace.to_string(), name.to_string()));
+        let removed =
+            self.custom.write().unwrap_or_else(|e| e.into_inner()).remove(&(namespace.to_string(), name.to_string()));
+        if removed.is_some() {
+            self.changed(namespace, name);
+        }
     }
 
     /// One decision with a policy, its configuration given to it.

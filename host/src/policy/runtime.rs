@@ -29,7 +29,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView, p2::pipe::MemoryOutputPipe};
 
 use super::{
     contract::{SUPPORTED_API_VERSIONS, v0_3, v1},
-    model::{Action, ClusterState, Info},
+    model::{Action, ClusterState, Columns, Info},
 };
 
 /// Instances that can exist at once (decisions running in parallel); a decision beyond that
@@ -496,7 +496,13 @@ struct EngineInner {
     compiled: Mutex<HashMap<String, Component>>,
     /// Where compiled components are kept across restarts, if anywhere (see [`DiskCache`]).
     disk: Option<DiskCache>,
+    /// Columns of finished 1.0.0 decisions, emptied and filled again by the next ones: laying a
+    /// state out in them then allocates nothing.
+    spare_columns: Mutex<Vec<Columns>>,
 }
+
+/// Spare columns kept: one per decision running at once, as a few do.
+const SPARE_COLUMNS: usize = 8;
 
 /// Compiled components on disk, so that a restarted operator loads its modules in well under
 /// a millisecond instead of compiling them again. Files are keyed by the module's digest under
@@ -648,7 +654,16 @@ impl PolicyEngine {
             }
         });
         Ok(Self {
-            inner: Arc::new(EngineInner { engine, pure, with_wasi, limits, ticker, compiled: Mutex::default(), disk }),
+            inner: Arc::new(EngineInner {
+                engine,
+                pure,
+                with_wasi,
+                limits,
+                ticker,
+                compiled: Mutex::default(),
+                disk,
+                spare_columns: Mutex::default(),
+            }),
         })
     }
 
@@ -835,11 +850,22 @@ impl PolicyEngine {
                 r.map(|(r,)| r.map(|a| a.into_iter().map(v0_3::into_action).collect()))
             }
             Pre::V1 { pre, plan, .. } => {
-                store.data_mut().decision = v1::Decision::new(state);
-                pre.instantiate(&mut store)
+                let mut columns =
+                    self.inner.spare_columns.lock().unwrap_or_else(|e| e.into_inner()).pop().unwrap_or_default();
+                columns.fill(state);
+                store.data_mut().decision = v1::Decision::new(columns);
+                let result = pre
+                    .instantiate(&mut store)
                     .and_then(|i| i.get_typed_func::<(), (Result<(), String>,)>(&mut store, plan))
                     .and_then(|f| f.call(&mut store, ()))
-                    .map(|(r,)| r.map(|()| store.data_mut().decision.take_actions()))
+                    .map(|(r,)| r.map(|()| store.data_mut().decision.take_actions()));
+                if let Some(columns) = store.data_mut().decision.take_columns() {
+                    let mut spare = self.inner.spare_columns.lock().unwrap_or_else(|e| e.into_inner());
+                    if spare.len() < SPARE_COLUMNS {
+                        spare.push(columns);
+                    }
+                }
+                result
             }
         };
         Self::log_stderr(&store);

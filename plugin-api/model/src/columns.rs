@@ -1,6 +1,7 @@
 //! A state laid out as `pinot:policy@1.0.0` hands it over: one column per field of each table
-//! (pools, zones, pods, instances, tags, conditions, tables, tenants), rows referring to rows of
-//! other tables by index, and every string a number into one text table.
+//! (pools, zones, pods, instances, pod-instance links, tags, conditions, tables, tenants), rows
+//! referring to rows of other tables by index, a yes/no field as the set of rows it holds for
+//! (ascending), and every string a number into one text table.
 //!
 //! The operator builds this once per decision and answers each `state` function of a module
 //! with one column; the SDK builds it from a test state so that a policy reads a state in its
@@ -18,7 +19,8 @@ pub struct ClusterFacts {
     pub now_unix_seconds: i64,
 }
 
-/// Declares the columns of a table, with a constructor that sizes each for `rows` rows.
+/// Declares the columns of a table, with a reset that empties them and makes room for `rows`
+/// rows (keeping what they had allocated).
 macro_rules! table {
     ($(#[$doc:meta])* $name:ident { $($field:ident: $ty:ty),* $(,)? }) => {
         $(#[$doc])*
@@ -28,8 +30,8 @@ macro_rules! table {
         }
 
         impl $name {
-            fn with_capacity(rows: usize) -> Self {
-                Self { $($field: Vec::with_capacity(rows),)* }
+            fn reset(&mut self, rows: usize) {
+                $(self.$field.clear(); self.$field.reserve(rows);)*
             }
         }
     };
@@ -46,6 +48,7 @@ pub struct Columns {
     pub zones: ZoneColumns,
     pub pods: PodColumns,
     pub instances: InstanceColumns,
+    pub pod_instances: PodInstanceColumns,
     pub tags: TagColumns,
     pub conditions: ConditionColumns,
     pub tables: TableColumns,
@@ -89,11 +92,11 @@ table! {
         name: u32,
         ordinal: u32,
         revision: u32,
-        ready: bool,
-        terminating: bool,
         restarts: u32,
         age_seconds: u64,
-        instance: Option<u32>,
+        // Sets of rows.
+        ready: u32,
+        terminating: u32,
     }
 }
 
@@ -101,11 +104,18 @@ table! {
     InstanceColumns {
         id: u32,
         pool: u32,
-        pod: Option<u32>,
-        live: bool,
-        enabled: bool,
-        queries_enabled: bool,
         segments: u32,
+        // Sets of rows.
+        live: u32,
+        enabled: u32,
+        queries_enabled: u32,
+    }
+}
+
+table! {
+    PodInstanceColumns {
+        pod: u32,
+        instance: u32,
     }
 }
 
@@ -133,7 +143,8 @@ table! {
         broker_tag: u32,
         segments: u32,
         servers_with_segments: u32,
-        rebalancing: bool,
+        // A set of rows.
+        rebalancing: u32,
     }
 }
 
@@ -150,6 +161,14 @@ table! {
 impl Columns {
     /// Lays `state` out in columns.
     pub fn new(state: &ClusterState) -> Self {
+        let mut c = Columns::default();
+        c.fill(state);
+        c
+    }
+
+    /// Lays `state` out in these columns, replacing what they held and reusing their
+    /// allocations (the operator keeps a few to decide with).
+    pub fn fill(&mut self, state: &ClusterState) {
         let pods: usize = state.pools.iter().map(|p| p.pods.len()).sum();
         // A pod has about four strings and a hundred bytes of them (name, revision, instance id,
         // tags), a pool, condition, table or setting fewer; the text grows past that if it must.
@@ -159,25 +178,26 @@ impl Columns {
             state.pools.iter().flat_map(|p| p.pods.iter().filter_map(|o| o.instance.as_ref()).chain(&p.departed));
         let tags = tags.map(|i| i.tags.len()).sum();
         let zones = state.pools.iter().map(|p| p.zones.len()).sum();
-        let mut c = Columns {
-            texts: Texts { bytes: String::with_capacity(96 * items), ends: Vec::with_capacity(5 * items) },
-            cluster: ClusterFacts {
-                name: state.name.clone(),
-                namespace: state.namespace.clone(),
-                generation: state.generation,
-                deployment_order: state.deployment_order.clone(),
-                now_unix_seconds: state.now_unix_seconds,
-            },
-            settings: SettingColumns::with_capacity(state.config.len()),
-            pools: PoolColumns::with_capacity(state.pools.len()),
-            zones: ZoneColumns::with_capacity(zones),
-            pods: PodColumns::with_capacity(pods),
-            instances: InstanceColumns::with_capacity(instances),
-            tags: TagColumns::with_capacity(tags),
-            conditions: ConditionColumns::with_capacity(state.conditions.len()),
-            tables: TableColumns::with_capacity(state.tables.len()),
-            tenants: TenantColumns::with_capacity(state.tenants.len()),
-        };
+        let c = self;
+        c.texts.bytes.clear();
+        c.texts.bytes.reserve(96 * items);
+        c.texts.ends.clear();
+        c.texts.ends.reserve(5 * items);
+        c.cluster.name.clone_from(&state.name);
+        c.cluster.namespace.clone_from(&state.namespace);
+        c.cluster.generation = state.generation;
+        c.cluster.deployment_order.clone_from(&state.deployment_order);
+        c.cluster.now_unix_seconds = state.now_unix_seconds;
+        c.settings.reset(state.config.len());
+        c.pools.reset(state.pools.len());
+        c.zones.reset(zones);
+        c.pods.reset(pods);
+        c.instances.reset(instances);
+        c.pod_instances.reset(pods);
+        c.tags.reset(tags);
+        c.conditions.reset(state.conditions.len());
+        c.tables.reset(state.tables.len());
+        c.tenants.reset(state.tenants.len());
         let t = &mut c.texts;
         for (key, value) in &state.config {
             c.settings.key.push(t.add(key));
@@ -204,26 +224,26 @@ impl Columns {
             }
             for pod in &p.pods {
                 let pod_row = c.pods.name.len() as u32;
-                let instance = pod
-                    .instance
-                    .as_ref()
-                    .map(|i| push_instance(&mut c.instances, &mut c.tags, t, i, row, Some(pod_row)));
+                if let Some(i) = &pod.instance {
+                    let instance = push_instance(&mut c.instances, &mut c.tags, t, i, row);
+                    c.pod_instances.pod.push(pod_row);
+                    c.pod_instances.instance.push(instance);
+                }
                 let pods = &mut c.pods;
                 pods.pool.push(row);
                 pods.name.push(t.add(&pod.name));
                 pods.ordinal.push(pod.ordinal);
                 pods.revision.push(t.add(&pod.revision));
-                pods.ready.push(pod.ready);
-                pods.terminating.push(pod.terminating);
                 pods.restarts.push(pod.restarts);
                 pods.age_seconds.push(pod.age_seconds);
-                pods.instance.push(instance);
+                include(&mut pods.ready, pod_row, pod.ready);
+                include(&mut pods.terminating, pod_row, pod.terminating);
             }
         }
         // Departed instances after every pod's, pool after pool.
         for (row, p) in state.pools.iter().enumerate() {
             for i in &p.departed {
-                push_instance(&mut c.instances, &mut c.tags, t, i, row as u32, None);
+                push_instance(&mut c.instances, &mut c.tags, t, i, row as u32);
             }
         }
         for cond in &state.conditions {
@@ -232,7 +252,7 @@ impl Columns {
             c.conditions.reason.push(t.add(&cond.reason));
             c.conditions.message.push(t.add(&cond.message));
         }
-        for table in &state.tables {
+        for (row, table) in state.tables.iter().enumerate() {
             let tables = &mut c.tables;
             tables.name.push(t.add(&table.name));
             tables.replication.push(table.replication);
@@ -240,7 +260,7 @@ impl Columns {
             tables.broker_tag.push(t.add(&table.broker_tag));
             tables.segments.push(table.segments);
             tables.servers_with_segments.push(table.servers_with_segments);
-            tables.rebalancing.push(table.rebalancing);
+            include(&mut tables.rebalancing, row as u32, table.rebalancing);
         }
         for tenant in &state.tenants {
             let tenants = &mut c.tenants;
@@ -250,7 +270,6 @@ impl Columns {
             tenants.offline_instances.push(tenant.offline_instances);
             tenants.realtime_instances.push(tenant.realtime_instances);
         }
-        c
     }
 }
 
@@ -261,21 +280,27 @@ fn push_instance(
     texts: &mut Texts,
     i: &Instance,
     pool: u32,
-    pod: Option<u32>,
 ) -> u32 {
     let row = instances.id.len() as u32;
     instances.id.push(texts.add(&i.id));
     instances.pool.push(pool);
-    instances.pod.push(pod);
-    instances.live.push(i.live);
-    instances.enabled.push(i.enabled);
-    instances.queries_enabled.push(i.queries_enabled);
     instances.segments.push(i.segments);
+    include(&mut instances.live, row, i.live);
+    include(&mut instances.enabled, row, i.enabled);
+    include(&mut instances.queries_enabled, row, i.queries_enabled);
     for tag in &i.tags {
         tags.instance.push(row);
         tags.name.push(texts.add(tag));
     }
     row
+}
+
+/// Adds `row` to a set of rows (a yes/no column) when the field holds for it; rows come in
+/// ascending order, so the set stays sorted.
+fn include(set: &mut Vec<u32>, row: u32, holds: bool) {
+    if holds {
+        set.push(row);
+    }
 }
 
 /// Every string of a state, one after another (`text-table` in the WIT): text `id` is

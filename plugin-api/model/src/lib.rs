@@ -10,8 +10,8 @@
 mod columns;
 
 pub use columns::{
-    ClusterFacts, Columns, ConditionColumns, InstanceColumns, PodColumns, PoolColumns, SettingColumns, TableColumns,
-    TagColumns, TenantColumns, Texts, ZoneColumns,
+    ClusterFacts, Columns, ConditionColumns, InstanceColumns, PodColumns, PodInstanceColumns, PoolColumns,
+    SettingColumns, TableColumns, TagColumns, TenantColumns, Texts, ZoneColumns,
 };
 
 use serde::{Deserialize, Serialize};

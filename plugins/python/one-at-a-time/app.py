@@ -3,8 +3,9 @@ in deploymentOrder, lowest ordinal first, and nothing while any pod is unavailab
 
 Built with componentize-py (see ../build.sh) against `pinot:policy@1.0.0`, the same
 `upgrade-policy` world as the Rust policies, with no SDK: the state comes as tables of typed
-columns (`state.pools()`, `state.pods()`), strings as numbers into `state.read_all_text()`
-(or one at a time with `state.read_text(id)`), and each action is a function call.
+columns (`state.pools()`, `state.pods()`), a yes/no field as the rows it holds for
+(`pods.ready`), strings as numbers into `state.read_all_text()` (or one at a time with
+`state.read_text(id)`), and each action is a function call.
 """
 
 from wit_world import exports
@@ -18,8 +19,9 @@ class Upgrade(exports.Upgrade):
     def plan(self) -> None:
         text = state.read_text
         pools, pods = state.pools(), state.pods()
+        ready, terminating = set(pods.ready), set(pods.terminating)
         for row in range(len(pods.name)):
-            if not pods.ready[row] or pods.terminating[row]:
+            if row not in ready or row in terminating:
                 upgrade_actions.wait(f"waiting for {text(pods.name[row])} to become ready")
                 return
         for role in state.cluster().deployment_order:

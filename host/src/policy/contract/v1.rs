@@ -6,7 +6,7 @@
 use pinot_policy_model::Columns;
 use wasmtime::component::{HasSelf, Linker};
 
-use crate::policy::model::{Action, ClusterState, InstanceTags, SetReplicas};
+use crate::policy::model::{Action, InstanceTags, SetReplicas};
 
 /// The contract version of these bindings.
 pub const API_VERSION: &str = "pinot:policy@1.0.0";
@@ -65,15 +65,20 @@ pub use upgrade::pinot::policy::{
 /// asked for so far. Outside `plan` (while `info` runs) there is no state.
 #[derive(Default)]
 pub struct Decision {
-    columns: Option<Box<Columns>>,
+    columns: Option<Columns>,
     actions: Vec<Action>,
     bytes: usize,
 }
 
 impl Decision {
-    /// A decision on `state`.
-    pub fn new(state: &ClusterState) -> Self {
-        Decision { columns: Some(Box::new(Columns::new(state))), actions: Vec::new(), bytes: 0 }
+    /// A decision on the state laid out in `columns`.
+    pub fn new(columns: Columns) -> Self {
+        Decision { columns: Some(columns), actions: Vec::new(), bytes: 0 }
+    }
+
+    /// The state's columns back, once the decision is over.
+    pub fn take_columns(&mut self) -> Option<Columns> {
+        self.columns.take()
     }
 
     /// The actions asked for, in order.
@@ -83,7 +88,7 @@ impl Decision {
 
     /// The state's columns, while `plan` runs.
     pub fn columns(&self) -> wasmtime::Result<&Columns> {
-        self.columns.as_deref().ok_or_else(|| wasmtime::Error::msg("the state can be read only while `plan` runs"))
+        self.columns.as_ref().ok_or_else(|| wasmtime::Error::msg("the state can be read only while `plan` runs"))
     }
 
     fn ask(&mut self, action: Action, bytes: usize) -> wasmtime::Result<()> {
@@ -200,11 +205,10 @@ macro_rules! impl_policy_state_v1 {
                         name: p.name,
                         ordinal: p.ordinal,
                         revision: p.revision,
-                        ready: p.ready,
-                        terminating: p.terminating,
                         restarts: p.restarts,
                         age_seconds: p.age_seconds,
-                        instance: p.instance,
+                        ready: p.ready,
+                        terminating: p.terminating,
                     })
                 }
 
@@ -213,12 +217,16 @@ macro_rules! impl_policy_state_v1 {
                     Ok(state::InstanceColumns {
                         id: i.id,
                         pool: i.pool,
-                        pod: i.pod,
+                        segments: i.segments,
                         live: i.live,
                         enabled: i.enabled,
                         queries_enabled: i.queries_enabled,
-                        segments: i.segments,
                     })
+                }
+
+                fn pod_instances(&mut self) -> wasmtime::Result<state::PodInstanceColumns> {
+                    let l = self.columns()?.pod_instances.clone();
+                    Ok(state::PodInstanceColumns { pod: l.pod, instance: l.instance })
                 }
 
                 fn tags(&mut self) -> wasmtime::Result<state::TagColumns> {
