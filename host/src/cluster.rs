@@ -584,3 +584,58 @@ pub(crate) mod fixtures {
         c
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use futures::StreamExt;
+    use kube::runtime::{reflector, watcher};
+    use pinot_crds::{ClusterPolicies, PinotCluster};
+
+    use super::{ObjectRef, clusters_deciding_with, fixtures};
+
+    fn cluster(namespace: &str, name: &str, upgrade: Option<&str>, tenant: Option<&str>) -> PinotCluster {
+        let mut c = fixtures::example();
+        c.metadata.namespace = Some(namespace.into());
+        c.metadata.name = Some(name.into());
+        c.spec.policies =
+            Some(ClusterPolicies { upgrade: upgrade.map(Into::into), scaling: None, tenant: tenant.map(Into::into) });
+        c
+    }
+
+    /// A PinotPolicy that changes queues the clusters of its namespace that name it, for any
+    /// kind, and no other; a receiver that lost changes queues every cluster naming a policy.
+    #[tokio::test]
+    async fn a_changed_policy_queues_the_clusters_that_name_it() {
+        let (store, mut writer) = reflector::store::<PinotCluster>();
+        for c in [
+            cluster("team-a", "events", Some("careful"), None),
+            cluster("team-a", "clicks", None, Some("careful")),
+            cluster("team-a", "logs", Some("fast"), None),
+            cluster("team-b", "events", Some("careful"), None),
+            cluster("team-b", "plain", None, None),
+        ] {
+            writer.apply_watcher_event(&watcher::Event::Apply(c));
+        }
+        let (changes, receiver) = tokio::sync::broadcast::channel(2);
+        let mut queued = Box::pin(clusters_deciding_with(receiver, store));
+        let mut next = async |n: usize| {
+            let mut refs: Vec<String> = Vec::new();
+            for _ in 0..n {
+                let r: ObjectRef<PinotCluster> = queued.next().await.unwrap();
+                refs.push(format!("{}/{}", r.namespace.unwrap(), r.name));
+            }
+            refs.sort();
+            refs
+        };
+        changes.send(("team-a".into(), "careful".into())).unwrap();
+        assert_eq!(next(2).await, ["team-a/clicks", "team-a/events"]);
+        changes.send(("team-b".into(), "fast".into())).unwrap();
+        changes.send(("team-b".into(), "careful".into())).unwrap();
+        assert_eq!(next(1).await, ["team-b/events"]);
+        // Three changes into a channel of two: the oldest is lost, so everything naming a policy.
+        for name in ["fast", "careful", "fast"] {
+            changes.send(("team-a".into(), name.into())).unwrap();
+        }
+        assert_eq!(next(4).await, ["team-a/clicks", "team-a/events", "team-a/logs", "team-b/events"]);
+    }
+}

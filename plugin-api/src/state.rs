@@ -25,6 +25,7 @@ enum Source {
 }
 
 impl From<wit::Role> for Role {
+    #[inline]
     fn from(r: wit::Role) -> Role {
         match r {
             wit::Role::Controller => Role::Controller,
@@ -52,6 +53,7 @@ struct Cache {
     tenants: OnceCell<TenantColumns>,
 }
 
+#[inline]
 fn roles(roles: Vec<wit::Role>) -> Vec<Role> {
     roles.into_iter().map(Role::from).collect()
 }
@@ -59,6 +61,7 @@ fn roles(roles: Vec<wit::Role>) -> Vec<Role> {
 /// Each table's columns: asked of the host (and made the model's types), or copied from the
 /// columns of a state in memory.
 impl State {
+    #[inline]
     fn setting_columns(&self) -> &SettingColumns {
         self.cache.settings.get_or_init(|| match &self.source {
             Source::Host => {
@@ -69,6 +72,7 @@ impl State {
         })
     }
 
+    #[inline]
     fn pool_columns(&self) -> &PoolColumns {
         self.cache.pools.get_or_init(|| match &self.source {
             Source::Host => {
@@ -92,6 +96,7 @@ impl State {
         })
     }
 
+    #[inline]
     fn zone_columns(&self) -> &ZoneColumns {
         self.cache.zones.get_or_init(|| match &self.source {
             Source::Host => {
@@ -102,6 +107,7 @@ impl State {
         })
     }
 
+    #[inline]
     fn pod_columns(&self) -> &PodColumns {
         self.cache.pods.get_or_init(|| match &self.source {
             Source::Host => {
@@ -121,6 +127,7 @@ impl State {
         })
     }
 
+    #[inline]
     fn instance_columns(&self) -> &InstanceColumns {
         self.cache.instances.get_or_init(|| match &self.source {
             Source::Host => {
@@ -138,6 +145,7 @@ impl State {
         })
     }
 
+    #[inline]
     fn pod_instance_columns(&self) -> &PodInstanceColumns {
         self.cache.pod_instances.get_or_init(|| match &self.source {
             Source::Host => {
@@ -148,6 +156,7 @@ impl State {
         })
     }
 
+    #[inline]
     fn tag_columns(&self) -> &TagColumns {
         self.cache.tags.get_or_init(|| match &self.source {
             Source::Host => {
@@ -158,6 +167,7 @@ impl State {
         })
     }
 
+    #[inline]
     fn condition_columns(&self) -> &ConditionColumns {
         self.cache.conditions.get_or_init(|| match &self.source {
             Source::Host => {
@@ -168,6 +178,7 @@ impl State {
         })
     }
 
+    #[inline]
     fn table_columns(&self) -> &TableColumns {
         self.cache.tables.get_or_init(|| match &self.source {
             Source::Host => {
@@ -186,6 +197,7 @@ impl State {
         })
     }
 
+    #[inline]
     fn tenant_columns(&self) -> &TenantColumns {
         self.cache.tenants.get_or_init(|| match &self.source {
             Source::Host => {
@@ -203,6 +215,7 @@ impl State {
     }
 
     /// Name, namespace, generation, deployment order and clock.
+    #[inline]
     fn cluster(&self) -> &ClusterFacts {
         self.cache.cluster.get_or_init(|| match &self.source {
             Source::Host => {
@@ -281,6 +294,7 @@ fn links(from: &[u32], to: &[u32], rows: usize) -> Vec<Option<u32>> {
 }
 
 /// Whether row `row` of a table of `rows` rows is in `set` (read through a flag per row cached in `cell`).
+#[inline]
 fn flag(cell: &OnceCell<Vec<bool>>, set: &[u32], rows: usize, row: usize) -> bool {
     cell.get_or_init(|| flags(set, rows)).get(row).copied().unwrap_or(false)
 }
@@ -310,6 +324,7 @@ impl State {
         Self::with_source(Source::Memory(Box::new(Columns::new(&state))))
     }
 
+    #[inline]
     fn texts(&self) -> &Texts {
         self.cache.texts.get_or_init(|| match &self.source {
             Source::Host => {
@@ -321,78 +336,94 @@ impl State {
     }
 
     /// Text `id` of a column at `row` ("" past its end).
+    #[inline]
     fn text(&self, column: &[u32], row: usize) -> &str {
         column.get(row).map_or("", |id| self.texts().get(*id))
     }
 
     /// The PinotCluster's name.
+    #[inline]
     pub fn name(&self) -> &str {
         &self.cluster().name
     }
 
+    #[inline]
     pub fn namespace(&self) -> &str {
         &self.cluster().namespace
     }
 
     /// The PinotCluster's `metadata.generation`.
+    #[inline]
     pub fn generation(&self) -> i64 {
         self.cluster().generation
     }
 
     /// The roles in the order the spec deploys them.
+    #[inline]
     pub fn deployment_order(&self) -> &[Role] {
         &self.cluster().deployment_order
     }
 
     /// The host's clock, seconds since the Unix epoch (a policy has no clock of its own).
+    #[inline]
     pub fn now_unix_seconds(&self) -> i64 {
         self.cluster().now_unix_seconds
     }
 
+    #[inline]
     pub fn pools(&self) -> impl DoubleEndedIterator<Item = Pool<'_>> + ExactSizeIterator + Clone {
         (0..self.pool_columns().name.len()).map(move |row| Pool { state: self, row })
     }
 
     /// The pool named `name`.
+    #[inline]
     pub fn pool(&self, name: &str) -> Option<Pool<'_>> {
         self.pools().find(|p| p.name() == name)
     }
 
+    #[inline]
     pub fn conditions(&self) -> impl Iterator<Item = Condition<'_>> + Clone {
         (0..self.condition_columns().kind.len()).map(move |row| Condition { state: self, row })
     }
 
     /// The condition of type `kind`.
+    #[inline]
     pub fn condition(&self, kind: &str) -> Option<Condition<'_>> {
         self.conditions().find(|c| c.kind() == kind)
     }
 
+    #[inline]
     pub fn tables(&self) -> impl Iterator<Item = Table<'_>> + Clone {
         (0..self.table_columns().name.len()).map(move |row| Table { state: self, row })
     }
 
+    #[inline]
     pub fn tenants(&self) -> impl Iterator<Item = Tenant<'_>> + Clone {
         (0..self.tenant_columns().name.len()).map(move |row| Tenant { state: self, row })
     }
 
     /// The policy's configuration, in the order given (later entries override earlier ones in
     /// [`State::config`]).
+    #[inline]
     pub fn config_entries(&self) -> impl Iterator<Item = (&str, &str)> + Clone {
         let (keys, values) = (&self.setting_columns().key, &self.setting_columns().value);
         keys.iter().zip(values).map(move |(k, v)| (self.texts().get(*k), self.texts().get(*v)))
     }
 
     /// One configuration value (the last given for `key`).
+    #[inline]
     pub fn config(&self, key: &str) -> Option<&str> {
         self.config_entries().filter(|(k, _)| *k == key).last().map(|(_, v)| v)
     }
 
     /// Every Pinot instance that belongs to a pod, with its pool and pod.
+    #[inline]
     pub fn instances(&self) -> impl Iterator<Item = (Pool<'_>, Pod<'_>, Instance<'_>)> {
         self.pools().flat_map(|pool| pool.pods().filter_map(move |pod| Some((pool, pod, pod.instance()?))))
     }
 
     /// The rows of a child table that belong to parent `row`.
+    #[inline]
     fn group(&self, cell: &OnceCell<Vec<usize>>, parents: usize, children: &[u32], row: usize) -> Range<usize> {
         let starts = cell.get_or_init(|| starts(parents, children));
         match (starts.get(row), starts.get(row + 1)) {
@@ -412,10 +443,12 @@ pub struct Words<'a> {
 impl<'a> Iterator for Words<'a> {
     type Item = &'a str;
 
+    #[inline]
     fn next(&mut self) -> Option<&'a str> {
         self.ids.next().map(|id| self.state.texts().get(*id))
     }
 
+    #[inline]
     fn size_hint(&self) -> (usize, Option<usize>) {
         self.ids.size_hint()
     }
@@ -424,6 +457,7 @@ impl<'a> Iterator for Words<'a> {
 impl ExactSizeIterator for Words<'_> {}
 
 /// A cell of a column (the type's default past its end).
+#[inline]
 fn cell<T: Copy + Default>(column: &[T], row: usize) -> T {
     column.get(row).copied().unwrap_or_default()
 }
@@ -436,15 +470,18 @@ pub struct Pool<'a> {
 }
 
 impl<'a> Pool<'a> {
+    #[inline]
     pub fn name(&self) -> &'a str {
         self.state.text(&self.state.pool_columns().name, self.row)
     }
 
+    #[inline]
     pub fn role(&self) -> Role {
         self.state.pool_columns().role.get(self.row).copied().unwrap_or(Role::Server)
     }
 
     /// The zones the pool is pinned to (none: anywhere).
+    #[inline]
     pub fn zones(&self) -> Words<'a> {
         let s = self.state;
         let rows = s.group(&s.groups.zones, s.pool_columns().name.len(), &s.zone_columns().pool, self.row);
@@ -452,57 +489,69 @@ impl<'a> Pool<'a> {
     }
 
     /// The first zone, or "" for a pool not pinned to any.
+    #[inline]
     pub fn first_zone(&self) -> &'a str {
         self.zones().next().unwrap_or("")
     }
 
     /// What the spec asks for.
+    #[inline]
     pub fn desired_replicas(&self) -> u32 {
         cell(&self.state.pool_columns().desired_replicas, self.row)
     }
 
     /// What the StatefulSet has now.
+    #[inline]
     pub fn current_replicas(&self) -> u32 {
         cell(&self.state.pool_columns().current_replicas, self.row)
     }
 
     /// The lowest replicas the host allows `set-replicas` to ask for.
+    #[inline]
     pub fn min_replicas(&self) -> u32 {
         cell(&self.state.pool_columns().min_replicas, self.row)
     }
 
+    #[inline]
     pub fn max_replicas(&self) -> u32 {
         cell(&self.state.pool_columns().max_replicas, self.row)
     }
 
+    #[inline]
     pub fn ready_replicas(&self) -> u32 {
         cell(&self.state.pool_columns().ready_replicas, self.row)
     }
 
     /// Pods on the target revision.
+    #[inline]
     pub fn updated_replicas(&self) -> u32 {
         cell(&self.state.pool_columns().updated_replicas, self.row)
     }
 
+    #[inline]
     pub fn current_revision(&self) -> &'a str {
         self.state.text(&self.state.pool_columns().current_revision, self.row)
     }
 
     /// The revision every pod should run.
+    #[inline]
     pub fn target_revision(&self) -> &'a str {
         self.state.text(&self.state.pool_columns().target_revision, self.row)
     }
 
+    #[inline]
     pub fn image(&self) -> &'a str {
         self.state.text(&self.state.pool_columns().image, self.row)
     }
 
     /// The pool's disruption budget: pods that may be down at once.
+    #[inline]
     pub fn max_unavailable(&self) -> u32 {
         cell(&self.state.pool_columns().max_unavailable, self.row)
     }
 
     /// Its pods, by ordinal.
+    #[inline]
     pub fn pods(&self) -> impl DoubleEndedIterator<Item = Pod<'a>> + ExactSizeIterator + Clone + use<'a> {
         let s = self.state;
         let rows = s.group(&s.groups.pods, s.pool_columns().name.len(), &s.pod_columns().pool, self.row);
@@ -511,6 +560,7 @@ impl<'a> Pool<'a> {
 
     /// Instances Pinot still has for pods of this pool that are gone for good (ordinals at or
     /// above the current replicas); a scale-in drops them once they are no longer live.
+    #[inline]
     pub fn departed(&self) -> impl Iterator<Item = Instance<'a>> + Clone + use<'a> {
         let (s, pool) = (self.state, self.row as u32);
         let pools = &s.instance_columns().pool;
@@ -521,12 +571,14 @@ impl<'a> Pool<'a> {
 
     /// Ordinals below the current replicas that have no pod at all: deleted and not yet
     /// recreated by the StatefulSet controller, so down although no pod says so.
+    #[inline]
     pub fn missing_ordinals(&self) -> impl Iterator<Item = u32> + use<'a> {
         let pool = *self;
         (0..self.current_replicas()).filter(move |o| !pool.pods().any(|p| p.ordinal() == *o))
     }
 
     /// The name the pod of `ordinal` has (or will have once recreated).
+    #[inline]
     pub fn pod_name(&self, ordinal: u32) -> String {
         match self.pods().next().and_then(|p| p.name().rsplit_once('-')) {
             Some((base, _)) => format!("{base}-{ordinal}"),
@@ -543,47 +595,56 @@ pub struct Pod<'a> {
 }
 
 impl<'a> Pod<'a> {
+    #[inline]
     pub fn name(&self) -> &'a str {
         self.state.text(&self.state.pod_columns().name, self.row)
     }
 
     /// The pod's StatefulSet ordinal.
+    #[inline]
     pub fn ordinal(&self) -> u32 {
         cell(&self.state.pod_columns().ordinal, self.row)
     }
 
     /// The StatefulSet revision the pod was created from.
+    #[inline]
     pub fn revision(&self) -> &'a str {
         self.state.text(&self.state.pod_columns().revision, self.row)
     }
 
+    #[inline]
     pub fn ready(&self) -> bool {
         let (s, p) = (self.state, self.state.pod_columns());
         flag(&s.lookups.pod_ready, &p.ready, p.name.len(), self.row)
     }
 
     /// Deleted, not gone yet.
+    #[inline]
     pub fn terminating(&self) -> bool {
         let (s, p) = (self.state, self.state.pod_columns());
         flag(&s.lookups.pod_terminating, &p.terminating, p.name.len(), self.row)
     }
 
     /// Container restarts.
+    #[inline]
     pub fn restarts(&self) -> u32 {
         cell(&self.state.pod_columns().restarts, self.row)
     }
 
     /// Seconds since the pod was created.
+    #[inline]
     pub fn age_seconds(&self) -> u64 {
         cell(&self.state.pod_columns().age_seconds, self.row)
     }
 
     /// The pod's pool.
+    #[inline]
     pub fn pool(&self) -> Pool<'a> {
         Pool { state: self.state, row: cell(&self.state.pod_columns().pool, self.row) as usize }
     }
 
     /// Its Pinot instance, once the controller knows the pod.
+    #[inline]
     pub fn instance(&self) -> Option<Instance<'a>> {
         let s = self.state;
         let links = s.lookups.pod_instance.get_or_init(|| {
@@ -603,44 +664,52 @@ pub struct Instance<'a> {
 
 impl<'a> Instance<'a> {
     /// Pinot's id, e.g. `Server_<pod>.<service>.<namespace>.svc.cluster.local_8098`.
+    #[inline]
     pub fn id(&self) -> &'a str {
         self.state.text(&self.state.instance_columns().id, self.row)
     }
 
     /// Connected to ZooKeeper.
+    #[inline]
     pub fn live(&self) -> bool {
         let (s, i) = (self.state, self.state.instance_columns());
         flag(&s.lookups.instance_live, &i.live, i.id.len(), self.row)
     }
 
     /// Enabled in Helix.
+    #[inline]
     pub fn enabled(&self) -> bool {
         let (s, i) = (self.state, self.state.instance_columns());
         flag(&s.lookups.instance_enabled, &i.enabled, i.id.len(), self.row)
     }
 
     /// Serving queries (its `queriesDisabled` flag is not set).
+    #[inline]
     pub fn queries_enabled(&self) -> bool {
         let (s, i) = (self.state, self.state.instance_columns());
         flag(&s.lookups.instance_queries_enabled, &i.queries_enabled, i.id.len(), self.row)
     }
 
+    #[inline]
     pub fn tags(&self) -> Words<'a> {
         let s = self.state;
         let rows = s.group(&s.groups.tags, s.instance_columns().id.len(), &s.tag_columns().instance, self.row);
         Words { state: s, ids: s.tag_columns().name[rows].iter() }
     }
 
+    #[inline]
     pub fn has_tag(&self, tag: &str) -> bool {
         self.tags().any(|t| t == tag)
     }
 
     /// Segments it hosts in Pinot's ideal state, over every table.
+    #[inline]
     pub fn segments(&self) -> u32 {
         cell(&self.state.instance_columns().segments, self.row)
     }
 
     /// Its pod; none for a departed instance.
+    #[inline]
     pub fn pod(&self) -> Option<Pod<'a>> {
         let s = self.state;
         let links = s.lookups.instance_pod.get_or_init(|| {
@@ -660,18 +729,22 @@ pub struct Condition<'a> {
 
 impl<'a> Condition<'a> {
     /// Its type, e.g. `Available`.
+    #[inline]
     pub fn kind(&self) -> &'a str {
         self.state.text(&self.state.condition_columns().kind, self.row)
     }
 
+    #[inline]
     pub fn status(&self) -> &'a str {
         self.state.text(&self.state.condition_columns().status, self.row)
     }
 
+    #[inline]
     pub fn reason(&self) -> &'a str {
         self.state.text(&self.state.condition_columns().reason, self.row)
     }
 
+    #[inline]
     pub fn message(&self) -> &'a str {
         self.state.text(&self.state.condition_columns().message, self.row)
     }
@@ -686,33 +759,40 @@ pub struct Table<'a> {
 
 impl<'a> Table<'a> {
     /// Name with type, e.g. `airlineStats_OFFLINE`.
+    #[inline]
     pub fn name(&self) -> &'a str {
         self.state.text(&self.state.table_columns().name, self.row)
     }
 
+    #[inline]
     pub fn replication(&self) -> u32 {
         cell(&self.state.table_columns().replication, self.row)
     }
 
+    #[inline]
     pub fn server_tag(&self) -> &'a str {
         self.state.text(&self.state.table_columns().server_tag, self.row)
     }
 
+    #[inline]
     pub fn broker_tag(&self) -> &'a str {
         self.state.text(&self.state.table_columns().broker_tag, self.row)
     }
 
     /// Segments of the table (Pinot's ideal state).
+    #[inline]
     pub fn segments(&self) -> u32 {
         cell(&self.state.table_columns().segments, self.row)
     }
 
     /// Servers holding at least one of its segments.
+    #[inline]
     pub fn servers_with_segments(&self) -> u32 {
         cell(&self.state.table_columns().servers_with_segments, self.row)
     }
 
     /// A rebalance the operator started is still running in Pinot.
+    #[inline]
     pub fn rebalancing(&self) -> bool {
         let (s, t) = (self.state, self.state.table_columns());
         flag(&s.lookups.table_rebalancing, &t.rebalancing, t.name.len(), self.row)
@@ -727,23 +807,28 @@ pub struct Tenant<'a> {
 }
 
 impl<'a> Tenant<'a> {
+    #[inline]
     pub fn name(&self) -> &'a str {
         self.state.text(&self.state.tenant_columns().name, self.row)
     }
 
+    #[inline]
     pub fn role(&self) -> Role {
         self.state.tenant_columns().role.get(self.row).copied().unwrap_or(Role::Server)
     }
 
     /// Broker and minion tenants: instances; server tenants: see the next two.
+    #[inline]
     pub fn instances(&self) -> u32 {
         cell(&self.state.tenant_columns().instances, self.row)
     }
 
+    #[inline]
     pub fn offline_instances(&self) -> u32 {
         cell(&self.state.tenant_columns().offline_instances, self.row)
     }
 
+    #[inline]
     pub fn realtime_instances(&self) -> u32 {
         cell(&self.state.tenant_columns().realtime_instances, self.row)
     }
