@@ -299,6 +299,13 @@ fn flag(cell: &OnceCell<Vec<bool>>, set: &[u32], rows: usize, row: usize) -> boo
     cell.get_or_init(|| flags(set, rows)).get(row).copied().unwrap_or(false)
 }
 
+/// The row `row` of a table of `rows` rows is linked to by `from[i]` to `to[i]` (read through a
+/// link per row cached in `cell`).
+#[inline]
+fn link(cell: &OnceCell<Vec<Option<u32>>>, from: &[u32], to: &[u32], rows: usize, row: usize) -> Option<usize> {
+    cell.get_or_init(|| links(from, to, rows)).get(row).copied().flatten().map(|r| r as usize)
+}
+
 /// The observed state of one Pinot cluster, as of this decision.
 pub struct State {
     source: Source,
@@ -646,12 +653,9 @@ impl<'a> Pod<'a> {
     /// Its Pinot instance, once the controller knows the pod.
     #[inline]
     pub fn instance(&self) -> Option<Instance<'a>> {
-        let s = self.state;
-        let links = s.lookups.pod_instance.get_or_init(|| {
-            let l = s.pod_instance_columns();
-            links(&l.pod, &l.instance, s.pod_columns().name.len())
-        });
-        Some(Instance { state: s, row: links.get(self.row).copied().flatten()? as usize })
+        let (s, l) = (self.state, self.state.pod_instance_columns());
+        let row = link(&s.lookups.pod_instance, &l.pod, &l.instance, s.pod_columns().name.len(), self.row)?;
+        Some(Instance { state: s, row })
     }
 }
 
@@ -711,12 +715,9 @@ impl<'a> Instance<'a> {
     /// Its pod; none for a departed instance.
     #[inline]
     pub fn pod(&self) -> Option<Pod<'a>> {
-        let s = self.state;
-        let links = s.lookups.instance_pod.get_or_init(|| {
-            let l = s.pod_instance_columns();
-            links(&l.instance, &l.pod, s.instance_columns().id.len())
-        });
-        Some(Pod { state: s, row: links.get(self.row).copied().flatten()? as usize })
+        let (s, l) = (self.state, self.state.pod_instance_columns());
+        let row = link(&s.lookups.instance_pod, &l.instance, &l.pod, s.instance_columns().id.len(), self.row)?;
+        Some(Pod { state: s, row })
     }
 }
 
