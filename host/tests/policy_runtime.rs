@@ -13,10 +13,14 @@ fn engine() -> PolicyEngine {
     PolicyEngine::new(PolicyLimits { deadline: Duration::from_millis(200), memory_bytes: 16 << 20 }).unwrap()
 }
 
-/// A module of the previous contract, as its SDK built it (`plugins/testing/contract-0.3.0`).
-fn contract_0_3(name: &str) -> Vec<u8> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/testing/contract-0.3.0").join(name);
+/// A module of an earlier contract, as its SDK built it (`plugins/testing/contract-<version>`).
+fn frozen(version: &str, name: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../plugins/testing/contract-{version}")).join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn contract_0_3(name: &str) -> Vec<u8> {
+    frozen("0.3.0", name)
 }
 
 fn module(name: &str) -> Vec<u8> {
@@ -711,6 +715,62 @@ fn render(s: &ClusterState) -> String {
     out
 }
 
+/// Modules a team built last release, kept as built (`plugins/testing/contract-1.0.0`): they
+/// load on this operator whatever contract its SDK builds against today, and decide as the
+/// golden tests above say the defaults decide.
+#[test]
+fn modules_built_against_1_0_0_keep_deciding() {
+    let engine = engine();
+    let upgrade = engine.load(PolicyKind::Upgrade, "upgrade-1.0", &frozen("1.0.0", "upgrade_default.wasm")).unwrap();
+    assert_eq!(upgrade.api_version(), "pinot:policy@1.0.0");
+    assert!(!upgrade.uses_wasi());
+    assert_eq!(engine.decide(&upgrade, &upgrading(true)).unwrap(), vec![Action::RestartPod("c-server-a-1".into())]);
+    let mut back = upgrading(false);
+    back.pools[2].pods[1].revision = "r2".into();
+    assert_eq!(engine.decide(&upgrade, &back).unwrap(), vec![Action::RestartPod("c-server-a-0".into())]);
+    let mut restarting = upgrading(true);
+    restarting.pools[2].pods[1] = pod("c-server-a-1", 1, "r2", false, None);
+    let actions = engine.decide(&upgrade, &restarting).unwrap();
+    assert!(matches!(&actions[..], [Action::Wait(why)] if why.contains("c-server-a-1")), "{actions:?}");
+
+    let tenants = engine.load(PolicyKind::Tenant, "tenant-1.0", &frozen("1.0.0", "tenant_default.wasm")).unwrap();
+    assert_eq!(tenants.api_version(), "pinot:policy@1.0.0");
+    let untagged = &["server_untagged"];
+    let mut s = state(vec![
+        pool(
+            "server-a",
+            Role::Server,
+            "zone-a",
+            "r1",
+            vec![pod("a0", 0, "r1", true, Some(instance("A0", untagged, 0, true)))],
+        ),
+        pool(
+            "server-b",
+            Role::Server,
+            "zone-b",
+            "r1",
+            vec![pod("b0", 0, "r1", true, Some(instance("B0", untagged, 0, true)))],
+        ),
+    ]);
+    s.tenants = vec![Tenant {
+        name: "sales".into(),
+        role: Role::Server,
+        instances: 2,
+        offline_instances: 2,
+        realtime_instances: 0,
+    }];
+    let tagged: Vec<(String, Vec<String>)> = engine
+        .decide(&tenants, &s)
+        .unwrap()
+        .into_iter()
+        .map(|a| match a {
+            Action::UpdateTags(t) => (t.instance, t.tags),
+            other => panic!("a 1.0.0 tenant policy only tags, got {other:?}"),
+        })
+        .collect();
+    assert_eq!(tagged, vec![("A0".into(), vec!["sales_OFFLINE".into()]), ("B0".into(), vec!["sales_OFFLINE".into()])]);
+}
+
 #[test]
 fn modules_of_1_0_and_0_3_read_exactly_the_state_the_host_built() {
     let engine = engine();
@@ -718,6 +778,8 @@ fn modules_of_1_0_and_0_3_read_exactly_the_state_the_host_built() {
     assert_eq!(echo.api_version(), "pinot:policy@1.0.0");
     let echo_0_3 = engine.load(PolicyKind::Upgrade, "echo-0.3", &contract_0_3("echo_state.wasm")).unwrap();
     assert_eq!(echo_0_3.api_version(), "pinot:policy@0.3.0");
+    let echo_1_0 = engine.load(PolicyKind::Upgrade, "echo-1.0", &frozen("1.0.0", "echo_state.wasm")).unwrap();
+    assert_eq!(echo_1_0.api_version(), "pinot:policy@1.0.0");
     // Everything the contract carries, with multi-byte text, empty strings and lists, a pod
     // without an instance, several zones and tags.
     let mut s = upgrading(false);
@@ -758,7 +820,7 @@ fn modules_of_1_0_and_0_3_read_exactly_the_state_the_host_built() {
     }];
     s.config = vec![("podReadyTimeoutSeconds".into(), "300".into()), ("empty".into(), String::new())];
     assert!(s.pools[0].pods[0].instance.is_none());
-    for echo in [&echo, &echo_0_3] {
+    for echo in [&echo, &echo_1_0, &echo_0_3] {
         match engine.decide(echo, &s) {
             Err(DecisionError::Refused(seen)) => assert_eq!(seen, render(&s), "{}", echo.api_version()),
             other => panic!("expected the echo of {}, got {other:?}", echo.api_version()),
@@ -775,7 +837,7 @@ fn modules_of_1_0_and_0_3_read_exactly_the_state_the_host_built() {
     empty.tenants.clear();
     empty.config.clear();
     empty.deployment_order.clear();
-    for echo in [&echo, &echo_0_3] {
+    for echo in [&echo, &echo_1_0, &echo_0_3] {
         match engine.decide(echo, &empty) {
             Err(DecisionError::Refused(seen)) => assert_eq!(seen, render(&empty), "{}", echo.api_version()),
             other => panic!("expected the echo, got {other:?}"),
