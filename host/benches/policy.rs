@@ -29,6 +29,8 @@ fn state(pools: usize) -> ClusterState {
                     terminating: false,
                     restarts: 0,
                     age_seconds: 100,
+                    zone: Some(format!("zone-{}", i % 3)),
+                    node_ready: true,
                     instance: Some(Instance {
                         id: format!("Server_c-{name}-{o}.c-{name}-headless.ns.svc.cluster.local_8098"),
                         live: true,
@@ -36,6 +38,7 @@ fn state(pools: usize) -> ClusterState {
                         queries_enabled: true,
                         tags: vec!["DefaultTenant_OFFLINE".into()],
                         segments: 12,
+                        pools: [("DefaultTenant_OFFLINE".to_string(), (i % 3) as u32)].into(),
                     }),
                 })
                 .collect();

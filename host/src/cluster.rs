@@ -22,7 +22,10 @@ use std::{sync::Arc, time::Duration};
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::{
-    api::{apps::v1::StatefulSet, core::v1::Pod},
+    api::{
+        apps::v1::StatefulSet,
+        core::v1::{Node, Pod},
+    },
     jiff::Timestamp,
 };
 use kube::{
@@ -263,6 +266,7 @@ pub async fn run(
         .applied_objects()
         .predicate_filter(|c: &PinotCluster| Some(cache::spec_and_metadata(c)), Default::default());
     let controller = Controller::for_stream(cluster_events, reader);
+    let client_for_nodes = client.clone();
     let ctx = Arc::new(Context::new(client, apis, &config, controller.store(), caches.clone(), built));
     let policy_changes = clusters_deciding_with(config.registry.changes(), controller.store());
 
@@ -298,6 +302,7 @@ pub async fn run(
     let pods = follow(watcher(pods, ours), move |e| c.pods.apply(e));
     let c = caches.clone();
     let tenants = follow(watcher(tenants, watcher::Config::default()), move |e| c.tenants.apply(e));
+    let nodes = clusters_on_changed_nodes(Api::all(client_for_nodes), caches.clone());
     controller
         .owns_stream(statefulsets)
         .owns_stream_with(services, svc_resource)
@@ -312,6 +317,9 @@ pub async fn run(
         // A PinotPolicy that loads a new module, changes its configuration or goes away: the
         // clusters deciding with it decide again at once, not at their next pass.
         .reconcile_on(policy_changes)
+        // A node that stops reporting (a lost zone) or returns: the clusters with pods on it
+        // decide again (their pods' readiness follows only after the node controller's grace).
+        .reconcile_on(nodes)
         .graceful_shutdown_on(shutdown)
         .with_config(
             kube::runtime::controller::Config::default().debounce(config.debounce).concurrency(config.concurrency),
@@ -359,6 +367,53 @@ fn clusters_deciding_with(
             .collect::<Vec<_>>();
         futures::stream::iter(naming)
     })
+}
+
+/// Follows the nodes (cluster-wide) into `caches.nodes`, as the stream of the clusters with pods
+/// on a node whose zone or readiness changed. An operator not allowed to list nodes goes on
+/// without them (no zones, no node readiness), saying so in its log.
+fn clusters_on_changed_nodes(
+    nodes: Api<Node>,
+    caches: Arc<cache::Caches>,
+) -> impl futures::Stream<Item = ObjectRef<PinotCluster>> + Send + 'static {
+    // Of a node only its zone label and Ready condition are read, and its heartbeats (every
+    // ten seconds) change neither.
+    watcher(nodes, watcher::Config::default()).default_backoff().flat_map(move |event| {
+        let clusters = match event {
+            Ok(event) => caches
+                .nodes
+                .apply(&event)
+                .iter()
+                .flat_map(|node| caches.clusters_on_node(node))
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .map(|(namespace, name)| ObjectRef::new(&name).within(&namespace))
+                .collect(),
+            Err(e) => {
+                if is_forbidden(&e) && !caches.nodes.is_forbidden() {
+                    tracing::error!(
+                        error = %e,
+                        "the operator may not list and watch nodes: zones and node readiness stay unknown (pods' zones \
+                         are not observed, Pinot pools by zone are not set); grant `nodes` `list` and `watch` in its \
+                         ClusterRole"
+                    );
+                    caches.nodes.set_forbidden();
+                }
+                vec![]
+            }
+        };
+        futures::stream::iter(clusters)
+    })
+}
+
+fn is_forbidden(e: &watcher::Error) -> bool {
+    match e {
+        watcher::Error::InitialListFailed(kube::Error::Api(s))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(s))
+        | watcher::Error::WatchFailed(kube::Error::Api(s)) => s.code == 403,
+        watcher::Error::WatchError(s) => s.code == 403,
+        _ => false,
+    }
 }
 
 /// A watch stream that keeps `cache` up to date, as the stream of objects it touches (what

@@ -1,7 +1,8 @@
-//! `pinot:policy` grows without breaking modules: a host of the 1.1.0 DRAFT
-//! (`tests/contract/1.1.0`: 1.0.0 plus the `pod-zone` column and the `evict-pod` action) runs
-//! modules built against 1.0.0 exactly as the operator does, and runs a module built against the
-//! draft that uses both additions; the 1.0.0 operator refuses that module at load and says why.
+//! `pinot:policy` grows without breaking modules: a host of the 1.2.0 DRAFT
+//! (`tests/contract/1.2.0`: 1.1.0 plus the `evict-pod` action) runs modules built against 1.0.0
+//! (kept as built in `plugins/testing/contract-1.0.0`) and 1.1.0 (today's) exactly as the
+//! operator does, and runs a module built against the draft that uses 1.1.0's `pod-zone` and the
+//! draft's `evict-pod`; the 1.1.0 operator refuses that module at load and says why.
 
 use std::path::Path;
 
@@ -17,7 +18,7 @@ use wasmtime::{
 mod draft {
     wasmtime::component::bindgen!({
         world: "upgrade-policy",
-        path: "../tests/contract/1.1.0",
+        path: "../tests/contract/1.2.0",
         imports: { default: trappable },
     });
 }
@@ -27,18 +28,13 @@ use draft::pinot::policy::{log, types, upgrade_actions};
 /// What the draft host gives one decision and what it was asked for.
 struct DraftHost {
     columns: Columns,
-    /// `pod-zone`: text ids appended to the columns' texts.
-    pod_zone: Vec<Option<u32>>,
     actions: Vec<Action>,
     evicted: Vec<String>,
 }
 
 impl DraftHost {
-    fn new(state: &ClusterState, zone_of: impl Fn(&Pod) -> Option<String>) -> Self {
-        let mut columns = Columns::new(state);
-        let pod_zone =
-            state.pools.iter().flat_map(|p| &p.pods).map(|pod| zone_of(pod).map(|z| columns.texts.add(&z))).collect();
-        DraftHost { columns, pod_zone, actions: vec![], evicted: vec![] }
+    fn new(state: &ClusterState) -> Self {
+        DraftHost { columns: Columns::new(state), actions: vec![], evicted: vec![] }
     }
 
     fn columns(&self) -> wasmtime::Result<&Columns> {
@@ -46,15 +42,8 @@ impl DraftHost {
     }
 }
 
-// The operator's implementation of the 1.0.0 state functions, and the one 1.1.0 adds.
-pinot_operator::impl_policy_state_v1!(
-    draft::pinot::policy::state,
-    draft::pinot::policy::types,
-    DraftHost,
-    fn pod_zone(&mut self) -> wasmtime::Result<Vec<Option<u32>>> {
-        Ok(self.pod_zone.clone())
-    }
-);
+// The operator's implementation of the state functions (the draft adds none).
+pinot_operator::impl_policy_state_v1!(draft::pinot::policy::state, draft::pinot::policy::types, DraftHost);
 
 impl upgrade_actions::Host for DraftHost {
     fn restart_pod(&mut self, pod: String) -> wasmtime::Result<()> {
@@ -77,7 +66,7 @@ impl upgrade_actions::Host for DraftHost {
         self.actions.push(Action::Block(reason));
         Ok(())
     }
-    /// New in 1.1.0.
+    /// New in 1.2.0.
     fn evict_pod(&mut self, pod: String) -> wasmtime::Result<()> {
         self.evicted.push(pod);
         Ok(())
@@ -92,7 +81,7 @@ impl log::Host for DraftHost {
 
 impl types::Host for DraftHost {}
 
-/// A host of the 1.1.0 draft: one engine and linker, a store per decision.
+/// A host of the 1.2.0 draft: one engine and linker, a store per decision.
 struct Draft {
     engine: Engine,
     linker: Linker<DraftHost>,
@@ -119,6 +108,12 @@ impl Draft {
     }
 }
 
+/// A module built against 1.0.0, kept as built.
+fn frozen_1_0(name: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/testing/contract-1.0.0").join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
 fn module(name: &str) -> Vec<u8> {
     std::fs::read(Path::new(bundled::WASM_DIR).join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
@@ -135,6 +130,8 @@ fn upgrading() -> ClusterState {
                 terminating: false,
                 restarts: 0,
                 age_seconds: 100,
+                zone: Some(zone.into()),
+                node_ready: true,
                 instance: Some(Instance {
                     id: format!("Server_c-{name}-{o}_8098"),
                     live: true,
@@ -142,6 +139,7 @@ fn upgrading() -> ClusterState {
                     queries_enabled: true,
                     tags: vec!["DefaultTenant_OFFLINE".into()],
                     segments: 4,
+                    pools: [("DefaultTenant_OFFLINE".to_string(), if zone == "zone-a" { 0 } else { 1 })].into(),
                 }),
             })
             .collect();
@@ -177,50 +175,52 @@ fn upgrading() -> ClusterState {
     }
 }
 
-fn zone_of(pod: &Pod) -> Option<String> {
-    Some(if pod.name.contains("server-a") { "zone-a" } else { "zone-b" }.into())
-}
-
 #[test]
-fn modules_built_against_1_0_decide_on_a_1_1_host_as_on_the_operator() {
+fn modules_built_against_1_0_and_1_1_decide_on_a_1_2_host_as_on_the_operator() {
     let operator = PolicyEngine::new(PolicyLimits::default()).unwrap();
     let draft = Draft::new();
     let state = upgrading();
 
-    // The bundled default upgrade policy (built against 1.0.0 with the SDK).
-    let expected = operator
-        .decide(&operator.load(PolicyKind::Upgrade, "upgrade-default", bundled::UPGRADE_DEFAULT).unwrap(), &state);
-    assert_eq!(expected, Ok(vec![Action::RestartPod("c-server-a-1".into())]));
-    let (result, host) = draft.decide(bundled::UPGRADE_DEFAULT, DraftHost::new(&state, zone_of)).unwrap();
-    assert_eq!(result, Ok(()));
-    assert_eq!(Ok(host.actions), expected);
-    assert!(host.evicted.is_empty());
+    // The default upgrade policy as built against 1.0.0 (kept as built) and as the SDK builds
+    // it today (1.1.0).
+    let upgrade_1_0 = frozen_1_0("upgrade_default.wasm");
+    for (version, bytes) in [("1.0.0", &upgrade_1_0[..]), ("1.1.0", bundled::UPGRADE_DEFAULT)] {
+        let loaded = operator.load(PolicyKind::Upgrade, "upgrade-default", bytes).unwrap();
+        assert_eq!(loaded.api_version(), format!("pinot:policy@{version}"));
+        let expected = operator.decide(&loaded, &state);
+        assert_eq!(expected, Ok(vec![Action::RestartPod("c-server-a-1".into())]), "{version}");
+        let (result, host) = draft.decide(bytes, DraftHost::new(&state)).unwrap();
+        assert_eq!(result, Ok(()));
+        assert_eq!(Ok(host.actions), expected, "{version}");
+        assert!(host.evicted.is_empty());
+    }
 
-    // A module that reads every 1.0.0 field reads the same on both.
-    let echo = module("pinot_test_echo_state.wasm");
-    let Err(DecisionError::Refused(seen)) =
-        operator.decide(&operator.load(PolicyKind::Upgrade, "echo", &echo).unwrap(), &state)
-    else {
-        panic!("the echo refuses with what it read")
-    };
-    let (result, _) = draft.decide(&echo, DraftHost::new(&state, zone_of)).unwrap();
-    assert_eq!(result, Err(seen));
+    // A module that reads every field reads the same on both (1.0.0's fields, and 1.1.0's).
+    for echo in [frozen_1_0("echo_state.wasm"), module("pinot_test_echo_state.wasm")] {
+        let Err(DecisionError::Refused(seen)) =
+            operator.decide(&operator.load(PolicyKind::Upgrade, "echo", &echo).unwrap(), &state)
+        else {
+            panic!("the echo refuses with what it read")
+        };
+        let (result, _) = draft.decide(&echo, DraftHost::new(&state)).unwrap();
+        assert_eq!(result, Err(seen));
+    }
 }
 
 #[test]
-fn a_module_built_against_1_1_runs_on_a_1_1_host_and_the_1_0_operator_refuses_it_saying_why() {
+fn a_module_built_against_1_2_runs_on_a_1_2_host_and_the_1_1_operator_refuses_it_saying_why() {
     let newer = module("pinot_test_newer_contract.wasm");
     let state = upgrading();
 
-    // On the draft host it reads the new column and asks for the new action.
-    let (result, host) = Draft::new().decide(&newer, DraftHost::new(&state, zone_of)).unwrap();
+    // On the draft host it reads 1.1.0's column and asks for the draft's new action.
+    let (result, host) = Draft::new().decide(&newer, DraftHost::new(&state)).unwrap();
     assert_eq!(result, Ok(()));
     assert_eq!(host.evicted, ["c-server-b-0"]);
 
-    // The operator (1.0.0) refuses it at load, naming the contract and the function it lacks.
+    // The operator (1.1.0) refuses it at load, naming the contract and the function it lacks.
     let operator = PolicyEngine::new(PolicyLimits::default()).unwrap();
     let err = operator.load(PolicyKind::Upgrade, "newer", &newer).unwrap_err();
     let LoadError::Imports { message, .. } = &err else { panic!("{err}") };
-    assert!(message.contains("built against pinot:policy@1.1.0"), "{err}");
-    assert!(message.contains("pod-zone") || message.contains("evict-pod"), "{err}");
+    assert!(message.contains("built against pinot:policy@1.2.0"), "{err}");
+    assert!(message.contains("evict-pod"), "{err}");
 }

@@ -5,7 +5,8 @@
 use std::{path::Path, sync::Arc, time::Duration};
 
 use pinot_operator::policy::{
-    Action, ClusterState, DecisionError, LoadError, PolicyEngine, PolicyKind, PolicyLimits, bundled, guardrails,
+    Action, ClusterState, DecisionError, LoadError, LoadedPolicy, PolicyEngine, PolicyKind, PolicyLimits, bundled,
+    guardrails,
     model::{Instance, InstanceTags, Pod, Pool, Role, SetReplicas, Table, Tenant},
 };
 
@@ -35,6 +36,7 @@ fn instance(id: &str, tags: &[&str], segments: u32, queries: bool) -> Instance {
         queries_enabled: queries,
         tags: tags.iter().map(|t| t.to_string()).collect(),
         segments,
+        pools: Default::default(),
     }
 }
 
@@ -48,6 +50,8 @@ fn pod(name: &str, ordinal: u32, revision: &str, ready: bool, instance: Option<I
         restarts: 0,
         age_seconds: 30,
         instance,
+        zone: None,
+        node_ready: true,
     }
 }
 
@@ -117,7 +121,7 @@ fn bundled_defaults_load_and_say_what_they_are() {
     for (kind, name, bytes) in bundled::defaults() {
         let loaded = engine.load(kind, name, bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(loaded.info.name, name);
-        assert_eq!(loaded.info.api_version, "pinot:policy@1.0.0");
+        assert_eq!(loaded.info.api_version, "pinot:policy@1.1.0");
         assert!(!loaded.uses_wasi(), "{name} is built with the SDK and imports no WASI");
         assert!(loaded.digest.starts_with("sha256:") && loaded.digest.len() == 7 + 64);
     }
@@ -715,6 +719,23 @@ fn render(s: &ClusterState) -> String {
     out
 }
 
+/// What a 1.1.0 module reads past 1.0.0's fields (`echo-state` prints it after them).
+fn render_1_1(s: &ClusterState) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    for p in &s.pools {
+        for pod in &p.pods {
+            let zone = pod.zone.as_deref().unwrap_or("-");
+            let _ = writeln!(out, "pod-zone {} {zone} nodeReady={}", pod.name, pod.node_ready);
+        }
+        for i in p.pods.iter().filter_map(|pod| pod.instance.as_ref()).chain(&p.departed) {
+            let pools: Vec<String> = i.pools.iter().map(|(tag, n)| format!("{tag}={n}")).collect();
+            let _ = writeln!(out, "pinot-pools {} {}", i.id, pools.join(","));
+        }
+    }
+    out
+}
+
 /// Modules a team built last release, kept as built (`plugins/testing/contract-1.0.0`): they
 /// load on this operator whatever contract its SDK builds against today, and decide as the
 /// golden tests above say the defaults decide.
@@ -775,7 +796,7 @@ fn modules_built_against_1_0_0_keep_deciding() {
 fn modules_of_1_0_and_0_3_read_exactly_the_state_the_host_built() {
     let engine = engine();
     let echo = engine.load(PolicyKind::Upgrade, "echo", &module("pinot_test_echo_state.wasm")).unwrap();
-    assert_eq!(echo.api_version(), "pinot:policy@1.0.0");
+    assert_eq!(echo.api_version(), "pinot:policy@1.1.0");
     let echo_0_3 = engine.load(PolicyKind::Upgrade, "echo-0.3", &contract_0_3("echo_state.wasm")).unwrap();
     assert_eq!(echo_0_3.api_version(), "pinot:policy@0.3.0");
     let echo_1_0 = engine.load(PolicyKind::Upgrade, "echo-1.0", &frozen("1.0.0", "echo_state.wasm")).unwrap();
@@ -795,7 +816,14 @@ fn modules_of_1_0_and_0_3_read_exactly_the_state_the_host_built() {
         queries_enabled: true,
         tags: vec!["server_untagged".into()],
         segments: 0,
+        pools: [("server_untagged".to_string(), 4)].into(),
     }];
+    // 1.1.0: where pods run and Pinot pools.
+    s.pools[1].pods[0].zone = Some("zone-ç".into());
+    s.pools[1].pods[0].node_ready = false;
+    s.pools[2].pods[0].zone = Some("zone-a".into());
+    s.pools[2].pods[0].instance.as_mut().unwrap().pools =
+        [("sales_OFFLINE".to_string(), 0), ("sales_REALTIME".to_string(), 2)].into();
     s.conditions = vec![pinot_operator::policy::model::Condition {
         kind: "Progressing".into(),
         status: "True".into(),
@@ -820,9 +848,14 @@ fn modules_of_1_0_and_0_3_read_exactly_the_state_the_host_built() {
     }];
     s.config = vec![("podReadyTimeoutSeconds".into(), "300".into()), ("empty".into(), String::new())];
     assert!(s.pools[0].pods[0].instance.is_none());
+    // Each module reads the fields of the contract it was built against.
+    let echoed = |echo: &LoadedPolicy, s: &ClusterState| match echo.api_version() {
+        "pinot:policy@1.1.0" => render(s) + &render_1_1(s),
+        _ => render(s),
+    };
     for echo in [&echo, &echo_1_0, &echo_0_3] {
         match engine.decide(echo, &s) {
-            Err(DecisionError::Refused(seen)) => assert_eq!(seen, render(&s), "{}", echo.api_version()),
+            Err(DecisionError::Refused(seen)) => assert_eq!(seen, echoed(echo, &s), "{}", echo.api_version()),
             other => panic!("expected the echo of {}, got {other:?}", echo.api_version()),
         }
     }
@@ -839,7 +872,7 @@ fn modules_of_1_0_and_0_3_read_exactly_the_state_the_host_built() {
     empty.deployment_order.clear();
     for echo in [&echo, &echo_1_0, &echo_0_3] {
         match engine.decide(echo, &empty) {
-            Err(DecisionError::Refused(seen)) => assert_eq!(seen, render(&empty), "{}", echo.api_version()),
+            Err(DecisionError::Refused(seen)) => assert_eq!(seen, echoed(echo, &empty), "{}", echo.api_version()),
             other => panic!("expected the echo, got {other:?}"),
         }
     }
@@ -847,7 +880,7 @@ fn modules_of_1_0_and_0_3_read_exactly_the_state_the_host_built() {
     // A module of one kind never loads as another, under either version.
     let err = engine.load(PolicyKind::Tenant, "echo", &module("pinot_test_echo_state.wasm")).unwrap_err();
     assert!(
-        matches!(&err, LoadError::WrongWorld { message, .. } if message.contains("pinot:policy/upgrade@1.0.0")),
+        matches!(&err, LoadError::WrongWorld { message, .. } if message.contains("pinot:policy/upgrade@1.1.0")),
         "{err}"
     );
     let err = engine.load(PolicyKind::Tenant, "echo-0.3", &contract_0_3("echo_state.wasm")).unwrap_err();

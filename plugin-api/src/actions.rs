@@ -59,6 +59,14 @@ pub enum TenantAction {
         instance: String,
         tags: Vec<String>,
     },
+    /// Set a server instance's Pinot pool for one of its tags (its pools for other tags stay).
+    /// Refused for a tag it does not carry (or get earlier in the plan), and when it would
+    /// renumber the pool of an instance holding segments.
+    SetInstancePool {
+        instance: String,
+        tag: String,
+        pool: u32,
+    },
     Wait(String),
     Block(String),
 }
@@ -98,6 +106,7 @@ pub fn ask_tenant(actions: Vec<TenantAction>) {
     for a in actions {
         match a {
             TenantAction::UpdateTags { instance, tags } => tenant::update_tags(&instance, &tags),
+            TenantAction::SetInstancePool { instance, tag, pool } => tenant::set_instance_pool(&instance, &tag, pool),
             TenantAction::Wait(w) => tenant::wait(&w),
             TenantAction::Block(b) => tenant::block(&b),
         }

@@ -111,6 +111,7 @@ impl StateBuilder {
                 queries_enabled: true,
                 tags: tags.iter().map(|t| t.to_string()).collect(),
                 segments: 0,
+                pools: Default::default(),
             }),
             name,
             ordinal,
@@ -119,6 +120,8 @@ impl StateBuilder {
             terminating: false,
             restarts: 0,
             age_seconds: 3600,
+            zone: None,
+            node_ready: true,
         }
     }
 
@@ -173,10 +176,23 @@ impl StateBuilder {
         self
     }
 
-    /// The zones a pool is pinned to.
+    /// The zones a pool is pinned to; its pods run in them as a topology spread places them:
+    /// pod `i` in zone `i % zones` (change one with [`StateBuilder::pod`], `p.zone = ...`).
     pub fn zones(mut self, pool: &str, zones: &[&str]) -> Self {
-        self.pool_mut(pool).zones = zones.iter().map(|z| z.to_string()).collect();
+        let pool = self.pool_mut(pool);
+        pool.zones = zones.iter().map(|z| z.to_string()).collect();
+        for pod in &mut pool.pods {
+            pod.zone = (!zones.is_empty()).then(|| zones[pod.ordinal as usize % zones.len()].to_string());
+        }
         self
+    }
+
+    /// Gives the instance of pod `pod` the Pinot pool `number` for `tag`.
+    pub fn pinot_pool(self, pod: &str, tag: &str, number: u32) -> Self {
+        self.pod(pod, |p| {
+            let instance = p.instance.as_mut().unwrap_or_else(|| panic!("pod {} has no instance", p.name));
+            instance.pools.insert(tag.into(), number);
+        })
     }
 
     /// An instance Pinot still has for a pod of `pool` that is gone for good.
@@ -244,6 +260,7 @@ mod tests {
             queries_enabled: false,
             tags: vec![],
             segments: 4,
+            pools: [("DefaultTenant_OFFLINE".to_string(), 2)].into(),
         };
         let table = |name: &str, rebalancing| Table {
             name: name.into(),
@@ -282,10 +299,54 @@ mod tests {
             [Some((Some("events-server-0"), true, true)), None, Some((Some("events-server-2"), true, false))]
         );
         let departed: Vec<_> =
-            server.departed().map(|i| (i.id(), i.pod().is_none(), i.enabled(), i.segments())).collect();
-        assert_eq!(departed, [("Server_events-server-3_8098", true, false, 4)]);
+            server.departed().map(|i| (i.id(), i.pod().is_none(), i.enabled(), i.segments(), i.zone())).collect();
+        assert_eq!(departed, [("Server_events-server-3_8098", true, false, 4, None)]);
         assert_eq!(state.pool("broker").unwrap().departed().count(), 0);
         let tables: Vec<_> = state.tables().map(|t| (t.name(), t.rebalancing())).collect();
         assert_eq!(tables, [("a_OFFLINE", false), ("b_OFFLINE", true)]);
+    }
+
+    /// 1.1.0: where pods run (their nodes' zones and readiness) and the Pinot pools of
+    /// instances, read per row; a pool pinned to zones has its pods spread over them.
+    #[test]
+    fn views_read_zones_node_readiness_and_pinot_pools() {
+        let state = StateBuilder::new("events")
+            .pool("server", Role::Server, 4)
+            .zones("server", &["zone-a", "zone-b", "zone-c"])
+            .pod("events-server-1", |p| p.node_ready = false)
+            .pod("events-server-2", |p| p.zone = None)
+            .pinot_pool("events-server-0", "DefaultTenant_REALTIME", 0)
+            .pinot_pool("events-server-0", "DefaultTenant_OFFLINE", 7)
+            .pinot_pool("events-server-3", "DefaultTenant_OFFLINE", 0)
+            .departed(
+                "server",
+                Instance { id: "gone".into(), pools: [("x".to_string(), 5)].into(), ..Instance::default() },
+            )
+            .build();
+        let server = state.pool("server").unwrap();
+        let pods: Vec<_> = server.pods().map(|p| (p.zone(), p.node_ready(), p.instance().unwrap().zone())).collect();
+        assert_eq!(
+            pods,
+            [
+                (Some("zone-a"), true, Some("zone-a")),
+                (Some("zone-b"), false, Some("zone-b")),
+                (None, true, None),
+                (Some("zone-a"), true, Some("zone-a"))
+            ]
+        );
+        let pools: Vec<Vec<_>> = server.pods().map(|p| p.instance().unwrap().pinot_pools().collect()).collect();
+        assert_eq!(
+            pools,
+            [
+                vec![("DefaultTenant_OFFLINE", 7), ("DefaultTenant_REALTIME", 0)],
+                vec![],
+                vec![],
+                vec![("DefaultTenant_OFFLINE", 0)]
+            ]
+        );
+        let first = server.pods().next().unwrap().instance().unwrap();
+        assert_eq!((first.pinot_pool("DefaultTenant_OFFLINE"), first.pinot_pool("other")), (Some(7), None));
+        let gone: Vec<_> = server.departed().map(|i| i.pinot_pools().collect::<Vec<_>>()).collect();
+        assert_eq!(gone, [vec![("x", 5)]]);
     }
 }

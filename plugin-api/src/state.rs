@@ -1,4 +1,4 @@
-//! The observed state as a policy reads it: views over the columns of `pinot:policy@1.0.0`.
+//! The observed state as a policy reads it: views over the columns of `pinot:policy@1.1.0`.
 //!
 //! A column is asked of the host the first time a view reads it, and once per decision; strings
 //! come in one piece (`text-table`) and are borrowed from it. So a policy pays only for what it
@@ -8,8 +8,8 @@
 use std::{cell::OnceCell, ops::Range};
 
 use pinot_policy_model::{
-    ClusterFacts, ClusterState, Columns, ConditionColumns, InstanceColumns, PodColumns, PodInstanceColumns,
-    PoolColumns, Role, SettingColumns, TableColumns, TagColumns, TenantColumns, Texts, ZoneColumns,
+    ClusterFacts, ClusterState, Columns, ConditionColumns, InstanceColumns, InstancePoolColumns, PodColumns,
+    PodInstanceColumns, PoolColumns, Role, SettingColumns, TableColumns, TagColumns, TenantColumns, Texts, ZoneColumns,
 };
 
 // Outside a module (unit tests) the bindings' imports are stubs that panic; a state from the host
@@ -48,6 +48,9 @@ struct Cache {
     instances: OnceCell<InstanceColumns>,
     pod_instances: OnceCell<PodInstanceColumns>,
     tags: OnceCell<TagColumns>,
+    pod_zone: OnceCell<Vec<Option<u32>>>,
+    pod_node_ready: OnceCell<Vec<u32>>,
+    instance_pools: OnceCell<InstancePoolColumns>,
     conditions: OnceCell<ConditionColumns>,
     tables: OnceCell<TableColumns>,
     tenants: OnceCell<TenantColumns>,
@@ -168,6 +171,33 @@ impl State {
     }
 
     #[inline]
+    fn pod_zone_column(&self) -> &[Option<u32>] {
+        self.cache.pod_zone.get_or_init(|| match &self.source {
+            Source::Host => host::pod_zone(),
+            Source::Memory(m) => m.pod_zone.clone(),
+        })
+    }
+
+    #[inline]
+    fn pod_node_ready_set(&self) -> &[u32] {
+        self.cache.pod_node_ready.get_or_init(|| match &self.source {
+            Source::Host => host::pod_node_ready(),
+            Source::Memory(m) => m.pod_node_ready.clone(),
+        })
+    }
+
+    #[inline]
+    fn instance_pool_columns(&self) -> &InstancePoolColumns {
+        self.cache.instance_pools.get_or_init(|| match &self.source {
+            Source::Host => {
+                let p = host::instance_pools();
+                InstancePoolColumns { instance: p.instance, tag: p.tag, pool: p.pool }
+            }
+            Source::Memory(m) => m.instance_pools.clone(),
+        })
+    }
+
+    #[inline]
     fn condition_columns(&self) -> &ConditionColumns {
         self.cache.conditions.get_or_init(|| match &self.source {
             Source::Host => {
@@ -234,12 +264,13 @@ impl State {
 }
 
 /// Where each parent's children start in a child table ordered parent after parent (pods by
-/// pool, zones by pool, tags by instance): `starts[p]..starts[p + 1]`.
+/// pool, zones by pool, tags and Pinot pools by instance): `starts[p]..starts[p + 1]`.
 #[derive(Default)]
 struct Groups {
     pods: OnceCell<Vec<usize>>,
     zones: OnceCell<Vec<usize>>,
     tags: OnceCell<Vec<usize>>,
+    instance_pools: OnceCell<Vec<usize>>,
 }
 
 fn starts(parents: usize, children: &[u32]) -> Vec<usize> {
@@ -265,6 +296,7 @@ struct Lookups {
     instance_enabled: OnceCell<Vec<bool>>,
     instance_queries_enabled: OnceCell<Vec<bool>>,
     table_rebalancing: OnceCell<Vec<bool>>,
+    pod_node_ready: OnceCell<Vec<bool>>,
     /// Each pod's instance row.
     pod_instance: OnceCell<Vec<Option<u32>>>,
     /// Each instance's pod row.
@@ -632,6 +664,22 @@ impl<'a> Pod<'a> {
         flag(&s.lookups.pod_terminating, &p.terminating, p.name.len(), self.row)
     }
 
+    /// The zone of its node (`topology.kubernetes.io/zone`, as observed: where it runs, not
+    /// where the spec wishes); none while not scheduled or on a node without the label.
+    #[inline]
+    pub fn zone(&self) -> Option<&'a str> {
+        let s = self.state;
+        s.pod_zone_column().get(self.row).copied().flatten().map(|id| s.texts().get(id))
+    }
+
+    /// Its node is Ready. A pod on a node that stopped reporting (a lost zone, a dead kubelet)
+    /// or not scheduled is not: deleting it restarts nothing until the node returns.
+    #[inline]
+    pub fn node_ready(&self) -> bool {
+        let s = self.state;
+        flag(&s.lookups.pod_node_ready, s.pod_node_ready_set(), s.pod_columns().name.len(), self.row)
+    }
+
     /// Container restarts.
     #[inline]
     pub fn restarts(&self) -> u32 {
@@ -718,6 +766,27 @@ impl<'a> Instance<'a> {
         let (s, l) = (self.state, self.state.pod_instance_columns());
         let row = link(&s.lookups.instance_pod, &l.instance, &l.pod, s.instance_columns().id.len(), self.row)?;
         Some(Pod { state: s, row })
+    }
+
+    /// The zone of its pod's node; none for a departed instance or an unscheduled pod.
+    #[inline]
+    pub fn zone(&self) -> Option<&'a str> {
+        self.pod()?.zone()
+    }
+
+    /// Its Pinot pools: (tag, pool number) per tag that has one, in tag order.
+    #[inline]
+    pub fn pinot_pools(&self) -> impl ExactSizeIterator<Item = (&'a str, u32)> + Clone + use<'a> {
+        let s = self.state;
+        let p = s.instance_pool_columns();
+        let rows = s.group(&s.groups.instance_pools, s.instance_columns().id.len(), &p.instance, self.row);
+        rows.map(move |row| (s.text(&p.tag, row), p.pool[row]))
+    }
+
+    /// Its Pinot pool for `tag`, if it has one.
+    #[inline]
+    pub fn pinot_pool(&self, tag: &str) -> Option<u32> {
+        self.pinot_pools().find(|(t, _)| *t == tag).map(|(_, p)| p)
     }
 }
 

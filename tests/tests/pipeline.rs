@@ -434,6 +434,8 @@ fn caches(existing: &Existing) -> Arc<Caches> {
             .collect(),
     );
     listed(&caches.tenants, vec![]);
+    caches.nodes.apply(&Event::Init);
+    caches.nodes.apply(&Event::InitDone);
     assert!(caches.is_ready());
     Arc::new(caches)
 }

@@ -17,7 +17,10 @@ use std::{
     },
 };
 
-use k8s_openapi::api::{apps::v1::StatefulSet, core::v1::Pod};
+use k8s_openapi::api::{
+    apps::v1::StatefulSet,
+    core::v1::{Node, Pod},
+};
 use kube::{
     Resource, ResourceExt,
     api::{DynamicObject, ObjectMeta, PartialObjectMeta},
@@ -166,11 +169,116 @@ impl<K: Resource> Grouped<K> {
     }
 }
 
+/// The label of a node's zone (`topology.kubernetes.io/zone`).
+pub const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
+
+/// What a pass knows of a node: its zone and whether it is Ready.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeFacts {
+    /// Its `topology.kubernetes.io/zone` label.
+    pub zone: Option<String>,
+    /// Its `Ready` condition is `True` (its kubelet reports, and reports it healthy).
+    pub ready: bool,
+}
+
+impl NodeFacts {
+    pub fn of(node: &Node) -> Self {
+        let ready = node
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|conditions| conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+        NodeFacts { zone: node.labels().get(ZONE_LABEL).cloned(), ready }
+    }
+}
+
+/// The nodes pods run on (cluster-wide: any cluster's pod may run on any node), by name: only
+/// their zone and readiness, the rest of a node (its heartbeats are a status update every ten
+/// seconds) is dropped as it arrives.
+#[derive(Default)]
+pub struct Nodes {
+    facts: RwLock<HashMap<String, NodeFacts>>,
+    relist: std::sync::Mutex<Option<HashMap<String, NodeFacts>>>,
+    ready: AtomicBool,
+    /// The operator may not list nodes (its role lacks `nodes` `list`/`watch`): every pass
+    /// goes on without zones, and status says so.
+    forbidden: AtomicBool,
+}
+
+impl Nodes {
+    /// Follows one event of the node watch; the nodes whose zone or readiness changed (what
+    /// should trigger the passes of clusters with pods on them).
+    pub fn apply(&self, event: &Event<Node>) -> Vec<String> {
+        let mut facts = self.facts.write().expect("node cache lock poisoned");
+        match event {
+            Event::Apply(node) => {
+                let (name, new) = (node.name_any(), NodeFacts::of(node));
+                match facts.insert(name.clone(), new.clone()) {
+                    Some(old) if old == new => vec![],
+                    _ => vec![name],
+                }
+            }
+            Event::Delete(node) => facts.remove(&node.name_any()).map(|_| node.name_any()).into_iter().collect(),
+            Event::Init => {
+                *self.relist.lock().expect("node relist lock poisoned") = Some(HashMap::new());
+                vec![]
+            }
+            Event::InitApply(node) => {
+                let mut relist = self.relist.lock().expect("node relist lock poisoned");
+                relist.get_or_insert_with(HashMap::new).insert(node.name_any(), NodeFacts::of(node));
+                vec![]
+            }
+            Event::InitDone => {
+                let listed = self.relist.lock().expect("node relist lock poisoned").take().unwrap_or_default();
+                let changed = listed
+                    .iter()
+                    .filter(|(name, f)| facts.get(*name) != Some(f))
+                    .map(|(name, _)| name.clone())
+                    .chain(facts.keys().filter(|name| !listed.contains_key(*name)).cloned())
+                    .collect();
+                *facts = listed;
+                self.ready.store(true, Ordering::Release);
+                self.forbidden.store(false, Ordering::Release);
+                changed
+            }
+        }
+    }
+
+    /// The watch may not list nodes: passes go on without them.
+    pub fn set_forbidden(&self) {
+        self.forbidden.store(true, Ordering::Release);
+        self.ready.store(true, Ordering::Release);
+    }
+
+    /// The facts of the nodes named; `None` when the operator may not see nodes.
+    pub fn of<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> Option<BTreeMap<String, NodeFacts>> {
+        if self.forbidden.load(Ordering::Acquire) {
+            return None;
+        }
+        let facts = self.facts.read().expect("node cache lock poisoned");
+        Some(names.into_iter().filter_map(|n| Some((n.to_string(), facts.get(n)?.clone()))).collect())
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    pub fn is_forbidden(&self) -> bool {
+        self.forbidden.load(Ordering::Acquire)
+    }
+}
+
+/// The node a pod runs on (what the pod cache keeps of its spec).
+pub fn node_of(pod: &Pod) -> Option<&str> {
+    pod.spec.as_ref()?.node_name.as_deref()
+}
+
 /// The watched objects of every cluster: its StatefulSets and pods in full, the metadata of
-/// its other children, its PinotTenants.
+/// its other children, its PinotTenants; and the nodes pods run on.
 pub struct Caches {
     pub statefulsets: Grouped<StatefulSet>,
     pub pods: Grouped<Pod>,
+    pub nodes: Nodes,
     pub configmaps: Grouped<PartialObjectMeta<DynamicObject>>,
     pub services: Grouped<PartialObjectMeta<DynamicObject>>,
     pub pdbs: Grouped<PartialObjectMeta<DynamicObject>>,
@@ -188,9 +296,11 @@ impl Default for Caches {
             // The StatefulSet controller counts ready and available pods in the status; the
             // pods themselves are watched.
             statefulsets: Grouped::new(labelled).with_fingerprint(statefulset_fingerprint).with_trim(trim_statefulset),
-            // A pass reads a pod's metadata and status (revision, readiness, restarts), never
-            // its spec: with 4 pods a cluster, the specs would be most of the cache.
-            pods: Grouped::new(labelled).with_fingerprint(pod_fingerprint).with_trim(|pod| pod.spec = None),
+            // A pass reads a pod's metadata and status (revision, readiness, restarts) and of
+            // its spec only the node it runs on: with 4 pods a cluster, the specs would be most
+            // of the cache.
+            pods: Grouped::new(labelled).with_fingerprint(pod_fingerprint).with_trim(trim_pod),
+            nodes: Nodes::default(),
             configmaps: Grouped::new(labelled),
             services: Grouped::new(labelled),
             // The disruption controller updates a PDB's status with every pod change; only its
@@ -212,6 +322,18 @@ impl Caches {
             && self.services.is_ready()
             && self.pdbs.is_ready()
             && self.tenants.is_ready()
+            && self.nodes.is_ready()
+    }
+
+    /// The clusters with pods on `node` (a node whose zone or readiness changed).
+    pub fn clusters_on_node(&self, node: &str) -> Vec<ClusterKey> {
+        let inner = self.pods.inner.read().expect("cache lock poisoned");
+        inner
+            .groups
+            .iter()
+            .filter(|(_, pods)| pods.values().any(|p| node_of(p) == Some(node)))
+            .map(|(key, _)| key.clone())
+            .collect()
     }
 
     /// The metadata of one cluster's children of a kind other than StatefulSet.
@@ -292,6 +414,14 @@ fn trim_statefulset(sts: &mut StatefulSet) {
             spec: Some(PodSpec { containers: containers.collect(), ..Default::default() }),
         };
     }
+}
+
+/// Of a pod's spec a pass reads only the node it runs on (its zone, its readiness).
+fn trim_pod(pod: &mut Pod) {
+    use k8s_openapi::api::core::v1::PodSpec;
+    let node_name = pod.spec.as_ref().and_then(|s| s.node_name.clone());
+    pod.spec =
+        node_name.map(|node_name| PodSpec { node_name: Some(node_name), containers: vec![], ..Default::default() });
 }
 
 /// What of a pod a pass reads: its metadata (revision label, annotations, deletion), whether
@@ -483,6 +613,56 @@ mod tests {
         assert!(g.apply(&mut Event::Apply(pod(None, false))), "a new pod");
         assert!(!g.apply(&mut Event::Apply(pod(Some("node-1"), false))), "scheduled, not ready");
         assert!(g.apply(&mut Event::Apply(pod(Some("node-1"), true))), "ready");
+    }
+
+    fn node(name: &str, zone: Option<&str>, ready: &str) -> Node {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "labels": zone.map(|z| serde_json::json!({ZONE_LABEL: z}))},
+            "status": {"conditions": [{"type": "Ready", "status": ready}, {"type": "MemoryPressure", "status": "False"}]},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn nodes_are_known_by_zone_and_readiness_and_only_their_changes_count() {
+        let nodes = Nodes::default();
+        assert!(!nodes.is_ready());
+        assert!(nodes.apply(&Event::Init).is_empty());
+        nodes.apply(&Event::InitApply(node("n1", Some("zone-a"), "True")));
+        nodes.apply(&Event::InitApply(node("n2", None, "True")));
+        let mut listed = nodes.apply(&Event::InitDone);
+        listed.sort();
+        assert_eq!(listed, ["n1", "n2"], "new nodes count as changed");
+        assert!(nodes.is_ready());
+        let seen = nodes.of(["n1", "n2", "n3"]).unwrap();
+        assert_eq!(seen["n1"], NodeFacts { zone: Some("zone-a".into()), ready: true });
+        assert_eq!(seen["n2"], NodeFacts { zone: None, ready: true });
+        assert!(!seen.contains_key("n3"), "a node nobody listed");
+        // A heartbeat: nothing a pass reads changed.
+        assert!(nodes.apply(&Event::Apply(node("n1", Some("zone-a"), "True"))).is_empty());
+        // The kubelet stopped reporting (the node controller says Unknown).
+        assert_eq!(nodes.apply(&Event::Apply(node("n1", Some("zone-a"), "Unknown"))), ["n1"]);
+        assert!(!nodes.of(["n1"]).unwrap()["n1"].ready);
+        assert_eq!(nodes.apply(&Event::Delete(node("n2", None, "True"))), ["n2"]);
+        // Forbidden: passes go on, knowing nothing of nodes.
+        nodes.set_forbidden();
+        assert_eq!(nodes.of(["n1"]), None);
+    }
+
+    #[test]
+    fn a_pod_keeps_its_node_only_of_its_spec() {
+        let g: Grouped<Pod> = Grouped::new(|_| Some("a".into())).with_trim(trim_pod);
+        let mut event = Event::Apply(
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "a-server-0", "namespace": "ns"},
+                "spec": {"containers": [{"name": "server", "image": "x"}], "nodeName": "n1", "hostname": "h"},
+            }))
+            .unwrap(),
+        );
+        g.apply(&mut event);
+        let pod = &g.of("ns", "a")[0];
+        assert_eq!(node_of(pod), Some("n1"));
+        assert!(pod.spec.as_ref().unwrap().containers.is_empty() && pod.spec.as_ref().unwrap().hostname.is_none());
     }
 
     #[test]

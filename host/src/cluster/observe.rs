@@ -13,7 +13,10 @@ use crate::{
     access::ControllerAccess,
     children::headless_service_name,
     children::{ChildKind, LABEL_MANAGED_BY, LABEL_POOL, LABEL_ROLE, MANAGED_BY},
-    cluster::{cache::Caches, validate::helix_cluster_name},
+    cluster::{
+        cache::{Caches, NodeFacts, node_of},
+        validate::helix_cluster_name,
+    },
     pinot::{ClusterRelease, InstanceInfo, PinotClient, TablePlacement, http_client, instance_id},
     role::Role,
 };
@@ -185,6 +188,9 @@ pub struct ObservedCluster {
     pub release: ClusterRelease,
     /// The Pinot instance id of each pod, by pod name (`pod_instance_ids`).
     pub pod_instances: BTreeMap<String, String>,
+    /// The nodes the pods run on, by name; `None` when the operator may not see nodes (then
+    /// no pod has a zone, and none counts as being on a node that is not Ready).
+    pub nodes: Option<BTreeMap<String, NodeFacts>>,
     /// The cluster's PinotTenants, by name.
     pub tenants: Vec<PinotTenant>,
     /// The other PinotClusters (for the upgrade slots).
@@ -357,6 +363,7 @@ pub fn observe(caches: &Caches, cluster: &PinotCluster) -> ObservedCluster {
     for pods in observed.pods.values_mut() {
         pods.sort_by_key(pod_ordinal);
     }
+    observed.nodes = caches.nodes.of(observed.pods.values().flatten().filter_map(node_of));
     observed
 }
 

@@ -956,6 +956,8 @@ mod upgrade_tests {
                 terminating: false,
                 restarts: 0,
                 age_seconds: 50,
+                zone: Some("a".into()),
+                node_ready: true,
                 instance: Some(Instance {
                     id: format!("Server_c-server-{o}.h.ns.svc.cluster.local_8098"),
                     live: true,
@@ -963,6 +965,7 @@ mod upgrade_tests {
                     queries_enabled,
                     tags: vec![],
                     segments: 0,
+                    pools: Default::default(),
                 }),
             })
             .collect::<Vec<_>>();

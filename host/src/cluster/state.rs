@@ -10,6 +10,7 @@ use kube::ResourceExt;
 use pinot_crds::PinotCluster;
 
 use super::{
+    cache::node_of,
     observe::{ObservedCluster, PinotObservation, pod_is_ready, pod_ordinal, pod_revision},
     validate::{Placement, ValidCluster, ValidPool},
 };
@@ -118,11 +119,14 @@ pub fn external_state(
                         terminating: false,
                         restarts: 0,
                         age_seconds: 0,
+                        zone: None,
+                        node_ready: true,
                         instance: Some(Instance {
                             id: (*id).clone(),
                             live: is_live,
                             enabled: info.enabled,
                             queries_enabled: !info.queries_disabled,
+                            pools: pinot_pools(&info.pools),
                             tags: info.tags,
                             segments: 0,
                         }),
@@ -229,7 +233,7 @@ fn pool(intent: PoolIntent, observed: &ObservedCluster, segments: &BTreeMap<Stri
         target_revision: status.and_then(|s| s.update_revision.clone()).unwrap_or_default(),
         image: intent.image,
         max_unavailable: intent.max_unavailable,
-        pods: pods.iter().map(|p| pod(p, &observed.pinot, &observed.pod_instances, segments, now)).collect(),
+        pods: pods.iter().map(|p| pod(p, observed, segments, now)).collect(),
         departed,
     }
 }
@@ -246,9 +250,16 @@ fn instance(
         live: live.contains(id),
         enabled: info.enabled,
         queries_enabled: !info.queries_disabled,
+        pools: pinot_pools(&info.pools),
         tags: info.tags,
         segments: segments.get(id).copied().unwrap_or(0),
     }
+}
+
+/// An instance's Pinot pools as policies see them: numbers Pinot accepts but a pool cannot be
+/// (negative, or past `u32`) are left out.
+fn pinot_pools(pools: &BTreeMap<String, i64>) -> BTreeMap<String, u32> {
+    pools.iter().filter_map(|(tag, n)| Some((tag.clone(), u32::try_from(*n).ok()?))).collect()
 }
 
 /// The tables Pinot reports, for policies.
@@ -294,13 +305,7 @@ fn policy_config(
     out
 }
 
-fn pod(
-    pod: &Pod,
-    pinot: &PinotObservation,
-    pod_instances: &BTreeMap<String, String>,
-    segments: &BTreeMap<String, u32>,
-    now: Timestamp,
-) -> model::Pod {
+fn pod(pod: &Pod, observed: &ObservedCluster, segments: &BTreeMap<String, u32>, now: Timestamp) -> model::Pod {
     let name = pod.name_any();
     let restarts = pod
         .status
@@ -314,13 +319,20 @@ fn pod(
         .as_ref()
         .map(|t| (now.as_second() - t.0.as_second()).max(0) as u64)
         .unwrap_or(0);
-    let instance = match (pinot, pod_instances.get(&name)) {
+    let instance = match (&observed.pinot, observed.pod_instances.get(&name)) {
         (PinotObservation::Reachable { instances, live, details, .. }, Some(id)) if instances.contains(id) => {
             Some(instance(id, live, details, segments))
         }
         _ => None,
     };
+    // Where it runs, as observed. Without sight of nodes a scheduled pod counts as on a Ready
+    // node (nothing is held back for a node nobody can see).
+    let node = node_of(pod);
+    let facts = node.and_then(|n| observed.nodes.as_ref()?.get(n));
+    let node_ready = node.is_some() && observed.nodes.as_ref().is_none_or(|_| facts.is_some_and(|f| f.ready));
     model::Pod {
+        zone: facts.and_then(|f| f.zone.clone()),
+        node_ready,
         ordinal: pod_ordinal(pod).max(0) as u32,
         revision: pod_revision(pod).unwrap_or_default().to_string(),
         ready: pod_is_ready(pod),
@@ -346,7 +358,12 @@ mod tests {
     };
 
     fn pod(name: &str, pool: &str, role: &str, revision: &str, ready: bool) -> Pod {
+        on_node(name, pool, role, revision, ready, None)
+    }
+
+    fn on_node(name: &str, pool: &str, role: &str, revision: &str, ready: bool, node: Option<&str>) -> Pod {
         serde_json::from_value(json!({
+            "spec": node.map(|n| json!({"containers": [], "nodeName": n})),
             "metadata": {
                 "name": name,
                 "creationTimestamp": "1970-01-01T00:16:40Z",
@@ -394,6 +411,7 @@ mod tests {
                     enabled: true,
                     queries_disabled: true,
                     tags: vec!["DefaultTenant_OFFLINE".into()],
+                    pools: [("DefaultTenant_OFFLINE".to_string(), 2), ("odd".to_string(), -1)].into(),
                     ..Default::default()
                 },
             )]
@@ -440,10 +458,56 @@ mod tests {
         assert_eq!(i0.id, id0);
         assert!(i0.live && i0.enabled && !i0.queries_enabled);
         assert_eq!(i0.tags, vec!["DefaultTenant_OFFLINE"]);
+        assert_eq!(i0.pools, [("DefaultTenant_OFFLINE".to_string(), 2)].into(), "a negative pool is no pool");
+        // Without sight of nodes: no zone, and a pod not scheduled is on no Ready node.
+        assert_eq!((p0.zone.as_deref(), p0.node_ready), (None, false));
         let i1 = p1.instance.as_ref().unwrap();
         assert!(!i1.live && i1.queries_enabled, "an instance without details is taken as enabled: {i1:?}");
         // A pool that does not exist yet has no pods and no target revision.
         let other = state.pools.iter().find(|p| p.name != server).unwrap();
         assert!(other.pods.is_empty() && other.target_revision.is_empty());
+    }
+
+    /// Where pods run: the zone and readiness of their nodes as observed; without sight of
+    /// nodes (the operator may not list them) no zone, and no pod held back for its node.
+    #[test]
+    fn pods_carry_the_zone_and_readiness_of_their_node() {
+        let cluster = fixtures::example();
+        let valid = validate(&cluster).unwrap();
+        let server = valid.pools.iter().find(|p| p.role == Role::Server).unwrap().name.clone();
+        let mut observed = ObservedCluster::default();
+        observed.pods.insert(
+            server.clone(),
+            vec![
+                on_node("s-0", &server, "server", "r1", true, Some("n-a")),
+                on_node("s-1", &server, "server", "r1", false, Some("n-b")),
+                on_node("s-2", &server, "server", "r1", true, Some("n-gone")),
+                on_node("s-3", &server, "server", "r1", false, None),
+                on_node("s-4", &server, "server", "r1", true, Some("n-nozone")),
+            ],
+        );
+        let facts =
+            |zone: Option<&str>, ready| crate::cluster::cache::NodeFacts { zone: zone.map(String::from), ready };
+        observed.nodes = Some(
+            [
+                ("n-a".to_string(), facts(Some("zone-a"), true)),
+                ("n-b".to_string(), facts(Some("zone-b"), false)),
+                ("n-nozone".to_string(), facts(None, true)),
+            ]
+            .into(),
+        );
+        let now = Timestamp::from_second(1300).unwrap();
+        let seen = |observed: &ObservedCluster| {
+            let state = cluster_state(&cluster, &valid, observed, &[], now);
+            let pool = state.pools.into_iter().find(|p| p.name == server).unwrap();
+            pool.pods.into_iter().map(|p| (p.zone, p.node_ready)).collect::<Vec<_>>()
+        };
+        let zone = |z: &str| Some(z.to_string());
+        assert_eq!(
+            seen(&observed),
+            [(zone("zone-a"), true), (zone("zone-b"), false), (None, false), (None, false), (None, true)]
+        );
+        observed.nodes = None;
+        assert_eq!(seen(&observed), [(None, true), (None, true), (None, true), (None, false), (None, true)]);
     }
 }

@@ -2,8 +2,8 @@
 //! pod, instance or table, keep replicas within the bounds the spec allows, never leave a
 //! pool with more pods unavailable than its disruption budget, never remove a server pod whose
 //! instance still holds segments, disable or drain only instances a scale-in takes out, and
-//! never drop an instance that is live, holds segments or still has its pod. One invalid action
-//! refuses the whole plan.
+//! never drop an instance that is live, holds segments or still has its pod, and never renumber
+//! the Pinot pool of an instance holding segments. One invalid action refuses the whole plan.
 
 use std::collections::HashMap;
 
@@ -26,6 +26,7 @@ pub fn describe(action: &Action) -> String {
         Action::DisableQueries(i) => format!("disable-queries {i}"),
         Action::EnableQueries(i) => format!("enable-queries {i}"),
         Action::UpdateTags(t) => format!("update-tags {} [{}]", t.instance, t.tags.join(",")),
+        Action::SetInstancePool(p) => format!("set-instance-pool {} {}={}", p.instance, p.tag, p.pool),
         Action::RebalanceTable(t) => format!("rebalance-table {t}"),
         Action::DisableInstance(i) => format!("disable-instance {i}"),
         Action::EnableInstance(i) => format!("enable-instance {i}"),
@@ -49,6 +50,7 @@ pub fn changes_nothing(state: &ClusterState, action: &Action) -> bool {
         Action::DisableInstance(id) => instance(id).is_some_and(|i| !i.enabled),
         Action::EnableInstance(id) => instance(id).is_some_and(|i| i.enabled),
         Action::DrainInstance(id) => instance(id).is_some_and(|i| tag_set(&i.tags) == [MINION_DRAINED]),
+        Action::SetInstancePool(p) => instance(&p.instance).is_some_and(|i| i.pools.get(&p.tag) == Some(&p.pool)),
         _ => false,
     }
 }
@@ -97,6 +99,9 @@ pub fn verdicts(state: &ClusterState, plan: &[Action]) -> Vec<Option<String>> {
     let departed = |id: &str| departed_instance(state, id);
     let instance = |id: &str| find_instance(state, id);
     let instance_exists = |id: &str| instance(id).is_some();
+    // Each instance's tags as the plan leaves them so far (a pool may be set for a tag an
+    // earlier `update-tags` of the plan gives).
+    let mut tags_now: HashMap<&str, &[String]> = HashMap::new();
     // An instance a scale-in takes out: its pod's ordinal is at or above what the pool keeps,
     // or its pod is gone already.
     let leaving = |id: &str| {
@@ -158,9 +163,40 @@ pub fn verdicts(state: &ClusterState, plan: &[Action]) -> Vec<Option<String>> {
                 } else if t.tags.iter().any(|tag| tag.is_empty() || tag.contains(',')) {
                     Some("tags must be non-empty and contain no comma".to_string())
                 } else {
+                    tags_now.insert(t.instance.as_str(), &t.tags);
                     None
                 }
             }
+            Action::SetInstancePool(p) => match instance_of_pod(&p.instance) {
+                None if departed(&p.instance).is_some() => {
+                    Some(format!("instance {} has no pod any more; its pools no longer matter", p.instance))
+                }
+                None => Some(format!("no instance {} in this cluster", p.instance)),
+                Some((pool, _)) if pool.role != Role::Server => {
+                    Some(format!("{} is not a server; Pinot pools place servers (replica groups) only", p.instance))
+                }
+                Some((_, i)) => {
+                    let tags = tags_now.get(p.instance.as_str()).copied().unwrap_or(&i.tags);
+                    let old = i.pools.get(&p.tag).filter(|old| **old != p.pool);
+                    if !tags.contains(&p.tag) {
+                        Some(format!(
+                            "instance {} does not carry tag {} (it carries {}); a pool is set per tag it carries",
+                            p.instance,
+                            p.tag,
+                            if tags.is_empty() { "none".to_string() } else { tags.join(", ") }
+                        ))
+                    } else {
+                        old.filter(|_| i.segments > 0).map(|old| {
+                            format!(
+                                "instance {} holds {} segments in Pinot pool {old} of {}; renumbering it to {} \
+                                 would make the next rebalance move its replicas to other servers (take it out of \
+                                 the tenant and let it drain first)",
+                                p.instance, i.segments, p.tag, p.pool
+                            )
+                        })
+                    }
+                }
+            },
             Action::EnableInstance(id) => (!instance_exists(id)).then(|| format!("no instance {id} in this cluster")),
             Action::DisableInstance(id) => match instance(id) {
                 None => Some(format!("no instance {id} in this cluster")),
@@ -207,7 +243,7 @@ pub fn check(state: &ClusterState, plan: &[Action]) -> Result<(), Violation> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::model::{InstanceTags, Pod};
+    use crate::policy::model::{InstancePool, InstanceTags, Pod};
 
     fn state(instance: Instance, departed: Instance) -> ClusterState {
         let pod = Pod {
@@ -219,6 +255,8 @@ mod tests {
             restarts: 0,
             age_seconds: 60,
             instance: Some(instance),
+            zone: Some("zone-a".into()),
+            node_ready: true,
         };
         let pool = Pool {
             name: "server".into(),
@@ -250,6 +288,7 @@ mod tests {
             queries_enabled: true,
             tags: tags.iter().map(|t| t.to_string()).collect(),
             segments: 0,
+            pools: Default::default(),
         }
     }
 
@@ -283,5 +322,48 @@ mod tests {
         assert!(!changes_nothing(&s, &tags("Server_9", &[])));
         assert!(!changes_nothing(&s, &Action::DropInstance("Minion_3".into())));
         assert!(!changes_nothing(&s, &Action::RebalanceTable("t_OFFLINE".into())));
+    }
+
+    fn pool(instance: &str, tag: &str, pool: u32) -> Action {
+        Action::SetInstancePool(InstancePool { instance: instance.into(), tag: tag.into(), pool })
+    }
+
+    #[test]
+    fn pinot_pools_are_set_per_carried_tag_of_a_servers_instance_and_never_renumbered_under_segments() {
+        let mut server = instance("Server_0", true, &["sales_OFFLINE"]);
+        server.pools = [("sales_OFFLINE".to_string(), 1)].into();
+        let s = state(server.clone(), instance("Server_3", false, &["sales_OFFLINE"]));
+        // As it is: nothing to do; another tag or number: something to do.
+        assert!(changes_nothing(&s, &pool("Server_0", "sales_OFFLINE", 1)));
+        assert!(!changes_nothing(&s, &pool("Server_0", "sales_OFFLINE", 2)));
+        assert!(!changes_nothing(&s, &pool("Server_0", "sales_REALTIME", 1)));
+
+        // No segments yet: renumbering is fine; a tag it does not carry is not, unless the plan
+        // gives it the tag first.
+        assert_eq!(check(&s, &[pool("Server_0", "sales_OFFLINE", 2)]), Ok(()));
+        let err = check(&s, &[pool("Server_0", "sales_REALTIME", 0)]).unwrap_err();
+        assert!(err.reason.contains("does not carry tag sales_REALTIME"), "{err}");
+        assert_eq!(
+            check(&s, &[tags("Server_0", &["sales_OFFLINE", "sales_REALTIME"]), pool("Server_0", "sales_REALTIME", 0)]),
+            Ok(())
+        );
+        let err = check(&s, &[tags("Server_0", &["other_OFFLINE"]), pool("Server_0", "sales_OFFLINE", 1)]).unwrap_err();
+        assert!(err.reason.contains("does not carry tag sales_OFFLINE"), "{err}");
+        // Departed or unknown instances.
+        let err = check(&s, &[pool("Server_3", "sales_OFFLINE", 0)]).unwrap_err();
+        assert!(err.reason.contains("has no pod"), "{err}");
+        assert!(check(&s, &[pool("Server_9", "sales_OFFLINE", 0)]).unwrap_err().reason.contains("no instance"));
+
+        // Holding segments: its number stays; giving it a first pool, or the same, is fine.
+        server.segments = 12;
+        let s = state(server, instance("Server_3", false, &[]));
+        let err = check(&s, &[pool("Server_0", "sales_OFFLINE", 2)]).unwrap_err();
+        assert_eq!(err.index, 0);
+        assert!(err.reason.contains("holds 12 segments in Pinot pool 1 of sales_OFFLINE"), "{err}");
+        assert_eq!(check(&s, &[pool("Server_0", "sales_OFFLINE", 1)]), Ok(()));
+        let mut unpooled = instance("Server_0", true, &["sales_OFFLINE"]);
+        unpooled.segments = 12;
+        let s = state(unpooled, instance("Server_3", false, &[]));
+        assert_eq!(check(&s, &[pool("Server_0", "sales_OFFLINE", 2)]), Ok(()));
     }
 }

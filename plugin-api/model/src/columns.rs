@@ -1,5 +1,6 @@
-//! A state laid out as `pinot:policy@1.0.0` hands it over: one column per field of each table
-//! (pools, zones, pods, instances, pod-instance links, tags, conditions, tables, tenants), rows
+//! A state laid out as `pinot:policy@1.x` hands it over: one column per field of each table
+//! (pools, zones, pods, instances, pod-instance links, tags, instance pools, conditions,
+//! tables, tenants), rows
 //! referring to rows of other tables by index, a yes/no field as the set of rows it holds for
 //! (ascending), and every string a number into one text table.
 //!
@@ -50,6 +51,12 @@ pub struct Columns {
     pub instances: InstanceColumns,
     pub pod_instances: PodInstanceColumns,
     pub tags: TagColumns,
+    /// `pod-zone` (1.1.0): each pod's zone, in pod order.
+    pub pod_zone: Vec<Option<u32>>,
+    /// `pod-node-ready` (1.1.0): the pods whose node is Ready, a set of rows.
+    pub pod_node_ready: Vec<u32>,
+    /// `instance-pools` (1.1.0).
+    pub instance_pools: InstancePoolColumns,
     pub conditions: ConditionColumns,
     pub tables: TableColumns,
     pub tenants: TenantColumns,
@@ -127,6 +134,14 @@ table! {
 }
 
 table! {
+    InstancePoolColumns {
+        instance: u32,
+        tag: u32,
+        pool: u32,
+    }
+}
+
+table! {
     ConditionColumns {
         kind: u32,
         status: u32,
@@ -176,7 +191,7 @@ impl Columns {
         let instances = pods + state.pools.iter().map(|p| p.departed.len()).sum::<usize>();
         let tags =
             state.pools.iter().flat_map(|p| p.pods.iter().filter_map(|o| o.instance.as_ref()).chain(&p.departed));
-        let tags = tags.map(|i| i.tags.len()).sum();
+        let (tags, instance_pools) = tags.fold((0, 0), |(t, p), i| (t + i.tags.len(), p + i.pools.len()));
         let zones = state.pools.iter().map(|p| p.zones.len()).sum();
         let c = self;
         c.texts.bytes.clear();
@@ -195,6 +210,11 @@ impl Columns {
         c.instances.reset(instances);
         c.pod_instances.reset(pods);
         c.tags.reset(tags);
+        c.pod_zone.clear();
+        c.pod_zone.reserve(pods);
+        c.pod_node_ready.clear();
+        c.pod_node_ready.reserve(pods);
+        c.instance_pools.reset(instance_pools);
         c.conditions.reset(state.conditions.len());
         c.tables.reset(state.tables.len());
         c.tenants.reset(state.tenants.len());
@@ -225,7 +245,7 @@ impl Columns {
             for pod in &p.pods {
                 let pod_row = c.pods.name.len() as u32;
                 if let Some(i) = &pod.instance {
-                    let instance = push_instance(&mut c.instances, &mut c.tags, t, i, row);
+                    let instance = push_instance(&mut c.instances, &mut c.tags, &mut c.instance_pools, t, i, row);
                     c.pod_instances.pod.push(pod_row);
                     c.pod_instances.instance.push(instance);
                 }
@@ -238,12 +258,14 @@ impl Columns {
                 pods.age_seconds.push(pod.age_seconds);
                 include(&mut pods.ready, pod_row, pod.ready);
                 include(&mut pods.terminating, pod_row, pod.terminating);
+                c.pod_zone.push(pod.zone.as_deref().map(|z| t.add(z)));
+                include(&mut c.pod_node_ready, pod_row, pod.node_ready);
             }
         }
         // Departed instances after every pod's, pool after pool.
         for (row, p) in state.pools.iter().enumerate() {
             for i in &p.departed {
-                push_instance(&mut c.instances, &mut c.tags, t, i, row as u32);
+                push_instance(&mut c.instances, &mut c.tags, &mut c.instance_pools, t, i, row as u32);
             }
         }
         for cond in &state.conditions {
@@ -273,10 +295,11 @@ impl Columns {
     }
 }
 
-/// Appends an instance (and its tags) and returns its row.
+/// Appends an instance (and its tags and pools) and returns its row.
 fn push_instance(
     instances: &mut InstanceColumns,
     tags: &mut TagColumns,
+    pools: &mut InstancePoolColumns,
     texts: &mut Texts,
     i: &Instance,
     pool: u32,
@@ -291,6 +314,11 @@ fn push_instance(
     for tag in &i.tags {
         tags.instance.push(row);
         tags.name.push(texts.add(tag));
+    }
+    for (tag, pool) in &i.pools {
+        pools.instance.push(row);
+        pools.tag.push(texts.add(tag));
+        pools.pool.push(*pool);
     }
     row
 }

@@ -1,7 +1,7 @@
 //! The decision model of the Pinot control plane's policies: the observed state a policy decides
 //! from and the actions it may ask for, in the nested shape the operator builds, checks and
 //! stores in files (`policy test --state FILE`), and that the SDK's test states are built in.
-//! It is the canonical form: [`Columns`] lays a state out as `pinot:policy@1.0.0` hands it to a
+//! It is the canonical form: [`Columns`] lays a state out as `pinot:policy@1.x` hands it to a
 //! module, and the operator's adapter lays it out for 0.3.0 modules.
 //!
 //! Field names are the WIT names in snake_case; roles and actions are CamelCase in files.
@@ -10,9 +10,11 @@
 mod columns;
 
 pub use columns::{
-    ClusterFacts, Columns, ConditionColumns, InstanceColumns, PodColumns, PodInstanceColumns, PoolColumns,
-    SettingColumns, TableColumns, TagColumns, TenantColumns, Texts, ZoneColumns,
+    ClusterFacts, Columns, ConditionColumns, InstanceColumns, InstancePoolColumns, PodColumns, PodInstanceColumns,
+    PoolColumns, SettingColumns, TableColumns, TagColumns, TenantColumns, Texts, ZoneColumns,
 };
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -35,6 +37,9 @@ pub struct Instance {
     pub tags: Vec<String>,
     /// Segments hosted (ideal state), over every table.
     pub segments: u32,
+    /// Pinot pools: tag -> pool number (Helix instance config `pool`). (1.1.0)
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pools: BTreeMap<String, u32>,
 }
 
 /// One pod of a pool.
@@ -48,6 +53,17 @@ pub struct Pod {
     pub restarts: u32,
     pub age_seconds: u64,
     pub instance: Option<Instance>,
+    /// The zone of its node (`topology.kubernetes.io/zone`, as observed); none while not
+    /// scheduled or on a node without the label. (1.1.0)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
+    /// Its node is Ready (false while not scheduled). (1.1.0; files that leave it out: true)
+    #[serde(default = "yes")]
+    pub node_ready: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// One node pool (a StatefulSet).
@@ -138,6 +154,14 @@ pub struct InstanceTags {
     pub tags: Vec<String>,
 }
 
+/// A server instance's Pinot pool for one of its tags.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstancePool {
+    pub instance: String,
+    pub tag: String,
+    pub pool: u32,
+}
+
 /// What a policy may ask the host to do.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Action {
@@ -157,6 +181,8 @@ pub enum Action {
     DrainInstance(String),
     /// Remove an instance from Pinot; only one that is not live and holds no segment. (0.2.0)
     DropInstance(String),
+    /// Set an instance's Pinot pool for one tag. (1.1.0)
+    SetInstancePool(InstancePool),
     /// Nothing to do now; why (shown in status).
     Wait(String),
     /// A problem the user must solve; reported as Degraded.

@@ -1,4 +1,4 @@
-//! `pinot:policy@1.0.0`: the host answers a module's `state` functions from the model laid out
+//! `pinot:policy@1.1.0` (and so every 1.x before it): the host answers a module's `state` functions from the model laid out
 //! in [`Columns`] (built once per decision), and collects the calls of its kind's action
 //! functions as the plan. Which action functions a module may import is its kind's only (the
 //! load checks the imports), so an upgrade policy cannot ask for a scale-in.
@@ -6,10 +6,10 @@
 use pinot_policy_model::Columns;
 use wasmtime::component::{HasSelf, Linker};
 
-use crate::policy::model::{Action, InstanceTags, SetReplicas};
+use crate::policy::model::{Action, InstancePool, InstanceTags, SetReplicas};
 
 /// The contract version of these bindings.
-pub const API_VERSION: &str = "pinot:policy@1.0.0";
+pub const API_VERSION: &str = "pinot:policy@1.1.0";
 
 /// Actions one plan may ask for, and the bytes of their strings: a module calling an action
 /// function in a loop is stopped (trapped) instead of filling the operator's memory.
@@ -20,7 +20,7 @@ const MAX_ACTION_BYTES: usize = 1 << 20;
 pub mod upgrade {
     wasmtime::component::bindgen!({
         world: "upgrade-policy",
-        path: "../plugin-api/wit/1.0.0",
+        path: "../plugin-api/wit/1.1.0",
         imports: { default: trappable },
     });
 }
@@ -29,7 +29,7 @@ pub mod upgrade {
 pub mod scaling {
     wasmtime::component::bindgen!({
         world: "scaling-policy",
-        path: "../plugin-api/wit/1.0.0",
+        path: "../plugin-api/wit/1.1.0",
         imports: { default: trappable },
         with: {
             "pinot:policy/types": super::upgrade::pinot::policy::types,
@@ -43,7 +43,7 @@ pub mod scaling {
 pub mod tenant {
     wasmtime::component::bindgen!({
         world: "tenant-policy",
-        path: "../plugin-api/wit/1.0.0",
+        path: "../plugin-api/wit/1.1.0",
         imports: { default: trappable },
         with: {
             "pinot:policy/types": super::upgrade::pinot::policy::types,
@@ -229,6 +229,19 @@ macro_rules! impl_policy_state_v1 {
                     Ok(state::PodInstanceColumns { pod: l.pod, instance: l.instance })
                 }
 
+                fn pod_zone(&mut self) -> wasmtime::Result<Vec<Option<u32>>> {
+                    Ok(self.columns()?.pod_zone.clone())
+                }
+
+                fn pod_node_ready(&mut self) -> wasmtime::Result<Vec<u32>> {
+                    Ok(self.columns()?.pod_node_ready.clone())
+                }
+
+                fn instance_pools(&mut self) -> wasmtime::Result<state::InstancePoolColumns> {
+                    let p = self.columns()?.instance_pools.clone();
+                    Ok(state::InstancePoolColumns { instance: p.instance, tag: p.tag, pool: p.pool })
+                }
+
                 fn tags(&mut self) -> wasmtime::Result<state::TagColumns> {
                     let t = self.columns()?.tags.clone();
                     Ok(state::TagColumns { instance: t.instance, name: t.name })
@@ -344,6 +357,11 @@ impl scaling_actions::Host for Decision {
 impl tenant_actions::Host for Decision {
     fn update_tags(&mut self, instance: String, tags: Vec<String>) -> wasmtime::Result<()> {
         scaling_actions::Host::update_tags(self, instance, tags)
+    }
+
+    fn set_instance_pool(&mut self, instance: String, tag: String, pool: u32) -> wasmtime::Result<()> {
+        let n = instance.len() + tag.len();
+        self.ask(Action::SetInstancePool(InstancePool { instance, tag, pool }), n)
     }
 
     fn wait(&mut self, reason: String) -> wasmtime::Result<()> {

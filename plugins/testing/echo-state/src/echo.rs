@@ -122,5 +122,17 @@ fn render(s: &State) -> String {
     for (k, v) in s.config_entries() {
         let _ = writeln!(out, "config {k}={v}");
     }
+    // What 1.1.0 adds, after everything 1.0.0 has (so the text of a 1.0.0 build is a prefix).
+    for p in s.pools() {
+        for pod in p.pods() {
+            let _ =
+                writeln!(out, "pod-zone {} {} nodeReady={}", pod.name(), pod.zone().unwrap_or("-"), pod.node_ready());
+        }
+        let instances = p.pods().filter_map(|pod| pod.instance()).chain(p.departed());
+        for i in instances {
+            let pools: Vec<String> = i.pinot_pools().map(|(tag, n)| format!("{tag}={n}")).collect();
+            let _ = writeln!(out, "pinot-pools {} {}", i.id(), pools.join(","));
+        }
+    }
     out
 }
