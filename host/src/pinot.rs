@@ -322,8 +322,9 @@ impl PinotClient {
         let path = format!("/instances/{id}");
         let url = format!("{}{path}", self.base);
         let before = self.instance(id).await?;
-        let body =
-            before.update_body(id, disabled).map_err(|message| PinotError::Decode { url: url.clone(), message })?;
+        let body = before
+            .update_body(id, disabled, &before.pools)
+            .map_err(|message| PinotError::Decode { url: url.clone(), message })?;
         self.call(reqwest::Method::PUT, &path, &[("updateBrokerResource", "false")], Some(&body), &[]).await?;
         let after = self.instance(id).await?;
         if after.queries_disabled != disabled || after.tags != before.tags || after.pools != before.pools {
@@ -341,6 +342,48 @@ impl PinotClient {
             });
         }
         Ok(())
+    }
+
+    /// Sets the Pinot pools of instance `id` for the tags in `set` (its pools for other tags
+    /// stay): Pinot has no pools-only endpoint, so this is `GET /instances/{id}`, then
+    /// `PUT /instances/{id}?updateBrokerResource=false` with the whole instance as read (host,
+    /// port, tags, the other ports, `queriesDisabled` as it is) and the pools changed, then a
+    /// `GET` that checks the pools are set and nothing else moved. Returns the pools before.
+    /// The PUT replaces the instance config whole without a version check, so callers do not
+    /// call it while the instance starts or stops (it could undo the instance's own writes).
+    pub async fn set_instance_pools(
+        &self,
+        id: &str,
+        set: &[(String, u32)],
+    ) -> Result<std::collections::BTreeMap<String, i64>, PinotError> {
+        let path = format!("/instances/{id}");
+        let url = format!("{}{path}", self.base);
+        let before = self.instance(id).await?;
+        let mut pools = before.pools.clone();
+        pools.extend(set.iter().map(|(tag, pool)| (tag.clone(), i64::from(*pool))));
+        if pools == before.pools {
+            return Ok(before.pools);
+        }
+        let body = before
+            .update_body(id, before.queries_disabled, &pools)
+            .map_err(|message| PinotError::Decode { url: url.clone(), message })?;
+        self.call(reqwest::Method::PUT, &path, &[("updateBrokerResource", "false")], Some(&body), &[]).await?;
+        let after = self.instance(id).await?;
+        if after.pools != pools || after.tags != before.tags || after.queries_disabled != before.queries_disabled {
+            return Err(PinotError::Decode {
+                url,
+                message: format!(
+                    "after the update the instance has pools {:?} (asked {pools:?}), tags [{}] (were [{}]), \
+                     queriesDisabled {} (was {})",
+                    after.pools,
+                    after.tags.join(","),
+                    before.tags.join(","),
+                    after.queries_disabled,
+                    before.queries_disabled
+                ),
+            });
+        }
+        Ok(before.pools)
     }
 
     /// `PUT /instances/{id}/state?state=enable|disable`: Helix enables or disables the instance
@@ -671,9 +714,14 @@ impl InstanceInfo {
     }
 
     /// The body of `PUT /instances/{id}` that keeps everything this instance has and sets
-    /// `queriesDisabled`: Pinot replaces the instance's host, port, tags, pools and ports with
-    /// the body's, dropping what the body leaves out.
-    pub fn update_body(&self, id: &str, queries_disabled: bool) -> Result<Value, String> {
+    /// `queriesDisabled` and `pools` (numbers, per tag): Pinot replaces the instance's host,
+    /// port, tags, pools and ports with the body's, dropping what the body leaves out.
+    pub fn update_body(
+        &self,
+        id: &str,
+        queries_disabled: bool,
+        pools: &std::collections::BTreeMap<String, i64>,
+    ) -> Result<Value, String> {
         let kind = match id.split('_').next() {
             Some("Server") => "SERVER",
             Some("Broker") => "BROKER",
@@ -692,8 +740,8 @@ impl InstanceInfo {
             "tags": self.tags,
             "queriesDisabled": queries_disabled,
         });
-        if !self.pools.is_empty() {
-            body["pools"] = serde_json::json!(self.pools);
+        if !pools.is_empty() {
+            body["pools"] = serde_json::json!(pools);
         }
         for (key, port) in [
             ("grpcPort", self.grpc_port),
@@ -938,7 +986,7 @@ mod tests {
             "grpcPort": 8090, "adminPort": 8097, "queryServicePort": 7321, "queryMailboxPort": 7732
         });
         let info = InstanceInfo::from_json(&v).unwrap();
-        let body = info.update_body("Server_s-0.h.ns.svc.cluster.local_8098", true).unwrap();
+        let body = info.update_body("Server_s-0.h.ns.svc.cluster.local_8098", true, &info.pools).unwrap();
         assert_eq!(
             body,
             serde_json::json!({
@@ -947,9 +995,18 @@ mod tests {
                 "grpcPort": 8090, "adminPort": 8097, "queryServicePort": 7321, "queryMailboxPort": 7732
             })
         );
+        // New pools: numbers per tag (Pinot stores them as strings; it reads numbers), the rest
+        // as it was.
+        let pools = BTreeMap::from([("a_OFFLINE".to_string(), 2), ("a_REALTIME".to_string(), 2)]);
+        let body = info.update_body("Server_s-0.h.ns.svc.cluster.local_8098", false, &pools).unwrap();
+        assert_eq!(body["pools"], serde_json::json!({"a_OFFLINE": 2, "a_REALTIME": 2}));
+        assert_eq!(
+            (&body["tags"], &body["queriesDisabled"], &body["grpcPort"]),
+            (&v["tags"], &false.into(), &8090.into())
+        );
         // Without the host and port Pinot needs, nothing is sent.
-        assert!(InstanceInfo::default().update_body("Server_x_8098", false).is_err());
-        assert!(info.update_body("Helix_x", false).is_err());
+        assert!(InstanceInfo::default().update_body("Server_x_8098", false, &pools).is_err());
+        assert!(info.update_body("Helix_x", false, &pools).is_err());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! derived from the simulator.
 
 use std::{
+    collections::BTreeMap,
     path::PathBuf,
     sync::Arc,
     time::{Duration, Instant},
@@ -631,6 +632,32 @@ async fn contract(f: &Facts) {
         assert_eq!(sim.call(Method::PUT, &enable, None).await.0, StatusCode::OK);
     }
     assert!(sim.call(Method::GET, &path, None).await.1.get("queriesDisabled").is_none());
+
+    // The operator sets a server's Pinot pools per tag through that whole-config PUT: the pools
+    // asked for are set, its other pools, tags, ports and queriesDisabled stay.
+    let client = pinot_operator::pinot::PinotClient::new(reqwest::Client::new(), sim.base.clone())
+        .with_release(pinot_operator::pinot::PinotRelease::from_version(f.version).unwrap());
+    let mut other = full.clone();
+    other["pools"] = json!({"other_OFFLINE": 5});
+    other["queriesDisabled"] = json!(false);
+    assert_eq!(sim.call(Method::PUT, &path, Some(other)).await.0, StatusCode::OK);
+    let set = [("DefaultTenant_OFFLINE".to_string(), 2), ("DefaultTenant_REALTIME".to_string(), 2)];
+    let before = client.set_instance_pools(s2, &set).await.unwrap();
+    assert_eq!(before, BTreeMap::from([("other_OFFLINE".to_string(), 5)]), "{release}");
+    let (_, info) = sim.call(Method::GET, &path, None).await;
+    assert_eq!(
+        info["pools"],
+        json!({"DefaultTenant_OFFLINE": "2", "DefaultTenant_REALTIME": "2", "other_OFFLINE": "5"}),
+        "{release}"
+    );
+    assert_eq!((&info["tags"], info.get("queriesDisabled")), (&full["tags"], None), "{release}: {info}");
+    assert_eq!((&info["grpcPort"], &info["queryMailboxPort"]), (&json!(8090), &json!(8442)), "{release}: {info}");
+    // Asked again: nothing to write (one GET, no PUT).
+    let puts = |log: Value| log.as_array().map_or(0, |r| r.iter().filter(|q| q["method"] == "PUT").count());
+    let puts_before = puts(sim.admin_call(Method::GET, "/requests", Value::Null).await);
+    client.set_instance_pools(s2, &set).await.unwrap();
+    assert_eq!(puts(sim.admin_call(Method::GET, "/requests", Value::Null).await), puts_before, "{release}");
+    assert!(client.set_instance_pools("Server_nope_8098", &set).await.is_err());
 
     // Instance state: 404 before anything else, the release's values, 400 for the others.
     let bogus = "/instances/Server_nope_8098/state?state=bogus";

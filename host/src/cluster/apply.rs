@@ -102,8 +102,10 @@ pub struct Applied {
     pub scaling: Option<ScalingOutcome>,
     /// The upgrade steps taken and the failure that stopped them; `None` when none was due.
     pub upgrade: Option<(Vec<Step>, Option<StepError>)>,
-    /// Tags set for tenants, and the failure that stopped them.
+    /// Tags and Pinot pools set for tenants, and the failure that stopped them.
     pub tenants: Option<(Vec<String>, Option<StepError>)>,
+    /// Instances whose Pinot pools wait for a later pass (they were starting or stopping).
+    pub pools_held: Vec<String>,
     /// Replicas of pools that left the spec that could not be set.
     pub leaving_failures: Vec<StepError>,
 }
@@ -123,6 +125,7 @@ impl Applied {
     pub fn took_pinot_steps(&self) -> bool {
         self.scaling.as_ref().is_some_and(|s| !s.notes.is_empty())
             || self.tenants.as_ref().is_some_and(|(done, _)| !done.is_empty())
+            || !self.pools_held.is_empty()
     }
 
     /// Whether some write failed.
@@ -210,8 +213,12 @@ pub async fn apply(w: &Writer<'_>, plan: &Plan<'_>, desired: &DesiredObjects, ob
     }
 
     // 6. Tenants.
-    if let Some(TenantPlan { decision: TenantDecision::Retag(changes), .. }) = &plan.tenants {
-        let (done, failure) = steps::retag(pinot, changes).await;
+    if let Some(TenantPlan { decision: TenantDecision::Place(placement), .. }) = &plan.tenants {
+        // Pools are rewritten with the instance's whole config: not while this pass restarted
+        // a pod (its instance may be stopping).
+        let restarted = applied.upgrade.as_ref().is_some_and(|(steps, _)| !steps.is_empty());
+        let steps::Placed { done, held, failure } = steps::place(pinot, observed, placement, restarted).await;
+        applied.pools_held = held;
         for note in &done {
             w.event(EventType::Normal, "TenantPlaced", "PlaceTenants", note.clone(), None).await;
         }

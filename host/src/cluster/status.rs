@@ -186,8 +186,8 @@ fn tenant_placements(plan: &Plan<'_>, applied: &Applied) -> Vec<TenantPlacement>
     let Some(tenants) = &plan.tenants else { return vec![] };
     let mut tags = tenants.tags.clone();
     let tagging_failure = applied.tenants.as_ref().and_then(|(_, f)| f.as_ref().map(ToString::to_string));
-    if let (TenantDecision::Retag(changes), Some((_, None))) = (&tenants.decision, &applied.tenants) {
-        for (instance, new_tags) in changes {
+    if let (TenantDecision::Place(placement), Some((_, None))) = (&tenants.decision, &applied.tenants) {
+        for (instance, new_tags) in &placement.tags {
             tags.insert(instance.clone(), new_tags.clone());
         }
     }
@@ -196,7 +196,7 @@ fn tenant_placements(plan: &Plan<'_>, applied: &Applied) -> Vec<TenantPlacement>
         (TenantDecision::Waiting { reason, message }, None) => Some((reason, message.clone())),
         (TenantDecision::Blocked(why), None) => Some(("Blocked", why.clone())),
         (TenantDecision::Refused(why), None) => Some(("PlanRefused", why.clone())),
-        (TenantDecision::Settled | TenantDecision::Retag(_), None) => None,
+        (TenantDecision::Settled | TenantDecision::Place(_), None) => None,
     };
     tenants
         .requests

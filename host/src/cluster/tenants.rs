@@ -1,8 +1,9 @@
 //! Tenant placement, decided (pure): the cluster's PinotTenants go to its tenant policy with
-//! the observed instances (zone, tags, liveness); the policy answers with the tags each
-//! instance should carry, and the guardrails check them. `apply` sets the tags through Pinot's
-//! instance API; the cluster's status reports where each tenant is, and the PinotTenant
-//! controller copies that into each PinotTenant's status.
+//! the observed instances (zone, tags, Pinot pools, liveness); the policy answers with the tags
+//! each instance should carry and the Pinot pools it should have per tag, and the guardrails
+//! check them. `apply` sets both through Pinot's instance API; the cluster's status reports
+//! where each tenant is, and the PinotTenant controller copies that into each PinotTenant's
+//! status.
 
 use std::collections::BTreeMap;
 
@@ -67,8 +68,8 @@ pub fn tenant_tags(t: &Tenant) -> Vec<String> {
 pub enum TenantDecision {
     /// The policy was not asked (the controller does not answer, the policy is not loaded).
     Waiting { reason: &'static str, message: String },
-    /// Tags to set, per instance.
-    Retag(Vec<(String, Vec<String>)>),
+    /// Tags and Pinot pools to set.
+    Place(Placement),
     /// Nothing to change now.
     Settled,
     /// The policy reports a problem (not enough free instances, ...).
@@ -77,8 +78,19 @@ pub enum TenantDecision {
     Refused(String),
 }
 
+/// What a tenant plan changes in Pinot, in the order asked: tags first, then pools (a pool is
+/// set for a tag the instance carries, perhaps from this plan).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Placement {
+    /// Tags to set, per instance.
+    pub tags: Vec<(String, Vec<String>)>,
+    /// Pinot pools to set per instance: (tag, pool) entries, its pools for other tags kept.
+    pub pools: Vec<(String, Vec<(String, u32)>)>,
+}
+
 /// Runs the tenant policy on `state` (whose `tenants` are the requests) and checks its plan:
-/// only `update-tags`, `wait` and `block`, each on an instance of this cluster.
+/// only `update-tags`, `set-instance-pool`, `wait` and `block`, each on an instance of this
+/// cluster.
 pub fn decide(registry: &PolicyRegistry, active: &ActivePolicy, state: &ClusterState) -> TenantDecision {
     let actions = match registry.decide(active, state) {
         Ok(a) => a,
@@ -87,23 +99,31 @@ pub fn decide(registry: &PolicyRegistry, active: &ActivePolicy, state: &ClusterS
     if let Err(v) = guardrails::check(state, &actions) {
         return TenantDecision::Refused(format!("tenant policy {}: {v}", active.policy.info.name));
     }
-    let mut retag = Vec::new();
-    // Tags already as asked are not set again (nor looked at again soon).
+    let mut placement = Placement::default();
+    // Tags and pools already as asked are not set again (nor looked at again soon).
     for action in actions.into_iter().filter(|a| !guardrails::changes_nothing(state, a)) {
         match action {
-            Action::UpdateTags(t) => retag.push((t.instance, t.tags)),
+            Action::UpdateTags(t) => placement.tags.push((t.instance, t.tags)),
+            Action::SetInstancePool(p) => match placement.pools.iter_mut().find(|(id, _)| *id == p.instance) {
+                Some((_, pools)) => {
+                    pools.retain(|(tag, _)| *tag != p.tag);
+                    pools.push((p.tag, p.pool));
+                }
+                None => placement.pools.push((p.instance, vec![(p.tag, p.pool)])),
+            },
             Action::Wait(_) => {}
             Action::Block(why) => return TenantDecision::Blocked(why),
             other => {
                 return TenantDecision::Refused(format!(
-                    "tenant policy {}: {} is not a tenant action (only update-tags, wait and block are)",
+                    "tenant policy {}: {} is not a tenant action (only update-tags, set-instance-pool, wait and \
+                     block are)",
                     active.policy.info.name,
                     guardrails::describe(&other)
                 ));
             }
         }
     }
-    if retag.is_empty() { TenantDecision::Settled } else { TenantDecision::Retag(retag) }
+    if placement == Placement::default() { TenantDecision::Settled } else { TenantDecision::Place(placement) }
 }
 
 /// Each tenant's status after placement: its instances (those carrying any of its tags, from

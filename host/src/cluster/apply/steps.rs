@@ -3,8 +3,8 @@
 //! itself out of routing on SIGTERM) and taking a server's queries out of and back into
 //! Pinot's routing the way the cluster's release allows (`PinotClient::set_queries_disabled`).
 //! Scaling: tags, rebalances, instance states and drops in Pinot, and the replicas of a pool
-//! that left the spec. Tenants: tags. Each sequence stops at its first failure; the next pass
-//! decides again from what it observes.
+//! that left the spec. Tenants: tags and Pinot pools. Each sequence stops at its first failure;
+//! the next pass decides again from what it observes.
 
 use std::collections::BTreeMap;
 
@@ -313,6 +313,73 @@ pub async fn scale_leaving(
 
 /// Applies the tags; the first failure stops (the next reconcile decides again from what Pinot
 /// then reports). The notes of the tags set, and the failure.
+/// What a tenant plan did: the steps taken (for events), the instances whose pools wait for a
+/// later pass, the failure that stopped it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Placed {
+    pub done: Vec<String>,
+    pub held: Vec<String>,
+    pub failure: Option<StepError>,
+}
+
+/// Carries out a tenant plan: tags first, then Pinot pools. A pool is written with the
+/// instance's whole config (`PinotClient::set_instance_pools`), which could undo what the
+/// instance writes itself while it starts or stops: an instance that is not live, whose pod is
+/// not ready or is terminating, that is shutting down, or any instance while this pass
+/// restarted a pod (`restarted`), is held for a later pass.
+pub async fn place(
+    pinot: &PinotClient,
+    observed: &ObservedCluster,
+    placement: &crate::cluster::tenants::Placement,
+    restarted: bool,
+) -> Placed {
+    let (mut done, failure) = retag(pinot, &placement.tags).await;
+    let mut placed = Placed { held: vec![], failure, done: vec![] };
+    if placed.failure.is_some() {
+        placed.done = done;
+        return placed;
+    }
+    for (instance, pools) in &placement.pools {
+        if restarted || !settled(observed, instance) {
+            placed.held.push(instance.clone());
+            continue;
+        }
+        match pinot.set_instance_pools(instance, pools).await {
+            Ok(before) => {
+                let set: Vec<String> = pools.iter().map(|(tag, pool)| format!("{tag}={pool}")).collect();
+                let was: Vec<String> = before.iter().map(|(tag, pool)| format!("{tag}={pool}")).collect();
+                let was = if was.is_empty() { "none".to_string() } else { was.join(", ") };
+                done.push(format!("set the Pinot pools of {instance}: {} (were {was})", set.join(", ")));
+            }
+            Err(e) => {
+                let (tag, pool) = pools.first().cloned().unwrap_or_default();
+                let action = Action::SetInstancePool(crate::policy::model::InstancePool {
+                    instance: instance.clone(),
+                    tag,
+                    pool,
+                });
+                placed.failure = Some(StepError::pinot(&action, e));
+                break;
+            }
+        }
+    }
+    placed.done = done;
+    placed
+}
+
+/// Whether an instance is up and steady as observed: live, not shutting down, its pod ready
+/// and not terminating.
+fn settled(observed: &ObservedCluster, instance: &str) -> bool {
+    let crate::cluster::observe::PinotObservation::Reachable { live, details, .. } = &observed.pinot else {
+        return false;
+    };
+    let pod = observed.pod_instances.iter().find(|(_, id)| *id == instance).map(|(pod, _)| pod);
+    let pod = pod.and_then(|name| observed.pods.values().flatten().find(|p| p.name_any() == *name));
+    live.contains(instance)
+        && details.get(instance).is_none_or(|d| d.shutdown_in_progress != Some(true))
+        && pod.is_some_and(|p| crate::children::pod_is_ready(p) && p.metadata.deletion_timestamp.is_none())
+}
+
 pub async fn retag(pinot: &PinotClient, retag: &[(String, Vec<String>)]) -> (Vec<String>, Option<StepError>) {
     let mut done = Vec::new();
     for (instance, tags) in retag {
@@ -326,4 +393,54 @@ pub async fn retag(pinot: &PinotClient, retag: &[(String, Vec<String>)]) -> (Vec
         done.push(format!("tagged {instance} with [{}]", tags.join(",")));
     }
     (done, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::{cluster::observe::PinotObservation, pinot::InstanceInfo};
+
+    fn pod(name: &str, ready: bool, terminating: bool) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "deletionTimestamp": terminating.then_some("2026-01-01T00:00:00Z")},
+            "status": {"conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]},
+        }))
+        .unwrap()
+    }
+
+    /// Pools are written with the instance's whole config: only for an instance that is up and
+    /// steady, never one starting or stopping.
+    #[test]
+    fn pools_are_written_only_for_a_live_steady_instance() {
+        let mut observed = ObservedCluster::default();
+        observed.pods.insert(
+            "server".into(),
+            vec![pod("s-0", true, false), pod("s-1", false, false), pod("s-2", true, true), pod("s-3", true, false)],
+        );
+        observed.pod_instances = (0..5).map(|i| (format!("s-{i}"), format!("S{i}"))).collect();
+        let shutting_down = InstanceInfo { shutdown_in_progress: Some(true), ..Default::default() };
+        observed.pinot = PinotObservation::Reachable {
+            version: None,
+            instances: (0..5).map(|i| format!("S{i}")).collect(),
+            live: BTreeSet::from(["S0", "S1", "S2", "S3", "S4"].map(String::from)),
+            details: [("S3".to_string(), shutting_down)].into(),
+            departed: Default::default(),
+            tables: vec![],
+            rebalances: vec![],
+            leaderless_partitions: None,
+        };
+        let steady: Vec<bool> = (0..5).map(|i| settled(&observed, &format!("S{i}"))).collect();
+        // Ready and live; not ready; terminating; shutting down; no pod observed.
+        assert_eq!(steady, [true, false, false, false, false]);
+        if let PinotObservation::Reachable { live, .. } = &mut observed.pinot {
+            live.remove("S0");
+        }
+        assert!(!settled(&observed, "S0"), "not live");
+        observed.pinot = PinotObservation::Unreachable("down".into());
+        assert!(!settled(&observed, "S0"), "Pinot does not answer");
+    }
 }
