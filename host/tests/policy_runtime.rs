@@ -405,15 +405,31 @@ fn default_tenant_policy_spreads_a_tenant_over_zones_using_untagged_instances() 
     let actions = engine.decide(&tenants, &s).unwrap();
     let tagged: Vec<&str> = actions
         .iter()
-        .map(|a| match a {
+        .filter_map(|a| match a {
             Action::UpdateTags(t) => {
                 assert_eq!(t.tags, vec!["sales_OFFLINE".to_string()]);
-                t.instance.as_str()
+                Some(t.instance.as_str())
             }
+            Action::SetInstancePool(_) => None,
             other => panic!("unexpected {other:?}"),
         })
         .collect();
     assert_eq!(tagged, vec!["A0", "B1"], "one per zone, never the instance serving another tenant");
+    // Two zones: each is a Pinot pool of the tenant's tag, after the tags.
+    assert_eq!(pools_set(&actions), [("A0", "sales_OFFLINE", 0), ("B1", "sales_OFFLINE", 1)]);
+    assert!(matches!(actions[2], Action::SetInstancePool(_)), "{actions:?}");
+    assert_eq!(guardrails::check(&s, &actions), Ok(()));
+}
+
+/// The `set-instance-pool` actions of a plan: instance, tag, pool.
+fn pools_set(actions: &[Action]) -> Vec<(&str, &str, u32)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::SetInstancePool(p) => Some((p.instance.as_str(), p.tag.as_str(), p.pool)),
+            _ => None,
+        })
+        .collect()
 }
 
 #[test]
@@ -453,8 +469,9 @@ fn default_tenant_policy_takes_idle_default_tenant_servers_but_never_one_serving
     let actions = engine.decide(&tenants, &s).unwrap();
     let tagged: Vec<(&str, Vec<String>)> = actions
         .iter()
-        .map(|a| match a {
-            Action::UpdateTags(t) => (t.instance.as_str(), t.tags.clone()),
+        .filter_map(|a| match a {
+            Action::UpdateTags(t) => Some((t.instance.as_str(), t.tags.clone())),
+            Action::SetInstancePool(_) => None,
             other => panic!("unexpected {other:?}"),
         })
         .collect();
@@ -463,6 +480,15 @@ fn default_tenant_policy_takes_idle_default_tenant_servers_but_never_one_serving
         tagged,
         vec![("A1", both.clone()), ("B0", both)],
         "the idle default-tenant server and the untagged one; never A0 (segments) or B1 (another tenant)"
+    );
+    assert_eq!(
+        pools_set(&actions),
+        [
+            ("A1", "sales_OFFLINE", 0),
+            ("A1", "sales_REALTIME", 0),
+            ("B0", "sales_OFFLINE", 1),
+            ("B0", "sales_REALTIME", 1)
+        ]
     );
 }
 

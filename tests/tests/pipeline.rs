@@ -299,6 +299,11 @@ impl Pinot {
     fn tags(&self, instance: &str) -> Vec<String> {
         self.sim().state.with(&key(), |c| c.instances[instance].tags.clone()).expect("the simulated cluster exists")
     }
+
+    /// An instance's Pinot pools, as Pinot stores them (strings).
+    fn pools(&self, instance: &str) -> std::collections::BTreeMap<String, String> {
+        self.sim().state.with(&key(), |c| c.instances[instance].pools.clone()).expect("the simulated cluster exists")
+    }
 }
 
 fn key() -> (String, String) {
@@ -312,17 +317,28 @@ struct Existing {
     pools: Vec<(&'static str, &'static str, i32)>,
     pod_revision: &'static str,
     update_revision: &'static str,
+    /// The zones of the nodes pods run on: pod `i` of a pool on node `node-<zone i % n>`
+    /// (none: no node is known and pods say none).
+    zones: &'static [&'static str],
+    /// The cluster's PinotTenants, as YAML specs.
+    tenants: Vec<&'static str>,
 }
 
 impl Existing {
     /// Every pool of the spec, installed and ready on its current revision.
     fn installed() -> Self {
-        Existing { pools: POOLS.to_vec(), pod_revision: "r1", update_revision: "r1" }
+        Existing { pools: POOLS.to_vec(), pod_revision: "r1", update_revision: "r1", zones: &[], tenants: vec![] }
     }
 
     /// Nothing yet.
     fn nothing() -> Self {
-        Existing { pools: vec![], pod_revision: "r1", update_revision: "r1" }
+        Existing { pools: vec![], pod_revision: "r1", update_revision: "r1", zones: &[], tenants: vec![] }
+    }
+
+    /// The node pod `name` runs on.
+    fn node_of(&self, name: &str) -> Option<String> {
+        let ordinal: usize = name.rsplit('-').next()?.parse().ok()?;
+        (!self.zones.is_empty()).then(|| format!("node-{}", self.zones[ordinal % self.zones.len()]))
     }
 
     fn pods(&self) -> Vec<(String, &'static str, &'static str)> {
@@ -413,7 +429,13 @@ fn caches(existing: &Existing) -> Arc<Caches> {
     let caches = Caches::default();
     let pools = &existing.pools;
     listed(&caches.statefulsets, pools.iter().map(|(p, r, n)| statefulset(p, r, *n, existing)).collect());
-    listed(&caches.pods, existing.pods().iter().map(|(name, p, r)| pod(name, p, r, existing.pod_revision)).collect());
+    let pods = existing.pods().into_iter().map(|(name, p, r)| {
+        let name = &name;
+        let mut pod = pod(name, p, r, existing.pod_revision);
+        pod.spec.as_mut().unwrap().node_name = existing.node_of(name);
+        pod
+    });
+    listed(&caches.pods, pods.collect());
     listed(
         &caches.configmaps,
         pools.iter().map(|(p, r, _)| metadata("v1", "ConfigMap", &format!("{NAME}-{p}-config"), Some(p), r)).collect(),
@@ -433,8 +455,23 @@ fn caches(existing: &Existing) -> Arc<Caches> {
             .map(|(p, r, _)| metadata("policy/v1", "PodDisruptionBudget", &format!("{NAME}-{p}"), Some(p), r))
             .collect(),
     );
-    listed(&caches.tenants, vec![]);
+    let tenants = existing.tenants.iter().map(|spec| {
+        let name = spec.split("name: ").nth(1).and_then(|n| n.split([',', '}']).next()).unwrap_or("t");
+        serde_yaml::from_str(&format!(
+            "apiVersion: pinot.controlplane.dev/v1alpha1\nkind: PinotTenant\nmetadata: {{name: {name}, namespace: {NS}}}\nspec: {spec}\n"
+        ))
+        .expect("the test's PinotTenant parses")
+    });
+    listed(&caches.tenants, tenants.collect());
     caches.nodes.apply(&Event::Init);
+    for zone in existing.zones {
+        let node = serde_json::from_value(json!({
+            "metadata": {"name": format!("node-{zone}"), "labels": {"topology.kubernetes.io/zone": zone}},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}]},
+        }))
+        .unwrap();
+        caches.nodes.apply(&Event::InitApply(node));
+    }
     caches.nodes.apply(&Event::InitDone);
     assert!(caches.is_ready());
     Arc::new(caches)
@@ -715,6 +752,45 @@ async fn one_scale_in_step_drains_before_removing() {
     let progressing = condition(&status, "Progressing");
     assert_eq!((progressing.status.as_str(), progressing.reason.as_str()), ("True", "Scaling"), "{progressing:?}");
     assert!(matches!(next, Next::Requeue(_)), "a step in Pinot is followed up soon: {next:?}");
+}
+
+/// A PinotTenant whose servers run in two zones (as their nodes say; the spec pins no zone):
+/// one pass tags them for the tenant and gives each the Pinot pool of its zone for both tags,
+/// through Pinot's whole-config instance update.
+#[tokio::test]
+async fn a_tenant_over_two_zones_gets_a_pinot_pool_per_zone() {
+    let existing = Existing {
+        zones: &["zone-a", "zone-b"],
+        tenants: vec!["{name: sales, cluster: demo, tenantRole: SERVER, offlineInstances: 2, realtimeInstances: 2}"],
+        ..Existing::installed()
+    };
+    let h = Harness::new(&existing, Pinot::simulator().await).await;
+    pods_joined(&h.pinot, &existing).await;
+    h.pass(&cluster()).await;
+
+    let (s0, s1) = (instance_id("demo-server-0", "server", "server"), instance_id("demo-server-1", "server", "server"));
+    let both = ["sales_OFFLINE", "sales_REALTIME"];
+    assert_eq!(h.pinot.tags(&s0), both);
+    assert_eq!(h.pinot.tags(&s1), both);
+    let pools = |n: &str| both.iter().map(|t| (t.to_string(), n.to_string())).collect();
+    assert_eq!(h.pinot.pools(&s0), pools("0"), "zone-a");
+    assert_eq!(h.pinot.pools(&s1), pools("1"), "zone-b");
+    let writes: Vec<String> = h.pinot.writes().iter().map(|w| format!("{} {}", w.method, w.path)).collect();
+    assert_eq!(
+        writes,
+        [
+            format!("PUT /instances/{s0}/updateTags"),
+            format!("PUT /instances/{s1}/updateTags"),
+            format!("PUT /instances/{s0}"),
+            format!("PUT /instances/{s1}"),
+        ]
+    );
+    let placed = h.api.events_with_reason("TenantPlaced");
+    let notes: Vec<&str> = placed.iter().filter_map(|e| e["note"].as_str()).collect();
+    assert!(
+        notes.contains(&format!("set the Pinot pools of {s1}: sales_OFFLINE=1, sales_REALTIME=1 (were none)").as_str()),
+        "{notes:#?}"
+    );
 }
 
 /// Mid-upgrade (controller and brokers done, both servers still on the old revision) with the
