@@ -391,6 +391,24 @@ pub struct TenantPlacement {
     /// The instances carrying its tags.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub instances: Vec<String>,
+    /// Server tenants: its servers by the zone they run in, with the zone's Pinot pool.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub zones: Vec<TenantZone>,
+}
+
+/// A tenant's servers in one zone.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantZone {
+    /// The zone (`topology.kubernetes.io/zone` of the servers' nodes); empty when not known.
+    pub zone: String,
+    /// The Pinot pool its servers carry for the tenant's tags (when they all carry the same).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<u32>,
+    /// Servers of the tenant in the zone.
+    pub servers: u32,
+    /// Of those, the ones live in Pinot.
+    pub live: u32,
 }
 
 /// A table rebalance the operator started in Pinot.

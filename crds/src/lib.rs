@@ -13,7 +13,7 @@ pub mod resources;
 pub use cluster::{
     ClusterCondition, ClusterPolicies, ClusterPolicyStatus, ClusterProblem, ControllerAccess, ExternalController,
     NodePool, PinotCluster, PinotClusterSpec, PinotClusterStatus, PinotControllerStatus, PodOverrides, PoolStatus,
-    PoolStorage, RebalanceJob, SecretKey, TenantPlacement, UpgradeSettings, ZookeeperSpec, condition,
+    PoolStorage, RebalanceJob, SecretKey, TenantPlacement, TenantZone, UpgradeSettings, ZookeeperSpec, condition,
 };
 pub use policy::{ConfigMapKey, PinotPolicy, PinotPolicySpec, PinotPolicyStatus, PolicyModuleSource};
 pub use resources::{

@@ -198,6 +198,9 @@ pub struct PinotObjectStatus {
     /// Tenants: the instances carrying the tenant's tags.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub instances: Vec<String>,
+    /// Server tenants: their servers by zone, with each zone's Pinot pool.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub zones: Vec<crate::TenantZone>,
 }
 
 pub(crate) fn any_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {

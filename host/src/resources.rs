@@ -711,6 +711,7 @@ const STATUS_FIELDS: &[&str] = &[
     "refusedGeneration",
     "tableTypes",
     "instances",
+    "zones",
 ];
 
 /// Writes `status` (with `condition` as its Ready condition and the object's generation) if
@@ -893,6 +894,7 @@ mod tests {
             refused_generation: Some(1),
             table_types: Some("OFFLINE".into()),
             instances: vec!["i".into()],
+            zones: vec![pinot_crds::TenantZone { zone: "a".into(), pool: Some(0), servers: 1, live: 1 }],
         };
         let value = serde_json::to_value(&full).unwrap();
         let mut keys: Vec<&str> = value.as_object().unwrap().keys().map(String::as_str).collect();

@@ -791,6 +791,12 @@ async fn a_tenant_over_two_zones_gets_a_pinot_pool_per_zone() {
         notes.contains(&format!("set the Pinot pools of {s1}: sales_OFFLINE=1, sales_REALTIME=1 (were none)").as_str()),
         "{notes:#?}"
     );
+    // The tenant is placed, zone by zone, with each zone's pool.
+    let status = h.api.status();
+    let placement = &status.tenants[0];
+    assert!(placement.placed, "{placement:#?}");
+    let zones: Vec<_> = placement.zones.iter().map(|z| (z.zone.as_str(), z.pool, z.servers, z.live)).collect();
+    assert_eq!(zones, [("zone-a", Some(0), 1, 1), ("zone-b", Some(1), 1, 1)]);
 }
 
 /// Mid-upgrade (controller and brokers done, both servers still on the old revision) with the

@@ -140,6 +140,8 @@ pub struct TenantPlan {
     pub decision: TenantDecision,
     /// The tags each instance carries, as observed.
     pub tags: BTreeMap<String, Vec<String>>,
+    /// Where each instance of a pod runs and its Pinot pools, as observed.
+    pub members: BTreeMap<String, tenants::Member>,
 }
 
 /// Step 3: what this pass changes, from the validated spec and what was observed.
@@ -404,7 +406,7 @@ async fn plan_tenants(
                 reason: "WaitingForPinot",
                 message: "waiting for the cluster's Pinot controller to answer".into(),
             };
-            return Some(TenantPlan { requests, decision, tags: BTreeMap::new() });
+            return Some(TenantPlan { requests, decision, tags: BTreeMap::new(), members: BTreeMap::new() });
         }
     };
     // The policy must know which instances still hold segments: it never moves those.
@@ -421,6 +423,15 @@ async fn plan_tenants(
         .flat_map(|p| &p.pods)
         .filter_map(|pod| pod.instance.as_ref().map(|i| (i.id.clone(), i.tags.clone())))
         .collect();
+    let members = state
+        .pools
+        .iter()
+        .flat_map(|p| &p.pods)
+        .filter_map(|pod| {
+            let i = pod.instance.as_ref()?;
+            Some((i.id.clone(), tenants::Member { zone: pod.zone.clone(), pools: i.pools.clone(), live: i.live }))
+        })
+        .collect();
     let chosen = valid.policies.tenant.as_deref();
     let decision = match policies.registry.resolve(&valid.namespace, chosen, PolicyKind::Tenant) {
         Err(e) => TenantDecision::Waiting { reason: "PolicyNotReady", message: format!("tenant policy: {e}") },
@@ -432,7 +443,7 @@ async fn plan_tenants(
                 .unwrap_or_else(|e| TenantDecision::Refused(format!("tenant policy: {e}")))
         }
     };
-    Some(TenantPlan { requests, decision, tags })
+    Some(TenantPlan { requests, decision, tags, members })
 }
 
 /// Which pools this pass applies.

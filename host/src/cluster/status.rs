@@ -23,7 +23,7 @@ use super::{
     observe::{ObservedCluster, PinotObservation, off_target, pod_is_ready, pod_revision, stale_message},
     plan::{Hold, Plan, UpgradeDecision},
     scaling::ScalingDecision,
-    tenants::{TenantDecision, tenant_status},
+    tenants::{TenantDecision, tenant_status, tenant_zones},
     validate::{InvalidSpec, ValidCluster},
 };
 use crate::{children::FIELD_MANAGER, policy::guardrails};
@@ -124,6 +124,10 @@ fn problems(
         }
         return out;
     }
+    // A lost zone first: it explains the pods not ready and the steps that wait.
+    for zone in super::zones::impaired_zones(observed) {
+        out.push(problem("ZoneImpaired", &format!("zone {}", zone.zone), zone.message()));
+    }
     for failure in &applied.children.failed {
         out.push(problem("ApplyFailed", &failure.subject(), failure.to_string()));
     }
@@ -185,10 +189,16 @@ fn problems(
 fn tenant_placements(plan: &Plan<'_>, applied: &Applied) -> Vec<TenantPlacement> {
     let Some(tenants) = &plan.tenants else { return vec![] };
     let mut tags = tenants.tags.clone();
+    let mut members = tenants.members.clone();
     let tagging_failure = applied.tenants.as_ref().and_then(|(_, f)| f.as_ref().map(ToString::to_string));
     if let (TenantDecision::Place(placement), Some((_, None))) = (&tenants.decision, &applied.tenants) {
         for (instance, new_tags) in &placement.tags {
             tags.insert(instance.clone(), new_tags.clone());
+        }
+        for (instance, pools) in placement.pools.iter().filter(|(i, _)| !applied.pools_held.contains(i)) {
+            if let Some(member) = members.get_mut(instance) {
+                member.pools.extend(pools.iter().cloned());
+            }
         }
     }
     let problem: Option<(&str, String)> = match (&tenants.decision, tagging_failure) {
@@ -203,6 +213,11 @@ fn tenant_placements(plan: &Plan<'_>, applied: &Applied) -> Vec<TenantPlacement>
         .iter()
         .map(|(name, request)| {
             let (object, placed, message) = tenant_status(request, &tags);
+            let (zones, pools_pending) = tenant_zones(request, &tags, &members);
+            let (placed, message) = match pools_pending {
+                0 => (placed, message),
+                n => (false, format!("{message}; Pinot pools of {n} servers pending")),
+            };
             let (reason, message) = match (&problem, placed) {
                 (_, true) => ("Placed".to_string(), message),
                 (Some((reason, why)), false) => (reason.to_string(), format!("{message}; {why}")),
@@ -215,6 +230,7 @@ fn tenant_placements(plan: &Plan<'_>, applied: &Applied) -> Vec<TenantPlacement>
                 reason,
                 message,
                 instances: object.instances,
+                zones,
             }
         })
         .collect()
@@ -242,7 +258,7 @@ pub fn announcements(
             "InvalidSpec" => "Validate",
             "UpgradeHalted" => "Upgrade",
             "ScalingBlocked" => "Scale",
-            "ControllerAccess" => "Observe",
+            "ControllerAccess" | "ZoneImpaired" => "Observe",
             _ => "Plan",
         };
         out.push((EventType::Warning, p.reason.clone(), action, p.message.clone()));

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use kube::ResourceExt;
-use pinot_crds::{PinotObjectStatus, PinotTenant};
+use pinot_crds::{PinotObjectStatus, PinotTenant, TenantZone};
 
 use super::validate::FieldError;
 pub use crate::policy::model::Tenant;
@@ -126,6 +126,65 @@ pub fn decide(registry: &PolicyRegistry, active: &ActivePolicy, state: &ClusterS
     if placement == Placement::default() { TenantDecision::Settled } else { TenantDecision::Place(placement) }
 }
 
+/// Where an instance runs and its Pinot pools, as observed.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Member {
+    pub zone: Option<String>,
+    pub pools: BTreeMap<String, u32>,
+    pub live: bool,
+}
+
+/// A server tenant's servers by zone (from `members`, with the tags of `tags_by_instance`),
+/// and how many of them still lack the Pinot pool of a tag they carry while the tenant runs in
+/// more than one zone.
+pub fn tenant_zones(
+    request: &Tenant,
+    tags_by_instance: &BTreeMap<String, Vec<String>>,
+    members: &BTreeMap<String, Member>,
+) -> (Vec<TenantZone>, u32) {
+    if request.role != Role::Server {
+        return (vec![], 0);
+    }
+    let tags = tenant_tags(request);
+    let mut zones: BTreeMap<String, (Vec<&Member>, Vec<&[String]>)> = BTreeMap::new();
+    for (id, carried) in tags_by_instance.iter().filter(|(_, ts)| ts.iter().any(|t| tags.contains(t))) {
+        let Some(member) = members.get(id) else { continue };
+        let zone = zones.entry(member.zone.clone().unwrap_or_default()).or_default();
+        zone.0.push(member);
+        zone.1.push(carried);
+    }
+    let known = zones.keys().filter(|z| !z.is_empty()).count();
+    let mut pending = 0;
+    let out = zones
+        .iter()
+        .map(|(zone, (servers, carried))| {
+            let mut numbers = std::collections::BTreeSet::new();
+            for (m, carried) in servers.iter().zip(carried) {
+                let mine = carried.iter().filter(|t| tags.contains(t));
+                let mut missing = false;
+                for tag in mine {
+                    match m.pools.get(tag) {
+                        Some(n) => {
+                            numbers.insert(*n);
+                        }
+                        None => missing = true,
+                    }
+                }
+                if missing && known > 1 && !zone.is_empty() {
+                    pending += 1;
+                }
+            }
+            TenantZone {
+                zone: zone.clone(),
+                pool: (numbers.len() == 1).then(|| *numbers.first().expect("one")),
+                servers: servers.len() as u32,
+                live: servers.iter().filter(|m| m.live).count() as u32,
+            }
+        })
+        .collect();
+    (out, pending)
+}
+
 /// Each tenant's status after placement: its instances (those carrying any of its tags, from
 /// `tags_by_instance`) and whether there are as many as it asked for.
 pub fn tenant_status(
@@ -202,5 +261,40 @@ mod tests {
         assert!(ready, "{message}");
         assert_eq!(status.instances, ["s0", "s1"]);
         assert_eq!(message, "server tenant sales: 2/2 OFFLINE and 1/1 REALTIME servers");
+    }
+
+    #[test]
+    fn a_server_tenant_reports_its_zones_and_the_pools_still_to_set() {
+        let t = tenant_request(&tenant("{cluster: c, tenantRole: SERVER, offlineInstances: 3, realtimeInstances: 3}"))
+            .unwrap();
+        let both = vec!["sales_OFFLINE".to_string(), "sales_REALTIME".to_string()];
+        let tags = BTreeMap::from([
+            ("a0".to_string(), both.clone()),
+            ("b0".to_string(), both.clone()),
+            ("c0".to_string(), both.clone()),
+            ("x".to_string(), vec!["other_OFFLINE".to_string()]),
+        ]);
+        let member = |zone: &str, pool: Option<u32>, live| Member {
+            zone: Some(zone.into()),
+            pools: pool.map(|n| both.iter().map(|t| (t.clone(), n)).collect()).unwrap_or_default(),
+            live,
+        };
+        let mut members = BTreeMap::from([
+            ("a0".to_string(), member("zone-a", Some(0), true)),
+            ("b0".to_string(), member("zone-b", Some(1), false)),
+            ("c0".to_string(), member("zone-c", None, true)),
+            ("x".to_string(), member("zone-c", Some(9), true)),
+        ]);
+        let (zones, pending) = tenant_zones(&t, &tags, &members);
+        let seen: Vec<_> = zones.iter().map(|z| (z.zone.as_str(), z.pool, z.servers, z.live)).collect();
+        assert_eq!(seen, [("zone-a", Some(0), 1, 1), ("zone-b", Some(1), 1, 0), ("zone-c", None, 1, 1)]);
+        assert_eq!(pending, 1, "c0 has no pool yet");
+        // One zone: nothing pending (no pools are needed).
+        for m in members.values_mut() {
+            m.zone = Some("zone-a".into());
+            m.pools.clear();
+        }
+        let (zones, pending) = tenant_zones(&t, &tags, &members);
+        assert_eq!((zones.len(), zones[0].servers, pending), (1, 3, 0));
     }
 }

@@ -36,6 +36,7 @@ pub(crate) async fn apply(obj: Arc<PinotTenant>, ctx: Arc<Context>) -> Result<Ac
             PinotObjectStatus {
                 pinot_name: Some(p.tenant.clone()),
                 instances: p.instances.clone(),
+                zones: p.zones.clone(),
                 applied_generation: old.applied_generation,
                 ..Default::default()
             },

@@ -1,0 +1,167 @@
+//! Zones, as observed (pure): which zones of the cluster are impaired — a node its pods run on
+//! is not Ready (its kubelet stopped reporting: a lost zone, a partition) — and what of the
+//! cluster is out there. Status reports each as a problem naming the zone; upgrades and
+//! scale-ins wait while one is.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use kube::ResourceExt;
+
+use super::{
+    cache::node_of,
+    observe::{ObservedCluster, PinotObservation, pod_is_ready},
+};
+
+/// A zone with a node that is not Ready, and what of this cluster runs there.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ImpairedZone {
+    pub zone: String,
+    /// Nodes of the zone this cluster's pods run on that are not Ready.
+    pub nodes: BTreeSet<String>,
+    /// This cluster's pods on those nodes, and of them those not ready.
+    pub pods: BTreeSet<String>,
+    pub pods_not_ready: BTreeSet<String>,
+    /// Server instances of pods in the zone that are not live in Pinot.
+    pub servers_out: BTreeSet<String>,
+    /// The Pinot pools (tag, number) the zone's servers carry.
+    pub pinot_pools: BTreeSet<(String, i64)>,
+}
+
+impl ImpairedZone {
+    /// The problem status reports: what is out, and what waits.
+    pub fn message(&self) -> String {
+        let mut parts =
+            vec![format!("zone {} is impaired: {} not Ready", self.zone, few("node", "nodes", &self.nodes))];
+        if !self.pods_not_ready.is_empty() {
+            parts.push(format!(
+                "{} of the cluster's {} pods there not ready",
+                self.pods_not_ready.len(),
+                self.pods.len()
+            ));
+        }
+        if !self.servers_out.is_empty() {
+            parts.push(format!("{} not live in Pinot", few("server", "servers", &self.servers_out)));
+        }
+        if !self.pinot_pools.is_empty() {
+            let pools: Vec<String> = self.pinot_pools.iter().map(|(tag, n)| format!("{tag}={n}")).collect();
+            parts.push(format!("Pinot pools {} have a replica group out", pools.join(", ")));
+        }
+        parts.push("upgrades, scale-ins and rebalances wait until it is back".into());
+        parts.join("; ")
+    }
+}
+
+/// Up to three names of a set, then how many more.
+fn few(one: &str, many: &str, names: &BTreeSet<String>) -> String {
+    let shown: Vec<&str> = names.iter().take(3).map(String::as_str).collect();
+    let more = names.len().saturating_sub(shown.len());
+    let noun = if names.len() == 1 { one } else { many };
+    match more {
+        0 => format!("{noun} {}", shown.join(", ")),
+        n => format!("{noun} {} and {n} more", shown.join(", ")),
+    }
+}
+
+/// The zones where a node this cluster's pods run on is not Ready, by name.
+pub fn impaired_zones(observed: &ObservedCluster) -> Vec<ImpairedZone> {
+    let Some(nodes) = &observed.nodes else { return vec![] };
+    let mut zones: BTreeMap<String, ImpairedZone> = BTreeMap::new();
+    for pod in observed.pods.values().flatten() {
+        let Some(facts) = node_of(pod).and_then(|n| nodes.get(n)) else { continue };
+        let (Some(zone), false) = (&facts.zone, facts.ready) else { continue };
+        let z = zones.entry(zone.clone()).or_insert_with(|| ImpairedZone { zone: zone.clone(), ..Default::default() });
+        z.nodes.insert(node_of(pod).unwrap_or_default().to_string());
+    }
+    // Everything of the cluster in those zones (pods on their Ready nodes too).
+    for pod in observed.pods.values().flatten() {
+        let Some(z) = node_of(pod).and_then(|n| nodes.get(n)?.zone.as_ref()).and_then(|z| zones.get_mut(z)) else {
+            continue;
+        };
+        let name = pod.name_any();
+        if !pod_is_ready(pod) {
+            z.pods_not_ready.insert(name.clone());
+        }
+        z.pods.insert(name.clone());
+        let Some(id) = observed.pod_instances.get(&name).filter(|id| id.starts_with("Server_")) else { continue };
+        if let PinotObservation::Reachable { live, details, .. } = &observed.pinot {
+            if !live.contains(id) {
+                z.servers_out.insert(id.clone());
+            }
+            for (tag, n) in details.get(id).map(|d| &d.pools).into_iter().flatten() {
+                z.pinot_pools.insert((tag.clone(), *n));
+            }
+        }
+    }
+    zones.into_values().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use k8s_openapi::api::core::v1::Pod;
+    use serde_json::json;
+
+    use super::*;
+    use crate::{cluster::cache::NodeFacts, pinot::InstanceInfo};
+
+    fn pod(name: &str, node: &str, ready: bool) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "spec": {"containers": [], "nodeName": node},
+            "status": {"conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_zone_with_a_node_not_ready_is_impaired_with_what_runs_there() {
+        let mut observed = ObservedCluster::default();
+        observed.pods.insert(
+            "server".into(),
+            vec![pod("s-0", "a-0", true), pod("s-1", "b-0", false), pod("s-2", "b-1", true), pod("s-3", "c-0", true)],
+        );
+        observed.pods.insert("broker".into(), vec![pod("b-0", "b-0", false)]);
+        let node = |zone: &str, ready| NodeFacts { zone: Some(zone.into()), ready };
+        observed.nodes = Some(
+            [
+                ("a-0".to_string(), node("zone-a", true)),
+                ("b-0".to_string(), node("zone-b", false)),
+                ("b-1".to_string(), node("zone-b", true)),
+                ("c-0".to_string(), node("zone-c", true)),
+            ]
+            .into(),
+        );
+        observed.pod_instances = [("s-1", "Server_s1"), ("s-2", "Server_s2"), ("b-0", "Broker_b0")]
+            .map(|(p, i)| (p.into(), i.into()))
+            .into();
+        let pools = BTreeMap::from([("sales_OFFLINE".to_string(), 1)]);
+        observed.pinot = PinotObservation::Reachable {
+            version: None,
+            instances: BTreeSet::new(),
+            live: BTreeSet::from(["Server_s2".to_string()]),
+            details: [("Server_s1".to_string(), InstanceInfo { pools, ..Default::default() })].into(),
+            departed: Default::default(),
+            tables: vec![],
+            rebalances: vec![],
+            leaderless_partitions: None,
+        };
+        let zones = impaired_zones(&observed);
+        assert_eq!(zones.len(), 1, "{zones:#?}");
+        let z = &zones[0];
+        assert_eq!(z.zone, "zone-b");
+        assert_eq!(z.nodes, BTreeSet::from(["b-0".to_string()]));
+        assert_eq!(z.pods.len(), 3, "the pods on its Ready node count too");
+        assert_eq!(z.pods_not_ready, BTreeSet::from(["b-0".to_string(), "s-1".to_string()]));
+        assert_eq!(z.servers_out, BTreeSet::from(["Server_s1".to_string()]), "brokers are not servers");
+        assert_eq!(
+            z.message(),
+            "zone zone-b is impaired: node b-0 not Ready; 2 of the cluster's 3 pods there not ready; server Server_s1 not \
+             live in Pinot; Pinot pools sales_OFFLINE=1 have a replica group out; upgrades, scale-ins and \
+             rebalances wait until it is back"
+        );
+        // Without sight of nodes, no zone is known to be impaired.
+        observed.nodes = None;
+        assert!(impaired_zones(&observed).is_empty());
+    }
+}
