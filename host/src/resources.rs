@@ -719,19 +719,34 @@ const STATUS_FIELDS: &[&str] = &[
 pub(crate) async fn write_status<K: PinotObject>(
     client: &Client,
     obj: &K,
+    status: PinotObjectStatus,
+    condition: ClusterCondition,
+) -> Result<(), Error> {
+    write_status_with(client, obj, status, condition, vec![]).await
+}
+
+/// `write_status` with conditions of other types after `Ready` (a table's `ZoneSpread`).
+pub(crate) async fn write_status_with<K: PinotObject>(
+    client: &Client,
+    obj: &K,
     mut status: PinotObjectStatus,
-    mut condition: ClusterCondition,
+    condition: ClusterCondition,
+    others: Vec<ClusterCondition>,
 ) -> Result<(), Error> {
     let generation = obj.meta().generation;
     let old = obj.status();
-    let previous = old.and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"));
-    condition.observed_generation = generation;
-    condition.last_transition_time = match previous {
-        Some(p) if p.status == condition.status => p.last_transition_time.clone(),
-        _ => Timestamp::now().to_string(),
-    };
+    let mut conditions = vec![condition];
+    conditions.extend(others);
+    for condition in &mut conditions {
+        let previous = old.and_then(|s| s.conditions.iter().find(|c| c.type_ == condition.type_));
+        condition.observed_generation = generation;
+        condition.last_transition_time = match previous {
+            Some(p) if p.status == condition.status => p.last_transition_time.clone(),
+            _ => Timestamp::now().to_string(),
+        };
+    }
     status.observed_generation = generation;
-    status.conditions = vec![condition];
+    status.conditions = conditions;
     if old == Some(&status) {
         return Ok(());
     }
