@@ -793,6 +793,40 @@ pub struct TablePlacement {
     pub errors: BTreeMap<String, u32>,
     /// Per server, the other servers holding a replica of at least one of its segments.
     pub peers: BTreeMap<String, BTreeSet<String>>,
+    /// The distinct sets of servers a segment is given to (ideal state), with how many
+    /// segments each holds: few with replica groups (one set per position in the groups).
+    pub holder_sets: BTreeMap<BTreeSet<String>, u32>,
+    /// The pool-based replica-group assignment the config asks for (`OFFLINE`, or
+    /// `CONSUMING` for REALTIME, in `instanceAssignmentConfigMap`), if any.
+    pub replica_groups: Option<ReplicaGroups>,
+}
+
+/// A table's pool-based replica-group instance assignment, as its config asks.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReplicaGroups {
+    /// The tag whose instances are the candidates.
+    pub tag: String,
+    /// `numReplicaGroups`.
+    pub groups: u32,
+    /// `numPools` (0: every pool).
+    pub pools: u32,
+}
+
+impl ReplicaGroups {
+    /// From one entry of `instanceAssignmentConfigMap`: only a pool-based, replica-group based
+    /// one.
+    pub fn of(entry: &Value) -> Option<ReplicaGroups> {
+        let tags = &entry["tagPoolConfig"];
+        let groups = &entry["replicaGroupPartitionConfig"];
+        if tags["poolBased"].as_bool() != Some(true) || groups["replicaGroupBased"].as_bool() != Some(true) {
+            return None;
+        }
+        Some(ReplicaGroups {
+            tag: tags["tag"].as_str()?.to_string(),
+            groups: groups["numReplicaGroups"].as_u64().and_then(|n| u32::try_from(n).ok())?,
+            pools: tags["numPools"].as_u64().and_then(|n| u32::try_from(n).ok()).unwrap_or(0),
+        })
+    }
 }
 
 /// `("airlineStats", "OFFLINE")` from `airlineStats_OFFLINE`.
@@ -841,15 +875,20 @@ fn placements(raw: &str, configs: &BTreeMap<String, Value>, servers: &Value, vie
                 }
             }
             let states = view.get(kind.as_str()).and_then(Value::as_object);
+            let assignment =
+                &config["instanceAssignmentConfigMap"][if kind == "REALTIME" { "CONSUMING" } else { "OFFLINE" }];
             let mut placement = TablePlacement {
                 server_tag: format!("{}_{kind}", tenant("server")),
                 broker_tag: format!("{}_BROKER", tenant("broker")),
                 name,
                 replication,
                 segments: holders.len() as u32,
+                replica_groups: ReplicaGroups::of(assignment),
                 ..Default::default()
             };
             for (segment, servers) in &holders {
+                let set = servers.iter().map(|s| s.to_string()).collect();
+                *placement.holder_sets.entry(set).or_insert(0) += 1;
                 for server in servers {
                     *placement.servers.entry(server.to_string()).or_insert(0) += 1;
                     let state =

@@ -150,9 +150,10 @@ pub async fn apply(w: &Writer<'_>, plan: &Plan<'_>, desired: &DesiredObjects, ob
     // 1. Scaling's Pinot steps; the replicas of those reached go into the StatefulSets.
     let mut held_back: BTreeSet<&str> = BTreeSet::new();
     if let Some(scaling) = &plan.scaling {
-        let outcome =
+        let mut outcome =
             steps::carry_out_scaling(pinot, &scaling.state, &scaling.rebalances, &scaling.policy, &scaling.actions)
                 .await;
+        steps::rebalance_by_zone(pinot, &scaling.state, &scaling.rebalances, &scaling.by_zone, &mut outcome).await;
         for note in &outcome.notes {
             w.event(EventType::Normal, "ScalingStep", "Scale", note.clone(), None).await;
         }

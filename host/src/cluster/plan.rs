@@ -113,6 +113,9 @@ pub struct ScalingPlan {
     /// The latest rebalance per table, as observed (a table is not rebalanced twice onto the
     /// same servers).
     pub rebalances: Vec<RebalanceJob>,
+    /// Tables whose replicas are to be laid out one per zone (`zones::misplaced_tables`),
+    /// rebalanced after the policy's steps.
+    pub by_zone: Vec<super::zones::Misplaced>,
 }
 
 /// The upgrade policy's decision.
@@ -308,7 +311,7 @@ async fn plan_scaling(
         policies.decide(move || scaling::decide(&registry, &active, &decision_state, reachable)).await.unwrap_or_else(
             |e| ScalingDecision::Refused { reason: "PolicyFailed", message: format!("scaling policy {policy}: {e}") },
         );
-    let actions = decision
+    let actions: Vec<Action> = decision
         .actions()
         .iter()
         .filter(|a| !matches!(a, Action::SetReplicas(s) if !scalable.contains(&s.pool.as_str())))
@@ -318,7 +321,10 @@ async fn plan_scaling(
         PinotObservation::Reachable { rebalances, .. } => rebalances.clone(),
         _ => vec![],
     };
-    Some(ScalingPlan { policy, decision, actions, state, rebalances })
+    // Not in a pass that removes servers: the scale-in's own rebalances come first.
+    let scaling_in = actions.iter().any(|a| matches!(a, Action::RebalanceTable(_) | Action::DisableInstance(_)));
+    let by_zone = if scaling_in { vec![] } else { super::zones::misplaced_tables(observed) };
+    Some(ScalingPlan { policy, decision, actions, state, rebalances, by_zone })
 }
 
 /// The upgrade policy's checked decision, within the operator's upgrade slots. `None` when the

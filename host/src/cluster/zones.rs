@@ -1,7 +1,10 @@
 //! Zones, as observed (pure): which zones of the cluster are impaired — a node its pods run on
 //! is not Ready (its kubelet stopped reporting: a lost zone, a partition) — and what of the
 //! cluster is out there. Status reports each as a problem naming the zone; upgrades and
-//! scale-ins wait while one is.
+//! scale-ins wait while one is. And which tables with pool-based replica groups have replicas
+//! not spread one per Pinot pool (their config gained the assignment, or pools were set after
+//! their segments were placed): those are rebalanced with `reassignInstances`, once every
+//! server of their tag is live and has a pool, and never while a zone is impaired.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -95,6 +98,62 @@ pub fn impaired_zones(observed: &ObservedCluster) -> Vec<ImpairedZone> {
     zones.into_values().collect()
 }
 
+/// A table whose segments are not one replica per Pinot pool, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Misplaced {
+    pub table: String,
+    pub why: String,
+}
+
+/// The tables with pool-based replica-group assignment whose replicas should move so that
+/// each segment has one replica per Pinot pool, and that may be rebalanced now: every server
+/// carrying the table's tag is live and has a pool for it, there are as many pools as the
+/// assignment asks for, no zone is impaired and no rebalance of the table runs. (Whether the
+/// same servers were rebalanced onto already is checked where rebalances start.)
+pub fn misplaced_tables(observed: &ObservedCluster) -> Vec<Misplaced> {
+    let PinotObservation::Reachable { tables, details, live, rebalances, .. } = &observed.pinot else { return vec![] };
+    if !impaired_zones(observed).is_empty() {
+        return vec![];
+    }
+    let mut out = Vec::new();
+    for table in tables {
+        let Some(groups) = &table.replica_groups else { continue };
+        if rebalances.iter().any(|j| j.table == table.name && j.status == super::observe::IN_PROGRESS) {
+            continue;
+        }
+        let pool_of = |id: &str| details.get(id).and_then(|d| d.pools.get(&groups.tag)).copied();
+        let carriers: Vec<&String> =
+            details.iter().filter(|(_, d)| d.tags.contains(&groups.tag)).map(|(id, _)| id).collect();
+        if carriers.iter().any(|id| !live.contains(*id) || pool_of(id).is_none()) {
+            continue;
+        }
+        let pools: BTreeSet<i64> = carriers.iter().filter_map(|id| pool_of(id)).collect();
+        if (pools.len() as u32) < groups.pools.max(1) {
+            continue;
+        }
+        let wrong: u32 = table
+            .holder_sets
+            .iter()
+            .filter(|(holders, _)| {
+                let numbers: Vec<Option<i64>> = holders.iter().map(|h| pool_of(h)).collect();
+                let distinct: BTreeSet<&Option<i64>> = numbers.iter().collect();
+                numbers.iter().any(Option::is_none) || distinct.len() < numbers.len()
+            })
+            .map(|(_, n)| *n)
+            .sum();
+        if wrong > 0 {
+            out.push(Misplaced {
+                table: table.name.clone(),
+                why: format!(
+                    "{wrong} of its {} segments have replicas in one Pinot pool of {} (or on servers without one)",
+                    table.segments, groups.tag
+                ),
+            });
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
@@ -163,5 +222,66 @@ mod tests {
         // Without sight of nodes, no zone is known to be impaired.
         observed.nodes = None;
         assert!(impaired_zones(&observed).is_empty());
+    }
+
+    #[test]
+    fn a_table_is_rebalanced_by_zone_when_replicas_share_a_pool_and_every_server_is_up() {
+        use crate::pinot::{ReplicaGroups, TablePlacement};
+        let server = |pool: Option<i64>| InstanceInfo {
+            tags: vec!["sales_OFFLINE".into()],
+            pools: pool.map(|n| BTreeMap::from([("sales_OFFLINE".to_string(), n)])).unwrap_or_default(),
+            ..Default::default()
+        };
+        let ids = ["S0", "S1", "S2", "S3"];
+        let sets = |sets: &[(&[&str], u32)]| -> BTreeMap<BTreeSet<String>, u32> {
+            sets.iter().map(|(s, n)| (s.iter().map(|h| h.to_string()).collect(), *n)).collect()
+        };
+        let table = |holder_sets| TablePlacement {
+            name: "t_OFFLINE".into(),
+            segments: 10,
+            holder_sets,
+            replica_groups: Some(ReplicaGroups { tag: "sales_OFFLINE".into(), groups: 2, pools: 2 }),
+            ..Default::default()
+        };
+        let observed = |pools: [Option<i64>; 4], live: &[&str], t: TablePlacement| ObservedCluster {
+            pinot: PinotObservation::Reachable {
+                version: None,
+                instances: ids.iter().map(|s| s.to_string()).collect(),
+                live: live.iter().map(|s| s.to_string()).collect(),
+                details: ids.iter().zip(pools).map(|(id, p)| (id.to_string(), server(p))).collect(),
+                departed: Default::default(),
+                tables: vec![t],
+                rebalances: vec![],
+                leaderless_partitions: None,
+            },
+            ..Default::default()
+        };
+        let zoned = [Some(0), Some(0), Some(1), Some(1)];
+        // S0 and S1 share pool 0: 6 segments have both replicas in one zone.
+        let wrong = table(sets(&[(&["S0", "S1"], 6), (&["S0", "S2"], 4)]));
+        let found = misplaced_tables(&observed(zoned, &ids, wrong.clone()));
+        assert_eq!(found.len(), 1);
+        assert!(found[0].why.starts_with("6 of its 10 segments"), "{}", found[0].why);
+        // One replica per pool: nothing to do.
+        let right = table(sets(&[(&["S0", "S2"], 5), (&["S1", "S3"], 5)]));
+        assert!(misplaced_tables(&observed(zoned, &ids, right)).is_empty());
+        // A server of the tag not live, or without a pool yet, or a pool short: wait.
+        assert!(misplaced_tables(&observed(zoned, &ids[..3], wrong.clone())).is_empty());
+        assert!(misplaced_tables(&observed([Some(0), Some(0), Some(1), None], &ids, wrong.clone())).is_empty());
+        assert!(misplaced_tables(&observed([Some(0); 4], &ids, wrong.clone())).is_empty());
+        // A rebalance of it runs: wait for it.
+        let mut running = observed(zoned, &ids, wrong);
+        if let PinotObservation::Reachable { rebalances, .. } = &mut running.pinot {
+            rebalances.push(pinot_crds::RebalanceJob {
+                table: "t_OFFLINE".into(),
+                job_id: "j".into(),
+                status: "IN_PROGRESS".into(),
+                servers: String::new(),
+            });
+        }
+        assert!(misplaced_tables(&running).is_empty());
+        // Without replica groups in its config, a table is not placed by zone.
+        let plain = TablePlacement { replica_groups: None, ..table(sets(&[(&["S0", "S1"], 10)])) };
+        assert!(misplaced_tables(&observed(zoned, &ids, plain)).is_empty());
     }
 }

@@ -170,15 +170,19 @@ pub struct ScalingOutcome {
     pub failure: Option<StepError>,
 }
 
-/// A digest of the instances of this cluster that carry `tag`.
+/// A digest of the instances of this cluster that carry `tag`, with their Pinot pool for it (a
+/// server moved to another pool is a change a rebalance acts on).
 pub fn servers_digest(state: &ClusterState, tag: &str) -> String {
     use sha2::{Digest, Sha256};
-    let mut ids: Vec<&str> = state
+    let mut ids: Vec<String> = state
         .pools
         .iter()
         .flat_map(|p| p.pods.iter().filter_map(|pod| pod.instance.as_ref()).chain(&p.departed))
         .filter(|i| i.enabled && i.tags.iter().any(|t| t == tag))
-        .map(|i| i.id.as_str())
+        .map(|i| match i.pools.get(tag) {
+            Some(pool) => format!("{}={pool}", i.id),
+            None => i.id.clone(),
+        })
         .collect();
     ids.sort_unstable();
     let digest = Sha256::digest(ids.join(",").as_bytes());
@@ -231,36 +235,23 @@ pub async fn carry_out_scaling(
                 result.map(|()| format!("tagged {} with [{}] (scaling policy {policy})", t.instance, t.tags.join(",")))
             }
             Action::RebalanceTable(table) => {
-                let Some(t) = state.tables.iter().find(|t| &t.name == table) else { continue };
-                let servers = servers_digest(&state, &t.server_tag);
-                let last = out.rebalances.iter().chain(previous).find(|j| &j.table == table);
-                let again = last.is_some_and(|j| {
-                    j.status == crate::cluster::observe::IN_PROGRESS || (j.servers == servers && j.status == "DONE")
-                });
-                if t.rebalancing || again {
-                    continue;
+                match start_rebalance(
+                    pinot,
+                    &state,
+                    previous,
+                    &out.rebalances,
+                    table,
+                    &format!("scaling policy {policy}"),
+                )
+                .await
+                {
+                    None => continue,
+                    Some(result) => result.map(|(note, job)| {
+                        out.rebalances.retain(|j| &j.table != table);
+                        out.rebalances.push(job);
+                        note
+                    }),
                 }
-                pinot.rebalance_table(table, t.replication).await.map(|job| {
-                    // A rebalance Pinot has nothing to move for (no job) is recorded as done onto
-                    // these servers.
-                    let (note, job_id, status) = match job {
-                        Some(job) => (
-                            format!("rebalancing table {table} (Pinot job {job}; scaling policy {policy})"),
-                            job,
-                            crate::cluster::observe::IN_PROGRESS,
-                        ),
-                        None => (
-                            format!(
-                                "table {table} is balanced already: Pinot has nothing to move (scaling policy {policy})"
-                            ),
-                            String::new(),
-                            "DONE",
-                        ),
-                    };
-                    out.rebalances.retain(|j| &j.table != table);
-                    out.rebalances.push(RebalanceJob { table: table.clone(), job_id, status: status.into(), servers });
-                    note
-                })
             }
             Action::DisableInstance(id) => pinot
                 .set_instance_enabled(id, false)
@@ -293,6 +284,76 @@ pub async fn carry_out_scaling(
         }
     }
     out
+}
+
+/// Starts a rebalance of `table` (its segments onto the servers that carry its tag now, instance
+/// partitions recomputed), for `by` (who asks, for the note). `None` when it is not started: the
+/// table is unknown, a rebalance of it runs, or its last one finished onto the same servers
+/// (`jobs`: those started in this pass, then `previous`).
+pub async fn start_rebalance(
+    pinot: &PinotClient,
+    state: &ClusterState,
+    previous: &[RebalanceJob],
+    started: &[RebalanceJob],
+    table: &str,
+    by: &str,
+) -> Option<Result<(String, RebalanceJob), crate::pinot::PinotError>> {
+    let t = state.tables.iter().find(|t| t.name == table)?;
+    let servers = servers_digest(state, &t.server_tag);
+    let last = started.iter().chain(previous).find(|j| j.table == table);
+    let again = last.is_some_and(|j| {
+        j.status == crate::cluster::observe::IN_PROGRESS || (j.servers == servers && j.status == "DONE")
+    });
+    if t.rebalancing || again {
+        return None;
+    }
+    Some(pinot.rebalance_table(table, t.replication).await.map(|job| {
+        // A rebalance Pinot has nothing to move for (no job) is recorded as done onto these
+        // servers.
+        let (note, job_id, status) = match job {
+            Some(job) => (
+                format!("rebalancing table {table} (Pinot job {job}; {by})"),
+                job,
+                crate::cluster::observe::IN_PROGRESS,
+            ),
+            None => {
+                (format!("table {table} is balanced already: Pinot has nothing to move ({by})"), String::new(), "DONE")
+            }
+        };
+        (note, RebalanceJob { table: table.to_string(), job_id, status: status.into(), servers })
+    }))
+}
+
+/// Rebalances the tables whose replicas are not one per Pinot pool (`zones::misplaced_tables`),
+/// after the scaling policy's steps of this pass (`out`): each a `reassignInstances` rebalance
+/// that moves their segments into one replica group per zone.
+pub async fn rebalance_by_zone(
+    pinot: &PinotClient,
+    state: &ClusterState,
+    previous: &[RebalanceJob],
+    misplaced: &[crate::cluster::zones::Misplaced],
+    out: &mut ScalingOutcome,
+) {
+    if out.failure.is_some() {
+        return;
+    }
+    for m in misplaced {
+        let by = format!("replica groups by zone: {}", m.why);
+        let Some(result) = start_rebalance(pinot, state, previous, &out.rebalances, &m.table, &by).await else {
+            continue;
+        };
+        match result {
+            Ok((note, job)) => {
+                out.rebalances.retain(|j| j.table != m.table);
+                out.rebalances.push(job);
+                out.notes.push(note);
+            }
+            Err(e) => {
+                out.failure = Some(StepError::pinot(&Action::RebalanceTable(m.table.clone()), e));
+                return;
+            }
+        }
+    }
 }
 
 /// Sets the replicas of a pool that left the spec (its StatefulSet is not built any more).
