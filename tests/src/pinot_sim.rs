@@ -23,7 +23,10 @@
 //! `queriesDisabled` rule), `PHRM.drainMinionInstance`, `InstanceUtils.updateHelixInstanceConfig`,
 //! `BSS.updateInstanceConfigIfNeeded`, `TableConfigUtils.validateBackwardCompatibility` (1.5.0),
 //! `RES/PinotSegmentRestletResource.java` (reload, servers), root `pom.xml`
-//! (`Implementation-Version` = `<version>-<git sha>`).
+//! (`Implementation-Version` = `<version>-<git sha>`). Instance and segment assignment with
+//! pools and replica groups (`assignment.rs`) were read from the source at 1.2.0 and 1.4.0
+//! (1.3.0, 1.5.0, master diffed); the facts and the lines they rest on are in
+//! `pinot_sim/assignment.md`.
 //!
 //! # Releases
 //!
@@ -104,6 +107,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod assignment;
 pub mod release;
 pub mod state;
 

@@ -308,6 +308,141 @@ async fn instances_state_tags_segments_rebalance_and_drop() {
     assert_eq!(check[0]["safe"], false);
 }
 
+/// Pool-based replica groups as Pinot assigns them (assignment.md): servers in three pools
+/// (zones), a table asking for one replica group per pool gets instance partitions with each
+/// group in one pool, each segment one replica per group; a table asking for more pools than
+/// there are is refused the way its release refuses it; a rebalance keeps the persisted
+/// partitions without `reassignInstances` and recomputes them with it; a dead server stays in
+/// its group (no liveness filter).
+async fn replica_groups_by_pool(release: &str) {
+    let servers = ["a0", "a1", "b0", "b1", "c0", "c1"];
+    let sim = Sim::start_with(json!({"release": release}), &servers).await;
+    for host in servers {
+        let id = format!("Server_{host}_8098");
+        let pool = match &host[..1] {
+            "a" => 0,
+            "b" => 1,
+            _ => 2,
+        };
+        let body = json!({"host": host, "port": 8098, "type": "SERVER", "tags": ["DefaultTenant_OFFLINE"],
+            "pools": {"DefaultTenant_OFFLINE": pool}});
+        assert_eq!(sim.call(Method::PUT, &format!("/instances/{id}"), Some(body)).await.0, StatusCode::OK);
+    }
+    sim.call(Method::POST, "/schemas", Some(fixture("starbucksStores/starbucksStores_schema.json"))).await;
+    let assignment = |pools: u32| {
+        json!({"OFFLINE": {"tagPoolConfig": {"tag": "DefaultTenant_OFFLINE", "poolBased": true, "numPools": pools},
+            "replicaGroupPartitionConfig": {"replicaGroupBased": true, "numReplicaGroups": 3}, "minimizeDataMovement": true}})
+    };
+    let mut table = fixture("starbucksStores/starbucksStores_offline_table_config.json");
+    table["segmentsConfig"]["replication"] = json!("3");
+
+    // More pools than there are: refused, and no table is left.
+    let mut four = table.clone();
+    four["instanceAssignmentConfigMap"] = assignment(4);
+    let (status, body) = sim.call(Method::POST, "/tables", Some(four)).await;
+    let reason = "Not enough instance pools (3 in the cluster, asked for 4)";
+    match release {
+        "1.2.0" | "1.3.0" => {
+            assert_eq!((status, body["error"].as_str()), (StatusCode::INTERNAL_SERVER_ERROR, Some(reason)))
+        }
+        _ => {
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+            assert!(
+                body["error"].as_str().unwrap().ends_with(&format!("table: starbucksStores_OFFLINE, reason: {reason}")),
+                "{body}"
+            );
+        }
+    }
+    assert_eq!(
+        sim.call(Method::GET, "/tables/starbucksStores/instancePartitions", None).await.0,
+        StatusCode::NOT_FOUND
+    );
+
+    table["instanceAssignmentConfigMap"] = assignment(3);
+    assert_eq!(sim.call(Method::POST, "/tables", Some(table.clone())).await.0, StatusCode::OK);
+    let (status, partitions) = sim.call(Method::GET, "/tables/starbucksStores_OFFLINE/instancePartitions", None).await;
+    assert_eq!(status, StatusCode::OK, "{partitions}");
+    let groups = partitions["OFFLINE"]["partitionToInstancesMap"].as_object().unwrap().clone();
+    assert_eq!(groups.len(), 3, "{partitions}");
+    let zone = |id: &str| id.trim_start_matches("Server_").chars().next().unwrap();
+    let mut zones_of_groups = std::collections::BTreeSet::new();
+    for members in groups.values() {
+        let zones: std::collections::BTreeSet<char> =
+            members.as_array().unwrap().iter().map(|m| zone(m.as_str().unwrap())).collect();
+        assert_eq!(zones.len(), 1, "a group lies in one pool: {partitions}");
+        assert_eq!(members.as_array().unwrap().len(), 2, "{partitions}");
+        zones_of_groups.extend(zones);
+    }
+    assert_eq!(zones_of_groups.len(), 3, "one group per pool: {partitions}");
+
+    // Each segment: one replica per group (one per zone).
+    sim.admin_call(Method::POST, "/segments", json!({"table": "starbucksStores_OFFLINE", "count": 12})).await;
+    let replica_zones = |ideal: &Value| -> Vec<String> {
+        ideal["OFFLINE"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|holders| {
+                let mut z: Vec<char> = holders.as_object().unwrap().keys().map(|h| zone(h)).collect();
+                z.sort_unstable();
+                z.into_iter().collect()
+            })
+            .collect()
+    };
+    let (_, ideal) = sim.call(Method::GET, "/tables/starbucksStores/idealstate", None).await;
+    assert!(replica_zones(&ideal).iter().all(|z| z == "abc"), "{ideal}");
+
+    // A server of zone a stops: it stays in its group, and a rebalance moves nothing.
+    sim.lifecycle("Server_a0_8098", "exit", json!({})).await;
+    let (_, again) = sim.call(Method::GET, "/tables/starbucksStores_OFFLINE/instancePartitions", None).await;
+    assert_eq!(again, partitions);
+    let query = "/tables/starbucksStores/rebalance?type=OFFLINE&reassignInstances=true&dryRun=true";
+    let (_, dry) = sim.call(Method::POST, query, None).await;
+    assert_eq!(dry["status"], "NO_OP", "{dry}");
+
+    // b1 moves to pool 0 (by hand): without reassignInstances the persisted partitions stand;
+    // with it they are recomputed: groups shrink to the smallest pool (one server each).
+    let moved = json!({"host": "b1", "port": 8098, "type": "SERVER", "tags": ["DefaultTenant_OFFLINE"],
+        "pools": {"DefaultTenant_OFFLINE": 0}});
+    sim.call(Method::PUT, "/instances/Server_b1_8098", Some(moved)).await;
+    let (_, kept) = sim
+        .call(Method::POST, "/tables/starbucksStores/rebalance?type=OFFLINE&reassignInstances=false&dryRun=true", None)
+        .await;
+    assert_eq!(kept["status"], "NO_OP", "{kept}");
+    let (_, recomputed) =
+        sim.call(Method::POST, "/tables/starbucksStores/rebalance?type=OFFLINE&reassignInstances=true", None).await;
+    assert_ne!(recomputed["status"], "NO_OP", "{recomputed}");
+    let (_, now) = sim.call(Method::GET, "/tables/starbucksStores_OFFLINE/instancePartitions", None).await;
+    let group_of_b = now["OFFLINE"]["partitionToInstancesMap"]
+        .as_object()
+        .unwrap()
+        .values()
+        .find(|m| m.as_array().unwrap().iter().any(|i| i == "Server_b0_8098"))
+        .unwrap()
+        .clone();
+    assert_eq!(group_of_b, json!(["Server_b0_8098"]), "zone b has one server left in pool 1: {now}");
+
+    // assignInstances: the same partitions as persisted; 404 for a table without assignment.
+    let (status, assigned) = sim.call(Method::POST, "/tables/starbucksStores/assignInstances?dryRun=true", None).await;
+    assert_eq!((status, &assigned["OFFLINE"]), (StatusCode::OK, &now["OFFLINE"]));
+    assert_eq!(sim.call(Method::POST, "/tables/nope/assignInstances", None).await.0, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn replica_groups_by_pool_1_2_0() {
+    replica_groups_by_pool("1.2.0").await;
+}
+
+#[tokio::test]
+async fn replica_groups_by_pool_1_4_0() {
+    replica_groups_by_pool("1.4.0").await;
+}
+
+#[tokio::test]
+async fn replica_groups_by_pool_1_5_x() {
+    replica_groups_by_pool("1.5.x").await;
+}
+
 #[tokio::test]
 async fn faults_fail_n_calls_and_every_request_is_recorded() {
     let sim = Sim::start().await;

@@ -171,6 +171,8 @@ pub fn router(state: Arc<SimState>) -> Router {
         .route("/tables/{table}/idealstate", get(h!(ideal_state)))
         .route("/tables/{table}/externalview", get(h!(external_view)))
         .route("/tables/{table}/rebalance", post(h!(rebalance_table)).delete(h!(cancel_rebalance)))
+        .route("/tables/{table}/instancePartitions", get(h!(get_instance_partitions)))
+        .route("/tables/{table}/assignInstances", post(h!(assign_instances)))
         .route("/rebalanceStatus/{job}", get(h!(job_status)))
         .route("/segments/segmentReloadStatus/{job}", get(h!(job_status)))
         .route("/segments/{table}/reload", post(h!(reload_segments)))
@@ -655,7 +657,32 @@ fn post_table(c: &mut Cluster, r: &Req) -> Resp {
             ),
         );
     }
+    // Instance assignment (`PHRM.addTable` -> `assignInstances`, assignment.md §9): from 1.4.0
+    // checked before the table is created (400); before, the table is written, assigned, and
+    // deleted again when the assignment fails (500, the precondition's text).
+    let release = c.release();
+    if release >= Release::V1_4_0 {
+        let mut probe = Cluster::default();
+        probe.instances = c.instances.clone();
+        probe.tables.insert(name.clone(), config.clone());
+        if let Err(reason) = probe.assign_instances_at_creation(&name) {
+            let message = format!("Failed to calculate instance partitions for table: {name}, reason: {reason}");
+            return error(
+                400,
+                match release {
+                    Release::V1_4_0 => {
+                        format!("Invalid table config for table {name}: java.lang.RuntimeException: {message}")
+                    }
+                    _ => message,
+                },
+            );
+        }
+    }
     c.tables.insert(name.clone(), config);
+    if let Err(reason) = c.assign_instances_at_creation(&name) {
+        c.tables.remove(&name);
+        return error(500, reason);
+    }
     c.segments.entry(name.clone()).or_default();
     ok(json!({"unrecognizedProperties": {}, "status": format!("Table {name} successfully added")}))
 }
@@ -753,8 +780,112 @@ fn put_table(c: &mut Cluster, r: &Req) -> Resp {
             );
         }
     }
+    // `updateTableConfig` -> `assignInstances(tableConfig, false)`: instance partitions for the
+    // types that have an assignment and none persisted yet (assignment.md §9). 1.4.0+ checks the
+    // assignment first (400); what 1.2.0/1.3.0 answer when it fails is not verified (here: 500,
+    // the config written).
+    let raw = raw_name(&name).to_string();
+    let missing: Vec<&str> = Cluster::partition_types(&name)
+        .iter()
+        .copied()
+        .filter(|k| !c.instance_partitions.contains_key(&format!("{raw}_{k}")))
+        .collect();
+    let mut probe = Cluster::default();
+    probe.instances = c.instances.clone();
+    probe.tables.insert(name.clone(), config.clone());
+    let computed: Result<Vec<_>, String> =
+        missing.iter().filter_map(|k| probe.compute_partitions(&name, k, None, false)).collect();
+    match computed {
+        Err(reason) if c.release() >= Release::V1_4_0 => {
+            return error(
+                400,
+                format!(
+                    "Failed to update configuration for {} due to: Failed to calculate instance partitions for table: \
+                     {name}, reason: {reason}",
+                    r.p("table")
+                ),
+            );
+        }
+        Err(reason) => {
+            c.tables.insert(name.clone(), config);
+            return error(500, reason);
+        }
+        Ok(partitions) => {
+            for ip in partitions {
+                c.instance_partitions.insert(ip.instance_partitions_name.clone(), ip);
+            }
+        }
+    }
     c.tables.insert(name.clone(), config);
     ok(json!({"status": format!("Table config updated for {name}")}))
+}
+
+/// `GET /tables/{t}/instancePartitions[?type=]` (`RES/PinotInstanceAssignmentRestletResource`,
+/// assignment.md §8): the persisted instance partitions by type; 404 when there are none.
+fn get_instance_partitions(c: &mut Cluster, r: &Req) -> Resp {
+    let table = r.p("table");
+    let raw = raw_name(table);
+    let kinds: Vec<&str> = match (r.q("type").map(str::to_ascii_uppercase).as_deref(), table) {
+        (Some("OFFLINE"), _) => vec!["OFFLINE"],
+        (Some("CONSUMING"), _) => vec!["CONSUMING"],
+        (Some("COMPLETED"), _) => vec!["COMPLETED"],
+        (Some(_), _) => vec![],
+        (None, t) if t.ends_with("_OFFLINE") => vec!["OFFLINE"],
+        (None, t) if t.ends_with("_REALTIME") => vec!["CONSUMING", "COMPLETED"],
+        (None, _) => vec!["OFFLINE", "CONSUMING", "COMPLETED"],
+    };
+    let mut out = serde_json::Map::new();
+    for kind in kinds {
+        if let Some(ip) = c.instance_partitions.get(&format!("{raw}_{kind}")) {
+            out.insert(kind.to_string(), ip.to_json());
+        }
+    }
+    if out.is_empty() {
+        return error(404, "Failed to find the instance partitions");
+    }
+    ok(Value::Object(out))
+}
+
+/// Whether a table's assignment for `kind` minimizes data movement (its top-level flag, or
+/// the deprecated one in `replicaGroupPartitionConfig`).
+fn minimizes(config: &Value, kind: &str) -> bool {
+    let entry = &config["instanceAssignmentConfigMap"][kind];
+    entry["minimizeDataMovement"].as_bool() == Some(true)
+        || entry["replicaGroupPartitionConfig"]["minimizeDataMovement"].as_bool() == Some(true)
+}
+
+/// `POST /tables/{t}/assignInstances[?type=&dryRun=]` (assignment.md §8): computes the instance
+/// partitions of each type with an assignment from the persisted ones, persists them unless a
+/// dry run; 404 without an assignment, 400 (with a generic text) when a precondition fails.
+fn assign_instances(c: &mut Cluster, r: &Req) -> Resp {
+    let table = r.p("table");
+    let raw = raw_name(table).to_string();
+    let wanted = r.q("type").map(str::to_ascii_uppercase);
+    let mut computed = Vec::new();
+    for (with_type, kinds) in
+        [(format!("{raw}_OFFLINE"), &["OFFLINE"][..]), (format!("{raw}_REALTIME"), &["CONSUMING", "COMPLETED"][..])]
+    {
+        let Some(config) = c.tables.get(&with_type) else { continue };
+        for kind in kinds.iter().filter(|k| wanted.as_deref().is_none_or(|w| w == **k)) {
+            let existing = c.instance_partitions.get(&format!("{raw}_{kind}"));
+            match c.compute_partitions(&with_type, kind, existing, minimizes(config, kind)) {
+                None => {}
+                Some(Ok(ip)) => computed.push((kind.to_string(), ip)),
+                Some(Err(_)) => return error(400, "Caught IllegalStateException"),
+            }
+        }
+    }
+    if computed.is_empty() {
+        return error(404, "Failed to find the instance assignment config");
+    }
+    let mut out = serde_json::Map::new();
+    for (kind, ip) in computed {
+        out.insert(kind, ip.to_json());
+        if !r.flag("dryRun") {
+            c.instance_partitions.insert(ip.instance_partitions_name.clone(), ip);
+        }
+    }
+    ok(Value::Object(out))
 }
 
 /// `GET /tables/{t}/idealstate|externalview[?tableType=]` (`RES/TableViews.java`, all releases):
@@ -798,6 +929,9 @@ fn delete_table(c: &mut Cluster, r: &Req) -> Resp {
     for name in names {
         if c.tables.remove(&name).is_some() {
             c.segments.remove(&name);
+            for kind in Cluster::partition_types(&name) {
+                c.instance_partitions.remove(&format!("{}_{kind}", raw_name(&name)));
+            }
             deleted.push(name);
         }
     }
@@ -883,7 +1017,8 @@ fn rebalance_config_json(p: &RebalanceParams) -> Value {
 /// segment it moves. From 1.4.0 a non-dry run is refused with 409 while another runs on the
 /// table; 1.2.0/1.3.0 let it run (here it takes over the running one's target and both jobs end
 /// together). Dry runs and no-ops are not tracked as jobs (`GET /rebalanceStatus` says 404), as
-/// in Pinot. Instance partitions, consuming segments and disabled tables are not modelled: their
+/// in Pinot. Instance partitions are recomputed with `reassignInstances` and segments placed
+/// over them (`assignment.rs`); consuming segments and disabled tables are not modelled: their
 /// parameters are only recorded.
 fn rebalance_table(c: &mut Cluster, r: &Req) -> Resp {
     let release = c.release();
@@ -921,7 +1056,50 @@ fn rebalance_table(c: &mut Cluster, r: &Req) -> Resp {
         return e;
     }
     let current = c.segments.get(&name).cloned().unwrap_or_default();
-    let target = c.balanced_assignment(&name);
+    // Instance partitions (`TableRebalancer.getInstancePartitions`, assignment.md §7): with
+    // `reassignInstances` recomputed (from the persisted ones unless `bootstrap`) and persisted
+    // unless a dry run, a type without an assignment losing its persisted ones; without, the
+    // persisted ones as they are.
+    let before = c.instance_partitions.clone();
+    if params.reassign_instances {
+        let raw = raw_name(&name).to_string();
+        let config = c.tables[&name].clone();
+        for kind in Cluster::partition_types(&name) {
+            let key = format!("{raw}_{kind}");
+            let existing = if params.bootstrap { None } else { c.instance_partitions.get(&key).cloned() };
+            let minimize = match params.minimize_data_movement.as_deref() {
+                Some("ENABLE") => true,
+                Some("DISABLE") => false,
+                _ => minimizes(&config, kind),
+            };
+            match c.compute_partitions(&name, kind, existing.as_ref(), minimize) {
+                Some(Ok(ip)) => {
+                    c.instance_partitions.insert(key, ip);
+                }
+                Some(Err(reason)) => {
+                    c.instance_partitions = before;
+                    let description = format!(
+                        "Caught exception while fetching/calculating instance partitions: \
+                         java.lang.IllegalStateException: {reason}"
+                    );
+                    c.rebalances.push(RebalanceCall {
+                        job_id: job.clone(),
+                        table: name.clone(),
+                        status: "FAILED".into(),
+                        params,
+                    });
+                    return ok(json!({"jobId": job, "status": "FAILED", "description": description}));
+                }
+                None => {
+                    c.instance_partitions.remove(&key);
+                }
+            }
+        }
+    }
+    let target = c.target_assignment(&name);
+    if dry_run {
+        c.instance_partitions = before;
+    }
     let assignment: BTreeMap<&String, BTreeMap<&String, &str>> =
         target.iter().map(|(seg, holders)| (seg, holders.iter().map(|h| (h, "ONLINE")).collect())).collect();
     let assignment = json!(assignment);

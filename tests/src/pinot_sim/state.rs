@@ -11,6 +11,7 @@ use std::{
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Value, json};
 
+use super::assignment::{self, Candidate, InstancePartitions};
 pub use super::release::{Build, Release};
 
 /// `(namespace, name)` of the PinotCluster a simulated cluster belongs to.
@@ -409,6 +410,9 @@ pub struct Cluster {
     pub instances: BTreeMap<String, Instance>,
     /// The ideal state: table with type -> segment name -> servers it is assigned to (ONLINE).
     pub segments: BTreeMap<String, BTreeMap<String, BTreeSet<String>>>,
+    /// Persisted instance partitions, by name (`<raw>_OFFLINE`, `<raw>_CONSUMING`,
+    /// `<raw>_COMPLETED`; ZooKeeper's `INSTANCE_PARTITIONS/`).
+    pub instance_partitions: BTreeMap<String, InstancePartitions>,
     pub jobs: BTreeMap<String, Job>,
     /// Every table rebalance call, in order.
     pub rebalances: Vec<RebalanceCall>,
@@ -717,6 +721,68 @@ impl Cluster {
         self.move_to(table_with_type, target, None, true);
     }
 
+    /// The instance-partitions types of a table: `OFFLINE`, or `CONSUMING` and `COMPLETED`.
+    pub fn partition_types(table_with_type: &str) -> &'static [&'static str] {
+        if table_with_type.ends_with("_REALTIME") { &["CONSUMING", "COMPLETED"] } else { &["OFFLINE"] }
+    }
+
+    /// The instance partitions of one type a table's config asks for
+    /// (`InstanceAssignmentDriver`), from every instance of the cluster; `existing` and
+    /// `minimize` as a rebalance passes them. `None`: the config has no assignment for the type.
+    pub fn compute_partitions(
+        &self,
+        table_with_type: &str,
+        kind: &str,
+        existing: Option<&InstancePartitions>,
+        minimize: bool,
+    ) -> Option<Result<InstancePartitions, String>> {
+        let config = self.tables.get(table_with_type)?;
+        let entry = config["instanceAssignmentConfigMap"].get(kind).filter(|e| !e.is_null())?;
+        let candidates: Vec<Candidate> =
+            self.instances.values().map(|i| Candidate { id: &i.id, tags: &i.tags, pools: &i.pools }).collect();
+        let raw = table_with_type.rsplit_once('_').map_or(table_with_type, |(raw, _)| raw);
+        let name = format!("{raw}_{kind}");
+        Some(assignment::assign_instances(table_with_type, &name, entry, &candidates, existing, minimize))
+    }
+
+    /// Computes the instance partitions of every type the table's config has an assignment
+    /// for (no existing partitions: as at table creation) and persists them; the first failure.
+    pub fn assign_instances_at_creation(&mut self, table_with_type: &str) -> Result<(), String> {
+        let mut computed = Vec::new();
+        for kind in Self::partition_types(table_with_type) {
+            if let Some(result) = self.compute_partitions(table_with_type, kind, None, false) {
+                computed.push(result?);
+            }
+        }
+        for ip in computed {
+            self.instance_partitions.insert(ip.instance_partitions_name.clone(), ip);
+        }
+        Ok(())
+    }
+
+    /// The persisted instance partitions that place a table's segments: `OFFLINE`; for
+    /// REALTIME `COMPLETED` when the config relocates completed segments, else `CONSUMING`.
+    pub fn placing_partitions(&self, table_with_type: &str) -> Option<(&'static str, &InstancePartitions)> {
+        let raw = table_with_type.rsplit_once('_').map_or(table_with_type, |(raw, _)| raw);
+        let kinds: &[&'static str] =
+            if table_with_type.ends_with("_REALTIME") { &["COMPLETED", "CONSUMING"] } else { &["OFFLINE"] };
+        kinds.iter().find_map(|k| Some((*k, self.instance_partitions.get(&format!("{raw}_{k}"))?)))
+    }
+
+    /// Where a rebalance moves a table: with instance partitions, replica-group segment
+    /// assignment over them (completed REALTIME segments without `COMPLETED` partitions the
+    /// consuming way); without, the balanced assignment.
+    pub fn target_assignment(&self, table_with_type: &str) -> BTreeMap<String, BTreeSet<String>> {
+        let current = self.segments.get(table_with_type).cloned().unwrap_or_default();
+        match self.placing_partitions(table_with_type) {
+            Some(("CONSUMING", ip)) => {
+                current.keys().map(|seg| (seg.clone(), assignment::assign_consuming_segment(ip, seg))).collect()
+            }
+            Some((_, ip)) if ip.groups() > 1 => assignment::rebalance_segments(table_with_type, ip, &current),
+            _ => self.balanced_assignment(table_with_type),
+        }
+    }
+
     /// Whether a rebalance of the table runs in the background.
     pub fn rebalancing(&self, table_with_type: &str) -> bool {
         self.pending.contains_key(table_with_type)
@@ -825,16 +891,41 @@ impl Cluster {
         self.routable_before = routable_now;
     }
 
-    /// Adds `count` segments to a table and places them.
+    /// Adds `count` segments to a table and places them: with instance partitions as Pinot
+    /// assigns a new segment (one replica per replica group; a REALTIME segment where its
+    /// consumers were), else balanced.
     pub fn add_segments(&mut self, table_with_type: &str, count: usize) {
+        let start = self.segments.get(table_with_type).map_or(0, BTreeMap::len);
+        let names: Vec<String> = (start..start + count).map(|n| format!("{table_with_type}_{n}")).collect();
+        let raw = table_with_type.rsplit_once('_').map_or(table_with_type, |(raw, _)| raw).to_string();
+        let placing = if table_with_type.ends_with("_REALTIME") {
+            self.instance_partitions.get(&format!("{raw}_CONSUMING")).map(|ip| ("CONSUMING", ip.clone()))
+        } else {
+            self.instance_partitions.get(&format!("{raw}_OFFLINE")).map(|ip| ("OFFLINE", ip.clone()))
+        };
         let segments = self.segments.entry(table_with_type.to_string()).or_default();
-        let start = segments.len();
-        for n in start..start + count {
-            segments.insert(format!("{table_with_type}_{n}"), BTreeSet::new());
+        match placing {
+            Some(("CONSUMING", ip)) => {
+                for name in names {
+                    let holders = assignment::assign_consuming_segment(&ip, &name);
+                    segments.insert(name, holders);
+                }
+            }
+            Some((_, ip)) if ip.groups() > 1 => {
+                for name in names {
+                    let holders = assignment::assign_new_segment(&ip, segments);
+                    segments.insert(name, holders);
+                }
+            }
+            _ => {
+                for name in names {
+                    segments.insert(name, BTreeSet::new());
+                }
+                let target = self.balanced_assignment(table_with_type);
+                self.segments.insert(table_with_type.to_string(), target);
+            }
         }
         // New segments are placed at once; the audit starts from the placed segments.
-        let target = self.balanced_assignment(table_with_type);
-        self.segments.insert(table_with_type.to_string(), target);
         self.audit.lowest_replicas.remove(table_with_type);
         self.audit.lowest_routable_replicas.remove(table_with_type);
         self.check();
