@@ -75,10 +75,10 @@ pub async fn run(client: Client, config: DataPlaneConfig, shutdown: BoxFuture<'s
     tracing::info!(addr = %simulator.addr, "simulated Pinot controllers at http://{}/clusters/<namespace>/<name>", simulator.addr);
     let fleet = NodeFleet::register(client.clone(), &config).await?;
     VolumeProvisioner::install_storage_class(client.clone()).await?;
-    let kubelet = Kubelet::new(client.clone(), fleet.clone(), &config, pinot);
+    let kubelet = Kubelet::new(client.clone(), fleet.clone(), &config, pinot.clone());
     let provisioner = VolumeProvisioner::new(client.clone(), fleet.clone());
     tokio::select! {
-        r = fleet.heartbeat() => r,
+        r = fleet.heartbeat(pinot) => r,
         r = kubelet.run() => r,
         r = provisioner.run() => r,
         _ = shutdown => Ok(()),

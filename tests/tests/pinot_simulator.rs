@@ -443,6 +443,49 @@ async fn replica_groups_by_pool_1_5_x() {
     replica_groups_by_pool("1.5.x").await;
 }
 
+/// A lost zone takes its instances down at once (not live, out of the external view), the
+/// audit sees every segment keep its replicas in the other zones, and the zone's return lets
+/// its instances start again.
+#[tokio::test]
+async fn a_lost_zone_takes_its_instances_down_and_the_audit_counts_what_is_left() {
+    let sim = Sim::start_with(json!({}), &[]).await;
+    for (host, zone) in [("a0", "zone-a"), ("b0", "zone-b"), ("c0", "zone-c")] {
+        sim.admin_call(
+            Method::POST,
+            "/instances",
+            json!({"role": "server", "host": host, "zone": zone, "segmentsLoadMs": 0}),
+        )
+        .await;
+    }
+    sim.call(Method::POST, "/schemas", Some(fixture("starbucksStores/starbucksStores_schema.json"))).await;
+    let mut table = fixture("starbucksStores/starbucksStores_offline_table_config.json");
+    table["segmentsConfig"]["replication"] = json!("3");
+    assert_eq!(sim.call(Method::POST, "/tables", Some(table)).await.0, StatusCode::OK);
+    sim.admin_call(Method::POST, "/segments", json!({"table": "starbucksStores_OFFLINE", "count": 6})).await;
+    for id in ["Server_a0_8098", "Server_b0_8098", "Server_c0_8098"] {
+        sim.started(id).await;
+    }
+    sim.admin_call(Method::DELETE, "/audit", Value::Null).await;
+
+    let zones = format!("http://{}/_sim/zones/zone-b", sim._sim.addr);
+    let lost = sim.http.put(&zones).json(&json!({"lost": true})).send().await.unwrap();
+    assert!(lost.status().is_success());
+    assert!(!sim.live("Server_b0_8098").await);
+    assert!(sim.live("Server_a0_8098").await && sim.live("Server_c0_8098").await);
+    assert!(sim.replica_states("starbucksStores", "Server_b0_8098").await.is_empty(), "out of the external view");
+    let audit = sim.audit().await;
+    assert_eq!(audit["lowestReplicas"]["starbucksStores_OFFLINE"], 2, "{audit}");
+    let removed = audit["removedHoldingSegments"].as_array().unwrap();
+    assert!(removed.iter().any(|r| r.as_str().unwrap().contains("was lost with zone zone-b")), "{audit}");
+
+    // Back: the simulator's own instances (no pod) are started by hand, as their process would be.
+    let back = sim.http.put(&zones).json(&json!({"lost": false})).send().await.unwrap();
+    assert_eq!(back.json::<Value>().await.unwrap(), json!({"lost": []}));
+    sim.lifecycle("Server_b0_8098", "start", json!({"segmentsLoadMs": 0})).await;
+    sim.started("Server_b0_8098").await;
+    assert!(sim.live("Server_b0_8098").await);
+}
+
 #[tokio::test]
 async fn faults_fail_n_calls_and_every_request_is_recorded() {
     let sim = Sim::start().await;
@@ -1098,6 +1141,7 @@ async fn the_release_comes_from_the_oldest_live_controller_image_and_instances_k
         uid: uid.into(),
         image: image.into(),
         segments_load: Some(Duration::from_millis(500)),
+        zone: None,
     };
     let get = |path: &str| {
         let url = format!("{base}{path}");

@@ -496,6 +496,7 @@ async fn pods_joined(pinot: &Pinot, existing: &Existing) {
             uid: uid_of("Pod", &name),
             image: IMAGE.into(),
             segments_load: Some(Duration::ZERO),
+            zone: existing.node_of(&name).map(|n| n.trim_start_matches("node-").to_string()),
         };
         let id = sim.state.pod_ready(key(), InstanceRole::parse(role).unwrap(), &host(&name, pool), &sim_pod);
         assert_eq!(id, instance_id(&name, pool, role), "the simulator and the operator name the instance alike");

@@ -72,8 +72,8 @@ fn pinot_identity(pod: &Pod, cluster_domain: &str) -> Option<(ClusterKey, Instan
 }
 
 /// What the simulated Pinot process learns of its pod: name, uid, the image of its `pinot`
-/// container (else its first container) and the segment load time annotation.
-fn sim_pod(pod: &Pod) -> SimPod {
+/// container (else its first container), the segment load time annotation and its node's zone.
+fn sim_pod(pod: &Pod, zone: Option<String>) -> SimPod {
     let containers = pod.spec.as_ref().map(|s| s.containers.as_slice()).unwrap_or_default();
     let image = containers
         .iter()
@@ -86,6 +86,7 @@ fn sim_pod(pod: &Pod) -> SimPod {
         uid: pod.uid().unwrap_or_default(),
         image,
         segments_load: annotated_delay(pod, ANNOTATION_SEGMENTS_LOAD_MS),
+        zone,
     }
 }
 
@@ -120,6 +121,18 @@ impl Kubelet {
 
     pub async fn run(&self) -> Result<(), Error> {
         let api: Api<Pod> = Api::all(self.client.clone());
+        // A zone that comes back: its kubelet looks at its pods again (no watch event says so).
+        let mut zones = self.pinot.zone_changes();
+        let this = self.clone();
+        tokio::spawn(async move {
+            loop {
+                match zones.recv().await {
+                    Ok((zone, false)) => this.zone_back(&zone).await,
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        });
         let mut events = watcher(api, watcher::Config::default()).default_backoff().boxed();
         while let Some(event) = events.next().await {
             match event {
@@ -141,9 +154,38 @@ impl Kubelet {
         }
     }
 
+    /// The zone's nodes report again: every pod on them is handled as on a kubelet's start (a
+    /// pod that was Ready starts its process again and is made Ready again, a deleted one is
+    /// finalized).
+    async fn zone_back(&self, zone: &str) {
+        let api: Api<Pod> = Api::all(self.client.clone());
+        let pods = match api.list(&Default::default()).await {
+            Ok(pods) => pods.items,
+            Err(e) => {
+                tracing::warn!(zone, error = %e, "listing pods after the zone came back failed");
+                return;
+            }
+        };
+        for pod in pods {
+            let node = pod.spec.as_ref().and_then(|s| s.node_name.clone());
+            if node.and_then(|n| self.fleet.get(&n)).is_some_and(|n| n.zone == zone) {
+                let mut pod = pod;
+                // The process is not running: it starts again, and the pod is Ready once it does.
+                if pod.metadata.deletion_timestamp.is_none()
+                    && let Some(status) = pod.status.as_mut()
+                {
+                    status.conditions = None;
+                }
+                self.handle(pod);
+            }
+        }
+    }
+
     fn handle(&self, pod: Pod) {
         let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) else { return };
-        if self.fleet.get(&node).is_none() {
+        let Some(zone) = self.fleet.get(&node).map(|n| n.zone.clone()) else { return };
+        // A lost zone's kubelet does nothing: its pods stay as they are, deleted ones Terminating.
+        if self.pinot.zone_lost(&zone) {
             return;
         }
         let Some(uid) = pod.uid() else { return };
@@ -157,9 +199,12 @@ impl Kubelet {
                 let this = self.clone();
                 tokio::spawn(async move {
                     tokio::time::sleep(delay).await;
-                    // The containers have stopped: the process is gone before the pod is.
-                    this.process_gone(&pod);
-                    this.finalize(&pod, &uid).await;
+                    // Its zone was lost meanwhile: the pod stays Terminating until it is back.
+                    if !this.pinot.zone_lost(&zone) {
+                        // The containers have stopped: the process is gone before the pod is.
+                        this.process_gone(&pod);
+                        this.finalize(&pod, &uid).await;
+                    }
                     this.release(&uid, "stop");
                 });
             }
@@ -167,7 +212,7 @@ impl Kubelet {
             // Also after a restart of the data plane: the simulated cluster learns its live
             // instances again from the pods (a process that already runs is left alone).
             if let Some((key, role, host)) = pinot_identity(&pod, &self.cluster_domain) {
-                self.pinot.pod_ready(key, role, &host, &sim_pod(&pod));
+                self.pinot.pod_ready(key, role, &host, &sim_pod(&pod, Some(zone)));
             }
         } else if is_running(&pod) && pod_is_broken(&pod) {
             // Running, and never Ready: nothing to do until it is deleted.
@@ -210,7 +255,8 @@ impl Kubelet {
         // Pinot joins its cluster before its readiness probe passes (and a server may be Ready
         // before it has loaded its segments and is routable).
         if ready && let Some((key, role, host)) = pinot_identity(pod, &self.cluster_domain) {
-            self.pinot.pod_ready(key, role, &host, &sim_pod(pod));
+            let zone = self.fleet.get(node).map(|n| n.zone.clone());
+            self.pinot.pod_ready(key, role, &host, &sim_pod(pod, zone));
         }
         let containers: Vec<_> = pod
             .spec
@@ -307,8 +353,9 @@ mod tests {
             ]},
         }))
         .unwrap();
-        let p = sim_pod(&pod);
+        let p = sim_pod(&pod, Some("zone-a".into()));
         assert_eq!((p.name.as_str(), p.uid.as_str(), p.image.as_str()), ("p-0", "u1", "apachepinot/pinot:1.3.0"));
         assert_eq!(p.segments_load, Some(Duration::from_millis(250)));
+        assert_eq!(p.zone.as_deref(), Some("zone-a"));
     }
 }

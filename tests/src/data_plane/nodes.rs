@@ -14,6 +14,7 @@ use kube::{
 use serde_json::json;
 
 use super::{DataPlaneConfig, Error, SIMULATED_NODE_LABEL};
+use crate::pinot_sim::SimState;
 
 /// How often each node posts its status; the node lifecycle controller marks a node Unknown
 /// after 40 s without one.
@@ -109,21 +110,54 @@ impl NodeFleet {
 
     /// Posts `Ready=True` with a fresh heartbeat time for every node.
     async fn post_ready_status(&self) {
+        self.post_status(|_| true, ready_condition()).await;
+    }
+
+    /// Posts `condition` for every node `which` selects.
+    async fn post_status(&self, which: impl Fn(&SimNode) -> bool, condition: NodeCondition) {
         let api: Api<Node> = Api::all(self.client.clone());
-        for node in self.nodes.iter() {
-            let patch = json!({"status": {"conditions": [ready_condition()]}});
+        for node in self.nodes.iter().filter(|n| which(n)) {
+            let patch = json!({"status": {"conditions": [condition]}});
             if let Err(e) = api.patch_status(&node.name, &PatchParams::default(), &Patch::Strategic(&patch)).await {
                 tracing::warn!(node = %node.name, error = %e, "node heartbeat failed");
             }
         }
     }
 
-    /// Keeps every node Ready for as long as it runs.
-    pub async fn heartbeat(&self) -> Result<(), Error> {
+    /// Keeps every node of a zone that is not lost Ready for as long as it runs. A lost zone's
+    /// nodes stop reporting and are posted `Ready=Unknown` at once, as the node lifecycle
+    /// controller marks them 40 s after their last heartbeat (it then marks their pods not
+    /// Ready and taints the nodes unreachable); a zone that comes back is Ready again.
+    pub async fn heartbeat(&self, pinot: std::sync::Arc<SimState>) -> Result<(), Error> {
+        let mut zones = pinot.zone_changes();
+        let mut beat = tokio::time::interval(HEARTBEAT);
         loop {
-            tokio::time::sleep(HEARTBEAT).await;
-            self.post_ready_status().await;
+            tokio::select! {
+                _ = beat.tick() => {
+                    let lost = pinot.lost_zones();
+                    self.post_status(|n| !lost.contains(&n.zone), ready_condition()).await;
+                }
+                change = zones.recv() => match change {
+                    Ok((zone, true)) => self.post_status(|n| n.zone == zone, unknown_condition()).await,
+                    Ok((zone, false)) => self.post_status(|n| n.zone == zone, ready_condition()).await,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return Ok(()),
+                },
+            }
         }
+    }
+}
+
+/// What the node lifecycle controller writes for a node that stopped reporting.
+fn unknown_condition() -> NodeCondition {
+    let now = Time(Timestamp::now());
+    NodeCondition {
+        type_: "Ready".into(),
+        status: "Unknown".into(),
+        reason: Some("NodeStatusUnknown".into()),
+        message: Some("Kubelet stopped posting node status.".into()),
+        last_heartbeat_time: None,
+        last_transition_time: Some(now),
     }
 }
 

@@ -6,7 +6,7 @@
 //! | `PUT /_sim/clusters/{ns}/{name}` [`ClusterSettings`] | creates a standalone cluster (always up), e.g. an "external" Pinot, and applies the settings (body optional) |
 //! | `GET /_sim/clusters/{ns}/{name}` | the cluster's whole state (with `release`, `rebalances`, `audit`) |
 //! | `GET` / `PUT /_sim/clusters/{ns}/{name}/settings` [`ClusterSettings`] | the settings / changes them; a cluster that does not exist yet is created as the kubelet creates one (down until a controller pod is Ready), so a test can set it up first |
-//! | `POST /_sim/clusters/{ns}/{name}/instances` `{"role": "server", "host": "h", "release": "1.4.0", "segmentsLoadMs": 0}` | starts an instance (`release`, `segmentsLoadMs` optional) |
+//! | `POST /_sim/clusters/{ns}/{name}/instances` `{"role": "server", "host": "h", "zone": "zone-a", "release": "1.4.0", "segmentsLoadMs": 0}` | starts an instance (`zone`, `release`, `segmentsLoadMs` optional) |
 //! | `POST /_sim/clusters/{ns}/{name}/instances/{id}/{sigterm,exit,start}` | a process's lifecycle without a pod: SIGTERM (a server drains with `shutdownInProgress`), the process is gone, it starts again (`start` takes the same optional `release` and `segmentsLoadMs`) |
 //! | `GET /_sim/clusters/{ns}/{name}/requests` / `DELETE` | the request log / clears it |
 //! | `PUT /_sim/clusters/{ns}/{name}/faults` [`Faults`] + optional `release` | replaces the faults; `release`, when given, is set as with the settings |
@@ -14,6 +14,8 @@
 //! | `GET /_sim/clusters/{ns}/{name}/segments` | segment counts per server and table |
 //! | `GET /_sim/clusters/{ns}/{name}/rebalances` | every rebalance call with the parameters it ran with ([`RebalanceCall`](super::state::RebalanceCall)) |
 //! | `GET /_sim/clusters/{ns}/{name}/audit` / `DELETE` | what happened to data and routing (see [`Audit`]) / starts it again |
+//! | `PUT /_sim/zones/{zone}` `{"lost": true}` / `{"lost": false}` | loses a zone of the data plane (its Pinot instances are gone, its nodes stop reporting and go Ready=Unknown, its kubelet stops: deleted pods stay Terminating) / brings it back (nodes Ready, pods' processes start again); see `SimState::set_zone_lost` |
+//! | `GET /_sim/zones` | the zones lost now |
 
 use std::{sync::Arc, time::Duration};
 
@@ -41,6 +43,8 @@ pub fn router(state: Arc<SimState>) -> Router {
         .route("/clusters/{ns}/{name}/segments", post(add_segments).get(segments))
         .route("/clusters/{ns}/{name}/rebalances", get(rebalances))
         .route("/clusters/{ns}/{name}/audit", get(audit).delete(reset_audit))
+        .route("/zones", get(zones))
+        .route("/zones/{zone}", put(set_zone))
         .with_state(state)
 }
 
@@ -119,8 +123,30 @@ struct Start {
 struct Register {
     role: String,
     host: String,
+    /// The zone its (imagined) node is in: a lost zone takes it down.
+    #[serde(default)]
+    zone: Option<String>,
     #[serde(flatten)]
     start: Start,
+}
+
+async fn zones(State(s): State<Arc<SimState>>) -> Response {
+    Json(json!({"lost": s.lost_zones()})).into_response()
+}
+
+#[derive(Deserialize)]
+struct ZoneChange {
+    lost: bool,
+}
+
+async fn set_zone(State(s): State<Arc<SimState>>, Path(zone): Path<String>, body: String) -> Response {
+    match serde_json::from_str::<ZoneChange>(&body) {
+        Ok(change) => {
+            s.set_zone_lost(&zone, change.lost);
+            Json(json!({"lost": s.lost_zones()})).into_response()
+        }
+        Err(e) => bad_request(e),
+    }
 }
 
 async fn register(State(s): State<Arc<SimState>>, Path((ns, name)): Path<(String, String)>, body: String) -> Response {
@@ -134,7 +160,11 @@ async fn register(State(s): State<Arc<SimState>>, Path((ns, name)): Path<(String
     let started = s.with(&(ns.clone(), name.clone()), |c| {
         let build = r.start.release.map(Build::of).unwrap_or_else(|| c.build());
         let load = Duration::from_millis(r.start.segments_load_ms.unwrap_or(c.segments_load_ms));
-        c.start_instance(role, &r.host, build, load, None)
+        let id = c.start_instance(role, &r.host, build, load, None);
+        if let (Some(zone), Some(i)) = (&r.zone, c.instances.get_mut(&id)) {
+            i.zone = Some(zone.clone());
+        }
+        id
     });
     match started {
         Some(id) => Json(json!({"id": id})).into_response(),

@@ -137,6 +137,9 @@ pub struct Instance {
     pub pod: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pod_uid: Option<String>,
+    /// The zone its pod's node is in (or the admin API said), if known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
     #[serde(skip)]
     segments_online_at: Option<Instant>,
     /// When the process last stopped (for the lead-controller partitions' delayed rebalance).
@@ -170,6 +173,7 @@ impl Instance {
             build,
             pod: None,
             pod_uid: None,
+            zone: None,
             segments_online_at: None,
             stopped_at: None,
         }
@@ -232,6 +236,8 @@ pub struct SimPod {
     pub image: String,
     /// How long this server takes to load its segments, instead of the cluster's setting.
     pub segments_load: Option<Duration>,
+    /// The zone of the node the pod runs on.
+    pub zone: Option<String>,
 }
 
 /// One request as the simulator received it.
@@ -515,6 +521,9 @@ impl Cluster {
         }
         instance.pod = pod.map(|p| p.name.clone());
         instance.pod_uid = pod.map(|p| p.uid.clone());
+        if let Some(zone) = pod.and_then(|p| p.zone.clone()) {
+            instance.zone = Some(zone);
+        }
         if role == InstanceRole::Server {
             // Pinot's defaults: admin API 8097, gRPC 8090; the multi-stage ports are random free
             // ports in Pinot (`pinot.query.server.port` / `pinot.query.runner.port` = 0), fixed
@@ -575,6 +584,22 @@ impl Cluster {
         if !graceful {
             self.note_removed(id, "stopped");
         }
+    }
+
+    /// The instance's zone is lost: its process is gone at once, without a shutdown (its node
+    /// stopped, its ZooKeeper session expired).
+    pub fn lost_with_zone(&mut self, id: &str) {
+        let Some(i) = self.instances.get_mut(id) else { return };
+        if !i.live {
+            return;
+        }
+        i.live = false;
+        i.stopped_at = Some(Instant::now());
+        i.process = Process::Stopped;
+        i.segments_loaded = false;
+        i.segments_online_at = None;
+        let zone = i.zone.clone().unwrap_or_default();
+        self.note_removed(id, &format!("was lost with zone {zone}"));
     }
 
     fn note_removed(&mut self, id: &str, how: &str) {
@@ -963,15 +988,70 @@ pub fn replication(config: &Value) -> usize {
     }
 }
 
-/// All simulated clusters.
-#[derive(Default)]
+/// All simulated clusters, and the zones of the data plane that are lost.
 pub struct SimState {
     clusters: Mutex<BTreeMap<ClusterKey, Cluster>>,
+    lost_zones: Mutex<BTreeSet<String>>,
+    /// (zone, lost) each time a zone is lost or comes back: the simulated nodes and kubelet
+    /// follow it.
+    zone_changes: tokio::sync::broadcast::Sender<(String, bool)>,
+}
+
+impl Default for SimState {
+    fn default() -> Self {
+        SimState {
+            clusters: Mutex::default(),
+            lost_zones: Mutex::default(),
+            zone_changes: tokio::sync::broadcast::channel(64).0,
+        }
+    }
 }
 
 impl SimState {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Loses a zone of the data plane, or brings it back. Lost: every Pinot instance whose pod
+    /// runs there is gone at once (its ZooKeeper session ends with its node), the simulated
+    /// nodes there stop reporting (Ready=Unknown) and their kubelet does nothing (a deleted
+    /// pod stays Terminating, none starts). Back: the nodes are Ready again and the kubelet
+    /// starts their pods' processes again (segments load as after a restart).
+    pub fn set_zone_lost(&self, zone: &str, lost: bool) {
+        let changed = {
+            let mut zones = self.lost_zones.lock().unwrap_or_else(|e| e.into_inner());
+            if lost { zones.insert(zone.to_string()) } else { zones.remove(zone) }
+        };
+        if lost {
+            for cluster in self.lock().values_mut() {
+                let ids: Vec<String> = cluster
+                    .instances
+                    .values()
+                    .filter(|i| i.live && i.zone.as_deref() == Some(zone))
+                    .map(|i| i.id.clone())
+                    .collect();
+                for id in ids {
+                    cluster.lost_with_zone(&id);
+                }
+                cluster.check();
+            }
+        }
+        if changed {
+            let _ = self.zone_changes.send((zone.to_string(), lost));
+        }
+    }
+
+    pub fn zone_lost(&self, zone: &str) -> bool {
+        self.lost_zones.lock().unwrap_or_else(|e| e.into_inner()).contains(zone)
+    }
+
+    pub fn lost_zones(&self) -> BTreeSet<String> {
+        self.lost_zones.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Zones lost and brought back, from now on.
+    pub fn zone_changes(&self) -> tokio::sync::broadcast::Receiver<(String, bool)> {
+        self.zone_changes.subscribe()
     }
 
     pub fn lock(&self) -> MutexGuard<'_, BTreeMap<ClusterKey, Cluster>> {
