@@ -307,10 +307,14 @@ async fn plan_scaling(
         ask(policies, cluster, valid, observed, valid.policies.scaling.as_deref(), PolicyKind::Scaling, now)?;
     let reachable = matches!(observed.pinot, PinotObservation::Reachable { .. });
     let (registry, decision_state) = (policies.registry.clone(), state.clone());
-    let decision =
-        policies.decide(move || scaling::decide(&registry, &active, &decision_state, reachable)).await.unwrap_or_else(
-            |e| ScalingDecision::Refused { reason: "PolicyFailed", message: format!("scaling policy {policy}: {e}") },
-        );
+    let impaired: Vec<String> = super::zones::impaired_zones(observed).into_iter().map(|z| z.zone).collect();
+    let decision = policies
+        .decide(move || scaling::decide(&registry, &active, &decision_state, reachable, &impaired))
+        .await
+        .unwrap_or_else(|e| ScalingDecision::Refused {
+            reason: "PolicyFailed",
+            message: format!("scaling policy {policy}: {e}"),
+        });
     let actions: Vec<Action> = decision
         .actions()
         .iter()
@@ -537,6 +541,9 @@ pub fn decide_upgrade(
     if let Some(why) = actions.iter().find_map(|a| if let Action::Block(why) = a { Some(why) } else { None }) {
         return UpgradeDecision::Blocked(why.clone());
     }
+    // The host's zone gate: nothing goes down while a zone is impaired, and no pod on a node
+    // that is not Ready is deleted, whatever the policy asks.
+    let (actions, zone_held) = zone_gate(state, observed, actions);
     // The host's routing gate: no server leaves query routing (restart, queries off) while a
     // server holding a replica of one of its segments is out of it, whatever the policy asks.
     let (actions, held) = match routing_gate(state, observed, actions) {
@@ -577,12 +584,63 @@ pub fn decide_upgrade(
     if work.is_empty() && !draining.is_empty() {
         return UpgradeDecision::Wait(draining.join(", "));
     }
+    // Held for a zone: the node watch brings the next pass when it changes.
+    if work.is_empty() && !zone_held.is_empty() {
+        return UpgradeDecision::Wait(zone_held.join(", "));
+    }
     if work.is_empty()
         && let Some(why) = actions.iter().find_map(|a| if let Action::Wait(why) = a { Some(why) } else { None })
     {
         return UpgradeDecision::Wait(why.clone());
     }
     UpgradeDecision::Act(work)
+}
+
+/// The host's zone gate on an upgrade plan: a pod whose node is not Ready is not deleted (it
+/// would stay Terminating, its replacement not scheduled, until the node returns), and while a
+/// zone is impaired no pod that serves goes down (restarted, or its queries turned off): its
+/// zone's replicas are the ones the outage left. A pod already down may still be replaced (a
+/// rollback of a pod stuck on a bad image takes nothing more down). The actions kept, and why
+/// the others wait.
+fn zone_gate(state: &ClusterState, observed: &ObservedCluster, actions: Vec<Action>) -> (Vec<Action>, Vec<String>) {
+    let impaired: Vec<String> = super::zones::impaired_zones(observed).into_iter().map(|z| z.zone).collect();
+    let pod = |name: &str| state.pools.iter().flat_map(|p| &p.pods).find(|p| p.name == name);
+    // Scheduled on a node that is not Ready (an unscheduled pod may be deleted).
+    let on_unready_node = |name: &str| {
+        let node = observed.pods.values().flatten().find(|p| p.metadata.name.as_deref() == Some(name));
+        let node = node.and_then(super::cache::node_of);
+        let facts = node.and_then(|n| observed.nodes.as_ref()?.get(n));
+        facts.is_some_and(|f| !f.ready)
+    };
+    let mut held = Vec::new();
+    let kept = actions
+        .into_iter()
+        .filter(|a| {
+            let why = match a {
+                Action::RestartPod(name) => match pod(name) {
+                    Some(_) if on_unready_node(name) => Some(
+                        "its node is not Ready: a deleted pod would stay Terminating until the node returns"
+                            .to_string(),
+                    ),
+                    Some(p) if p.ready && !impaired.is_empty() => Some(format!(
+                        "zone {} is impaired: no pod that serves goes down until it is back",
+                        impaired.join(", ")
+                    )),
+                    _ => None,
+                },
+                Action::DisableQueries(_) if !impaired.is_empty() => Some(format!(
+                    "zone {} is impaired: no server leaves query routing until it is back",
+                    impaired.join(", ")
+                )),
+                _ => None,
+            };
+            if let Some(why) = &why {
+                held.push(format!("{} waits: {why}", guardrails::describe(a)));
+            }
+            why.is_none()
+        })
+        .collect();
+    (kept, held)
 }
 
 /// Why a server is out of query routing now, as brokers decide it (Pinot's
@@ -1003,6 +1061,46 @@ mod upgrade_tests {
             pods,
             departed: vec![],
         }
+    }
+
+    /// The zone gate: with zone b's node not Ready, no serving pod goes down anywhere and none
+    /// on that node is deleted; a pod already down elsewhere may be replaced; once the zone is
+    /// back, all may go.
+    #[test]
+    fn nothing_that_serves_goes_down_while_a_zone_is_impaired() {
+        use crate::cluster::cache::NodeFacts;
+        let mut state = crate::policy::runtime::empty_state();
+        state.pools = vec![server_pool(&["r1", "r1", "r1"], true)];
+        state.pools[0].pods[2].ready = false;
+        let mut observed = answering();
+        let k8s_pod = |name: &str, node: &str| -> k8s_openapi::api::core::v1::Pod {
+            serde_json::from_value(
+                serde_json::json!({"metadata": {"name": name}, "spec": {"containers": [], "nodeName": node}}),
+            )
+            .unwrap()
+        };
+        observed.pods.insert(
+            "server".into(),
+            vec![k8s_pod("c-server-0", "node-a"), k8s_pod("c-server-1", "node-b"), k8s_pod("c-server-2", "node-c")],
+        );
+        let facts = |zone: &str, ready| NodeFacts { zone: Some(zone.into()), ready };
+        observed.nodes = Some(
+            [
+                ("node-a".to_string(), facts("zone-a", true)),
+                ("node-b".to_string(), facts("zone-b", false)),
+                ("node-c".to_string(), facts("zone-c", true)),
+            ]
+            .into(),
+        );
+        let restart = |n: u32| Action::RestartPod(format!("c-server-{n}"));
+        let (kept, held) = zone_gate(&state, &observed, vec![restart(0), restart(1), restart(2)]);
+        assert_eq!(kept, [restart(2)], "only the pod that is down already, on a Ready node");
+        assert_eq!(held.len(), 2, "{held:?}");
+        assert!(held[0].contains("zone zone-b is impaired"), "{held:?}");
+        assert!(held[1].contains("its node is not Ready"), "{held:?}");
+        observed.nodes.as_mut().unwrap().get_mut("node-b").unwrap().ready = true;
+        let (kept, held) = zone_gate(&state, &observed, vec![restart(0), restart(1)]);
+        assert_eq!((kept.len(), held.len()), (2, 0));
     }
 
     /// A Pinot controller that answers, with every server instance of `server_pool` live.

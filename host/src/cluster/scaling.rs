@@ -56,12 +56,16 @@ fn scaling_action(action: &Action) -> bool {
 
 /// Runs the scaling policy on `state` and checks what it asks for. `pinot_reachable`: whether
 /// the controller answered this pass; without it nobody can tell whether a server still holds
-/// segments, so no server pool is scaled in.
+/// segments, so no server pool is scaled in. `impaired`: the zones with a node not Ready; while
+/// there is one, nothing is taken away (no lower replicas, no untagging, disabling, draining,
+/// dropping or rebalancing: each could take a replica the outage left), whatever the policy
+/// asks; pools still grow.
 pub fn decide(
     registry: &PolicyRegistry,
     policy: &ActivePolicy,
     state: &ClusterState,
     pinot_reachable: bool,
+    impaired: &[String],
 ) -> ScalingDecision {
     let name = &policy.policy.name;
     let actions = match registry.decide(policy, state) {
@@ -102,6 +106,13 @@ pub fn decide(
                     s.pool
                 ));
             }
+            other if !impaired.is_empty() && takes_away(state, &other) => {
+                waiting.push(format!(
+                    "{} waits: zone {} is impaired, and nothing is taken away until it is back",
+                    guardrails::describe(&other),
+                    impaired.join(", ")
+                ));
+            }
             other => work.push(other),
         }
     }
@@ -109,6 +120,16 @@ pub fn decide(
         ScalingDecision::Act { actions: work, waiting }
     } else {
         ScalingDecision::Blocked { why: blocked.join("; "), actions: work, waiting }
+    }
+}
+
+/// Whether an action takes something away (a pod, a tag, an instance's service, a replica's
+/// place): all but growing a pool and enabling an instance.
+fn takes_away(state: &ClusterState, action: &Action) -> bool {
+    match action {
+        Action::SetReplicas(s) => state.pools.iter().any(|p| p.name == s.pool && s.replicas < p.current_replicas),
+        Action::EnableInstance(_) => false,
+        _ => true,
     }
 }
 

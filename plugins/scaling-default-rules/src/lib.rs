@@ -5,8 +5,9 @@
 //!   tenant policy tags them), rebalance the tables whose servers do not all hold segments yet
 //!   (`rebalanceOnScale`, default on for servers).
 //! - Scale in, one pod at a time, highest ordinal first:
-//!   - servers: refuse (`block`) when the servers left could not hold a table's replication;
-//!     otherwise untag (`server_untagged`) and rebalance the tables of its tags, wait until
+//!   - servers: refuse (`block`) when the servers left could not hold a table's replication,
+//!     or when the server is the last of its Pinot pool (its zone) for a tag spread over
+//!     pools (its replica group would move into another zone); otherwise untag (`server_untagged`) and rebalance the tables of its tags, wait until
 //!     it holds no segment, disable it, then lower replicas;
 //!   - brokers: untag (`broker_untagged`, which takes it out of the broker resource), then
 //!     lower replicas; refused when a table would be left without a broker;
@@ -100,6 +101,31 @@ fn scale_in(state: &State, pool: Pool, desired: u32, out: &mut Vec<Action>) {
                         table.server_tag(),
                         table.name(),
                         table.replication()
+                    )));
+                    return;
+                }
+            }
+            // Zones as Pinot pools: the last server of a pool of a tag spread over pools
+            // keeps its zone's replica group; without it the group would move into a zone that
+            // has one already.
+            for (tag, number) in instance.pinot_pools().filter(|(tag, _)| instance.has_tag(tag)) {
+                let carriers = || {
+                    state
+                        .instances()
+                        .filter(move |(_, _, i)| i.enabled() && i.has_tag(tag) && i.pinot_pool(tag).is_some())
+                };
+                let pools: std::collections::BTreeSet<u32> =
+                    carriers().filter_map(|(_, _, i)| i.pinot_pool(tag)).collect();
+                let staying = carriers()
+                    .filter(|(p, pod, i)| i.pinot_pool(tag) == Some(number) && stays(state, p.name(), pod.ordinal()))
+                    .count();
+                if pools.len() > 1 && staying == 0 {
+                    let zone = leaving.zone().map(|z| format!(" (zone {z})")).unwrap_or_default();
+                    out.push(Action::Block(format!(
+                        "scaling in {} to {desired} would leave Pinot pool {number}{zone} of {tag} without a server: \
+                         its replica group would move into another zone; scale in a pool of another zone, or take \
+                         this zone out of the tenant first (nothing was removed)",
+                        pool.name()
                     )));
                     return;
                 }
@@ -219,4 +245,51 @@ pub fn plan(state: &State) -> Vec<Action> {
         rebalance_after_scale_out(state, &mut out);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use pinot_policy_sdk::{Role, ScalingAction as Action, StateBuilder};
+
+    use super::plan;
+
+    /// One server per zone, each its zone's Pinot pool of `sales_OFFLINE`.
+    fn zoned() -> StateBuilder {
+        let mut b = StateBuilder::new("c");
+        for (n, zone) in ["a", "b", "c"].iter().enumerate() {
+            let pool = format!("server-{zone}");
+            let pod = format!("c-{pool}-0");
+            b = b.pool(&pool, Role::Server, 1).zones(&pool, &[&format!("zone-{zone}")]);
+            b = b.pod(&pod, |p| p.instance.as_mut().unwrap().tags = vec!["sales_OFFLINE".into()]);
+            b = b.pinot_pool(&pod, "sales_OFFLINE", n as u32);
+        }
+        b
+    }
+
+    #[test]
+    fn the_last_server_of_a_zones_pinot_pool_is_not_scaled_in() {
+        let state = zoned().desired_replicas("server-c", 0).build();
+        let actions = plan(&state);
+        assert!(
+            matches!(&actions[..], [Action::Block(why)] if why.contains("Pinot pool 2 (zone zone-c) of sales_OFFLINE")),
+            "{actions:?}"
+        );
+        // A second server in zone c: one of them may go.
+        let two = StateBuilder::new("c").pool("server-c", Role::Server, 2).zones("server-c", &["zone-c"]);
+        let two = two
+            .pod("c-server-c-0", |p| p.instance.as_mut().unwrap().tags = vec!["sales_OFFLINE".into()])
+            .pod("c-server-c-1", |p| p.instance.as_mut().unwrap().tags = vec!["sales_OFFLINE".into()])
+            .pinot_pool("c-server-c-0", "sales_OFFLINE", 2)
+            .pinot_pool("c-server-c-1", "sales_OFFLINE", 2)
+            .pool("server-a", Role::Server, 1)
+            .pod("c-server-a-0", |p| p.instance.as_mut().unwrap().tags = vec!["sales_OFFLINE".into()])
+            .pinot_pool("c-server-a-0", "sales_OFFLINE", 0)
+            .desired_replicas("server-c", 1)
+            .build();
+        let actions = plan(&two);
+        assert!(
+            actions.iter().any(|a| matches!(a, Action::UpdateTags { instance, tags } if instance.contains("c-server-c-1") && tags == &["server_untagged"])),
+            "{actions:?}"
+        );
+    }
 }

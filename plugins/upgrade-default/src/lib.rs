@@ -14,8 +14,15 @@
 //! A pod not on the target revision that is down already is replaced first, whatever the
 //! budget: it serves nothing, and this is how a rollback replaces a pod stuck on a bad image.
 //!
+//! Zones: while a zone is impaired (a pod of the cluster is on a node that is not Ready: a lost
+//! zone, a partition) the upgrade waits, naming the zone: a pod restarted in another zone would
+//! take a second replica group out (only a pod that is down already may be replaced). Within a
+//! pool spread over zones, pods go zone by zone (by the zone their node is in).
+//!
 //! Configuration: `podReadyTimeoutSeconds`, and `pool/<pool>/podReadyTimeoutSeconds` (the host
 //! sets these from `spec.upgrade` and the pools).
+
+use std::collections::BTreeMap;
 
 use pinot_policy_sdk::{Pod, Pool, State, UpgradeAction as Action, UpgradePolicy};
 
@@ -79,8 +86,48 @@ fn next_step(state: &State, pool: Pool) -> Option<Vec<Action>> {
             down_names(&pool, &unavailable, &missing)
         ))]);
     }
-    pending.sort_by_key(|p| std::cmp::Reverse(p.ordinal()));
-    Some(pending.into_iter().take(budget - down).map(|pod| Action::RestartPod(pod.name().into())).collect())
+    // Zone by zone (the zone each pod runs in), highest ordinal first within one.
+    pending.sort_by_key(|p| (p.zone().unwrap_or(pool.first_zone()), std::cmp::Reverse(p.ordinal())));
+    let zone = pending[0].zone();
+    let same_zone = pending.into_iter().filter(|p| p.zone() == zone);
+    Some(same_zone.take(budget - down).map(|pod| Action::RestartPod(pod.name().into())).collect())
+}
+
+/// The zones with a pod on a node that is not Ready, with those pods.
+fn impaired_zones(state: &State) -> BTreeMap<&str, Vec<&str>> {
+    let mut zones: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for pod in state.pools().flat_map(|p| p.pods()).filter(|p| !p.node_ready()) {
+        if let Some(zone) = pod.zone() {
+            zones.entry(zone).or_default().push(pod.name());
+        }
+    }
+    zones
+}
+
+/// While a zone is impaired: replace a pod that is down already on a Ready node (it serves
+/// nothing), else wait, naming the zone; nothing when there is nothing to upgrade.
+fn while_impaired(state: &State, impaired: &BTreeMap<&str, Vec<&str>>) -> Vec<Action> {
+    let off_target = |p: &Pod| p.revision() != p.pool().target_revision() && !p.terminating();
+    for role in state.deployment_order() {
+        let down = state
+            .pools()
+            .filter(|p| p.role() == *role)
+            .flat_map(|p| p.pods())
+            .find(|p| off_target(p) && !p.ready() && p.node_ready());
+        if let Some(pod) = down {
+            return vec![Action::RestartPod(pod.name().into())];
+        }
+    }
+    if !state.pools().flat_map(|p| p.pods()).any(|p| off_target(&p)) {
+        return vec![];
+    }
+    let zones: Vec<String> =
+        impaired.iter().map(|(zone, pods)| format!("{zone} (pods {} on nodes not Ready)", pods.join(", "))).collect();
+    vec![Action::Wait(format!(
+        "zone {} is impaired; the upgrade waits until it is back: restarting a pod of another zone now would take a \
+         second zone's replicas out",
+        zones.join(", zone ")
+    ))]
 }
 
 impl UpgradePolicy for DefaultUpgrade {
@@ -88,6 +135,10 @@ impl UpgradePolicy for DefaultUpgrade {
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
 
     fn plan(state: &State) -> Result<Vec<Action>, String> {
+        let impaired = impaired_zones(state);
+        if !impaired.is_empty() {
+            return Ok(while_impaired(state, &impaired));
+        }
         for role in state.deployment_order() {
             let mut pools: Vec<(&str, &str, Pool)> =
                 state.pools().filter(|p| p.role() == *role).map(|p| (p.first_zone(), p.name(), p)).collect();
@@ -177,6 +228,61 @@ mod tests {
         assert_eq!(
             DefaultUpgrade::plan(&pinot_policy_sdk::State::from_model(read)),
             DefaultUpgrade::plan(&built.build())
+        );
+    }
+
+    /// A zone whose node is not Ready: nothing that serves restarts, anywhere; a pod down
+    /// already on a Ready node is still replaced; once the zone is back the upgrade goes on.
+    #[test]
+    fn an_impaired_zone_holds_the_upgrade_and_names_the_zone() {
+        let upgrading = || {
+            StateBuilder::new("events")
+                .pool("server-a", Role::Server, 1)
+                .zones("server-a", &["zone-a"])
+                .pool("server-b", Role::Server, 1)
+                .zones("server-b", &["zone-b"])
+                .target_revision("server-a", "events-server-a-2")
+                .target_revision("server-b", "events-server-b-2")
+        };
+        let lost_b = |b: StateBuilder| {
+            b.pod("events-server-b-0", |p| {
+                p.ready = false;
+                p.node_ready = false;
+                p.instance.as_mut().unwrap().live = false;
+            })
+        };
+        let state = lost_b(upgrading()).build();
+        let plan = DefaultUpgrade::plan(&state).unwrap();
+        assert!(
+            matches!(&plan[..], [UpgradeAction::Wait(why)] if why.contains("zone zone-b (pods events-server-b-0 on nodes not Ready) is impaired")),
+            "{plan:?}"
+        );
+        // A pod of zone a that is down already (a bad image) is replaced all the same.
+        let state = lost_b(upgrading()).pod("events-server-a-0", |p| p.ready = false).build();
+        assert_eq!(DefaultUpgrade::plan(&state), Ok(vec![UpgradeAction::RestartPod("events-server-a-0".into())]));
+        // Back: zone a first.
+        assert_eq!(
+            DefaultUpgrade::plan(&upgrading().build()),
+            Ok(vec![UpgradeAction::RestartPod("events-server-a-0".into())])
+        );
+    }
+
+    /// A pool spread over zones goes zone by zone, by the zone each pod runs in.
+    #[test]
+    fn a_spread_pool_restarts_zone_by_zone() {
+        let state = StateBuilder::new("events")
+            .pool("server", Role::Server, 6)
+            .zones("server", &["zone-a", "zone-b", "zone-c"])
+            .target_revision("server", "events-server-2")
+            .edit_pool("server", |p| p.max_unavailable = 2)
+            .build();
+        // Pods 0 and 3 are in zone-a: both go (the budget is 2), highest first.
+        assert_eq!(
+            DefaultUpgrade::plan(&state),
+            Ok(vec![
+                UpgradeAction::RestartPod("events-server-3".into()),
+                UpgradeAction::RestartPod("events-server-0".into())
+            ])
         );
     }
 }
