@@ -400,7 +400,8 @@ pub struct TenantPlacement {
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TenantZone {
-    /// The zone (`topology.kubernetes.io/zone` of the servers' nodes); empty when not known.
+    /// The zone (`topology.kubernetes.io/zone` of the servers' nodes); absent when not known.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub zone: String,
     /// The Pinot pool its servers carry for the tenant's tags (when they all carry the same).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -417,7 +418,10 @@ pub struct TenantZone {
 pub struct RebalanceJob {
     /// The table, with its type (`airlineStats_OFFLINE`).
     pub table: String,
-    /// Pinot's job id (`GET /rebalanceStatus/{jobId}`).
+    /// Pinot's job id (`GET /rebalanceStatus/{jobId}`); none when Pinot found nothing to move.
+    /// (Never written as "": a 1.20 apiserver's server-side apply turns an empty string in a
+    /// list item into null and then refuses it.)
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub job_id: String,
     /// Pinot's status of the job at the last look: `IN_PROGRESS`, `DONE`, `FAILED`, ...
     pub status: String,

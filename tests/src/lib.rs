@@ -8,6 +8,7 @@
 //! and an operator scoped to it.
 
 pub mod data_plane;
+pub mod drill;
 pub mod harness;
 pub mod pinot_sim;
 pub mod progress;

@@ -187,6 +187,23 @@ fn scale_in(state: &State, pool: Pool, desired: u32, out: &mut Vec<Action>) {
     out.push(set_replicas(&pool, current - 1));
 }
 
+/// How many of the `servers` carrying `tag` a table of `replication` can use. With the tag's
+/// servers in Pinot pools (zones), a table has one replica group per pool it uses, each as
+/// large as the smallest pool allows (Pinot's pool-based replica groups): `replication` groups
+/// of the smallest pool's size, so servers of the pools it does not use never hold its segments.
+fn usable_servers(state: &State, tag: &str, replication: u32, servers: u32) -> u32 {
+    let mut per_pool: std::collections::BTreeMap<u32, u32> = std::collections::BTreeMap::new();
+    for (_, _, i) in state.instances().filter(|(_, _, i)| i.enabled() && i.live() && i.has_tag(tag)) {
+        if let Some(pool) = i.pinot_pool(tag) {
+            *per_pool.entry(pool).or_default() += 1;
+        }
+    }
+    match per_pool.values().min() {
+        Some(smallest) if per_pool.len() > 1 => servers.min(replication.max(1) * smallest),
+        _ => servers,
+    }
+}
+
 /// After a scale-out: the tables that some of their servers do not serve yet.
 fn rebalance_after_scale_out(state: &State, out: &mut Vec<Action>) {
     let mut wanted = BTreeSet::new();
@@ -205,7 +222,8 @@ fn rebalance_after_scale_out(state: &State, out: &mut Vec<Action>) {
             let servers =
                 state.instances().filter(|(_, _, i)| i.enabled() && i.live() && i.has_tag(table.server_tag())).count()
                     as u32;
-            let can_hold = servers.min(table.segments().saturating_mul(table.replication()));
+            let can_hold = usable_servers(state, table.server_tag(), table.replication(), servers)
+                .min(table.segments().saturating_mul(table.replication()));
             if table.servers_with_segments() < can_hold {
                 wanted.insert(table.name());
             }
@@ -291,5 +309,26 @@ mod tests {
             actions.iter().any(|a| matches!(a, Action::UpdateTags { instance, tags } if instance.contains("c-server-c-1") && tags == &["server_untagged"])),
             "{actions:?}"
         );
+    }
+
+    /// Tables over zones use one replica group per pool: servers of a pool a table does not
+    /// use never hold its segments, and that is no reason to rebalance.
+    #[test]
+    fn a_table_on_fewer_pools_than_zones_is_not_rebalanced_for_the_unused_pool() {
+        let table = |replication: u32, holders: u32| pinot_policy_sdk::model::Table {
+            name: "clicks_OFFLINE".into(),
+            replication,
+            server_tag: "sales_OFFLINE".into(),
+            broker_tag: "DefaultTenant_BROKER".into(),
+            segments: 12,
+            servers_with_segments: holders,
+            rebalancing: false,
+        };
+        // Three zones, one server each: replication 2 uses two of them.
+        let state = zoned().table(table(2, 2)).build();
+        assert!(!plan(&state).iter().any(|a| matches!(a, Action::RebalanceTable(_))), "{:?}", plan(&state));
+        // Replication 3 on two holders: the third zone's server has none yet.
+        let state = zoned().table(table(3, 2)).build();
+        assert_eq!(plan(&state), [Action::RebalanceTable("clicks_OFFLINE".into())]);
     }
 }
