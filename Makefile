@@ -9,12 +9,13 @@
 #   make bench-upgrade  the upgrade benchmark (after `make kube-up`)
 #   make bench-tables   the schema and table convergence benchmark (after `make kube-up`)
 #   make bench-reload   a policy's hot reload through the API, kubectl to first decision (after `make kube-up`)
+#   make bench-zone-outage  losing a zone and getting it back, and an upgrade across the outage (after `make kube-up`)
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 
-.PHONY: help deps build sandbox test unit-test lint kube-up kube-down kube-purge run crds bench-scale bench-upgrade bench-tables bench-reload
+.PHONY: help deps build sandbox test unit-test lint kube-up kube-down kube-purge run crds bench-scale bench-upgrade bench-tables bench-reload bench-zone-outage
 
 help:
 	@sed -n 's/^#   /  /p' Makefile
@@ -115,3 +116,6 @@ bench-tables: deps
 
 bench-reload: deps
 	$(call bench,reload)
+
+bench-zone-outage: deps
+	$(call bench,zone_outage)

@@ -259,6 +259,15 @@ impl Nodes {
         Some(names.into_iter().filter_map(|n| Some((n.to_string(), facts.get(n)?.clone()))).collect())
     }
 
+    /// Every zone some node is in; `None` when the operator may not see nodes.
+    pub fn zones(&self) -> Option<std::collections::BTreeSet<String>> {
+        if self.forbidden.load(Ordering::Acquire) {
+            return None;
+        }
+        let facts = self.facts.read().expect("node cache lock poisoned");
+        Some(facts.values().filter_map(|f| f.zone.clone()).collect())
+    }
+
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
     }

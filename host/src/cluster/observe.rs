@@ -191,6 +191,9 @@ pub struct ObservedCluster {
     /// The nodes the pods run on, by name; `None` when the operator may not see nodes (then
     /// no pod has a zone, and none counts as being on a node that is not Ready).
     pub nodes: Option<BTreeMap<String, NodeFacts>>,
+    /// Every zone some node of the Kubernetes cluster is in; `None` when the operator may not
+    /// see nodes.
+    pub node_zones: Option<BTreeSet<String>>,
     /// The cluster's PinotTenants, by name.
     pub tenants: Vec<PinotTenant>,
     /// The other PinotClusters (for the upgrade slots).
@@ -364,6 +367,7 @@ pub fn observe(caches: &Caches, cluster: &PinotCluster) -> ObservedCluster {
         pods.sort_by_key(pod_ordinal);
     }
     observed.nodes = caches.nodes.of(observed.pods.values().flatten().filter_map(node_of));
+    observed.node_zones = caches.nodes.zones();
     observed
 }
 

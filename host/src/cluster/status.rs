@@ -37,7 +37,7 @@ pub fn status(
     applied: &Applied,
     now: Timestamp,
 ) -> PinotClusterStatus {
-    let problems = problems(valid, observed, plan, applied);
+    let problems = problems(cluster, valid, observed, plan, applied);
     let problem = problems.first().map(|first| Problem {
         reason: first.reason.clone(),
         message: problems.iter().map(|p| p.message.as_str()).collect::<Vec<_>>().join("; "),
@@ -107,6 +107,7 @@ pub fn status(
 
 /// Every problem of the pass, most pressing first: what the user must act on.
 fn problems(
+    cluster: &PinotCluster,
     valid: &Result<ValidCluster, InvalidSpec>,
     observed: &ObservedCluster,
     plan: &Plan<'_>,
@@ -127,6 +128,17 @@ fn problems(
     // A lost zone first: it explains the pods not ready and the steps that wait.
     for zone in super::zones::impaired_zones(observed) {
         out.push(problem("ZoneImpaired", &format!("zone {}", zone.zone), zone.message()));
+    }
+    if let (Ok(valid), Some(known)) = (valid, &observed.node_zones)
+        && !valid.external
+    {
+        for (field, zone) in super::zones::zones_without_nodes(cluster, known) {
+            let message = format!(
+                "{field}: no node is in zone {zone:?} (labelled topology.kubernetes.io/zone={zone}), so the pool's pods \
+                 there stay Pending; fix the zone's name or add nodes to it"
+            );
+            out.push(problem("ZoneWithoutNodes", &field, message));
+        }
     }
     for failure in &applied.children.failed {
         out.push(problem("ApplyFailed", &failure.subject(), failure.to_string()));

@@ -98,6 +98,22 @@ pub fn impaired_zones(observed: &ObservedCluster) -> Vec<ImpairedZone> {
     zones.into_values().collect()
 }
 
+/// The zones the spec places pools in that no node is in (`known`: every node's zone), with the
+/// field that names each.
+pub fn zones_without_nodes(cluster: &pinot_crds::PinotCluster, known: &BTreeSet<String>) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (i, pool) in cluster.spec.pools.iter().enumerate() {
+        let named = pool.zone.iter().map(|z| (format!("spec.pools[{i}].zone"), z));
+        let listed = pool.zones.iter().enumerate().map(|(k, z)| (format!("spec.pools[{i}].zones[{k}]"), z));
+        for (field, zone) in named.chain(listed) {
+            if !zone.trim().is_empty() && !known.contains(zone) {
+                out.push((field, zone.clone()));
+            }
+        }
+    }
+    out
+}
+
 /// A table whose segments are not one replica per Pinot pool, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Misplaced {
@@ -283,5 +299,23 @@ mod tests {
         // Without replica groups in its config, a table is not placed by zone.
         let plain = TablePlacement { replica_groups: None, ..table(sets(&[(&["S0", "S1"], 10)])) };
         assert!(misplaced_tables(&observed(zoned, &ids, plain)).is_empty());
+    }
+
+    #[test]
+    fn a_zone_no_node_is_in_is_named_by_its_field() {
+        let cluster: pinot_crds::PinotCluster = serde_yaml::from_str(
+            "apiVersion: pinot.controlplane.dev/v1alpha1\nkind: PinotCluster\nmetadata: {name: c}\nspec:\n  \
+             image: apachepinot/pinot:1.3.0\n  zookeeper: {connectString: zk}\n  pools:\n  \
+             - {name: controller, role: controller, replicas: 1, zone: zone-a}\n  \
+             - {name: server, role: server, replicas: 3, zones: [zone-a, zone-x, zone-b]}\n",
+        )
+        .unwrap();
+        let known = BTreeSet::from(["zone-a".to_string(), "zone-b".to_string()]);
+        assert_eq!(
+            zones_without_nodes(&cluster, &known),
+            [("spec.pools[1].zones[1]".to_string(), "zone-x".to_string())]
+        );
+        let none = BTreeSet::new();
+        assert_eq!(zones_without_nodes(&cluster, &none).len(), 4);
     }
 }
