@@ -80,61 +80,70 @@ fn engine() -> PolicyEngine {
 }
 
 /// The bundled default upgrade policy as the SDK of contract 0.3.0 built it: the baseline the
-/// 1.0.0 build of the same policy is measured against, in the same run.
+/// 1.x builds of the same policy are measured against, in the same run.
 const UPGRADE_DEFAULT_0_3: &[u8] = include_bytes!("../../plugins/testing/contract-0.3.0/upgrade_default.wasm");
 
-/// Latency samples of `rounds` decisions, the two modules taking turns so that both see the
-/// same machine (frequency, noise) over the run.
-fn samples(
-    engine: &PolicyEngine,
-    a: &LoadedPolicy,
-    b: &LoadedPolicy,
-    s: &ClusterState,
-) -> (Vec<Duration>, Vec<Duration>) {
+/// The same policy as the SDK of contract 1.0.0 built it (before 1.1.0's zones).
+const UPGRADE_DEFAULT_1_0: &[u8] = include_bytes!("../../plugins/testing/contract-1.0.0/upgrade_default.wasm");
+
+/// Latency samples of 5000 decisions of each module, the modules taking turns so that all see
+/// the same machine (frequency, noise) over the run; sorted.
+fn samples(engine: &PolicyEngine, modules: &[&LoadedPolicy], s: &ClusterState) -> Vec<Vec<Duration>> {
     for _ in 0..300 {
-        engine.decide(a, s).unwrap();
-        engine.decide(b, s).unwrap();
+        for m in modules {
+            engine.decide(m, s).unwrap();
+        }
     }
     let time = |p: &LoadedPolicy| {
         let t = Instant::now();
         engine.decide(p, s).unwrap();
         t.elapsed()
     };
-    let (mut xs, mut ys) = (Vec::new(), Vec::new());
+    let mut out = vec![Vec::new(); modules.len()];
     for _ in 0..5000 {
-        xs.push(time(a));
-        ys.push(time(b));
+        for (m, xs) in modules.iter().zip(&mut out) {
+            xs.push(time(m));
+        }
     }
-    xs.sort();
-    ys.sort();
-    (xs, ys)
+    for xs in &mut out {
+        xs.sort();
+    }
+    out
 }
 
 fn percentiles() {
     let engine = engine();
     let now = engine.load(PolicyKind::Upgrade, "upgrade-default", bundled::UPGRADE_DEFAULT).unwrap();
+    let v1_0 = engine.load(PolicyKind::Upgrade, "upgrade-default-1.0.0", UPGRADE_DEFAULT_1_0).unwrap();
     let before = engine.load(PolicyKind::Upgrade, "upgrade-default-0.3.0", UPGRADE_DEFAULT_0_3).unwrap();
-    assert_eq!(now.api_version(), "pinot:policy@1.0.0");
+    assert_eq!(now.api_version(), "pinot:policy@1.1.0");
+    assert_eq!(v1_0.api_version(), "pinot:policy@1.0.0");
     assert_eq!(before.api_version(), "pinot:policy@0.3.0");
     println!(
-        "decision latency, fresh Store per decision (upgrade-default, contract 1.0.0 and its 0.3.0 build, taking turns):"
+        "decision latency, fresh Store per decision (upgrade-default built for contracts 1.1.0, 1.0.0 and 0.3.0, \
+         taking turns):"
     );
-    println!("| pools | 1.0.0 p50 | 1.0.0 p99 | 0.3.0 p50 | 0.3.0 p99 | p50 ratio 1.0.0 / 0.3.0 |");
-    println!("|---|---|---|---|---|---|");
+    println!("| pools | 1.1.0 p50 | 1.1.0 p99 | 1.0.0 p50 | 0.3.0 p50 | 0.3.0 p99 | 1.1.0 / 0.3.0 | 1.0.0 / 0.3.0 |");
+    println!("|---|---|---|---|---|---|---|---|");
     for pools in [3, 10, 30] {
         let s = state(pools);
-        // Both decide alike: the comparison is of the contract, not of two policies.
-        assert_eq!(engine.decide(&now, &s).unwrap(), engine.decide(&before, &s).unwrap());
-        let (a, b) = samples(&engine, &now, &before, &s);
-        let p50 = |v: &[Duration]| v[v.len() / 2];
-        let p99 = |v: &[Duration]| v[v.len() * 99 / 100];
+        // All decide alike: the comparison is of the contracts, not of different policies.
+        let decided = engine.decide(&before, &s).unwrap();
+        assert_eq!(engine.decide(&now, &s).unwrap(), decided);
+        assert_eq!(engine.decide(&v1_0, &s).unwrap(), decided);
+        let runs = samples(&engine, &[&now, &v1_0, &before], &s);
+        let p50 = |v: &[Duration]| micros(v[v.len() / 2]);
+        let p99 = |v: &[Duration]| micros(v[v.len() * 99 / 100]);
+        let (a, b, c) = (&runs[0], &runs[1], &runs[2]);
         println!(
-            "| {pools} | {:.1} µs | {:.1} µs | {:.1} µs | {:.1} µs | {:.2} |",
-            micros(p50(&a)),
-            micros(p99(&a)),
-            micros(p50(&b)),
-            micros(p99(&b)),
-            micros(p50(&a)) / micros(p50(&b))
+            "| {pools} | {:.1} µs | {:.1} µs | {:.1} µs | {:.1} µs | {:.1} µs | {:.2} | {:.2} |",
+            p50(a),
+            p99(a),
+            p50(b),
+            p50(c),
+            p99(c),
+            p50(a) / p50(c),
+            p50(b) / p50(c)
         );
     }
 }

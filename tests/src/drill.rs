@@ -269,20 +269,10 @@ pub fn healthy(c: &PinotCluster) -> bool {
         && c.status.as_ref().is_some_and(|s| s.problems.is_empty())
 }
 
-/// The operator's `RestartedPod` events so far.
+/// The pods of the operator's `RestartedPod` events so far, oldest first.
 pub async fn restarts(client: &Client, ns: &str) -> Vec<String> {
-    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), ns);
-    let mut out: Vec<(Option<String>, String)> = events
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|e| e.reason.as_deref() == Some("RestartedPod"))
-        .map(|e| (e.event_time.as_ref().map(|t| t.0.to_string()), e.related.and_then(|r| r.name).unwrap_or_default()))
-        .collect();
-    out.sort();
-    out.into_iter().map(|(_, pod)| pod).collect()
+    let events = crate::harness::restart_events(client, ns).await;
+    events.into_iter().map(|e| e.related.and_then(|r| r.name).unwrap_or_default()).collect()
 }
 
 /// The writes the simulated Pinot received since its log was cleared that move data or

@@ -412,3 +412,18 @@ fn which_kubectl() -> PathBuf {
         .find(|p| p.is_file())
         .unwrap_or_else(|| panic!("no kubectl on PATH or in {}; run make kube-up", cache.display()))
 }
+
+/// The operator's `RestartedPod` events in a namespace, oldest first.
+pub async fn restart_events(client: &Client, ns: &str) -> Vec<k8s_openapi::api::events::v1::Event> {
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), ns);
+    let mut restarts: Vec<_> = events
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("RestartedPod"))
+        .collect();
+    restarts.sort_by_key(|e| e.event_time.as_ref().map(|t| t.0));
+    restarts
+}

@@ -5,15 +5,12 @@ use std::{collections::BTreeMap, time::Duration};
 
 use k8s_openapi::{
     ByteString,
-    api::{
-        core::v1::{ConfigMap, Pod},
-        events::v1::Event,
-    },
+    api::core::v1::{ConfigMap, Pod},
 };
 use kube::{Api, ResourceExt, api::ListParams};
 use pinot_crds::PinotCluster;
 use pinot_testbed::harness::{
-    OperatorHandle, TestNamespace, condition, kubectl, simulator_admin_url, test_client, wait_for,
+    OperatorHandle, TestNamespace, condition, kubectl, restart_events, simulator_admin_url, test_client, wait_for,
 };
 use serde_json::Value;
 
@@ -157,21 +154,6 @@ async fn publish_module(client: &kube::Client, ns: &str, key: &str, module: Vec<
     cm.binary_data = Some(BTreeMap::from([(key.to_string(), ByteString(module))]));
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
     cms.patch("team-policies", &PatchParams::apply("pinot-tests").force(), &Patch::Apply(&cm)).await.unwrap();
-}
-
-/// The operator's `RestartedPod` events, oldest first.
-async fn restart_events(client: &kube::Client, ns: &str) -> Vec<Event> {
-    let events: Api<Event> = Api::namespaced(client.clone(), ns);
-    let mut restarts: Vec<Event> = events
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|e| e.reason.as_deref() == Some("RestartedPod"))
-        .collect();
-    restarts.sort_by_key(|e| e.event_time.as_ref().map(|t| t.0));
-    restarts
 }
 
 /// The instance state changes (`PUT /instances/{id}/state`) the simulated Pinot controller of

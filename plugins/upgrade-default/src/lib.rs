@@ -86,7 +86,14 @@ fn next_step(state: &State, pool: Pool) -> Option<Vec<Action>> {
             down_names(&pool, &unavailable, &missing)
         ))]);
     }
-    // Zone by zone (the zone each pod runs in), highest ordinal first within one.
+    // Highest ordinal first; a pool not pinned to one zone zone by zone (the zone each pod runs
+    // in: what a pool pinned to one zone needs no look at).
+    if pool.zones().len() == 1 {
+        pending.sort_by_key(|p| std::cmp::Reverse(p.ordinal()));
+        return Some(
+            pending.into_iter().take(budget - down).map(|pod| Action::RestartPod(pod.name().into())).collect(),
+        );
+    }
     pending.sort_by_key(|p| (p.zone().unwrap_or(pool.first_zone()), std::cmp::Reverse(p.ordinal())));
     let zone = pending[0].zone();
     let same_zone = pending.into_iter().filter(|p| p.zone() == zone);
