@@ -100,8 +100,11 @@ fn table_resource(name: &str, spec: Value) -> Value {
     json!({"apiVersion": "pinot.controlplane.dev/v1alpha1", "kind": "PinotTable", "metadata": {"name": name}, "spec": full})
 }
 
+/// Waits until the resource is Ready. The budget is generous: these tests share two cores with
+/// eleven others (one converging 500 tables), and a tenant over zones is Ready only once its
+/// servers have their Pinot pools as well as their tags.
 async fn wait_ready(ns: &str, resource: &str) {
-    kubectl(&["-n", ns, "wait", "--for=condition=Ready", resource, "--timeout=60s"]).await;
+    kubectl(&["-n", ns, "wait", "--for=condition=Ready", resource, "--timeout=180s"]).await;
 }
 
 /// Waits until the resource's Ready condition has `status` and a message containing `text`;
