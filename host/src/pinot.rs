@@ -319,29 +319,8 @@ impl PinotClient {
             let state = if disabled { "queries_disable" } else { "queries_enable" };
             return self.set_instance_state(id, state).await;
         }
-        let path = format!("/instances/{id}");
-        let url = format!("{}{path}", self.base);
         let before = self.instance(id).await?;
-        let body = before
-            .update_body(id, disabled, &before.pools)
-            .map_err(|message| PinotError::Decode { url: url.clone(), message })?;
-        self.call(reqwest::Method::PUT, &path, &[("updateBrokerResource", "false")], Some(&body), &[]).await?;
-        let after = self.instance(id).await?;
-        if after.queries_disabled != disabled || after.tags != before.tags || after.pools != before.pools {
-            return Err(PinotError::Decode {
-                url,
-                message: format!(
-                    "after the update the instance has queriesDisabled {} (asked {disabled}), tags [{}] (were [{}]), \
-                     pools {:?} (were {:?})",
-                    after.queries_disabled,
-                    after.tags.join(","),
-                    before.tags.join(","),
-                    after.pools,
-                    before.pools
-                ),
-            });
-        }
-        Ok(())
+        self.rewrite_instance(id, &before, disabled, &before.pools).await
     }
 
     /// Sets the Pinot pools of instance `id` for the tags in `set` (its pools for other tags
@@ -356,34 +335,46 @@ impl PinotClient {
         id: &str,
         set: &[(String, u32)],
     ) -> Result<std::collections::BTreeMap<String, i64>, PinotError> {
-        let path = format!("/instances/{id}");
-        let url = format!("{}{path}", self.base);
         let before = self.instance(id).await?;
         let mut pools = before.pools.clone();
         pools.extend(set.iter().map(|(tag, pool)| (tag.clone(), i64::from(*pool))));
-        if pools == before.pools {
-            return Ok(before.pools);
+        if pools != before.pools {
+            self.rewrite_instance(id, &before, before.queries_disabled, &pools).await?;
         }
+        Ok(before.pools)
+    }
+
+    /// `PUT /instances/{id}?updateBrokerResource=false` with the instance's whole config as
+    /// `before` read it but `queriesDisabled` and `pools` as given (a partial body deletes its
+    /// tags, pools and ports), then a `GET` that checks both are set and its tags did not move.
+    async fn rewrite_instance(
+        &self,
+        id: &str,
+        before: &InstanceInfo,
+        queries_disabled: bool,
+        pools: &std::collections::BTreeMap<String, i64>,
+    ) -> Result<(), PinotError> {
+        let path = format!("/instances/{id}");
+        let url = format!("{}{path}", self.base);
         let body = before
-            .update_body(id, before.queries_disabled, &pools)
+            .update_body(id, queries_disabled, pools)
             .map_err(|message| PinotError::Decode { url: url.clone(), message })?;
         self.call(reqwest::Method::PUT, &path, &[("updateBrokerResource", "false")], Some(&body), &[]).await?;
         let after = self.instance(id).await?;
-        if after.pools != pools || after.tags != before.tags || after.queries_disabled != before.queries_disabled {
+        if after.queries_disabled != queries_disabled || after.tags != before.tags || after.pools != *pools {
             return Err(PinotError::Decode {
                 url,
                 message: format!(
-                    "after the update the instance has pools {:?} (asked {pools:?}), tags [{}] (were [{}]), \
-                     queriesDisabled {} (was {})",
-                    after.pools,
+                    "after the update the instance has queriesDisabled {} (asked {queries_disabled}), tags [{}] (were \
+                     [{}]), pools {:?} (asked {pools:?})",
+                    after.queries_disabled,
                     after.tags.join(","),
                     before.tags.join(","),
-                    after.queries_disabled,
-                    before.queries_disabled
+                    after.pools,
                 ),
             });
         }
-        Ok(before.pools)
+        Ok(())
     }
 
     /// `PUT /instances/{id}/state?state=enable|disable`: Helix enables or disables the instance

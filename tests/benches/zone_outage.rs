@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use pinot_testbed::{
     drill::{self, CLUSTER},
-    harness::{OperatorHandle, TestNamespace, condition, kubectl, test_client, wait_for},
+    harness::{OperatorHandle, TestNamespace, kubectl, test_client},
 };
 
 fn percentile(mut values: Vec<Duration>, p: f64) -> Duration {
@@ -76,28 +76,18 @@ async fn main() {
 
     // An upgrade asked for while zone-a is out waits, then runs once it is back.
     drill::set_zone_lost("zone-a", true).await;
-    wait_for("zone-a reported", Duration::from_secs(60), || async {
-        drill::reports_impaired(&drill::cluster(&client, &ns.name).await, "zone-a").then_some(())
-    })
-    .await;
+    drill::wait_reported(&client, &ns.name, "zone-a").await;
     let patch = r#"{"spec":{"image":"apachepinot/pinot:1.3.1"}}"#;
     kubectl(&["-n", &ns.name, "patch", &format!("pinotcluster/{CLUSTER}"), "--type=merge", "-p", patch]).await;
     tokio::time::sleep(Duration::from_secs(hold_s)).await;
     let held = drill::restarts(&client, &ns.name).await.len();
     let back = Instant::now();
     drill::set_zone_lost("zone-a", false).await;
-    wait_for("the upgrade done", Duration::from_secs(600), || async {
-        let images = drill::pod_images(&client, &ns.name).await;
-        let c = drill::cluster(&client, &ns.name).await;
-        let done = images.values().all(|i| i == "apachepinot/pinot:1.3.1")
-            && drill::healthy(&c)
-            && condition(&c, "Progressing").is_some_and(|(s, _)| s == "False");
-        done.then_some(())
-    })
-    .await;
+    drill::wait_upgraded(&client, &ns.name, "apachepinot/pinot:1.3.1", Duration::from_secs(600)).await;
     println!(
-        "upgrade while zone-a was out: {held} pods restarted during the outage; 8 pods upgraded {:.1} s after the \
+        "upgrade while zone-a was out: {held} pods restarted during the outage; {} pods upgraded {:.1} s after the \
          zone's return",
+        drill::PODS,
         back.elapsed().as_secs_f64()
     );
     operator.stop().await;

@@ -27,6 +27,8 @@ pub const TABLES: [(&str, u32); 2] = [("events", 3), ("clicks", 2)];
 pub const SEGMENTS: usize = 12;
 /// The server pools, one per zone.
 pub const ZONES: [&str; 3] = ["zone-a", "zone-b", "zone-c"];
+/// Pods of the cluster: a controller, a broker, two servers per zone.
+pub const PODS: usize = 2 + 2 * ZONES.len();
 
 /// One zone loss at a time on the whole data plane: tests of the drill take turns.
 pub async fn zone_lock() -> tokio::sync::MutexGuard<'static, ()> {
@@ -262,6 +264,29 @@ pub fn reports_impaired(c: &PinotCluster, zone: &str) -> bool {
     degraded && first.is_some_and(|p| p.reason == "ZoneImpaired" && p.subject == format!("zone {zone}"))
 }
 
+/// Waits until the cluster reports `zone` impaired.
+pub async fn wait_reported(client: &Client, ns: &str, zone: &str) {
+    wait_for(&format!("the cluster to report zone {zone} impaired"), Duration::from_secs(60), || async {
+        reports_impaired(&cluster(client, ns).await, zone).then_some(())
+    })
+    .await;
+}
+
+/// Waits until every pod of the cluster runs `image`, the cluster is healthy and no rollout is
+/// under way.
+pub async fn wait_upgraded(client: &Client, ns: &str, image: &str, timeout: Duration) {
+    wait_for("every pod on the new image, the cluster healthy", timeout, || async {
+        let images = pod_images(client, ns).await;
+        let c = cluster(client, ns).await;
+        let done = images.len() == PODS
+            && images.values().all(|i| i == image)
+            && healthy(&c)
+            && condition(&c, "Progressing").is_some_and(|(s, _)| s == "False");
+        done.then_some(())
+    })
+    .await;
+}
+
 /// Whether the cluster is healthy again: Available, not Degraded, no problem.
 pub fn healthy(c: &PinotCluster) -> bool {
     condition(c, "Available").is_some_and(|(s, _)| s == "True")
@@ -345,10 +370,7 @@ pub async fn lose_zone(client: &Client, ns: &str, zone: &str, hold: Duration) ->
     clear_log(ns).await;
     let lost = Instant::now();
     set_zone_lost(zone, true).await;
-    wait_for(&format!("the cluster to report zone {zone} impaired"), Duration::from_secs(60), || async {
-        reports_impaired(&cluster(client, ns).await, zone).then_some(())
-    })
-    .await;
+    wait_reported(client, ns, zone).await;
     let to_reported = lost.elapsed();
     // The outage lasts: the operator keeps deciding (nodes, pods and Pinot change under it).
     tokio::time::sleep(hold.saturating_sub(lost.elapsed())).await;

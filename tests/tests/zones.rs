@@ -53,10 +53,7 @@ async fn an_upgrade_waits_for_a_lost_zone_and_finishes_once_it_returns() {
     drill::reset_audit(&ns.name).await;
 
     drill::set_zone_lost("zone-a", true).await;
-    wait_for("zone-a reported impaired", Duration::from_secs(60), || async {
-        drill::reports_impaired(&drill::cluster(&client, &ns.name).await, "zone-a").then_some(())
-    })
-    .await;
+    drill::wait_reported(&client, &ns.name, "zone-a").await;
     let patch = r#"{"spec":{"image":"apachepinot/pinot:1.3.1"}}"#;
     kubectl(&["-n", &ns.name, "patch", &format!("pinotcluster/{CLUSTER}"), "--type=merge", "-p", patch]).await;
     // The upgrade says it waits for zone-a, and restarts nothing meanwhile.
@@ -71,18 +68,9 @@ async fn an_upgrade_waits_for_a_lost_zone_and_finishes_once_it_returns() {
     assert!(progressing.contains("zone zone-a"), "{progressing}");
 
     drill::set_zone_lost("zone-a", false).await;
-    wait_for("every pod on the new image, the cluster healthy", Duration::from_secs(300), || async {
-        let images = drill::pod_images(&client, &ns.name).await;
-        let c = drill::cluster(&client, &ns.name).await;
-        let done = images.len() == 8
-            && images.values().all(|i| i == "apachepinot/pinot:1.3.1")
-            && drill::healthy(&c)
-            && condition(&c, "Progressing").is_some_and(|(s, _)| s == "False");
-        done.then_some(())
-    })
-    .await;
+    drill::wait_upgraded(&client, &ns.name, "apachepinot/pinot:1.3.1", Duration::from_secs(300)).await;
     let restarted = drill::restarts(&client, &ns.name).await;
-    assert_eq!(restarted.len(), 8, "every pod restarted once: {restarted:?}");
+    assert_eq!(restarted.len(), drill::PODS, "every pod restarted once: {restarted:?}");
     // One zone at a time: the servers of a zone restart one after the other, zone by zone.
     let servers: Vec<String> = restarted
         .iter()

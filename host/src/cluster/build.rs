@@ -30,6 +30,7 @@ use pinot_crds::PinotCluster;
 use serde::Serialize;
 
 use super::{
+    cache::ZONE_LABEL,
     plan::Plan,
     validate::{Placement, ValidCluster, ValidPool},
 };
@@ -42,7 +43,6 @@ use crate::{
     role::{Role, relaxed_key, sets_system_property},
 };
 
-const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
 const HOSTNAME_LABEL: &str = "kubernetes.io/hostname";
 
 /// One object to apply, already serialised with its `apiVersion` and `kind`: as JSON text,

@@ -309,6 +309,12 @@ impl ObservedCluster {
         self.children.iter().find(|c| c.kind == kind && c.name == name)
     }
 
+    /// What is known of the node `pod` runs on (none while it is not scheduled, or when the
+    /// operator may not see nodes).
+    pub fn node_facts(&self, pod: &Pod) -> Option<&NodeFacts> {
+        self.nodes.as_ref()?.get(node_of(pod)?)
+    }
+
     /// Pools whose StatefulSet has not yet observed its latest spec (its revisions are stale).
     pub fn stale_pools(&self) -> Vec<&str> {
         self.statefulsets

@@ -325,7 +325,8 @@ async fn plan_scaling(
         PinotObservation::Reachable { rebalances, .. } => rebalances.clone(),
         _ => vec![],
     };
-    // Not in a pass that removes servers: the scale-in's own rebalances come first.
+    // Not in a pass whose scaling plan rebalances or disables instances itself (a scale-in
+    // draining, or a scale-out spreading segments): its rebalances come first.
     let scaling_in = actions.iter().any(|a| matches!(a, Action::RebalanceTable(_) | Action::DisableInstance(_)));
     let by_zone = if scaling_in { vec![] } else { super::zones::misplaced_tables(observed) };
     Some(ScalingPlan { policy, decision, actions, state, rebalances, by_zone })
@@ -607,10 +608,8 @@ fn zone_gate(state: &ClusterState, observed: &ObservedCluster, actions: Vec<Acti
     let pod = |name: &str| state.pools.iter().flat_map(|p| &p.pods).find(|p| p.name == name);
     // Scheduled on a node that is not Ready (an unscheduled pod may be deleted).
     let on_unready_node = |name: &str| {
-        let node = observed.pods.values().flatten().find(|p| p.metadata.name.as_deref() == Some(name));
-        let node = node.and_then(super::cache::node_of);
-        let facts = node.and_then(|n| observed.nodes.as_ref()?.get(n));
-        facts.is_some_and(|f| !f.ready)
+        let pod = observed.pods.values().flatten().find(|p| p.metadata.name.as_deref() == Some(name));
+        pod.and_then(|p| observed.node_facts(p)).is_some_and(|f| !f.ready)
     };
     let mut held = Vec::new();
     let kept = actions

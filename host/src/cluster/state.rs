@@ -327,9 +327,8 @@ fn pod(pod: &Pod, observed: &ObservedCluster, segments: &BTreeMap<String, u32>, 
     };
     // Where it runs, as observed. Without sight of nodes a scheduled pod counts as on a Ready
     // node (nothing is held back for a node nobody can see).
-    let node = node_of(pod);
-    let facts = node.and_then(|n| observed.nodes.as_ref()?.get(n));
-    let node_ready = node.is_some() && observed.nodes.as_ref().is_none_or(|_| facts.is_some_and(|f| f.ready));
+    let facts = observed.node_facts(pod);
+    let node_ready = node_of(pod).is_some() && observed.nodes.as_ref().is_none_or(|_| facts.is_some_and(|f| f.ready));
     model::Pod {
         zone: facts.and_then(|f| f.zone.clone()),
         node_ready,

@@ -67,19 +67,17 @@ fn few(one: &str, many: &str, names: &BTreeSet<String>) -> String {
 
 /// The zones where a node this cluster's pods run on is not Ready, by name.
 pub fn impaired_zones(observed: &ObservedCluster) -> Vec<ImpairedZone> {
-    let Some(nodes) = &observed.nodes else { return vec![] };
     let mut zones: BTreeMap<String, ImpairedZone> = BTreeMap::new();
     for pod in observed.pods.values().flatten() {
-        let Some(facts) = node_of(pod).and_then(|n| nodes.get(n)) else { continue };
+        let Some(facts) = observed.node_facts(pod) else { continue };
         let (Some(zone), false) = (&facts.zone, facts.ready) else { continue };
         let z = zones.entry(zone.clone()).or_insert_with(|| ImpairedZone { zone: zone.clone(), ..Default::default() });
         z.nodes.insert(node_of(pod).unwrap_or_default().to_string());
     }
     // Everything of the cluster in those zones (pods on their Ready nodes too).
     for pod in observed.pods.values().flatten() {
-        let Some(z) = node_of(pod).and_then(|n| nodes.get(n)?.zone.as_ref()).and_then(|z| zones.get_mut(z)) else {
-            continue;
-        };
+        let zone = observed.node_facts(pod).and_then(|f| f.zone.as_ref());
+        let Some(z) = zone.and_then(|z| zones.get_mut(z)) else { continue };
         let name = pod.name_any();
         if !pod_is_ready(pod) {
             z.pods_not_ready.insert(name.clone());

@@ -659,13 +659,12 @@ fn post_table(c: &mut Cluster, r: &Req) -> Resp {
     }
     // Instance assignment (`PHRM.addTable` -> `assignInstances`, assignment.md §9): from 1.4.0
     // checked before the table is created (400); before, the table is written, assigned, and
-    // deleted again when the assignment fails (500, the precondition's text).
+    // deleted again when the assignment fails (500, the precondition's text): either way no
+    // table is left.
     let release = c.release();
-    if release >= Release::V1_4_0 {
-        let mut probe = Cluster::default();
-        probe.instances = c.instances.clone();
-        probe.tables.insert(name.clone(), config.clone());
-        if let Err(reason) = probe.assign_instances_at_creation(&name) {
+    let partitions = match c.new_partitions(&name, &config, Cluster::partition_types(&name)) {
+        Ok(partitions) => partitions,
+        Err(reason) if release >= Release::V1_4_0 => {
             let message = format!("Failed to calculate instance partitions for table: {name}, reason: {reason}");
             return error(
                 400,
@@ -677,12 +676,10 @@ fn post_table(c: &mut Cluster, r: &Req) -> Resp {
                 },
             );
         }
-    }
+        Err(reason) => return error(500, reason),
+    };
     c.tables.insert(name.clone(), config);
-    if let Err(reason) = c.assign_instances_at_creation(&name) {
-        c.tables.remove(&name);
-        return error(500, reason);
-    }
+    c.persist_partitions(partitions);
     c.segments.entry(name.clone()).or_default();
     ok(json!({"unrecognizedProperties": {}, "status": format!("Table {name} successfully added")}))
 }
@@ -790,12 +787,7 @@ fn put_table(c: &mut Cluster, r: &Req) -> Resp {
         .copied()
         .filter(|k| !c.instance_partitions.contains_key(&format!("{raw}_{k}")))
         .collect();
-    let mut probe = Cluster::default();
-    probe.instances = c.instances.clone();
-    probe.tables.insert(name.clone(), config.clone());
-    let computed: Result<Vec<_>, String> =
-        missing.iter().filter_map(|k| probe.compute_partitions(&name, k, None, false)).collect();
-    match computed {
+    match c.new_partitions(&name, &config, &missing) {
         Err(reason) if c.release() >= Release::V1_4_0 => {
             return error(
                 400,
@@ -810,11 +802,7 @@ fn put_table(c: &mut Cluster, r: &Req) -> Resp {
             c.tables.insert(name.clone(), config);
             return error(500, reason);
         }
-        Ok(partitions) => {
-            for ip in partitions {
-                c.instance_partitions.insert(ip.instance_partitions_name.clone(), ip);
-            }
-        }
+        Ok(partitions) => c.persist_partitions(partitions),
     }
     c.tables.insert(name.clone(), config);
     ok(json!({"status": format!("Table config updated for {name}")}))

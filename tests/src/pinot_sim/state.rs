@@ -753,7 +753,8 @@ impl Cluster {
 
     /// The instance partitions of one type a table's config asks for
     /// (`InstanceAssignmentDriver`), from every instance of the cluster; `existing` and
-    /// `minimize` as a rebalance passes them. `None`: the config has no assignment for the type.
+    /// `minimize` as a rebalance passes them. `None`: the table or its config has no assignment
+    /// for the type.
     pub fn compute_partitions(
         &self,
         table_with_type: &str,
@@ -762,6 +763,18 @@ impl Cluster {
         minimize: bool,
     ) -> Option<Result<InstancePartitions, String>> {
         let config = self.tables.get(table_with_type)?;
+        self.partitions_for(table_with_type, config, kind, existing, minimize)
+    }
+
+    /// `compute_partitions` for a config that is not (or not yet) the table's.
+    pub fn partitions_for(
+        &self,
+        table_with_type: &str,
+        config: &Value,
+        kind: &str,
+        existing: Option<&InstancePartitions>,
+        minimize: bool,
+    ) -> Option<Result<InstancePartitions, String>> {
         let entry = config["instanceAssignmentConfigMap"].get(kind).filter(|e| !e.is_null())?;
         let candidates: Vec<Candidate> =
             self.instances.values().map(|i| Candidate { id: &i.id, tags: &i.tags, pools: &i.pools }).collect();
@@ -770,19 +783,22 @@ impl Cluster {
         Some(assignment::assign_instances(table_with_type, &name, entry, &candidates, existing, minimize))
     }
 
-    /// Computes the instance partitions of every type the table's config has an assignment
-    /// for (no existing partitions: as at table creation) and persists them; the first failure.
-    pub fn assign_instances_at_creation(&mut self, table_with_type: &str) -> Result<(), String> {
-        let mut computed = Vec::new();
-        for kind in Self::partition_types(table_with_type) {
-            if let Some(result) = self.compute_partitions(table_with_type, kind, None, false) {
-                computed.push(result?);
-            }
-        }
-        for ip in computed {
+    /// The instance partitions of every type in `kinds` that `config` has an assignment for,
+    /// computed without existing ones (as at table creation, or for a type first assigned);
+    /// the first failure.
+    pub fn new_partitions(
+        &self,
+        table_with_type: &str,
+        config: &Value,
+        kinds: &[&str],
+    ) -> Result<Vec<InstancePartitions>, String> {
+        kinds.iter().filter_map(|k| self.partitions_for(table_with_type, config, k, None, false)).collect()
+    }
+
+    pub fn persist_partitions(&mut self, partitions: Vec<InstancePartitions>) {
+        for ip in partitions {
             self.instance_partitions.insert(ip.instance_partitions_name.clone(), ip);
         }
-        Ok(())
     }
 
     /// The persisted instance partitions that place a table's segments: `OFFLINE`; for

@@ -170,6 +170,14 @@ pub struct ScalingOutcome {
     pub failure: Option<StepError>,
 }
 
+impl ScalingOutcome {
+    /// A rebalance started now: the table's latest job.
+    fn started(&mut self, job: RebalanceJob) {
+        self.rebalances.retain(|j| j.table != job.table);
+        self.rebalances.push(job);
+    }
+}
+
 /// A digest of the instances of this cluster that carry `tag`, with their Pinot pool for it (a
 /// server moved to another pool is a change a rebalance acts on).
 pub fn servers_digest(state: &ClusterState, tag: &str) -> String {
@@ -247,8 +255,7 @@ pub async fn carry_out_scaling(
                 {
                     None => continue,
                     Some(result) => result.map(|(note, job)| {
-                        out.rebalances.retain(|j| &j.table != table);
-                        out.rebalances.push(job);
+                        out.started(job);
                         note
                     }),
                 }
@@ -344,8 +351,7 @@ pub async fn rebalance_by_zone(
         };
         match result {
             Ok((note, job)) => {
-                out.rebalances.retain(|j| j.table != m.table);
-                out.rebalances.push(job);
+                out.started(job);
                 out.notes.push(note);
             }
             Err(e) => {
