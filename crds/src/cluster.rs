@@ -6,7 +6,10 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Affinity, EnvVar, ResourceRequirements, Toleration};
+use k8s_openapi::api::core::v1::{
+    Affinity, Container, EnvFromSource, EnvVar, LocalObjectReference, PodSecurityContext, ResourceRequirements,
+    SecurityContext, Toleration, Volume, VolumeMount,
+};
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -101,6 +104,18 @@ pub struct PinotClusterSpec {
     /// How changes roll out: install order, health-gate timeout, server drain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upgrade: Option<UpgradeSettings>,
+
+    /// Pod settings for every pool (service account, pull secrets, volumes, sidecars, security
+    /// context, ...); a pool's own `podOverrides` are merged over them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_overrides: Option<PodOverrides>,
+
+    /// `restricted`: every Pinot pod is built to be admitted under the Kubernetes "restricted"
+    /// Pod Security Standard (non-root user, no privilege escalation, every capability dropped,
+    /// seccomp `RuntimeDefault`), and pod overrides that break it are refused naming the field.
+    /// Absent: the pods run as the image's user (root in the official Pinot image).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_security_profile: Option<String>,
 }
 
 /// Leaves an empty serde default out of the schema: the operator reports a missing value with
@@ -275,7 +290,10 @@ pub struct PoolStorage {
     pub ephemeral: bool,
 }
 
-/// Pod settings a pool adds to what the operator builds.
+/// Pod settings added to what the operator builds: `spec.podOverrides` for every pool,
+/// `spec.pools[].podOverrides` for one. A pool's value of a single field (`serviceAccountName`,
+/// `priorityClassName`, `affinity`, `securityContext`, ...) replaces the cluster's; maps are
+/// merged key by key and lists item by item (by name; the pool's item wins).
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PodOverrides {
@@ -283,18 +301,86 @@ pub struct PodOverrides {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub node_selector: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(transform = kubernetes_type)]
     pub tolerations: Vec<Toleration>,
     /// Added to the operator's affinity; its node affinity terms are combined with the zone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = kubernetes_type)]
     pub affinity: Option<Affinity>,
     /// Extra pod labels; the operator's own labels win on conflict.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
-    /// Extra environment variables for the Pinot container.
+    /// Extra environment variables for the Pinot container (`valueFrom` a Secret included).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(transform = kubernetes_type)]
     pub env: Vec<EnvVar>,
+    /// Whole ConfigMaps or Secrets as environment variables of the Pinot container.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(transform = kubernetes_type)]
+    pub env_from: Vec<EnvFromSource>,
+    /// The ServiceAccount the pods run as: the identity a cloud grants deep-storage access to
+    /// (EKS IRSA, GKE Workload Identity, AKS workload identity). Default: the namespace's
+    /// `default`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_name: Option<String>,
+    /// Secrets with credentials for a private registry, by name (same namespace).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(transform = kubernetes_type)]
+    pub image_pull_secrets: Vec<LocalObjectReference>,
+    /// The pods' PriorityClass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority_class_name: Option<String>,
+    /// Extra volumes of the pods (`config`, `data` and `logs` are the operator's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(transform = kubernetes_type)]
+    pub volumes: Vec<Volume>,
+    /// Extra mounts of the Pinot container, of the pods' volumes; not at or under the
+    /// operator's mount paths (`/var/pinot/<role>/config`, `/var/pinot/<role>/data`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(transform = kubernetes_type)]
+    pub volume_mounts: Vec<VolumeMount>,
+    /// Containers that run to completion before the Pinot container starts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(transform = kubernetes_type)]
+    pub init_containers: Vec<Container>,
+    /// Containers that run beside the Pinot container (a log shipper, a proxy). Not `pinot`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(transform = kubernetes_type)]
+    pub sidecars: Vec<Container>,
+    /// The pods' security context (user, group, fsGroup, seccomp). With
+    /// `spec.podSecurityProfile: restricted` the operator fills in what the profile requires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = kubernetes_type)]
+    pub security_context: Option<PodSecurityContext>,
+    /// The Pinot container's security context.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = kubernetes_type)]
+    pub container_security_context: Option<SecurityContext>,
+}
+
+/// A Kubernetes type embedded in the schema without the descriptions of its nested fields
+/// (they are Kubernetes' own, documented upstream): a PinotCluster with pod templates for the
+/// cluster and every pool would otherwise carry each of them several times over.
+fn kubernetes_type(schema: &mut schemars::Schema) {
+    fn strip(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Object(map) => {
+                map.remove("description");
+                map.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let description = schema.get("description").cloned();
+    if let Some(object) = schema.as_object_mut() {
+        object.values_mut().for_each(strip);
+        if let Some(d) = description {
+            object.insert("description".into(), d);
+        }
+    }
 }
 
 /// Observed state of a Pinot cluster.

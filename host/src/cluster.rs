@@ -12,6 +12,7 @@ pub mod build;
 pub mod cache;
 pub mod observe;
 pub mod plan;
+pub mod references;
 pub mod scaling;
 pub mod state;
 pub mod status;
@@ -57,6 +58,10 @@ const CACHE_WAIT: Duration = Duration::from_millis(500);
 
 /// How soon to look again while a cluster names a policy that is not loaded.
 const POLICY_RECHECK: Duration = Duration::from_secs(10);
+
+/// How soon to look again while an object the pods need (a Secret, the ServiceAccount) is
+/// missing.
+const REFERENCE_RECHECK: Duration = Duration::from_secs(10);
 
 /// How soon to look again while the Pinot controller's view lags the pods'.
 const PINOT_RECHECK: Duration = Duration::from_secs(3);
@@ -179,6 +184,7 @@ impl Context {
 
     fn sources(&self) -> observe::Sources<'_> {
         observe::Sources {
+            client: &self.client,
             caches: &self.caches,
             access: &self.access,
             clusters: &self.clusters,
@@ -530,7 +536,15 @@ pub async fn reconcile_pass(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Re
     let now = Timestamp::now();
 
     let observed = observe::observe_cluster(&ctx.sources(), &cluster).await;
-    let valid = validate::validate(&cluster);
+    // An object the pods need that is missing holds everything back, like an invalid spec.
+    let valid = match (validate::validate(&cluster), observed.missing_references.as_slice()) {
+        (valid, []) => valid,
+        (Ok(_), missing) => Err(validate::InvalidSpec(missing.to_vec())),
+        (Err(mut invalid), missing) => {
+            invalid.0.extend_from_slice(missing);
+            Err(invalid)
+        }
+    };
     let plan = plan::plan(&ctx.policies, &cluster, &valid, &observed, now).await;
     let desired = build::build(&cluster, valid.as_ref().ok(), &plan, owner, ctx.apis.pdb_version, &ctx.built);
     let applied = apply::apply(&ctx.writer(&cluster)?, &plan, &desired, &observed).await;
@@ -553,6 +567,8 @@ fn next_look(
     status: &pinot_crds::PinotClusterStatus,
 ) -> Next {
     match &plan.hold {
+        // Nothing the operator watches says when a missing Secret or ServiceAccount appears.
+        Some(_) if !observed.missing_references.is_empty() => return Next::Requeue(REFERENCE_RECHECK),
         Some(_) => return Next::AwaitChange,
         None if external => return Next::Requeue(EXTERNAL_RECHECK),
         None => {}

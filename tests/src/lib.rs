@@ -11,5 +11,6 @@ pub mod data_plane;
 pub mod drill;
 pub mod harness;
 pub mod pinot_sim;
+pub mod pod_security;
 pub mod progress;
 pub mod workload;

@@ -12,11 +12,12 @@ use k8s_openapi::{
     api::{
         apps::v1::{StatefulSet, StatefulSetSpec, StatefulSetUpdateStrategy},
         core::v1::{
-            Affinity, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
-            HTTPGetAction, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm,
-            PersistentVolumeClaim, PersistentVolumeClaimSpec, PodAffinityTerm, PodAntiAffinity, PodSpec,
-            PodTemplateSpec, Probe, ResourceRequirements, Service, ServicePort, ServiceSpec, TopologySpreadConstraint,
-            Volume, VolumeMount, VolumeResourceRequirements, WeightedPodAffinityTerm,
+            Affinity, Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
+            EnvVar, HTTPGetAction, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm,
+            PersistentVolumeClaim, PersistentVolumeClaimSpec, PodAffinityTerm, PodAntiAffinity, PodSecurityContext,
+            PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecurityContext, Service,
+            ServicePort, ServiceSpec, TopologySpreadConstraint, Volume, VolumeMount, VolumeResourceRequirements,
+            WeightedPodAffinityTerm,
         },
         policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec},
     },
@@ -32,7 +33,10 @@ use serde::Serialize;
 use super::{
     cache::ZONE_LABEL,
     plan::Plan,
-    validate::{Placement, ValidCluster, ValidPool},
+    validate::{
+        Placement, PodSecurityProfile, ValidCluster, ValidPool,
+        pod::{LOG_DIR, TMP_DIR},
+    },
 };
 pub use crate::children::{configmap_name, headless_service_name, role_service_name, statefulset_name};
 use crate::{
@@ -388,6 +392,16 @@ pub fn build_pool_statefulset(
         }
     });
 
+    let mut volume_mounts = vec![
+        VolumeMount { name: "config".into(), mount_path: role.config_dir(), ..Default::default() },
+        VolumeMount { name: "data".into(), mount_path: role.data_dir(), ..Default::default() },
+    ];
+    if pool.pod_security == PodSecurityProfile::Restricted {
+        volume_mounts.push(VolumeMount { name: "logs".into(), mount_path: LOG_DIR.into(), ..Default::default() });
+        volume_mounts.push(VolumeMount { name: "tmp".into(), mount_path: TMP_DIR.into(), ..Default::default() });
+    }
+    volume_mounts.extend(pool.overrides.volume_mounts.iter().cloned());
+
     let container = Container {
         name: "pinot".into(),
         image: Some(pool.image.clone()),
@@ -408,10 +422,9 @@ pub fn build_pool_statefulset(
         readiness_probe: Some(readiness_probe),
         liveness_probe: Some(liveness_probe),
         resources: Some(resources),
-        volume_mounts: Some(vec![
-            VolumeMount { name: "config".into(), mount_path: role.config_dir(), ..Default::default() },
-            VolumeMount { name: "data".into(), mount_path: role.data_dir(), ..Default::default() },
-        ]),
+        volume_mounts: Some(volume_mounts),
+        env_from: (!pool.overrides.env_from.is_empty()).then(|| pool.overrides.env_from.clone()),
+        security_context: pool.overrides.container_security_context.clone(),
         ..Default::default()
     };
 
@@ -447,6 +460,28 @@ pub fn build_pool_statefulset(
         }
     };
 
+    if pool.pod_security == PodSecurityProfile::Restricted {
+        // The image's directories belong to root: Pinot's logs and its temporary files.
+        for name in ["logs", "tmp"] {
+            volumes.push(Volume {
+                name: name.into(),
+                empty_dir: Some(EmptyDirVolumeSource::default()),
+                ..Default::default()
+            });
+        }
+    }
+    volumes.extend(pool.overrides.volumes.iter().cloned());
+    let mut containers = vec![container];
+    containers.extend(pool.overrides.sidecars.iter().cloned());
+    let mut init_containers = pool.overrides.init_containers.clone();
+    let mut security_context = pool.overrides.security_context.clone();
+    if pool.pod_security == PodSecurityProfile::Restricted {
+        security_context = Some(restricted_pod_context(security_context.unwrap_or_default()));
+        for c in containers.iter_mut().chain(init_containers.iter_mut()) {
+            c.security_context = Some(restricted_container_context(c.security_context.take().unwrap_or_default()));
+        }
+    }
+
     let node_selector = (!pool.overrides.node_selector.is_empty()).then(|| pool.overrides.node_selector.clone());
     let tolerations = (!pool.overrides.tolerations.is_empty()).then(|| pool.overrides.tolerations.clone());
     let spread = match &pool.placement {
@@ -479,8 +514,14 @@ pub fn build_pool_statefulset(
                     ..Default::default()
                 }),
                 spec: Some(PodSpec {
-                    containers: vec![container],
+                    containers,
+                    init_containers: (!init_containers.is_empty()).then_some(init_containers),
                     volumes: Some(volumes),
+                    service_account_name: pool.overrides.service_account_name.clone(),
+                    image_pull_secrets: (!pool.overrides.image_pull_secrets.is_empty())
+                        .then(|| pool.overrides.image_pull_secrets.clone()),
+                    priority_class_name: pool.overrides.priority_class_name.clone(),
+                    security_context,
                     affinity: Some(build_affinity(pool, &selector)),
                     node_selector,
                     tolerations,
@@ -497,6 +538,36 @@ pub fn build_pool_statefulset(
 }
 
 const PROBE_PERIOD_SECONDS: i32 = 10;
+
+/// The user and group Pinot runs as under the "restricted" profile unless the pod settings
+/// name one: the official image has no user of its own and runs as root (`docker/images/pinot/
+/// Dockerfile`, no `USER`); 1000 is the one the official chart suggests (`runAsUser: 1000`,
+/// commented out in `helm/pinot/values.yaml`).
+pub const RESTRICTED_USER: i64 = 1000;
+
+/// The pod's security context under the "restricted" profile: what the user set, with what the
+/// profile requires filled in (non-root with a user id, seccomp `RuntimeDefault`, and a group
+/// owning the volumes so a non-root Pinot can write its data directory).
+fn restricted_pod_context(mut sc: PodSecurityContext) -> PodSecurityContext {
+    sc.run_as_non_root = Some(true);
+    let user = *sc.run_as_user.get_or_insert(RESTRICTED_USER);
+    let group = *sc.run_as_group.get_or_insert(user);
+    sc.fs_group.get_or_insert(group);
+    sc.seccomp_profile.get_or_insert_with(|| SeccompProfile { type_: "RuntimeDefault".into(), ..Default::default() });
+    sc
+}
+
+/// A container's security context under the "restricted" profile: no privilege escalation,
+/// every capability dropped (`NET_BIND_SERVICE` may stay added).
+fn restricted_container_context(mut sc: SecurityContext) -> SecurityContext {
+    sc.allow_privilege_escalation = Some(false);
+    let caps = sc.capabilities.get_or_insert_with(Capabilities::default);
+    let drop = caps.drop.get_or_insert_with(Vec::new);
+    if !drop.iter().any(|d| d == "ALL") {
+        drop.push("ALL".into());
+    }
+    sc
+}
 
 /// `JAVA_OPTS`: the pool's JVM options, then the system properties the image's launcher would
 /// otherwise lose (`Role::system_properties`), each unless the pool's options set it.
@@ -763,6 +834,85 @@ mod tests {
             terms[0].match_expressions.as_ref().unwrap()[0].values.as_ref().unwrap(),
             &vec!["zone-a".to_string(), "zone-b".to_string()]
         );
+    }
+
+    /// `spec.podOverrides` reaches every pool; a pool's own values replace single fields and
+    /// join lists by name; under the restricted profile every container gets what the profile
+    /// requires, keeping what the user set where the profile allows it.
+    #[test]
+    fn cluster_pod_settings_reach_every_pool_and_the_restricted_profile_fills_in_the_rest() {
+        let cluster = validate(&fixtures::cluster(
+            &std::fs::read_to_string(fixtures::dir("valid").join("identity.yaml")).unwrap(),
+        ))
+        .unwrap();
+        let controller = sts(&cluster, "controller");
+        let server = sts(&cluster, "server");
+        let (c, s) = (pod_spec(&controller), pod_spec(&server));
+        assert_eq!(c.service_account_name.as_deref(), Some("pinot"));
+        assert_eq!(s.service_account_name.as_deref(), Some("pinot-server"), "the pool's replaces the cluster's");
+        let pulls =
+            |p: &PodSpec| -> Vec<String> { p.image_pull_secrets.iter().flatten().map(|r| r.name.clone()).collect() };
+        assert_eq!(pulls(c), ["registry-creds"]);
+        assert_eq!(pulls(s), ["registry-creds", "mirror-creds"]);
+        assert_eq!(s.priority_class_name.as_deref(), Some("data-platform"));
+        let names = |list: &[Container]| -> Vec<String> { list.iter().map(|c| c.name.clone()).collect() };
+        assert_eq!(names(&c.containers), ["pinot", "log-shipper"]);
+        assert_eq!(names(&s.containers), ["pinot", "log-shipper"], "one log shipper: the pool's");
+        assert_eq!(s.containers[1].image.as_deref(), Some("fluent/fluent-bit:3.1"));
+        assert_eq!(names(s.init_containers.as_ref().unwrap()), ["warm-up"]);
+        assert!(c.init_containers.is_none());
+        let volumes = |p: &PodSpec| -> Vec<String> { p.volumes.iter().flatten().map(|v| v.name.clone()).collect() };
+        assert_eq!(volumes(c), ["config", "logs", "tmp", "ca"], "the controller's data is a claim");
+        assert_eq!(volumes(s), ["config", "logs", "tmp", "ca", "scratch"]);
+        let pinot = &s.containers[0];
+        let mounts: Vec<(&str, &str)> =
+            pinot.volume_mounts.iter().flatten().map(|m| (m.name.as_str(), m.mount_path.as_str())).collect();
+        assert_eq!(
+            mounts,
+            [
+                ("config", "/var/pinot/server/config"),
+                ("data", "/var/pinot/server/data"),
+                ("logs", "/opt/pinot/logs"),
+                ("tmp", "/tmp"),
+                ("ca", "/etc/corp-ca"),
+                ("scratch", "/scratch")
+            ]
+        );
+        let env_from: Vec<String> = pinot
+            .env_from
+            .iter()
+            .flatten()
+            .map(|e| {
+                e.config_map_ref
+                    .as_ref()
+                    .map(|r| r.name.clone())
+                    .or(e.secret_ref.as_ref().map(|r| r.name.clone()))
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(env_from, ["pinot-env", "server-env"]);
+
+        // The restricted profile: the user's id stays, the rest is filled in.
+        let sc = s.security_context.as_ref().unwrap();
+        assert_eq!(
+            (sc.run_as_non_root, sc.run_as_user, sc.run_as_group, sc.fs_group),
+            (Some(true), Some(2000), Some(2000), Some(2000))
+        );
+        assert_eq!(sc.seccomp_profile.as_ref().unwrap().type_, "RuntimeDefault");
+        for container in s.containers.iter().chain(s.init_containers.iter().flatten()) {
+            let csc = container.security_context.as_ref().unwrap();
+            assert_eq!(csc.allow_privilege_escalation, Some(false), "{}", container.name);
+            let caps = csc.capabilities.as_ref().unwrap();
+            assert_eq!(caps.drop.as_deref(), Some(&["ALL".to_string()][..]), "{}", container.name);
+        }
+        let shipper = s.containers[1].security_context.as_ref().unwrap().capabilities.as_ref().unwrap();
+        assert_eq!(shipper.add.as_deref(), Some(&["NET_BIND_SERVICE".to_string()][..]), "the one capability allowed");
+
+        // Without the profile nothing of it is added.
+        let plain = example();
+        let p = pod_spec(&sts(&plain, "server-offline")).clone();
+        assert!(p.security_context.is_none() && p.containers[0].security_context.is_none());
+        assert!(!volumes(&p).contains(&"logs".to_string()));
     }
 
     #[test]

@@ -24,6 +24,7 @@ use crate::{
 /// Where a pass reads from: the caches the controller's watches fill, the Pinot controllers,
 /// and the other PinotClusters (for the upgrade slots).
 pub struct Sources<'a> {
+    pub client: &'a kube::Client,
     pub caches: &'a Caches,
     pub access: &'a ControllerAccess,
     pub clusters: &'a kube::runtime::reflector::Store<PinotCluster>,
@@ -67,6 +68,12 @@ pub async fn observe_cluster(sources: &Sources<'_>, cluster: &PinotCluster) -> O
         let spec_images = std::iter::once(cluster.spec.image.as_str())
             .chain(cluster.spec.pools.iter().filter_map(|p| p.image.as_deref()));
         observed.release = cluster_release(&observed.pinot, &images(&observed, spec_images));
+    }
+    let references = super::references::of(cluster);
+    if !references.is_empty() {
+        let namespace = cluster.namespace().unwrap_or_default();
+        let seen = super::references::observe(sources.client, &namespace, &references).await;
+        observed.missing_references = super::references::problems(&namespace, &references, &seen);
     }
     // The Pinot calls of this pass use only what the cluster's release offers.
     observed.controller =
@@ -196,6 +203,9 @@ pub struct ObservedCluster {
     pub node_zones: Option<BTreeSet<String>>,
     /// The cluster's PinotTenants, by name.
     pub tenants: Vec<PinotTenant>,
+    /// Objects the spec names for the pods (Secrets, ConfigMaps, the ServiceAccount, the
+    /// PriorityClass) that do not exist or lack the key, each as the field naming it.
+    pub missing_references: Vec<super::validate::FieldError>,
     /// The other PinotClusters (for the upgrade slots).
     pub others: OtherClusters,
     /// How the cluster's controller is reached; `None` only in tests of the pure steps.

@@ -6,9 +6,12 @@
 use std::{collections::BTreeMap, fmt};
 
 use k8s_openapi::api::core::v1::ResourceRequirements;
-use pinot_crds::{NodePool, PinotCluster, PodOverrides, PoolStorage, UpgradeSettings};
+use pinot_crds::{NodePool, PinotCluster, PinotClusterSpec, PodOverrides, PoolStorage};
 
 use crate::role::{self, OwnedBy, Role};
+
+pub mod pod;
+pub use pod::PodSecurityProfile;
 
 /// The longest `<cluster>-<pool>` name: a StatefulSet's pods carry the label
 /// `controller-revision-hash: <statefulset>-<10 chars>`, which must fit in 63 characters.
@@ -89,7 +92,10 @@ pub struct ValidPool {
     pub pod_ready_timeout_seconds: Option<i64>,
     /// Seconds between disabling a server's queries and restarting it.
     pub drain_seconds: i64,
+    /// The cluster's pod settings with the pool's merged over them.
     pub overrides: PodOverrides,
+    /// The Pod Security Standard the pool's pods are built for.
+    pub pod_security: PodSecurityProfile,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -175,10 +181,10 @@ pub fn validate(cluster: &PinotCluster) -> Result<ValidCluster, InvalidSpec> {
         );
     }
 
+    let pod_security = pod::profile(spec.pod_security_profile.as_deref(), &mut errors);
     let mut pools = Vec::new();
     for (i, pool) in spec.pools.iter().enumerate() {
-        let upgrade = spec.upgrade.as_ref();
-        if let Some(p) = validate_pool(&name, &spec.image, upgrade, i, pool, &spec.pools[..i], &mut errors) {
+        if let Some(p) = validate_pool(&name, spec, pod_security, i, pool, &spec.pools[..i], &mut errors) {
             pools.push(p);
         }
     }
@@ -243,8 +249,13 @@ fn is_dns_subdomain(s: &str) -> bool {
 struct Errors(Vec<FieldError>);
 
 impl Errors {
+    /// Adds a problem, unless the same was found already (settings of the whole cluster are
+    /// checked with each pool).
     fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
-        self.0.push(FieldError { field: field.into(), message: message.into() });
+        let error = FieldError { field: field.into(), message: message.into() };
+        if !self.0.contains(&error) {
+            self.0.push(error);
+        }
     }
 }
 
@@ -265,8 +276,8 @@ fn checked(errors: &mut Errors, field: String, value: Option<i64>, min: i64, max
 
 fn validate_pool(
     cluster: &str,
-    cluster_image: &str,
-    upgrade: Option<&UpgradeSettings>,
+    spec: &PinotClusterSpec,
+    pod_security: PodSecurityProfile,
     i: usize,
     pool: &NodePool,
     earlier: &[NodePool],
@@ -274,6 +285,7 @@ fn validate_pool(
 ) -> Option<ValidPool> {
     let at = |field: &str| format!("spec.pools[{i}].{field}");
     let before = errors.0.len();
+    let (cluster_image, upgrade) = (spec.image.as_str(), spec.upgrade.as_ref());
 
     if !is_dns_label(&pool.name) {
         errors.push(
@@ -373,6 +385,14 @@ fn validate_pool(
         .unwrap_or(DEFAULT_DRAIN_SECONDS);
 
     let storage = validate_storage(role, pool.storage.as_ref(), &at, errors);
+    let overrides = pod::merge(spec.pod_overrides.as_ref(), pool.pod_overrides.as_ref());
+    for (level_at, level) in
+        [("spec.podOverrides".to_string(), &spec.pod_overrides), (at("podOverrides"), &pool.pod_overrides)]
+    {
+        if let Some(level) = level {
+            pod::check(&level_at, level, &overrides, role, pod_security, errors);
+        }
+    }
     if let Some(role) = role {
         validate_config(role, &pool.config, &at, errors);
     } else {
@@ -401,7 +421,8 @@ fn validate_pool(
         rebalance_on_scale: pool.rebalance_on_scale.unwrap_or(true),
         pod_ready_timeout_seconds,
         drain_seconds,
-        overrides: pool.pod_overrides.clone().unwrap_or_default(),
+        overrides,
+        pod_security,
     })
 }
 

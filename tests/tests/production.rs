@@ -1,0 +1,151 @@
+//! A production Pinot from one PinotCluster, on the local control plane: the examples under
+//! `deploy/examples/production/` applied as users apply them, with the objects they name, and
+//! checked as a platform team would check them.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use k8s_openapi::api::{
+    apps::v1::StatefulSet,
+    core::v1::{Namespace, Pod},
+};
+use kube::{
+    Api, ResourceExt,
+    api::{ListParams, Patch, PatchParams},
+};
+use pinot_crds::PinotCluster;
+use pinot_testbed::{
+    harness::{OperatorHandle, TestNamespace, condition, kubectl, repo_root, test_client, wait_for},
+    pod_security::restricted_violations,
+};
+use serde_json::{Value, json};
+
+const ROLLOUT: Duration = Duration::from_secs(180);
+
+/// An example of `deploy/examples/production/` as JSON, for the test's namespace, with pods
+/// that the simulated kubelet makes ready quickly.
+fn example(file: &str, ns: &str) -> Value {
+    let path = repo_root().join("deploy/examples/production").join(file);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut cluster: Value = serde_yaml::from_str(&text).unwrap();
+    cluster["metadata"]["namespace"] = json!(ns);
+    let annotations = &mut cluster["spec"]["podOverrides"]["annotations"];
+    annotations["sim.pinot.controlplane.dev/ready-after-ms"] = json!("300");
+    cluster
+}
+
+/// `kubectl apply` of one JSON document.
+async fn apply(ns: &str, name: &str, doc: &Value) {
+    let file = std::env::temp_dir().join(format!("{ns}-{name}.json"));
+    std::fs::write(&file, doc.to_string()).unwrap();
+    kubectl(&["apply", "-f", file.to_str().unwrap()]).await;
+}
+
+async fn degraded_naming(api: &Api<PinotCluster>, name: &str, field: &str) -> String {
+    wait_for(&format!("Degraded naming {field}"), Duration::from_secs(60), || async {
+        let c = api.get(name).await.ok()?;
+        let (status, message) = condition(&c, "Degraded")?;
+        (status == "True" && message.contains(field)).then_some(message)
+    })
+    .await
+}
+
+async fn wait_available(api: &Api<PinotCluster>, name: &str) -> PinotCluster {
+    wait_for(&format!("{name} Available"), ROLLOUT, || async {
+        let c = api.get(name).await.ok()?;
+        let current = c.status.as_ref()?.observed_generation == c.metadata.generation;
+        (current && condition(&c, "Available")?.0 == "True").then_some(c)
+    })
+    .await
+}
+
+/// The secure-pods example: refused while its ServiceAccount is missing (nothing created),
+/// installed once it exists, every pod with the identity and mounts asked for and admitted under
+/// the "restricted" Pod Security Standard (checked here rule by rule: the 1.20 apiserver has no
+/// Pod Security admission, so the namespace's `enforce=restricted` label alone proves nothing);
+/// a privileged sidecar is refused naming its field and no pod restarts for it.
+#[tokio::test]
+async fn secure_pods_run_as_asked_and_under_the_restricted_profile() {
+    let client = test_client().await;
+    let ns = TestNamespace::create(&client, "secure").await;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let label = json!({"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted"}}});
+    namespaces.patch(&ns.name, &PatchParams::default(), &Patch::Merge(&label)).await.unwrap();
+    let operator = OperatorHandle::start(&client, &ns.name);
+    let objects = json!({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": "data-platform"}, "value": 100000},
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "registry-creds", "namespace": ns.name},
+         "type": "kubernetes.io/dockerconfigjson", "stringData": {".dockerconfigjson": "{\"auths\":{}}"}},
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "corp-ca", "namespace": ns.name},
+         "data": {"ca.crt": include_str!("../../host/tests/fixtures/tls/test-ca.pem")}},
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "pinot-env", "namespace": ns.name}, "stringData": {"TEAM": "data"}}]});
+    apply(&ns.name, "objects", &objects).await;
+
+    // The ServiceAccount does not exist yet: nothing is rolled out, the field is named.
+    apply(&ns.name, "secure", &example("secure-pods.yaml", &ns.name)).await;
+    let api: Api<PinotCluster> = Api::namespaced(client.clone(), &ns.name);
+    let message = degraded_naming(&api, "secure", "spec.podOverrides.serviceAccountName").await;
+    assert!(message.contains("ServiceAccount pinot does not exist"), "{message}");
+    let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), &ns.name);
+    assert!(statefulsets.list(&ListParams::default()).await.unwrap().items.is_empty(), "nothing created");
+
+    apply(
+        &ns.name,
+        "sa",
+        &json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "pinot", "namespace": ns.name}}),
+    )
+    .await;
+    wait_available(&api, "secure").await;
+
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
+    let list = pods.list(&ListParams::default().labels("pinot.controlplane.dev/cluster=secure")).await.unwrap();
+    assert_eq!(list.items.len(), 5);
+    for pod in &list.items {
+        let spec = pod.spec.as_ref().unwrap();
+        let name = pod.name_any();
+        let violations = restricted_violations(spec, pod.metadata.annotations.as_ref().unwrap_or(&BTreeMap::new()));
+        assert!(violations.is_empty(), "{name} breaks the restricted profile: {violations:?}");
+        assert_eq!(spec.service_account_name.as_deref(), Some("pinot"), "{name}");
+        assert_eq!(spec.priority_class_name.as_deref(), Some("data-platform"), "{name}");
+        assert_eq!(spec.priority, Some(100000), "{name}: the apiserver resolved the PriorityClass");
+        let pulls: Vec<&str> = spec.image_pull_secrets.iter().flatten().map(|s| s.name.as_str()).collect();
+        assert_eq!(pulls, ["registry-creds"], "{name}");
+        let sc = spec.security_context.as_ref().unwrap();
+        assert_eq!((sc.run_as_user, sc.fs_group), (Some(1000), Some(1000)), "{name}: non-root, owning its volumes");
+        let pinot = spec.containers.iter().find(|c| c.name == "pinot").unwrap();
+        let mounts: Vec<&str> = pinot.volume_mounts.iter().flatten().map(|m| m.mount_path.as_str()).collect();
+        for path in ["/etc/corp-ca", "/opt/pinot/logs", "/tmp"] {
+            assert!(mounts.contains(&path), "{name}: {path} in {mounts:?}");
+        }
+        let env_from: Vec<&str> =
+            pinot.env_from.iter().flatten().filter_map(|e| e.secret_ref.as_ref()).map(|r| r.name.as_str()).collect();
+        assert_eq!(env_from, ["pinot-env"], "{name}");
+        let containers: Vec<&str> = spec.containers.iter().map(|c| c.name.as_str()).collect();
+        let expected: &[&str] = if name.starts_with("secure-server-") { &["pinot", "log-shipper"] } else { &["pinot"] };
+        assert_eq!(containers, expected, "{name}");
+    }
+
+    // A privileged sidecar is refused, naming its field; no pod restarts for it.
+    let uids: Vec<String> = list.items.iter().map(|p| p.uid().unwrap()).collect();
+    let patch = json!([{"op": "add", "path": "/spec/pools/2/podOverrides/sidecars/0/securityContext",
+        "value": {"privileged": true}}]);
+    api.patch("secure", &PatchParams::default(), &Patch::<()>::Json(serde_json::from_value(patch).unwrap()))
+        .await
+        .unwrap();
+    let message =
+        degraded_naming(&api, "secure", "spec.pools[2].podOverrides.sidecars[0].securityContext.privileged").await;
+    assert!(message.contains("restricted"), "{message}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let now: Vec<String> = pods
+        .list(&ListParams::default().labels("pinot.controlplane.dev/cluster=secure"))
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|p| p.uid().unwrap())
+        .collect();
+    assert_eq!(now, uids, "no pod restarted");
+
+    operator.stop().await;
+    kubectl(&["delete", "priorityclass", "data-platform", "--ignore-not-found"]).await;
+    ns.cleanup().await;
+}
