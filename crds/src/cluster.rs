@@ -105,6 +105,13 @@ pub struct PinotClusterSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upgrade: Option<UpgradeSettings>,
 
+    /// Where Pinot keeps its segments: S3, GCS, ADLS Gen2 or HDFS. The operator writes the
+    /// controller's `controller.data.dir` and the storage-factory and segment-fetcher keys of
+    /// controllers, servers and minions; credentials come only from Secrets (environment
+    /// variables or mounted files, never a ConfigMap), or from the pods' own cloud identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deep_storage: Option<DeepStorage>,
+
     /// Pod settings for every pool (service account, pull secrets, volumes, sidecars, security
     /// context, ...); a pool's own `podOverrides` are merged over them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -174,6 +181,105 @@ pub struct UpgradeSettings {
     /// `deploymentOrder`. Default false.
     #[serde(default)]
     pub parallel_install: bool,
+}
+
+/// The deep store of a cluster: exactly one of `s3`, `gcs`, `adls`, `hdfs`.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeepStorage {
+    /// The directory segments are kept under, e.g. `s3://my-bucket/pinot`, `gs://my-bucket/pinot`,
+    /// `abfss://container@account.dfs.core.windows.net/pinot`, `hdfs://namenode:8020/pinot`
+    /// (the controller's `controller.data.dir`). Its scheme must be the store's.
+    pub uri: String,
+    /// Access is granted to the pods' own identity, no credentials: EKS IRSA or Pod Identity,
+    /// GKE Workload Identity, AKS workload or managed identity (through
+    /// `podOverrides.serviceAccountName`), or the node's instance role.
+    #[serde(default)]
+    pub pod_identity: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3: Option<S3Storage>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gcs: Option<GcsStorage>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adls: Option<AdlsStorage>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hdfs: Option<HdfsStorage>,
+    /// More properties of the store's PinotFS (`serverSideEncryption`, `storageClass`,
+    /// `httpclient.maxConnections`, ...), written under each role's storage-factory prefix.
+    /// No credentials here: this ends up in a ConfigMap.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub config: BTreeMap<String, String>,
+}
+
+/// Amazon S3 or an S3-compatible store (MinIO, Ceph).
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct S3Storage {
+    /// The bucket's region; Pinot requires one even for MinIO.
+    pub region: String,
+    /// An S3-compatible endpoint, e.g. `http://minio.storage:9000` (Pinot always uses
+    /// path-style addressing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// The access key id, from a Secret (given to Pinot's AWS SDK as `AWS_ACCESS_KEY_ID`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_key_id: Option<SecretKey>,
+    /// The secret access key, from a Secret (`AWS_SECRET_ACCESS_KEY`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_access_key: Option<SecretKey>,
+}
+
+/// Google Cloud Storage.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GcsStorage {
+    /// The project of the bucket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<String>,
+    /// A service account's JSON key file, from a Secret (mounted, and named by
+    /// `GOOGLE_APPLICATION_CREDENTIALS`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<SecretKey>,
+}
+
+/// Azure Data Lake Storage Gen2.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AdlsStorage {
+    /// The storage account.
+    pub account_name: String,
+    /// The container (file system) segments are kept in; Pinot creates it when missing.
+    pub file_system_name: String,
+    /// The account's access key, from a Secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_key: Option<SecretKey>,
+    /// With `podIdentity`: the client id of the user-assigned managed identity to use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed_identity_client_id: Option<String>,
+}
+
+/// HDFS.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HdfsStorage {
+    /// A ConfigMap with the cluster's `core-site.xml` and `hdfs-site.xml` (the only files Pinot
+    /// reads from its Hadoop configuration directory).
+    pub config_map: String,
+    /// Kerberos, when `core-site.xml` says `hadoop.security.authentication: kerberos`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kerberos: Option<HdfsKerberos>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HdfsKerberos {
+    /// The principal Pinot logs in as, e.g. `pinot@EXAMPLE.COM`.
+    pub principal: String,
+    /// Its keytab, from a Secret (mounted).
+    pub keytab: SecretKey,
+    /// `krb5.conf`, from a ConfigMap (mounted at `/etc/krb5.conf`); the image's when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub krb5_config: Option<crate::ConfigMapKey>,
 }
 
 /// Which PinotPolicy decides what, for one cluster.

@@ -11,9 +11,10 @@ pub mod policy;
 pub mod resources;
 
 pub use cluster::{
-    ClusterCondition, ClusterPolicies, ClusterPolicyStatus, ClusterProblem, ControllerAccess, ExternalController,
-    NodePool, PinotCluster, PinotClusterSpec, PinotClusterStatus, PinotControllerStatus, PodOverrides, PoolStatus,
-    PoolStorage, RebalanceJob, SecretKey, TenantPlacement, TenantZone, UpgradeSettings, ZookeeperSpec, condition,
+    AdlsStorage, ClusterCondition, ClusterPolicies, ClusterPolicyStatus, ClusterProblem, ControllerAccess, DeepStorage,
+    ExternalController, GcsStorage, HdfsKerberos, HdfsStorage, NodePool, PinotCluster, PinotClusterSpec,
+    PinotClusterStatus, PinotControllerStatus, PodOverrides, PoolStatus, PoolStorage, RebalanceJob, S3Storage,
+    SecretKey, TenantPlacement, TenantZone, UpgradeSettings, ZookeeperSpec, condition,
 };
 pub use policy::{ConfigMapKey, PinotPolicy, PinotPolicySpec, PinotPolicyStatus, PolicyModuleSource};
 pub use resources::{

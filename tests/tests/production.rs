@@ -149,3 +149,119 @@ async fn secure_pods_run_as_asked_and_under_the_restricted_profile() {
     kubectl(&["delete", "priorityclass", "data-platform", "--ignore-not-found"]).await;
     ns.cleanup().await;
 }
+
+fn uids(list: &[Pod]) -> Vec<String> {
+    let mut uids: Vec<String> = list.iter().map(|p| p.uid().unwrap()).collect();
+    uids.sort();
+    uids
+}
+
+/// The deep-storage examples: a missing Secret, then one without the key, are named in status
+/// with nothing created; with the Secret the cluster comes up with the S3 file system written
+/// for controllers, servers and minions and the credentials only as Secret references (no
+/// ConfigMap holds them). The GCS, ADLS, HDFS and IRSA examples come up with the objects they
+/// name. A Secret deleted later stops the rollout with the field named and restarts nothing.
+#[tokio::test]
+async fn deep_storage_takes_credentials_from_secrets_only_and_names_what_is_missing() {
+    let client = test_client().await;
+    let ns = TestNamespace::create(&client, "deepstore").await;
+    let operator = OperatorHandle::start(&client, &ns.name);
+    let api: Api<PinotCluster> = Api::namespaced(client.clone(), &ns.name);
+    let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), &ns.name);
+
+    apply(&ns.name, "lake", &example("deep-storage-s3.yaml", &ns.name)).await;
+    let message = degraded_naming(&api, "lake", "spec.deepStorage.s3.accessKeyId").await;
+    assert!(message.contains("Secret pinot-s3 does not exist"), "{message}");
+    const SECRET: &str = "s3cr3t-v4lue-never-in-a-configmap";
+    let secret = |keys: Value| json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "pinot-s3", "namespace": ns.name}, "stringData": keys});
+    apply(&ns.name, "s3-secret", &secret(json!({"accessKeyId": "AKIAEXAMPLE"}))).await;
+    wait_for("Degraded naming the missing key", Duration::from_secs(60), || async {
+        let (status, message) = condition(&api.get("lake").await.ok()?, "Degraded")?;
+        let named =
+            message.contains("spec.deepStorage.s3.secretAccessKey: Secret pinot-s3 has no key \"secretAccessKey\"");
+        (status == "True" && named && !message.contains("does not exist")).then_some(())
+    })
+    .await;
+    assert!(statefulsets.list(&ListParams::default()).await.unwrap().items.is_empty(), "nothing created");
+    apply(&ns.name, "s3-secret", &secret(json!({"accessKeyId": "AKIAEXAMPLE", "secretAccessKey": SECRET}))).await;
+
+    // The other stores, with what they name.
+    let objects = json!({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "pinot", "namespace": ns.name}},
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "pinot-gcs", "namespace": ns.name}, "stringData": {"key.json": "{\"type\": \"service_account\"}"}},
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "hadoop-conf", "namespace": ns.name}, "data": {"core-site.xml": "<configuration/>", "hdfs-site.xml": "<configuration/>"}},
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "krb5", "namespace": ns.name}, "data": {"krb5.conf": "[libdefaults]\n"}},
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "pinot-keytab", "namespace": ns.name}, "stringData": {"pinot.keytab": "keytab"}}]});
+    apply(&ns.name, "objects", &objects).await;
+    for (file, name) in [
+        ("deep-storage-s3-irsa.yaml", "lake-irsa"),
+        ("deep-storage-gcs.yaml", "lake-gcs"),
+        ("deep-storage-adls.yaml", "lake-adls"),
+        ("deep-storage-hdfs.yaml", "lake-hdfs"),
+    ] {
+        apply(&ns.name, name, &example(file, &ns.name)).await;
+    }
+    for name in ["lake", "lake-irsa", "lake-gcs", "lake-adls", "lake-hdfs"] {
+        wait_available(&api, name).await;
+    }
+
+    // What Pinot reads, and where the credentials are.
+    let configmaps: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(client.clone(), &ns.name);
+    for cm in configmaps.list(&ListParams::default()).await.unwrap() {
+        let text: String = cm.data.clone().unwrap_or_default().into_values().collect();
+        assert!(!text.contains(SECRET), "ConfigMap {} holds the secret", cm.name_any());
+    }
+    let config = |name: &str, file: &str| {
+        let configmaps = configmaps.clone();
+        let (name, file) = (name.to_string(), file.to_string());
+        async move { configmaps.get(&name).await.unwrap().data.unwrap()[&file].clone() }
+    };
+    let controller = config("lake-controller-config", "pinot-controller.conf").await;
+    for line in [
+        "controller.data.dir=s3://analytics-segments/pinot",
+        "pinot.controller.storage.factory.class.s3=org.apache.pinot.plugin.filesystem.S3PinotFS",
+        "pinot.controller.storage.factory.s3.region=eu-west-1",
+        "pinot.controller.segment.fetcher.protocols=file,http,s3",
+    ] {
+        assert!(controller.lines().any(|l| l == line), "{line} in\n{controller}");
+    }
+    let server = config("lake-server-config", "pinot-server.conf").await;
+    assert!(
+        server
+            .lines()
+            .any(|l| l == "pinot.server.storage.factory.class.s3=org.apache.pinot.plugin.filesystem.S3PinotFS"),
+        "{server}"
+    );
+    let minion = config("lake-minion-config", "pinot-minion.conf").await;
+    assert!(minion.lines().any(|l| l == "pinot.minion.storage.factory.s3.region=eu-west-1"), "{minion}");
+    let broker = config("lake-broker-config", "pinot-broker.conf").await;
+    assert!(!broker.contains("storage.factory"), "{broker}");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
+    let server_pod = pods.get("lake-server-0").await.unwrap();
+    let env = server_pod.spec.unwrap().containers[0].env.clone().unwrap();
+    let from_secret = |name: &str| {
+        env.iter()
+            .find(|e| e.name == name)
+            .and_then(|e| e.value_from.as_ref()?.secret_key_ref.as_ref())
+            .map(|r| format!("{}/{}", r.name, r.key))
+    };
+    assert_eq!(from_secret("AWS_ACCESS_KEY_ID").as_deref(), Some("pinot-s3/accessKeyId"));
+    assert_eq!(from_secret("AWS_SECRET_ACCESS_KEY").as_deref(), Some("pinot-s3/secretAccessKey"));
+
+    // The Secret goes away: the field is named, nothing restarts.
+    let lake = ListParams::default().labels("pinot.controlplane.dev/cluster=lake");
+    let before = uids(&pods.list(&lake).await.unwrap().items);
+    kubectl(&["-n", &ns.name, "delete", "secret", "pinot-s3"]).await;
+    let patch = json!({"spec": {"pools": [
+        {"name": "controller", "role": "controller", "replicas": 2, "storage": {"size": "10Gi"}},
+        {"name": "broker", "role": "broker", "replicas": 2},
+        {"name": "server", "role": "server", "replicas": 2, "storage": {"size": "50Gi"}},
+        {"name": "minion", "role": "minion", "replicas": 1}]}});
+    api.patch("lake", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    degraded_naming(&api, "lake", "spec.deepStorage.s3.accessKeyId").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(uids(&pods.list(&lake).await.unwrap().items), before, "no pod restarted or added");
+
+    operator.stop().await;
+    ns.cleanup().await;
+}

@@ -34,7 +34,7 @@ use super::{
     cache::ZONE_LABEL,
     plan::Plan,
     validate::{
-        Placement, PodSecurityProfile, ValidCluster, ValidPool,
+        Placement, PodSecurityProfile, ValidCluster, ValidDeepStorage, ValidPool,
         pod::{LOG_DIR, TMP_DIR},
     },
 };
@@ -292,7 +292,8 @@ pub fn build_pool_headless_service(cluster: &ValidCluster, pool: &ValidPool, ctx
 pub fn pinot_properties(cluster: &ValidCluster, pool: &ValidPool) -> BTreeMap<String, String> {
     let mut props: BTreeMap<String, String> =
         pool.role.default_config(&cluster.helix_cluster_name, &cluster.zookeeper).into_iter().collect();
-    for (key, value) in &pool.config {
+    let deep_storage = cluster.deep_storage.as_ref().map(|d| d.role_properties(pool.role)).unwrap_or_default();
+    for (key, value) in deep_storage.iter().map(|(k, v)| (k, v)).chain(&pool.config) {
         let relaxed = relaxed_key(key);
         props.retain(|default, _| relaxed_key(default) != relaxed);
         props.insert(key.clone(), value.clone());
@@ -356,6 +357,8 @@ pub fn build_pool_statefulset(
         // The role's log4j file logs to the console at this level (default warn).
         EnvVar { name: "LOG4J_CONSOLE_LEVEL".into(), value: Some("info".into()), ..Default::default() },
     ];
+    let deep_storage = cluster.deep_storage.as_ref().filter(|_| ValidDeepStorage::used_by(role));
+    env.extend(deep_storage.iter().flat_map(|d| d.env.iter().cloned()));
     for e in &pool.overrides.env {
         env.retain(|x| x.name != e.name);
         env.push(e.clone());
@@ -400,6 +403,7 @@ pub fn build_pool_statefulset(
         volume_mounts.push(VolumeMount { name: "logs".into(), mount_path: LOG_DIR.into(), ..Default::default() });
         volume_mounts.push(VolumeMount { name: "tmp".into(), mount_path: TMP_DIR.into(), ..Default::default() });
     }
+    volume_mounts.extend(deep_storage.iter().flat_map(|d| d.mounts.iter().map(|(_, m)| m.clone())));
     volume_mounts.extend(pool.overrides.volume_mounts.iter().cloned());
 
     let container = Container {
@@ -470,6 +474,7 @@ pub fn build_pool_statefulset(
             });
         }
     }
+    volumes.extend(deep_storage.iter().flat_map(|d| d.mounts.iter().map(|(v, _)| v.clone())));
     volumes.extend(pool.overrides.volumes.iter().cloned());
     let mut containers = vec![container];
     containers.extend(pool.overrides.sidecars.iter().cloned());
@@ -834,6 +839,133 @@ mod tests {
             terms[0].match_expressions.as_ref().unwrap()[0].values.as_ref().unwrap(),
             &vec!["zone-a".to_string(), "zone-b".to_string()]
         );
+    }
+
+    fn production_example(file: &str) -> ValidCluster {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/examples/production").join(file);
+        let mut cluster = fixtures::cluster(&std::fs::read_to_string(path).unwrap());
+        cluster.metadata.namespace = Some("analytics".into());
+        validate(&cluster).unwrap_or_else(|e| panic!("{file}: {e}"))
+    }
+
+    /// Each deep-storage example writes the keys Pinot reads for its store
+    /// (`pinot-facts/deep-storage.md`): the PinotFS of the URI's scheme for controllers,
+    /// servers and minions (brokers none), the controller's data dir, the fetcher protocols;
+    /// credentials only as Secret references or files, never in the ConfigMap.
+    #[test]
+    fn deep_storage_examples_write_what_pinot_reads_and_no_credential_into_a_configmap() {
+        type Expect = (&'static str, &'static str, &'static [(&'static str, &'static str)], &'static [&'static str]);
+        let cases: &[Expect] = &[
+            (
+                "deep-storage-s3.yaml",
+                "s3",
+                &[
+                    ("class.s3", "org.apache.pinot.plugin.filesystem.S3PinotFS"),
+                    ("s3.region", "eu-west-1"),
+                    ("s3.httpclient.maxConnections", "100"),
+                ],
+                &[
+                    "AWS_ACCESS_KEY_ID=secret pinot-s3/accessKeyId",
+                    "AWS_SECRET_ACCESS_KEY=secret pinot-s3/secretAccessKey",
+                ],
+            ),
+            ("deep-storage-s3-irsa.yaml", "s3", &[("s3.region", "eu-west-1")], &[]),
+            (
+                "deep-storage-gcs.yaml",
+                "gs",
+                &[
+                    ("class.gs", "org.apache.pinot.plugin.filesystem.GcsPinotFS"),
+                    ("gs.projectId", "analytics-prod"),
+                    ("gs.gcpKey", "/var/pinot/deep-storage/gcs/key.json"),
+                ],
+                &["GOOGLE_APPLICATION_CREDENTIALS=/var/pinot/deep-storage/gcs/key.json"],
+            ),
+            (
+                "deep-storage-adls.yaml",
+                "abfss",
+                &[
+                    ("class.abfss", "org.apache.pinot.plugin.filesystem.ADLSGen2PinotFS"),
+                    ("abfss.accountName", "analyticsprod"),
+                    ("abfss.fileSystemName", "segments"),
+                    ("abfss.authenticationType", "DEFAULT"),
+                ],
+                &[],
+            ),
+            (
+                "deep-storage-hdfs.yaml",
+                "hdfs",
+                &[
+                    ("class.hdfs", "org.apache.pinot.plugin.filesystem.HadoopPinotFS"),
+                    ("hdfs.hadoop.conf.path", "/var/pinot/deep-storage/hadoop"),
+                    ("hdfs.hadoop.kerberos.principle", "pinot@EXAMPLE.COM"),
+                    ("hdfs.hadoop.kerberos.keytab", "/var/pinot/deep-storage/kerberos/pinot.keytab"),
+                ],
+                &[],
+            ),
+        ];
+        for (file, scheme, fs, env_expected) in cases {
+            let cluster = production_example(file);
+            for pool in &cluster.pools {
+                let props = pinot_properties(&cluster, pool);
+                let s = sts(&cluster, &pool.name);
+                let prefix = match pool.role {
+                    Role::Controller => "pinot.controller",
+                    Role::Server => "pinot.server",
+                    Role::Minion => "pinot.minion",
+                    Role::Broker => {
+                        assert!(
+                            !props.keys().any(|k| k.contains("storage.factory")),
+                            "{file}: brokers need no deep store"
+                        );
+                        continue;
+                    }
+                };
+                for (suffix, value) in *fs {
+                    let key = format!("{prefix}.storage.factory.{suffix}");
+                    assert_eq!(props.get(&key).map(String::as_str), Some(*value), "{file} {}: {key}", pool.name);
+                }
+                assert_eq!(props[&format!("{prefix}.segment.fetcher.protocols")], format!("file,http,{scheme}"));
+                if pool.role == Role::Controller {
+                    assert!(props["controller.data.dir"].starts_with(&format!("{scheme}://")), "{file}");
+                    assert!(
+                        props["controller.local.temp.dir"].starts_with("/var/pinot/controller/data"),
+                        "{file}: required with a deep store"
+                    );
+                }
+                let env: Vec<String> = container(&s)
+                    .env
+                    .iter()
+                    .flatten()
+                    .filter(|e| e.name != "JAVA_OPTS" && e.name != "LOG4J_CONSOLE_LEVEL")
+                    .map(|e| match &e.value_from {
+                        Some(from) => {
+                            let r = from.secret_key_ref.as_ref().unwrap();
+                            format!("{}=secret {}/{}", e.name, r.name, r.key)
+                        }
+                        None => format!("{}={}", e.name, e.value.clone().unwrap_or_default()),
+                    })
+                    .collect();
+                assert_eq!(env, *env_expected, "{file} {}", pool.name);
+                let text = build_pool_configmap(&cluster, pool, &ctx(PdbVersion::V1))
+                    .data
+                    .unwrap()
+                    .into_values()
+                    .collect::<String>();
+                for secret_word in ["accessKey=", "secretKey=", "AWS_", "jsonKey"] {
+                    assert!(!text.contains(secret_word), "{file} {}: {secret_word} in\n{text}", pool.name);
+                }
+            }
+        }
+        // Files are mounted where the properties say.
+        let hdfs = production_example("deep-storage-hdfs.yaml");
+        let s = sts(&hdfs, "server");
+        let mounts: Vec<&str> = container(&s).volume_mounts.iter().flatten().map(|m| m.mount_path.as_str()).collect();
+        assert_eq!(
+            mounts[2..],
+            ["/var/pinot/deep-storage/hadoop", "/var/pinot/deep-storage/kerberos", "/etc/krb5.conf"]
+        );
+        // No warning about several controllers sharing no deep store.
+        assert!(production_example("deep-storage-s3.yaml").warnings.is_empty());
     }
 
     /// `spec.podOverrides` reaches every pool; a pool's own values replace single fields and

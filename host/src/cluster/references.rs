@@ -15,7 +15,7 @@ use k8s_openapi::api::{
     scheduling::v1::PriorityClass,
 };
 use kube::{Api, Client};
-use pinot_crds::{PinotCluster, PodOverrides};
+use pinot_crds::{DeepStorage, PinotCluster, PodOverrides, SecretKey};
 
 use super::validate::FieldError;
 
@@ -67,6 +67,9 @@ pub fn of(cluster: &PinotCluster) -> Vec<Reference> {
     if spec.external.is_some() {
         return out;
     }
+    if let Some(d) = &spec.deep_storage {
+        deep_storage(d, &mut out);
+    }
     if let Some(o) = &spec.pod_overrides {
         overrides("spec.podOverrides", o, &mut out);
     }
@@ -81,6 +84,37 @@ pub fn of(cluster: &PinotCluster) -> Vec<Reference> {
 fn push(out: &mut Vec<Reference>, field: String, kind: Kind, name: &str, key: Option<&str>) {
     if !name.is_empty() {
         out.push(Reference { field, kind, name: name.to_string(), key: key.map(str::to_string) });
+    }
+}
+
+fn deep_storage(d: &DeepStorage, out: &mut Vec<Reference>) {
+    let at = "spec.deepStorage";
+    let mut secret = |field: &str, key: &SecretKey| {
+        push(out, format!("{at}.{field}"), Kind::Secret, &key.name, Some(&key.key));
+    };
+    if let Some(s3) = &d.s3 {
+        for (field, key) in [("s3.accessKeyId", &s3.access_key_id), ("s3.secretAccessKey", &s3.secret_access_key)] {
+            if let Some(key) = key {
+                secret(field, key);
+            }
+        }
+    }
+    if let Some(key) = d.gcs.as_ref().and_then(|g| g.key_file.as_ref()) {
+        secret("gcs.keyFile", key);
+    }
+    if let Some(key) = d.adls.as_ref().and_then(|a| a.access_key.as_ref()) {
+        secret("adls.accessKey", key);
+    }
+    if let Some(hdfs) = &d.hdfs {
+        if let Some(k) = &hdfs.kerberos {
+            secret("hdfs.kerberos.keytab", &k.keytab);
+            if let Some(krb5) = &k.krb5_config {
+                push(out, format!("{at}.hdfs.kerberos.krb5Config"), Kind::ConfigMap, &krb5.name, Some(&krb5.key));
+            }
+        }
+        // Pinot reads core-site.xml and hdfs-site.xml from the directory; core-site says how to
+        // authenticate and where the name node is.
+        push(out, format!("{at}.hdfs.configMap"), Kind::ConfigMap, &hdfs.config_map, Some("core-site.xml"));
     }
 }
 

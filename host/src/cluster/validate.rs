@@ -10,7 +10,9 @@ use pinot_crds::{NodePool, PinotCluster, PinotClusterSpec, PodOverrides, PoolSto
 
 use crate::role::{self, OwnedBy, Role};
 
+pub mod deep_storage;
 pub mod pod;
+pub use deep_storage::ValidDeepStorage;
 pub use pod::PodSecurityProfile;
 
 /// The longest `<cluster>-<pool>` name: a StatefulSet's pods carry the label
@@ -40,6 +42,8 @@ pub struct ValidCluster {
     /// An existing Pinot cluster the operator only reads and places tenants in
     /// (`spec.external`): it deploys nothing for it.
     pub external: bool,
+    /// `spec.deepStorage`, as the controller, server and minion pools get it.
+    pub deep_storage: Option<ValidDeepStorage>,
 }
 
 /// The PinotPolicy of each kind a cluster names; `None` is the bundled default.
@@ -139,6 +143,12 @@ pub fn validate(cluster: &PinotCluster) -> Result<ValidCluster, InvalidSpec> {
     let policies = validate_policies(cluster, &mut errors);
 
     if spec.external.is_some() {
+        if spec.deep_storage.is_some() {
+            errors.push(
+                "spec.deepStorage",
+                "an external cluster deploys nothing, so the operator writes no deep storage for it; remove it",
+            );
+        }
         if !spec.pools.is_empty() {
             errors.push(
                 "spec.pools",
@@ -158,6 +168,7 @@ pub fn validate(cluster: &PinotCluster) -> Result<ValidCluster, InvalidSpec> {
                 warnings: vec![],
                 policies,
                 external: true,
+                deep_storage: None,
             }),
             false => Err(InvalidSpec(errors.0)),
         };
@@ -182,6 +193,7 @@ pub fn validate(cluster: &PinotCluster) -> Result<ValidCluster, InvalidSpec> {
     }
 
     let pod_security = pod::profile(spec.pod_security_profile.as_deref(), &mut errors);
+    let deep_storage = spec.deep_storage.as_ref().and_then(|d| deep_storage::validate(d, &mut errors));
     let mut pools = Vec::new();
     for (i, pool) in spec.pools.iter().enumerate() {
         if let Some(p) = validate_pool(&name, spec, pod_security, i, pool, &spec.pools[..i], &mut errors) {
@@ -212,10 +224,11 @@ pub fn validate(cluster: &PinotCluster) -> Result<ValidCluster, InvalidSpec> {
             paused: spec.paused,
             parallel_install: spec.upgrade.as_ref().is_some_and(|u| u.parallel_install),
             // Without errors every pool is valid: `pools[i]` is `spec.pools[i]`.
-            warnings: controller_warnings(&pools),
+            warnings: if deep_storage.is_some() { vec![] } else { controller_warnings(&pools) },
             pools,
             policies,
             external: false,
+            deep_storage,
         })
     } else {
         Err(InvalidSpec(errors.0))
@@ -394,7 +407,7 @@ fn validate_pool(
         }
     }
     if let Some(role) = role {
-        validate_config(role, &pool.config, &at, errors);
+        validate_config(role, &pool.config, spec.deep_storage.is_some(), &at, errors);
     } else {
         for (k, v) in &pool.config {
             check_property_text(k, v, &at, errors);
@@ -496,7 +509,13 @@ fn check_property_text(k: &str, v: &str, at: &dyn Fn(&str) -> String, errors: &m
 /// The pool's Pinot properties: none may take over what the operator sets (the cluster name,
 /// ZooKeeper, ports, instance ids and hosts, data directories off the pool's volume), in any
 /// spelling Pinot reads as the same key.
-fn validate_config(role: Role, config: &BTreeMap<String, String>, at: &dyn Fn(&str) -> String, errors: &mut Errors) {
+fn validate_config(
+    role: Role,
+    config: &BTreeMap<String, String>,
+    deep_storage: bool,
+    at: &dyn Fn(&str) -> String,
+    errors: &mut Errors,
+) {
     let owned = role.owned_keys();
     let mut seen: BTreeMap<String, &str> = BTreeMap::new();
     for (k, v) in config {
@@ -512,6 +531,13 @@ fn validate_config(role: Role, config: &BTreeMap<String, String>, at: &dyn Fn(&s
         }
         if let Some((key, by)) = owned.iter().find(|(o, _)| role::relaxed_key(o) == relaxed) {
             errors.push(field, owned_key_message(role, key, *by));
+            continue;
+        }
+        if deep_storage && deep_storage::writes_key(role, k) {
+            errors.push(
+                field,
+                "is written from spec.deepStorage (the store, its settings and the segment fetchers); set it there (spec.deepStorage.config for more settings of the store) and remove it here",
+            );
             continue;
         }
         if role == Role::Controller && relaxed == role::relaxed_key(role::CONTROLLER_DATA_DIR_KEY) {
