@@ -348,10 +348,19 @@ fn cluster(doc: &Value, w: &mut Warnings) -> Option<Value> {
                 if let Some(i) = k["image"].as_str().filter(|i| *i != image) {
                     pool["image"] = json!(i);
                 }
+                if let Some(account) = k["serviceAccountName"].as_str().filter(|a| !a.is_empty()) {
+                    overrides.insert("serviceAccountName".into(), json!(account));
+                }
                 if k["resources"].as_object().is_some_and(|r| !r.is_empty()) {
                     pool["resources"] = k["resources"].clone();
                 }
-                for (from, to) in [("env", "env"), ("tolerations", "tolerations"), ("nodeSelector", "nodeSelector")] {
+                for (from, to) in [
+                    ("env", "env"),
+                    ("tolerations", "tolerations"),
+                    ("nodeSelector", "nodeSelector"),
+                    ("volumes", "volumes"),
+                    ("volumeMount", "volumeMounts"),
+                ] {
                     if k[from].as_array().is_some_and(|a| !a.is_empty())
                         || k[from].as_object().is_some_and(|o| !o.is_empty())
                     {
@@ -397,8 +406,6 @@ fn cluster(doc: &Value, w: &mut Warnings) -> Option<Value> {
                     }
                 }
                 for (field, why) in [
-                    ("volumes", "extra volumes have no equivalent"),
-                    ("volumeMount", "extra volume mounts have no equivalent"),
                     (
                         "port",
                         "ports are the operator's (controller 9000, broker 8099/7732, server 8098/8097/7321/7732, minion 9514)",
@@ -408,7 +415,6 @@ fn cluster(doc: &Value, w: &mut Warnings) -> Option<Value> {
                     ("readinessProbe", "the operator sets the probes from Pinot's health endpoints"),
                     ("startUpProbe", "the operator sets the probes from Pinot's health endpoints"),
                     ("imagePullPolicy", "the image's default pull policy applies"),
-                    ("serviceAccountName", "pods run with the namespace's default ServiceAccount"),
                     (
                         "affinity",
                         "zones are set with pools[].zone / zones; other affinity goes in pools[].podOverrides.affinity by hand",
@@ -580,6 +586,9 @@ mod tests {
         assert_eq!(server["podOverrides"]["nodeSelector"], json!({"pool": "pinot"}));
         assert_eq!(server["podOverrides"]["annotations"], json!({"team": "data"}));
         assert_eq!(server["podOverrides"]["tolerations"][0]["key"], "dedicated");
+        assert_eq!(server["podOverrides"]["serviceAccountName"], "pinot-s3");
+        assert_eq!(server["podOverrides"]["volumes"][0]["secret"]["secretName"], "pinot-certs");
+        assert_eq!(server["podOverrides"]["volumeMounts"][0]["mountPath"], "/etc/pinot-certs");
         // What did not carry over is said, naming the field.
         let said = out.warnings.join("\n");
         for expected in [
