@@ -112,6 +112,12 @@ pub struct PinotClusterSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deep_storage: Option<DeepStorage>,
 
+    /// How clients outside the cluster reach the brokers and the controller: the Services'
+    /// type, annotations, source ranges and traffic policy, and an Ingress for the controller's
+    /// UI and REST API. Default: ClusterIP Services, no Ingress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exposure: Option<Exposure>,
+
     /// Pod settings for every pool (service account, pull secrets, volumes, sidecars, security
     /// context, ...); a pool's own `podOverrides` are merged over them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -181,6 +187,65 @@ pub struct UpgradeSettings {
     /// `deploymentOrder`. Default false.
     #[serde(default)]
     pub parallel_install: bool,
+}
+
+/// How the cluster's client Services and its controller UI are exposed.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Exposure {
+    /// The brokers' Service (`<cluster>-broker`, port 8099: queries).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broker: Option<ServiceExposure>,
+    /// The controllers' Service (`<cluster>-controller`, port 9000: REST API and UI).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controller: Option<ServiceExposure>,
+    /// An Ingress (`networking.k8s.io/v1`) for the controller's UI and REST API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controller_ingress: Option<IngressExposure>,
+}
+
+/// One client Service.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceExposure {
+    /// `ClusterIP` (default), `NodePort` or `LoadBalancer`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "type")]
+    pub type_: Option<String>,
+    /// Annotations of the Service (a cloud's load-balancer settings, e.g.
+    /// `service.beta.kubernetes.io/aws-load-balancer-internal: "true"`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    /// `LoadBalancer` only: the client CIDRs allowed, e.g. `10.0.0.0/8`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub load_balancer_source_ranges: Vec<String>,
+    /// `NodePort` and `LoadBalancer`: `Cluster` (default) or `Local` (keeps the client's
+    /// address, sends traffic only to nodes running a pod).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_traffic_policy: Option<String>,
+    /// `NodePort` and `LoadBalancer`: a fixed node port (the apiserver's range, 30000-32767 by
+    /// default); one is allocated when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_port: Option<i32>,
+}
+
+/// The controller UI's Ingress.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IngressExposure {
+    /// The host name, e.g. `pinot.example.com`.
+    pub host: String,
+    /// The IngressClass; the cluster's default class when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_name: Option<String>,
+    /// The path prefix. Default `/` (the Pinot UI expects to be served at the root).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    /// A Secret of type `kubernetes.io/tls` with the host's certificate (`tls.crt`, `tls.key`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_secret: Option<String>,
 }
 
 /// The deep store of a cluster: exactly one of `s3`, `gcs`, `adls`, `hdfs`.
@@ -523,6 +588,10 @@ pub struct PinotClusterStatus {
     /// spec generation.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<ClusterProblem>,
+    /// Where clients reach the brokers and the controller: each client Service (and the
+    /// controller's Ingress) with its type and the addresses it has.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<ClientEndpoint>,
     /// The cluster's PinotTenants as its tenant policy placed them. Each PinotTenant's own
     /// status is written from this by the PinotTenant controller.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -564,6 +633,23 @@ pub struct ClusterProblem {
     pub subject: String,
     /// What is wrong and what to do about it.
     pub message: String,
+}
+
+/// One way clients reach the cluster.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientEndpoint {
+    /// `broker` or `controller`.
+    pub role: String,
+    /// `Service <name>` or `Ingress <name>`.
+    pub object: String,
+    /// `ClusterIP`, `NodePort`, `LoadBalancer` or `Ingress`.
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// What clients connect to: `host:port` of the Service's cluster IP, node port, load
+    /// balancer, or the Ingress URL; none while a load balancer is pending.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<String>,
 }
 
 /// Where the tenant policy placed one PinotTenant of the cluster.

@@ -11,10 +11,11 @@ pub mod policy;
 pub mod resources;
 
 pub use cluster::{
-    AdlsStorage, ClusterCondition, ClusterPolicies, ClusterPolicyStatus, ClusterProblem, ControllerAccess, DeepStorage,
-    ExternalController, GcsStorage, HdfsKerberos, HdfsStorage, NodePool, PinotCluster, PinotClusterSpec,
-    PinotClusterStatus, PinotControllerStatus, PodOverrides, PoolStatus, PoolStorage, RebalanceJob, S3Storage,
-    SecretKey, TenantPlacement, TenantZone, UpgradeSettings, ZookeeperSpec, condition,
+    AdlsStorage, ClientEndpoint, ClusterCondition, ClusterPolicies, ClusterPolicyStatus, ClusterProblem,
+    ControllerAccess, DeepStorage, Exposure, ExternalController, GcsStorage, HdfsKerberos, HdfsStorage,
+    IngressExposure, NodePool, PinotCluster, PinotClusterSpec, PinotClusterStatus, PinotControllerStatus, PodOverrides,
+    PoolStatus, PoolStorage, RebalanceJob, S3Storage, SecretKey, ServiceExposure, TenantPlacement, TenantZone,
+    UpgradeSettings, ZookeeperSpec, condition,
 };
 pub use policy::{ConfigMapKey, PinotPolicy, PinotPolicySpec, PinotPolicyStatus, PolicyModuleSource};
 pub use resources::{

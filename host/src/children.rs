@@ -44,11 +44,18 @@ pub enum ChildKind {
     Service,
     StatefulSet,
     PodDisruptionBudget,
+    /// The controller's Ingress (`spec.exposure.controllerIngress`).
+    Ingress,
 }
 
 impl ChildKind {
-    pub const ALL: [ChildKind; 4] =
-        [ChildKind::ConfigMap, ChildKind::Service, ChildKind::StatefulSet, ChildKind::PodDisruptionBudget];
+    pub const ALL: [ChildKind; 5] = [
+        ChildKind::ConfigMap,
+        ChildKind::Service,
+        ChildKind::StatefulSet,
+        ChildKind::PodDisruptionBudget,
+        ChildKind::Ingress,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -56,6 +63,7 @@ impl ChildKind {
             ChildKind::Service => "Service",
             ChildKind::StatefulSet => "StatefulSet",
             ChildKind::PodDisruptionBudget => "PodDisruptionBudget",
+            ChildKind::Ingress => "Ingress",
         }
     }
 }
@@ -98,6 +106,7 @@ impl ChildApis {
             ChildKind::ConfigMap => ApiResource::erase::<ConfigMap>(&()),
             ChildKind::Service => ApiResource::erase::<Service>(&()),
             ChildKind::StatefulSet => ApiResource::erase::<StatefulSet>(&()),
+            ChildKind::Ingress => ApiResource::erase::<k8s_openapi::api::networking::v1::Ingress>(&()),
             ChildKind::PodDisruptionBudget => {
                 let version = match self.pdb_version {
                     PdbVersion::V1 => "v1",

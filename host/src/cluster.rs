@@ -134,7 +134,13 @@ pub struct ControllerConfig {
     /// The Kubernetes cluster's DNS domain (`cluster.local` unless the cluster says otherwise),
     /// part of every Pinot instance id.
     pub cluster_domain: String,
+    /// How long a client Service of type LoadBalancer may wait for its address before the
+    /// cluster reports `LoadBalancerPending`.
+    pub load_balancer_grace: Duration,
 }
+
+/// The default of `ControllerConfig::load_balancer_grace`.
+pub const DEFAULT_LOAD_BALANCER_GRACE: Duration = Duration::from_secs(180);
 
 /// The default of `ControllerConfig::concurrency` (`--max-concurrent-reconciles`).
 pub const DEFAULT_CONCURRENCY: u16 = 64;
@@ -156,6 +162,8 @@ pub struct Context {
     pub built: Arc<build::BuiltObjects>,
     /// The Kubernetes cluster's DNS domain.
     pub cluster_domain: String,
+    /// How long a load balancer may take to get its address.
+    pub load_balancer_grace: Duration,
 }
 
 impl Context {
@@ -179,6 +187,7 @@ impl Context {
             caches,
             built,
             cluster_domain: config.cluster_domain.clone(),
+            load_balancer_grace: config.load_balancer_grace,
         }
     }
 
@@ -189,6 +198,7 @@ impl Context {
             access: &self.access,
             clusters: &self.clusters,
             cluster_domain: &self.cluster_domain,
+            load_balancer_grace: self.load_balancer_grace,
         }
     }
 
@@ -252,6 +262,8 @@ pub async fn run(
     let (cm_resource, svc_resource) = (apis.resource(ChildKind::ConfigMap), apis.resource(ChildKind::Service));
     let (pdbs, configmaps, services) =
         (metadata_api(&pdb_resource), metadata_api(&cm_resource), metadata_api(&svc_resource));
+    let ingress_resource = apis.resource(ChildKind::Ingress);
+    let ingresses = metadata_api(&ingress_resource);
     let ours = watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGED_BY}"));
     // A reconcile writes the cluster's status, and the status is its own report: only changes
     // to its spec (generation), labels and annotations start another pass.
@@ -305,6 +317,7 @@ pub async fn run(
     let configmaps = follow_child(watcher(configmaps, ours.clone()), &caches, |c| &c.configmaps);
     let services = follow_child(watcher(services, ours.clone()), &caches, |c| &c.services);
     let pdbs = follow_child(watcher(pdbs, ours.clone()), &caches, |c| &c.pdbs);
+    let ingresses = follow_child(watcher(ingresses, ours.clone()), &caches, |c| &c.ingresses);
     let c = caches.clone();
     let pods = follow(watcher(pods, ours), move |e| c.pods.apply(e));
     let c = caches.clone();
@@ -315,6 +328,7 @@ pub async fn run(
         .owns_stream_with(services, svc_resource)
         .owns_stream_with(configmaps, cm_resource)
         .owns_stream_with(pdbs, pdb_resource)
+        .owns_stream_with(ingresses, ingress_resource)
         // Pods are the StatefulSets' children, not the cluster's: a pod's readiness reaches the
         // StatefulSet's status only after the StatefulSet controller's next sync, so an upgrade
         // step would wait for that hop. Watching the pods lets the next step follow at once.
@@ -595,6 +609,13 @@ fn next_look(
             .then_some(SCALING_RECHECK),
         applied.took_pinot_steps().then_some(AFTER_STEP),
         plan.policies.iter().any(|p| !p.ready).then_some(POLICY_RECHECK),
+        // A load balancer's address arrives in the Service's status (watched), but its grace
+        // running out is seen only by looking.
+        observed
+            .client_services
+            .iter()
+            .any(|s| s.type_ == "LoadBalancer" && s.load_balancer.is_empty())
+            .then_some(observed.load_balancer_grace.clamp(Duration::from_secs(1), POLICY_RECHECK)),
     ];
     match rechecks.into_iter().flatten().min() {
         Some(after) => Next::Requeue(after),

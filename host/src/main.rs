@@ -54,6 +54,11 @@ enum Command {
         /// /etc/resolv.conf (its `svc.<domain>` search entry), else `cluster.local`.
         #[arg(long, env = "PINOT_CLUSTER_DOMAIN")]
         cluster_domain: Option<String>,
+        /// How long a client Service of type LoadBalancer may wait for its address before the
+        /// cluster reports `LoadBalancerPending` (the Kubernetes cluster may provide no load
+        /// balancer).
+        #[arg(long, env = "PINOT_LOAD_BALANCER_GRACE_SECONDS", default_value_t = 180)]
+        load_balancer_grace_seconds: u64,
         /// Directory of policy modules that PinotPolicies may name with `spec.module.file`
         /// (e.g. a mounted ConfigMap); changes are picked up while the operator runs.
         #[arg(long, env = "PINOT_POLICY_DIR")]
@@ -153,6 +158,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             namespace,
             controller_url_template,
             cluster_domain,
+            load_balancer_grace_seconds,
             policy_dir,
             policy_cache_dir,
             max_concurrent_upgrades,
@@ -196,6 +202,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 debounce: std::time::Duration::from_millis(reconcile_debounce_ms),
                 concurrency: max_concurrent_reconciles,
                 cluster_domain,
+                load_balancer_grace: std::time::Duration::from_secs(load_balancer_grace_seconds),
             };
             if leader_elect {
                 let namespace = leader_election_namespace

@@ -235,6 +235,9 @@ pub struct OperatorHandle {
     task: Option<JoinHandle<()>>,
 }
 
+/// How long the tests' operators let a LoadBalancer Service wait for an address.
+pub const TEST_LOAD_BALANCER_GRACE: Duration = Duration::from_secs(5);
+
 /// How often the tests' operators compare Ready schemas and tables with Pinot.
 pub const TEST_DRIFT_INTERVAL: Duration = Duration::from_secs(2);
 
@@ -297,6 +300,8 @@ impl OperatorHandle {
             debounce: pinot_operator::cluster::DEFAULT_DEBOUNCE,
             concurrency: pinot_operator::cluster::DEFAULT_CONCURRENCY,
             cluster_domain: pinot_operator::pinot::DEFAULT_CLUSTER_DOMAIN.to_string(),
+            // There is no load balancer here: a LoadBalancer Service is reported soon.
+            load_balancer_grace: TEST_LOAD_BALANCER_GRACE,
         };
         let client = client.clone();
         let task = tokio::spawn(async move {

@@ -220,6 +220,7 @@ async fn the_operator_does_its_job_with_exactly_the_service_accounts_permissions
     let cluster = json!({"apiVersion": "pinot.controlplane.dev/v1alpha1", "kind": "PinotCluster", "metadata": {"name": "rb"},
         "spec": {"image": "apachepinot/pinot:1.2.0", "zookeeper": {"connectString": "zk:2181"}, "upgrade": {"drainSeconds": 0},
             "podOverrides": {"serviceAccountName": "default", "priorityClassName": priority_class, "envFrom": [{"secretRef": {"name": "rb-env"}}]},
+            "exposure": {"controllerIngress": {"host": "pinot.example.com"}},
             "pools": [
                 {"name": "controller", "role": "controller", "replicas": 1, "storage": {"ephemeral": true}, "podOverrides": {"annotations": {"sim.pinot.controlplane.dev/ready-after-ms": "300"}}},
                 {"name": "broker", "role": "broker", "replicas": 1, "podOverrides": {"annotations": {"sim.pinot.controlplane.dev/ready-after-ms": "300"}}},
@@ -308,6 +309,14 @@ async fn the_operator_does_its_job_with_exactly_the_service_accounts_permissions
         done.then_some(())
     })
     .await;
+    // The controller's Ingress goes with its field.
+    let patch = json!([{"op": "remove", "path": "/spec/exposure"}]).to_string();
+    kubectl(&["-n", &ns.name, "patch", "pinotcluster/rb", "--type=json", "-p", &patch]).await;
+    let ingresses: Api<k8s_openapi::api::networking::v1::Ingress> = Api::namespaced(admin.clone(), &ns.name);
+    wait_for("the Ingress deleted", Duration::from_secs(60), || async {
+        ingresses.get_opt("rb-controller").await.ok()?.is_none().then_some(())
+    })
+    .await;
     // A tenant: its status written (it cannot be placed: the one server left holds the table's
     // segments, and a server serving segments is never moved).
     let tenant = json!({"apiVersion": "pinot.controlplane.dev/v1alpha1", "kind": "PinotTenant", "metadata": {"name": "sales"},
@@ -374,6 +383,7 @@ async fn the_operator_does_its_job_with_exactly_the_service_accounts_permissions
             ("", "services", "create", "server-side apply creating"),
             ("", "configmaps", "create", "server-side apply creating"),
             ("policy", "poddisruptionbudgets", "create", "server-side apply creating"),
+            ("networking.k8s.io", "ingresses", "create", "server-side apply creating"),
         ];
         let mut granted = Vec::new();
         for doc in rbac.iter().filter(|d| matches!(d["kind"].as_str(), Some("ClusterRole" | "Role"))) {

@@ -526,6 +526,7 @@ impl Harness {
             debounce: DEFAULT_DEBOUNCE,
             concurrency: 4,
             cluster_domain: "cluster.local".into(),
+            load_balancer_grace: pinot_operator::cluster::DEFAULT_LOAD_BALANCER_GRACE,
         };
         let store = kube::runtime::reflector::store::<PinotCluster>().0;
         let apis = ChildApis { pdb_version: PdbVersion::V1 };

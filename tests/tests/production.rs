@@ -265,3 +265,107 @@ async fn deep_storage_takes_credentials_from_secrets_only_and_names_what_is_miss
     operator.stop().await;
     ns.cleanup().await;
 }
+
+/// The exposure example: the broker's LoadBalancer Service with its annotations, ranges and
+/// traffic policy, the controller's NodePort and Ingress, as users check them with kubectl;
+/// with no load-balancer provider the field is named (LoadBalancerPending); once a provider
+/// (played here by the test) gives an address, status says where clients connect; back to
+/// ClusterIP works on a Service that had node ports; a type the operator cannot give is named
+/// and changes nothing; the Ingress goes with its field.
+#[tokio::test]
+async fn client_services_and_the_controller_ingress_are_exposed_as_asked() {
+    let client = test_client().await;
+    let ns = TestNamespace::create(&client, "exposure").await;
+    let operator = OperatorHandle::start(&client, &ns.name);
+    let api: Api<PinotCluster> = Api::namespaced(client.clone(), &ns.name);
+    let mut edge = example("exposure.yaml", &ns.name);
+    // One node port per test run: the port range is the whole apiserver's.
+    let node_port = 30000 + (rand::random::<u16>() % 2700) as i64;
+    edge["spec"]["exposure"]["controller"]["nodePort"] = json!(node_port);
+    apply(&ns.name, "edge", &edge).await;
+    wait_available(&api, "edge").await;
+
+    let services: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(client.clone(), &ns.name);
+    let broker = services.get("edge-broker").await.unwrap();
+    let spec = broker.spec.clone().unwrap();
+    assert_eq!(spec.type_.as_deref(), Some("LoadBalancer"));
+    assert_eq!(
+        spec.load_balancer_source_ranges.as_deref(),
+        Some(&["10.0.0.0/8".to_string(), "192.168.0.0/16".to_string()][..])
+    );
+    assert_eq!(spec.external_traffic_policy.as_deref(), Some("Local"));
+    assert!(spec.health_check_node_port.is_some(), "the apiserver gave Local a health check port");
+    assert_eq!(broker.annotations()["service.beta.kubernetes.io/aws-load-balancer-internal"], "true");
+    let controller = services.get("edge-controller").await.unwrap().spec.unwrap();
+    assert_eq!(controller.type_.as_deref(), Some("NodePort"));
+    assert_eq!(controller.ports.unwrap()[0].node_port, Some(node_port as i32));
+    let ingress = kubectl(&["-n", &ns.name, "get", "ingress", "edge-controller", "-o", "json"]).await;
+    let ingress: Value = serde_json::from_str(&ingress).unwrap();
+    assert_eq!(ingress["spec"]["ingressClassName"], "nginx");
+    assert_eq!(ingress["spec"]["rules"][0]["host"], "pinot.example.com");
+    let backend = &ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"];
+    assert_eq!((backend["name"].as_str(), backend["port"]["number"].as_i64()), (Some("edge-controller"), Some(9000)));
+    assert_eq!(ingress["spec"]["tls"][0]["secretName"], "pinot-example-com-tls");
+
+    // No load balancer here: named once the grace is over.
+    let message = degraded_naming(&api, "edge", "spec.exposure.broker.type").await;
+    assert!(message.contains("Service edge-broker of type LoadBalancer has had no external address"), "{message}");
+    // A provider gives it an address: the problem goes, status says where to connect.
+    let lb = json!({"status": {"loadBalancer": {"ingress": [{"ip": "203.0.113.10"}]}}});
+    services.patch_status("edge-broker", &PatchParams::default(), &Patch::Merge(&lb)).await.unwrap();
+    let endpoints = wait_for("the load balancer's address in status", Duration::from_secs(60), || async {
+        let c = api.get("edge").await.ok()?;
+        let status = c.status?;
+        let degraded = status.conditions.iter().any(|c| c.type_ == "Degraded" && c.status == "True");
+        let broker = status.endpoints.iter().find(|e| e.object == "Service edge-broker")?;
+        (!degraded && broker.addresses.iter().any(|a| a == "203.0.113.10:8099")).then_some(status.endpoints)
+    })
+    .await;
+    let controller = endpoints.iter().find(|e| e.object == "Service edge-controller").unwrap();
+    assert_eq!(controller.addresses, [format!("<any node>:{node_port}")]);
+    let ui = endpoints.iter().find(|e| e.type_ == "Ingress").unwrap();
+    assert_eq!(ui.addresses, ["https://pinot.example.com/"]);
+
+    // Back to ClusterIP: the Service loses its node ports and source ranges.
+    let patch = json!([{"op": "replace", "path": "/spec/exposure/broker", "value": {}}]);
+    api.patch("edge", &PatchParams::default(), &Patch::<()>::Json(serde_json::from_value(patch).unwrap()))
+        .await
+        .unwrap();
+    wait_for("the broker Service ClusterIP again", Duration::from_secs(60), || async {
+        let spec = services.get("edge-broker").await.ok()?.spec?;
+        let plain = spec.type_.as_deref() == Some("ClusterIP")
+            && spec.load_balancer_source_ranges.is_none()
+            && spec.ports?.iter().all(|p| p.node_port.is_none());
+        plain.then_some(())
+    })
+    .await;
+    let c = wait_available(&api, "edge").await;
+    assert!(condition(&c, "Degraded").is_some_and(|(s, _)| s == "False"), "{:?}", c.status);
+
+    // A type the operator cannot give: named, nothing changed.
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
+    let all = ListParams::default().labels("pinot.controlplane.dev/cluster=edge");
+    let before = uids(&pods.list(&all).await.unwrap().items);
+    let patch = json!([{"op": "replace", "path": "/spec/exposure/broker", "value": {"type": "ExternalName"}}]);
+    api.patch("edge", &PatchParams::default(), &Patch::<()>::Json(serde_json::from_value(patch).unwrap()))
+        .await
+        .unwrap();
+    let message = degraded_naming(&api, "edge", "spec.exposure.broker.type").await;
+    assert!(message.contains("use ClusterIP, NodePort or LoadBalancer"), "{message}");
+    assert_eq!(services.get("edge-broker").await.unwrap().spec.unwrap().type_.as_deref(), Some("ClusterIP"));
+    assert_eq!(uids(&pods.list(&all).await.unwrap().items), before);
+
+    // The Ingress goes with its field.
+    let patch = json!([{"op": "remove", "path": "/spec/exposure"}]);
+    api.patch("edge", &PatchParams::default(), &Patch::<()>::Json(serde_json::from_value(patch).unwrap()))
+        .await
+        .unwrap();
+    let ingresses: Api<k8s_openapi::api::networking::v1::Ingress> = Api::namespaced(client.clone(), &ns.name);
+    wait_for("the Ingress deleted", Duration::from_secs(60), || async {
+        ingresses.get_opt("edge-controller").await.ok()?.is_none().then_some(())
+    })
+    .await;
+
+    operator.stop().await;
+    ns.cleanup().await;
+}

@@ -19,6 +19,10 @@ use k8s_openapi::{
             ServicePort, ServiceSpec, TopologySpreadConstraint, Volume, VolumeMount, VolumeResourceRequirements,
             WeightedPodAffinityTerm,
         },
+        networking::v1::{
+            HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule, IngressServiceBackend,
+            IngressSpec, IngressTLS, ServiceBackendPort,
+        },
         policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec},
     },
     apimachinery::pkg::{
@@ -34,7 +38,7 @@ use super::{
     cache::ZONE_LABEL,
     plan::Plan,
     validate::{
-        Placement, PodSecurityProfile, ValidCluster, ValidDeepStorage, ValidPool,
+        Placement, PodSecurityProfile, ValidCluster, ValidDeepStorage, ValidIngress, ValidPool,
         pod::{LOG_DIR, TMP_DIR},
     },
 };
@@ -174,6 +178,9 @@ pub fn build_cluster(cluster: &ValidCluster, pools: &[&ValidPool], ctx: &BuildCo
             objects.push(child(ChildKind::Service, None, build_role_service(cluster, role, ctx)));
         }
     }
+    if let Some(ingress) = &cluster.exposure.controller_ingress {
+        objects.push(child(ChildKind::Ingress, None, build_controller_ingress(cluster, ingress, ctx)));
+    }
     for pool in pools {
         let config = build_pool_configmap(cluster, pool, ctx);
         let digest = config_digest(&config);
@@ -256,12 +263,60 @@ pub fn build_role_service(cluster: &ValidCluster, role: Role, ctx: &BuildContext
     let labels = cluster_labels(cluster, role);
     let selector =
         BTreeMap::from([(LABEL_CLUSTER.to_string(), cluster.name.clone()), (LABEL_ROLE.to_string(), role.to_string())]);
+    let exposure = cluster.exposure.service(role).cloned().unwrap_or_default();
+    let mut ports = service_ports(&role.ports()[..1]);
+    ports[0].node_port = exposure.node_port;
+    let mut meta = metadata(role_service_name(&cluster.name, role), cluster, labels, ctx);
+    meta.annotations = (!exposure.annotations.is_empty()).then(|| exposure.annotations.clone());
     Service {
-        metadata: metadata(role_service_name(&cluster.name, role), cluster, labels, ctx),
+        metadata: meta,
         spec: Some(ServiceSpec {
-            type_: Some("ClusterIP".into()),
+            type_: Some(if exposure.type_.is_empty() { "ClusterIP".into() } else { exposure.type_.clone() }),
             selector: Some(selector),
-            ports: Some(service_ports(&role.ports()[..1])),
+            ports: Some(ports),
+            load_balancer_source_ranges: (!exposure.load_balancer_source_ranges.is_empty())
+                .then(|| exposure.load_balancer_source_ranges.clone()),
+            external_traffic_policy: exposure.external_traffic_policy.clone(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The controller's Ingress (`spec.exposure.controllerIngress`): its host and path to the
+/// controllers' Service on port 9000.
+pub fn build_controller_ingress(cluster: &ValidCluster, ingress: &ValidIngress, ctx: &BuildContext) -> Ingress {
+    let mut meta = metadata(
+        role_service_name(&cluster.name, Role::Controller),
+        cluster,
+        cluster_labels(cluster, Role::Controller),
+        ctx,
+    );
+    meta.annotations = (!ingress.annotations.is_empty()).then(|| ingress.annotations.clone());
+    let backend = IngressBackend {
+        service: Some(IngressServiceBackend {
+            name: role_service_name(&cluster.name, Role::Controller),
+            port: Some(ServiceBackendPort { number: Some(Role::Controller.main_port()), ..Default::default() }),
+        }),
+        ..Default::default()
+    };
+    Ingress {
+        metadata: meta,
+        spec: Some(IngressSpec {
+            ingress_class_name: ingress.class_name.clone(),
+            rules: Some(vec![IngressRule {
+                host: Some(ingress.host.clone()),
+                http: Some(HTTPIngressRuleValue {
+                    paths: vec![HTTPIngressPath {
+                        path: Some(ingress.path.clone()),
+                        path_type: "Prefix".into(),
+                        backend,
+                    }],
+                }),
+            }]),
+            tls: ingress.tls_secret.as_ref().map(|secret| {
+                vec![IngressTLS { hosts: Some(vec![ingress.host.clone()]), secret_name: Some(secret.clone()) }]
+            }),
             ..Default::default()
         }),
         ..Default::default()

@@ -291,6 +291,7 @@ pub struct Caches {
     pub configmaps: Grouped<PartialObjectMeta<DynamicObject>>,
     pub services: Grouped<PartialObjectMeta<DynamicObject>>,
     pub pdbs: Grouped<PartialObjectMeta<DynamicObject>>,
+    pub ingresses: Grouped<PartialObjectMeta<DynamicObject>>,
     pub tenants: Grouped<PinotTenant>,
     /// What the operator last applied to each child, by the child's uid.
     pub applied: AppliedChildren,
@@ -315,6 +316,8 @@ impl Default for Caches {
             // The disruption controller updates a PDB's status with every pod change; only its
             // spec and metadata are the operator's.
             pdbs: Grouped::new(labelled).with_fingerprint(spec_and_metadata),
+            // The ingress controller writes the load balancer's address into the status.
+            ingresses: Grouped::new(labelled).with_fingerprint(spec_and_metadata),
             // The cluster's reconcile writes its tenants' status itself.
             tenants: Grouped::new(|t: &PinotTenant| Some(t.spec.cluster.clone())).with_fingerprint(spec_and_metadata),
             applied: AppliedChildren::default(),
@@ -330,6 +333,7 @@ impl Caches {
             && self.configmaps.is_ready()
             && self.services.is_ready()
             && self.pdbs.is_ready()
+            && self.ingresses.is_ready()
             && self.tenants.is_ready()
             && self.nodes.is_ready()
     }
@@ -351,6 +355,7 @@ impl Caches {
             ChildKind::ConfigMap => Some(&self.configmaps),
             ChildKind::Service => Some(&self.services),
             ChildKind::PodDisruptionBudget => Some(&self.pdbs),
+            ChildKind::Ingress => Some(&self.ingresses),
             ChildKind::StatefulSet => None,
         }
     }

@@ -30,6 +30,8 @@ pub struct Sources<'a> {
     pub clusters: &'a kube::runtime::reflector::Store<PinotCluster>,
     /// The Kubernetes cluster's DNS domain, part of every Pinot instance id.
     pub cluster_domain: &'a str,
+    /// How long a load balancer may take to get its address.
+    pub load_balancer_grace: std::time::Duration,
 }
 
 /// Step 1: everything one pass decides from. Its children and pods and PinotTenants from the
@@ -68,6 +70,10 @@ pub async fn observe_cluster(sources: &Sources<'_>, cluster: &PinotCluster) -> O
         let spec_images = std::iter::once(cluster.spec.image.as_str())
             .chain(cluster.spec.pools.iter().filter_map(|p| p.image.as_deref()));
         observed.release = cluster_release(&observed.pinot, &images(&observed, spec_images));
+    }
+    if !external {
+        observed.client_services = client_services(sources.client, cluster).await;
+        observed.load_balancer_grace = sources.load_balancer_grace;
     }
     let references = super::references::of(cluster);
     if !references.is_empty() {
@@ -203,6 +209,11 @@ pub struct ObservedCluster {
     pub node_zones: Option<BTreeSet<String>>,
     /// The cluster's PinotTenants, by name.
     pub tenants: Vec<PinotTenant>,
+    /// The client Services exposed as NodePort or LoadBalancer, as the apiserver has them
+    /// (ClusterIP ones are not read: their address is their DNS name).
+    pub client_services: Vec<ClientService>,
+    /// How long a load balancer may take to get its address before it is a problem.
+    pub load_balancer_grace: std::time::Duration,
     /// Objects the spec names for the pods (Secrets, ConfigMaps, the ServiceAccount, the
     /// PriorityClass) that do not exist or lack the key, each as the field naming it.
     pub missing_references: Vec<super::validate::FieldError>,
@@ -540,6 +551,66 @@ fn departed(
         if !ids.is_empty() {
             out.insert(pool.pool.clone(), ids.into_iter().map(|(_, id)| id.clone()).collect());
         }
+    }
+    out
+}
+
+/// A client Service of the cluster exposed outside it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClientService {
+    pub role: Role,
+    pub name: String,
+    /// Its type as the apiserver has it.
+    pub type_: String,
+    /// The node port of its port, once allocated.
+    pub node_port: Option<i32>,
+    /// The load balancer's addresses (IPs or host names); empty while pending.
+    pub load_balancer: Vec<String>,
+    /// When the operator last changed it (its field manager's entry): how long a load balancer
+    /// has been pending.
+    pub changed_at: Option<k8s_openapi::jiff::Timestamp>,
+}
+
+/// Reads the client Services the spec exposes as NodePort or LoadBalancer (at most two GETs);
+/// one that cannot be read is left out (not created yet, or the apiserver failed).
+async fn client_services(client: &kube::Client, cluster: &PinotCluster) -> Vec<ClientService> {
+    let Some(exposure) = &cluster.spec.exposure else { return vec![] };
+    let namespace = cluster.namespace().unwrap_or_default();
+    let api: kube::Api<k8s_openapi::api::core::v1::Service> = kube::Api::namespaced(client.clone(), &namespace);
+    let mut out = Vec::new();
+    for (role, service) in [(Role::Broker, &exposure.broker), (Role::Controller, &exposure.controller)] {
+        let exposed = service.as_ref().and_then(|s| s.type_.as_deref()).is_some_and(|t| t != "ClusterIP");
+        if !exposed {
+            continue;
+        }
+        let name = crate::children::role_service_name(&cluster.name_any(), role);
+        let Ok(Some(svc)) = api.get_opt(&name).await else { continue };
+        let spec = svc.spec.clone().unwrap_or_default();
+        let load_balancer = svc
+            .status
+            .as_ref()
+            .and_then(|s| s.load_balancer.as_ref())
+            .and_then(|lb| lb.ingress.as_ref())
+            .into_iter()
+            .flatten()
+            .filter_map(|i| i.ip.clone().or_else(|| i.hostname.clone()))
+            .collect();
+        let changed_at = svc
+            .metadata
+            .managed_fields
+            .iter()
+            .flatten()
+            .filter(|m| m.manager.as_deref() == Some(crate::children::FIELD_MANAGER))
+            .filter_map(|m| m.time.as_ref().map(|t| t.0))
+            .max();
+        out.push(ClientService {
+            role,
+            name,
+            type_: spec.type_.unwrap_or_default(),
+            node_port: spec.ports.iter().flatten().next().and_then(|p| p.node_port),
+            load_balancer,
+            changed_at,
+        });
     }
     out
 }

@@ -37,7 +37,7 @@ pub fn status(
     applied: &Applied,
     now: Timestamp,
 ) -> PinotClusterStatus {
-    let problems = problems(cluster, valid, observed, plan, applied);
+    let problems = problems(cluster, valid, observed, plan, applied, now);
     let problem = problems.first().map(|first| Problem {
         reason: first.reason.clone(),
         message: problems.iter().map(|p| p.message.as_str()).collect::<Vec<_>>().join("; "),
@@ -95,6 +95,11 @@ pub fn status(
     // Those still running as observed (`compute_status`), with those started now.
     status.rebalances = applied.rebalances(&status.rebalances);
     status.problems = problems;
+    status.endpoints = match valid {
+        Ok(v) if !v.external => endpoints(v, observed),
+        Ok(_) => vec![],
+        Err(_) => previous.endpoints,
+    };
     // A pass that did not ask the tenant policy (held, or taking an upgrade step) keeps what the
     // last one reported.
     status.tenants = match (&plan.tenants, &plan.hold) {
@@ -112,6 +117,7 @@ fn problems(
     observed: &ObservedCluster,
     plan: &Plan<'_>,
     applied: &Applied,
+    now: Timestamp,
 ) -> Vec<ClusterProblem> {
     let problem = |reason: &str, subject: &str, message: String| ClusterProblem {
         reason: reason.into(),
@@ -142,6 +148,9 @@ fn problems(
     }
     for failure in &applied.children.failed {
         out.push(problem("ApplyFailed", &failure.subject(), failure.to_string()));
+    }
+    for (field, message) in load_balancers_pending(observed, now) {
+        out.push(problem("LoadBalancerPending", &field, message));
     }
     for failure in &applied.leaving_failures {
         let subject = match failure {
@@ -192,6 +201,71 @@ fn problems(
     for policy in plan.policies.iter().filter(|p| !p.ready) {
         let subject = format!("spec.policies.{}", policy.kind);
         out.push(problem("PolicyNotReady", &subject, policy.message.clone().unwrap_or_default()));
+    }
+    out
+}
+
+/// Client Services of type LoadBalancer without an address for longer than the grace since the
+/// operator last changed them: the Kubernetes cluster may provide no load balancer.
+fn load_balancers_pending(observed: &ObservedCluster, now: Timestamp) -> Vec<(String, String)> {
+    let grace = observed.load_balancer_grace;
+    observed
+        .client_services
+        .iter()
+        .filter(|s| s.type_ == "LoadBalancer" && s.load_balancer.is_empty())
+        .filter_map(|s| {
+            let waited = now.duration_since(s.changed_at?).unsigned_abs();
+            (waited > grace).then(|| {
+                let field = format!("spec.exposure.{}.type", s.role);
+                let message = format!(
+                    "{field}: Service {} of type LoadBalancer has had no external address for {}s: this Kubernetes cluster may provide no load balancer (a cloud provider's controller, MetalLB); use type NodePort, or ClusterIP with an Ingress, or install one",
+                    s.name,
+                    waited.as_secs()
+                );
+                (field, message)
+            })
+        })
+        .collect()
+}
+
+/// Where clients reach the cluster: each client Service (its DNS name for ClusterIP, the node
+/// port, the load balancer's addresses) and the controller's Ingress URL.
+fn endpoints(valid: &ValidCluster, observed: &ObservedCluster) -> Vec<pinot_crds::ClientEndpoint> {
+    let mut out = Vec::new();
+    use crate::role::Role;
+    for role in [Role::Broker, Role::Controller] {
+        let Some(exposure) = valid.exposure.service(role).filter(|_| valid.has_role(role)) else { continue };
+        let name = crate::children::role_service_name(&valid.name, role);
+        let port = role.main_port();
+        let seen = observed.client_services.iter().find(|s| s.role == role);
+        let addresses = match exposure.type_.as_str() {
+            "ClusterIP" => vec![format!("{name}.{}.svc:{port}", valid.namespace)],
+            other => {
+                let mut a: Vec<String> = match (other, seen) {
+                    ("LoadBalancer", Some(s)) => s.load_balancer.iter().map(|h| format!("{h}:{port}")).collect(),
+                    _ => vec![],
+                };
+                if let Some(node_port) = seen.and_then(|s| s.node_port) {
+                    a.push(format!("<any node>:{node_port}"));
+                }
+                a
+            }
+        };
+        out.push(pinot_crds::ClientEndpoint {
+            role: role.to_string(),
+            object: format!("Service {name}"),
+            type_: exposure.type_.clone(),
+            addresses,
+        });
+    }
+    if let Some(ingress) = &valid.exposure.controller_ingress {
+        let scheme = if ingress.tls_secret.is_some() { "https" } else { "http" };
+        out.push(pinot_crds::ClientEndpoint {
+            role: Role::Controller.to_string(),
+            object: format!("Ingress {}", crate::children::role_service_name(&valid.name, Role::Controller)),
+            type_: "Ingress".into(),
+            addresses: vec![format!("{scheme}://{}{}", ingress.host, ingress.path)],
+        });
     }
     out
 }
@@ -461,6 +535,7 @@ pub fn compute_status(input: &StatusInput<'_>) -> PinotClusterStatus {
         },
         problems: vec![],
         tenants: vec![],
+        endpoints: vec![],
     }
 }
 

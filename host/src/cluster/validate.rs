@@ -11,8 +11,10 @@ use pinot_crds::{NodePool, PinotCluster, PinotClusterSpec, PodOverrides, PoolSto
 use crate::role::{self, OwnedBy, Role};
 
 pub mod deep_storage;
+pub mod exposure;
 pub mod pod;
 pub use deep_storage::ValidDeepStorage;
+pub use exposure::{ValidExposure, ValidIngress, ValidService};
 pub use pod::PodSecurityProfile;
 
 /// The longest `<cluster>-<pool>` name: a StatefulSet's pods carry the label
@@ -44,6 +46,8 @@ pub struct ValidCluster {
     pub external: bool,
     /// `spec.deepStorage`, as the controller, server and minion pools get it.
     pub deep_storage: Option<ValidDeepStorage>,
+    /// The client Services and the controller's Ingress (`spec.exposure`).
+    pub exposure: ValidExposure,
 }
 
 /// The PinotPolicy of each kind a cluster names; `None` is the bundled default.
@@ -169,6 +173,7 @@ pub fn validate(cluster: &PinotCluster) -> Result<ValidCluster, InvalidSpec> {
                 policies,
                 external: true,
                 deep_storage: None,
+                exposure: ValidExposure::default(),
             }),
             false => Err(InvalidSpec(errors.0)),
         };
@@ -212,6 +217,9 @@ pub fn validate(cluster: &PinotCluster) -> Result<ValidCluster, InvalidSpec> {
         checked(&mut errors, at("drainSeconds"), u.drain_seconds, 0, MAX_DRAIN);
     }
 
+    let has_role = |role: Role| spec.pools.iter().any(|p| p.role == role.as_str());
+    let exposure = exposure::validate(spec.exposure.as_ref(), has_role, &mut errors);
+
     let deployment_order = validate_deployment_order(spec.deployment_order.as_deref(), &spec.pools, &mut errors);
 
     if errors.0.is_empty() {
@@ -229,6 +237,7 @@ pub fn validate(cluster: &PinotCluster) -> Result<ValidCluster, InvalidSpec> {
             policies,
             external: false,
             deep_storage,
+            exposure,
         })
     } else {
         Err(InvalidSpec(errors.0))
