@@ -18,6 +18,7 @@ pub mod state;
 pub mod status;
 pub mod tenants;
 pub mod validate;
+pub mod volumes;
 pub mod zones;
 
 use std::{sync::Arc, time::Duration};

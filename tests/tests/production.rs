@@ -369,3 +369,80 @@ async fn client_services_and_the_controller_ingress_are_exposed_as_asked() {
     operator.stop().await;
     ns.cleanup().await;
 }
+
+/// A pool's volumes grow when its `storage.size` grows on a StorageClass that allows it: every
+/// claim is resized (the simulated data plane resizes the volumes, as a CSI driver with online
+/// expansion does), the StatefulSet is replaced with the new claim template, and no pod restarts.
+/// Shrinking, and growing on a class without expansion, are refused naming the field.
+#[tokio::test]
+async fn growing_storage_resizes_the_claims_without_a_restart_and_shrinking_is_refused() {
+    let client = test_client().await;
+    let ns = TestNamespace::create(&client, "volumes").await;
+    let operator = OperatorHandle::start(&client, &ns.name);
+    let api: Api<PinotCluster> = Api::namespaced(client.clone(), &ns.name);
+    let ready = json!({"annotations": {"sim.pinot.controlplane.dev/ready-after-ms": "300"}});
+    let pools = |server: &str, controller: &str| {
+        json!([
+            {"name": "controller", "role": "controller", "replicas": 1, "storage": {"size": controller}, "podOverrides": ready},
+            {"name": "server", "role": "server", "replicas": 2, "storage": {"size": server, "storageClassName": "expandable"}, "podOverrides": ready}
+        ])
+    };
+    let cluster = json!({"apiVersion": "pinot.controlplane.dev/v1alpha1", "kind": "PinotCluster",
+        "metadata": {"name": "disk", "namespace": ns.name},
+        "spec": {"image": "apachepinot/pinot:1.2.0", "zookeeper": {"connectString": "zk:2181"}, "pools": pools("1Gi", "1Gi")}});
+    apply(&ns.name, "disk", &cluster).await;
+    wait_available(&api, "disk").await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
+    let all = ListParams::default().labels("pinot.controlplane.dev/cluster=disk");
+    let before = uids(&pods.list(&all).await.unwrap().items);
+
+    api.patch("disk", &PatchParams::default(), &Patch::Merge(&json!({"spec": {"pools": pools("3Gi", "1Gi")}})))
+        .await
+        .unwrap();
+    let claims: Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns.name);
+    let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), &ns.name);
+    wait_for("both server claims at 3Gi, and the StatefulSet's template", Duration::from_secs(90), || async {
+        let mut grown = 0;
+        for i in 0..2 {
+            let c = claims.get(&format!("data-disk-server-{i}")).await.ok()?;
+            let requested = c.spec?.resources?.requests?.get("storage")?.0.clone();
+            let capacity = c.status?.capacity?.get("storage")?.0.clone();
+            grown += usize::from(requested == "3Gi" && capacity == "3Gi");
+        }
+        let sts = statefulsets.get("disk-server").await.ok()?;
+        let template =
+            sts.spec?.volume_claim_templates?[0].spec.clone()?.resources?.requests?.get("storage")?.0.clone();
+        (grown == 2 && template == "3Gi").then_some(())
+    })
+    .await;
+    let c = wait_available(&api, "disk").await;
+    assert!(condition(&c, "Degraded").is_some_and(|(s, _)| s == "False"), "{:?}", c.status);
+    assert_eq!(uids(&pods.list(&all).await.unwrap().items), before, "no pod restarted");
+    // The replaced StatefulSet adopted the pods on their revision.
+    let sts = statefulsets.get("disk-server").await.unwrap();
+    let owned = pods.list(&ListParams::default().labels("pinot.controlplane.dev/pool=server")).await.unwrap();
+    for pod in &owned.items {
+        let owner = pod.metadata.owner_references.as_ref().and_then(|o| o.first()).map(|o| o.uid.clone());
+        assert_eq!(owner, sts.metadata.uid, "{} adopted", pod.name_any());
+    }
+    let events = kubectl(&["-n", &ns.name, "get", "events.events.k8s.io", "-o", "json"]).await;
+    assert!(
+        events.contains("VolumeExpanded") && events.contains("resized PersistentVolumeClaim data-disk-server-0 to 3Gi")
+    );
+
+    // Shrinking is refused; so is growing on the default class, which does not allow it.
+    api.patch("disk", &PatchParams::default(), &Patch::Merge(&json!({"spec": {"pools": pools("2Gi", "1Gi")}})))
+        .await
+        .unwrap();
+    let message = degraded_naming(&api, "disk", "spec.pools[1].storage").await;
+    assert!(message.contains("cannot shrink the pool's volumes from 3Gi to 2Gi"), "{message}");
+    api.patch("disk", &PatchParams::default(), &Patch::Merge(&json!({"spec": {"pools": pools("3Gi", "2Gi")}})))
+        .await
+        .unwrap();
+    let message = degraded_naming(&api, "disk", "spec.pools[0].storage").await;
+    assert!(message.contains("StorageClass standard does not allow volume expansion"), "{message}");
+    assert_eq!(uids(&pods.list(&all).await.unwrap().items), before, "no pod restarted");
+
+    operator.stop().await;
+    ns.cleanup().await;
+}

@@ -108,6 +108,9 @@ pub struct Applied {
     pub pools_held: Vec<String>,
     /// Replicas of pools that left the spec that could not be set.
     pub leaving_failures: Vec<StepError>,
+    /// Pools whose volumes could not be grown (`volumes::expand`), with why: their
+    /// StatefulSet is not applied this pass.
+    pub expansion_failures: Vec<(String, String)>,
 }
 
 impl Applied {
@@ -180,6 +183,23 @@ pub async fn apply(w: &Writer<'_>, plan: &Plan<'_>, desired: &DesiredObjects, ob
         && early
     {
         applied.upgrade = Some(upgrade(w, observed, policy, actions).await);
+    }
+
+    // 3a. Pools whose volumes grow: their claims first, then their StatefulSet is replaced
+    // (its pods keep running) by the apply below.
+    for expansion in &plan.pools.expansions {
+        match super::volumes::expand(w.client, &w.namespace, expansion).await {
+            Ok(notes) => {
+                for note in notes {
+                    w.event(EventType::Normal, "VolumeExpanded", "Apply", note, None).await;
+                }
+            }
+            Err(why) => {
+                w.event(EventType::Warning, "VolumeExpansionFailed", "Apply", why.clone(), None).await;
+                held_back.insert(expansion.pool.as_str());
+                applied.expansion_failures.push((expansion.statefulset.clone(), why));
+            }
+        }
     }
 
     // 3. The children.

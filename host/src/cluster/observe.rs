@@ -72,6 +72,7 @@ pub async fn observe_cluster(sources: &Sources<'_>, cluster: &PinotCluster) -> O
         observed.release = cluster_release(&observed.pinot, &images(&observed, spec_images));
     }
     if !external {
+        observed.volume_claims = super::volumes::observe(sources.client, cluster, &observed.statefulsets).await;
         observed.client_services = client_services(sources.client, cluster).await;
         observed.load_balancer_grace = sources.load_balancer_grace;
     }
@@ -209,6 +210,8 @@ pub struct ObservedCluster {
     pub node_zones: Option<BTreeSet<String>>,
     /// The cluster's PinotTenants, by name.
     pub tenants: Vec<PinotTenant>,
+    /// The claims of pools whose `storage.size` differs from their StatefulSet's, by pool.
+    pub volume_claims: BTreeMap<String, super::volumes::ObservedClaims>,
     /// The client Services exposed as NodePort or LoadBalancer, as the apiserver has them
     /// (ClusterIP ones are not read: their address is their DNS name).
     pub client_services: Vec<ClientService>,

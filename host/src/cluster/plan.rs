@@ -11,7 +11,7 @@ use std::{
     sync::Arc,
 };
 
-use k8s_openapi::{api::apps::v1::StatefulSet, jiff::Timestamp};
+use k8s_openapi::jiff::Timestamp;
 use pinot_crds::{ClusterPolicyStatus, PinotCluster, RebalanceJob};
 
 use super::{
@@ -20,7 +20,8 @@ use super::{
     scaling::{self, ScalingDecision},
     state,
     tenants::{self, TenantDecision},
-    validate::{ChosenPolicies, FieldError, InvalidSpec, ValidCluster, ValidPool, ValidStorage},
+    validate::{ChosenPolicies, FieldError, InvalidSpec, ValidCluster, ValidPool},
+    volumes::{self, StorageChange, VolumeExpansion},
 };
 
 /// What the plan step asks the policies with.
@@ -157,7 +158,7 @@ pub async fn plan<'a>(
 ) -> Plan<'a> {
     let mut plan = Plan {
         hold: None,
-        pools: PoolPlan { pools: vec![], blocked: vec![], install_wait: None },
+        pools: PoolPlan { pools: vec![], blocked: vec![], expansions: vec![], install_wait: None },
         replicas: BTreeMap::new(),
         leaving: vec![],
         keep: BTreeSet::new(),
@@ -464,6 +465,8 @@ pub struct PoolPlan<'a> {
     pub pools: Vec<&'a ValidPool>,
     /// Pools left as they are, and why: the spec asks for a change the apiserver would refuse.
     pub blocked: Vec<FieldError>,
+    /// Pools whose volumes grow before their StatefulSet is applied (`volumes.rs`).
+    pub expansions: Vec<VolumeExpansion>,
     /// First install goes role by role: what the pools not created yet wait for.
     pub install_wait: Option<String>,
 }
@@ -855,7 +858,7 @@ fn drain_left(
 /// (a pool is created once every earlier role is ready), except a pool whose change Kubernetes
 /// cannot make.
 pub fn plan_pools<'a>(cluster: &'a ValidCluster, observed: &ObservedCluster) -> PoolPlan<'a> {
-    let mut plan = PoolPlan { pools: Vec::new(), blocked: Vec::new(), install_wait: None };
+    let mut plan = PoolPlan { pools: Vec::new(), blocked: Vec::new(), expansions: Vec::new(), install_wait: None };
     // Roles in deployment order whose pools all exist and are ready; a pool not created yet
     // is created once every earlier role is.
     let mut earlier_not_ready: Vec<String> = Vec::new();
@@ -874,9 +877,14 @@ pub fn plan_pools<'a>(cluster: &'a ValidCluster, observed: &ObservedCluster) -> 
                 }
                 continue;
             }
-            match sts.and_then(|sts| storage_change(i, pool, sts)) {
-                Some(blocked) => plan.blocked.push(blocked),
-                None => plan.pools.push(pool),
+            let claims = observed.volume_claims.get(&pool.name);
+            match sts.map(|sts| volumes::change(i, &cluster.name, pool, sts, claims)) {
+                Some(StorageChange::Refused(blocked)) => plan.blocked.push(blocked),
+                Some(StorageChange::Expand(expansion)) => {
+                    plan.expansions.push(expansion);
+                    plan.pools.push(pool);
+                }
+                Some(StorageChange::Unchanged) | None => plan.pools.push(pool),
             }
         }
         for (_, pool) in pools {
@@ -889,35 +897,9 @@ pub fn plan_pools<'a>(cluster: &'a ValidCluster, observed: &ObservedCluster) -> 
     plan
 }
 
-/// A StatefulSet's volume claim templates cannot change once it exists; say so in terms of
-/// the pool's spec instead of letting the apiserver refuse the whole StatefulSet.
-fn storage_change(index: usize, pool: &ValidPool, sts: &StatefulSet) -> Option<FieldError> {
-    let existing = sts.spec.as_ref()?.volume_claim_templates.as_ref().and_then(|claims| {
-        let claim = claims.iter().find(|c| c.metadata.name.as_deref() == Some("data"))?;
-        let spec = claim.spec.as_ref()?;
-        let size = spec.resources.as_ref()?.requests.as_ref()?.get("storage")?.0.clone();
-        Some(ValidStorage { size, storage_class_name: spec.storage_class_name.clone() })
-    });
-    if existing == pool.storage {
-        return None;
-    }
-    let describe = |s: &Option<ValidStorage>| match s {
-        None => "no storage (emptyDir)".to_string(),
-        Some(s) => format!("size {} class {}", s.size, s.storage_class_name.as_deref().unwrap_or("<cluster default>")),
-    };
-    Some(FieldError {
-        field: format!("spec.pools[{index}].storage"),
-        message: format!(
-            "cannot change from {} to {} on an existing pool (StatefulSet volume claim templates are immutable); \
-             set it back, or add a new pool with the new storage and then remove this one",
-            describe(&existing),
-            describe(&pool.storage)
-        ),
-    })
-}
-
 #[cfg(test)]
 mod tests {
+    use k8s_openapi::api::apps::v1::StatefulSet;
     use serde_json::json;
 
     use super::*;
@@ -989,10 +971,11 @@ mod tests {
     }
 
     #[test]
-    fn a_storage_change_blocks_only_that_pool_and_names_the_field() {
+    fn a_storage_change_blocks_only_that_pool_and_names_the_field_unless_the_volumes_can_grow() {
         let mut cluster = validate(&fixtures::example()).unwrap();
         cluster.parallel_install = true;
         let mut observed = ObservedCluster::default();
+        // Smaller than the spec's 50Gi, claims not read: refused, the pool left alone.
         observed.statefulsets.insert("server-offline".into(), sts_with_storage(Some("20Gi")));
         let plan = plan_pools(&cluster, &observed);
         assert_eq!(plan.pools.len(), 5);
@@ -1000,6 +983,47 @@ mod tests {
         assert_eq!(plan.blocked[0].field, "spec.pools[3].storage");
         assert!(
             plan.blocked[0].message.contains("from size 20Gi class standard to size 50Gi class standard"),
+            "{}",
+            plan.blocked[0]
+        );
+
+        // On a class that allows expansion: the claims still smaller grow, the pool is applied.
+        let claims = |expandable| volumes::ObservedClaims {
+            claims: [("data-analytics-server-offline-0", "20Gi"), ("data-analytics-server-offline-1", "50Gi")]
+                .into_iter()
+                .map(|(n, s)| (n.to_string(), s.to_string()))
+                .collect(),
+            class: Some("standard".into()),
+            expandable: Some(expandable),
+        };
+        observed.volume_claims.insert("server-offline".into(), claims(true));
+        let plan = plan_pools(&cluster, &observed);
+        assert_eq!(plan.pools.len(), 6);
+        assert!(plan.blocked.is_empty());
+        assert_eq!(
+            plan.expansions,
+            [volumes::VolumeExpansion {
+                pool: "server-offline".into(),
+                statefulset: "analytics-server-offline".into(),
+                size: "50Gi".into(),
+                claims: vec!["data-analytics-server-offline-0".into()],
+            }]
+        );
+        // A class that does not: refused, naming it.
+        observed.volume_claims.insert("server-offline".into(), claims(false));
+        let plan = plan_pools(&cluster, &observed);
+        assert!(
+            plan.blocked[0].message.contains("StorageClass standard does not allow volume expansion"),
+            "{}",
+            plan.blocked[0]
+        );
+        // Larger than the spec: never shrunk.
+        observed.statefulsets.insert("server-offline".into(), sts_with_storage(Some("80Gi")));
+        observed.volume_claims.insert("server-offline".into(), claims(true));
+        let plan = plan_pools(&cluster, &observed);
+        assert!(plan.expansions.is_empty());
+        assert!(
+            plan.blocked[0].message.starts_with("cannot shrink the pool's volumes from 80Gi to 50Gi"),
             "{}",
             plan.blocked[0]
         );
@@ -1013,6 +1037,7 @@ mod upgrade_tests {
         PolicyEngine, PolicyKind, PolicyLimits,
         model::{Instance, Pod, Pool, Role},
     };
+    use k8s_openapi::api::apps::v1::StatefulSet;
 
     fn registry() -> PolicyRegistry {
         PolicyRegistry::new(PolicyEngine::new(PolicyLimits::default()).unwrap()).unwrap()

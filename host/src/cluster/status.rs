@@ -149,6 +149,9 @@ fn problems(
     for failure in &applied.children.failed {
         out.push(problem("ApplyFailed", &failure.subject(), failure.to_string()));
     }
+    for (statefulset, why) in &applied.expansion_failures {
+        out.push(problem("VolumeExpansionFailed", &format!("StatefulSet {statefulset}"), why.clone()));
+    }
     for (field, message) in load_balancers_pending(observed, now) {
         out.push(problem("LoadBalancerPending", &field, message));
     }

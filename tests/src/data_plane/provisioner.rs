@@ -17,7 +17,7 @@ use k8s_openapi::{
 };
 use kube::{
     Api, Client, ResourceExt,
-    api::{DeleteParams, ObjectMeta, PostParams},
+    api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams},
     runtime::{WatchStreamExt, watcher},
 };
 
@@ -27,6 +27,10 @@ use super::{Error, NodeFleet};
 pub const PROVISIONER_NAME: &str = "sim.pinot.controlplane.dev/local";
 /// The default StorageClass of the simulated data plane.
 pub const STORAGE_CLASS_NAME: &str = "standard";
+/// A StorageClass of the same provisioner that allows volume expansion: a claim whose request
+/// grows gets a volume of the new size, as a CSI driver with online expansion (the external
+/// resizer, then the kubelet growing the filesystem) gives it.
+pub const EXPANDABLE_STORAGE_CLASS_NAME: &str = "expandable";
 
 const SELECTED_NODE: &str = "volume.kubernetes.io/selected-node";
 const PROVISIONED_BY: &str = "pv.kubernetes.io/provisioned-by";
@@ -42,9 +46,22 @@ impl VolumeProvisioner {
         Self { client, fleet }
     }
 
-    /// Creates the default `standard` StorageClass if it does not exist.
+    /// Creates the default `standard` StorageClass and the `expandable` one if they do not exist.
     pub async fn install_storage_class(client: Client) -> Result<(), Error> {
         let api: Api<StorageClass> = Api::all(client);
+        let expandable = StorageClass {
+            metadata: ObjectMeta { name: Some(EXPANDABLE_STORAGE_CLASS_NAME.into()), ..Default::default() },
+            provisioner: PROVISIONER_NAME.into(),
+            volume_binding_mode: Some("WaitForFirstConsumer".into()),
+            reclaim_policy: Some("Delete".into()),
+            allow_volume_expansion: Some(true),
+            ..Default::default()
+        };
+        match api.create(&PostParams::default(), &expandable).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 409 => {}
+            Err(source) => return Err(Error::CreateStorageClass { source }),
+        }
         let class = StorageClass {
             metadata: ObjectMeta {
                 name: Some(STORAGE_CLASS_NAME.into()),
@@ -81,7 +98,10 @@ impl VolumeProvisioner {
         );
         while let Some(event) = events.next().await {
             match event {
-                Ok(Either::Claim(pvc)) => self.provision(&pvc).await,
+                Ok(Either::Claim(pvc)) => {
+                    self.provision(&pvc).await;
+                    self.resize(&pvc).await;
+                }
                 Ok(Either::Volume(pv)) => self.reclaim(&pv).await,
                 Err(e) => tracing::warn!(error = %e, "volume watch error; retrying"),
             }
@@ -151,6 +171,40 @@ impl VolumeProvisioner {
             Ok(_) => tracing::info!(pv = %name, claim = %pvc.name_any(), node = %node.name, "provisioned volume"),
             Err(kube::Error::Api(e)) if e.code == 409 => {}
             Err(e) => tracing::warn!(claim = %pvc.name_any(), error = %e, "provisioning failed"),
+        }
+    }
+
+    /// Grows the volume of a bound claim of the expandable class whose request is larger than
+    /// its capacity, then the claim's capacity (what the external resizer and the kubelet do for
+    /// a driver with online expansion; the apiserver has already checked that the class allows
+    /// it). Claims of other classes never grow.
+    async fn resize(&self, pvc: &PersistentVolumeClaim) {
+        let spec = pvc.spec.clone().unwrap_or_default();
+        let (Some(volume), Some(EXPANDABLE_STORAGE_CLASS_NAME)) =
+            (&spec.volume_name, spec.storage_class_name.as_deref())
+        else {
+            return;
+        };
+        let requested =
+            spec.resources.as_ref().and_then(|r| r.requests.as_ref()).and_then(|r| r.get("storage")).cloned();
+        let capacity = pvc.status.as_ref().and_then(|s| s.capacity.as_ref()).and_then(|c| c.get("storage")).cloned();
+        let (Some(requested), Some(capacity)) = (requested, capacity) else { return };
+        let bytes = |q: &Quantity| pinot_operator::cluster::volumes::quantity_bytes(&q.0);
+        if bytes(&requested) <= bytes(&capacity) {
+            return;
+        }
+        let volumes: Api<PersistentVolume> = Api::all(self.client.clone());
+        let grow = serde_json::json!({"spec": {"capacity": {"storage": requested.0}}});
+        if let Err(e) = volumes.patch(volume, &PatchParams::default(), &Patch::Merge(&grow)).await {
+            tracing::warn!(pv = %volume, error = %e, "resizing volume failed");
+            return;
+        }
+        let claims: Api<PersistentVolumeClaim> =
+            Api::namespaced(self.client.clone(), &pvc.namespace().unwrap_or_default());
+        let status = serde_json::json!({"status": {"capacity": {"storage": requested.0}}});
+        match claims.patch_status(&pvc.name_any(), &PatchParams::default(), &Patch::Merge(&status)).await {
+            Ok(_) => tracing::info!(claim = %pvc.name_any(), size = %requested.0, "resized volume"),
+            Err(e) => tracing::warn!(claim = %pvc.name_any(), error = %e, "resizing claim failed"),
         }
     }
 
