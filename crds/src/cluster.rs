@@ -118,6 +118,11 @@ pub struct PinotClusterSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exposure: Option<Exposure>,
 
+    /// Pinot's own metrics: the JMX Prometheus exporter agent the official image carries,
+    /// started in every Pinot JVM on a `metrics` port (scraped by the Helm chart's PodMonitor).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<PinotMetrics>,
+
     /// Pod settings for every pool (service account, pull secrets, volumes, sidecars, security
     /// context, ...); a pool's own `podOverrides` are merged over them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -187,6 +192,24 @@ pub struct UpgradeSettings {
     /// `deploymentOrder`. Default false.
     #[serde(default)]
     pub parallel_install: bool,
+}
+
+/// The JMX Prometheus exporter of every Pinot JVM.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PinotMetrics {
+    /// Start the agent (`-javaagent:.../jmx_prometheus_javaagent.jar=<port>:<config>`).
+    /// Default true once `metrics` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// The port it serves `/metrics` on (container port `metrics`). Default 8008.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<i32>,
+    /// The exporter's rules file per role (`controller`, `broker`, `server`, `minion`), a path in
+    /// the container (the image's, or one mounted with podOverrides). Default: the image's
+    /// `/opt/pinot/etc/jmx_prometheus_javaagent/configs/<role>.yml`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub config_files: BTreeMap<String, String>,
 }
 
 /// How the cluster's client Services and its controller UI are exposed.

@@ -37,6 +37,18 @@ const METRICS: [(&str, &str, &str); 8] = [
     ("pinot_operator_clusters", "gauge", "PinotClusters by phase (Available, Progressing, Degraded, Paused, Pending)."),
 ];
 
+/// Every series name the operator exports (a histogram's `_bucket`, `_sum` and `_count`), for
+/// dashboards and alerts to be checked against.
+pub fn series_names() -> Vec<String> {
+    METRICS
+        .iter()
+        .flat_map(|(name, kind, _)| match *kind {
+            "histogram" => vec![format!("{name}_bucket"), format!("{name}_sum"), format!("{name}_count")],
+            _ => vec![name.to_string()],
+        })
+        .collect()
+}
+
 #[derive(Default)]
 struct Histogram {
     counts: [u64; BUCKETS.len()],

@@ -425,3 +425,161 @@ async fn the_operator_does_its_job_with_exactly_the_service_accounts_permissions
     kubectl(&["delete", "priorityclass", &priority_class]).await;
     ns.cleanup().await;
 }
+
+/// Pinot metric names the official image's JMX exporter produces, each with where that was read
+/// (`host/src/cluster/pinot-facts/deep-storage.md` §8: the exporter rules of
+/// `docker/images/pinot/etc/jmx_prometheus_javaagent/configs/<role>.yml` applied to the metric
+/// enums of `pinot-common/.../metrics/`, at 1.2.0 and 1.3.0+).
+const PINOT_METRICS: &[(&str, &str)] = &[
+    ("pinot_controller_percentSegmentsAvailable_Value", "ControllerGauge.PERCENT_SEGMENTS_AVAILABLE, all releases"),
+    ("pinot_controller_percentOfReplicas_Value", "ControllerGauge.PERCENT_OF_REPLICAS, all releases"),
+    ("pinot_controller_segmentsInErrorState_Value", "ControllerGauge.SEGMENTS_IN_ERROR_STATE, all releases"),
+    ("pinot_controller_segmentCount_Value", "ControllerGauge.SEGMENT_COUNT, all releases"),
+    ("pinot_controller_pinotControllerLeader_Value", "ControllerGauge.PINOT_CONTROLLER_LEADER, all releases"),
+    ("pinot_broker_queries_Count", "BrokerMeter.QUERIES per table, all releases"),
+    ("pinot_broker_queryTotalTimeMs_99thPercentile", "BrokerTimer.QUERY_TOTAL_TIME_MS per table, all releases"),
+    (
+        "pinot_broker_brokerResponsesWithProcessingExceptions_Count",
+        "BrokerMeter.BROKER_RESPONSES_WITH_PROCESSING_EXCEPTIONS, all releases",
+    ),
+    ("pinot_broker_unhealthyServers_Value", "BrokerGauge.UNHEALTHY_SERVERS, all releases"),
+    ("pinot_server_queries_Count", "ServerMeter.QUERIES, all releases"),
+    ("pinot_server_realtimeRowsConsumed_Count", "ServerMeter.REALTIME_ROWS_CONSUMED, 1.3.0 and later"),
+    ("pinot_server_realtime_rowsConsumed_Count", "ServerMeter.REALTIME_ROWS_CONSUMED, 1.2.0's rule"),
+    ("pinot_server_realtimeIngestionDelayMs_Value", "ServerGauge.REALTIME_INGESTION_DELAY_MS, all releases"),
+    ("pinot_server_segmentCount_Value", "ServerGauge.SEGMENT_COUNT, all releases"),
+    ("pinot_minion_numberTasksFailed_Count", "MinionMeter.NUMBER_TASKS_FAILED, all releases"),
+];
+
+/// The metric names a PromQL expression selects: identifiers not followed by `(` (functions,
+/// aggregations), not inside `{...}` (label matchers) or `by (...)`/`[...]`, and not keywords.
+fn promql_metrics(expr: &str) -> Vec<String> {
+    const KEYWORDS: &[&str] = &[
+        "by",
+        "without",
+        "or",
+        "and",
+        "unless",
+        "on",
+        "ignoring",
+        "bool",
+        "offset", // operators
+        "sum",
+        "min",
+        "max",
+        "avg",
+        "count",
+        "group",
+        "stddev",
+        "stdvar",
+        "topk",
+        "bottomk",
+        "quantile", // aggregations
+        "count_values",
+    ];
+    let chars: Vec<char> = expr.chars().collect();
+    let (mut out, mut i, mut depth_braces, mut in_by, mut in_range, mut in_string) = (vec![], 0, 0, 0, false, false);
+    while i < chars.len() {
+        let c = chars[i];
+        if in_string {
+            in_string = c != '"';
+            i += 1;
+            continue;
+        }
+        match c {
+            '"' => in_string = true,
+            '{' => depth_braces += 1,
+            '}' => depth_braces -= 1,
+            '[' => in_range = true,
+            ']' => in_range = false,
+            ')' if in_by > 0 => in_by -= 1,
+            c if c.is_ascii_alphabetic() || c == '_' => {
+                let start = i;
+                while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_' || chars[i] == ':') {
+                    i += 1;
+                }
+                let word: String = chars[start..i].iter().collect();
+                let next = chars[i..].iter().find(|c| !c.is_whitespace()).copied();
+                if word == "by" || word == "without" {
+                    in_by += 1;
+                    // skip to the opening parenthesis
+                    while i < chars.len() && chars[i] != '(' {
+                        i += 1;
+                    }
+                    i += 1;
+                    continue;
+                }
+                if depth_braces == 0
+                    && in_by == 0
+                    && !in_range
+                    && next != Some('(')
+                    && !KEYWORDS.contains(&word.as_str())
+                {
+                    out.push(word);
+                }
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    out
+}
+
+/// The Grafana dashboard the chart ships: rendered by Helm, every panel has a query, and every
+/// query names only metrics that exist (the operator's own, or Pinot's as its exporter names
+/// them); the Pinot pods' PodMonitor gives the `cluster` label its variables filter on.
+#[tokio::test]
+async fn the_grafana_dashboard_queries_only_metrics_that_exist() {
+    let docs = helm(
+        "po",
+        "monitoring",
+        json!({"grafanaDashboard": {"enabled": true}, "pinotMetrics": {"podMonitor": {"enabled": true}}}),
+    )
+    .await
+    .unwrap();
+    let cm = docs
+        .iter()
+        .find(|d| d["kind"] == "ConfigMap" && d["metadata"]["name"] == "po-dashboard")
+        .expect("the dashboard");
+    assert_eq!(cm["metadata"]["labels"]["grafana_dashboard"], "1");
+    let dashboard: Value = serde_json::from_str(cm["data"]["pinot-control-plane.json"].as_str().unwrap()).unwrap();
+    let operator = pinot_operator::metrics::series_names();
+    let mut seen = std::collections::BTreeSet::new();
+    let panels: Vec<&Value> = dashboard["panels"].as_array().unwrap().iter().filter(|p| p["type"] != "row").collect();
+    assert!(panels.len() >= 15, "{} panels", panels.len());
+    for panel in panels {
+        let title = panel["title"].as_str().unwrap();
+        let targets = panel["targets"].as_array().unwrap_or_else(|| panic!("{title}: no targets"));
+        assert!(!targets.is_empty(), "{title}: no query");
+        for target in targets {
+            let expr = target["expr"].as_str().unwrap();
+            let names = promql_metrics(expr);
+            assert!(!names.is_empty(), "{title}: {expr} names no metric");
+            for name in names {
+                let known = operator.contains(&name) || PINOT_METRICS.iter().any(|(m, _)| *m == name);
+                assert!(known, "{title}: {name} is not a metric the operator or Pinot's exporter exports ({expr})");
+                seen.insert(name);
+            }
+            if expr.contains("pinot_operator_") {
+                assert!(!expr.contains("$cluster"), "{title}: the operator's metrics have no cluster label");
+            } else {
+                assert!(expr.contains("cluster=~\"$cluster\""), "{title}: filters on the dashboard's cluster");
+            }
+        }
+    }
+    // Every operator metric but the reload counter is on the dashboard.
+    for name in ["pinot_operator_clusters", "pinot_operator_reconciles_total", "pinot_operator_pinot_requests_total"] {
+        assert!(seen.contains(name), "{name} on the dashboard");
+    }
+    let monitor = docs.iter().find(|d| d["kind"] == "PodMonitor").expect("the PodMonitor");
+    let targets: Vec<&str> = monitor["spec"]["podMetricsEndpoints"][0]["relabelings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["targetLabel"].as_str())
+        .collect();
+    assert!(targets.contains(&"cluster"), "{targets:?}");
+    assert_eq!(monitor["spec"]["podMetricsEndpoints"][0]["port"], "metrics", "the port the operator names");
+    assert_eq!(promql_metrics("sum by (le, kind) (rate(a_b_bucket{x=\"y\"}[5m])) or b"), ["a_b_bucket", "b"]);
+}

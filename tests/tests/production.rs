@@ -119,6 +119,17 @@ async fn secure_pods_run_as_asked_and_under_the_restricted_profile() {
         let env_from: Vec<&str> =
             pinot.env_from.iter().flatten().filter_map(|e| e.secret_ref.as_ref()).map(|r| r.name.as_str()).collect();
         assert_eq!(env_from, ["pinot-env"], "{name}");
+        // Pinot's metrics: the image's exporter with the role's rules, on the `metrics` port.
+        let role = pod.labels()["pinot.controlplane.dev/role"].clone();
+        let java_opts =
+            pinot.env.iter().flatten().find(|e| e.name == "JAVA_OPTS").and_then(|e| e.value.clone()).unwrap();
+        let agent = format!(
+            "-javaagent:/opt/pinot/etc/jmx_prometheus_javaagent/jmx_prometheus_javaagent.jar=8008:/opt/pinot/etc/jmx_prometheus_javaagent/configs/{role}.yml"
+        );
+        assert!(java_opts.contains(&agent), "{name}: {java_opts}");
+        let metrics =
+            pinot.ports.iter().flatten().find(|p| p.name.as_deref() == Some("metrics")).map(|p| p.container_port);
+        assert_eq!(metrics, Some(8008), "{name}");
         let containers: Vec<&str> = spec.containers.iter().map(|c| c.name.as_str()).collect();
         let expected: &[&str] = if name.starts_with("secure-server-") { &["pinot", "log-shipper"] } else { &["pinot"] };
         assert_eq!(containers, expected, "{name}");

@@ -391,6 +391,17 @@ pub fn build_pool_statefulset(
     let mut pod_labels = pool.overrides.labels.clone();
     pod_labels.extend(labels.clone());
     let mut pod_annotations = pool.overrides.annotations.clone();
+    if let Some(metrics) = &cluster.metrics {
+        // The convention of Prometheus' Kubernetes service discovery examples; the Helm
+        // chart's PodMonitor selects the port by name instead.
+        for (k, v) in [
+            ("prometheus.io/scrape", "true".to_string()),
+            ("prometheus.io/port", metrics.port.to_string()),
+            ("prometheus.io/path", "/metrics".to_string()),
+        ] {
+            pod_annotations.entry(k.to_string()).or_insert(v);
+        }
+    }
     pod_annotations.insert(ANNOTATION_CONFIG_DIGEST.into(), config_digest.into());
 
     // `StartController` with a config file ignores `-clusterName` and `-zkAddress`; the other
@@ -408,7 +419,7 @@ pub fn build_pool_statefulset(
     args.extend(["-configFileName".into(), format!("{}/{}", role.config_dir(), role.config_file())]);
 
     let mut env = vec![
-        EnvVar { name: "JAVA_OPTS".into(), value: Some(java_opts(pool)), ..Default::default() },
+        EnvVar { name: "JAVA_OPTS".into(), value: Some(java_opts(cluster, pool)), ..Default::default() },
         // The role's log4j file logs to the console at this level (default warn).
         EnvVar { name: "LOG4J_CONSOLE_LEVEL".into(), value: Some("info".into()), ..Default::default() },
     ];
@@ -469,9 +480,11 @@ pub fn build_pool_statefulset(
         ports: Some(
             role.ports()
                 .iter()
+                .copied()
+                .chain(cluster.metrics.as_ref().map(|m| ("metrics", m.port)))
                 .map(|(name, port)| ContainerPort {
                     name: Some(name.to_string()),
-                    container_port: *port,
+                    container_port: port,
                     protocol: Some("TCP".into()),
                     ..Default::default()
                 })
@@ -631,8 +644,16 @@ fn restricted_container_context(mut sc: SecurityContext) -> SecurityContext {
 
 /// `JAVA_OPTS`: the pool's JVM options, then the system properties the image's launcher would
 /// otherwise lose (`Role::system_properties`), each unless the pool's options set it.
-fn java_opts(pool: &ValidPool) -> String {
+fn java_opts(cluster: &ValidCluster, pool: &ValidPool) -> String {
     let mut opts = pool.jvm_opts.trim().to_string();
+    if let Some(metrics) = &cluster.metrics
+        && !pool.jvm_opts.contains("jmx_prometheus_javaagent")
+    {
+        if !opts.is_empty() {
+            opts.push(' ');
+        }
+        opts.push_str(&metrics.java_agent(pool.role));
+    }
     for (name, value) in pool.role.system_properties() {
         if !sets_system_property(&pool.jvm_opts, name) {
             if !opts.is_empty() {

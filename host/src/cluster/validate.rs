@@ -12,9 +12,11 @@ use crate::role::{self, OwnedBy, Role};
 
 pub mod deep_storage;
 pub mod exposure;
+pub mod metrics;
 pub mod pod;
 pub use deep_storage::ValidDeepStorage;
 pub use exposure::{ValidExposure, ValidIngress, ValidService};
+pub use metrics::ValidMetrics;
 pub use pod::PodSecurityProfile;
 
 /// The longest `<cluster>-<pool>` name: a StatefulSet's pods carry the label
@@ -48,6 +50,8 @@ pub struct ValidCluster {
     pub deep_storage: Option<ValidDeepStorage>,
     /// The client Services and the controller's Ingress (`spec.exposure`).
     pub exposure: ValidExposure,
+    /// The JMX Prometheus exporter of every Pinot JVM (`spec.metrics`), when enabled.
+    pub metrics: Option<ValidMetrics>,
 }
 
 /// The PinotPolicy of each kind a cluster names; `None` is the bundled default.
@@ -174,6 +178,7 @@ pub fn validate(cluster: &PinotCluster) -> Result<ValidCluster, InvalidSpec> {
                 external: true,
                 deep_storage: None,
                 exposure: ValidExposure::default(),
+                metrics: None,
             }),
             false => Err(InvalidSpec(errors.0)),
         };
@@ -219,6 +224,7 @@ pub fn validate(cluster: &PinotCluster) -> Result<ValidCluster, InvalidSpec> {
 
     let has_role = |role: Role| spec.pools.iter().any(|p| p.role == role.as_str());
     let exposure = exposure::validate(spec.exposure.as_ref(), has_role, &mut errors);
+    let metrics = metrics::validate(spec.metrics.as_ref(), &mut errors);
 
     let deployment_order = validate_deployment_order(spec.deployment_order.as_deref(), &spec.pools, &mut errors);
 
@@ -238,6 +244,7 @@ pub fn validate(cluster: &PinotCluster) -> Result<ValidCluster, InvalidSpec> {
             external: false,
             deep_storage,
             exposure,
+            metrics,
         })
     } else {
         Err(InvalidSpec(errors.0))
