@@ -118,6 +118,11 @@ pub struct PinotClusterSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exposure: Option<Exposure>,
 
+    /// Pinot's own security: basic auth on the controllers and brokers, with the principals'
+    /// passwords from Secrets; the operator and Pinot's own roles authenticate as the admin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security: Option<PinotSecurity>,
+
     /// Pinot's own metrics: the JMX Prometheus exporter agent the official image carries,
     /// started in every Pinot JVM on a `metrics` port (scraped by the Helm chart's PodMonitor).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -192,6 +197,47 @@ pub struct UpgradeSettings {
     /// `deploymentOrder`. Default false.
     #[serde(default)]
     pub parallel_install: bool,
+}
+
+/// Pinot's own security settings.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PinotSecurity {
+    /// HTTP basic auth on the controllers' REST API and UI and the brokers' query API
+    /// (Pinot's `BasicAuthAccessControlFactory`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basic_auth: Option<BasicAuth>,
+}
+
+/// The principals Pinot's basic auth knows.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BasicAuth {
+    /// The principal with every permission on every table: the operator calls the controller
+    /// as it, and Pinot's servers, minions and controllers authenticate to the controller with
+    /// it (segment downloads and uploads, minion tasks).
+    pub admin: PinotPrincipal,
+    /// More principals (applications, people).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<PinotPrincipal>,
+}
+
+/// One principal of Pinot's basic auth.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PinotPrincipal {
+    /// The user name (letters, digits, `_`, `-`, `.`).
+    pub name: String,
+    /// Its password, from a Secret (letters and digits only survive Pinot's properties parser
+    /// unchanged: no `,` or `\`).
+    pub password_secret: SecretKey,
+    /// `READ`, `CREATE`, `UPDATE`, `DELETE`; all when empty. (Pinot 1.2 to 1.5 check them only on
+    /// table endpoints, and brokers never.)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub permissions: Vec<String>,
+    /// The tables it may use (raw names); all when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tables: Vec<String>,
 }
 
 /// The JMX Prometheus exporter of every Pinot JVM.

@@ -11,11 +11,11 @@ pub mod policy;
 pub mod resources;
 
 pub use cluster::{
-    AdlsStorage, ClientEndpoint, ClusterCondition, ClusterPolicies, ClusterPolicyStatus, ClusterProblem,
+    AdlsStorage, BasicAuth, ClientEndpoint, ClusterCondition, ClusterPolicies, ClusterPolicyStatus, ClusterProblem,
     ControllerAccess, DeepStorage, Exposure, ExternalController, GcsStorage, HdfsKerberos, HdfsStorage,
     IngressExposure, NodePool, PinotCluster, PinotClusterSpec, PinotClusterStatus, PinotControllerStatus, PinotMetrics,
-    PodOverrides, PoolStatus, PoolStorage, RebalanceJob, S3Storage, SecretKey, ServiceExposure, TenantPlacement,
-    TenantZone, UpgradeSettings, ZookeeperSpec, condition,
+    PinotPrincipal, PinotSecurity, PodOverrides, PoolStatus, PoolStorage, RebalanceJob, S3Storage, SecretKey,
+    ServiceExposure, TenantPlacement, TenantZone, UpgradeSettings, ZookeeperSpec, condition,
 };
 pub use policy::{ConfigMapKey, PinotPolicy, PinotPolicySpec, PinotPolicyStatus, PolicyModuleSource};
 pub use resources::{

@@ -78,7 +78,19 @@ impl ControllerAccess {
             });
         }
         let Some(access) = &cluster.spec.controller_access else {
-            return Ok(PinotClient::new(self.http.clone(), url));
+            // A cluster the operator runs with Pinot's basic auth: the operator is its admin.
+            let admin = cluster.spec.security.as_ref().and_then(|s| s.basic_auth.as_ref()).map(|a| &a.admin);
+            let client = PinotClient::new(self.http.clone(), url);
+            let Some(admin) = admin.filter(|_| cluster.spec.external.is_none()) else { return Ok(client) };
+            let field = "spec.security.basicAuth.admin.passwordSecret";
+            let data = self.secret(&ns, &admin.password_secret.name, field).await?;
+            let password = data.get(&admin.password_secret.key).ok_or_else(|| AccessError::Invalid {
+                field,
+                message: format!("Secret {} has no key {:?}", admin.password_secret.name, admin.password_secret.key),
+            })?;
+            let token =
+                base64::engine::general_purpose::STANDARD.encode([admin.name.as_bytes(), b":", password].concat());
+            return with_header(client, format!("Basic {token}"), field);
         };
         let http = match &access.ca_bundle {
             None => self.http.clone(),
@@ -130,14 +142,7 @@ impl ControllerAccess {
         };
         match header {
             None => Ok(client),
-            Some(h) => {
-                let mut value = HeaderValue::from_str(&h).map_err(|_| AccessError::Invalid {
-                    field: "spec.controllerAccess",
-                    message: "the credentials contain characters an HTTP header cannot carry".into(),
-                })?;
-                value.set_sensitive(true);
-                Ok(client.with_auth(value))
-            }
+            Some(h) => with_header(client, h, "spec.controllerAccess"),
         }
     }
 
@@ -174,6 +179,16 @@ impl ControllerAccess {
         cache.insert(digest, client.clone());
         Ok(client)
     }
+}
+
+/// The client sending `header` as its `Authorization`.
+fn with_header(client: PinotClient, header: String, field: &'static str) -> Result<PinotClient, AccessError> {
+    let mut value = HeaderValue::from_str(&header).map_err(|_| AccessError::Invalid {
+        field,
+        message: "the credentials contain characters an HTTP header cannot carry".into(),
+    })?;
+    value.set_sensitive(true);
+    Ok(client.with_auth(value))
 }
 
 /// An HTTP client whose only roots are the PEM certificates of `pem`.

@@ -387,6 +387,8 @@ async fn the_operator_does_its_job_with_exactly_the_service_accounts_permissions
             ("", "persistentvolumeclaims", "list", "only when a pool's storage.size changes (production.rs grows one)"),
             ("", "persistentvolumeclaims", "patch", "only when a pool's volumes grow (production.rs)"),
             ("storage.k8s.io", "storageclasses", "get", "only when a pool's storage.size changes (production.rs)"),
+            ("", "secrets", "create", "only for spec.security.basicAuth: the service token (production.rs)"),
+            ("", "secrets", "patch", "only for spec.security.basicAuth: the service token (production.rs)"),
         ];
         let mut granted = Vec::new();
         for doc in rbac.iter().filter(|d| matches!(d["kind"].as_str(), Some("ClusterRole" | "Role"))) {

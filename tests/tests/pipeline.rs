@@ -492,6 +492,7 @@ async fn pods_joined(pinot: &Pinot, existing: &Existing) {
     let sim = pinot.sim();
     for (name, pool, role) in existing.pods() {
         let sim_pod = SimPod {
+            basic_auth: None,
             name: name.clone(),
             uid: uid_of("Pod", &name),
             image: IMAGE.into(),

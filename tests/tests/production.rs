@@ -457,3 +457,130 @@ async fn growing_storage_resizes_the_claims_without_a_restart_and_shrinking_is_r
     operator.stop().await;
     ns.cleanup().await;
 }
+
+fn basic(user: &str, password: &str) -> String {
+    use base64::Engine as _;
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
+}
+
+/// The basic-auth example: the simulated controller reads its principals from the controller
+/// pod's configuration and the Secrets its environment names, as Pinot does, and refuses calls
+/// without them; the operator installs the cluster and manages a schema on it as the admin; the
+/// passwords and the admin's token reach the pods only from Secrets; a read-only user reads but
+/// cannot delete a table. An external cluster whose access control takes bearer tokens (a custom
+/// Pinot `AccessControlFactory`) is reached with `controllerAccess.bearerTokenSecret`.
+#[tokio::test]
+async fn pinot_basic_auth_guards_the_cluster_and_the_operator_is_its_admin() {
+    let client = test_client().await;
+    let ns = TestNamespace::create(&client, "basicauth").await;
+    let operator = OperatorHandle::start(&client, &ns.name);
+    let objects = json!({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "pinot-admin", "namespace": ns.name}, "stringData": {"password": "s3cretAdmin"}},
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "pinot-dashboards", "namespace": ns.name}, "stringData": {"password": "r3adOnly"}}]});
+    apply(&ns.name, "objects", &objects).await;
+    apply(&ns.name, "guarded", &example("basic-auth.yaml", &ns.name)).await;
+    let api: Api<PinotCluster> = Api::namespaced(client.clone(), &ns.name);
+    wait_available(&api, "guarded").await;
+
+    // Pinot refuses calls without a principal; the admin and the reader get in.
+    let url =
+        pinot_testbed::harness::controller_url_template().replace("{namespace}", &ns.name).replace("{name}", "guarded");
+    let http = reqwest::Client::new();
+    let status = |path: &str, method: reqwest::Method, auth: Option<String>| {
+        let (http, url) = (http.clone(), url.clone());
+        let path = path.to_string();
+        async move {
+            let mut r = http.request(method, format!("{url}{path}"));
+            if let Some(a) = auth {
+                r = r.header("authorization", a);
+            }
+            r.send().await.unwrap().status().as_u16()
+        }
+    };
+    assert_eq!(status("/health", reqwest::Method::GET, None).await, 200, "the probe's path is open");
+    assert_eq!(status("/instances", reqwest::Method::GET, None).await, 401);
+    assert_eq!(status("/instances", reqwest::Method::GET, Some(basic("admin", "wrong"))).await, 401);
+    assert_eq!(status("/instances", reqwest::Method::GET, Some(basic("admin", "s3cretAdmin"))).await, 200);
+    assert_eq!(status("/tables", reqwest::Method::GET, Some(basic("dashboards", "r3adOnly"))).await, 200);
+
+    // The operator manages a schema and a table on it as the admin.
+    let resources = json!({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "pinot.controlplane.dev/v1alpha1", "kind": "PinotSchema", "metadata": {"name": "events", "namespace": ns.name},
+         "spec": {"cluster": "guarded", "schema": {"schemaName": "events", "dimensionFieldSpecs": [{"name": "id", "dataType": "STRING"}]}}},
+        {"apiVersion": "pinot.controlplane.dev/v1alpha1", "kind": "PinotTable", "metadata": {"name": "events", "namespace": ns.name},
+         "spec": {"cluster": "guarded", "schemaRef": "events", "offline": {"segmentsConfig": {"replication": "1"}, "tableIndexConfig": {}}}}]});
+    apply(&ns.name, "resources", &resources).await;
+    kubectl(&["-n", &ns.name, "wait", "--for=condition=Ready", "pinottable/events", "--timeout=90s"]).await;
+    // Table-level calls: the reader may read it, not delete it (403, as Pinot 1.2 answers).
+    assert_eq!(status("/tables/events", reqwest::Method::GET, Some(basic("dashboards", "r3adOnly"))).await, 200);
+    assert_eq!(status("/tables/events", reqwest::Method::DELETE, Some(basic("dashboards", "r3adOnly"))).await, 403);
+    assert_eq!(status("/tables/events", reqwest::Method::GET, None).await, 403);
+
+    // Credentials reach the pods from Secrets only.
+    let configmaps: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(client.clone(), &ns.name);
+    for cm in configmaps.list(&ListParams::default()).await.unwrap() {
+        let text: String = cm.data.clone().unwrap_or_default().into_values().collect();
+        assert!(
+            !text.contains("s3cretAdmin") && !text.contains("r3adOnly"),
+            "ConfigMap {} holds a password",
+            cm.name_any()
+        );
+    }
+    let controller_conf =
+        configmaps.get("guarded-controller-config").await.unwrap().data.unwrap()["pinot-controller.conf"].clone();
+    for line in [
+        "controller.admin.access.control.factory.class=org.apache.pinot.controller.api.access.BasicAuthAccessControlFactory",
+        "controller.admin.access.control.principals=admin,dashboards",
+        "controller.admin.access.control.principals.admin.password=${env:PINOT_AUTH_ADMIN_PASSWORD}",
+        "controller.admin.access.control.principals.dashboards.permissions=READ",
+    ] {
+        assert!(controller_conf.lines().any(|l| l == line), "{line} in\n{controller_conf}");
+    }
+    let server_conf = configmaps.get("guarded-server-config").await.unwrap().data.unwrap()["pinot-server.conf"].clone();
+    assert!(
+        server_conf.lines().any(|l| l == "pinot.server.segment.fetcher.auth.token=${env:PINOT_SERVICE_TOKEN}"),
+        "{server_conf}"
+    );
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), &ns.name);
+    let token = secrets.get("guarded-pinot-service-token").await.unwrap();
+    assert_eq!(token.data.unwrap()["token"].0, basic("admin", "s3cretAdmin").into_bytes(), "what Pinot's roles send");
+    let owner = token.metadata.owner_references.unwrap();
+    assert_eq!(owner[0].kind, "PinotCluster", "deleted with the cluster");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
+    let env_from_secret = |pod: &Pod, name: &str| {
+        pod.spec.as_ref().unwrap().containers[0]
+            .env
+            .iter()
+            .flatten()
+            .find(|e| e.name == name)
+            .and_then(|e| e.value_from.as_ref()?.secret_key_ref.as_ref())
+            .map(|r| format!("{}/{}", r.name, r.key))
+    };
+    let server = pods.get("guarded-server-0").await.unwrap();
+    assert_eq!(env_from_secret(&server, "PINOT_SERVICE_TOKEN").as_deref(), Some("guarded-pinot-service-token/token"));
+    let controller = pods.get("guarded-controller-0").await.unwrap();
+    assert_eq!(env_from_secret(&controller, "PINOT_AUTH_ADMIN_PASSWORD").as_deref(), Some("pinot-admin/password"));
+    assert_eq!(
+        env_from_secret(&controller, "PINOT_AUTH_USER_0_PASSWORD").as_deref(),
+        Some("pinot-dashboards/password")
+    );
+
+    // An external cluster taking bearer tokens.
+    let admin = pinot_testbed::harness::simulator_admin_url(&ns.name, "bearer");
+    assert!(http.put(&admin).send().await.unwrap().status().is_success());
+    let r = http.post(format!("{admin}/instances")).json(&json!({"role": "controller", "host": "c0"})).send().await;
+    assert!(r.unwrap().status().is_success());
+    let faults = json!({"requiredAuthorization": "Bearer tok-3x4mple"});
+    assert!(http.put(format!("{admin}/faults")).json(&faults).send().await.unwrap().status().is_success());
+    let bearer_url =
+        pinot_testbed::harness::controller_url_template().replace("{namespace}", &ns.name).replace("{name}", "bearer");
+    let external = json!({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "pinot-token", "namespace": ns.name}, "stringData": {"token": "tok-3x4mple\n"}},
+        {"apiVersion": "pinot.controlplane.dev/v1alpha1", "kind": "PinotCluster", "metadata": {"name": "bearer", "namespace": ns.name},
+         "spec": {"external": {"controllerUrl": bearer_url}, "controllerAccess": {"bearerTokenSecret": {"name": "pinot-token", "key": "token"}}}}]});
+    apply(&ns.name, "external", &external).await;
+    kubectl(&["-n", &ns.name, "wait", "--for=condition=Available", "pinotcluster/bearer", "--timeout=60s"]).await;
+
+    operator.stop().await;
+    ns.cleanup().await;
+}

@@ -185,7 +185,15 @@ pub async fn apply(w: &Writer<'_>, plan: &Plan<'_>, desired: &DesiredObjects, ob
         applied.upgrade = Some(upgrade(w, observed, policy, actions).await);
     }
 
-    // 3a. Pools whose volumes grow: their claims first, then their StatefulSet is replaced
+    // 3a. The admin's token Pinot's roles send, before the pods that read it.
+    if let Some(admin) = &plan.service_token
+        && let Err(why) = write_service_token(w, admin).await
+    {
+        w.event(EventType::Warning, "ApplyFailed", "Apply", why.clone(), None).await;
+        applied.children.failed.push(ApplyError::Apply { kind: "Secret", name: service_token_name(w), message: why });
+    }
+
+    // 3b. Pools whose volumes grow: their claims first, then their StatefulSet is replaced
     // (its pods keep running) by the apply below.
     for expansion in &plan.pools.expansions {
         match super::volumes::expand(w.client, &w.namespace, expansion).await {
@@ -249,6 +257,65 @@ pub async fn apply(w: &Writer<'_>, plan: &Plan<'_>, desired: &DesiredObjects, ob
         applied.tenants = Some((done, failure));
     }
     applied
+}
+
+fn service_token_name(w: &Writer<'_>) -> String {
+    super::validate::security::service_token_secret(&w.cluster.name.clone().unwrap_or_default())
+}
+
+/// Keeps the Secret `<cluster>-pinot-service-token` holding the admin's basic-auth token
+/// (`base64(name:password)`, what Pinot's `StaticTokenAuthProvider` sends after `Basic `),
+/// derived from the admin's password Secret: read both, write only when the token differs.
+/// Owned by the PinotCluster (deleted with it). A password change reaches the pods at their
+/// next restart (environment variables are read at start).
+async fn write_service_token(w: &Writer<'_>, admin: &super::validate::security::ValidPrincipal) -> Result<(), String> {
+    use base64::Engine as _;
+    use k8s_openapi::api::core::v1::Secret;
+    let secrets: Api<Secret> = Api::namespaced(w.client.clone(), &w.namespace);
+    let source = secrets
+        .get_opt(&admin.password.name)
+        .await
+        .map_err(|e| format!("reading Secret {}: {}", admin.password.name, kube_message(&e)))?
+        .ok_or_else(|| format!("Secret {} does not exist", admin.password.name))?;
+    let password = source
+        .data
+        .as_ref()
+        .and_then(|d| d.get(&admin.password.key))
+        .map(|b| b.0.clone())
+        .ok_or_else(|| format!("Secret {} has no key {:?}", admin.password.name, admin.password.key))?;
+    let credentials = [admin.name.as_bytes(), b":", password.as_slice()].concat();
+    let token = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(credentials));
+    let name = service_token_name(w);
+    let current = secrets.get_opt(&name).await.map_err(|e| format!("reading Secret {name}: {}", kube_message(&e)))?;
+    let key = super::validate::security::SERVICE_TOKEN_KEY;
+    if current.and_then(|s| s.data).and_then(|d| d.get(key).cloned()).is_some_and(|t| t.0 == token.as_bytes()) {
+        return Ok(());
+    }
+    let owner = serde_json::json!({
+        "apiVersion": w.cluster.api_version, "kind": w.cluster.kind, "name": w.cluster.name,
+        "uid": w.owner_uid, "controller": true, "blockOwnerDeletion": true,
+    });
+    let secret = serde_json::json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": name, "namespace": w.namespace, "ownerReferences": [owner],
+            "labels": {crate::children::LABEL_MANAGED_BY: crate::children::MANAGED_BY,
+                       crate::children::LABEL_CLUSTER: w.cluster.name}},
+        "type": "Opaque",
+        "data": {key: base64::engine::general_purpose::STANDARD.encode(&token)},
+    });
+    secrets
+        .patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&secret))
+        .await
+        .map_err(|e| format!("writing Secret {name}: {}", kube_message(&e)))?;
+    w.event(
+        EventType::Normal,
+        "Updated",
+        "Apply",
+        format!("wrote Secret {name}: the admin's basic-auth token for Pinot's roles"),
+        None,
+    )
+    .await;
+    Ok(())
 }
 
 /// The upgrade policy's steps, each an event about its pod.

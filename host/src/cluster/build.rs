@@ -13,11 +13,11 @@ use k8s_openapi::{
         apps::v1::{StatefulSet, StatefulSetSpec, StatefulSetUpdateStrategy},
         core::v1::{
             Affinity, Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
-            EnvVar, HTTPGetAction, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm,
+            EnvVar, EnvVarSource, HTTPGetAction, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm,
             PersistentVolumeClaim, PersistentVolumeClaimSpec, PodAffinityTerm, PodAntiAffinity, PodSecurityContext,
-            PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecurityContext, Service,
-            ServicePort, ServiceSpec, TopologySpreadConstraint, Volume, VolumeMount, VolumeResourceRequirements,
-            WeightedPodAffinityTerm,
+            PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecretKeySelector, SecurityContext,
+            Service, ServicePort, ServiceSpec, TopologySpreadConstraint, Volume, VolumeMount,
+            VolumeResourceRequirements, WeightedPodAffinityTerm,
         },
         networking::v1::{
             HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule, IngressServiceBackend,
@@ -38,8 +38,9 @@ use super::{
     cache::ZONE_LABEL,
     plan::Plan,
     validate::{
-        Placement, PodSecurityProfile, ValidCluster, ValidDeepStorage, ValidIngress, ValidPool,
+        Placement, PodSecurityProfile, ValidBasicAuth, ValidCluster, ValidDeepStorage, ValidIngress, ValidPool,
         pod::{LOG_DIR, TMP_DIR},
+        security::{SERVICE_TOKEN_ENV, SERVICE_TOKEN_KEY, service_token_secret},
     },
 };
 pub use crate::children::{configmap_name, headless_service_name, role_service_name, statefulset_name};
@@ -347,7 +348,8 @@ pub fn build_pool_headless_service(cluster: &ValidCluster, pool: &ValidPool, ctx
 pub fn pinot_properties(cluster: &ValidCluster, pool: &ValidPool) -> BTreeMap<String, String> {
     let mut props: BTreeMap<String, String> =
         pool.role.default_config(&cluster.helix_cluster_name, &cluster.zookeeper).into_iter().collect();
-    let deep_storage = cluster.deep_storage.as_ref().map(|d| d.role_properties(pool.role)).unwrap_or_default();
+    let mut deep_storage = cluster.deep_storage.as_ref().map(|d| d.role_properties(pool.role)).unwrap_or_default();
+    deep_storage.extend(cluster.basic_auth.iter().flat_map(|a| a.role_properties(pool.role)));
     for (key, value) in deep_storage.iter().map(|(k, v)| (k, v)).chain(&pool.config) {
         let relaxed = relaxed_key(key);
         props.retain(|default, _| relaxed_key(default) != relaxed);
@@ -425,6 +427,9 @@ pub fn build_pool_statefulset(
     ];
     let deep_storage = cluster.deep_storage.as_ref().filter(|_| ValidDeepStorage::used_by(role));
     env.extend(deep_storage.iter().flat_map(|d| d.env.iter().cloned()));
+    if let Some(auth) = &cluster.basic_auth {
+        env.extend(auth_env(&cluster.name, auth, role));
+    }
     for e in &pool.overrides.env {
         env.retain(|x| x.name != e.name);
         env.push(e.clone());
@@ -611,6 +616,28 @@ pub fn build_pool_statefulset(
 }
 
 const PROBE_PERIOD_SECONDS: i32 = 10;
+
+/// The basic-auth environment of a role: the principals' passwords (controllers and brokers
+/// check them) and the admin's token (controllers, servers and minions send it), each from its
+/// Secret.
+fn auth_env(cluster: &str, auth: &ValidBasicAuth, role: Role) -> Vec<EnvVar> {
+    let secret = |name: &str, secret: &str, key: &str| EnvVar {
+        name: name.into(),
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector { name: secret.into(), key: key.into(), optional: None }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let mut env = Vec::new();
+    if matches!(role, Role::Controller | Role::Broker) {
+        env.extend(auth.principals().map(|p| secret(&p.env, &p.password.name, &p.password.key)));
+    }
+    if role != Role::Broker {
+        env.push(secret(SERVICE_TOKEN_ENV, &service_token_secret(cluster), SERVICE_TOKEN_KEY));
+    }
+    env
+}
 
 /// The user and group Pinot runs as under the "restricted" profile unless the pod settings
 /// name one: the official image has no user of its own and runs as root (`docker/images/pinot/

@@ -80,6 +80,9 @@ pub struct Plan<'a> {
     pub tenants: Option<TenantPlan>,
     /// The policy of each kind the cluster decides with, as its status reports it.
     pub policies: Vec<ClusterPolicyStatus>,
+    /// The admin whose basic-auth token Pinot's roles send (`spec.security.basicAuth`): the
+    /// apply step keeps the Secret holding it up to date before the pods that read it.
+    pub service_token: Option<super::validate::security::ValidPrincipal>,
 }
 
 /// Why a pass changes nothing.
@@ -166,6 +169,7 @@ pub async fn plan<'a>(
         upgrade: None,
         tenants: None,
         policies: vec![],
+        service_token: None,
     };
     let valid = match valid {
         Ok(valid) => valid,
@@ -184,6 +188,7 @@ pub async fn plan<'a>(
         return plan;
     }
     plan.pools = plan_pools(valid, observed);
+    plan.service_token = valid.basic_auth.as_ref().map(|a| a.admin.clone());
 
     // Replicas are set only for pools this pass applies (or that leave the spec); a pool that
     // waits for its turn at install gets them when it is created.

@@ -70,6 +70,15 @@ pub fn of(cluster: &PinotCluster) -> Vec<Reference> {
     if let Some(d) = &spec.deep_storage {
         deep_storage(d, &mut out);
     }
+    if let Some(auth) = spec.security.as_ref().and_then(|s| s.basic_auth.as_ref()) {
+        let at = "spec.security.basicAuth";
+        let key = &auth.admin.password_secret;
+        push(&mut out, format!("{at}.admin.passwordSecret"), Kind::Secret, &key.name, Some(&key.key));
+        for (i, user) in auth.users.iter().enumerate() {
+            let key = &user.password_secret;
+            push(&mut out, format!("{at}.users[{i}].passwordSecret"), Kind::Secret, &key.name, Some(&key.key));
+        }
+    }
     if let Some(o) = &spec.pod_overrides {
         overrides("spec.podOverrides", o, &mut out);
     }

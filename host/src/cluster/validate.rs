@@ -14,10 +14,12 @@ pub mod deep_storage;
 pub mod exposure;
 pub mod metrics;
 pub mod pod;
+pub mod security;
 pub use deep_storage::ValidDeepStorage;
 pub use exposure::{ValidExposure, ValidIngress, ValidService};
 pub use metrics::ValidMetrics;
 pub use pod::PodSecurityProfile;
+pub use security::ValidBasicAuth;
 
 /// The longest `<cluster>-<pool>` name: a StatefulSet's pods carry the label
 /// `controller-revision-hash: <statefulset>-<10 chars>`, which must fit in 63 characters.
@@ -52,6 +54,8 @@ pub struct ValidCluster {
     pub exposure: ValidExposure,
     /// The JMX Prometheus exporter of every Pinot JVM (`spec.metrics`), when enabled.
     pub metrics: Option<ValidMetrics>,
+    /// Pinot's basic auth (`spec.security.basicAuth`).
+    pub basic_auth: Option<ValidBasicAuth>,
 }
 
 /// The PinotPolicy of each kind a cluster names; `None` is the bundled default.
@@ -179,6 +183,7 @@ pub fn validate(cluster: &PinotCluster) -> Result<ValidCluster, InvalidSpec> {
                 deep_storage: None,
                 exposure: ValidExposure::default(),
                 metrics: None,
+                basic_auth: None,
             }),
             false => Err(InvalidSpec(errors.0)),
         };
@@ -225,6 +230,8 @@ pub fn validate(cluster: &PinotCluster) -> Result<ValidCluster, InvalidSpec> {
     let has_role = |role: Role| spec.pools.iter().any(|p| p.role == role.as_str());
     let exposure = exposure::validate(spec.exposure.as_ref(), has_role, &mut errors);
     let metrics = metrics::validate(spec.metrics.as_ref(), &mut errors);
+    let basic_auth =
+        spec.security.as_ref().and_then(|s| s.basic_auth.as_ref()).map(|a| security::validate(a, &mut errors));
 
     let deployment_order = validate_deployment_order(spec.deployment_order.as_deref(), &spec.pools, &mut errors);
 
@@ -245,6 +252,7 @@ pub fn validate(cluster: &PinotCluster) -> Result<ValidCluster, InvalidSpec> {
             deep_storage,
             exposure,
             metrics,
+            basic_auth,
         })
     } else {
         Err(InvalidSpec(errors.0))
@@ -423,7 +431,8 @@ fn validate_pool(
         }
     }
     if let Some(role) = role {
-        validate_config(role, &pool.config, spec.deep_storage.is_some(), &at, errors);
+        let auth = spec.security.as_ref().is_some_and(|s| s.basic_auth.is_some());
+        validate_config(role, &pool.config, spec.deep_storage.is_some(), auth, &at, errors);
     } else {
         for (k, v) in &pool.config {
             check_property_text(k, v, &at, errors);
@@ -529,6 +538,7 @@ fn validate_config(
     role: Role,
     config: &BTreeMap<String, String>,
     deep_storage: bool,
+    basic_auth: bool,
     at: &dyn Fn(&str) -> String,
     errors: &mut Errors,
 ) {
@@ -547,6 +557,13 @@ fn validate_config(
         }
         if let Some((key, by)) = owned.iter().find(|(o, _)| role::relaxed_key(o) == relaxed) {
             errors.push(field, owned_key_message(role, key, *by));
+            continue;
+        }
+        if basic_auth && ValidBasicAuth::writes_key(role, k) {
+            errors.push(
+                field,
+                "is written from spec.security.basicAuth (principals, passwords and Pinot's own tokens); set the principals there and remove it here",
+            );
             continue;
         }
         if deep_storage && deep_storage::writes_key(role, k) {

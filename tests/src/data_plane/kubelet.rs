@@ -82,6 +82,7 @@ fn sim_pod(pod: &Pod, zone: Option<String>) -> SimPod {
         .and_then(|c| c.image.clone())
         .unwrap_or_default();
     SimPod {
+        basic_auth: None,
         name: pod.name_any(),
         uid: pod.uid().unwrap_or_default(),
         image,
@@ -227,6 +228,77 @@ impl Kubelet {
         }
     }
 
+    /// The basic auth a controller pod's Pinot would run with, read as Pinot reads it: its
+    /// properties file (the ConfigMap of its `config` volume), `${env:NAME}` values from the
+    /// container's environment (a value, or a Secret's key). `None` unless the file names
+    /// `BasicAuthAccessControlFactory`; principals whose password cannot be resolved are left out.
+    async fn controller_basic_auth(&self, pod: &Pod) -> Option<Vec<crate::pinot_sim::state::Principal>> {
+        use base64::Engine as _;
+        let ns = pod.namespace()?;
+        let spec = pod.spec.as_ref()?;
+        let configmap = spec.volumes.iter().flatten().find(|v| v.name == "config")?.config_map.as_ref()?.name.clone();
+        let cm = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(self.client.clone(), &ns)
+            .get(&configmap)
+            .await
+            .ok()?;
+        let text = cm.data?.get("pinot-controller.conf")?.clone();
+        let props: std::collections::BTreeMap<String, String> = text
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        let prefix = "controller.admin.access.control";
+        if props.get(&format!("{prefix}.factory.class")).map(String::as_str)
+            != Some("org.apache.pinot.controller.api.access.BasicAuthAccessControlFactory")
+        {
+            return None;
+        }
+        let container = spec.containers.iter().find(|c| c.name == "pinot")?;
+        let mut principals = Vec::new();
+        for name in props.get(&format!("{prefix}.principals"))?.split(',').map(str::trim) {
+            let key = |k: &str| format!("{prefix}.principals.{name}.{k}").to_ascii_lowercase();
+            let Some(raw) = props.get(&key("password")) else { continue };
+            let password = match raw.strip_prefix("${env:").and_then(|r| r.strip_suffix('}')) {
+                Some(var) => self.env_value(&ns, container, var).await,
+                None => Some(raw.clone()),
+            };
+            let Some(password) = password else { continue };
+            let token = base64::engine::general_purpose::STANDARD.encode(format!("{name}:{password}")).replace('=', "");
+            let list = |k: &str| -> Vec<String> {
+                props
+                    .get(&key(k))
+                    .map(|v| v.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty() && x != "*").collect())
+                    .unwrap_or_default()
+            };
+            principals.push(crate::pinot_sim::state::Principal {
+                name: name.to_string(),
+                token: format!("Basic {token}"),
+                permissions: list("permissions").into_iter().map(|p| p.to_ascii_uppercase()).collect(),
+                tables: list("tables"),
+            });
+        }
+        Some(principals)
+    }
+
+    /// The value an environment variable of `container` has: its value, or the Secret key it
+    /// names.
+    async fn env_value(
+        &self,
+        ns: &str,
+        container: &k8s_openapi::api::core::v1::Container,
+        var: &str,
+    ) -> Option<String> {
+        let e = container.env.iter().flatten().find(|e| e.name == var)?;
+        if let Some(v) = &e.value {
+            return Some(v.clone());
+        }
+        let r = e.value_from.as_ref()?.secret_key_ref.as_ref()?;
+        let secret =
+            Api::<k8s_openapi::api::core::v1::Secret>::namespaced(self.client.clone(), ns).get(&r.name).await.ok()?;
+        let bytes = secret.data?.get(&r.key)?.0.clone();
+        String::from_utf8(bytes).ok()
+    }
+
     fn claim(&self, uid: &str, what: &'static str) -> bool {
         self.in_flight.lock().expect("in-flight set poisoned").insert((uid.to_string(), what))
     }
@@ -256,7 +328,11 @@ impl Kubelet {
         // before it has loaded its segments and is routable).
         if ready && let Some((key, role, host)) = pinot_identity(pod, &self.cluster_domain) {
             let zone = self.fleet.get(node).map(|n| n.zone.clone());
-            self.pinot.pod_ready(key, role, &host, &sim_pod(pod, zone));
+            let mut sim = sim_pod(pod, zone);
+            if role == InstanceRole::Controller {
+                sim.basic_auth = self.controller_basic_auth(pod).await;
+            }
+            self.pinot.pod_ready(key, role, &host, &sim);
         }
         let containers: Vec<_> = pod
             .spec

@@ -97,6 +97,62 @@ fn call(state: &SimState, path: Params, query: Params, body: String, f: HandlerF
 /// also `auth/verify/v2`).
 const UNPROTECTED_PATHS: [&str; 6] = ["/", "/help", "/auth/info", "/auth/verify", "/auth/verify/v2", "/health"];
 
+/// Pinot's `BasicAuthAccessControlFactory` on the controller (`pinot-facts/security.md` §1):
+/// the header, trimmed and without `=`, must be a principal's token. Table-level calls (a table
+/// or schema in the path or `tableName` query) need the principal to have the table and the
+/// access type (POST CREATE, PUT UPDATE, DELETE DELETE, else READ): 403 otherwise, also when no
+/// principal matched (1.2 to 1.5; master 401). Other calls only need a principal (1.2 to 1.5;
+/// master also checks the access type): 401 otherwise.
+fn basic_auth(
+    principals: &[crate::pinot_sim::state::Principal],
+    method: &axum::http::Method,
+    path: &str,
+    query: Option<&str>,
+    authorization: Option<&str>,
+    release: Release,
+) -> Option<Resp> {
+    let header = authorization.map(|h| h.trim().replace('=', ""));
+    let principal = principals.iter().find(|p| header.as_deref() == Some(p.token.as_str()));
+    let access = match *method {
+        axum::http::Method::POST => "CREATE",
+        axum::http::Method::PUT => "UPDATE",
+        axum::http::Method::DELETE => "DELETE",
+        _ => "READ",
+    };
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let table = match segments.as_slice() {
+        ["tables" | "schemas" | "segments", name, ..] if !["validate", "segmentReloadStatus"].contains(name) => {
+            Some(name.to_string())
+        }
+        _ => query.and_then(|q| {
+            q.split('&').find_map(|kv| {
+                kv.strip_prefix("tableName=").or_else(|| kv.strip_prefix("tableNameWithType=")).map(str::to_string)
+            })
+        }),
+    };
+    let allowed =
+        |p: &crate::pinot_sim::state::Principal| p.permissions.is_empty() || p.permissions.iter().any(|a| a == access);
+    let master = release == Release::Master;
+    match (table, principal) {
+        (Some(t), p) => {
+            let raw = t.trim_end_matches("_OFFLINE").trim_end_matches("_REALTIME").to_string();
+            let ok = p.is_some_and(|p| (p.tables.is_empty() || p.tables.contains(&raw)) && allowed(p));
+            match (ok, p.is_none() && master) {
+                (true, _) => None,
+                (false, true) => Some(error(401, "HTTP 401 Unauthorized")),
+                (false, false) => {
+                    Some(error(403, format!("Permission is denied for {access} '{path}' for table '{raw}'")))
+                }
+            }
+        }
+        (None, None) => Some(error(401, "HTTP 401 Unauthorized")),
+        (None, Some(p)) if master && !allowed(p) => {
+            Some(error(403, format!("Permission is denied for {access} '{path}'")))
+        }
+        (None, Some(_)) => None,
+    }
+}
+
 /// Runs before every handler: unknown or down clusters answer 503, faults apply, every answer
 /// of a controller that is up carries `Pinot-Controller-Version` and `Pinot-Controller-Host`
 /// (`PinotControllerResponseFilter`, all releases), and the request and its status are recorded.
@@ -118,10 +174,23 @@ async fn guard(State(state): State<Arc<SimState>>, Path(path): Path<Params>, req
         let unauthorized =
             !open && c.faults.required_authorization.as_ref().is_some_and(|want| authorization.as_ref() != Some(want));
         let up = c.controller_up();
+        let refused = match (&c.basic_auth, open) {
+            (Some(principals), false) => basic_auth(
+                principals,
+                &parts.method,
+                parts.uri.path(),
+                parts.uri.query(),
+                authorization.as_deref(),
+                c.release(),
+            ),
+            _ => None,
+        };
         let failure = if !up {
             Some(error(503, "Pinot controller is not ready"))
         } else if unauthorized {
             Some(error(401, "HTTP 401 Unauthorized"))
+        } else if let Some(refused) = refused {
+            Some(refused)
         } else if c.faults.fail_next > 0 {
             c.faults.fail_next -= 1;
             let code = c.faults.fail_status.unwrap_or(500);

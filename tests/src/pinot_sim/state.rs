@@ -230,6 +230,9 @@ impl Instance {
 /// The pod a Pinot process runs in, as the kubelet knows it.
 #[derive(Clone, Debug, Default)]
 pub struct SimPod {
+    /// A controller's basic auth, as its properties file configures it (`None`: Pinot's
+    /// default, allow all).
+    pub basic_auth: Option<Vec<Principal>>,
     pub name: String,
     pub uid: String,
     /// The image of the Pinot container: its tag says which release the process runs.
@@ -238,6 +241,19 @@ pub struct SimPod {
     pub segments_load: Option<Duration>,
     /// The zone of the node the pod runs on.
     pub zone: Option<String>,
+}
+
+/// A principal of Pinot's `BasicAuthAccessControlFactory` (`controller.admin.access.control.
+/// principals.<name>.*`), with the token Pinot compares headers with.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Principal {
+    pub name: String,
+    /// `Basic ` + base64(`name:password`) without `=` (`BasicAuthUtils.toBasicAuthToken`).
+    pub token: String,
+    /// Upper-case access types; empty = all.
+    pub permissions: Vec<String>,
+    /// Raw table names; empty = all.
+    pub tables: Vec<String>,
 }
 
 /// One request as the simulator received it.
@@ -402,6 +418,9 @@ pub struct RebalanceCall {
 pub struct Cluster {
     /// Instances come and go with pods; the API is down while no controller is live.
     pub kubelet_managed: bool,
+    /// The basic auth of the last controller that started (`None`: allow all).
+    #[serde(skip)]
+    pub basic_auth: Option<Vec<Principal>>,
     /// Pinot's `cluster.tenant.isolation.enable` (default true).
     pub tenant_isolation: bool,
     /// The release set through the admin API; `None`: the live controllers' (the oldest).
@@ -518,6 +537,12 @@ impl Cluster {
         instance.build = build;
         if build.release >= Release::V1_4_0 {
             instance.pinot_version = Some(build.version.to_string());
+        }
+        if role == InstanceRole::Controller
+            && let Some(p) = pod
+        {
+            // The controller that starts answers with the access control its file configures.
+            self.basic_auth = p.basic_auth.clone();
         }
         instance.pod = pod.map(|p| p.name.clone());
         instance.pod_uid = pod.map(|p| p.uid.clone());
