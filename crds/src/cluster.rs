@@ -207,6 +207,23 @@ pub struct PinotSecurity {
     /// (Pinot's `BasicAuthAccessControlFactory`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub basic_auth: Option<BasicAuth>,
+    /// HTTPS on the controllers' and brokers' client ports (9000, 8099, HTTPS only: the same
+    /// ports keep the instance ids), with servers and minions trusting it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<PinotTls>,
+}
+
+/// Pinot's TLS: PKCS12 stores from a Secret, as cert-manager writes them for a Certificate with
+/// `keystores.pkcs12.create: true`.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PinotTls {
+    /// A Secret with `keystore.p12` (the certificate and key; its names should cover the
+    /// controller and broker Services and the pods' DNS names), `truststore.p12` (the CA) and
+    /// `ca.crt` (the same CA as PEM, which the operator trusts).
+    pub secret: String,
+    /// The password of both stores, from a Secret.
+    pub password_secret: SecretKey,
 }
 
 /// The principals Pinot's basic auth knows.

@@ -14,7 +14,7 @@ pub use cluster::{
     AdlsStorage, BasicAuth, ClientEndpoint, ClusterCondition, ClusterPolicies, ClusterPolicyStatus, ClusterProblem,
     ControllerAccess, DeepStorage, Exposure, ExternalController, GcsStorage, HdfsKerberos, HdfsStorage,
     IngressExposure, NodePool, PinotCluster, PinotClusterSpec, PinotClusterStatus, PinotControllerStatus, PinotMetrics,
-    PinotPrincipal, PinotSecurity, PodOverrides, PoolStatus, PoolStorage, RebalanceJob, S3Storage, SecretKey,
+    PinotPrincipal, PinotSecurity, PinotTls, PodOverrides, PoolStatus, PoolStorage, RebalanceJob, S3Storage, SecretKey,
     ServiceExposure, TenantPlacement, TenantZone, UpgradeSettings, ZookeeperSpec, condition,
 };
 pub use policy::{ConfigMapKey, PinotPolicy, PinotPolicySpec, PinotPolicyStatus, PolicyModuleSource};

@@ -16,6 +16,9 @@ use sha2::{Digest, Sha256};
 
 use crate::pinot::{ControllerLocator, PinotClient, http_client};
 
+/// The key of a cluster's TLS Secret holding its CA as PEM (cert-manager's name).
+pub const TLS_CA_KEY: &str = "ca.crt";
+
 #[derive(Debug, thiserror::Error)]
 pub enum AccessError {
     #[error("reading {what} {namespace}/{name} for {field}: {source}")]
@@ -60,7 +63,14 @@ impl ControllerAccess {
     pub fn url_for(&self, cluster: &PinotCluster) -> String {
         match &cluster.spec.external {
             Some(external) => external.controller_url.trim().trim_end_matches('/').to_string(),
-            None => self.locator.url_for(cluster),
+            None => {
+                let url = self.locator.url_for(cluster);
+                // With spec.security.tls the controller's client port speaks HTTPS only.
+                match (cluster.spec.security.as_ref().and_then(|s| s.tls.as_ref()), url.strip_prefix("http://")) {
+                    (Some(_), Some(rest)) => format!("https://{rest}"),
+                    _ => url,
+                }
+            }
         }
     }
 
@@ -77,24 +87,12 @@ impl ControllerAccess {
                 message: format!("{:?} is not an http:// or https:// URL", external.controller_url),
             });
         }
-        let Some(access) = &cluster.spec.controller_access else {
-            // A cluster the operator runs with Pinot's basic auth: the operator is its admin.
-            let admin = cluster.spec.security.as_ref().and_then(|s| s.basic_auth.as_ref()).map(|a| &a.admin);
-            let client = PinotClient::new(self.http.clone(), url);
-            let Some(admin) = admin.filter(|_| cluster.spec.external.is_none()) else { return Ok(client) };
-            let field = "spec.security.basicAuth.admin.passwordSecret";
-            let data = self.secret(&ns, &admin.password_secret.name, field).await?;
-            let password = data.get(&admin.password_secret.key).ok_or_else(|| AccessError::Invalid {
-                field,
-                message: format!("Secret {} has no key {:?}", admin.password_secret.name, admin.password_secret.key),
-            })?;
-            let token =
-                base64::engine::general_purpose::STANDARD.encode([admin.name.as_bytes(), b":", password].concat());
-            return with_header(client, format!("Basic {token}"), field);
-        };
-        let http = match &access.ca_bundle {
-            None => self.http.clone(),
-            Some(key) => {
+        let managed = cluster.spec.external.is_none();
+        let security = cluster.spec.security.as_ref().filter(|_| managed);
+        let default_access = pinot_crds::ControllerAccess::default();
+        let access = cluster.spec.controller_access.as_ref().unwrap_or(&default_access);
+        let http = match (&access.ca_bundle, security.and_then(|s| s.tls.as_ref())) {
+            (Some(key), _) => {
                 let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &ns);
                 let cm = api.get(&key.name).await.map_err(|source| AccessError::Read {
                     what: "ConfigMap",
@@ -109,7 +107,33 @@ impl ControllerAccess {
                 })?;
                 self.http_trusting(pem)?
             }
+            // A cluster the operator runs with HTTPS: it trusts the CA of the cluster's TLS Secret.
+            (None, Some(tls)) => {
+                let field = "spec.security.tls.secret";
+                let data = self.secret(&ns, &tls.secret, field).await?;
+                let pem = data.get(TLS_CA_KEY).ok_or_else(|| AccessError::Invalid {
+                    field,
+                    message: format!("Secret {} has no key {TLS_CA_KEY:?} (the CA as PEM)", tls.secret),
+                })?;
+                self.http_trusting(&String::from_utf8_lossy(pem))?
+            }
+            (None, None) => self.http.clone(),
         };
+        // A cluster the operator runs with Pinot's basic auth, and no other credentials given:
+        // the operator is its admin.
+        let admin = security.and_then(|s| s.basic_auth.as_ref()).map(|a| &a.admin);
+        if let (None, None, Some(admin)) = (&access.basic_auth_secret, &access.bearer_token_secret, admin) {
+            let client = PinotClient::new(http, url);
+            let field = "spec.security.basicAuth.admin.passwordSecret";
+            let data = self.secret(&ns, &admin.password_secret.name, field).await?;
+            let password = data.get(&admin.password_secret.key).ok_or_else(|| AccessError::Invalid {
+                field,
+                message: format!("Secret {} has no key {:?}", admin.password_secret.name, admin.password_secret.key),
+            })?;
+            let token =
+                base64::engine::general_purpose::STANDARD.encode([admin.name.as_bytes(), b":", password].concat());
+            return with_header(client, format!("Basic {token}"), field);
+        }
         let client = PinotClient::new(http, url);
         let header = match (&access.basic_auth_secret, &access.bearer_token_secret) {
             (Some(_), Some(_)) => {

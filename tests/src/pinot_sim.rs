@@ -146,9 +146,7 @@ impl PinotSimulator {
                 }
             };
             tokio::select! {
-                r = axum::serve(listener, app) => if let Err(e) = r {
-                    tracing::error!(error = %e, "Pinot simulator stopped");
-                },
+                () = serve(listener, app) => {},
                 () = ticker => {}
             }
         });
@@ -165,6 +163,69 @@ impl Drop for PinotSimulator {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// How a request reached the simulator: over TLS (the controller's HTTPS listener) or not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transport {
+    pub tls: bool,
+}
+
+/// The certificate the simulated controllers present over HTTPS (127.0.0.1 and localhost,
+/// signed by the test CA `tests/fixtures/tls/sim-ca.pem`).
+const SERVER_CERT: &str = include_str!("../fixtures/tls/sim-server.pem");
+const SERVER_KEY: &str = include_str!("../fixtures/tls/sim-server.key");
+/// The CA a client trusts to reach the simulated controllers over HTTPS.
+pub const TEST_CA_PEM: &str = include_str!("../fixtures/tls/sim-ca.pem");
+
+fn tls_acceptor() -> Option<tokio_rustls::TlsAcceptor> {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(SERVER_CERT.as_bytes()).collect::<Result<_, _>>().ok()?;
+    let key = PrivateKeyDer::from_pem_slice(SERVER_KEY.as_bytes()).ok()?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .ok()?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .ok()?;
+    Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Serves plain HTTP and HTTPS on one port: a connection whose first byte opens a TLS handshake
+/// (0x16) is served over TLS. Each request carries its [`Transport`], so a cluster whose
+/// controller listens only on HTTPS can refuse plain HTTP.
+async fn serve(listener: TcpListener, app: Router) {
+    let tls = tls_acceptor();
+    loop {
+        let Ok((stream, _)) = listener.accept().await else { continue };
+        let (app, tls) = (app.clone(), tls.clone());
+        tokio::spawn(async move {
+            let mut first = [0u8; 1];
+            let is_tls = matches!(stream.peek(&mut first).await, Ok(1) if first[0] == 0x16);
+            match (is_tls, tls) {
+                (true, Some(acceptor)) => {
+                    if let Ok(stream) = acceptor.accept(stream).await {
+                        serve_connection(stream, app, Transport { tls: true }).await;
+                    }
+                }
+                _ => serve_connection(stream, app, Transport { tls: false }).await,
+            }
+        });
+    }
+}
+
+async fn serve_connection<S>(stream: S, app: Router, transport: Transport)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let app = app.layer(axum::Extension(transport));
+    let service = hyper_util::service::TowerToHyperService::new(app);
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+        .with_upgrades()
+        .await;
 }
 
 pub fn router(state: Arc<SimState>) -> Router {

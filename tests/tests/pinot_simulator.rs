@@ -1138,6 +1138,7 @@ async fn the_release_comes_from_the_oldest_live_controller_image_and_instances_k
     let key = ("ns".to_string(), "k".to_string());
     let pod = |name: &str, uid: &str, image: &str| SimPod {
         basic_auth: None,
+        https_only: false,
         name: name.into(),
         uid: uid.into(),
         image: image.into(),

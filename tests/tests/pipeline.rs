@@ -455,6 +455,7 @@ fn caches(existing: &Existing) -> Arc<Caches> {
             .map(|(p, r, _)| metadata("policy/v1", "PodDisruptionBudget", &format!("{NAME}-{p}"), Some(p), r))
             .collect(),
     );
+    listed(&caches.ingresses, vec![]);
     let tenants = existing.tenants.iter().map(|spec| {
         let name = spec.split("name: ").nth(1).and_then(|n| n.split([',', '}']).next()).unwrap_or("t");
         serde_yaml::from_str(&format!(
@@ -493,6 +494,7 @@ async fn pods_joined(pinot: &Pinot, existing: &Existing) {
     for (name, pool, role) in existing.pods() {
         let sim_pod = SimPod {
             basic_auth: None,
+            https_only: false,
             name: name.clone(),
             uid: uid_of("Pod", &name),
             image: IMAGE.into(),

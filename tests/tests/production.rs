@@ -584,3 +584,126 @@ async fn pinot_basic_auth_guards_the_cluster_and_the_operator_is_its_admin() {
     operator.stop().await;
     ns.cleanup().await;
 }
+
+/// A client trusting only the simulated controllers' test CA.
+fn trusting_test_ca() -> reqwest::Client {
+    pinot_operator::pinot::install_tls_provider();
+    let certs = reqwest::Certificate::from_pem_bundle(pinot_testbed::pinot_sim::TEST_CA_PEM.as_bytes()).unwrap();
+    pinot_operator::pinot::http_client_builder().tls_certs_only(certs).build().unwrap()
+}
+
+/// The TLS example: the controller and broker listen on HTTPS only (same ports, so the same
+/// instance ids), their probes ask over HTTPS, servers and minions trust the CA, the stores come
+/// from the Secret; the simulated controller, reading its listeners from the pod's file as
+/// Pinot does, answers HTTPS only; the operator reaches it over HTTPS trusting the Secret's
+/// `ca.crt`, as the admin. An external cluster behind HTTPS with a company CA and a bearer
+/// token is reached with `controllerAccess.caBundle` and `bearerTokenSecret`.
+#[tokio::test]
+async fn pinot_over_https_is_reached_with_the_clusters_ca_and_nothing_speaks_plain_http() {
+    let client = test_client().await;
+    let ns = TestNamespace::create(&client, "tls").await;
+    let operator = OperatorHandle::start(&client, &ns.name);
+    let stores = |file: &str| {
+        use base64::Engine as _;
+        let path = repo_root().join("tests/fixtures/tls").join(file);
+        base64::engine::general_purpose::STANDARD.encode(std::fs::read(path).unwrap())
+    };
+    let objects = json!({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "pinot-tls", "namespace": ns.name},
+         "data": {"keystore.p12": stores("keystore.p12"), "truststore.p12": stores("truststore.p12")},
+         "stringData": {"ca.crt": pinot_testbed::pinot_sim::TEST_CA_PEM}},
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "pinot-tls-password", "namespace": ns.name}, "stringData": {"password": "changeit"}},
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "pinot-admin", "namespace": ns.name}, "stringData": {"password": "s3cretAdmin"}}]});
+    apply(&ns.name, "objects", &objects).await;
+    apply(&ns.name, "secure-pinot", &example("tls.yaml", &ns.name)).await;
+    let api: Api<PinotCluster> = Api::namespaced(client.clone(), &ns.name);
+    let cluster = wait_available(&api, "secure-pinot").await;
+    let pinot = cluster.status.unwrap().pinot.unwrap();
+    assert!(pinot.url.starts_with("https://"), "the operator speaks HTTPS: {}", pinot.url);
+    assert!(pinot.reachable);
+
+    // Only HTTPS, and only with the cluster's CA.
+    let plain = pinot_testbed::harness::controller_url_template()
+        .replace("{namespace}", &ns.name)
+        .replace("{name}", "secure-pinot");
+    let https = plain.replacen("http://", "https://", 1);
+    let admin = basic("admin", "s3cretAdmin");
+    let r =
+        reqwest::Client::new().get(format!("{plain}/instances")).header("authorization", &admin).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 400, "plain HTTP to an HTTPS-only controller");
+    let trusted = trusting_test_ca();
+    let r = trusted.get(format!("{https}/instances")).header("authorization", &admin).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    pinot_operator::pinot::install_tls_provider();
+    let untrusted = pinot_operator::pinot::http_client();
+    assert!(untrusted.get(format!("{https}/health")).send().await.is_err(), "an unknown CA is refused");
+
+    // What the pods get.
+    let configmaps: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(client.clone(), &ns.name);
+    let conf = |cm: &str, file: &str| {
+        let configmaps = configmaps.clone();
+        let (cm, file) = (cm.to_string(), file.to_string());
+        async move { configmaps.get(&cm).await.unwrap().data.unwrap()[&file].clone() }
+    };
+    let controller = conf("secure-pinot-controller-config", "pinot-controller.conf").await;
+    for line in [
+        "controller.access.protocols=https",
+        "controller.access.protocols.https.port=9000",
+        "controller.tls.keystore.path=/var/pinot/tls/keystore.p12",
+        "controller.tls.keystore.password=${env:PINOT_TLS_PASSWORD}",
+        "controller.tls.keystore.type=PKCS12",
+        "controller.vip.protocol=https",
+    ] {
+        assert!(controller.lines().any(|l| l == line), "{line} in\n{controller}");
+    }
+    assert!(!controller.lines().any(|l| l.starts_with("controller.port=")), "the HTTPS listener has the port");
+    let broker = conf("secure-pinot-broker-config", "pinot-broker.conf").await;
+    assert!(broker.lines().any(|l| l == "pinot.broker.client.access.protocols.https.port=8099"), "{broker}");
+    assert!(!broker.lines().any(|l| l.starts_with("pinot.broker.client.queryPort=")), "{broker}");
+    let server = conf("secure-pinot-server-config", "pinot-server.conf").await;
+    assert!(server.lines().any(|l| l == "pinot.server.segment.uploader.protocol=https"), "{server}");
+    assert!(server.lines().any(|l| l == "pinot.server.tls.truststore.path=/var/pinot/tls/truststore.p12"), "{server}");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
+    for (pod, scheme) in [
+        ("secure-pinot-controller-0", Some("HTTPS")),
+        ("secure-pinot-broker-0", Some("HTTPS")),
+        ("secure-pinot-server-0", Some("HTTP")),
+    ] {
+        let spec = pods.get(pod).await.unwrap().spec.unwrap();
+        let c = &spec.containers[0];
+        let probe = c.readiness_probe.as_ref().unwrap().http_get.as_ref().unwrap();
+        assert_eq!(probe.scheme.as_deref(), scheme, "{pod}");
+        let names: Vec<&str> = c.env.iter().flatten().map(|e| e.name.as_str()).collect();
+        assert_eq!(
+            names[..2],
+            ["PINOT_TLS_PASSWORD", "JAVA_OPTS"],
+            "{pod}: the password first, for $(PINOT_TLS_PASSWORD)"
+        );
+        let mounts: Vec<&str> = c.volume_mounts.iter().flatten().map(|m| m.mount_path.as_str()).collect();
+        assert!(mounts.contains(&"/var/pinot/tls"), "{pod}");
+    }
+
+    // An external cluster behind HTTPS with the company's CA, taking bearer tokens.
+    let sim_admin = pinot_testbed::harness::simulator_admin_url(&ns.name, "company");
+    let http = reqwest::Client::new();
+    assert!(http.put(&sim_admin).send().await.unwrap().status().is_success());
+    let r = http.post(format!("{sim_admin}/instances")).json(&json!({"role": "controller", "host": "c0"})).send().await;
+    assert!(r.unwrap().status().is_success());
+    let faults = json!({"requiredAuthorization": "Bearer tok-3x4mple"});
+    assert!(http.put(format!("{sim_admin}/faults")).json(&faults).send().await.unwrap().status().is_success());
+    let url = pinot_testbed::harness::controller_url_template()
+        .replace("{namespace}", &ns.name)
+        .replace("{name}", "company")
+        .replacen("http://", "https://", 1);
+    let external = json!({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "company-ca", "namespace": ns.name}, "data": {"ca.pem": pinot_testbed::pinot_sim::TEST_CA_PEM}},
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "pinot-token", "namespace": ns.name}, "stringData": {"token": "tok-3x4mple"}},
+        {"apiVersion": "pinot.controlplane.dev/v1alpha1", "kind": "PinotCluster", "metadata": {"name": "company", "namespace": ns.name},
+         "spec": {"external": {"controllerUrl": url}, "controllerAccess": {
+            "bearerTokenSecret": {"name": "pinot-token", "key": "token"}, "caBundle": {"name": "company-ca", "key": "ca.pem"}}}}]});
+    apply(&ns.name, "external", &external).await;
+    kubectl(&["-n", &ns.name, "wait", "--for=condition=Available", "pinotcluster/company", "--timeout=60s"]).await;
+
+    operator.stop().await;
+    ns.cleanup().await;
+}

@@ -13,11 +13,11 @@ use k8s_openapi::{
         apps::v1::{StatefulSet, StatefulSetSpec, StatefulSetUpdateStrategy},
         core::v1::{
             Affinity, Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
-            EnvVar, EnvVarSource, HTTPGetAction, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm,
-            PersistentVolumeClaim, PersistentVolumeClaimSpec, PodAffinityTerm, PodAntiAffinity, PodSecurityContext,
-            PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecretKeySelector, SecurityContext,
-            Service, ServicePort, ServiceSpec, TopologySpreadConstraint, Volume, VolumeMount,
-            VolumeResourceRequirements, WeightedPodAffinityTerm,
+            EnvVar, EnvVarSource, HTTPGetAction, KeyToPath, NodeAffinity, NodeSelector, NodeSelectorRequirement,
+            NodeSelectorTerm, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodAffinityTerm, PodAntiAffinity,
+            PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile,
+            SecretKeySelector, SecretVolumeSource, SecurityContext, Service, ServicePort, ServiceSpec,
+            TopologySpreadConstraint, Volume, VolumeMount, VolumeResourceRequirements, WeightedPodAffinityTerm,
         },
         networking::v1::{
             HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule, IngressServiceBackend,
@@ -39,8 +39,9 @@ use super::{
     plan::Plan,
     validate::{
         Placement, PodSecurityProfile, ValidBasicAuth, ValidCluster, ValidDeepStorage, ValidIngress, ValidPool,
+        ValidTls,
         pod::{LOG_DIR, TMP_DIR},
-        security::{SERVICE_TOKEN_ENV, SERVICE_TOKEN_KEY, service_token_secret},
+        security::{SERVICE_TOKEN_ENV, SERVICE_TOKEN_KEY, TLS_DIR, TLS_PASSWORD_ENV, service_token_secret},
     },
 };
 pub use crate::children::{configmap_name, headless_service_name, role_service_name, statefulset_name};
@@ -350,6 +351,12 @@ pub fn pinot_properties(cluster: &ValidCluster, pool: &ValidPool) -> BTreeMap<St
         pool.role.default_config(&cluster.helix_cluster_name, &cluster.zookeeper).into_iter().collect();
     let mut deep_storage = cluster.deep_storage.as_ref().map(|d| d.role_properties(pool.role)).unwrap_or_default();
     deep_storage.extend(cluster.basic_auth.iter().flat_map(|a| a.role_properties(pool.role)));
+    if let Some(tls) = &cluster.tls {
+        if let Some(plain) = ValidTls::replaced_key(pool.role) {
+            props.retain(|k, _| relaxed_key(k) != relaxed_key(plain));
+        }
+        deep_storage.extend(tls.role_properties(pool.role));
+    }
     for (key, value) in deep_storage.iter().map(|(k, v)| (k, v)).chain(&pool.config) {
         let relaxed = relaxed_key(key);
         props.retain(|default, _| relaxed_key(default) != relaxed);
@@ -420,11 +427,27 @@ pub fn build_pool_statefulset(
     }
     args.extend(["-configFileName".into(), format!("{}/{}", role.config_dir(), role.config_file())]);
 
-    let mut env = vec![
+    let mut env = Vec::new();
+    if let Some(tls) = &cluster.tls {
+        // Before JAVA_OPTS, which names it as `$(PINOT_TLS_PASSWORD)`.
+        env.push(EnvVar {
+            name: TLS_PASSWORD_ENV.into(),
+            value_from: Some(EnvVarSource {
+                secret_key_ref: Some(SecretKeySelector {
+                    name: tls.password.name.clone(),
+                    key: tls.password.key.clone(),
+                    optional: None,
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+    }
+    env.extend([
         EnvVar { name: "JAVA_OPTS".into(), value: Some(java_opts(cluster, pool)), ..Default::default() },
         // The role's log4j file logs to the console at this level (default warn).
         EnvVar { name: "LOG4J_CONSOLE_LEVEL".into(), value: Some("info".into()), ..Default::default() },
-    ];
+    ]);
     let deep_storage = cluster.deep_storage.as_ref().filter(|_| ValidDeepStorage::used_by(role));
     env.extend(deep_storage.iter().flat_map(|d| d.env.iter().cloned()));
     if let Some(auth) = &cluster.basic_auth {
@@ -435,10 +458,12 @@ pub fn build_pool_statefulset(
         env.push(e.clone());
     }
 
+    let https = cluster.tls.is_some() && ValidTls::serves_https(role);
     let probe = |path: &str, timeout: i32, failures: i32| Probe {
         http_get: Some(HTTPGetAction {
             path: Some(path.into()),
             port: IntOrString::Int(role.main_port()),
+            scheme: https.then(|| "HTTPS".to_string()),
             ..Default::default()
         }),
         period_seconds: Some(PROBE_PERIOD_SECONDS),
@@ -475,6 +500,14 @@ pub fn build_pool_statefulset(
         volume_mounts.push(VolumeMount { name: "tmp".into(), mount_path: TMP_DIR.into(), ..Default::default() });
     }
     volume_mounts.extend(deep_storage.iter().flat_map(|d| d.mounts.iter().map(|(_, m)| m.clone())));
+    if cluster.tls.is_some() {
+        volume_mounts.push(VolumeMount {
+            name: "pinot-tls".into(),
+            mount_path: TLS_DIR.into(),
+            read_only: Some(true),
+            ..Default::default()
+        });
+    }
     volume_mounts.extend(pool.overrides.volume_mounts.iter().cloned());
 
     let container = Container {
@@ -548,6 +581,20 @@ pub fn build_pool_statefulset(
         }
     }
     volumes.extend(deep_storage.iter().flat_map(|d| d.mounts.iter().map(|(v, _)| v.clone())));
+    if let Some(tls) = &cluster.tls {
+        let item = |key: &str| KeyToPath { key: key.into(), path: key.into(), ..Default::default() };
+        volumes.push(Volume {
+            name: "pinot-tls".into(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(tls.secret.clone()),
+                items: Some(vec![item("keystore.p12"), item("truststore.p12")]),
+                // Readable by the pods' group under the restricted profile (fsGroup).
+                default_mode: Some(0o440),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+    }
     volumes.extend(pool.overrides.volumes.iter().cloned());
     let mut containers = vec![container];
     containers.extend(pool.overrides.sidecars.iter().cloned());
@@ -673,6 +720,14 @@ fn restricted_container_context(mut sc: SecurityContext) -> SecurityContext {
 /// otherwise lose (`Role::system_properties`), each unless the pool's options set it.
 fn java_opts(cluster: &ValidCluster, pool: &ValidPool) -> String {
     let mut opts = pool.jvm_opts.trim().to_string();
+    if let Some(trust) = cluster.tls.as_ref().and_then(|_| ValidTls::java_opts(pool.role))
+        && !pool.jvm_opts.contains("javax.net.ssl.trustStore")
+    {
+        if !opts.is_empty() {
+            opts.push(' ');
+        }
+        opts.push_str(&trust);
+    }
     if let Some(metrics) = &cluster.metrics
         && !pool.jvm_opts.contains("jmx_prometheus_javaagent")
     {

@@ -70,6 +70,13 @@ pub fn of(cluster: &PinotCluster) -> Vec<Reference> {
     if let Some(d) = &spec.deep_storage {
         deep_storage(d, &mut out);
     }
+    if let Some(tls) = spec.security.as_ref().and_then(|s| s.tls.as_ref()) {
+        for key in ["keystore.p12", "truststore.p12", crate::access::TLS_CA_KEY] {
+            push(&mut out, "spec.security.tls.secret".into(), Kind::Secret, &tls.secret, Some(key));
+        }
+        let key = &tls.password_secret;
+        push(&mut out, "spec.security.tls.passwordSecret".into(), Kind::Secret, &key.name, Some(&key.key));
+    }
     if let Some(auth) = spec.security.as_ref().and_then(|s| s.basic_auth.as_ref()) {
         let at = "spec.security.basicAuth";
         let key = &auth.admin.password_secret;

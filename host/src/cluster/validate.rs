@@ -19,7 +19,7 @@ pub use deep_storage::ValidDeepStorage;
 pub use exposure::{ValidExposure, ValidIngress, ValidService};
 pub use metrics::ValidMetrics;
 pub use pod::PodSecurityProfile;
-pub use security::ValidBasicAuth;
+pub use security::{ValidBasicAuth, ValidTls};
 
 /// The longest `<cluster>-<pool>` name: a StatefulSet's pods carry the label
 /// `controller-revision-hash: <statefulset>-<10 chars>`, which must fit in 63 characters.
@@ -56,6 +56,8 @@ pub struct ValidCluster {
     pub metrics: Option<ValidMetrics>,
     /// Pinot's basic auth (`spec.security.basicAuth`).
     pub basic_auth: Option<ValidBasicAuth>,
+    /// HTTPS on controllers and brokers (`spec.security.tls`).
+    pub tls: Option<ValidTls>,
 }
 
 /// The PinotPolicy of each kind a cluster names; `None` is the bundled default.
@@ -184,6 +186,7 @@ pub fn validate(cluster: &PinotCluster) -> Result<ValidCluster, InvalidSpec> {
                 exposure: ValidExposure::default(),
                 metrics: None,
                 basic_auth: None,
+                tls: None,
             }),
             false => Err(InvalidSpec(errors.0)),
         };
@@ -232,6 +235,7 @@ pub fn validate(cluster: &PinotCluster) -> Result<ValidCluster, InvalidSpec> {
     let metrics = metrics::validate(spec.metrics.as_ref(), &mut errors);
     let basic_auth =
         spec.security.as_ref().and_then(|s| s.basic_auth.as_ref()).map(|a| security::validate(a, &mut errors));
+    let tls = spec.security.as_ref().and_then(|s| s.tls.as_ref()).map(|t| security::validate_tls(t, &mut errors));
 
     let deployment_order = validate_deployment_order(spec.deployment_order.as_deref(), &spec.pools, &mut errors);
 
@@ -245,7 +249,20 @@ pub fn validate(cluster: &PinotCluster) -> Result<ValidCluster, InvalidSpec> {
             paused: spec.paused,
             parallel_install: spec.upgrade.as_ref().is_some_and(|u| u.parallel_install),
             // Without errors every pool is valid: `pools[i]` is `spec.pools[i]`.
-            warnings: if deep_storage.is_some() { vec![] } else { controller_warnings(&pools) },
+            warnings: {
+                let mut w = if deep_storage.is_some() { vec![] } else { controller_warnings(&pools) };
+                let local_store = deep_storage.is_none()
+                    && pools
+                        .iter()
+                        .any(|p| p.role == Role::Controller && !controller_data_dir_is_deep_store(&p.config));
+                if tls.is_some() && local_store {
+                    w.push(FieldError {
+                        field: "spec.security.tls".into(),
+                        message: "segments uploaded to a controller that keeps them itself carry an http:// download URL written at upload (Pinot never rewrites it): servers cannot download those after the switch to HTTPS; use spec.deepStorage, or turn TLS on before loading data".into(),
+                    });
+                }
+                w
+            },
             pools,
             policies,
             external: false,
@@ -253,6 +270,7 @@ pub fn validate(cluster: &PinotCluster) -> Result<ValidCluster, InvalidSpec> {
             exposure,
             metrics,
             basic_auth,
+            tls,
         })
     } else {
         Err(InvalidSpec(errors.0))
@@ -432,7 +450,8 @@ fn validate_pool(
     }
     if let Some(role) = role {
         let auth = spec.security.as_ref().is_some_and(|s| s.basic_auth.is_some());
-        validate_config(role, &pool.config, spec.deep_storage.is_some(), auth, &at, errors);
+        let tls = spec.security.as_ref().is_some_and(|s| s.tls.is_some());
+        validate_config(role, &pool.config, spec.deep_storage.is_some(), (auth, tls), &at, errors);
     } else {
         for (k, v) in &pool.config {
             check_property_text(k, v, &at, errors);
@@ -538,7 +557,7 @@ fn validate_config(
     role: Role,
     config: &BTreeMap<String, String>,
     deep_storage: bool,
-    basic_auth: bool,
+    (basic_auth, tls): (bool, bool),
     at: &dyn Fn(&str) -> String,
     errors: &mut Errors,
 ) {
@@ -564,6 +583,10 @@ fn validate_config(
                 field,
                 "is written from spec.security.basicAuth (principals, passwords and Pinot's own tokens); set the principals there and remove it here",
             );
+            continue;
+        }
+        if tls && ValidTls::writes_key(role, k) {
+            errors.push(field, "is written from spec.security.tls (listeners, key and trust stores); remove it here");
             continue;
         }
         if deep_storage && deep_storage::writes_key(role, k) {

@@ -83,6 +83,7 @@ fn sim_pod(pod: &Pod, zone: Option<String>) -> SimPod {
         .unwrap_or_default();
     SimPod {
         basic_auth: None,
+        https_only: false,
         name: pod.name_any(),
         uid: pod.uid().unwrap_or_default(),
         image,
@@ -232,8 +233,9 @@ impl Kubelet {
     /// properties file (the ConfigMap of its `config` volume), `${env:NAME}` values from the
     /// container's environment (a value, or a Secret's key). `None` unless the file names
     /// `BasicAuthAccessControlFactory`; principals whose password cannot be resolved are left out.
-    async fn controller_basic_auth(&self, pod: &Pod) -> Option<Vec<crate::pinot_sim::state::Principal>> {
-        use base64::Engine as _;
+    /// The controller pod's properties as Pinot reads them (keys lower-cased: Pinot matches
+    /// them relaxed), from the ConfigMap of its `config` volume.
+    async fn controller_properties(&self, pod: &Pod) -> Option<std::collections::BTreeMap<String, String>> {
         let ns = pod.namespace()?;
         let spec = pod.spec.as_ref()?;
         let configmap = spec.volumes.iter().flatten().find(|v| v.name == "config")?.config_map.as_ref()?.name.clone();
@@ -242,11 +244,22 @@ impl Kubelet {
             .await
             .ok()?;
         let text = cm.data?.get("pinot-controller.conf")?.clone();
-        let props: std::collections::BTreeMap<String, String> = text
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-            .collect();
+        Some(
+            text.lines()
+                .filter_map(|l| l.split_once('='))
+                .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+                .collect(),
+        )
+    }
+
+    async fn controller_basic_auth(
+        &self,
+        pod: &Pod,
+        props: &std::collections::BTreeMap<String, String>,
+    ) -> Option<Vec<crate::pinot_sim::state::Principal>> {
+        use base64::Engine as _;
+        let ns = pod.namespace()?;
+        let spec = pod.spec.as_ref()?;
         let prefix = "controller.admin.access.control";
         if props.get(&format!("{prefix}.factory.class")).map(String::as_str)
             != Some("org.apache.pinot.controller.api.access.BasicAuthAccessControlFactory")
@@ -329,8 +342,13 @@ impl Kubelet {
         if ready && let Some((key, role, host)) = pinot_identity(pod, &self.cluster_domain) {
             let zone = self.fleet.get(node).map(|n| n.zone.clone());
             let mut sim = sim_pod(pod, zone);
-            if role == InstanceRole::Controller {
-                sim.basic_auth = self.controller_basic_auth(pod).await;
+            if role == InstanceRole::Controller
+                && let Some(props) = self.controller_properties(pod).await
+            {
+                sim.basic_auth = self.controller_basic_auth(pod, &props).await;
+                // `controller.access.protocols` lists the listeners (ControllerConf, ListenerConfigUtil).
+                let protocols = props.get("controller.access.protocols").map(String::as_str).unwrap_or("http");
+                sim.https_only = protocols.split(',').map(str::trim).all(|p| p == "https");
             }
             self.pinot.pod_ready(key, role, &host, &sim);
         }

@@ -168,6 +168,7 @@ async fn guard(State(state): State<Arc<SimState>>, Path(path): Path<Params>, req
         status: 0,
     };
     let authorization = parts.headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let tls = parts.extensions.get::<crate::pinot_sim::Transport>().is_some_and(|t| t.tls);
     let open = UNPROTECTED_PATHS.contains(&parts.uri.path());
     let pre = state.with(&key, |c| {
         let delay = c.faults.delay_ms;
@@ -185,7 +186,10 @@ async fn guard(State(state): State<Arc<SimState>>, Path(path): Path<Params>, req
             ),
             _ => None,
         };
-        let failure = if !up {
+        let failure = if c.https_only && !tls {
+            // Plain HTTP sent to a port that speaks only TLS.
+            Some(error(400, "plain HTTP request sent to the HTTPS port of the controller"))
+        } else if !up {
             Some(error(503, "Pinot controller is not ready"))
         } else if unauthorized {
             Some(error(401, "HTTP 401 Unauthorized"))

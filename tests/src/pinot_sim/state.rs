@@ -233,6 +233,8 @@ pub struct SimPod {
     /// A controller's basic auth, as its properties file configures it (`None`: Pinot's
     /// default, allow all).
     pub basic_auth: Option<Vec<Principal>>,
+    /// A controller whose file lists only `https` in `controller.access.protocols`.
+    pub https_only: bool,
     pub name: String,
     pub uid: String,
     /// The image of the Pinot container: its tag says which release the process runs.
@@ -421,6 +423,8 @@ pub struct Cluster {
     /// The basic auth of the last controller that started (`None`: allow all).
     #[serde(skip)]
     pub basic_auth: Option<Vec<Principal>>,
+    /// The last controller that started listens only on HTTPS.
+    pub https_only: bool,
     /// Pinot's `cluster.tenant.isolation.enable` (default true).
     pub tenant_isolation: bool,
     /// The release set through the admin API; `None`: the live controllers' (the oldest).
@@ -541,8 +545,10 @@ impl Cluster {
         if role == InstanceRole::Controller
             && let Some(p) = pod
         {
-            // The controller that starts answers with the access control its file configures.
+            // The controller that starts answers with the access control and the listeners its
+            // file configures.
             self.basic_auth = p.basic_auth.clone();
+            self.https_only = p.https_only;
         }
         instance.pod = pod.map(|p| p.name.clone());
         instance.pod_uid = pod.map(|p| p.uid.clone());

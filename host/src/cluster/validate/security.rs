@@ -3,7 +3,7 @@
 //! passwords reach Pinot as `${env:...}` values (substituted when Pinot reads its file, at every
 //! release), the environment variables from the Secrets; never in a ConfigMap.
 
-use pinot_crds::{BasicAuth, PinotPrincipal, SecretKey};
+use pinot_crds::{BasicAuth, PinotPrincipal, PinotTls, SecretKey};
 
 use super::Errors;
 use crate::role::{self, Role};
@@ -176,4 +176,113 @@ pub(super) fn validate(spec: &BasicAuth, errors: &mut Errors) -> ValidBasicAuth 
         users.push(user);
     }
     ValidBasicAuth { admin, users }
+}
+
+/// Where the TLS Secret's stores are mounted.
+pub const TLS_DIR: &str = "/var/pinot/tls";
+/// The environment variable holding the stores' password.
+pub const TLS_PASSWORD_ENV: &str = "PINOT_TLS_PASSWORD";
+
+/// HTTPS on controllers and brokers as the pools get it (`pinot-facts/security.md` §6-§8, §11b).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ValidTls {
+    pub secret: String,
+    pub password: SecretKey,
+}
+
+impl ValidTls {
+    /// The Pinot properties of a pool of `role` (on top of which the plain listener's port key,
+    /// `controller.port` / `pinot.broker.client.queryPort`, is left out: the HTTPS listener
+    /// takes its port, so instance ids stay the same).
+    pub fn role_properties(&self, role: Role) -> Vec<(String, String)> {
+        let password = format!("${{env:{TLS_PASSWORD_ENV}}}");
+        let stores = |prefix: &str, keystore: bool| {
+            let mut out = Vec::new();
+            let mut store = |kind: &str| {
+                out.push((format!("{prefix}.{kind}.path"), format!("{TLS_DIR}/{kind}.p12")));
+                out.push((format!("{prefix}.{kind}.password"), password.clone()));
+                out.push((format!("{prefix}.{kind}.type"), "PKCS12".to_string()));
+            };
+            if keystore {
+                store("keystore");
+            }
+            store("truststore");
+            out
+        };
+        let mut out: Vec<(String, String)> = match role {
+            Role::Controller => vec![
+                ("controller.access.protocols".into(), "https".into()),
+                ("controller.access.protocols.https.port".into(), role.main_port().to_string()),
+                ("controller.access.protocols.https.vip".into(), "true".into()),
+                ("controller.vip.protocol".into(), "https".into()),
+                ("controller.broker.protocol".into(), "https".into()),
+            ],
+            Role::Broker => vec![
+                ("pinot.broker.client.access.protocols".into(), "https".into()),
+                ("pinot.broker.client.access.protocols.https.port".into(), role.main_port().to_string()),
+            ],
+            Role::Server => vec![("pinot.server.segment.uploader.protocol".into(), "https".into())],
+            Role::Minion => vec![],
+        };
+        out.extend(match role {
+            Role::Controller => stores("controller.tls", true),
+            Role::Broker => stores("pinot.broker.tls", true),
+            Role::Server => stores("pinot.server.tls", false),
+            Role::Minion => stores("pinot.minion.tls", false),
+        });
+        out
+    }
+
+    /// The plain listener's port key the HTTPS listener replaces, for roles that serve HTTPS.
+    pub fn replaced_key(role: Role) -> Option<&'static str> {
+        match role {
+            Role::Controller => Some("controller.port"),
+            Role::Broker => Some("pinot.broker.client.queryPort"),
+            _ => None,
+        }
+    }
+
+    /// Whether `role` serves its client port over HTTPS.
+    pub fn serves_https(role: Role) -> bool {
+        Self::replaced_key(role).is_some()
+    }
+
+    /// The JVM's default trust store: the 1.2.0 controller's calls to servers and the broker
+    /// use it (`pinot-facts/security.md` §7); Kubernetes expands `$(VAR)` from the env before.
+    pub fn java_opts(role: Role) -> Option<String> {
+        Self::serves_https(role).then(|| {
+            format!(
+                "-Djavax.net.ssl.trustStore={TLS_DIR}/truststore.p12 -Djavax.net.ssl.trustStoreType=PKCS12 -Djavax.net.ssl.trustStorePassword=$({TLS_PASSWORD_ENV})"
+            )
+        })
+    }
+
+    /// Whether a pool's `config` key is one TLS writes.
+    pub fn writes_key(role: Role, key: &str) -> bool {
+        let relaxed = role::relaxed_key(key);
+        let prefixes: &[&str] = match role {
+            Role::Controller => &[
+                "controller.tls.",
+                "controller.access.protocols",
+                "controller.vip.protocol",
+                "controller.broker.protocol",
+            ],
+            Role::Broker => &["pinot.broker.tls.", "pinot.broker.client.access.protocols"],
+            Role::Server => &["pinot.server.tls.", "pinot.server.segment.uploader.protocol"],
+            Role::Minion => &["pinot.minion.tls."],
+        };
+        prefixes.iter().any(|p| relaxed.starts_with(&role::relaxed_key(p)))
+    }
+}
+
+pub(super) fn validate_tls(spec: &PinotTls, errors: &mut Errors) -> ValidTls {
+    let at = "spec.security.tls";
+    if !super::is_dns_subdomain(&spec.secret) {
+        errors.push(format!("{at}.secret"), format!("{:?} is not a Secret name", spec.secret));
+    }
+    if !super::is_dns_subdomain(&spec.password_secret.name) {
+        errors
+            .push(format!("{at}.passwordSecret.name"), format!("{:?} is not a Secret name", spec.password_secret.name));
+    }
+    ValidTls { secret: spec.secret.clone(), password: spec.password_secret.clone() }
 }
