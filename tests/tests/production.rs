@@ -161,6 +161,23 @@ async fn secure_pods_run_as_asked_and_under_the_restricted_profile() {
     ns.cleanup().await;
 }
 
+/// The properties file Pinot reads, from the pool's ConfigMap.
+async fn config_file(client: &kube::Client, ns: &str, configmap: &str, file: &str) -> String {
+    let api: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(client.clone(), ns);
+    api.get(configmap).await.unwrap().data.unwrap()[file].clone()
+}
+
+/// Asserts that no ConfigMap of the namespace holds any of `words`.
+async fn no_configmap_holds(client: &kube::Client, ns: &str, words: &[&str]) {
+    let api: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(client.clone(), ns);
+    for cm in api.list(&ListParams::default()).await.unwrap() {
+        let text: String = cm.data.clone().unwrap_or_default().into_values().collect();
+        for word in words {
+            assert!(!text.contains(word), "ConfigMap {} holds {word:?}", cm.name_any());
+        }
+    }
+}
+
 fn uids(list: &[Pod]) -> Vec<String> {
     let mut uids: Vec<String> = list.iter().map(|p| p.uid().unwrap()).collect();
     uids.sort();
@@ -217,16 +234,8 @@ async fn deep_storage_takes_credentials_from_secrets_only_and_names_what_is_miss
     }
 
     // What Pinot reads, and where the credentials are.
-    let configmaps: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(client.clone(), &ns.name);
-    for cm in configmaps.list(&ListParams::default()).await.unwrap() {
-        let text: String = cm.data.clone().unwrap_or_default().into_values().collect();
-        assert!(!text.contains(SECRET), "ConfigMap {} holds the secret", cm.name_any());
-    }
-    let config = |name: &str, file: &str| {
-        let configmaps = configmaps.clone();
-        let (name, file) = (name.to_string(), file.to_string());
-        async move { configmaps.get(&name).await.unwrap().data.unwrap()[&file].clone() }
-    };
+    no_configmap_holds(&client, &ns.name, &[SECRET]).await;
+    let config = |name: &'static str, file: &'static str| config_file(&client, &ns.name, name, file);
     let controller = config("lake-controller-config", "pinot-controller.conf").await;
     for line in [
         "controller.data.dir=s3://analytics-segments/pinot",
@@ -517,17 +526,8 @@ async fn pinot_basic_auth_guards_the_cluster_and_the_operator_is_its_admin() {
     assert_eq!(status("/tables/events", reqwest::Method::GET, None).await, 403);
 
     // Credentials reach the pods from Secrets only.
-    let configmaps: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(client.clone(), &ns.name);
-    for cm in configmaps.list(&ListParams::default()).await.unwrap() {
-        let text: String = cm.data.clone().unwrap_or_default().into_values().collect();
-        assert!(
-            !text.contains("s3cretAdmin") && !text.contains("r3adOnly"),
-            "ConfigMap {} holds a password",
-            cm.name_any()
-        );
-    }
-    let controller_conf =
-        configmaps.get("guarded-controller-config").await.unwrap().data.unwrap()["pinot-controller.conf"].clone();
+    no_configmap_holds(&client, &ns.name, &["s3cretAdmin", "r3adOnly"]).await;
+    let controller_conf = config_file(&client, &ns.name, "guarded-controller-config", "pinot-controller.conf").await;
     for line in [
         "controller.admin.access.control.factory.class=org.apache.pinot.controller.api.access.BasicAuthAccessControlFactory",
         "controller.admin.access.control.principals=admin,dashboards",
@@ -536,7 +536,7 @@ async fn pinot_basic_auth_guards_the_cluster_and_the_operator_is_its_admin() {
     ] {
         assert!(controller_conf.lines().any(|l| l == line), "{line} in\n{controller_conf}");
     }
-    let server_conf = configmaps.get("guarded-server-config").await.unwrap().data.unwrap()["pinot-server.conf"].clone();
+    let server_conf = config_file(&client, &ns.name, "guarded-server-config", "pinot-server.conf").await;
     assert!(
         server_conf.lines().any(|l| l == "pinot.server.segment.fetcher.auth.token=${env:PINOT_SERVICE_TOKEN}"),
         "{server_conf}"
@@ -639,12 +639,7 @@ async fn pinot_over_https_is_reached_with_the_clusters_ca_and_nothing_speaks_pla
     assert!(untrusted.get(format!("{https}/health")).send().await.is_err(), "an unknown CA is refused");
 
     // What the pods get.
-    let configmaps: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(client.clone(), &ns.name);
-    let conf = |cm: &str, file: &str| {
-        let configmaps = configmaps.clone();
-        let (cm, file) = (cm.to_string(), file.to_string());
-        async move { configmaps.get(&cm).await.unwrap().data.unwrap()[&file].clone() }
-    };
+    let conf = |cm: &'static str, file: &'static str| config_file(&client, &ns.name, cm, file);
     let controller = conf("secure-pinot-controller-config", "pinot-controller.conf").await;
     for line in [
         "controller.access.protocols=https",

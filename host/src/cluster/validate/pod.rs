@@ -306,20 +306,9 @@ const SAFE_SYSCTLS: &[&str] = &[
 ];
 
 fn pod_context(at: &str, sc: &PodSecurityContext, why: &str, errors: &mut Errors) {
-    if sc.run_as_non_root == Some(false) {
-        errors.push(format!("{at}.runAsNonRoot"), format!("is false; {why}; remove it"));
-    }
-    if sc.run_as_user == Some(0) {
-        errors.push(format!("{at}.runAsUser"), format!("is 0 (root); {why}; use another user id"));
-    }
-    if let Some(p) = &sc.seccomp_profile
-        && !matches!(p.type_.as_str(), "RuntimeDefault" | "Localhost")
-    {
-        errors.push(
-            format!("{at}.seccompProfile.type"),
-            format!("is {:?}; {why}; use RuntimeDefault or Localhost", p.type_),
-        );
-    }
+    let identity =
+        Identity { non_root: sc.run_as_non_root, user: sc.run_as_user, seccomp: sc.seccomp_profile.as_ref() };
+    identity.check(at, why, errors);
     for (i, s) in sc.sysctls.iter().flatten().enumerate() {
         if !SAFE_SYSCTLS.contains(&s.name.as_str()) {
             errors.push(format!("{at}.sysctls[{i}]"), format!("{:?} is not a safe sysctl; {why}", s.name));
@@ -330,6 +319,32 @@ fn pod_context(at: &str, sc: &PodSecurityContext, why: &str, errors: &mut Errors
     }
 }
 
+/// What a pod's and a container's security context both say about who runs and how.
+struct Identity<'a> {
+    non_root: Option<bool>,
+    user: Option<i64>,
+    seccomp: Option<&'a k8s_openapi::api::core::v1::SeccompProfile>,
+}
+
+impl Identity<'_> {
+    fn check(&self, at: &str, why: &str, errors: &mut Errors) {
+        if self.non_root == Some(false) {
+            errors.push(format!("{at}.runAsNonRoot"), format!("is false; {why}; remove it"));
+        }
+        if self.user == Some(0) {
+            errors.push(format!("{at}.runAsUser"), format!("is 0 (root); {why}; use another user id"));
+        }
+        if let Some(p) = self.seccomp
+            && !matches!(p.type_.as_str(), "RuntimeDefault" | "Localhost")
+        {
+            errors.push(
+                format!("{at}.seccompProfile.type"),
+                format!("is {:?}; {why}; use RuntimeDefault or Localhost", p.type_),
+            );
+        }
+    }
+}
+
 fn container_context(at: &str, sc: &SecurityContext, why: &str, errors: &mut Errors) {
     if sc.privileged == Some(true) {
         errors.push(format!("{at}.privileged"), format!("is true; {why}; remove it"));
@@ -337,20 +352,9 @@ fn container_context(at: &str, sc: &SecurityContext, why: &str, errors: &mut Err
     if sc.allow_privilege_escalation == Some(true) {
         errors.push(format!("{at}.allowPrivilegeEscalation"), format!("is true; {why}; remove it"));
     }
-    if sc.run_as_non_root == Some(false) {
-        errors.push(format!("{at}.runAsNonRoot"), format!("is false; {why}; remove it"));
-    }
-    if sc.run_as_user == Some(0) {
-        errors.push(format!("{at}.runAsUser"), format!("is 0 (root); {why}; use another user id"));
-    }
-    if let Some(p) = &sc.seccomp_profile
-        && !matches!(p.type_.as_str(), "RuntimeDefault" | "Localhost")
-    {
-        errors.push(
-            format!("{at}.seccompProfile.type"),
-            format!("is {:?}; {why}; use RuntimeDefault or Localhost", p.type_),
-        );
-    }
+    let identity =
+        Identity { non_root: sc.run_as_non_root, user: sc.run_as_user, seccomp: sc.seccomp_profile.as_ref() };
+    identity.check(at, why, errors);
     if let Some(caps) = &sc.capabilities {
         for (i, cap) in caps.add.iter().flatten().enumerate() {
             if cap != "NET_BIND_SERVICE" {
