@@ -340,7 +340,8 @@ async fn a_refused_storage_change_keeps_the_pool_running_and_says_which_field() 
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
     let uid = pods.get("disk-server-0").await.unwrap().uid();
 
-    // Volume claim templates are immutable: the change is refused, and nothing of the pool goes.
+    // Volumes grow only on a class that allows it (not the default `standard`): the change is
+    // refused, and nothing of the pool goes.
     let api: Api<PinotCluster> = Api::namespaced(client.clone(), &ns.name);
     let patch = json!({"spec": {"pools": [
         {"name": "controller", "role": "controller", "replicas": 1, "zone": "zone-a", "storage": {"ephemeral": true}},
@@ -353,7 +354,8 @@ async fn a_refused_storage_change_keeps_the_pool_running_and_says_which_field() 
         (status == "True" && message.contains("spec.pools[1].storage")).then_some(message)
     })
     .await;
-    assert!(refused.contains("from size 5Gi"), "{refused}");
+    assert!(refused.contains("cannot grow the pool's volumes from 5Gi to 10Gi"), "{refused}");
+    assert!(refused.contains("StorageClass standard does not allow volume expansion"), "{refused}");
     tokio::time::sleep(Duration::from_secs(2)).await;
     let sts_api: Api<StatefulSet> = Api::namespaced(client.clone(), &ns.name);
     assert!(sts_api.get_opt("disk-server").await.unwrap().is_some(), "the StatefulSet stays");

@@ -384,6 +384,13 @@ async fn the_operator_does_its_job_with_exactly_the_service_accounts_permissions
             ("", "configmaps", "create", "server-side apply creating"),
             ("policy", "poddisruptionbudgets", "create", "server-side apply creating"),
             ("networking.k8s.io", "ingresses", "create", "server-side apply creating"),
+            (
+                "apps",
+                "statefulsets",
+                "get",
+                "only while a pool's StatefulSet is replaced for a volume expansion (production.rs)",
+            ),
+            ("", "services", "get", "only for client Services of type NodePort or LoadBalancer (production.rs)"),
             ("", "persistentvolumeclaims", "list", "only when a pool's storage.size changes (production.rs grows one)"),
             ("", "persistentvolumeclaims", "patch", "only when a pool's volumes grow (production.rs)"),
             ("storage.k8s.io", "storageclasses", "get", "only when a pool's storage.size changes (production.rs)"),

@@ -191,6 +191,10 @@ pub async fn apply(w: &Writer<'_>, plan: &Plan<'_>, desired: &DesiredObjects, ob
     {
         w.event(EventType::Warning, "ApplyFailed", "Apply", why.clone(), None).await;
         applied.children.failed.push(ApplyError::Apply { kind: "Secret", name: service_token_name(w), message: why });
+        // Pods of the roles that read it would not start without it.
+        for pool in plan.pools.pools.iter().filter(|p| p.role != crate::role::Role::Broker) {
+            held_back.insert(pool.name.as_str());
+        }
     }
 
     // 3b. Pools whose volumes grow: their claims first, then their StatefulSet is replaced

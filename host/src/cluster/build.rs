@@ -700,6 +700,9 @@ fn restricted_pod_context(mut sc: PodSecurityContext) -> PodSecurityContext {
     let user = *sc.run_as_user.get_or_insert(RESTRICTED_USER);
     let group = *sc.run_as_group.get_or_insert(user);
     sc.fs_group.get_or_insert(group);
+    // Not every file of a server's volume again at every start (terabytes of segments): only
+    // when the volume's root is not the group's yet.
+    sc.fs_group_change_policy.get_or_insert_with(|| "OnRootMismatch".to_string());
     sc.seccomp_profile.get_or_insert_with(|| SeccompProfile { type_: "RuntimeDefault".into(), ..Default::default() });
     sc
 }

@@ -587,7 +587,14 @@ async fn client_services(client: &kube::Client, cluster: &PinotCluster) -> Vec<C
             continue;
         }
         let name = crate::children::role_service_name(&cluster.name_any(), role);
-        let Ok(Some(svc)) = api.get_opt(&name).await else { continue };
+        let svc = match api.get_opt(&name).await {
+            Ok(Some(svc)) => svc,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::warn!(service = %name, error = %e, "could not read a client Service (the operator needs get on services): its address and load balancer are not reported");
+                continue;
+            }
+        };
         let spec = svc.spec.clone().unwrap_or_default();
         let load_balancer = svc
             .status

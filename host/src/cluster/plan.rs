@@ -12,6 +12,8 @@ use std::{
 };
 
 use k8s_openapi::jiff::Timestamp;
+
+use crate::children::pod_ordinal;
 use pinot_crds::{ClusterPolicyStatus, PinotCluster, RebalanceJob};
 
 use super::{
@@ -208,6 +210,23 @@ pub async fn plan<'a>(
     let current_replicas = |pool: &str| {
         observed.statefulsets.get(pool).and_then(|s| s.spec.as_ref()).and_then(|s| s.replicas).map(|r| r.max(0) as u32)
     };
+    // Pods whose StatefulSet is gone (replaced for a volume expansion, and the operator stopped
+    // before it was created again): the new one adopts them, and must not start below the
+    // highest of them, or it would delete pods no policy drained.
+    let orphaned = |pool: &str| -> u32 {
+        if observed.statefulsets.contains_key(pool) {
+            return 0;
+        }
+        observed
+            .pods
+            .get(pool)
+            .into_iter()
+            .flatten()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .map(|p| (pod_ordinal(p) + 1).max(0) as u32)
+            .max()
+            .unwrap_or(0)
+    };
     // Without a decision a pool keeps the pods it has (a new pool starts with none).
     plan.replicas = plan
         .pools
@@ -215,7 +234,7 @@ pub async fn plan<'a>(
         .iter()
         .map(|p| {
             let r = decided.get(p.name.as_str()).copied().or_else(|| current_replicas(&p.name)).unwrap_or(0);
-            (p.name.clone(), r as i32)
+            (p.name.clone(), r.max(orphaned(&p.name)) as i32)
         })
         .collect();
     plan.keep = valid.pools.iter().map(|p| p.name.clone()).collect();
@@ -1022,6 +1041,10 @@ mod tests {
             "{}",
             plan.blocked[0]
         );
+        // The same size in the apiserver's spelling: nothing to do.
+        observed.statefulsets.insert("server-offline".into(), sts_with_storage(Some("51200Mi")));
+        let plan = plan_pools(&cluster, &observed);
+        assert!(plan.blocked.is_empty() && plan.expansions.is_empty(), "{:?}", plan.blocked);
         // Larger than the spec: never shrunk.
         observed.statefulsets.insert("server-offline".into(), sts_with_storage(Some("80Gi")));
         observed.volume_claims.insert("server-offline".into(), claims(true));

@@ -71,7 +71,11 @@ pub fn of(cluster: &PinotCluster) -> Vec<Reference> {
         deep_storage(d, &mut out);
     }
     if let Some(tls) = spec.security.as_ref().and_then(|s| s.tls.as_ref()) {
-        for key in ["keystore.p12", "truststore.p12", crate::access::TLS_CA_KEY] {
+        // The operator trusts ca.crt, unless spec.controllerAccess.caBundle names another CA.
+        let ca_bundle = spec.controller_access.as_ref().is_some_and(|a| a.ca_bundle.is_some());
+        let keys =
+            ["keystore.p12", "truststore.p12"].into_iter().chain((!ca_bundle).then_some(crate::access::TLS_CA_KEY));
+        for key in keys {
             push(&mut out, "spec.security.tls.secret".into(), Kind::Secret, &tls.secret, Some(key));
         }
         let key = &tls.password_secret;

@@ -255,6 +255,12 @@ pub fn validate(cluster: &PinotCluster) -> Result<ValidCluster, InvalidSpec> {
                     && pools
                         .iter()
                         .any(|p| p.role == Role::Controller && !controller_data_dir_is_deep_store(&p.config));
+                if tls.is_some() && exposure.controller_ingress.is_some() {
+                    w.push(FieldError {
+                        field: "spec.exposure.controllerIngress".into(),
+                        message: "the controller's port serves HTTPS only (spec.security.tls), and ingress controllers speak plain HTTP to a backend unless told otherwise; add your ingress controller's backend-protocol annotation (nginx: nginx.ingress.kubernetes.io/backend-protocol: HTTPS) to annotations".into(),
+                    });
+                }
                 if tls.is_some() && local_store {
                     w.push(FieldError {
                         field: "spec.security.tls".into(),

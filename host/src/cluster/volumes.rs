@@ -54,7 +54,8 @@ pub async fn observe(
     for pool in &cluster.spec.pools {
         let Some(size) = pool.storage.as_ref().and_then(|s| s.size.as_deref()) else { continue };
         let Some(existing) = statefulsets.get(&pool.name).and_then(template_storage) else { continue };
-        if existing.size == size {
+        // The apiserver keeps a quantity in its own spelling (`1024Gi` comes back as `1Ti`).
+        if existing.size == size || quantity_bytes(&existing.size).is_some_and(|b| Some(b) == quantity_bytes(size)) {
             continue;
         }
         let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &namespace);
@@ -151,9 +152,10 @@ pub fn change(
         ));
     }
     if new_bytes == old_bytes {
-        // The same size written another way (`1024Mi` for `1Gi`): nothing to do, but the
-        // template cannot be rewritten either.
-        return refuse(format!("{immutable} (it is the same size: write it as {})", old.size));
+        // The same size written another way (`1024Gi` for `1Ti`, as the apiserver writes it
+        // back): nothing to change. The apply leaves the template as it is (the apiserver
+        // compares quantities by value).
+        return StorageChange::Unchanged;
     }
     let Some(claims) = claims else {
         return refuse(format!("{immutable}; the pool's volume claims could not be read"));

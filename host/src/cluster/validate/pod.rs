@@ -15,6 +15,10 @@ use crate::role::Role;
 /// the writable log directory, and the `pinot-` volumes it adds (deep-storage keys, TLS stores).
 pub const RESERVED_VOLUMES: &[&str] = &["config", "data", "logs", "tmp"];
 pub const OPERATOR_VOLUME_PREFIX: &str = "pinot-";
+/// Environment variables the operator sets, which Pinot's properties name as `${env:...}` (or
+/// `$(...)`): an override would change what Pinot reads.
+const OPERATOR_ENV: &[&str] = &["PINOT_TLS_PASSWORD", "PINOT_SERVICE_TOKEN", "PINOT_ADLS_ACCESS_KEY"];
+
 /// The Pinot container's name.
 pub const PINOT_CONTAINER: &str = "pinot";
 
@@ -123,6 +127,14 @@ pub(super) fn check(
             errors.push(field(&format!("imagePullSecrets[{i}].name")), format!("{:?} is not a Secret name; name a Secret of type kubernetes.io/dockerconfigjson in the cluster's namespace", secret.name));
         }
     }
+    for (i, e) in level.env.iter().enumerate() {
+        if OPERATOR_ENV.contains(&e.name.as_str()) || e.name.starts_with("PINOT_AUTH_") {
+            errors.push(
+                field(&format!("env[{i}].name")),
+                format!("{:?} is a variable the operator sets from spec.security or spec.deepStorage (Pinot's properties name it); rename it", e.name),
+            );
+        }
+    }
     for (i, source) in level.env_from.iter().enumerate() {
         if source.config_map_ref.is_none() == source.secret_ref.is_none() {
             errors.push(field(&format!("envFrom[{i}]")), "needs exactly one of configMapRef and secretRef");
@@ -216,7 +228,14 @@ pub(super) fn check(
 
 /// The directories the operator mounts into the Pinot container of `role`.
 pub fn operator_dirs(role: Role, profile: PodSecurityProfile) -> Vec<String> {
-    let mut dirs = vec![role.config_dir(), role.data_dir()];
+    // The TLS stores and the deep store's files are mounted there when their sections are set.
+    let mut dirs = vec![
+        role.config_dir(),
+        role.data_dir(),
+        super::security::TLS_DIR.to_string(),
+        super::deep_storage::MOUNT_DIR.to_string(),
+        "/etc/krb5.conf".to_string(),
+    ];
     if profile == PodSecurityProfile::Restricted {
         dirs.extend([LOG_DIR.to_string(), TMP_DIR.to_string()]);
     }

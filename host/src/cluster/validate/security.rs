@@ -167,10 +167,14 @@ pub(super) fn validate(spec: &BasicAuth, errors: &mut Errors) -> ValidBasicAuth 
     let mut users = Vec::new();
     for (i, u) in spec.users.iter().enumerate() {
         let user = principal(format!("{at}.users[{i}]"), u, format!("PINOT_AUTH_USER_{i}_PASSWORD"), errors);
-        if u.name == spec.admin.name || spec.users[..i].iter().any(|o| o.name == u.name) {
+        // Pinot reads `principals.Admin.password` and `principals.admin.password` as one key
+        // (case, '-' and '_' do not count): two such names would share, or take over, one
+        // principal's password and permissions.
+        let same = |other: &str| role::relaxed_key(other) == role::relaxed_key(&u.name);
+        if same(&spec.admin.name) || spec.users[..i].iter().any(|o| same(&o.name)) {
             errors.push(
                 format!("{at}.users[{i}].name"),
-                format!("{:?} is already a principal; give each its own name", u.name),
+                format!("{:?} is already a principal, as Pinot reads names (case, '-' and '_' do not count); give each its own name", u.name),
             );
         }
         users.push(user);
