@@ -130,9 +130,7 @@ impl ControllerAccess {
                 field,
                 message: format!("Secret {} has no key {:?}", admin.password_secret.name, admin.password_secret.key),
             })?;
-            let token =
-                base64::engine::general_purpose::STANDARD.encode([admin.name.as_bytes(), b":", password].concat());
-            return with_header(client, format!("Basic {token}"), field);
+            return with_header(client, basic_auth_header(admin.name.as_bytes(), password), field);
         }
         let client = PinotClient::new(http, url);
         let header = match (&access.basic_auth_secret, &access.bearer_token_secret) {
@@ -151,8 +149,7 @@ impl ControllerAccess {
                     })
                 };
                 let (user, password) = (get("username")?, get("password")?);
-                let token = base64::engine::general_purpose::STANDARD.encode([user, b":".to_vec(), password].concat());
-                Some(format!("Basic {token}"))
+                Some(basic_auth_header(&user, &password))
             }
             (None, Some(key)) => {
                 let data = self.secret(&ns, &key.name, "spec.controllerAccess.bearerTokenSecret").await?;
@@ -203,6 +200,12 @@ impl ControllerAccess {
         cache.insert(digest, client.clone());
         Ok(client)
     }
+}
+
+/// The `Authorization` value of HTTP Basic auth, `Basic base64(user:password)`: what the
+/// operator sends, and what Pinot's roles send as the admin's token.
+pub fn basic_auth_header(user: &[u8], password: &[u8]) -> String {
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode([user, b":", password].concat()))
 }
 
 /// The client sending `header` as its `Authorization`.

@@ -380,6 +380,12 @@ pub fn relaxed_key(key: &str) -> String {
     key.replace(['-', '_'], "").to_lowercase()
 }
 
+/// Whether Pinot reads `key` as one under any of `prefixes` (each relaxed like the key).
+pub fn under_any(key: &str, prefixes: &[&str]) -> bool {
+    let relaxed = relaxed_key(key);
+    prefixes.iter().any(|p| relaxed.starts_with(&relaxed_key(p)))
+}
+
 /// The entry of `config` Pinot reads for `key`, in whatever spelling it was written.
 pub fn config_value<'a>(config: &'a BTreeMap<String, String>, key: &str) -> Option<(&'a str, &'a str)> {
     let relaxed = relaxed_key(key);

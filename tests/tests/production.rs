@@ -178,6 +178,17 @@ async fn no_configmap_holds(client: &kube::Client, ns: &str, words: &[&str]) {
     }
 }
 
+/// The Secret and key (`name/key`) the Pinot container's variable `name` comes from.
+fn env_from_secret(pod: &Pod, name: &str) -> Option<String> {
+    pod.spec.as_ref()?.containers[0]
+        .env
+        .iter()
+        .flatten()
+        .find(|e| e.name == name)
+        .and_then(|e| e.value_from.as_ref()?.secret_key_ref.as_ref())
+        .map(|r| format!("{}/{}", r.name, r.key))
+}
+
 fn uids(list: &[Pod]) -> Vec<String> {
     let mut uids: Vec<String> = list.iter().map(|p| p.uid().unwrap()).collect();
     uids.sort();
@@ -258,15 +269,8 @@ async fn deep_storage_takes_credentials_from_secrets_only_and_names_what_is_miss
     assert!(!broker.contains("storage.factory"), "{broker}");
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
     let server_pod = pods.get("lake-server-0").await.unwrap();
-    let env = server_pod.spec.unwrap().containers[0].env.clone().unwrap();
-    let from_secret = |name: &str| {
-        env.iter()
-            .find(|e| e.name == name)
-            .and_then(|e| e.value_from.as_ref()?.secret_key_ref.as_ref())
-            .map(|r| format!("{}/{}", r.name, r.key))
-    };
-    assert_eq!(from_secret("AWS_ACCESS_KEY_ID").as_deref(), Some("pinot-s3/accessKeyId"));
-    assert_eq!(from_secret("AWS_SECRET_ACCESS_KEY").as_deref(), Some("pinot-s3/secretAccessKey"));
+    assert_eq!(env_from_secret(&server_pod, "AWS_ACCESS_KEY_ID").as_deref(), Some("pinot-s3/accessKeyId"));
+    assert_eq!(env_from_secret(&server_pod, "AWS_SECRET_ACCESS_KEY").as_deref(), Some("pinot-s3/secretAccessKey"));
 
     // The Secret goes away: the field is named, nothing restarts.
     let lake = ListParams::default().labels("pinot.controlplane.dev/cluster=lake");
@@ -547,15 +551,6 @@ async fn pinot_basic_auth_guards_the_cluster_and_the_operator_is_its_admin() {
     let owner = token.metadata.owner_references.unwrap();
     assert_eq!(owner[0].kind, "PinotCluster", "deleted with the cluster");
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
-    let env_from_secret = |pod: &Pod, name: &str| {
-        pod.spec.as_ref().unwrap().containers[0]
-            .env
-            .iter()
-            .flatten()
-            .find(|e| e.name == name)
-            .and_then(|e| e.value_from.as_ref()?.secret_key_ref.as_ref())
-            .map(|r| format!("{}/{}", r.name, r.key))
-    };
     let server = pods.get("guarded-server-0").await.unwrap();
     assert_eq!(env_from_secret(&server, "PINOT_SERVICE_TOKEN").as_deref(), Some("guarded-pinot-service-token/token"));
     let controller = pods.get("guarded-controller-0").await.unwrap();

@@ -287,8 +287,7 @@ async fn write_service_token(w: &Writer<'_>, admin: &super::validate::security::
         .and_then(|d| d.get(&admin.password.key))
         .map(|b| b.0.clone())
         .ok_or_else(|| format!("Secret {} has no key {:?}", admin.password.name, admin.password.key))?;
-    let credentials = [admin.name.as_bytes(), b":", password.as_slice()].concat();
-    let token = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(credentials));
+    let token = crate::access::basic_auth_header(admin.name.as_bytes(), &password);
     let name = service_token_name(w);
     let current = secrets.get_opt(&name).await.map_err(|e| format!("reading Secret {name}: {}", kube_message(&e)))?;
     let key = super::validate::security::SERVICE_TOKEN_KEY;

@@ -13,11 +13,11 @@ use k8s_openapi::{
         apps::v1::{StatefulSet, StatefulSetSpec, StatefulSetUpdateStrategy},
         core::v1::{
             Affinity, Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
-            EnvVar, EnvVarSource, HTTPGetAction, KeyToPath, NodeAffinity, NodeSelector, NodeSelectorRequirement,
-            NodeSelectorTerm, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodAffinityTerm, PodAntiAffinity,
-            PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile,
-            SecretKeySelector, SecretVolumeSource, SecurityContext, Service, ServicePort, ServiceSpec,
-            TopologySpreadConstraint, Volume, VolumeMount, VolumeResourceRequirements, WeightedPodAffinityTerm,
+            EnvVar, HTTPGetAction, KeyToPath, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm,
+            PersistentVolumeClaim, PersistentVolumeClaimSpec, PodAffinityTerm, PodAntiAffinity, PodSecurityContext,
+            PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecretVolumeSource, SecurityContext,
+            Service, ServicePort, ServiceSpec, TopologySpreadConstraint, Volume, VolumeMount,
+            VolumeResourceRequirements, WeightedPodAffinityTerm,
         },
         networking::v1::{
             HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule, IngressServiceBackend,
@@ -31,7 +31,7 @@ use k8s_openapi::{
         util::intstr::IntOrString,
     },
 };
-use pinot_crds::PinotCluster;
+use pinot_crds::{PinotCluster, SecretKey};
 use serde::Serialize;
 
 use super::{
@@ -40,6 +40,7 @@ use super::{
     validate::{
         Placement, PodSecurityProfile, ValidBasicAuth, ValidCluster, ValidDeepStorage, ValidIngress, ValidPool,
         ValidTls,
+        deep_storage::secret_env,
         pod::{LOG_DIR, TMP_DIR},
         security::{SERVICE_TOKEN_ENV, SERVICE_TOKEN_KEY, TLS_DIR, TLS_PASSWORD_ENV, service_token_secret},
     },
@@ -343,21 +344,22 @@ pub fn build_pool_headless_service(cluster: &ValidCluster, pool: &ValidPool, ctx
     }
 }
 
-/// The role's Pinot properties: role defaults with the pool's `config` merged over them. A
+/// The role's Pinot properties: role defaults, then what the cluster's sections write for the
+/// role (deep storage, basic auth, TLS), then the pool's `config` merged over them. A
 /// pool key replaces the default Pinot reads as the same key whatever its spelling (both in one
 /// file would stop Pinot from starting); validation has refused the keys the operator owns.
 pub fn pinot_properties(cluster: &ValidCluster, pool: &ValidPool) -> BTreeMap<String, String> {
     let mut props: BTreeMap<String, String> =
         pool.role.default_config(&cluster.helix_cluster_name, &cluster.zookeeper).into_iter().collect();
-    let mut deep_storage = cluster.deep_storage.as_ref().map(|d| d.role_properties(pool.role)).unwrap_or_default();
-    deep_storage.extend(cluster.basic_auth.iter().flat_map(|a| a.role_properties(pool.role)));
+    let mut sections = cluster.deep_storage.as_ref().map(|d| d.role_properties(pool.role)).unwrap_or_default();
+    sections.extend(cluster.basic_auth.iter().flat_map(|a| a.role_properties(pool.role)));
     if let Some(tls) = &cluster.tls {
         if let Some(plain) = ValidTls::replaced_key(pool.role) {
             props.retain(|k, _| relaxed_key(k) != relaxed_key(plain));
         }
-        deep_storage.extend(tls.role_properties(pool.role));
+        sections.extend(tls.role_properties(pool.role));
     }
-    for (key, value) in deep_storage.iter().map(|(k, v)| (k, v)).chain(&pool.config) {
+    for (key, value) in sections.iter().map(|(k, v)| (k, v)).chain(&pool.config) {
         let relaxed = relaxed_key(key);
         props.retain(|default, _| relaxed_key(default) != relaxed);
         props.insert(key.clone(), value.clone());
@@ -430,18 +432,7 @@ pub fn build_pool_statefulset(
     let mut env = Vec::new();
     if let Some(tls) = &cluster.tls {
         // Before JAVA_OPTS, which names it as `$(PINOT_TLS_PASSWORD)`.
-        env.push(EnvVar {
-            name: TLS_PASSWORD_ENV.into(),
-            value_from: Some(EnvVarSource {
-                secret_key_ref: Some(SecretKeySelector {
-                    name: tls.password.name.clone(),
-                    key: tls.password.key.clone(),
-                    optional: None,
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        });
+        env.push(secret_env(TLS_PASSWORD_ENV, &tls.password));
     }
     env.extend([
         EnvVar { name: "JAVA_OPTS".into(), value: Some(java_opts(cluster, pool)), ..Default::default() },
@@ -668,20 +659,13 @@ const PROBE_PERIOD_SECONDS: i32 = 10;
 /// check them) and the admin's token (controllers, servers and minions send it), each from its
 /// Secret.
 fn auth_env(cluster: &str, auth: &ValidBasicAuth, role: Role) -> Vec<EnvVar> {
-    let secret = |name: &str, secret: &str, key: &str| EnvVar {
-        name: name.into(),
-        value_from: Some(EnvVarSource {
-            secret_key_ref: Some(SecretKeySelector { name: secret.into(), key: key.into(), optional: None }),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
     let mut env = Vec::new();
     if matches!(role, Role::Controller | Role::Broker) {
-        env.extend(auth.principals().map(|p| secret(&p.env, &p.password.name, &p.password.key)));
+        env.extend(auth.principals().map(|p| secret_env(&p.env, &p.password)));
     }
     if role != Role::Broker {
-        env.push(secret(SERVICE_TOKEN_ENV, &service_token_secret(cluster), SERVICE_TOKEN_KEY));
+        let token = SecretKey { name: service_token_secret(cluster), key: SERVICE_TOKEN_KEY.into() };
+        env.push(secret_env(SERVICE_TOKEN_ENV, &token));
     }
     env
 }

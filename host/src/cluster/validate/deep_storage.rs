@@ -74,14 +74,11 @@ fn prefix(role: Role) -> Option<&'static str> {
 /// Whether a pool's `config` key is one the deep storage writes for `role` (refused in a pool
 /// while `spec.deepStorage` is set: Pinot would read one of the two).
 pub fn writes_key(role: Role, key: &str) -> bool {
-    let relaxed = role::relaxed_key(key);
     let Some(prefix) = prefix(role) else { return false };
-    relaxed.starts_with(&role::relaxed_key(&format!("{prefix}.storage.factory.")))
-        || relaxed.starts_with(&role::relaxed_key(&format!("{prefix}.segment.fetcher.")))
-        || (role == Role::Minion
-            && (relaxed.starts_with(&role::relaxed_key("storage.factory."))
-                || relaxed.starts_with(&role::relaxed_key("segment.fetcher."))))
-        || (role == Role::Controller && relaxed == role::relaxed_key(role::CONTROLLER_DATA_DIR_KEY))
+    let (storage, fetcher) = (format!("{prefix}.storage.factory."), format!("{prefix}.segment.fetcher."));
+    role::under_any(key, &[&storage, &fetcher])
+        || (role == Role::Minion && role::under_any(key, &["storage.factory.", "segment.fetcher."]))
+        || (role == Role::Controller && role::relaxed_key(key) == role::relaxed_key(role::CONTROLLER_DATA_DIR_KEY))
 }
 
 /// Keys of `deepStorage.config` that are credentials: they would end up in a ConfigMap.
@@ -346,7 +343,8 @@ fn secret_key(field: &str, key: &SecretKey, errors: &mut Errors) {
     }
 }
 
-fn secret_env(name: &str, key: &SecretKey) -> EnvVar {
+/// An environment variable holding a Secret's key (what every credential of the pods is).
+pub fn secret_env(name: &str, key: &SecretKey) -> EnvVar {
     EnvVar {
         name: name.into(),
         value_from: Some(EnvVarSource {

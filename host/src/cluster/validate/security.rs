@@ -94,7 +94,6 @@ impl ValidBasicAuth {
 
     /// Whether a pool's `config` key is one basic auth writes or would contradict.
     pub fn writes_key(role: Role, key: &str) -> bool {
-        let relaxed = role::relaxed_key(key);
         let prefixes: &[&str] = match role {
             Role::Controller => &[
                 "controller.admin.access.control.",
@@ -105,7 +104,7 @@ impl ValidBasicAuth {
             Role::Server => &["pinot.server.segment.fetcher.auth.", "pinot.server.segment.uploader.auth."],
             Role::Minion => &["task.auth.", "pinot.minion.segment.fetcher.auth."],
         };
-        prefixes.iter().any(|p| relaxed.starts_with(&role::relaxed_key(p)))
+        role::under_any(key, prefixes)
     }
 }
 
@@ -263,7 +262,6 @@ impl ValidTls {
 
     /// Whether a pool's `config` key is one TLS writes.
     pub fn writes_key(role: Role, key: &str) -> bool {
-        let relaxed = role::relaxed_key(key);
         let prefixes: &[&str] = match role {
             Role::Controller => &[
                 "controller.tls.",
@@ -275,7 +273,7 @@ impl ValidTls {
             Role::Server => &["pinot.server.tls.", "pinot.server.segment.uploader.protocol"],
             Role::Minion => &["pinot.minion.tls."],
         };
-        prefixes.iter().any(|p| relaxed.starts_with(&role::relaxed_key(p)))
+        role::under_any(key, prefixes)
     }
 }
 
