@@ -57,8 +57,9 @@ pub struct PinotClusterSpec {
     #[schemars(transform = no_default)]
     pub image: String,
 
-    /// The existing ZooKeeper ensemble Pinot (Helix) keeps its cluster state in. Required
-    /// unless the cluster is `external`.
+    /// The ZooKeeper ensemble Pinot (Helix) keeps its cluster state in: an existing one
+    /// (`connectString`) or one the operator runs (`managed`). Required unless the cluster is
+    /// `external`.
     #[serde(default, skip_serializing_if = "ZookeeperSpec::is_unset")]
     #[schemars(transform = no_default)]
     pub zookeeper: ZookeeperSpec,
@@ -83,7 +84,8 @@ pub struct PinotClusterSpec {
     pub controller_access: Option<ControllerAccess>,
 
     /// The order in which roles are installed and upgraded. Every role that has a pool must
-    /// appear exactly once. Default: controller, broker, server, minion.
+    /// appear exactly once, and `zookeeper` with a managed ensemble. Default: zookeeper (when
+    /// managed), controller, broker, server, minion.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployment_order: Option<Vec<String>>,
 
@@ -448,18 +450,76 @@ pub struct ClusterPolicies {
     pub tenant: Option<String>,
 }
 
-/// Where Pinot finds ZooKeeper.
+/// Where Pinot finds ZooKeeper: exactly one of `connectString` and `managed`.
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ZookeeperSpec {
-    /// ZooKeeper connect string, e.g. `zk-0.zk:2181,zk-1.zk:2181/pinot`.
+    /// The connect string of an existing ensemble, e.g. `zk-0.zk:2181,zk-1.zk:2181/pinot`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub connect_string: String,
+    /// An ensemble the operator runs for this cluster, as one more pool: restarted member by
+    /// member in the order ZooKeeper needs (followers first, the leader last), before every
+    /// Pinot role unless `deploymentOrder` places `zookeeper` elsewhere. Pinot's pools get its
+    /// connect string, with the chroot, by themselves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed: Option<ManagedZookeeper>,
 }
 
 impl ZookeeperSpec {
     fn is_unset(&self) -> bool {
-        self.connect_string.is_empty()
+        self.connect_string.is_empty() && self.managed.is_none()
     }
+}
+
+/// A ZooKeeper ensemble the operator runs (the official `zookeeper` image).
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ManagedZookeeper {
+    /// Members: 3 (one member may be down) or 5 (two may). 1 has no fault tolerance and is
+    /// allowed only in one zone (a single-zone cluster, or `zones` naming one). Changing it on
+    /// a running ensemble adds or removes one member at a time, each step rolled out before the
+    /// next, so a quorum of the old and the new members always overlaps. Default 3.
+    #[serde(default = "default_ensemble_replicas")]
+    pub replicas: i32,
+    /// The official ZooKeeper image (`zookeeper:3.9.3` when absent; 3.8 and 3.9 images start
+    /// the same way).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// The zones the members spread over, evenly. Default: the zones of the cluster's pools
+    /// (anywhere when they name none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub zones: Vec<String>,
+    /// Each member's volume for its snapshots and transaction log (`/data`, `/datalog`):
+    /// `size` (e.g. `8Gi`), or `ephemeral: true` for a throw-away cluster (a member replaced
+    /// with an emptyDir starts empty and copies the data from the others).
+    pub storage: PoolStorage,
+    /// Container resources. Default: a memory request of the heap plus 256Mi.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// JVM options of each member (`JVMFLAGS`). Default `-Xms1G -Xmx1G`. `jute.maxbuffer` is
+    /// set from `juteMaxBuffer`, not here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jvm_opts: Option<String>,
+    /// `jute.maxbuffer` in bytes, given to every member and every Pinot JVM alike (a client
+    /// and a server that disagree fail on large znodes). Default 4000000, as Pinot's chart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jute_max_buffer: Option<i64>,
+    /// The znode Pinot's state is kept under (the connect string's chroot), created by the
+    /// operator before the first controller starts. Default `/pinot`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chroot: Option<String>,
+    /// Seconds a restarted member may take to be back in the quorum and in sync before the
+    /// rollout halts (`Degraded`). Default: `spec.upgrade.podReadyTimeoutSeconds`, else 600.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_ready_timeout_seconds: Option<i64>,
+    /// Settings merged into the members' pods, over `spec.podOverrides` (the container is
+    /// `zookeeper`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_overrides: Option<PodOverrides>,
+}
+
+fn default_ensemble_replicas() -> i32 {
+    3
 }
 
 /// A group of identical Pinot instances of one role: one StatefulSet.
@@ -682,6 +742,45 @@ pub struct PinotClusterStatus {
     /// status is written from this by the PinotTenant controller.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tenants: Vec<TenantPlacement>,
+    /// The managed ZooKeeper ensemble, as its members answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zookeeper: Option<EnsembleStatus>,
+}
+
+/// The managed ZooKeeper ensemble.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EnsembleStatus {
+    /// What Pinot's roles connect to (the client Service, with the chroot).
+    pub connect_string: String,
+    /// Members the spec asks for.
+    pub replicas: i32,
+    /// Members the running configuration lists (differs from `replicas` while a member is
+    /// added or removed, one at a time).
+    pub configured: i32,
+    /// The pod of the member that leads; absent without a quorum.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader: Option<String>,
+    /// Each member, by pod.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<EnsembleMemberStatus>,
+    /// Whether Pinot's chroot exists, when a member could be asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chroot_exists: Option<bool>,
+    /// How much the ensemble can lose, or what is under way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// One member of the managed ensemble.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EnsembleMemberStatus {
+    pub pod: String,
+    /// `leader`, `follower`, `observer`, `standalone`, `not serving` or `unreachable`.
+    pub mode: String,
+    /// Finished syncing with the leader (or is it).
+    pub synced: bool,
 }
 
 /// The condition types of a PinotCluster's status and the reasons others act on.

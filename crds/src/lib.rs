@@ -12,10 +12,11 @@ pub mod resources;
 
 pub use cluster::{
     AdlsStorage, BasicAuth, ClientEndpoint, ClusterCondition, ClusterPolicies, ClusterPolicyStatus, ClusterProblem,
-    ControllerAccess, DeepStorage, Exposure, ExternalController, GcsStorage, HdfsKerberos, HdfsStorage,
-    IngressExposure, NodePool, PinotCluster, PinotClusterSpec, PinotClusterStatus, PinotControllerStatus, PinotMetrics,
-    PinotPrincipal, PinotSecurity, PinotTls, PodOverrides, PoolStatus, PoolStorage, RebalanceJob, S3Storage, SecretKey,
-    ServiceExposure, TenantPlacement, TenantZone, UpgradeSettings, ZookeeperSpec, condition,
+    ControllerAccess, DeepStorage, EnsembleMemberStatus, EnsembleStatus, Exposure, ExternalController, GcsStorage,
+    HdfsKerberos, HdfsStorage, IngressExposure, ManagedZookeeper, NodePool, PinotCluster, PinotClusterSpec,
+    PinotClusterStatus, PinotControllerStatus, PinotMetrics, PinotPrincipal, PinotSecurity, PinotTls, PodOverrides,
+    PoolStatus, PoolStorage, RebalanceJob, S3Storage, SecretKey, ServiceExposure, TenantPlacement, TenantZone,
+    UpgradeSettings, ZookeeperSpec, condition,
 };
 pub use policy::{ConfigMapKey, PinotPolicy, PinotPolicySpec, PinotPolicyStatus, PolicyModuleSource};
 pub use resources::{

@@ -10,6 +10,7 @@
 pub mod apply;
 pub mod build;
 pub mod cache;
+pub mod ensemble;
 pub mod observe;
 pub mod plan;
 pub mod references;

@@ -402,7 +402,7 @@ pub fn sets_system_property(jvm_opts: &str, name: &str) -> bool {
 }
 
 /// The maximum heap `-Xmx<size>` of JVM options in MiB (the last one wins, as in the JVM).
-fn max_heap_mib(jvm_opts: &str) -> Option<u64> {
+pub fn max_heap_mib(jvm_opts: &str) -> Option<u64> {
     let size = jvm_opts.split_whitespace().filter_map(|o| o.strip_prefix("-Xmx")).next_back()?;
     let (digits, unit) = size.split_at(size.find(|c: char| !c.is_ascii_digit()).unwrap_or(size.len()));
     let n: u64 = digits.parse().ok()?;

@@ -233,6 +233,25 @@ pub async fn apply(w: &Writer<'_>, plan: &Plan<'_>, desired: &DesiredObjects, ob
         }
     }
 
+    // 4b. Pinot's chroot in the managed ensemble, once a quorum serves: neither Pinot nor
+    // Helix creates it, and no Pinot role starts without it.
+    if let Some(chroot) = &plan.create_chroot {
+        let pods = observed.pods.get(super::validate::zookeeper::ENSEMBLE_POOL).map(Vec::as_slice).unwrap_or_default();
+        let members = observed.ensemble.clone().unwrap_or_default();
+        match super::ensemble::create_chroot(pods, &members, chroot).await {
+            Ok(true) => {
+                let note =
+                    format!("created the znode {chroot} in the ZooKeeper ensemble, under which Pinot keeps its state");
+                w.event(EventType::Normal, "ChrootCreated", "Apply", note, None).await;
+            }
+            Ok(false) => {}
+            Err(e) => {
+                let note = format!("creating the znode {chroot} in the ZooKeeper ensemble failed: {e}");
+                w.event(EventType::Warning, "ChrootFailed", "Apply", note, None).await;
+            }
+        }
+    }
+
     // 5. Otherwise the upgrade steps follow the apply, and wait for the next pass when it
     // changed a StatefulSet: that pass decides from the new revisions.
     let sts_changed =
@@ -560,6 +579,7 @@ mod tests {
             owner: OwnerReference::default(),
             pdb_version: PdbVersion::V1,
             replicas: Default::default(),
+            ensemble: None,
         };
         let desired = build_cluster(&valid, &pools, &ctx);
         let mut observed = ObservedCluster::default();

@@ -31,15 +31,15 @@ use k8s_openapi::{
         util::intstr::IntOrString,
     },
 };
-use pinot_crds::{PinotCluster, SecretKey};
+use pinot_crds::{PinotCluster, PodOverrides, SecretKey};
 use serde::Serialize;
 
 use super::{
     cache::ZONE_LABEL,
     plan::Plan,
     validate::{
-        Placement, PodSecurityProfile, ValidBasicAuth, ValidCluster, ValidDeepStorage, ValidIngress, ValidPool,
-        ValidTls,
+        self, Placement, PodSecurityProfile, ValidBasicAuth, ValidCluster, ValidDeepStorage, ValidIngress, ValidPool,
+        ValidStorage, ValidTls,
         deep_storage::secret_env,
         pod::{LOG_DIR, TMP_DIR},
         security::{SERVICE_TOKEN_ENV, SERVICE_TOKEN_KEY, TLS_DIR, TLS_PASSWORD_ENV, service_token_secret},
@@ -53,6 +53,9 @@ use crate::{
     },
     role::{Role, relaxed_key, sets_system_property},
 };
+
+mod ensemble;
+pub use ensemble::{ZOOKEEPER_CONTAINER, ZOOKEEPER_ROLE_LABEL};
 
 const HOSTNAME_LABEL: &str = "kubernetes.io/hostname";
 
@@ -116,6 +119,16 @@ pub struct BuildContext {
     /// The replicas each pool's StatefulSet gets, as the scaling policy decided (a pool not
     /// listed gets its spec's replicas).
     pub replicas: BTreeMap<String, i32>,
+    /// The managed ensemble's members and the members its configuration lists, as the plan
+    /// decided (one step of a resize at a time); `None`: its objects are not applied in this pass.
+    pub ensemble: Option<EnsembleShape>,
+}
+
+/// The size of the managed ensemble's StatefulSet and of the server list its members start with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct EnsembleShape {
+    pub replicas: i32,
+    pub servers: i32,
 }
 
 /// The objects last built for each cluster (by the PinotCluster's uid) and a digest of what they
@@ -165,17 +178,40 @@ pub fn build(
         super::cache::spec_and_metadata(cluster).hash(&mut hasher);
         plan.pools.pools.iter().map(|p| &p.name).collect::<Vec<_>>().hash(&mut hasher);
         plan.replicas.hash(&mut hasher);
+        plan.ensemble.as_ref().map(|e| e.shape).hash(&mut hasher);
         pdb_version.api_version().hash(&mut hasher);
         hasher.finish()
     };
     built.get_or_build(uid, inputs, || {
-        build_cluster(valid, &plan.pools.pools, &BuildContext { owner, pdb_version, replicas: plan.replicas.clone() })
+        let ctx = BuildContext {
+            owner,
+            pdb_version,
+            replicas: plan.replicas.clone(),
+            ensemble: plan.ensemble.as_ref().map(|e| e.shape),
+        };
+        build_cluster(valid, &plan.pools.pools, &ctx)
     })
 }
 
 /// Builds every object of the cluster for the pools the plan says to apply.
 pub fn build_cluster(cluster: &ValidCluster, pools: &[&ValidPool], ctx: &BuildContext) -> DesiredObjects {
     let mut objects = Vec::new();
+    if let (Some(ensemble), Some(shape)) = (&cluster.ensemble, ctx.ensemble) {
+        let pool = Some(validate::zookeeper::ENSEMBLE_POOL.to_string());
+        let named = |kind: ChildKind, value: serde_json::Value| {
+            let name = value["metadata"]["name"].as_str().unwrap_or_default().to_string();
+            ChildObject::new(kind, name, pool.clone(), value)
+        };
+        objects.push(named(ChildKind::Service, to_json(&ensemble::build_headless_service(cluster, ctx))));
+        objects.push(named(ChildKind::Service, to_json(&ensemble::build_client_service(cluster, ctx))));
+        objects.push(named(
+            ChildKind::StatefulSet,
+            to_json(&ensemble::build_statefulset(cluster, ensemble, shape.replicas, shape.servers, ctx)),
+        ));
+        let mut pdb = to_json(&ensemble::build_pdb(cluster, ctx));
+        pdb["apiVersion"] = ctx.pdb_version.api_version().into();
+        objects.push(named(ChildKind::PodDisruptionBudget, pdb));
+    }
     for role in [Role::Controller, Role::Broker] {
         if cluster.has_role(role) {
             objects.push(child(ChildKind::Service, None, build_role_service(cluster, role, ctx)));
@@ -537,29 +573,7 @@ pub fn build_pool_statefulset(
         }),
         ..Default::default()
     }];
-    let claim_templates = match &pool.storage {
-        Some(storage) => Some(vec![PersistentVolumeClaim {
-            metadata: ObjectMeta { name: Some("data".into()), labels: Some(selector.clone()), ..Default::default() },
-            spec: Some(PersistentVolumeClaimSpec {
-                access_modes: Some(vec!["ReadWriteOnce".into()]),
-                storage_class_name: storage.storage_class_name.clone(),
-                resources: Some(VolumeResourceRequirements {
-                    requests: Some(BTreeMap::from([("storage".to_string(), Quantity(storage.size.clone()))])),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }]),
-        None => {
-            volumes.push(Volume {
-                name: "data".into(),
-                empty_dir: Some(EmptyDirVolumeSource::default()),
-                ..Default::default()
-            });
-            None
-        }
-    };
+    let claim_templates = data_volume(pool.storage.as_ref(), &selector, &mut volumes);
 
     if pool.pod_security == PodSecurityProfile::Restricted {
         // The image's directories belong to root: Pinot's logs and its temporary files.
@@ -590,26 +604,11 @@ pub fn build_pool_statefulset(
     let mut containers = vec![container];
     containers.extend(pool.overrides.sidecars.iter().cloned());
     let mut init_containers = pool.overrides.init_containers.clone();
-    let mut security_context = pool.overrides.security_context.clone();
-    if pool.pod_security == PodSecurityProfile::Restricted {
-        security_context = Some(restricted_pod_context(security_context.unwrap_or_default()));
-        for c in containers.iter_mut().chain(init_containers.iter_mut()) {
-            c.security_context = Some(restricted_container_context(c.security_context.take().unwrap_or_default()));
-        }
-    }
+    let security_context = security_profile(pool.pod_security, &pool.overrides, &mut containers, &mut init_containers);
 
     let node_selector = (!pool.overrides.node_selector.is_empty()).then(|| pool.overrides.node_selector.clone());
     let tolerations = (!pool.overrides.tolerations.is_empty()).then(|| pool.overrides.tolerations.clone());
-    let spread = match &pool.placement {
-        Placement::Zones(zones) if zones.len() > 1 => Some(vec![TopologySpreadConstraint {
-            max_skew: 1,
-            topology_key: ZONE_LABEL.into(),
-            when_unsatisfiable: "DoNotSchedule".into(),
-            label_selector: Some(LabelSelector { match_labels: Some(selector.clone()), ..Default::default() }),
-            ..Default::default()
-        }]),
-        _ => None,
-    };
+    let spread = zone_spread(&pool.placement, &selector);
 
     StatefulSet {
         metadata: metadata(statefulset_name(&cluster.name, &pool.name), cluster, labels, ctx),
@@ -638,7 +637,7 @@ pub fn build_pool_statefulset(
                         .then(|| pool.overrides.image_pull_secrets.clone()),
                     priority_class_name: pool.overrides.priority_class_name.clone(),
                     security_context,
-                    affinity: Some(build_affinity(pool, &selector)),
+                    affinity: Some(build_affinity(&pool.placement, &pool.overrides, &selector)),
                     node_selector,
                     tolerations,
                     topology_spread_constraints: spread,
@@ -654,6 +653,70 @@ pub fn build_pool_statefulset(
 }
 
 const PROBE_PERIOD_SECONDS: i32 = 10;
+
+/// The pod's `data` volume: a claim template (returned) for a PersistentVolumeClaim per pod,
+/// else an emptyDir added to `volumes`.
+fn data_volume(
+    storage: Option<&ValidStorage>,
+    selector: &BTreeMap<String, String>,
+    volumes: &mut Vec<Volume>,
+) -> Option<Vec<PersistentVolumeClaim>> {
+    match storage {
+        Some(storage) => Some(vec![PersistentVolumeClaim {
+            metadata: ObjectMeta { name: Some("data".into()), labels: Some(selector.clone()), ..Default::default() },
+            spec: Some(PersistentVolumeClaimSpec {
+                access_modes: Some(vec!["ReadWriteOnce".into()]),
+                storage_class_name: storage.storage_class_name.clone(),
+                resources: Some(VolumeResourceRequirements {
+                    requests: Some(BTreeMap::from([("storage".to_string(), Quantity(storage.size.clone()))])),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }]),
+        None => {
+            volumes.push(Volume {
+                name: "data".into(),
+                empty_dir: Some(EmptyDirVolumeSource::default()),
+                ..Default::default()
+            });
+            None
+        }
+    }
+}
+
+/// The pod's security context from its overrides, with what the profile requires filled in
+/// there and in every container.
+fn security_profile(
+    profile: PodSecurityProfile,
+    overrides: &PodOverrides,
+    containers: &mut [Container],
+    init_containers: &mut [Container],
+) -> Option<PodSecurityContext> {
+    let security_context = overrides.security_context.clone();
+    if profile != PodSecurityProfile::Restricted {
+        return security_context;
+    }
+    for c in containers.iter_mut().chain(init_containers.iter_mut()) {
+        c.security_context = Some(restricted_container_context(c.security_context.take().unwrap_or_default()));
+    }
+    Some(restricted_pod_context(security_context.unwrap_or_default()))
+}
+
+/// Pods of a pool placed in several zones spread evenly over them.
+fn zone_spread(placement: &Placement, selector: &BTreeMap<String, String>) -> Option<Vec<TopologySpreadConstraint>> {
+    match placement {
+        Placement::Zones(zones) if zones.len() > 1 => Some(vec![TopologySpreadConstraint {
+            max_skew: 1,
+            topology_key: ZONE_LABEL.into(),
+            when_unsatisfiable: "DoNotSchedule".into(),
+            label_selector: Some(LabelSelector { match_labels: Some(selector.clone()), ..Default::default() }),
+            ..Default::default()
+        }]),
+        _ => None,
+    }
+}
 
 /// The basic-auth environment of a role: the principals' passwords (controllers and brokers
 /// check them) and the admin's token (controllers, servers and minions send it), each from its
@@ -723,6 +786,15 @@ fn java_opts(cluster: &ValidCluster, pool: &ValidPool) -> String {
         }
         opts.push_str(&metrics.java_agent(pool.role));
     }
+    // A managed ensemble's limit on every client, or large znodes fail one side or the other.
+    if let Some(ensemble) = &cluster.ensemble
+        && !pool.jvm_opts.contains("-Djute.maxbuffer")
+    {
+        if !opts.is_empty() {
+            opts.push(' ');
+        }
+        opts.push_str(&format!("-Djute.maxbuffer={}", ensemble.jute_max_buffer));
+    }
     for (name, value) in pool.role.system_properties() {
         if !sets_system_property(&pool.jvm_opts, name) {
             if !opts.is_empty() {
@@ -737,9 +809,9 @@ fn java_opts(cluster: &ValidCluster, pool: &ValidPool) -> String {
 /// The pool's zone(s) as required node affinity, combined (AND) with every node affinity
 /// term the user gave; pods of one pool prefer different nodes unless the user set their own
 /// pod anti-affinity.
-fn build_affinity(pool: &ValidPool, selector: &BTreeMap<String, String>) -> Affinity {
-    let mut affinity = pool.overrides.affinity.clone().unwrap_or_default();
-    if let Placement::Zones(zones) = &pool.placement {
+fn build_affinity(placement: &Placement, overrides: &PodOverrides, selector: &BTreeMap<String, String>) -> Affinity {
+    let mut affinity = overrides.affinity.clone().unwrap_or_default();
+    if let Placement::Zones(zones) = placement {
         let zone_requirement =
             NodeSelectorRequirement { key: ZONE_LABEL.into(), operator: "In".into(), values: Some(zones.clone()) };
         let node_affinity = affinity.node_affinity.get_or_insert_with(NodeAffinity::default);
@@ -803,6 +875,7 @@ mod tests {
             },
             pdb_version,
             replicas: Default::default(),
+            ensemble: None,
         }
     }
 
@@ -991,6 +1064,83 @@ mod tests {
         let mut cluster = fixtures::cluster(&std::fs::read_to_string(path).unwrap());
         cluster.metadata.namespace = Some("analytics".into());
         validate(&cluster).unwrap_or_else(|e| panic!("{file}: {e}"))
+    }
+
+    /// The managed ensemble is what the official image and ZooKeeper expect
+    /// (`pinot-facts/zookeeper.md`): ids from ordinals, a server list of every member with its
+    /// client port, OnDelete so only the operator restarts a member, peers published before they
+    /// are ready; Pinot gets the client Service with the chroot and the members' jute.maxbuffer.
+    #[test]
+    fn the_managed_ensemble_is_built_as_the_zookeeper_image_reads_it_and_pinot_connects_to_it() {
+        let valid = production_example("managed-zookeeper.yaml");
+        let ctx = BuildContext { ensemble: Some(EnsembleShape { replicas: 3, servers: 3 }), ..ctx(PdbVersion::V1) };
+        let pools: Vec<_> = valid.pools.iter().collect();
+        let objects = build_cluster(&valid, &pools, &ctx);
+        let names: Vec<(ChildKind, &str)> = objects
+            .objects
+            .iter()
+            .filter(|o| o.pool.as_deref() == Some("zookeeper"))
+            .map(|o| (o.kind, o.name.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                (ChildKind::Service, "analytics-zookeeper-headless"),
+                (ChildKind::Service, "analytics-zookeeper"),
+                (ChildKind::StatefulSet, "analytics-zookeeper"),
+                (ChildKind::PodDisruptionBudget, "analytics-zookeeper"),
+            ]
+        );
+        let ensemble = valid.ensemble.as_ref().unwrap();
+        let s = ensemble::build_statefulset(&valid, ensemble, 3, 3, &ctx);
+        let spec = s.spec.as_ref().unwrap();
+        assert_eq!(spec.update_strategy.as_ref().unwrap().type_.as_deref(), Some("OnDelete"));
+        assert_eq!(spec.pod_management_policy.as_deref(), Some("Parallel"));
+        assert_eq!(spec.service_name.as_deref(), Some("analytics-zookeeper-headless"));
+        let c = &pod_spec(&s).containers[0];
+        assert_eq!(c.image.as_deref(), Some("zookeeper:3.9.3"));
+        let env = |name: &str| c.env.iter().flatten().find(|e| e.name == name).and_then(|e| e.value.clone());
+        assert_eq!(
+            env("ZOO_SERVERS").as_deref(),
+            Some(
+                "server.1=analytics-zookeeper-0.analytics-zookeeper-headless.analytics.svc:2888:3888;2181 \
+                 server.2=analytics-zookeeper-1.analytics-zookeeper-headless.analytics.svc:2888:3888;2181 \
+                 server.3=analytics-zookeeper-2.analytics-zookeeper-headless.analytics.svc:2888:3888;2181"
+            )
+        );
+        assert_eq!(env("ZOO_4LW_COMMANDS_WHITELIST").as_deref(), Some("srvr,mntr,ruok"));
+        assert_eq!(env("ZOO_AUTOPURGE_PURGEINTERVAL").as_deref(), Some("1"));
+        assert_eq!(env("JVMFLAGS").as_deref(), Some("-Xms1G -Xmx1G -Djute.maxbuffer=4000000"));
+        let command = c.command.as_ref().unwrap().join(" ");
+        assert!(command.contains("ZOO_MY_ID=$((${HOSTNAME##*-} + 1))"), "{command}");
+        assert!(command.ends_with("exec /docker-entrypoint.sh zkServer.sh start-foreground"), "{command}");
+        let readiness = c.readiness_probe.as_ref().unwrap().exec.as_ref().unwrap().command.as_ref().unwrap().join(" ");
+        assert!(readiness.contains("echo srvr") && readiness.contains("Mode: (leader|follower"), "{readiness}");
+        let mounts: Vec<(&str, Option<&str>)> =
+            c.volume_mounts.iter().flatten().map(|m| (m.mount_path.as_str(), m.sub_path.as_deref())).collect();
+        assert!(mounts.contains(&("/data", Some("data"))) && mounts.contains(&("/datalog", Some("datalog"))));
+        assert_eq!(pod_spec(&s).topology_spread_constraints.as_ref().map(Vec::len), Some(1), "one member per zone");
+        assert_eq!(pod_spec(&s).security_context.as_ref().unwrap().fs_group, Some(1000));
+        let headless = ensemble::build_headless_service(&valid, &ctx);
+        assert_eq!(headless.spec.as_ref().unwrap().publish_not_ready_addresses, Some(true));
+
+        // A member being added: the StatefulSet has four pods, all configured with four.
+        let growing = ensemble::build_statefulset(&valid, ensemble, 4, 4, &ctx);
+        assert_eq!(growing.spec.as_ref().unwrap().replicas, Some(4));
+        assert!(ensemble::servers(&valid, 4).contains("server.4=analytics-zookeeper-3."));
+
+        // Pinot connects through the client Service, with the chroot, and the same jute limit.
+        let controller = sts(&valid, "controller");
+        assert_eq!(valid.zookeeper, "analytics-zookeeper:2181/pinot");
+        let java_opts = env_of(&controller, "JAVA_OPTS");
+        assert!(java_opts.contains("-Djute.maxbuffer=4000000"), "{java_opts}");
+        let config = build_pool_configmap(&valid, valid.pool("controller").unwrap(), &ctx);
+        let file = config.data.as_ref().unwrap().values().next().unwrap();
+        assert!(file.contains("analytics-zookeeper:2181/pinot"), "{file}");
+    }
+
+    fn env_of(s: &StatefulSet, name: &str) -> String {
+        container(s).env.iter().flatten().find(|e| e.name == name).and_then(|e| e.value.clone()).unwrap_or_default()
     }
 
     /// Each deep-storage example writes the keys Pinot reads for its store

@@ -71,6 +71,11 @@ pub async fn observe_cluster(sources: &Sources<'_>, cluster: &PinotCluster) -> O
             .chain(cluster.spec.pools.iter().filter_map(|p| p.image.as_deref()));
         observed.release = cluster_release(&observed.pinot, &images(&observed, spec_images));
     }
+    if let Some(managed) = cluster.spec.zookeeper.managed.as_ref().filter(|_| !external) {
+        let chroot = managed.chroot.as_deref().unwrap_or(super::validate::zookeeper::DEFAULT_CHROOT);
+        let pods = observed.pods.get(super::validate::zookeeper::ENSEMBLE_POOL).map(Vec::as_slice).unwrap_or_default();
+        observed.ensemble = Some(super::ensemble::observe(pods, chroot).await);
+    }
     if !external {
         observed.volume_claims = super::volumes::observe(sources.client, cluster, &observed.statefulsets).await;
         observed.client_services = client_services(sources.client, cluster).await;
@@ -220,6 +225,8 @@ pub struct ObservedCluster {
     /// Objects the spec names for the pods (Secrets, ConfigMaps, the ServiceAccount, the
     /// PriorityClass) that do not exist or lack the key, each as the field naming it.
     pub missing_references: Vec<super::validate::FieldError>,
+    /// The managed ZooKeeper ensemble's members, as they answer (`spec.zookeeper.managed`).
+    pub ensemble: Option<super::ensemble::EnsembleObservation>,
     /// The other PinotClusters (for the upgrade slots).
     pub others: OtherClusters,
     /// How the cluster's controller is reached; `None` only in tests of the pure steps.

@@ -12,6 +12,7 @@ use std::{
 };
 
 use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
 
 use crate::children::pod_ordinal;
 use pinot_crds::{ClusterPolicyStatus, PinotCluster, RebalanceJob};
@@ -22,7 +23,7 @@ use super::{
     scaling::{self, ScalingDecision},
     state,
     tenants::{self, TenantDecision},
-    validate::{ChosenPolicies, FieldError, InvalidSpec, ValidCluster, ValidPool},
+    validate::{ChosenPolicies, FieldError, InvalidSpec, ValidCluster, ValidPool, zookeeper::ENSEMBLE_POOL},
     volumes::{self, StorageChange, VolumeExpansion},
 };
 
@@ -73,6 +74,11 @@ pub struct Plan<'a> {
     pub pools: PoolPlan<'a>,
     /// The replicas of each pool applied (the scaling policy's, else what the pool has).
     pub replicas: BTreeMap<String, i32>,
+    /// The managed ZooKeeper ensemble's size in this pass; `None` when its objects are not
+    /// applied (none managed, or its turn to install has not come).
+    pub ensemble: Option<super::ensemble::Sizing>,
+    /// Create Pinot's chroot in the managed ensemble (it serves, and the chroot is missing).
+    pub create_chroot: Option<String>,
     /// Pools gone from the spec whose StatefulSets still exist.
     pub leaving: Vec<LeavingPool>,
     /// Pools whose objects stay: those of the spec, and leaving pools not emptied yet.
@@ -163,8 +169,10 @@ pub async fn plan<'a>(
 ) -> Plan<'a> {
     let mut plan = Plan {
         hold: None,
-        pools: PoolPlan { pools: vec![], blocked: vec![], expansions: vec![], install_wait: None },
+        pools: PoolPlan { pools: vec![], blocked: vec![], expansions: vec![], install_wait: None, ensemble: false },
         replicas: BTreeMap::new(),
+        ensemble: None,
+        create_chroot: None,
         leaving: vec![],
         keep: BTreeSet::new(),
         scaling: None,
@@ -189,7 +197,30 @@ pub async fn plan<'a>(
         plan.tenants = plan_tenants(policies, cluster, valid, observed, now).await;
         return plan;
     }
+    if valid.ensemble.is_none()
+        && let Some(sts) = observed.statefulsets.get(ENSEMBLE_POOL)
+    {
+        // Pinot's whole state is in it: never dropped because a field went missing.
+        plan.hold = Some(Hold::InvalidSpec(InvalidSpec(vec![FieldError {
+            field: "spec.zookeeper.managed".into(),
+            message: format!(
+                "is gone, but the ensemble it created (StatefulSet {}) holds this Pinot cluster's state, which Pinot would no longer find; put spec.zookeeper.managed back (to move to another ensemble, copy the data first, then delete the StatefulSet yourself)",
+                sts.name_any()
+            ),
+        }])));
+        return plan;
+    }
     plan.pools = plan_pools(valid, observed);
+    if let Some(ensemble) = &valid.ensemble {
+        plan.keep.insert(ENSEMBLE_POOL.to_string());
+        let members = observed.ensemble.clone().unwrap_or_default();
+        if plan.pools.ensemble {
+            plan.ensemble = Some(super::ensemble::sizing(ensemble, observed, &members));
+        }
+        if members.leader().is_some() && members.chroot_exists == Some(false) {
+            plan.create_chroot = Some(ensemble.chroot.clone());
+        }
+    }
     plan.service_token = valid.basic_auth.as_ref().map(|a| a.admin.clone());
 
     // Replicas are set only for pools this pass applies (or that leave the spec); a pool that
@@ -237,7 +268,7 @@ pub async fn plan<'a>(
             (p.name.clone(), r.max(orphaned(&p.name)) as i32)
         })
         .collect();
-    plan.keep = valid.pools.iter().map(|p| p.name.clone()).collect();
+    plan.keep.extend(valid.pools.iter().map(|p| p.name.clone()));
     for &(pool, _) in &leaving {
         plan.leaving.push(LeavingPool {
             name: pool.to_string(),
@@ -493,6 +524,8 @@ pub struct PoolPlan<'a> {
     pub expansions: Vec<VolumeExpansion>,
     /// First install goes role by role: what the pools not created yet wait for.
     pub install_wait: Option<String>,
+    /// The managed ZooKeeper ensemble's objects are applied (its turn has come).
+    pub ensemble: bool,
 }
 
 /// What the upgrade policy decided this time, after the guardrails.
@@ -882,11 +915,20 @@ fn drain_left(
 /// (a pool is created once every earlier role is ready), except a pool whose change Kubernetes
 /// cannot make.
 pub fn plan_pools<'a>(cluster: &'a ValidCluster, observed: &ObservedCluster) -> PoolPlan<'a> {
-    let mut plan = PoolPlan { pools: Vec::new(), blocked: Vec::new(), expansions: Vec::new(), install_wait: None };
+    let mut plan = PoolPlan {
+        pools: Vec::new(),
+        blocked: Vec::new(),
+        expansions: Vec::new(),
+        install_wait: None,
+        ensemble: false,
+    };
     // Roles in deployment order whose pools all exist and are ready; a pool not created yet
     // is created once every earlier role is.
     let mut earlier_not_ready: Vec<String> = Vec::new();
-    for role in &cluster.deployment_order {
+    for (position, role) in cluster.deployment_order.iter().enumerate() {
+        if position == cluster.ensemble_position {
+            ensemble_step(cluster, observed, &mut plan, &mut earlier_not_ready);
+        }
         let pools: Vec<(usize, &ValidPool)> =
             cluster.pools.iter().enumerate().filter(|(_, p)| p.role == *role).collect();
         for &(i, pool) in &pools {
@@ -918,7 +960,45 @@ pub fn plan_pools<'a>(cluster: &'a ValidCluster, observed: &ObservedCluster) -> 
             }
         }
     }
+    if cluster.ensemble_position >= cluster.deployment_order.len() {
+        ensemble_step(cluster, observed, &mut plan, &mut earlier_not_ready);
+    }
     plan
+}
+
+/// The managed ensemble's turn in the deployment order: created once every earlier role is
+/// ready; the roles after it wait for a quorum of every member, in sync, with Pinot's chroot.
+fn ensemble_step(
+    cluster: &ValidCluster,
+    observed: &ObservedCluster,
+    plan: &mut PoolPlan<'_>,
+    earlier_not_ready: &mut Vec<String>,
+) {
+    let Some(ensemble) = &cluster.ensemble else { return };
+    let exists = observed.statefulsets.contains_key(ENSEMBLE_POOL);
+    if !exists && !cluster.parallel_install && !earlier_not_ready.is_empty() {
+        plan.install_wait.get_or_insert_with(|| {
+            format!("installing role by role: zookeeper waits for {}", earlier_not_ready.join(", "))
+        });
+        return;
+    }
+    plan.ensemble = true;
+    let members = observed.ensemble.as_ref();
+    // The members of the configuration the StatefulSet starts them with.
+    let servers = observed
+        .statefulsets
+        .get(ENSEMBLE_POOL)
+        .and_then(|sts| super::ensemble::servers_in(sts.spec.as_ref()?.template.spec.as_ref()))
+        .unwrap_or(ensemble.replicas);
+    let voters: Vec<String> = (0..servers)
+        .map(|i| format!("{}-{i}", crate::children::statefulset_name(&cluster.name, ENSEMBLE_POOL)))
+        .collect();
+    let whole = members.is_some_and(|m| m.whole(&voters, servers as u32));
+    if !exists || !whole {
+        earlier_not_ready.push("the ZooKeeper ensemble to have a quorum of every member".into());
+    } else if members.and_then(|m| m.chroot_exists) != Some(true) {
+        earlier_not_ready.push(format!("the ZooKeeper chroot {} to be created", ensemble.chroot));
+    }
 }
 
 #[cfg(test)]

@@ -13,18 +13,19 @@ use kube::{
     api::{Patch, PatchParams},
 };
 use pinot_crds::{
-    ClusterCondition, ClusterProblem, PinotCluster, PinotClusterStatus, PinotControllerStatus, PoolStatus,
-    TenantPlacement,
+    ClusterCondition, ClusterProblem, EnsembleMemberStatus, EnsembleStatus, PinotCluster, PinotClusterStatus,
+    PinotControllerStatus, PoolStatus, TenantPlacement,
 };
 use serde_json::json;
 
 use super::{
     apply::{Applied, StepError},
+    build::ZOOKEEPER_ROLE_LABEL,
     observe::{ObservedCluster, PinotObservation, off_target, pod_is_ready, pod_revision, stale_message},
     plan::{Hold, Plan, UpgradeDecision},
     scaling::ScalingDecision,
     tenants::{TenantDecision, tenant_status, tenant_zones},
-    validate::{InvalidSpec, ValidCluster},
+    validate::{InvalidSpec, ValidCluster, zookeeper::ENSEMBLE_POOL},
 };
 use crate::{children::FIELD_MANAGER, policy::guardrails};
 
@@ -95,6 +96,10 @@ pub fn status(
     // Those still running as observed (`compute_status`), with those started now.
     status.rebalances = applied.rebalances(&status.rebalances);
     status.problems = problems;
+    status.zookeeper = match valid {
+        Ok(v) => ensemble_status(v, observed, plan),
+        Err(_) => previous.zookeeper.clone(),
+    };
     status.endpoints = match valid {
         Ok(v) if !v.external => endpoints(v, observed),
         Ok(_) => vec![],
@@ -539,7 +544,36 @@ pub fn compute_status(input: &StatusInput<'_>) -> PinotClusterStatus {
         problems: vec![],
         tenants: vec![],
         endpoints: vec![],
+        zookeeper: None,
     }
+}
+
+/// The managed ensemble: its members as they answered, its size, what it can lose.
+fn ensemble_status(valid: &ValidCluster, observed: &ObservedCluster, plan: &Plan<'_>) -> Option<EnsembleStatus> {
+    let ensemble = valid.ensemble.as_ref()?;
+    let members = observed.ensemble.clone().unwrap_or_default();
+    let configured = plan.ensemble.as_ref().map(|s| s.shape.servers).unwrap_or(0);
+    let tolerates = (configured - 1) / 2;
+    let message = match plan.ensemble.as_ref().and_then(|s| s.progress.clone()) {
+        Some(progress) => progress,
+        None if configured == 1 => {
+            "1 member: no fault tolerance; Pinot stops writing whenever it restarts (spec.zookeeper.managed.replicas: 3 for production)".to_string()
+        }
+        None => format!("{configured} members: a quorum survives {tolerates} down"),
+    };
+    Some(EnsembleStatus {
+        connect_string: ensemble.connect_string(&valid.name),
+        replicas: ensemble.replicas,
+        configured,
+        leader: members.leader().map(str::to_string),
+        members: members
+            .members
+            .iter()
+            .map(|(pod, m)| EnsembleMemberStatus { pod: pod.clone(), mode: m.mode.as_str().into(), synced: m.synced })
+            .collect(),
+        chroot_exists: members.chroot_exists,
+        message: Some(message),
+    })
 }
 
 /// The conditions with the generation they describe and, per condition, the time its status
@@ -694,7 +728,11 @@ pub fn pinot_lags(status: &PinotClusterStatus) -> bool {
 /// Per-pool state, for every pool of the spec and every pool that still has a StatefulSet.
 fn pool_statuses(input: &StatusInput<'_>) -> Vec<PoolStatus> {
     let mut names: Vec<(String, String)> = Vec::new();
+    let ensemble = input.valid.and_then(|v| v.ensemble.as_ref());
     if let Some(valid) = input.valid {
+        if ensemble.is_some() {
+            names.push((ENSEMBLE_POOL.to_string(), ZOOKEEPER_ROLE_LABEL.to_string()));
+        }
         names.extend(valid.pools.iter().map(|p| (p.name.clone(), p.role.to_string())));
     }
     for (pool, sts) in &input.observed.statefulsets {
@@ -708,8 +746,9 @@ fn pool_statuses(input: &StatusInput<'_>) -> Vec<PoolStatus> {
         .map(|(name, role)| {
             let sts = input.observed.statefulsets.get(&name);
             let pods = input.observed.pods.get(&name).map(Vec::as_slice).unwrap_or_default();
-            let replicas = match (input.valid.and_then(|v| v.pool(&name)), sts) {
+            let replicas = match (input.valid.and_then(|v| v.pool(&name)), ensemble) {
                 (Some(p), _) => p.replicas,
+                (None, Some(e)) if name == ENSEMBLE_POOL => e.replicas,
                 // A pool leaving the spec is on its way to zero.
                 (None, _) => 0,
             };
@@ -737,7 +776,8 @@ fn pool_statuses(input: &StatusInput<'_>) -> Vec<PoolStatus> {
                 .max_by_key(|(_, n)| *n)
                 .map(|(r, _)| r.to_string())
                 .or_else(|| update_revision.clone());
-            let live_instances = live_instances_of(input, pods);
+            // ZooKeeper members are no Pinot instances.
+            let live_instances = live_instances_of(input, pods).filter(|_| name != ENSEMBLE_POOL);
             PoolStatus {
                 name,
                 role,

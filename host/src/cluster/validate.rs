@@ -15,11 +15,13 @@ pub mod exposure;
 pub mod metrics;
 pub mod pod;
 pub mod security;
+pub mod zookeeper;
 pub use deep_storage::ValidDeepStorage;
 pub use exposure::{ValidExposure, ValidIngress, ValidService};
 pub use metrics::ValidMetrics;
 pub use pod::PodSecurityProfile;
 pub use security::{ValidBasicAuth, ValidTls};
+pub use zookeeper::ValidEnsemble;
 
 /// The longest `<cluster>-<pool>` name: a StatefulSet's pods carry the label
 /// `controller-revision-hash: <statefulset>-<10 chars>`, which must fit in 63 characters.
@@ -34,8 +36,15 @@ pub struct ValidCluster {
     /// The Helix cluster name every Pinot role is configured with: `spec.clusterName`, else
     /// the PinotCluster's name.
     pub helix_cluster_name: String,
+    /// The connect string Pinot's roles get (the managed ensemble's, with its chroot).
     pub zookeeper: String,
+    /// The ZooKeeper ensemble the operator runs (`spec.zookeeper.managed`).
+    pub ensemble: Option<ValidEnsemble>,
+    /// The Pinot roles in deployment order.
     pub deployment_order: Vec<Role>,
+    /// Where the managed ensemble comes in the deployment order: the number of Pinot roles
+    /// before it (0, first, unless `spec.deploymentOrder` says otherwise).
+    pub ensemble_position: usize,
     pub pools: Vec<ValidPool>,
     pub paused: bool,
     /// Create every pool at once instead of role by role.
@@ -163,6 +172,12 @@ pub fn validate(cluster: &PinotCluster) -> Result<ValidCluster, InvalidSpec> {
                 "an external cluster deploys nothing, so the operator writes no deep storage for it; remove it",
             );
         }
+        if spec.zookeeper.managed.is_some() {
+            errors.push(
+                "spec.zookeeper.managed",
+                "an external cluster deploys nothing, so the operator runs no ZooKeeper for it; remove it",
+            );
+        }
         if !spec.pools.is_empty() {
             errors.push(
                 "spec.pools",
@@ -175,7 +190,9 @@ pub fn validate(cluster: &PinotCluster) -> Result<ValidCluster, InvalidSpec> {
                 namespace,
                 helix_cluster_name: helix_cluster_name(cluster),
                 zookeeper: spec.zookeeper.connect_string.trim().to_string(),
+                ensemble: None,
                 deployment_order: vec![],
+                ensemble_position: 0,
                 pools: vec![],
                 paused: spec.paused,
                 parallel_install: false,
@@ -203,14 +220,9 @@ pub fn validate(cluster: &PinotCluster) -> Result<ValidCluster, InvalidSpec> {
         );
     }
 
-    if spec.zookeeper.connect_string.trim().is_empty() {
-        errors.push(
-            "spec.zookeeper.connectString",
-            "is empty; set it to the ZooKeeper ensemble Pinot uses, e.g. \"zookeeper:2181\"",
-        );
-    }
-
     let pod_security = pod::profile(spec.pod_security_profile.as_deref(), &mut errors);
+    let mut warnings = Vec::new();
+    let (connect_string, ensemble) = zookeeper::validate(&name, spec, pod_security, &mut errors, &mut warnings);
     let deep_storage = spec.deep_storage.as_ref().and_then(|d| deep_storage::validate(d, &mut errors));
     let mut pools = Vec::new();
     for (i, pool) in spec.pools.iter().enumerate() {
@@ -237,20 +249,30 @@ pub fn validate(cluster: &PinotCluster) -> Result<ValidCluster, InvalidSpec> {
         spec.security.as_ref().and_then(|s| s.basic_auth.as_ref()).map(|a| security::validate(a, &mut errors));
     let tls = spec.security.as_ref().and_then(|s| s.tls.as_ref()).map(|t| security::validate_tls(t, &mut errors));
 
-    let deployment_order = validate_deployment_order(spec.deployment_order.as_deref(), &spec.pools, &mut errors);
+    let (deployment_order, ensemble_position) = validate_deployment_order(
+        spec.deployment_order.as_deref(),
+        &spec.pools,
+        ensemble.is_some() || spec.zookeeper.managed.is_some(),
+        &mut errors,
+    );
 
     if errors.0.is_empty() {
         Ok(ValidCluster {
             name,
             namespace,
             helix_cluster_name,
-            zookeeper: spec.zookeeper.connect_string.trim().to_string(),
+            zookeeper: connect_string,
+            ensemble,
             deployment_order,
+            ensemble_position,
             paused: spec.paused,
             parallel_install: spec.upgrade.as_ref().is_some_and(|u| u.parallel_install),
             // Without errors every pool is valid: `pools[i]` is `spec.pools[i]`.
             warnings: {
-                let mut w = if deep_storage.is_some() { vec![] } else { controller_warnings(&pools) };
+                let mut w = warnings;
+                if deep_storage.is_none() {
+                    w.extend(controller_warnings(&pools));
+                }
                 let local_store = deep_storage.is_none()
                     && pools
                         .iter()
@@ -762,10 +784,32 @@ fn is_helix_cluster_name(s: &str) -> bool {
         && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
-fn validate_deployment_order(order: Option<&[String]>, pools: &[NodePool], errors: &mut Errors) -> Vec<Role> {
-    let Some(order) = order else { return Role::ALL.to_vec() };
+/// The Pinot roles in deployment order, and the managed ensemble's place among them (the
+/// number of roles before it; first by default).
+fn validate_deployment_order(
+    order: Option<&[String]>,
+    pools: &[NodePool],
+    managed: bool,
+    errors: &mut Errors,
+) -> (Vec<Role>, usize) {
+    let Some(order) = order else { return (Role::ALL.to_vec(), 0) };
     let mut roles = Vec::new();
+    let mut ensemble = None;
     for (i, entry) in order.iter().enumerate() {
+        if zookeeper::is_order_entry(entry) {
+            match (managed, ensemble) {
+                (false, _) => errors.push(
+                    format!("spec.deploymentOrder[{i}]"),
+                    "names zookeeper, but the operator runs no ensemble for this cluster (spec.zookeeper.managed is not set); remove it",
+                ),
+                (true, Some(_)) => errors.push(
+                    format!("spec.deploymentOrder[{i}]"),
+                    format!("{entry:?} appears more than once; list each role once"),
+                ),
+                (true, None) => ensemble = Some(roles.len()),
+            }
+            continue;
+        }
         match entry.parse::<Role>() {
             Ok(role) if roles.contains(&role) => errors.push(
                 format!("spec.deploymentOrder[{i}]"),
@@ -774,11 +818,17 @@ fn validate_deployment_order(order: Option<&[String]>, pools: &[NodePool], error
             Ok(role) => roles.push(role),
             Err(_) => errors.push(
                 format!("spec.deploymentOrder[{i}]"),
-                format!("{entry:?} is not a Pinot role; use controller, broker, server or minion"),
+                format!(
+                    "{entry:?} is not a Pinot role; use controller, broker, server or minion{}",
+                    if managed { ", and zookeeper for the managed ensemble" } else { "" }
+                ),
             ),
         }
     }
     let mut missing: Vec<&str> = Vec::new();
+    if managed && ensemble.is_none() {
+        missing.push(zookeeper::ENSEMBLE_ORDER_ENTRY);
+    }
     for pool in pools {
         if let Ok(role) = pool.role.parse::<Role>()
             && !roles.contains(&role)
@@ -790,10 +840,10 @@ fn validate_deployment_order(order: Option<&[String]>, pools: &[NodePool], error
     if !missing.is_empty() {
         errors.push(
             "spec.deploymentOrder",
-            format!("does not list {} though pools of that role exist; add every role that has a pool, or remove deploymentOrder to use the default order", missing.join(", ")),
+            format!("does not list {} though pools of that role exist; add every role that has a pool (and zookeeper with a managed ensemble), or remove deploymentOrder to use the default order", missing.join(", ")),
         );
     }
-    roles
+    (roles, ensemble.unwrap_or(0))
 }
 
 /// RFC 1123 label, as Kubernetes requires of Service and StatefulSet names.

@@ -1,0 +1,293 @@
+//! The managed ZooKeeper ensemble's objects: a StatefulSet of the official `zookeeper` image,
+//! its headless Service (the members' names in each other's configuration), a client Service
+//! (Pinot's connect string) and a PodDisruptionBudget of one member. What the image reads and
+//! why each value is what it is: `pinot-facts/zookeeper.md`.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::{
+    api::{
+        apps::v1::{StatefulSet, StatefulSetSpec, StatefulSetUpdateStrategy},
+        core::v1::{
+            Container, ContainerPort, EmptyDirVolumeSource, EnvVar, ExecAction, PodSpec, PodTemplateSpec, Probe,
+            ResourceRequirements, Service, ServiceSpec, Volume, VolumeMount,
+        },
+        policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec},
+    },
+    apimachinery::pkg::{
+        api::resource::Quantity,
+        apis::meta::v1::{LabelSelector, ObjectMeta},
+        util::intstr::IntOrString,
+    },
+};
+
+use super::{BuildContext, build_affinity, data_volume, metadata, security_profile, service_ports, zone_spread};
+use crate::{
+    children::{
+        LABEL_CLUSTER, LABEL_COMPONENT, LABEL_INSTANCE, LABEL_MANAGED_BY, LABEL_NAME, LABEL_POOL, LABEL_ROLE,
+        MANAGED_BY, pool_selector,
+    },
+    cluster::validate::{
+        ValidCluster, ValidEnsemble,
+        zookeeper::{
+            CLIENT_PORT, ELECTION_PORT, ENSEMBLE_POOL, QUORUM_PORT, client_service_name, headless_service_name,
+            statefulset_name,
+        },
+    },
+    role::max_heap_mib,
+};
+
+/// The member's container.
+pub const ZOOKEEPER_CONTAINER: &str = "zookeeper";
+/// The value of the role label on the ensemble's objects.
+pub const ZOOKEEPER_ROLE_LABEL: &str = "zookeeper";
+/// The four-letter words the operator and the probes use (`srvr` is always allowed).
+pub const FOUR_LETTER_WORDS: &str = "srvr,mntr,ruok";
+const DATA_DIR: &str = "/data";
+const DATA_LOG_DIR: &str = "/datalog";
+const LOG_DIR: &str = "/logs";
+/// ZooKeeper's timing, as Pinot's chart sets it: 2 s ticks, 20 s for a member to sync with the
+/// leader (`initLimit`), dropped after 10 s behind (`syncLimit`).
+const TICK_MS: u32 = 2000;
+const INIT_LIMIT: u32 = 10;
+const SYNC_LIMIT: u32 = 5;
+
+pub fn labels(cluster: &ValidCluster) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (LABEL_NAME.to_string(), "pinot".to_string()),
+        (LABEL_INSTANCE.to_string(), cluster.name.clone()),
+        (LABEL_COMPONENT.to_string(), ZOOKEEPER_ROLE_LABEL.to_string()),
+        (LABEL_MANAGED_BY.to_string(), MANAGED_BY.to_string()),
+        (LABEL_CLUSTER.to_string(), cluster.name.clone()),
+        (LABEL_ROLE.to_string(), ZOOKEEPER_ROLE_LABEL.to_string()),
+        (LABEL_POOL.to_string(), ENSEMBLE_POOL.to_string()),
+    ])
+}
+
+/// `ZOO_SERVERS` for an ensemble of `members`: `server.<ordinal + 1>=<pod>.<headless>.<ns>.svc:
+/// 2888:3888;2181`, space-separated, as the image's entrypoint reads it.
+pub fn servers(cluster: &ValidCluster, members: i32) -> String {
+    let sts = statefulset_name(&cluster.name);
+    let headless = headless_service_name(&cluster.name);
+    (0..members.max(1))
+        .map(|i| {
+            format!(
+                "server.{}={sts}-{i}.{headless}.{}.svc:{QUORUM_PORT}:{ELECTION_PORT};{CLIENT_PORT}",
+                i + 1,
+                cluster.namespace
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+pub fn build_headless_service(cluster: &ValidCluster, ctx: &BuildContext) -> Service {
+    Service {
+        metadata: metadata(headless_service_name(&cluster.name), cluster, labels(cluster), ctx),
+        spec: Some(ServiceSpec {
+            cluster_ip: Some("None".into()),
+            // Members find each other before any has a quorum (and so is ready).
+            publish_not_ready_addresses: Some(true),
+            selector: Some(pool_selector(&cluster.name, ENSEMBLE_POOL)),
+            ports: Some(service_ports(&[
+                ("client", CLIENT_PORT),
+                ("quorum", QUORUM_PORT),
+                ("election", ELECTION_PORT),
+            ])),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The Service in Pinot's connect string: the members that serve (ready).
+pub fn build_client_service(cluster: &ValidCluster, ctx: &BuildContext) -> Service {
+    Service {
+        metadata: metadata(client_service_name(&cluster.name), cluster, labels(cluster), ctx),
+        spec: Some(ServiceSpec {
+            selector: Some(pool_selector(&cluster.name, ENSEMBLE_POOL)),
+            ports: Some(service_ports(&[("client", CLIENT_PORT)])),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// One member may be down at a time, whatever the size: the operator's own restarts wait for
+/// the last one to be back in sync, and a node drain waits for the same.
+pub fn build_pdb(cluster: &ValidCluster, ctx: &BuildContext) -> PodDisruptionBudget {
+    PodDisruptionBudget {
+        metadata: metadata(statefulset_name(&cluster.name), cluster, labels(cluster), ctx),
+        spec: Some(PodDisruptionBudgetSpec {
+            max_unavailable: Some(IntOrString::Int(1)),
+            selector: Some(LabelSelector {
+                match_labels: Some(pool_selector(&cluster.name, ENSEMBLE_POOL)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn shell_probe(script: &str, period: i32, failures: i32) -> Probe {
+    Probe {
+        exec: Some(ExecAction { command: Some(vec!["bash".into(), "-c".into(), script.into()]) }),
+        period_seconds: Some(period),
+        timeout_seconds: Some(5),
+        failure_threshold: Some(failures),
+        ..Default::default()
+    }
+}
+
+/// The ensemble's StatefulSet with `replicas` members whose configuration lists `servers`
+/// members (they differ while the operator adds or removes a member).
+pub fn build_statefulset(
+    cluster: &ValidCluster,
+    ensemble: &ValidEnsemble,
+    replicas: i32,
+    servers_in_config: i32,
+    ctx: &BuildContext,
+) -> StatefulSet {
+    let selector = pool_selector(&cluster.name, ENSEMBLE_POOL);
+    let mut pod_labels = ensemble.overrides.labels.clone();
+    pod_labels.extend(labels(cluster));
+    let env_var = |name: &str, value: String| EnvVar { name: name.into(), value: Some(value), ..Default::default() };
+    let mut env = vec![
+        env_var("ZOO_SERVERS", servers(cluster, servers_in_config)),
+        env_var("ZOO_TICK_TIME", TICK_MS.to_string()),
+        env_var("ZOO_INIT_LIMIT", INIT_LIMIT.to_string()),
+        env_var("ZOO_SYNC_LIMIT", SYNC_LIMIT.to_string()),
+        // Spelled as the image's entrypoint reads them (Pinot's own chart misspells them).
+        env_var("ZOO_AUTOPURGE_PURGEINTERVAL", "1".into()),
+        env_var("ZOO_AUTOPURGE_SNAPRETAINCOUNT", "5".into()),
+        env_var("ZOO_4LW_COMMANDS_WHITELIST", FOUR_LETTER_WORDS.into()),
+        // A quorum even of one member: every member reports leader or follower.
+        env_var("ZOO_STANDALONE_ENABLED", "false".into()),
+        env_var("ZOO_ADMINSERVER_ENABLED", "false".into()),
+        env_var("ZOO_CFG_EXTRA", "quorumListenOnAllIPs=true".into()),
+        env_var("JVMFLAGS", format!("{} -Djute.maxbuffer={}", ensemble.jvm_opts.trim(), ensemble.jute_max_buffer)),
+    ];
+    for e in &ensemble.overrides.env {
+        env.retain(|x| x.name != e.name);
+        env.push(e.clone());
+    }
+    // The id is the ordinal + 1, as `server.<id>` above; the image writes it to /data/myid on a
+    // member's first start only.
+    let command = vec![
+        "bash".into(),
+        "-c".into(),
+        "export ZOO_MY_ID=$((${HOSTNAME##*-} + 1)) && exec /docker-entrypoint.sh zkServer.sh start-foreground".into(),
+    ];
+    let ruok = format!("echo ruok | nc -w 2 localhost {CLIENT_PORT} | grep -q imok");
+    // Serving: a member without a quorum answers "not currently serving requests" instead.
+    let serving = format!(
+        "echo srvr | nc -w 2 localhost {CLIENT_PORT} | grep -qE '^Mode: (leader|follower|observer|standalone)'"
+    );
+    let resources = ensemble.resources.clone().unwrap_or_else(|| {
+        let heap = max_heap_mib(&ensemble.jvm_opts).unwrap_or(1024);
+        ResourceRequirements {
+            requests: Some(BTreeMap::from([
+                ("cpu".to_string(), Quantity("250m".into())),
+                ("memory".to_string(), Quantity(format!("{}Mi", heap + 256))),
+            ])),
+            ..Default::default()
+        }
+    });
+    let mut volume_mounts = vec![
+        VolumeMount {
+            name: "data".into(),
+            mount_path: DATA_DIR.into(),
+            sub_path: Some("data".into()),
+            ..Default::default()
+        },
+        VolumeMount {
+            name: "data".into(),
+            mount_path: DATA_LOG_DIR.into(),
+            sub_path: Some("datalog".into()),
+            ..Default::default()
+        },
+        VolumeMount { name: "logs".into(), mount_path: LOG_DIR.into(), ..Default::default() },
+    ];
+    volume_mounts.extend(ensemble.overrides.volume_mounts.iter().cloned());
+    let container = Container {
+        name: ZOOKEEPER_CONTAINER.into(),
+        image: Some(ensemble.image.clone()),
+        command: Some(command),
+        env: Some(env),
+        env_from: (!ensemble.overrides.env_from.is_empty()).then(|| ensemble.overrides.env_from.clone()),
+        ports: Some(
+            [("client", CLIENT_PORT), ("quorum", QUORUM_PORT), ("election", ELECTION_PORT)]
+                .into_iter()
+                .map(|(name, port)| ContainerPort {
+                    name: Some(name.into()),
+                    container_port: port,
+                    protocol: Some("TCP".into()),
+                    ..Default::default()
+                })
+                .collect(),
+        ),
+        startup_probe: Some(shell_probe(&ruok, 5, 24)),
+        liveness_probe: Some(shell_probe(&ruok, 10, 6)),
+        readiness_probe: Some(shell_probe(&serving, 5, 2)),
+        resources: Some(resources),
+        volume_mounts: Some(volume_mounts),
+        security_context: ensemble.overrides.container_security_context.clone(),
+        ..Default::default()
+    };
+    let mut volumes =
+        vec![Volume { name: "logs".into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Default::default() }];
+    let claim_templates = data_volume(ensemble.storage.as_ref(), &selector, &mut volumes);
+    volumes.extend(ensemble.overrides.volumes.iter().cloned());
+    let mut containers = vec![container];
+    containers.extend(ensemble.overrides.sidecars.iter().cloned());
+    let mut init_containers = ensemble.overrides.init_containers.clone();
+    let mut security_context =
+        security_profile(ensemble.pod_security, &ensemble.overrides, &mut containers, &mut init_containers)
+            .unwrap_or_default();
+    // The image's user (uid and gid 1000) owns /conf, where the entrypoint writes zoo.cfg; the
+    // volumes are made its group's.
+    security_context.fs_group.get_or_insert(1000);
+
+    StatefulSet {
+        metadata: metadata(statefulset_name(&cluster.name), cluster, labels(cluster), ctx),
+        spec: Some(StatefulSetSpec {
+            replicas: Some(replicas),
+            service_name: Some(headless_service_name(&cluster.name)),
+            // Members start together (a quorum needs a majority up); only the operator restarts
+            // one, in the order its upgrade policy gives (the leader last).
+            pod_management_policy: Some("Parallel".into()),
+            update_strategy: Some(StatefulSetUpdateStrategy { type_: Some("OnDelete".into()), ..Default::default() }),
+            selector: LabelSelector { match_labels: Some(selector.clone()), ..Default::default() },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(pod_labels),
+                    annotations: (!ensemble.overrides.annotations.is_empty())
+                        .then(|| ensemble.overrides.annotations.clone()),
+                    ..Default::default()
+                }),
+                spec: Some(PodSpec {
+                    containers,
+                    init_containers: (!init_containers.is_empty()).then_some(init_containers),
+                    volumes: Some(volumes),
+                    service_account_name: ensemble.overrides.service_account_name.clone(),
+                    image_pull_secrets: (!ensemble.overrides.image_pull_secrets.is_empty())
+                        .then(|| ensemble.overrides.image_pull_secrets.clone()),
+                    priority_class_name: ensemble.overrides.priority_class_name.clone(),
+                    security_context: Some(security_context),
+                    affinity: Some(build_affinity(&ensemble.placement, &ensemble.overrides, &selector)),
+                    node_selector: (!ensemble.overrides.node_selector.is_empty())
+                        .then(|| ensemble.overrides.node_selector.clone()),
+                    tolerations: (!ensemble.overrides.tolerations.is_empty())
+                        .then(|| ensemble.overrides.tolerations.clone()),
+                    topology_spread_constraints: zone_spread(&ensemble.placement, &selector),
+                    termination_grace_period_seconds: Some(60),
+                    ..Default::default()
+                }),
+            },
+            volume_claim_templates: claim_templates,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}

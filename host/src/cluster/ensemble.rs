@@ -1,0 +1,358 @@
+//! The managed ZooKeeper ensemble as the operator sees and steers it: each member's mode and
+//! sync state from its four-letter words, whether Pinot's chroot exists, and the size its
+//! StatefulSet and server list get in this pass (one member at a time while it grows or
+//! shrinks). Facts behind it: `pinot-facts/zookeeper.md`.
+
+pub mod zk;
+
+use std::{collections::BTreeMap, time::Duration};
+
+use k8s_openapi::api::{apps::v1::StatefulSet, core::v1::Pod};
+use kube::ResourceExt;
+
+use super::{
+    build::{EnsembleShape, ZOOKEEPER_CONTAINER},
+    observe::ObservedCluster,
+    validate::{
+        ValidEnsemble,
+        zookeeper::{CLIENT_PORT, ENSEMBLE_POOL},
+    },
+};
+use crate::children::pod_ordinal;
+
+/// How long one four-letter word or one session may take.
+const ZK_TIMEOUT: Duration = Duration::from_secs(2);
+/// What `srvr` and `mntr` answer without a quorum (`AbstractFourLetterCommand.ZK_NOT_SERVING`).
+pub const NOT_SERVING: &str = "This ZooKeeper instance is not currently serving requests";
+
+/// A member's role in the ensemble, from `srvr`'s `Mode:` line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MemberMode {
+    Leader,
+    Follower,
+    Observer,
+    Standalone,
+    /// It answers, but has no quorum (electing, or cut off).
+    NotServing,
+    /// Its client port does not answer (not started, not scheduled, gone).
+    Unreachable,
+}
+
+impl MemberMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberMode::Leader => "leader",
+            MemberMode::Follower => "follower",
+            MemberMode::Observer => "observer",
+            MemberMode::Standalone => "standalone",
+            MemberMode::NotServing => "not serving",
+            MemberMode::Unreachable => "unreachable",
+        }
+    }
+
+    pub fn serving(self) -> bool {
+        matches!(self, MemberMode::Leader | MemberMode::Follower | MemberMode::Observer | MemberMode::Standalone)
+    }
+}
+
+/// One member as observed in this pass.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MemberFacts {
+    pub mode: MemberMode,
+    /// In sync: `zk_peer_state` ends in `broadcast` (a follower that finished syncing, or the
+    /// leader), or a standalone server.
+    pub synced: bool,
+    /// `zk_peer_state` as reported, e.g. `following - broadcast`.
+    pub peer_state: Option<String>,
+    /// Voting members in its configuration (`zk_quorum_size`).
+    pub quorum_size: Option<u32>,
+    /// Leader only: followers in sync with it (`zk_synced_followers`), voting or not.
+    pub synced_followers: Option<u32>,
+    /// Leader only: non-voting followers in sync (`zk_synced_non_voting_followers`).
+    pub synced_non_voting_followers: Option<u32>,
+    /// Why it is unreachable.
+    pub error: Option<String>,
+}
+
+impl MemberFacts {
+    fn unreachable(error: String) -> Self {
+        MemberFacts {
+            mode: MemberMode::Unreachable,
+            synced: false,
+            peer_state: None,
+            quorum_size: None,
+            synced_followers: None,
+            synced_non_voting_followers: None,
+            error: Some(error),
+        }
+    }
+}
+
+/// The ensemble as observed in this pass.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EnsembleObservation {
+    /// Each member pod that runs, by pod name.
+    pub members: BTreeMap<String, MemberFacts>,
+    /// Whether the chroot exists, when it was asked (a serving member answered).
+    pub chroot_exists: Option<bool>,
+}
+
+impl EnsembleObservation {
+    /// The pod of the member that leads.
+    pub fn leader(&self) -> Option<&str> {
+        self.members.iter().find(|(_, m)| m.mode == MemberMode::Leader).map(|(p, _)| p.as_str())
+    }
+
+    /// The quorum is whole: a member leads, and every one of `voters` (pod names) serves, has
+    /// finished syncing and runs a configuration of `size` voting members.
+    pub fn whole(&self, voters: &[String], size: u32) -> bool {
+        self.leader().is_some()
+            && voters.iter().all(|v| {
+                self.members.get(v).is_some_and(|m| {
+                    m.mode.serving() && m.synced && (m.quorum_size == Some(size) || m.mode == MemberMode::Standalone)
+                })
+            })
+    }
+}
+
+/// Parses a `srvr` answer into a mode.
+pub fn parse_srvr(answer: &str) -> MemberMode {
+    if answer.contains(NOT_SERVING) {
+        return MemberMode::NotServing;
+    }
+    match answer.lines().find_map(|l| l.strip_prefix("Mode:")).map(str::trim) {
+        Some("leader") => MemberMode::Leader,
+        Some("follower") => MemberMode::Follower,
+        Some("observer") => MemberMode::Observer,
+        Some("standalone") => MemberMode::Standalone,
+        // `read-only`, or an answer without a mode: serving nobody that writes.
+        _ => MemberMode::NotServing,
+    }
+}
+
+/// Parses a `mntr` answer: one `zk_<key>\t<value>` line per key.
+pub fn parse_mntr(answer: &str) -> BTreeMap<String, String> {
+    answer
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
+}
+
+/// A member's facts from its `srvr` and `mntr` answers.
+pub fn member_facts(srvr: &str, mntr: Option<&str>) -> MemberFacts {
+    let mode = parse_srvr(srvr);
+    let values = mntr.map(parse_mntr).unwrap_or_default();
+    let number = |key: &str| values.get(key).and_then(|v| v.parse::<u32>().ok());
+    let peer_state = values.get("zk_peer_state").cloned();
+    let synced = match mode {
+        MemberMode::Standalone => true,
+        m if m.serving() => peer_state.as_deref().is_some_and(|s| s.ends_with("broadcast")),
+        _ => false,
+    };
+    MemberFacts {
+        mode,
+        synced,
+        peer_state,
+        quorum_size: number("zk_quorum_size"),
+        synced_followers: number("zk_synced_followers"),
+        synced_non_voting_followers: number("zk_synced_non_voting_followers"),
+        error: None,
+    }
+}
+
+/// The address of a member's client port: its pod's IP (the operator runs in the cluster; the
+/// pod's DNS name would need the cluster's resolver).
+fn member_addr(pod: &Pod) -> Option<String> {
+    let ip = pod.status.as_ref()?.pod_ip.clone()?;
+    Some(match ip.contains(':') {
+        true => format!("[{ip}]:{CLIENT_PORT}"),
+        false => format!("{ip}:{CLIENT_PORT}"),
+    })
+}
+
+/// Asks every running member of the ensemble for its mode and sync state, and a serving member
+/// whether `chroot` exists.
+pub async fn observe(pods: &[Pod], chroot: &str) -> EnsembleObservation {
+    let asks = pods.iter().filter(|p| p.metadata.deletion_timestamp.is_none()).filter_map(|pod| {
+        let addr = member_addr(pod)?;
+        Some(async move {
+            let facts = match zk::four_letter_word(&addr, "srvr", ZK_TIMEOUT).await {
+                Err(e) => MemberFacts::unreachable(e.to_string()),
+                Ok(srvr) => {
+                    let mntr = match parse_srvr(&srvr).serving() {
+                        true => zk::four_letter_word(&addr, "mntr", ZK_TIMEOUT).await.ok(),
+                        false => None,
+                    };
+                    member_facts(&srvr, mntr.as_deref())
+                }
+            };
+            (pod.name_any(), addr, facts)
+        })
+    });
+    let answers: Vec<(String, String, MemberFacts)> = futures::future::join_all(asks).await;
+    let serving = answers.iter().find(|(_, _, f)| f.mode.serving()).map(|(_, addr, _)| addr.clone());
+    let chroot_exists = match serving {
+        Some(addr) => zk::exists(&addr, chroot, ZK_TIMEOUT).await.ok(),
+        None => None,
+    };
+    EnsembleObservation { members: answers.into_iter().map(|(p, _, f)| (p, f)).collect(), chroot_exists }
+}
+
+/// Creates the chroot through a serving member; `Ok(true)` when it was created now.
+pub async fn create_chroot(pods: &[Pod], observed: &EnsembleObservation, chroot: &str) -> Result<bool, zk::ZkError> {
+    let serving = pods
+        .iter()
+        .filter(|p| observed.members.get(&p.name_any()).is_some_and(|m| m.mode.serving()))
+        .find_map(member_addr);
+    let Some(addr) = serving else {
+        return Err(zk::ZkError::Protocol { addr: "ensemble".into(), message: "no member serves".into() });
+    };
+    zk::create(&addr, chroot, ZK_TIMEOUT).await
+}
+
+/// The number of `server.N` entries of the ZooKeeper container's `ZOO_SERVERS` in a pod template
+/// or pod spec.
+pub fn servers_in(spec: Option<&k8s_openapi::api::core::v1::PodSpec>) -> Option<i32> {
+    let container = spec?.containers.iter().find(|c| c.name == ZOOKEEPER_CONTAINER)?;
+    let servers = container.env.iter().flatten().find(|e| e.name == "ZOO_SERVERS")?.value.as_deref()?;
+    Some(servers.split_whitespace().filter(|s| s.starts_with("server.")).count() as i32)
+}
+
+fn statefulset_servers(sts: &StatefulSet) -> Option<i32> {
+    servers_in(sts.spec.as_ref()?.template.spec.as_ref())
+}
+
+/// Where the ensemble's size is in this pass.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sizing {
+    pub shape: EnsembleShape,
+    /// Why the size the spec asks for is not reached in this pass (a resize under way, or held).
+    pub progress: Option<String>,
+    /// A member that is leaving: it runs the old configuration and is not restarted; its pod
+    /// goes when the others run without it.
+    pub leaving: Option<String>,
+}
+
+/// The ensemble's size for this pass: what exists stays until every member runs the
+/// StatefulSet's revision and the quorum is whole, then one step towards the spec:
+/// - grow k → k+1: a member k+1 is added with a configuration of k+1 (it joins the leader as a
+///   non-voting follower), then the upgrade policy restarts the others onto it;
+/// - shrink k → k-1: the others are restarted onto a configuration without the highest member
+///   (it keeps running the old one until then), then it is removed (and its volume deleted).
+///
+/// A first install starts the whole ensemble at once: empty members have nothing to lose.
+pub fn sizing(ensemble: &ValidEnsemble, observed: &ObservedCluster, members: &EnsembleObservation) -> Sizing {
+    let target = ensemble.replicas;
+    let pods: &[Pod] = observed.pods.get(ENSEMBLE_POOL).map(Vec::as_slice).unwrap_or_default();
+    let Some(sts) = observed.statefulsets.get(ENSEMBLE_POOL) else {
+        // Pods without a StatefulSet (deleted by hand, or by an earlier pass): the same size
+        // again, so that no member restarts into another configuration.
+        let highest = pods.iter().map(|p| pod_ordinal(p) + 1).max().unwrap_or(0);
+        if highest > 0 {
+            let servers = pods.iter().filter_map(|p| servers_in(p.spec.as_ref())).max().unwrap_or(highest);
+            let shape = EnsembleShape { replicas: highest, servers };
+            return Sizing {
+                shape,
+                progress: Some("the ensemble's StatefulSet is created again".into()),
+                leaving: None,
+            };
+        }
+        return Sizing { shape: EnsembleShape { replicas: target, servers: target }, progress: None, leaving: None };
+    };
+    let replicas = sts.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+    let servers = statefulset_servers(sts).unwrap_or(replicas);
+    let current = EnsembleShape { replicas, servers };
+    let leaving = (servers < replicas).then(|| format!("{}-{}", sts.name_any(), replicas - 1));
+    if replicas == target && servers == target {
+        return Sizing { shape: current, progress: None, leaving: None };
+    }
+    // Settled: the StatefulSet has seen its spec, every member that stays runs its revision
+    // and the quorum of the current configuration is whole.
+    let status = sts.status.as_ref();
+    let observed_spec = status.and_then(|s| s.observed_generation) == sts.metadata.generation;
+    let update_revision = status.and_then(|s| s.update_revision.as_deref());
+    let staying: Vec<&Pod> = pods.iter().filter(|p| pod_ordinal(p) < servers).collect();
+    let on_revision = staying.len() as i32 == servers.min(replicas)
+        && staying.iter().all(|p| {
+            p.metadata.deletion_timestamp.is_none()
+                && update_revision.is_some()
+                && p.labels().get("controller-revision-hash").map(String::as_str) == update_revision
+        });
+    let voters: Vec<String> = staying.iter().map(|p| p.name_any()).collect();
+    let healthy = members.whole(&voters, servers as u32);
+    let step = |why: String| Sizing { shape: current, progress: Some(why), leaving: leaving.clone() };
+    if !observed_spec || !on_revision {
+        return step(format!(
+            "ZooKeeper {replicas} → {target} members: waiting for every member to run the configuration of {servers}"
+        ));
+    }
+    if !healthy {
+        return step(format!(
+            "ZooKeeper {replicas} → {target} members: waiting for the quorum of {servers} to be whole and in sync before the next member"
+        ));
+    }
+    let next = if servers < replicas {
+        // The others run without the leaving member: it goes.
+        EnsembleShape { replicas: servers, servers }
+    } else if target > replicas {
+        EnsembleShape { replicas: replicas + 1, servers: replicas + 1 }
+    } else {
+        EnsembleShape { replicas, servers: replicas - 1 }
+    };
+    let leaving = (next.servers < next.replicas).then(|| format!("{}-{}", sts.name_any(), next.replicas - 1));
+    let progress = (next.replicas != target || next.servers != target).then(|| {
+        format!("ZooKeeper {replicas} → {target} members, one at a time: now {} of {}", next.servers, next.replicas)
+    });
+    Sizing { shape: next, progress, leaving }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LEADER_SRVR: &str = "Zookeeper version: 3.9.3-c26634f34490bb0ea7a09cc51e05ede3b4e320ee, built on 2024-10-17 23:21 UTC\nLatency min/avg/max: 0/0.0/0\nReceived: 5\nSent: 4\nConnections: 1\nOutstanding: 0\nZxid: 0x100000002\nMode: leader\nNode count: 6\nProposal sizes last/min/max: 48/48/48\n";
+
+    #[test]
+    fn srvr_gives_the_mode_and_no_quorum_is_not_serving() {
+        assert_eq!(parse_srvr(LEADER_SRVR), MemberMode::Leader);
+        assert_eq!(parse_srvr(&LEADER_SRVR.replace("leader", "follower")), MemberMode::Follower);
+        assert_eq!(parse_srvr(&format!("{NOT_SERVING}\n")), MemberMode::NotServing);
+    }
+
+    #[test]
+    fn a_follower_is_in_sync_only_in_broadcast() {
+        let srvr = LEADER_SRVR.replace("leader", "follower");
+        let syncing = member_facts(
+            &srvr,
+            Some("zk_version\t3.9.3\nzk_peer_state\tfollowing - synchronization - snap\nzk_quorum_size\t3\n"),
+        );
+        assert!(!syncing.synced);
+        let synced = member_facts(&srvr, Some("zk_peer_state\tfollowing - broadcast\nzk_quorum_size\t3\n"));
+        assert!(synced.synced);
+        assert_eq!(synced.quorum_size, Some(3));
+    }
+
+    #[test]
+    fn a_whole_quorum_has_a_leader_with_every_follower_synced() {
+        let leader = member_facts(
+            LEADER_SRVR,
+            Some("zk_peer_state\tleading - broadcast\nzk_quorum_size\t3\nzk_synced_followers\t2\n"),
+        );
+        assert_eq!(leader.synced_followers, Some(2));
+        let follower = member_facts(
+            &LEADER_SRVR.replace("leader", "follower"),
+            Some("zk_peer_state\tfollowing - broadcast\nzk_quorum_size\t3\n"),
+        );
+        let mut observation = EnsembleObservation::default();
+        observation.members.insert("p-zookeeper-0".into(), follower.clone());
+        observation.members.insert("p-zookeeper-1".into(), leader.clone());
+        observation.members.insert("p-zookeeper-2".into(), follower);
+        let voters: Vec<String> = (0..3).map(|i| format!("p-zookeeper-{i}")).collect();
+        assert!(observation.whole(&voters, 3));
+        assert_eq!(observation.leader(), Some("p-zookeeper-1"));
+        assert!(!observation.whole(&voters, 5), "a configuration of another size");
+        observation.members.insert("p-zookeeper-2".into(), MemberFacts::unreachable("refused".into()));
+        assert!(!observation.whole(&voters, 3));
+    }
+}
