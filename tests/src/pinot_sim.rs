@@ -110,6 +110,7 @@ pub mod api;
 pub mod assignment;
 pub mod release;
 pub mod state;
+pub mod zookeeper;
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -143,6 +144,7 @@ impl PinotSimulator {
                 loop {
                     every.tick().await;
                     ticking.advance();
+                    ticking.zookeeper.tick();
                 }
             };
             tokio::select! {

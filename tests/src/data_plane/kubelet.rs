@@ -27,7 +27,10 @@ use kube::{
 use serde_json::json;
 
 use super::{DataPlaneConfig, Error, NodeFleet};
-use crate::pinot_sim::{ClusterKey, InstanceRole, SimPod, SimState};
+use crate::pinot_sim::{
+    ClusterKey, InstanceRole, SimPod, SimState,
+    zookeeper::{EnsembleKey, MemberSpec},
+};
 
 /// Pod annotation: milliseconds this pod takes to become Ready, instead of the default.
 pub const ANNOTATION_READY_AFTER_MS: &str = "sim.pinot.controlplane.dev/ready-after-ms";
@@ -59,6 +62,33 @@ fn pod_is_broken(pod: &Pod) -> bool {
 /// The stable host name of a pod with a subdomain: `<pod>.<subdomain>.<ns>.svc.<domain>`.
 pub fn pod_host_name(pod: &str, subdomain: &str, namespace: &str, cluster_domain: &str) -> String {
     format!("{pod}.{subdomain}.{namespace}.svc.{cluster_domain}")
+}
+
+/// The ensemble of a managed ZooKeeper member's pod: (namespace, StatefulSet name).
+fn zookeeper_identity(pod: &Pod) -> Option<EnsembleKey> {
+    if pod.labels().get("pinot.controlplane.dev/role").map(String::as_str) != Some("zookeeper") {
+        return None;
+    }
+    let cluster = pod.labels().get("pinot.controlplane.dev/cluster")?;
+    Some((pod.namespace()?, format!("{cluster}-zookeeper")))
+}
+
+/// What the member's process reads from its pod: the `zookeeper` container's environment.
+fn member_spec(pod: &Pod, zone: Option<String>) -> Option<MemberSpec> {
+    let spec = pod.spec.as_ref()?;
+    let container = spec.containers.iter().find(|c| c.name == "zookeeper")?;
+    let env = |name: &str| {
+        container.env.iter().flatten().find(|e| e.name == name).and_then(|e| e.value.clone()).unwrap_or_default()
+    };
+    Some(MemberSpec {
+        pod: pod.name_any(),
+        uid: pod.uid()?,
+        ordinal: pod.name_any().rsplit_once('-')?.1.parse().ok()?,
+        servers: env("ZOO_SERVERS"),
+        whitelist: env("ZOO_4LW_COMMANDS_WHITELIST"),
+        zone,
+        image: container.image.clone().unwrap_or_default(),
+    })
 }
 
 /// The Pinot cluster, role and stable host name of a pod the operator created, if it is one.
@@ -154,6 +184,94 @@ impl Kubelet {
         if let (Some((key, _, _)), Some(uid)) = (pinot_identity(pod, &self.cluster_domain), pod.uid()) {
             self.pinot.pod_finalized(&key, &uid);
         }
+        if let (Some(key), Some(uid)) = (zookeeper_identity(pod), pod.uid()) {
+            self.pinot.zookeeper.stop_member(&key, &uid);
+        }
+    }
+
+    /// A ZooKeeper member's pod runs: its process listens on the pod's IP (unless its image is
+    /// broken: the JVM exits), and the pod is Ready while the member serves, as its readiness
+    /// probe (`srvr` shows a mode) says.
+    async fn run_member(&self, pod: &Pod, key: EnsembleKey, ip: String, zone: Option<String>) {
+        let Some(uid) = pod.uid() else { return };
+        if !pod_is_broken(pod)
+            && let Some(spec) = member_spec(pod, zone)
+        {
+            self.pinot.zookeeper.start_member(key.clone(), &ip, spec).await;
+        }
+        if !self.claim(&uid, "probe") {
+            return;
+        }
+        let this = self.clone();
+        let pod = pod.clone();
+        tokio::spawn(async move {
+            let api: Api<Pod> = Api::namespaced(this.client.clone(), &key.0);
+            let mut ready: Option<bool> = None;
+            loop {
+                // The pod is gone, or deleted (its process stopped): the probe ends.
+                match api.get_opt(&pod.name_any()).await {
+                    Ok(Some(p)) if p.uid() == Some(uid.clone()) && p.metadata.deletion_timestamp.is_none() => {}
+                    Ok(_) => break,
+                    Err(_) => {
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        continue;
+                    }
+                }
+                let serving = !pod_is_broken(&pod) && this.pinot.zookeeper.serving(&key, &pod.name_any());
+                if ready != Some(serving) {
+                    let now = Timestamp::now().to_string();
+                    let status = if serving { "True" } else { "False" };
+                    let patch = json!({"status": {
+                        "conditions": [
+                            {"type": "Ready", "status": status, "lastTransitionTime": now},
+                            {"type": "ContainersReady", "status": status, "lastTransitionTime": now},
+                        ],
+                        "containerStatuses": pod.spec.as_ref().map(|s| s.containers.iter().map(|c| {
+                            let image = c.image.clone().unwrap_or_default();
+                            json!({"name": c.name, "image": image, "imageID": format!("sim://{image}"),
+                                "containerID": format!("sim://{uid}/{}", c.name), "ready": serving, "started": true,
+                                "restartCount": 0, "state": {"running": {"startedAt": now}}})
+                        }).collect::<Vec<_>>()),
+                    }});
+                    if api
+                        .patch_status(&pod.name_any(), &PatchParams::default(), &Patch::Strategic(&patch))
+                        .await
+                        .is_ok()
+                    {
+                        ready = Some(serving);
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            this.release(&uid, "probe");
+        });
+    }
+
+    /// The ZooKeeper a Pinot pod connects to, when it is a simulated ensemble: (ensemble,
+    /// chroot). Controllers read `pinot.zk.server` (else `controller.zk.str`) from their file,
+    /// the other roles `-zkAddress`.
+    async fn pinot_zookeeper(&self, pod: &Pod, role: InstanceRole) -> Option<(EnsembleKey, String)> {
+        let ns = pod.namespace()?;
+        let connect = match role {
+            InstanceRole::Controller => {
+                let props = self.controller_properties(pod).await?;
+                props.get("pinot.zk.server").or_else(|| props.get("controller.zk.str"))?.clone()
+            }
+            _ => {
+                let args = pod.spec.as_ref()?.containers.iter().find(|c| c.name == "pinot")?.args.clone()?;
+                let at = args.iter().position(|a| a == "-zkAddress")?;
+                args.get(at + 1)?.clone()
+            }
+        };
+        let (hosts, chroot) = match connect.find('/') {
+            Some(i) => (&connect[..i], connect[i..].to_string()),
+            None => (connect.as_str(), String::new()),
+        };
+        let host = hosts.split(',').next()?.split(':').next()?;
+        // Only the cluster's managed ensemble (its client Service `<cluster>-zookeeper`) is
+        // modelled; any other connect string is an ensemble that always serves.
+        let cluster = pod.labels().get("pinot.controlplane.dev/cluster")?;
+        (host == format!("{cluster}-zookeeper")).then(|| ((ns, host.to_string()), chroot))
     }
 
     /// The zone's nodes report again: every pod on them is handled as on a kubelet's start (a
@@ -196,6 +314,10 @@ impl Kubelet {
             if let Some((key, _, _)) = pinot_identity(&pod, &self.cluster_domain) {
                 self.pinot.pod_terminating(&key, &uid);
             }
+            // ZooKeeper stops at once on SIGTERM.
+            if let Some(key) = zookeeper_identity(&pod) {
+                self.pinot.zookeeper.stop_member(&key, &uid);
+            }
             if self.claim(&uid, "stop") {
                 let delay = annotated_delay(&pod, ANNOTATION_SHUTDOWN_AFTER_MS).unwrap_or(self.shutdown_delay);
                 let this = self.clone();
@@ -216,6 +338,13 @@ impl Kubelet {
             if let Some((key, role, host)) = pinot_identity(&pod, &self.cluster_domain) {
                 self.pinot.pod_ready(key, role, &host, &sim_pod(&pod, Some(zone)));
             }
+        } else if is_running(&pod)
+            && let Some(key) = zookeeper_identity(&pod)
+        {
+            // Also after a restart of the data plane: the member runs again on its IP.
+            let ip = pod.status.as_ref().and_then(|s| s.pod_ip.clone()).unwrap_or_default();
+            let this = self.clone();
+            tokio::spawn(async move { this.run_member(&pod, key, ip, Some(zone)).await });
         } else if is_running(&pod) && pod_is_broken(&pod) {
             // Running, and never Ready: nothing to do until it is deleted.
         } else if self.claim(&uid, "start") {
@@ -325,17 +454,38 @@ impl Kubelet {
         let Some(ns) = pod.namespace() else { return };
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
         let host_ip = self.fleet.get(node).map(|n| n.ip.clone()).unwrap_or_default();
+        let zookeeper = zookeeper_identity(pod);
         let pod_ip = match pod.status.as_ref().and_then(|s| s.pod_ip.clone()) {
             Some(ip) => ip,
             None => {
                 let n = self.next_ip.fetch_add(1, Ordering::Relaxed);
-                format!("10.244.{}.{}", (n / 250) % 250, n % 250 + 2)
+                // A ZooKeeper member listens on its pod IP, which the operator connects to:
+                // a loopback address here.
+                let net = if zookeeper.is_some() { "127.77" } else { "10.244" };
+                format!("{net}.{}.{}", (n / 250) % 250, n % 250 + 2)
             }
         };
         let now = Timestamp::now().to_string();
         let uid = pod.uid().unwrap_or_default();
-        // A broken pod runs but never passes its readiness probe.
-        let ready = !pod_is_broken(pod);
+        // A broken pod runs but never passes its readiness probe; a ZooKeeper member is ready
+        // while it serves (`run_member`).
+        let ready = !pod_is_broken(pod) && zookeeper.is_none();
+        // Pinot does not start without its ZooKeeper serving its chroot (Helix reads the
+        // cluster under it): the container exits and is restarted until it does.
+        if let Some((key, role, _)) = pinot_identity(pod, &self.cluster_domain)
+            && let Some((ensemble, chroot)) = self.pinot_zookeeper(pod, role).await
+        {
+            let _ = key;
+            let api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
+            while !self.pinot.zookeeper.serves_chroot(&ensemble, &chroot) {
+                match api.get_opt(&pod.name_any()).await {
+                    Ok(Some(p)) if p.uid() == pod.uid() && p.metadata.deletion_timestamp.is_none() => {}
+                    Ok(_) => return,
+                    Err(_) => {}
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
         let restarts: i32 = pod.annotations().get(ANNOTATION_RESTARTS).and_then(|v| v.parse().ok()).unwrap_or(0);
         // Pinot joins its cluster before its readiness probe passes (and a server may be Ready
         // before it has loaded its segments and is routable).
@@ -383,7 +533,13 @@ impl Kubelet {
         }});
         for attempt in 0..5 {
             match api.patch_status(&pod.name_any(), &PatchParams::default(), &Patch::Strategic(&patch)).await {
-                Ok(_) => return,
+                Ok(_) => {
+                    if let Some(key) = zookeeper {
+                        let zone = self.fleet.get(node).map(|n| n.zone.clone());
+                        self.run_member(pod, key, pod_ip, zone).await;
+                    }
+                    return;
+                }
                 Err(kube::Error::Api(e)) if e.code == 404 => return,
                 Err(e) => {
                     tracing::warn!(pod = %pod.name_any(), attempt, error = %e, "marking pod ready failed");

@@ -44,6 +44,7 @@ pub fn router(state: Arc<SimState>) -> Router {
         .route("/clusters/{ns}/{name}/rebalances", get(rebalances))
         .route("/clusters/{ns}/{name}/audit", get(audit).delete(reset_audit))
         .route("/zones", get(zones))
+        .route("/zookeeper/{ns}/{ensemble}", get(zookeeper))
         .route("/zones/{zone}", put(set_zone))
         .with_state(state)
 }
@@ -128,6 +129,12 @@ struct Register {
     zone: Option<String>,
     #[serde(flatten)]
     start: Start,
+}
+
+/// A simulated ZooKeeper ensemble (`<cluster>-zookeeper`): its leader, members, znodes and every
+/// start and stop of a member, with what was down at the time.
+async fn zookeeper(State(s): State<Arc<SimState>>, Path((ns, ensemble)): Path<(String, String)>) -> Response {
+    Json(s.zookeeper.report(&(ns, ensemble))).into_response()
 }
 
 async fn zones(State(s): State<Arc<SimState>>) -> Response {

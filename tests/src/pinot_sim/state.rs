@@ -4,7 +4,7 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    sync::{Mutex, MutexGuard},
+    sync::{Arc, Mutex, MutexGuard},
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
@@ -1042,6 +1042,8 @@ pub struct SimState {
     /// (zone, lost) each time a zone is lost or comes back: the simulated nodes and kubelet
     /// follow it.
     zone_changes: tokio::sync::broadcast::Sender<(String, bool)>,
+    /// The simulated ZooKeeper ensembles of managed clusters.
+    pub zookeeper: Arc<super::zookeeper::ZookeeperSim>,
 }
 
 impl Default for SimState {
@@ -1050,6 +1052,7 @@ impl Default for SimState {
             clusters: Mutex::default(),
             lost_zones: Mutex::default(),
             zone_changes: tokio::sync::broadcast::channel(64).0,
+            zookeeper: Arc::default(),
         }
     }
 }
@@ -1069,6 +1072,7 @@ impl SimState {
             let mut zones = self.lost_zones.lock().unwrap_or_else(|e| e.into_inner());
             if lost { zones.insert(zone.to_string()) } else { zones.remove(zone) }
         };
+        self.zookeeper.set_zone_lost(zone, lost);
         if lost {
             for cluster in self.lock().values_mut() {
                 let ids: Vec<String> = cluster
