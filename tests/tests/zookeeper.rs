@@ -121,3 +121,109 @@ async fn a_member_added_with_a_larger_configuration_joins_as_a_non_voting_follow
         (Some(3), Some(3), Some(1))
     );
 }
+
+// ---- End to end, on the local control plane ----
+
+use k8s_openapi::api::{apps::v1::StatefulSet, core::v1::Pod};
+use kube::{Api, ResourceExt, api::ListParams};
+use pinot_crds::PinotCluster;
+use pinot_testbed::{
+    harness::{
+        OperatorHandle, TestNamespace, condition, kubectl, repo_root, simulator_admin_url, test_client, wait_for,
+    },
+    pinot_sim::zookeeper::EnsembleReport,
+};
+use serde_json::{Value, json};
+
+const CLUSTER: &str = "analytics";
+const ROLLOUT: Duration = Duration::from_secs(240);
+
+/// The managed-zookeeper example for the test's namespace, its pods quick to start.
+fn example(ns: &str) -> Value {
+    let path = repo_root().join("deploy/examples/production/managed-zookeeper.yaml");
+    let mut cluster: Value = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    cluster["metadata"]["namespace"] = json!(ns);
+    cluster["spec"]["podOverrides"]["annotations"]["sim.pinot.controlplane.dev/ready-after-ms"] = json!("300");
+    cluster
+}
+
+async fn apply(ns: &str, doc: &Value) {
+    let file = std::env::temp_dir().join(format!("{ns}-zookeeper.json"));
+    std::fs::write(&file, doc.to_string()).unwrap();
+    kubectl(&["apply", "-f", file.to_str().unwrap()]).await;
+}
+
+/// The simulated ensemble of the cluster, as `/_sim/zookeeper` reports it.
+async fn ensemble_report(ns: &str) -> EnsembleReport {
+    let base = simulator_admin_url(ns, CLUSTER);
+    let url = format!("{}/zookeeper/{ns}/{CLUSTER}-zookeeper", base.split("/clusters/").next().unwrap());
+    let body = reqwest::get(&url).await.unwrap().text().await.unwrap();
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{url}: {e}: {body}"))
+}
+
+async fn wait_available(api: &Api<PinotCluster>) -> PinotCluster {
+    wait_for("the cluster Available", ROLLOUT, || async {
+        let c = api.get(CLUSTER).await.ok()?;
+        let current = c.status.as_ref()?.observed_generation == c.metadata.generation;
+        (current && condition(&c, "Available")?.0 == "True" && condition(&c, "Progressing")?.0 == "False").then_some(c)
+    })
+    .await
+}
+
+/// Installed from one PinotCluster: the ensemble first (three members, one per zone, a
+/// leader, Pinot's chroot created), then Pinot, which connects to it through the client Service.
+#[tokio::test]
+async fn a_managed_ensemble_is_installed_before_pinot_and_pinot_connects_to_its_chroot() {
+    let client = test_client().await;
+    let ns = TestNamespace::create(&client, "zk-install").await;
+    let operator = OperatorHandle::start(&client, &ns.name);
+    apply(&ns.name, &example(&ns.name)).await;
+    let api: Api<PinotCluster> = Api::namespaced(client.clone(), &ns.name);
+    let cluster = wait_available(&api).await;
+
+    let zk = cluster.status.as_ref().unwrap().zookeeper.clone().expect("status.zookeeper");
+    assert_eq!(zk.connect_string, "analytics-zookeeper:2181/pinot");
+    assert_eq!((zk.replicas, zk.configured, zk.chroot_exists), (3, 3, Some(true)), "{zk:?}");
+    assert!(zk.leader.is_some(), "{zk:?}");
+    assert_eq!(zk.members.iter().filter(|m| m.synced).count(), 3, "{zk:?}");
+    let report = ensemble_report(&ns.name).await;
+    assert_eq!(report.znodes, vec!["/pinot".to_string()]);
+    assert_eq!(report.members.len(), 3);
+
+    // One member per zone.
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
+    let members = pods.list(&ListParams::default().labels("pinot.controlplane.dev/pool=zookeeper")).await.unwrap();
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
+    let mut zones = Vec::new();
+    for p in &members.items {
+        let node = nodes.get(p.spec.as_ref().unwrap().node_name.as_deref().unwrap()).await.unwrap();
+        zones.push(node.labels()["topology.kubernetes.io/zone"].clone());
+    }
+    zones.sort();
+    assert_eq!(zones, vec!["zone-a", "zone-b", "zone-c"]);
+
+    // Pinot came after: its first StatefulSet was created once every member was ready.
+    let sets: Api<StatefulSet> = Api::namespaced(client.clone(), &ns.name);
+    let controller = sets.get("analytics-controller").await.unwrap();
+    let member_ready = members
+        .items
+        .iter()
+        .filter_map(|p| {
+            let ready = p.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == "Ready")?;
+            ready.last_transition_time.clone()
+        })
+        .map(|t| t.0)
+        .max()
+        .unwrap();
+    assert!(
+        controller.creation_timestamp().unwrap().0
+            >= member_ready.round(k8s_openapi::jiff::Unit::Second).unwrap()
+                - k8s_openapi::jiff::SignedDuration::from_secs(1),
+        "the controller's StatefulSet was created after the ensemble was ready"
+    );
+    let args = pods.get("analytics-broker-0").await.unwrap().spec.unwrap().containers[0].args.clone().unwrap();
+    assert!(args.windows(2).any(|w| w == ["-zkAddress", "analytics-zookeeper:2181/pinot"]), "{args:?}");
+
+    operator.stop().await;
+    ns.cleanup().await;
+}

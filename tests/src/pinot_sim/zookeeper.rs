@@ -38,7 +38,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
@@ -80,7 +80,7 @@ struct Member {
 }
 
 /// One restart or stop of a member, as the drills check them.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MemberEvent {
     pub pod: String,
@@ -107,7 +107,7 @@ struct Ensemble {
 }
 
 /// The mode and sync state a member reports.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MemberView {
     pub pod: String,
@@ -118,7 +118,7 @@ pub struct MemberView {
     pub addr: String,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EnsembleReport {
     pub leader: Option<String>,
