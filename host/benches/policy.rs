@@ -72,6 +72,7 @@ fn state(pools: usize) -> ClusterState {
         tenants: vec![],
         now_unix_seconds: 0,
         config: vec![],
+        ensemble: None,
     }
 }
 

@@ -1,8 +1,10 @@
-//! `pinot:policy` grows without breaking modules: a host of the 1.2.0 DRAFT
-//! (`tests/contract/1.2.0`: 1.1.0 plus the `evict-pod` action) runs modules built against 1.0.0
-//! (kept as built in `plugins/testing/contract-1.0.0`) and 1.1.0 (today's) exactly as the
-//! operator does, and runs a module built against the draft that uses 1.1.0's `pod-zone` and the
-//! draft's `evict-pod`; the 1.1.0 operator refuses that module at load and says why.
+//! `pinot:policy` grows without breaking modules: a host of the 1.3.0 DRAFT
+//! (`tests/contract/1.3.0`: 1.2.0 plus the `evict-pod` action) runs modules built against 1.0.0
+//! and 1.1.0 (kept as built in `plugins/testing/contract-1.0.0` and `contract-1.1.0`) and 1.2.0
+//! (today's) exactly as the operator does, and runs a module built against the draft that uses
+//! 1.1.0's `pod-zone` and the draft's `evict-pod`; the 1.2.0 operator refuses that module at load
+//! and says why. A module older than 1.2.0 decides on a cluster with a managed ensemble as it
+//! always did, seeing none of it.
 
 use std::path::Path;
 
@@ -18,7 +20,7 @@ use wasmtime::{
 mod draft {
     wasmtime::component::bindgen!({
         world: "upgrade-policy",
-        path: "../tests/contract/1.2.0",
+        path: "../tests/contract/1.3.0",
         imports: { default: trappable },
     });
 }
@@ -66,7 +68,7 @@ impl upgrade_actions::Host for DraftHost {
         self.actions.push(Action::Block(reason));
         Ok(())
     }
-    /// New in 1.2.0.
+    /// New in 1.3.0.
     fn evict_pod(&mut self, pod: String) -> wasmtime::Result<()> {
         self.evicted.push(pod);
         Ok(())
@@ -81,7 +83,7 @@ impl log::Host for DraftHost {
 
 impl types::Host for DraftHost {}
 
-/// A host of the 1.2.0 draft: one engine and linker, a store per decision.
+/// A host of the 1.3.0 draft: one engine and linker, a store per decision.
 struct Draft {
     engine: Engine,
     linker: Linker<DraftHost>,
@@ -108,9 +110,9 @@ impl Draft {
     }
 }
 
-/// A module built against 1.0.0, kept as built.
-fn frozen_1_0(name: &str) -> Vec<u8> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/testing/contract-1.0.0").join(name);
+/// A module built against an earlier contract (`1.0.0`, `1.1.0`), kept as built.
+fn frozen(version: &str, name: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../plugins/testing/contract-{version}")).join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -172,19 +174,22 @@ fn upgrading() -> ClusterState {
         tenants: vec![],
         now_unix_seconds: 1_767_225_600,
         config: vec![("zone".into(), "zone-b".into())],
+        ensemble: None,
     }
 }
 
 #[test]
-fn modules_built_against_1_0_and_1_1_decide_on_a_1_2_host_as_on_the_operator() {
+fn modules_built_against_1_0_1_1_and_1_2_decide_on_a_1_3_host_as_on_the_operator() {
     let operator = PolicyEngine::new(PolicyLimits::default()).unwrap();
     let draft = Draft::new();
     let state = upgrading();
 
-    // The default upgrade policy as built against 1.0.0 (kept as built) and as the SDK builds
-    // it today (1.1.0).
-    let upgrade_1_0 = frozen_1_0("upgrade_default.wasm");
-    for (version, bytes) in [("1.0.0", &upgrade_1_0[..]), ("1.1.0", bundled::UPGRADE_DEFAULT)] {
+    // The default upgrade policy as built against 1.0.0 and 1.1.0 (kept as built) and as the
+    // SDK builds it today (1.2.0).
+    let (upgrade_1_0, upgrade_1_1) = (frozen("1.0.0", "upgrade_default.wasm"), frozen("1.1.0", "upgrade_default.wasm"));
+    for (version, bytes) in
+        [("1.0.0", &upgrade_1_0[..]), ("1.1.0", &upgrade_1_1[..]), ("1.2.0", bundled::UPGRADE_DEFAULT)]
+    {
         let loaded = operator.load(PolicyKind::Upgrade, "upgrade-default", bytes).unwrap();
         assert_eq!(loaded.api_version(), format!("pinot:policy@{version}"));
         let expected = operator.decide(&loaded, &state);
@@ -195,8 +200,10 @@ fn modules_built_against_1_0_and_1_1_decide_on_a_1_2_host_as_on_the_operator() {
         assert!(host.evicted.is_empty());
     }
 
-    // A module that reads every field reads the same on both (1.0.0's fields, and 1.1.0's).
-    for echo in [frozen_1_0("echo_state.wasm"), module("pinot_test_echo_state.wasm")] {
+    // A module that reads every field reads the same on both (1.0.0's fields, 1.1.0's, 1.2.0's).
+    for echo in
+        [frozen("1.0.0", "echo_state.wasm"), frozen("1.1.0", "echo_state.wasm"), module("pinot_test_echo_state.wasm")]
+    {
         let Err(DecisionError::Refused(seen)) =
             operator.decide(&operator.load(PolicyKind::Upgrade, "echo", &echo).unwrap(), &state)
         else {
@@ -208,7 +215,7 @@ fn modules_built_against_1_0_and_1_1_decide_on_a_1_2_host_as_on_the_operator() {
 }
 
 #[test]
-fn a_module_built_against_1_2_runs_on_a_1_2_host_and_the_1_1_operator_refuses_it_saying_why() {
+fn a_module_built_against_1_3_runs_on_a_1_3_host_and_the_1_2_operator_refuses_it_saying_why() {
     let newer = module("pinot_test_newer_contract.wasm");
     let state = upgrading();
 
@@ -217,10 +224,10 @@ fn a_module_built_against_1_2_runs_on_a_1_2_host_and_the_1_1_operator_refuses_it
     assert_eq!(result, Ok(()));
     assert_eq!(host.evicted, ["c-server-b-0"]);
 
-    // The operator (1.1.0) refuses it at load, naming the contract and the function it lacks.
+    // The operator (1.2.0) refuses it at load, naming the contract and the function it lacks.
     let operator = PolicyEngine::new(PolicyLimits::default()).unwrap();
     let err = operator.load(PolicyKind::Upgrade, "newer", &newer).unwrap_err();
     let LoadError::Imports { message, .. } = &err else { panic!("{err}") };
-    assert!(message.contains("built against pinot:policy@1.2.0"), "{err}");
+    assert!(message.contains("built against pinot:policy@1.3.0"), "{err}");
     assert!(message.contains("evict-pod"), "{err}");
 }

@@ -30,7 +30,7 @@ fn inspect_prints_info_world_api_version_and_digest() {
     assert!(ok, "{err}");
     assert!(out.contains("name:        tenant-default"), "{out}");
     assert!(out.contains("world:       pinot:policy/tenant-policy"), "{out}");
-    assert!(out.contains("api-version: pinot:policy@1.1.0"), "{out}");
+    assert!(out.contains("api-version: pinot:policy@1.2.0"), "{out}");
     assert!(out.contains("digest:      sha256:"), "{out}");
     assert!(out.contains("wasi:        none"), "{out}");
 }
@@ -72,7 +72,7 @@ fn test_prints_actions_with_the_guardrail_verdict() {
     let (ok, _, err) =
         operator(&["policy", "test", &wasm("pinot_test_newer_contract.wasm"), "--state", &example_state()]);
     assert!(!ok);
-    assert!(err.contains("built against pinot:policy@1.2.0"), "{err}");
+    assert!(err.contains("built against pinot:policy@1.3.0"), "{err}");
 }
 
 #[test]

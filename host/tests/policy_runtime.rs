@@ -88,6 +88,7 @@ fn state(pools: Vec<Pool>) -> ClusterState {
         tenants: vec![],
         now_unix_seconds: 1_700_000_000,
         config: vec![],
+        ensemble: None,
     }
 }
 
@@ -121,7 +122,7 @@ fn bundled_defaults_load_and_say_what_they_are() {
     for (kind, name, bytes) in bundled::defaults() {
         let loaded = engine.load(kind, name, bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(loaded.info.name, name);
-        assert_eq!(loaded.info.api_version, "pinot:policy@1.1.0");
+        assert_eq!(loaded.info.api_version, "pinot:policy@1.2.0");
         assert!(!loaded.uses_wasi(), "{name} is built with the SDK and imports no WASI");
         assert!(loaded.digest.starts_with("sha256:") && loaded.digest.len() == 7 + 64);
     }
@@ -771,6 +772,38 @@ fn render_1_1(s: &ClusterState) -> String {
     out
 }
 
+/// What a 1.2.0 module reads past 1.1.0's (`echo-state` prints it last).
+fn render_1_2(s: &ClusterState) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    if let Some(e) = &s.ensemble {
+        let _ = writeln!(
+            out,
+            "ensemble desired={} configured={} target={} image={} order={}",
+            e.desired_members, e.configured_members, e.target_revision, e.image, e.order
+        );
+        for m in &e.members {
+            let _ = writeln!(
+                out,
+                " member {} id={} {} {:?} synced={} ready={} terminating={} leaving={} restarts={} age={} zone={} nodeReady={}",
+                m.pod,
+                m.id,
+                m.revision,
+                m.mode,
+                m.synced,
+                m.ready,
+                m.terminating,
+                m.leaving,
+                m.restarts,
+                m.age_seconds,
+                m.zone.as_deref().unwrap_or("-"),
+                m.node_ready
+            );
+        }
+    }
+    out
+}
+
 /// Modules a team built last release, kept as built (`plugins/testing/contract-1.0.0`): they
 /// load on this operator whatever contract its SDK builds against today, and decide as the
 /// golden tests say the defaults of their release decide.
@@ -821,10 +854,12 @@ fn modules_built_against_1_0_0_keep_deciding() {
 }
 
 #[test]
-fn modules_of_1_0_and_0_3_read_exactly_the_state_the_host_built() {
+fn modules_of_every_contract_read_exactly_the_state_the_host_built() {
     let engine = engine();
     let echo = engine.load(PolicyKind::Upgrade, "echo", &module("pinot_test_echo_state.wasm")).unwrap();
-    assert_eq!(echo.api_version(), "pinot:policy@1.1.0");
+    assert_eq!(echo.api_version(), "pinot:policy@1.2.0");
+    let echo_1_1 = engine.load(PolicyKind::Upgrade, "echo-1.1", &frozen("1.1.0", "echo_state.wasm")).unwrap();
+    assert_eq!(echo_1_1.api_version(), "pinot:policy@1.1.0");
     let echo_0_3 = engine.load(PolicyKind::Upgrade, "echo-0.3", &contract_0_3("echo_state.wasm")).unwrap();
     assert_eq!(echo_0_3.api_version(), "pinot:policy@0.3.0");
     let echo_1_0 = engine.load(PolicyKind::Upgrade, "echo-1.0", &frozen("1.0.0", "echo_state.wasm")).unwrap();
@@ -875,13 +910,44 @@ fn modules_of_1_0_and_0_3_read_exactly_the_state_the_host_built() {
         realtime_instances: 1,
     }];
     s.config = vec![("podReadyTimeoutSeconds".into(), "300".into()), ("empty".into(), String::new())];
+    // 1.2.0: the managed ensemble, a member of each mode.
+    {
+        use pinot_operator::policy::model::{Ensemble, Member, MemberMode};
+        let modes = [MemberMode::Follower, MemberMode::Leader, MemberMode::NotServing, MemberMode::Unreachable];
+        s.ensemble = Some(Ensemble {
+            desired_members: 5,
+            configured_members: 3,
+            target_revision: "zürich-zookeeper-2".into(),
+            image: "zookeeper:3.9.3".into(),
+            order: 1,
+            members: modes
+                .iter()
+                .enumerate()
+                .map(|(o, mode)| Member {
+                    pod: format!("zürich-zookeeper-{o}"),
+                    id: o as u32 + 1,
+                    revision: if o == 0 { "zürich-zookeeper-2".into() } else { "zürich-zookeeper-1".into() },
+                    ready: o < 2,
+                    terminating: o == 2,
+                    restarts: o as u32,
+                    age_seconds: 60 * o as u64,
+                    mode: *mode,
+                    synced: o < 2,
+                    leaving: o == 3,
+                    zone: (o != 3).then(|| format!("zone-{o}")),
+                    node_ready: o != 3,
+                })
+                .collect(),
+        });
+    }
     assert!(s.pools[0].pods[0].instance.is_none());
     // Each module reads the fields of the contract it was built against.
     let echoed = |echo: &LoadedPolicy, s: &ClusterState| match echo.api_version() {
+        "pinot:policy@1.2.0" => render(s) + &render_1_1(s) + &render_1_2(s),
         "pinot:policy@1.1.0" => render(s) + &render_1_1(s),
         _ => render(s),
     };
-    for echo in [&echo, &echo_1_0, &echo_0_3] {
+    for echo in [&echo, &echo_1_1, &echo_1_0, &echo_0_3] {
         match engine.decide(echo, &s) {
             Err(DecisionError::Refused(seen)) => assert_eq!(seen, echoed(echo, &s), "{}", echo.api_version()),
             other => panic!("expected the echo of {}, got {other:?}", echo.api_version()),
@@ -898,7 +964,8 @@ fn modules_of_1_0_and_0_3_read_exactly_the_state_the_host_built() {
     empty.tenants.clear();
     empty.config.clear();
     empty.deployment_order.clear();
-    for echo in [&echo, &echo_1_0, &echo_0_3] {
+    empty.ensemble = None;
+    for echo in [&echo, &echo_1_1, &echo_1_0, &echo_0_3] {
         match engine.decide(echo, &empty) {
             Err(DecisionError::Refused(seen)) => assert_eq!(seen, echoed(echo, &empty), "{}", echo.api_version()),
             other => panic!("expected the echo, got {other:?}"),
@@ -908,7 +975,7 @@ fn modules_of_1_0_and_0_3_read_exactly_the_state_the_host_built() {
     // A module of one kind never loads as another, under either version.
     let err = engine.load(PolicyKind::Tenant, "echo", &module("pinot_test_echo_state.wasm")).unwrap_err();
     assert!(
-        matches!(&err, LoadError::WrongWorld { message, .. } if message.contains("pinot:policy/upgrade@1.1.0")),
+        matches!(&err, LoadError::WrongWorld { message, .. } if message.contains("pinot:policy/upgrade@1.2.0")),
         "{err}"
     );
     let err = engine.load(PolicyKind::Tenant, "echo-0.3", &contract_0_3("echo_state.wasm")).unwrap_err();

@@ -2,7 +2,9 @@
 //! would observe, and what `pinot-operator policy test --state FILE` reads (a builder's
 //! [`StateBuilder::model`] written with `serde_yaml` is such a file).
 
-use pinot_policy_model::{ClusterState, Condition, Instance, Pod, Pool, Role, Table, Tenant};
+use pinot_policy_model::{
+    ClusterState, Condition, Ensemble, Instance, Member, MemberMode, Pod, Pool, Role, Table, Tenant,
+};
 
 use crate::State;
 
@@ -44,6 +46,7 @@ impl StateBuilder {
                 tenants: vec![],
                 now_unix_seconds: 1_767_225_600,
                 config: vec![],
+                ensemble: None,
             },
         }
     }
@@ -218,6 +221,62 @@ impl StateBuilder {
             reason: reason.into(),
             message: message.into(),
         });
+        self
+    }
+
+    /// A managed ZooKeeper ensemble of `members` members (1.2.0), first in the deployment order,
+    /// all ready and in sync on revision `<cluster>-zookeeper-1`, the highest id leading (as
+    /// ZooKeeper elects among equals).
+    pub fn ensemble(mut self, members: u32) -> Self {
+        let revision = format!("{}-zookeeper-1", self.state.name);
+        let name = self.state.name.clone();
+        self.state.ensemble = Some(Ensemble {
+            desired_members: members,
+            configured_members: members,
+            target_revision: revision.clone(),
+            image: "zookeeper:3.9.3".into(),
+            order: 0,
+            members: (0..members)
+                .map(|o| Member {
+                    pod: format!("{name}-zookeeper-{o}"),
+                    id: o + 1,
+                    revision: revision.clone(),
+                    ready: true,
+                    terminating: false,
+                    restarts: 0,
+                    age_seconds: 3600,
+                    mode: if o + 1 == members { MemberMode::Leader } else { MemberMode::Follower },
+                    synced: true,
+                    leaving: false,
+                    zone: None,
+                    node_ready: true,
+                })
+                .collect(),
+        });
+        self
+    }
+
+    /// The revision every member of the ensemble should run (an upgrade of it).
+    pub fn ensemble_target_revision(mut self, revision: &str) -> Self {
+        if let Some(e) = self.state.ensemble.as_mut() {
+            e.target_revision = revision.into();
+        }
+        self
+    }
+
+    /// The ensemble's place in the deployment order (roles before it).
+    pub fn ensemble_order(mut self, order: u32) -> Self {
+        if let Some(e) = self.state.ensemble.as_mut() {
+            e.order = order;
+        }
+        self
+    }
+
+    /// Edits the ensemble's member whose pod is `pod`.
+    pub fn member(mut self, pod: &str, edit: impl FnOnce(&mut Member)) -> Self {
+        if let Some(m) = self.state.ensemble.as_mut().and_then(|e| e.members.iter_mut().find(|m| m.pod == pod)) {
+            edit(m);
+        }
         self
     }
 

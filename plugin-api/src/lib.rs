@@ -1,4 +1,4 @@
-//! Guest SDK for policy plugins of the Pinot control plane (contract `pinot:policy@1.1.0`).
+//! Guest SDK for policy plugins of the Pinot control plane (contract `pinot:policy@1.2.0`).
 //!
 //! A policy is a `cdylib` crate with one type that implements [`UpgradePolicy`],
 //! [`ScalingPolicy`] or [`TenantPolicy`] and one `export_*_policy!` line. Its `plan` reads the
@@ -36,7 +36,7 @@ mod state;
 pub use actions::{ScalingAction, TenantAction, UpgradeAction};
 pub use builder::StateBuilder;
 pub use pinot_policy_model as model;
-pub use pinot_policy_model::Role;
+pub use pinot_policy_model::{MemberMode, Role};
 pub use state::*;
 
 #[cfg(all(target_arch = "wasm32", feature = "bump-allocator"))]
@@ -44,7 +44,7 @@ pub use state::*;
 static ALLOCATOR: alloc::Bump = alloc::Bump::new();
 
 /// The contract version this SDK builds policies for.
-pub const API_VERSION: &str = "pinot:policy@1.1.0";
+pub const API_VERSION: &str = "pinot:policy@1.2.0";
 
 /// An upgrade policy: which pods restart next.
 pub trait UpgradePolicy {
@@ -81,7 +81,7 @@ pub fn log(level: Level, message: &str) {
     eprintln!("{level:?}: {message}");
 }
 
-/// The bindings of the three worlds, generated from `wit/1.1.0`. A policy does not need them:
+/// The bindings of the three worlds, generated from `wit/1.2.0`. A policy does not need them:
 /// the traits above and the `export_*_policy!` macros use them.
 #[doc(hidden)]
 pub mod bindings {
@@ -89,7 +89,7 @@ pub mod bindings {
     pub mod upgrade {
         wit_bindgen::generate!({
             world: "upgrade-policy",
-            path: "wit/1.1.0",
+            path: "wit/1.2.0",
             pub_export_macro: true,
             export_macro_name: "export",
         });
@@ -99,11 +99,11 @@ pub mod bindings {
     pub mod scaling {
         wit_bindgen::generate!({
             world: "scaling-policy",
-            path: "wit/1.1.0",
+            path: "wit/1.2.0",
             with: {
-                "pinot:policy/types@1.1.0": crate::bindings::upgrade::pinot::policy::types,
-                "pinot:policy/state@1.1.0": crate::bindings::upgrade::pinot::policy::state,
-                "pinot:policy/log@1.1.0": crate::bindings::upgrade::pinot::policy::log,
+                "pinot:policy/types@1.2.0": crate::bindings::upgrade::pinot::policy::types,
+                "pinot:policy/state@1.2.0": crate::bindings::upgrade::pinot::policy::state,
+                "pinot:policy/log@1.2.0": crate::bindings::upgrade::pinot::policy::log,
             },
             pub_export_macro: true,
             export_macro_name: "export",
@@ -114,11 +114,11 @@ pub mod bindings {
     pub mod tenant {
         wit_bindgen::generate!({
             world: "tenant-policy",
-            path: "wit/1.1.0",
+            path: "wit/1.2.0",
             with: {
-                "pinot:policy/types@1.1.0": crate::bindings::upgrade::pinot::policy::types,
-                "pinot:policy/state@1.1.0": crate::bindings::upgrade::pinot::policy::state,
-                "pinot:policy/log@1.1.0": crate::bindings::upgrade::pinot::policy::log,
+                "pinot:policy/types@1.2.0": crate::bindings::upgrade::pinot::policy::types,
+                "pinot:policy/state@1.2.0": crate::bindings::upgrade::pinot::policy::state,
+                "pinot:policy/log@1.2.0": crate::bindings::upgrade::pinot::policy::log,
             },
             pub_export_macro: true,
             export_macro_name: "export",

@@ -1,4 +1,4 @@
-//! The observed state as a policy reads it: views over the columns of `pinot:policy@1.1.0`.
+//! The observed state as a policy reads it: views over the columns of `pinot:policy@1.2.0`.
 //!
 //! A column is asked of the host the first time a view reads it, and once per decision; strings
 //! come in one piece (`text-table`) and are borrowed from it. So a policy pays only for what it
@@ -8,8 +8,9 @@
 use std::{cell::OnceCell, ops::Range};
 
 use pinot_policy_model::{
-    ClusterFacts, ClusterState, Columns, ConditionColumns, InstanceColumns, InstancePoolColumns, PodColumns,
-    PodInstanceColumns, PoolColumns, Role, SettingColumns, TableColumns, TagColumns, TenantColumns, Texts, ZoneColumns,
+    ClusterFacts, ClusterState, Columns, ConditionColumns, EnsembleFacts, InstanceColumns, InstancePoolColumns,
+    MemberColumns, MemberMode, PodColumns, PodInstanceColumns, PoolColumns, Role, SettingColumns, TableColumns,
+    TagColumns, TenantColumns, Texts, ZoneColumns,
 };
 
 // Outside a module (unit tests) the bindings' imports are stubs that panic; a state from the host
@@ -22,6 +23,20 @@ enum Source {
     Host,
     /// A state built in memory (unit tests).
     Memory(Box<Columns>),
+}
+
+impl From<host::MemberMode> for MemberMode {
+    #[inline]
+    fn from(m: host::MemberMode) -> MemberMode {
+        match m {
+            host::MemberMode::Leader => MemberMode::Leader,
+            host::MemberMode::Follower => MemberMode::Follower,
+            host::MemberMode::Observer => MemberMode::Observer,
+            host::MemberMode::Standalone => MemberMode::Standalone,
+            host::MemberMode::NotServing => MemberMode::NotServing,
+            host::MemberMode::Unreachable => MemberMode::Unreachable,
+        }
+    }
 }
 
 impl From<wit::Role> for Role {
@@ -54,6 +69,8 @@ struct Cache {
     conditions: OnceCell<ConditionColumns>,
     tables: OnceCell<TableColumns>,
     tenants: OnceCell<TenantColumns>,
+    ensemble: OnceCell<Option<EnsembleFacts>>,
+    members: OnceCell<MemberColumns>,
 }
 
 #[inline]
@@ -244,6 +261,47 @@ impl State {
         })
     }
 
+    #[inline]
+    fn ensemble_facts(&self) -> Option<&EnsembleFacts> {
+        self.cache
+            .ensemble
+            .get_or_init(|| match &self.source {
+                Source::Host => host::ensemble().map(|e| EnsembleFacts {
+                    desired_members: e.desired_members,
+                    configured_members: e.configured_members,
+                    target_revision: e.target_revision,
+                    image: e.image,
+                    order: e.order,
+                }),
+                Source::Memory(m) => m.ensemble.clone(),
+            })
+            .as_ref()
+    }
+
+    #[inline]
+    fn member_columns(&self) -> &MemberColumns {
+        self.cache.members.get_or_init(|| match &self.source {
+            Source::Host => {
+                let m = host::members();
+                MemberColumns {
+                    pod: m.pod,
+                    id: m.id,
+                    revision: m.revision,
+                    restarts: m.restarts,
+                    age_seconds: m.age_seconds,
+                    mode: m.mode.into_iter().map(MemberMode::from).collect(),
+                    zone: m.zone,
+                    ready: m.ready,
+                    terminating: m.terminating,
+                    synced: m.synced,
+                    leaving: m.leaving,
+                    node_ready: m.node_ready,
+                }
+            }
+            Source::Memory(m) => m.members.clone(),
+        })
+    }
+
     /// Name, namespace, generation, deployment order and clock.
     #[inline]
     fn cluster(&self) -> &ClusterFacts {
@@ -412,6 +470,13 @@ impl State {
     #[inline]
     pub fn pools(&self) -> impl DoubleEndedIterator<Item = Pool<'_>> + ExactSizeIterator + Clone {
         (0..self.pool_columns().name.len()).map(move |row| Pool { state: self, row })
+    }
+
+    /// The ZooKeeper ensemble the operator runs for the cluster (1.2.0); `None` for a cluster
+    /// on an existing ensemble.
+    #[inline]
+    pub fn ensemble(&self) -> Option<Ensemble<'_>> {
+        self.ensemble_facts().map(|facts| Ensemble { state: self, facts })
     }
 
     /// The pool named `name`.
@@ -901,5 +966,151 @@ impl<'a> Tenant<'a> {
     #[inline]
     pub fn realtime_instances(&self) -> u32 {
         cell(&self.state.tenant_columns().realtime_instances, self.row)
+    }
+}
+
+/// The managed ZooKeeper ensemble (1.2.0): one more pool of the cluster, not Pinot's.
+#[derive(Clone, Copy)]
+pub struct Ensemble<'a> {
+    state: &'a State,
+    facts: &'a EnsembleFacts,
+}
+
+impl<'a> Ensemble<'a> {
+    /// Members the spec asks for.
+    #[inline]
+    pub fn desired_members(&self) -> u32 {
+        self.facts.desired_members
+    }
+
+    /// Members its configuration lists now (one is added or removed at a time).
+    #[inline]
+    pub fn configured_members(&self) -> u32 {
+        self.facts.configured_members
+    }
+
+    /// Members that may be down at once and leave a quorum of the configuration.
+    #[inline]
+    pub fn tolerates(&self) -> u32 {
+        self.facts.configured_members.saturating_sub(1) / 2
+    }
+
+    /// The revision every member should run.
+    #[inline]
+    pub fn target_revision(&self) -> &'a str {
+        self.state.texts().get(self.facts.target_revision)
+    }
+
+    #[inline]
+    pub fn image(&self) -> &'a str {
+        self.state.texts().get(self.facts.image)
+    }
+
+    /// How many roles of the deployment order come before it (0: first).
+    #[inline]
+    pub fn order(&self) -> u32 {
+        self.facts.order
+    }
+
+    /// Its members, by ordinal.
+    #[inline]
+    pub fn members(&self) -> impl DoubleEndedIterator<Item = Member<'a>> + ExactSizeIterator + Clone + use<'a> {
+        let state = self.state;
+        (0..state.member_columns().pod.len()).map(move |row| Member { state, row })
+    }
+
+    /// The member that leads, if one does.
+    #[inline]
+    pub fn leader(&self) -> Option<Member<'a>> {
+        self.members().find(|m| m.mode() == MemberMode::Leader)
+    }
+}
+
+/// One member of the ensemble: a pod of its StatefulSet.
+#[derive(Clone, Copy)]
+pub struct Member<'a> {
+    state: &'a State,
+    row: usize,
+}
+
+impl<'a> Member<'a> {
+    #[inline]
+    fn columns(&self) -> &'a MemberColumns {
+        self.state.member_columns()
+    }
+
+    #[inline]
+    fn in_set(&self, set: &[u32]) -> bool {
+        set.binary_search(&(self.row as u32)).is_ok()
+    }
+
+    /// Its pod's name (what `restart-pod` takes).
+    #[inline]
+    pub fn pod(&self) -> &'a str {
+        self.state.text(&self.columns().pod, self.row)
+    }
+
+    /// Its ZooKeeper id: the pod's ordinal + 1.
+    #[inline]
+    pub fn id(&self) -> u32 {
+        self.columns().id[self.row]
+    }
+
+    #[inline]
+    pub fn revision(&self) -> &'a str {
+        self.state.text(&self.columns().revision, self.row)
+    }
+
+    #[inline]
+    pub fn restarts(&self) -> u32 {
+        self.columns().restarts[self.row]
+    }
+
+    #[inline]
+    pub fn age_seconds(&self) -> u64 {
+        self.columns().age_seconds[self.row]
+    }
+
+    #[inline]
+    pub fn mode(&self) -> MemberMode {
+        self.columns().mode[self.row]
+    }
+
+    #[inline]
+    pub fn zone(&self) -> Option<&'a str> {
+        self.columns().zone[self.row].map(|id| self.state.texts().get(id))
+    }
+
+    #[inline]
+    pub fn ready(&self) -> bool {
+        self.in_set(&self.columns().ready)
+    }
+
+    #[inline]
+    pub fn terminating(&self) -> bool {
+        self.in_set(&self.columns().terminating)
+    }
+
+    /// Serves, and has finished syncing with the leader (or leads).
+    #[inline]
+    pub fn synced(&self) -> bool {
+        self.in_set(&self.columns().synced)
+    }
+
+    /// Up for the ensemble: serving in sync, not being deleted.
+    #[inline]
+    pub fn up(&self) -> bool {
+        self.synced() && !self.terminating()
+    }
+
+    /// The configuration no longer lists it: it is removed, never restarted.
+    #[inline]
+    pub fn leaving(&self) -> bool {
+        self.in_set(&self.columns().leaving)
+    }
+
+    #[inline]
+    pub fn node_ready(&self) -> bool {
+        self.in_set(&self.columns().node_ready)
     }
 }

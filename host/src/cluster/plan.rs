@@ -654,7 +654,28 @@ pub fn decide_upgrade(
     {
         return UpgradeDecision::Wait(why.clone());
     }
+    // A module older than the ensemble's tables never restarts a member: say so rather than
+    // report a rollout that never ends.
+    if work.is_empty()
+        && let Some(ensemble) = &state.ensemble
+        && !sees_ensemble(policy.policy.api_version())
+        && ensemble.members.iter().any(|m| !m.leaving && m.revision != ensemble.target_revision)
+    {
+        return UpgradeDecision::Wait(format!(
+            "upgrade policy {name} was built against {}, which does not show a policy the ZooKeeper ensemble: its members are not restarted; use an upgrade policy built against pinot:policy@1.2.0 or later (the bundled upgrade-default is)",
+            policy.policy.api_version()
+        ));
+    }
     UpgradeDecision::Act(work)
+}
+
+/// Whether a module of contract `api_version` (`pinot:policy@x.y.z`) reads the ZooKeeper
+/// ensemble (1.2.0 and later).
+fn sees_ensemble(api_version: &str) -> bool {
+    let version = api_version.rsplit('@').next().unwrap_or_default();
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (major, minor) >= (1, 2)
 }
 
 /// The host's zone gate on an upgrade plan: a pod whose node is not Ready is not deleted (it
@@ -665,7 +686,13 @@ pub fn decide_upgrade(
 /// the others wait.
 fn zone_gate(state: &ClusterState, observed: &ObservedCluster, actions: Vec<Action>) -> (Vec<Action>, Vec<String>) {
     let impaired: Vec<String> = super::zones::impaired_zones(observed).into_iter().map(|z| z.zone).collect();
-    let pod = |name: &str| state.pools.iter().flat_map(|p| &p.pods).find(|p| p.name == name);
+    // Whether the pod serves now (a ZooKeeper member: in sync), when it is one of the state's.
+    let serving = |name: &str| {
+        let member = state.ensemble.iter().flat_map(|e| &e.members).find(|m| m.pod == name);
+        member
+            .map(|m| m.synced)
+            .or_else(|| state.pools.iter().flat_map(|p| &p.pods).find(|p| p.name == name).map(|p| p.ready))
+    };
     // Scheduled on a node that is not Ready (an unscheduled pod may be deleted).
     let on_unready_node = |name: &str| {
         let pod = observed.pods.values().flatten().find(|p| p.metadata.name.as_deref() == Some(name));
@@ -676,12 +703,12 @@ fn zone_gate(state: &ClusterState, observed: &ObservedCluster, actions: Vec<Acti
         .into_iter()
         .filter(|a| {
             let why = match a {
-                Action::RestartPod(name) => match pod(name) {
+                Action::RestartPod(name) => match serving(name) {
                     Some(_) if on_unready_node(name) => Some(
                         "its node is not Ready: a deleted pod would stay Terminating until the node returns"
                             .to_string(),
                     ),
-                    Some(p) if p.ready && !impaired.is_empty() => Some(format!(
+                    Some(true) if !impaired.is_empty() => Some(format!(
                         "zone {} is impaired: no pod that serves goes down until it is back",
                         impaired.join(", ")
                     )),

@@ -12,7 +12,7 @@ use pinot_crds::PinotCluster;
 use super::{
     cache::node_of,
     observe::{ObservedCluster, PinotObservation, pod_is_ready, pod_ordinal, pod_revision},
-    validate::{Placement, ValidCluster, ValidPool},
+    validate::{Placement, ValidCluster, ValidPool, zookeeper::ENSEMBLE_POOL},
 };
 use crate::{
     children::LABEL_ROLE,
@@ -79,6 +79,61 @@ pub fn cluster_state(
         tenants: vec![],
         now_unix_seconds: now.as_second(),
         config: policy_config(valid, config, &observed.release),
+        ensemble: ensemble(valid, observed, now),
+    }
+}
+
+/// The managed ZooKeeper ensemble, for policies: its members as their pods and their
+/// four-letter words show them. A member whose ordinal the StatefulSet's configuration no
+/// longer lists is leaving.
+fn ensemble(valid: &ValidCluster, observed: &ObservedCluster, now: Timestamp) -> Option<model::Ensemble> {
+    let spec = valid.ensemble.as_ref()?;
+    let sts = observed.statefulsets.get(ENSEMBLE_POOL);
+    let replicas = sts.and_then(|s| s.spec.as_ref()).and_then(|s| s.replicas).unwrap_or(spec.replicas);
+    let configured =
+        sts.and_then(|s| super::ensemble::servers_in(s.spec.as_ref()?.template.spec.as_ref())).unwrap_or(replicas);
+    let answers = observed.ensemble.clone().unwrap_or_default();
+    let pods: &[Pod] = observed.pods.get(ENSEMBLE_POOL).map(Vec::as_slice).unwrap_or_default();
+    let members = pods
+        .iter()
+        .map(|p| {
+            let facts = answers.members.get(&p.name_any());
+            let base = pod(p, observed, &BTreeMap::new(), now);
+            model::Member {
+                id: base.ordinal + 1,
+                leaving: base.ordinal as i32 >= configured,
+                mode: facts.map_or(model::MemberMode::Unreachable, |f| member_mode(f.mode)),
+                synced: facts.is_some_and(|f| f.mode.serving() && f.synced),
+                pod: base.name,
+                revision: base.revision,
+                ready: base.ready,
+                terminating: base.terminating,
+                restarts: base.restarts,
+                age_seconds: base.age_seconds,
+                zone: base.zone,
+                node_ready: base.node_ready,
+            }
+        })
+        .collect();
+    Some(model::Ensemble {
+        desired_members: spec.replicas.max(0) as u32,
+        configured_members: configured.max(0) as u32,
+        target_revision: sts.and_then(|s| s.status.as_ref()?.update_revision.clone()).unwrap_or_default(),
+        image: spec.image.clone(),
+        order: valid.ensemble_position as u32,
+        members,
+    })
+}
+
+fn member_mode(mode: super::ensemble::MemberMode) -> model::MemberMode {
+    use super::ensemble::MemberMode as M;
+    match mode {
+        M::Leader => model::MemberMode::Leader,
+        M::Follower => model::MemberMode::Follower,
+        M::Observer => model::MemberMode::Observer,
+        M::Standalone => model::MemberMode::Standalone,
+        M::NotServing => model::MemberMode::NotServing,
+        M::Unreachable => model::MemberMode::Unreachable,
     }
 }
 
@@ -164,6 +219,7 @@ pub fn external_state(
         tenants: vec![],
         now_unix_seconds: now.as_second(),
         config: vec![],
+        ensemble: None,
     }
 }
 
@@ -293,6 +349,9 @@ fn policy_config(
     out.push(("pinot/release".into(), release.effective.to_string()));
     if let Some(version) = &release.reported {
         out.push(("pinot/version".into(), version.clone()));
+    }
+    if let Some(t) = valid.ensemble.as_ref().and_then(|e| e.pod_ready_timeout_seconds) {
+        out.push(("zookeeper/podReadyTimeoutSeconds".into(), t.to_string()));
     }
     for pool in &valid.pools {
         if let Some(t) = pool.pod_ready_timeout_seconds {

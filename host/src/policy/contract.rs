@@ -1,5 +1,5 @@
 //! The host side of the WIT package `pinot:policy`: the bindings of the contract this operator
-//! implements ([`v1`], `pinot:policy@1.1.0` and every 1.x before it, whose modules read the host's model through
+//! implements ([`v1`], `pinot:policy@1.2.0` and every 1.x before it, whose modules read the host's model through
 //! [`pinot_policy_model::Columns`]) and the one adapter for the previous contract ([`v0_3`]).
 
 pub mod v0_3;

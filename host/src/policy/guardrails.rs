@@ -3,7 +3,10 @@
 //! pool with more pods unavailable than its disruption budget, never remove a server pod whose
 //! instance still holds segments, disable or drain only instances a scale-in takes out, and
 //! never drop an instance that is live, holds segments or still has its pod, and never renumber
-//! the Pinot pool of an instance holding segments. One invalid action refuses the whole plan.
+//! the Pinot pool of an instance holding segments; a ZooKeeper member is restarted only while
+//! its ensemble keeps a quorum of its configuration serving in sync without it (never two
+//! members down in a 3-member ensemble), and a member leaving the ensemble never. One invalid
+//! action refuses the whole plan.
 
 use std::collections::HashMap;
 
@@ -95,6 +98,13 @@ pub fn verdicts(state: &ClusterState, plan: &[Action]) -> Vec<Option<String>> {
             (p.name.as_str(), down + missing)
         })
         .collect();
+    // Members of the ensemble down, counting restarts earlier in the plan: those not serving in
+    // sync or being deleted, and those of the configuration with no pod at all.
+    let mut members_down: u32 = state.ensemble.as_ref().map_or(0, |e| {
+        let down = e.members.iter().filter(|m| !m.leaving && (!m.synced || m.terminating)).count() as u32;
+        let missing = (1..=e.configured_members).filter(|id| !e.members.iter().any(|m| m.id == *id)).count() as u32;
+        down + missing
+    });
     let instance_of_pod = |id: &str| pod_instance(state, id);
     let departed = |id: &str| departed_instance(state, id);
     let instance = |id: &str| find_instance(state, id);
@@ -115,6 +125,31 @@ pub fn verdicts(state: &ClusterState, plan: &[Action]) -> Vec<Option<String>> {
     plan.iter()
         .map(|action| match action {
             Action::RestartPod(name) => {
+                let member = state.ensemble.as_ref().and_then(|e| e.members.iter().find(|m| &m.pod == name).map(|m| (e, m)));
+                if let Some((ensemble, member)) = member {
+                    if member.terminating {
+                        return Some(format!("ZooKeeper member {name} is already being deleted"));
+                    }
+                    if member.leaving {
+                        return Some(format!(
+                            "ZooKeeper member {name} is leaving the ensemble (its configuration lists {} members): it is removed, not restarted",
+                            ensemble.configured_members
+                        ));
+                    }
+                    if member.synced {
+                        // Below three members no restart keeps a quorum (the single member of
+                        // one, the two of a resize under way): one member at a time is the best.
+                        let tolerated = ensemble.tolerates().max(1);
+                        if members_down + 1 > tolerated {
+                            return Some(format!(
+                                "the ZooKeeper ensemble of {} members has {members_down} down already and survives {tolerated} down: restarting {name} now would leave no quorum",
+                                ensemble.configured_members
+                            ));
+                        }
+                        members_down += 1;
+                    }
+                    return None;
+                }
                 let Some((pool, pod)) =
                     state.pools.iter().find_map(|p| p.pods.iter().find(|pod| &pod.name == name).map(|pod| (p, pod)))
                 else {
@@ -243,7 +278,58 @@ pub fn check(state: &ClusterState, plan: &[Action]) -> Result<(), Violation> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::model::{InstancePool, InstanceTags, Pod};
+    use crate::policy::model::{Ensemble, InstancePool, InstanceTags, Member, MemberMode, Pod};
+
+    fn ensemble(members: u32, down: &[u32]) -> ClusterState {
+        let mut s = state(Instance::default(), Instance::default());
+        s.ensemble = Some(Ensemble {
+            desired_members: members,
+            configured_members: members,
+            target_revision: "z2".into(),
+            image: "zookeeper:3.9.3".into(),
+            order: 0,
+            members: (0..members)
+                .map(|o| Member {
+                    pod: format!("c-zookeeper-{o}"),
+                    id: o + 1,
+                    revision: "z1".into(),
+                    ready: !down.contains(&o),
+                    terminating: false,
+                    restarts: 0,
+                    age_seconds: 100,
+                    mode: if down.contains(&o) { MemberMode::NotServing } else { MemberMode::Follower },
+                    synced: !down.contains(&o),
+                    leaving: false,
+                    zone: None,
+                    node_ready: true,
+                })
+                .collect(),
+        });
+        s
+    }
+
+    fn restart(pods: &[&str]) -> Vec<Action> {
+        pods.iter().map(|p| Action::RestartPod(p.to_string())).collect()
+    }
+
+    /// Never two members down in a three-member ensemble: a restart waits for the member down
+    /// to be back in sync (the one down may be replaced); five members survive two down.
+    #[test]
+    fn a_zookeeper_member_restarts_only_while_the_quorum_survives_it() {
+        assert_eq!(verdicts(&ensemble(3, &[]), &restart(&["c-zookeeper-2"])), vec![None]);
+        let two = verdicts(&ensemble(3, &[]), &restart(&["c-zookeeper-2", "c-zookeeper-1"]));
+        assert!(two[0].is_none() && two[1].as_deref().is_some_and(|v| v.contains("no quorum")), "{two:?}");
+        let one_down = verdicts(&ensemble(3, &[0]), &restart(&["c-zookeeper-2"]));
+        assert!(one_down[0].as_deref().is_some_and(|v| v.contains("1 down already")), "{one_down:?}");
+        assert_eq!(verdicts(&ensemble(3, &[0]), &restart(&["c-zookeeper-0"])), vec![None], "the one down is replaced");
+        assert_eq!(verdicts(&ensemble(5, &[0]), &restart(&["c-zookeeper-4"])), vec![None]);
+        assert!(verdicts(&ensemble(5, &[0, 1]), &restart(&["c-zookeeper-4"]))[0].is_some());
+        // A single member is restarted all the same: there is no other way to upgrade it.
+        assert_eq!(verdicts(&ensemble(1, &[]), &restart(&["c-zookeeper-0"])), vec![None]);
+        let mut leaving = ensemble(3, &[]);
+        leaving.ensemble.as_mut().unwrap().members[2].leaving = true;
+        assert!(verdicts(&leaving, &restart(&["c-zookeeper-2"]))[0].as_deref().is_some_and(|v| v.contains("leaving")));
+    }
 
     fn state(instance: Instance, departed: Instance) -> ClusterState {
         let pod = Pod {

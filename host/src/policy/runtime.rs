@@ -899,5 +899,6 @@ pub fn empty_state() -> ClusterState {
         tenants: vec![],
         now_unix_seconds: 0,
         config: vec![],
+        ensemble: None,
     }
 }

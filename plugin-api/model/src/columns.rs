@@ -8,7 +8,7 @@
 //! with one column; the SDK builds it from a test state so that a policy reads a state in its
 //! unit tests exactly as it reads one in the operator.
 
-use crate::{ClusterState, Instance, Role};
+use crate::{ClusterState, Instance, MemberMode, Role};
 
 /// The PinotCluster itself (`cluster` in the WIT).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -60,6 +60,20 @@ pub struct Columns {
     pub conditions: ConditionColumns,
     pub tables: TableColumns,
     pub tenants: TenantColumns,
+    /// `ensemble` (1.2.0).
+    pub ensemble: Option<EnsembleFacts>,
+    /// `members` (1.2.0).
+    pub members: MemberColumns,
+}
+
+/// The managed ZooKeeper ensemble (`ensemble` in the WIT).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EnsembleFacts {
+    pub desired_members: u32,
+    pub configured_members: u32,
+    pub target_revision: u32,
+    pub image: u32,
+    pub order: u32,
 }
 
 table! {
@@ -160,6 +174,24 @@ table! {
         servers_with_segments: u32,
         // A set of rows.
         rebalancing: u32,
+    }
+}
+
+table! {
+    MemberColumns {
+        pod: u32,
+        id: u32,
+        revision: u32,
+        restarts: u32,
+        age_seconds: u64,
+        mode: MemberMode,
+        zone: Option<u32>,
+        // Sets of rows.
+        ready: u32,
+        terminating: u32,
+        synced: u32,
+        leaving: u32,
+        node_ready: u32,
     }
 }
 
@@ -291,6 +323,31 @@ impl Columns {
             tenants.instances.push(tenant.instances);
             tenants.offline_instances.push(tenant.offline_instances);
             tenants.realtime_instances.push(tenant.realtime_instances);
+        }
+        let members = state.ensemble.as_ref().map_or(&[][..], |e| e.members.as_slice());
+        c.members.reset(members.len());
+        c.ensemble = state.ensemble.as_ref().map(|e| EnsembleFacts {
+            desired_members: e.desired_members,
+            configured_members: e.configured_members,
+            target_revision: t.add(&e.target_revision),
+            image: t.add(&e.image),
+            order: e.order,
+        });
+        for (row, m) in members.iter().enumerate() {
+            let row = row as u32;
+            let cols = &mut c.members;
+            cols.pod.push(t.add(&m.pod));
+            cols.id.push(m.id);
+            cols.revision.push(t.add(&m.revision));
+            cols.restarts.push(m.restarts);
+            cols.age_seconds.push(m.age_seconds);
+            cols.mode.push(m.mode);
+            cols.zone.push(m.zone.as_deref().map(|z| t.add(z)));
+            include(&mut cols.ready, row, m.ready);
+            include(&mut cols.terminating, row, m.terminating);
+            include(&mut cols.synced, row, m.synced);
+            include(&mut cols.leaving, row, m.leaving);
+            include(&mut cols.node_ready, row, m.node_ready);
         }
     }
 }

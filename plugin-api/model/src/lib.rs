@@ -10,8 +10,9 @@
 mod columns;
 
 pub use columns::{
-    ClusterFacts, Columns, ConditionColumns, InstanceColumns, InstancePoolColumns, PodColumns, PodInstanceColumns,
-    PoolColumns, SettingColumns, TableColumns, TagColumns, TenantColumns, Texts, ZoneColumns,
+    ClusterFacts, Columns, ConditionColumns, EnsembleFacts, InstanceColumns, InstancePoolColumns, MemberColumns,
+    PodColumns, PodInstanceColumns, PoolColumns, SettingColumns, TableColumns, TagColumns, TenantColumns, Texts,
+    ZoneColumns,
 };
 
 use std::collections::BTreeMap;
@@ -127,6 +128,69 @@ pub struct Tenant {
     pub realtime_instances: u32,
 }
 
+/// A ZooKeeper member's part in its ensemble, from the `Mode:` its `srvr` answers. (1.2.0)
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum MemberMode {
+    Leader,
+    Follower,
+    Observer,
+    Standalone,
+    /// It answers, without a quorum to serve in (electing, syncing, cut off).
+    NotServing,
+    /// Its client port does not answer.
+    Unreachable,
+}
+
+impl MemberMode {
+    /// Serves clients in a quorum (or alone).
+    pub fn serving(self) -> bool {
+        matches!(self, MemberMode::Leader | MemberMode::Follower | MemberMode::Observer | MemberMode::Standalone)
+    }
+}
+
+/// One member of the managed ZooKeeper ensemble: a pod of its StatefulSet. (1.2.0)
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Member {
+    pub pod: String,
+    /// Its ZooKeeper id: the pod's ordinal + 1.
+    pub id: u32,
+    pub revision: String,
+    pub ready: bool,
+    pub terminating: bool,
+    pub restarts: u32,
+    pub age_seconds: u64,
+    pub mode: MemberMode,
+    /// Serves and has finished syncing with the leader (or leads).
+    pub synced: bool,
+    /// The configuration no longer lists it: it goes once the others run without it.
+    #[serde(default)]
+    pub leaving: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
+    #[serde(default = "yes")]
+    pub node_ready: bool,
+}
+
+/// The ZooKeeper ensemble the operator runs for the cluster. (1.2.0)
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Ensemble {
+    pub desired_members: u32,
+    /// Members its configuration lists now.
+    pub configured_members: u32,
+    pub target_revision: String,
+    pub image: String,
+    /// Roles of `deployment_order` before it.
+    pub order: u32,
+    pub members: Vec<Member>,
+}
+
+impl Ensemble {
+    /// Members that may be down at once without losing the quorum of the configuration.
+    pub fn tolerates(&self) -> u32 {
+        self.configured_members.saturating_sub(1) / 2
+    }
+}
+
 /// Everything a policy decides from.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ClusterState {
@@ -140,6 +204,9 @@ pub struct ClusterState {
     pub tenants: Vec<Tenant>,
     pub now_unix_seconds: i64,
     pub config: Vec<(String, String)>,
+    /// The ZooKeeper ensemble the operator runs for the cluster, if it does. (1.2.0)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ensemble: Option<Ensemble>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

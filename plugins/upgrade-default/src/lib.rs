@@ -19,12 +19,21 @@
 //! take a second replica group out (only a pod that is down already may be replaced). Within a
 //! pool spread over zones, pods go zone by zone (by the zone their node is in).
 //!
-//! Configuration: `podReadyTimeoutSeconds`, and `pool/<pool>/podReadyTimeoutSeconds` (the host
-//! sets these from `spec.upgrade` and the pools).
+//! ZooKeeper (contract 1.2.0): the managed ensemble takes its place in the deployment order
+//! (first by default) and is restarted one member at a time, followers first (highest id
+//! first), the leader last, the next member only once the one restarted is back serving in sync
+//! with the leader (`synced`). A member leaving the ensemble is never restarted; a member down
+//! on the old revision is replaced first; a restarted member not back in sync within
+//! `zookeeper/podReadyTimeoutSeconds` (else `podReadyTimeoutSeconds`, default 600) halts the
+//! upgrade with nothing else restarted.
+//!
+//! Configuration: `podReadyTimeoutSeconds`, and `pool/<pool>/podReadyTimeoutSeconds` and
+//! `zookeeper/podReadyTimeoutSeconds` (the host sets these from `spec.upgrade`, the pools and
+//! `spec.zookeeper.managed`).
 
 use std::collections::BTreeMap;
 
-use pinot_policy_sdk::{Pod, Pool, State, UpgradeAction as Action, UpgradePolicy};
+use pinot_policy_sdk::{Ensemble, MemberMode, Pod, Pool, State, UpgradeAction as Action, UpgradePolicy};
 
 struct DefaultUpgrade;
 
@@ -100,6 +109,60 @@ fn next_step(state: &State, pool: Pool) -> Option<Vec<Action>> {
     Some(same_zone.take(budget - down).map(|pod| Action::RestartPod(pod.name().into())).collect())
 }
 
+/// The next restart of the ZooKeeper ensemble, or why it waits; `None` when every member runs
+/// the target revision in sync.
+fn ensemble_step(state: &State, ensemble: Ensemble) -> Option<Vec<Action>> {
+    let default = config_u64(state, "podReadyTimeoutSeconds").unwrap_or(600);
+    let timeout = config_u64(state, "zookeeper/podReadyTimeoutSeconds").unwrap_or(default);
+    let target = ensemble.target_revision();
+    let staying: Vec<_> = ensemble.members().filter(|m| !m.leaving()).collect();
+    for m in &staying {
+        if m.revision() == target && !m.terminating() && !m.synced() && m.age_seconds() > timeout {
+            let mode = match m.mode() {
+                MemberMode::Unreachable => "its client port does not answer",
+                _ => "it does not serve in sync with a leader",
+            };
+            return Some(vec![Action::Block(format!(
+                "ZooKeeper member {} is not back in the quorum after its restart ({mode}; timeout {timeout}s passed); \
+                 no other member is restarted: fix the cause or roll spec.zookeeper.managed back",
+                m.pod()
+            ))]);
+        }
+    }
+    let mut pending: Vec<_> = staying.iter().filter(|m| m.revision() != target && !m.terminating()).copied().collect();
+    // Down already on the old revision: replacing it takes nothing more down (a rollback past
+    // a member stuck on a bad image).
+    if let Some(down) = pending.iter().find(|m| !m.synced()) {
+        return Some(vec![Action::RestartPod(down.pod().into())]);
+    }
+    let present = |id: u32| ensemble.members().any(|m| m.id() == id);
+    let missing: Vec<u32> = (1..=ensemble.configured_members()).filter(|id| !present(*id)).collect();
+    let down: Vec<String> = staying
+        .iter()
+        .filter(|m| !m.up())
+        .map(|m| m.pod().to_string())
+        .chain(missing.iter().map(|id| format!("member {id}")))
+        .collect();
+    if pending.is_empty() {
+        if down.is_empty() {
+            return None;
+        }
+        return Some(vec![Action::Wait(format!(
+            "waiting for ZooKeeper {} to be back in the quorum and in sync",
+            down.join(", ")
+        ))]);
+    }
+    if !down.is_empty() {
+        return Some(vec![Action::Wait(format!(
+            "restarting ZooKeeper member by member: waiting for {} to be back in the quorum and in sync",
+            down.join(", ")
+        ))]);
+    }
+    // Followers first, highest id first; the leader last (one election, at the end).
+    pending.sort_by_key(|m| (m.mode() == MemberMode::Leader, std::cmp::Reverse(m.id())));
+    Some(vec![Action::RestartPod(pending[0].pod().into())])
+}
+
 /// The zones with a pod on a node that is not Ready, with those pods.
 fn impaired_zones(state: &State) -> BTreeMap<&str, Vec<&str>> {
     let mut zones: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
@@ -146,7 +209,14 @@ impl UpgradePolicy for DefaultUpgrade {
         if !impaired.is_empty() {
             return Ok(while_impaired(state, &impaired));
         }
-        for role in state.deployment_order() {
+        let ensemble = state.ensemble();
+        let ensemble_at = ensemble.map(|e| e.order() as usize);
+        for (position, role) in state.deployment_order().iter().enumerate() {
+            if ensemble_at == Some(position)
+                && let Some(actions) = ensemble.and_then(|e| ensemble_step(state, e))
+            {
+                return Ok(actions);
+            }
             let mut pools: Vec<(&str, &str, Pool)> =
                 state.pools().filter(|p| p.role() == *role).map(|p| (p.first_zone(), p.name(), p)).collect();
             pools.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
@@ -166,6 +236,11 @@ impl UpgradePolicy for DefaultUpgrade {
                 return Ok(actions);
             }
         }
+        if ensemble_at.is_some_and(|at| at >= state.deployment_order().len())
+            && let Some(actions) = ensemble.and_then(|e| ensemble_step(state, e))
+        {
+            return Ok(actions);
+        }
         Ok(vec![])
     }
 }
@@ -179,6 +254,68 @@ mod tests {
     use pinot_policy_sdk::{Role, StateBuilder, UpgradeAction, UpgradePolicy};
 
     use super::DefaultUpgrade;
+
+    fn zookeeper_upgrade(edit: impl FnOnce(StateBuilder) -> StateBuilder) -> Vec<UpgradeAction> {
+        let state = StateBuilder::new("events")
+            .pool("controller", Role::Controller, 1)
+            .target_revision("controller", "events-controller-2")
+            .ensemble(3)
+            .ensemble_target_revision("events-zookeeper-2")
+            .member("events-zookeeper-1", |m| m.mode = pinot_policy_sdk::MemberMode::Leader)
+            .member("events-zookeeper-2", |m| m.mode = pinot_policy_sdk::MemberMode::Follower);
+        DefaultUpgrade::plan(&edit(state).build()).unwrap()
+    }
+
+    #[test]
+    fn zookeeper_goes_first_followers_before_the_leader_one_member_at_a_time() {
+        let restart = |pod: &str| vec![UpgradeAction::RestartPod(pod.into())];
+        // Before the controllers, the highest follower first.
+        assert_eq!(zookeeper_upgrade(|s| s), restart("events-zookeeper-2"));
+        // Restarted, not in sync yet: wait for it, naming it.
+        let waiting = zookeeper_upgrade(|s| {
+            s.member("events-zookeeper-2", |m| {
+                m.revision = "events-zookeeper-2".into();
+                m.synced = false;
+                m.mode = pinot_policy_sdk::MemberMode::NotServing;
+                m.age_seconds = 5;
+            })
+        });
+        assert!(matches!(&waiting[..], [UpgradeAction::Wait(w)] if w.contains("events-zookeeper-2")), "{waiting:?}");
+        // Back in sync: the other follower, then the leader last.
+        let on_target = |m: &mut pinot_policy_sdk::model::Member| m.revision = "events-zookeeper-2".into();
+        assert_eq!(zookeeper_upgrade(|s| s.member("events-zookeeper-2", on_target)), restart("events-zookeeper-0"));
+        assert_eq!(
+            zookeeper_upgrade(|s| s.member("events-zookeeper-2", on_target).member("events-zookeeper-0", on_target)),
+            restart("events-zookeeper-1")
+        );
+        // Every member on target and in sync: the controllers' turn.
+        let done = zookeeper_upgrade(|s| {
+            s.member("events-zookeeper-0", on_target)
+                .member("events-zookeeper-1", on_target)
+                .member("events-zookeeper-2", on_target)
+        });
+        assert_eq!(done, restart("events-controller-0"));
+        // Placed after the controllers by deploymentOrder: they go first.
+        assert_eq!(zookeeper_upgrade(|s| s.ensemble_order(1)), restart("events-controller-0"));
+    }
+
+    #[test]
+    fn a_zookeeper_member_not_back_in_time_halts_and_a_leaving_one_is_never_restarted() {
+        let halted = zookeeper_upgrade(|s| {
+            s.member("events-zookeeper-2", |m| {
+                m.revision = "events-zookeeper-2".into();
+                m.synced = false;
+                m.mode = pinot_policy_sdk::MemberMode::Unreachable;
+                m.age_seconds = 601;
+            })
+        });
+        assert!(
+            matches!(&halted[..], [UpgradeAction::Block(b)] if b.contains("events-zookeeper-2") && b.contains("does not answer")),
+            "{halted:?}"
+        );
+        let leaving = zookeeper_upgrade(|s| s.member("events-zookeeper-2", |m| m.leaving = true));
+        assert_eq!(leaving, vec![UpgradeAction::RestartPod("events-zookeeper-0".into())]);
+    }
 
     #[test]
     fn servers_restart_highest_ordinal_first_one_at_a_time() {

@@ -1,4 +1,4 @@
-//! `pinot:policy@1.1.0` (and so every 1.x before it): the host answers a module's `state` functions from the model laid out
+//! `pinot:policy@1.2.0` (and so every 1.x before it): the host answers a module's `state` functions from the model laid out
 //! in [`Columns`] (built once per decision), and collects the calls of its kind's action
 //! functions as the plan. Which action functions a module may import is its kind's only (the
 //! load checks the imports), so an upgrade policy cannot ask for a scale-in.
@@ -9,7 +9,7 @@ use wasmtime::component::{HasSelf, Linker};
 use crate::policy::model::{Action, InstancePool, InstanceTags, SetReplicas};
 
 /// The contract version of these bindings.
-pub const API_VERSION: &str = "pinot:policy@1.1.0";
+pub const API_VERSION: &str = "pinot:policy@1.2.0";
 
 /// Actions one plan may ask for, and the bytes of their strings: a module calling an action
 /// function in a loop is stopped (trapped) instead of filling the operator's memory.
@@ -20,7 +20,7 @@ const MAX_ACTION_BYTES: usize = 1 << 20;
 pub mod upgrade {
     wasmtime::component::bindgen!({
         world: "upgrade-policy",
-        path: "../plugin-api/wit/1.1.0",
+        path: "../plugin-api/wit/1.2.0",
         imports: { default: trappable },
     });
 }
@@ -29,7 +29,7 @@ pub mod upgrade {
 pub mod scaling {
     wasmtime::component::bindgen!({
         world: "scaling-policy",
-        path: "../plugin-api/wit/1.1.0",
+        path: "../plugin-api/wit/1.2.0",
         imports: { default: trappable },
         with: {
             "pinot:policy/types": super::upgrade::pinot::policy::types,
@@ -43,7 +43,7 @@ pub mod scaling {
 pub mod tenant {
     wasmtime::component::bindgen!({
         world: "tenant-policy",
-        path: "../plugin-api/wit/1.1.0",
+        path: "../plugin-api/wit/1.2.0",
         imports: { default: trappable },
         with: {
             "pinot:policy/types": super::upgrade::pinot::policy::types,
@@ -262,6 +262,46 @@ macro_rules! impl_policy_state_v1 {
                         segments: t.segments,
                         servers_with_segments: t.servers_with_segments,
                         rebalancing: t.rebalancing,
+                    })
+                }
+
+                fn ensemble(&mut self) -> wasmtime::Result<Option<state::EnsembleFacts>> {
+                    Ok(self.columns()?.ensemble.as_ref().map(|e| state::EnsembleFacts {
+                        desired_members: e.desired_members,
+                        configured_members: e.configured_members,
+                        target_revision: e.target_revision,
+                        image: e.image,
+                        order: e.order,
+                    }))
+                }
+
+                fn members(&mut self) -> wasmtime::Result<state::MemberColumns> {
+                    use $crate::policy::model::MemberMode as M;
+                    let m = self.columns()?.members.clone();
+                    Ok(state::MemberColumns {
+                        pod: m.pod,
+                        id: m.id,
+                        revision: m.revision,
+                        restarts: m.restarts,
+                        age_seconds: m.age_seconds,
+                        mode: m
+                            .mode
+                            .iter()
+                            .map(|mode| match mode {
+                                M::Leader => state::MemberMode::Leader,
+                                M::Follower => state::MemberMode::Follower,
+                                M::Observer => state::MemberMode::Observer,
+                                M::Standalone => state::MemberMode::Standalone,
+                                M::NotServing => state::MemberMode::NotServing,
+                                M::Unreachable => state::MemberMode::Unreachable,
+                            })
+                            .collect(),
+                        zone: m.zone,
+                        ready: m.ready,
+                        terminating: m.terminating,
+                        synced: m.synced,
+                        leaving: m.leaving,
+                        node_ready: m.node_ready,
                     })
                 }
 

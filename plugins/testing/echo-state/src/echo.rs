@@ -134,5 +134,35 @@ fn render(s: &State) -> String {
             let _ = writeln!(out, "pinot-pools {} {}", i.id(), pools.join(","));
         }
     }
+    // What 1.2.0 adds: the managed ZooKeeper ensemble.
+    if let Some(e) = s.ensemble() {
+        let _ = writeln!(
+            out,
+            "ensemble desired={} configured={} target={} image={} order={}",
+            e.desired_members(),
+            e.configured_members(),
+            e.target_revision(),
+            e.image(),
+            e.order()
+        );
+        for m in e.members() {
+            let _ = writeln!(
+                out,
+                " member {} id={} {} {:?} synced={} ready={} terminating={} leaving={} restarts={} age={} zone={} nodeReady={}",
+                m.pod(),
+                m.id(),
+                m.revision(),
+                m.mode(),
+                m.synced(),
+                m.ready(),
+                m.terminating(),
+                m.leaving(),
+                m.restarts(),
+                m.age_seconds(),
+                m.zone().unwrap_or("-"),
+                m.node_ready()
+            );
+        }
+    }
     out
 }

@@ -1,10 +1,10 @@
-//! Test policy built against the 1.2.0 DRAFT of the contract (`tests/contract/1.2.0`): it reads
-//! the new `pod-zone` column and asks for the new `evict-pod` action. The 1.1.0 operator refuses
+//! Test policy built against the 1.3.0 DRAFT of the contract (`tests/contract/1.3.0`): it reads
+//! the new `pod-zone` column and asks for the new `evict-pod` action. The 1.2.0 operator refuses
 //! it at load, naming what it lacks; the draft host of `host/tests/contract_evolution.rs` runs it.
 
 wit_bindgen::generate!({
     world: "upgrade-policy",
-    path: "../../../tests/contract/1.2.0",
+    path: "../../../tests/contract/1.3.0",
 });
 
 use exports::pinot::policy::upgrade::Guest;
