@@ -227,3 +227,171 @@ async fn a_managed_ensemble_is_installed_before_pinot_and_pinot_connects_to_its_
     operator.stop().await;
     ns.cleanup().await;
 }
+
+/// Installs the example and returns the members' pods as the sim reports them, once Available.
+async fn install(client: &kube::Client, ns: &str, edit: impl FnOnce(&mut Value)) -> Api<PinotCluster> {
+    let mut cluster = example(ns);
+    edit(&mut cluster);
+    apply(ns, &cluster).await;
+    let api: Api<PinotCluster> = Api::namespaced(client.clone(), ns);
+    wait_available(&api).await;
+    api
+}
+
+async fn set_zookeeper_image(ns: &str, image: &str) {
+    let patch = json!({"spec": {"zookeeper": {"managed": {"image": image}}}}).to_string();
+    kubectl(&["-n", ns, "patch", &format!("pinotcluster/{CLUSTER}"), "--type=merge", "-p", &patch]).await;
+}
+
+/// The members stopped since `from` (index into the events), in order, with the mode each had.
+fn stops(report: &EnsembleReport, from: usize) -> Vec<(String, String, Vec<String>)> {
+    report.events[from..]
+        .iter()
+        .filter(|e| e.event == "stopped")
+        .map(|e| (e.pod.clone(), e.mode.clone(), e.others_down.clone()))
+        .collect()
+}
+
+/// Waits until every member runs `image`, serving in sync, and the cluster is settled.
+async fn wait_ensemble_on(client: &kube::Client, ns: &str, image: &str) -> EnsembleReport {
+    let api: Api<PinotCluster> = Api::namespaced(client.clone(), ns);
+    wait_available(&api).await;
+    wait_for(&format!("every member on {image}"), ROLLOUT, || async {
+        let report = ensemble_report(ns).await;
+        let on_image = report.members.iter().all(|m| {
+            report
+                .events
+                .iter()
+                .rev()
+                .find(|e| e.pod == m.pod && e.event == "started")
+                .is_some_and(|e| e.image == image)
+        });
+        (report.members.len() == 3 && on_image && report.members.iter().all(|m| m.mode != "not serving"))
+            .then_some(report)
+    })
+    .await
+}
+
+/// An upgrade of the three members: followers first, the leader last, each member once, never
+/// a second member down while one is (every stop found the other two serving).
+#[tokio::test]
+async fn an_ensemble_upgrade_restarts_the_leader_last_and_never_two_members_at_once() {
+    let client = test_client().await;
+    let ns = TestNamespace::create(&client, "zk-upgrade").await;
+    let operator = OperatorHandle::start(&client, &ns.name);
+    install(&client, &ns.name, |_| {}).await;
+    let before = ensemble_report(&ns.name).await;
+    let leader = before.leader.clone().expect("a leader");
+    let pinot_pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
+    let pinot_before: Vec<String> = pinot_pods
+        .list(&ListParams::default().labels("pinot.controlplane.dev/role!=zookeeper,pinot.controlplane.dev/cluster"))
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .filter_map(|p| p.uid())
+        .collect();
+
+    set_zookeeper_image(&ns.name, "zookeeper:3.9.4").await;
+    let after = wait_ensemble_on(&client, &ns.name, "zookeeper:3.9.4").await;
+    let stops = stops(&after, before.events.len());
+    eprintln!("stops: {stops:?}");
+    assert_eq!(stops.len(), 3, "each member restarted once: {stops:?}");
+    let mut stopped: Vec<&str> = stops.iter().map(|(p, _, _)| p.as_str()).collect();
+    assert_eq!(stopped.last().copied(), Some(leader.as_str()), "the leader last: {stops:?}");
+    for (pod, mode, others_down) in &stops[..2] {
+        assert_eq!(mode, "follower", "{pod} was a follower when it stopped: {stops:?}");
+        assert!(others_down.is_empty(), "no other member down when {pod} stopped: {stops:?}");
+    }
+    assert!(stops[2].2.is_empty(), "the leader stopped with both followers in sync: {stops:?}");
+    stopped.sort();
+    stopped.dedup();
+    assert_eq!(stopped.len(), 3);
+    // Pinot restarted for nothing of it.
+    let pinot_after: Vec<String> = pinot_pods
+        .list(&ListParams::default().labels("pinot.controlplane.dev/role!=zookeeper,pinot.controlplane.dev/cluster"))
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .filter_map(|p| p.uid())
+        .collect();
+    assert_eq!(pinot_before, pinot_after, "no Pinot pod restarted for a ZooKeeper upgrade");
+
+    operator.stop().await;
+    ns.cleanup().await;
+}
+
+/// The operator dies right after it restarted the first member; a new one goes on from what it
+/// observes: every member restarted exactly once, the leader last.
+#[tokio::test]
+async fn an_operator_killed_mid_upgrade_resumes_without_restarting_a_member_twice() {
+    let client = test_client().await;
+    let ns = TestNamespace::create(&client, "zk-killed").await;
+    let operator = OperatorHandle::start(&client, &ns.name);
+    install(&client, &ns.name, |_| {}).await;
+    let before = ensemble_report(&ns.name).await;
+    let leader = before.leader.clone().expect("a leader");
+
+    set_zookeeper_image(&ns.name, "zookeeper:3.9.4").await;
+    wait_for("the first member restarted", Duration::from_secs(60), || async {
+        let report = ensemble_report(&ns.name).await;
+        (!stops(&report, before.events.len()).is_empty()).then_some(())
+    })
+    .await;
+    drop(operator);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let operator = OperatorHandle::start(&client, &ns.name);
+
+    let after = wait_ensemble_on(&client, &ns.name, "zookeeper:3.9.4").await;
+    let stops = stops(&after, before.events.len());
+    eprintln!("stops: {stops:?}");
+    let mut pods: Vec<&str> = stops.iter().map(|(p, _, _)| p.as_str()).collect();
+    assert_eq!(pods.last().copied(), Some(leader.as_str()), "the leader last: {stops:?}");
+    assert!(stops.iter().all(|(_, _, down)| down.is_empty()), "never two members down: {stops:?}");
+    pods.sort();
+    pods.dedup();
+    assert_eq!((stops.len(), pods.len()), (3, 3), "each member restarted exactly once: {stops:?}");
+
+    operator.stop().await;
+    ns.cleanup().await;
+}
+
+/// A broken image: the first member restarted on it never rejoins; the upgrade halts naming it,
+/// with no other member restarted, and the ensemble keeps its quorum of two.
+#[tokio::test]
+async fn a_broken_zookeeper_image_halts_after_one_member() {
+    let client = test_client().await;
+    let ns = TestNamespace::create(&client, "zk-broken").await;
+    let operator = OperatorHandle::start(&client, &ns.name);
+    let api = install(&client, &ns.name, |c| {
+        c["spec"]["zookeeper"]["managed"]["podReadyTimeoutSeconds"] = json!(15);
+    })
+    .await;
+    let before = ensemble_report(&ns.name).await;
+
+    set_zookeeper_image(&ns.name, "zookeeper:3.9.4-broken").await;
+    let message = wait_for("Degraded naming the member", ROLLOUT, || async {
+        let c = api.get(CLUSTER).await.ok()?;
+        let (status, message) = condition(&c, "Degraded")?;
+        (status == "True" && message.contains("ZooKeeper member")).then_some(message)
+    })
+    .await;
+    eprintln!("{message}");
+    let report = ensemble_report(&ns.name).await;
+    let stops = stops(&report, before.events.len());
+    assert_eq!(stops.len(), 1, "one member restarted, no other: {stops:?}");
+    assert!(message.contains(&stops[0].0), "the halt names {}: {message}", stops[0].0);
+    assert_ne!(Some(&stops[0].0), before.leader.as_ref(), "a follower went first");
+    assert!(report.leader.is_some(), "the two others keep a quorum: {report:?}");
+    // It stays so.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(super_stops(&ns.name, before.events.len()).await, 1);
+
+    operator.stop().await;
+    ns.cleanup().await;
+}
+
+async fn super_stops(ns: &str, from: usize) -> usize {
+    stops(&ensemble_report(ns).await, from).len()
+}
