@@ -395,3 +395,79 @@ async fn a_broken_zookeeper_image_halts_after_one_member() {
 async fn super_stops(ns: &str, from: usize) -> usize {
     stops(&ensemble_report(ns).await, from).len()
 }
+
+async fn set_members(ns: &str, replicas: i32) {
+    let patch = json!({"spec": {"zookeeper": {"managed": {"replicas": replicas}}}}).to_string();
+    kubectl(&["-n", ns, "patch", &format!("pinotcluster/{CLUSTER}"), "--type=merge", "-p", &patch]).await;
+}
+
+/// The ensemble of every member, settled: `members` members, each serving with a configuration
+/// of `members`.
+async fn wait_members(client: &kube::Client, ns: &str, members: usize) -> EnsembleReport {
+    let api: Api<PinotCluster> = Api::namespaced(client.clone(), ns);
+    wait_for(&format!("{members} members in one configuration"), Duration::from_secs(300), || async {
+        let c = api.get(CLUSTER).await.ok()?;
+        let zk = c.status.as_ref()?.zookeeper.clone()?;
+        let report = ensemble_report(ns).await;
+        let settled = report.members.len() == members
+            && report.members.iter().all(|m| m.quorum_size as usize == members && m.mode != "not serving")
+            && zk.configured as usize == members
+            && condition(&c, "Progressing")?.0 == "False";
+        settled.then_some(report)
+    })
+    .await
+}
+
+/// 3 → 5 → 3 members, one member at a time: never a configuration that a quorum of the old one
+/// could not overlap (3 → 4 → 5), never fewer than a quorum serving, and the removed members'
+/// pods gone.
+#[tokio::test]
+async fn the_ensemble_grows_and_shrinks_one_member_at_a_time_keeping_its_quorum() {
+    let client = test_client().await;
+    let ns = TestNamespace::create(&client, "zk-resize").await;
+    let operator = OperatorHandle::start(&client, &ns.name);
+    install(&client, &ns.name, |c| {
+        // Members spread over the three zones: five fit (two zones get two).
+        c["spec"]["zookeeper"]["managed"]["zones"] = json!(["zone-a", "zone-b", "zone-c"]);
+    })
+    .await;
+    let before = ensemble_report(&ns.name).await;
+
+    set_members(&ns.name, 5).await;
+    let grown = wait_members(&client, &ns.name, 5).await;
+    let events = &grown.events[before.events.len()..];
+    // Member 4 started with a configuration of four, member 5 only after every member ran four.
+    let started: Vec<&str> = events.iter().filter(|e| e.event == "started").map(|e| e.pod.as_str()).collect();
+    let fourth = started.iter().position(|p| *p == "analytics-zookeeper-3").expect("member 4 started");
+    let fifth = started.iter().position(|p| *p == "analytics-zookeeper-4").expect("member 5 started");
+    assert!(fourth < fifth, "{started:?}");
+    for e in events.iter().filter(|e| e.event == "stopped") {
+        assert!(e.others_down.len() <= 1, "never a second member down: {events:?}");
+    }
+    let tolerated_at_stop = events
+        .iter()
+        .filter(|e| e.event == "stopped")
+        .all(|e| e.others_down.is_empty() || e.others_down.iter().all(|p| p == "analytics-zookeeper-4"));
+    assert!(tolerated_at_stop, "a member stopped only with the others serving: {events:?}");
+
+    let mid = ensemble_report(&ns.name).await.events.len();
+    set_members(&ns.name, 3).await;
+    let shrunk = wait_members(&client, &ns.name, 3).await;
+    let events = &shrunk.events[mid..];
+    let gone: Vec<&str> = events
+        .iter()
+        .filter(|e| e.event == "stopped" && ["analytics-zookeeper-3", "analytics-zookeeper-4"].contains(&e.pod.as_str()))
+        .map(|e| e.pod.as_str())
+        .collect();
+    assert!(gone.contains(&"analytics-zookeeper-4") && gone.contains(&"analytics-zookeeper-3"), "{events:?}");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
+    wait_for("the removed members' pods gone", Duration::from_secs(60), || async {
+        let left = pods.list(&ListParams::default().labels("pinot.controlplane.dev/pool=zookeeper")).await.ok()?;
+        (left.items.len() == 3).then_some(())
+    })
+    .await;
+    assert!(shrunk.leader.is_some());
+
+    operator.stop().await;
+    ns.cleanup().await;
+}

@@ -22,8 +22,8 @@ use std::collections::BTreeSet;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::{
-    Api, Client,
-    api::{DeleteParams, DynamicObject, ObjectMeta, Patch, PatchParams},
+    Api, Client, ResourceExt,
+    api::{DeleteParams, DynamicObject, ObjectMeta, Patch, PatchParams, Preconditions},
     runtime::events::{Event, EventType},
 };
 use pinot_crds::RebalanceJob;
@@ -248,6 +248,32 @@ pub async fn apply(w: &Writer<'_>, plan: &Plan<'_>, desired: &DesiredObjects, ob
             Err(e) => {
                 let note = format!("creating the znode {chroot} in the ZooKeeper ensemble failed: {e}");
                 w.event(EventType::Warning, "ChrootFailed", "Apply", note, None).await;
+            }
+        }
+    }
+
+    // 4c. The leader of a shrinking ensemble is the member to leave: restarted on its own
+    // revision, so that a member that stays leads (`ensemble::Sizing::move_leader`).
+    if let Some(pod) = plan.ensemble.as_ref().and_then(|s| s.move_leader.as_deref())
+        && let Some(running) =
+            observed.pods.get(super::validate::zookeeper::ENSEMBLE_POOL).into_iter().flatten().find(|p| p.name_any() == pod)
+    {
+        let params = DeleteParams {
+            preconditions: Some(Preconditions { uid: running.uid(), resource_version: None }),
+            ..Default::default()
+        };
+        let api: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(w.client.clone(), &w.namespace);
+        match api.delete(pod, &params).await {
+            Ok(_) => {
+                let note = format!(
+                    "restarted ZooKeeper member {pod}, the leader, before it leaves the ensemble: a member that stays takes over"
+                );
+                w.event(EventType::Normal, "ZookeeperLeaderMoved", "Resize", note, None).await;
+            }
+            Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
+            Err(e) => {
+                let note = format!("restarting ZooKeeper member {pod} to move the leadership failed: {}", kube_message(&e));
+                w.event(EventType::Warning, "ApplyFailed", "Resize", note, None).await;
             }
         }
     }

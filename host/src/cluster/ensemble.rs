@@ -11,7 +11,7 @@ use k8s_openapi::api::{apps::v1::StatefulSet, core::v1::Pod};
 use kube::ResourceExt;
 
 use super::{
-    build::{EnsembleShape, ZOOKEEPER_CONTAINER},
+    build::EnsembleShape,
     observe::ObservedCluster,
     validate::{
         ValidEnsemble,
@@ -211,16 +211,19 @@ pub async fn create_chroot(pods: &[Pod], observed: &EnsembleObservation, chroot:
     zk::create(&addr, chroot, ZK_TIMEOUT).await
 }
 
-/// The number of `server.N` entries of the ZooKeeper container's `ZOO_SERVERS` in a pod template
-/// or pod spec.
-pub fn servers_in(spec: Option<&k8s_openapi::api::core::v1::PodSpec>) -> Option<i32> {
-    let container = spec?.containers.iter().find(|c| c.name == ZOOKEEPER_CONTAINER)?;
-    let servers = container.env.iter().flatten().find(|e| e.name == "ZOO_SERVERS")?.value.as_deref()?;
-    Some(servers.split_whitespace().filter(|s| s.starts_with("server.")).count() as i32)
+/// Annotation on the ensemble's StatefulSet and its pod template: the members its
+/// configuration (`ZOO_SERVERS`) lists. Metadata, which the operator's caches keep (they drop
+/// pod templates and pod specs).
+pub const ANNOTATION_SERVERS: &str = "pinot.controlplane.dev/zookeeper-servers";
+
+/// The members the configuration of a StatefulSet or a pod lists, from its annotation.
+pub fn servers_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Option<i32> {
+    meta.annotations.as_ref()?.get(ANNOTATION_SERVERS)?.parse().ok()
 }
 
-fn statefulset_servers(sts: &StatefulSet) -> Option<i32> {
-    servers_in(sts.spec.as_ref()?.template.spec.as_ref())
+/// The members the observed StatefulSet's configuration lists.
+pub fn statefulset_servers(sts: &StatefulSet) -> Option<i32> {
+    servers_of(&sts.metadata)
 }
 
 /// Where the ensemble's size is in this pass.
@@ -232,6 +235,11 @@ pub struct Sizing {
     /// A member that is leaving: it runs the old configuration and is not restarted; its pod
     /// goes when the others run without it.
     pub leaving: Option<String>,
+    /// The leader's pod, restarted (on the revision it runs) before it is the member to leave:
+    /// members restarted without it in their configuration could not follow it (fast leader
+    /// election takes no vote from a server outside the configuration), so the leadership moves
+    /// to a member that stays first.
+    pub move_leader: Option<String>,
 }
 
 /// The ensemble's size for this pass: what exists stays until every member runs the
@@ -250,22 +258,24 @@ pub fn sizing(ensemble: &ValidEnsemble, observed: &ObservedCluster, members: &En
         // again, so that no member restarts into another configuration.
         let highest = pods.iter().map(|p| pod_ordinal(p) + 1).max().unwrap_or(0);
         if highest > 0 {
-            let servers = pods.iter().filter_map(|p| servers_in(p.spec.as_ref())).max().unwrap_or(highest);
+            let servers = pods.iter().filter_map(|p| servers_of(&p.metadata)).max().unwrap_or(highest);
             let shape = EnsembleShape { replicas: highest, servers };
             return Sizing {
                 shape,
                 progress: Some("the ensemble's StatefulSet is created again".into()),
                 leaving: None,
+                move_leader: None,
             };
         }
-        return Sizing { shape: EnsembleShape { replicas: target, servers: target }, progress: None, leaving: None };
+        let shape = EnsembleShape { replicas: target, servers: target };
+        return Sizing { shape, progress: None, leaving: None, move_leader: None };
     };
     let replicas = sts.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
     let servers = statefulset_servers(sts).unwrap_or(replicas);
     let current = EnsembleShape { replicas, servers };
     let leaving = (servers < replicas).then(|| format!("{}-{}", sts.name_any(), replicas - 1));
     if replicas == target && servers == target {
-        return Sizing { shape: current, progress: None, leaving: None };
+        return Sizing { shape: current, progress: None, leaving: None, move_leader: None };
     }
     // Settled: the StatefulSet has seen its spec, every member that stays runs its revision
     // and the quorum of the current configuration is whole.
@@ -281,7 +291,7 @@ pub fn sizing(ensemble: &ValidEnsemble, observed: &ObservedCluster, members: &En
         });
     let voters: Vec<String> = staying.iter().map(|p| p.name_any()).collect();
     let healthy = members.whole(&voters, servers as u32);
-    let step = |why: String| Sizing { shape: current, progress: Some(why), leaving: leaving.clone() };
+    let step = |why: String| Sizing { shape: current, progress: Some(why), leaving: leaving.clone(), move_leader: None };
     if !observed_spec || !on_revision {
         return step(format!(
             "ZooKeeper {replicas} → {target} members: waiting for every member to run the configuration of {servers}"
@@ -291,6 +301,17 @@ pub fn sizing(ensemble: &ValidEnsemble, observed: &ObservedCluster, members: &En
         return step(format!(
             "ZooKeeper {replicas} → {target} members: waiting for the quorum of {servers} to be whole and in sync before the next member"
         ));
+    }
+    let top = format!("{}-{}", sts.name_any(), replicas - 1);
+    if target < replicas && servers == replicas && members.leader() == Some(top.as_str()) {
+        return Sizing {
+            shape: current,
+            progress: Some(format!(
+                "ZooKeeper {replicas} → {target} members: moving the leadership off {top}, which leaves next"
+            )),
+            leaving: None,
+            move_leader: Some(top),
+        };
     }
     let next = if servers < replicas {
         // The others run without the leaving member: it goes.
@@ -304,7 +325,7 @@ pub fn sizing(ensemble: &ValidEnsemble, observed: &ObservedCluster, members: &En
     let progress = (next.replicas != target || next.servers != target).then(|| {
         format!("ZooKeeper {replicas} → {target} members, one at a time: now {} of {}", next.servers, next.replicas)
     });
-    Sizing { shape: next, progress, leaving }
+    Sizing { shape: next, progress, leaving, move_leader: None }
 }
 
 #[cfg(test)]

@@ -1015,7 +1015,7 @@ fn ensemble_step(
     let servers = observed
         .statefulsets
         .get(ENSEMBLE_POOL)
-        .and_then(|sts| super::ensemble::servers_in(sts.spec.as_ref()?.template.spec.as_ref()))
+        .and_then(super::ensemble::statefulset_servers)
         .unwrap_or(ensemble.replicas);
     let voters: Vec<String> = (0..servers)
         .map(|i| format!("{}-{i}", crate::children::statefulset_name(&cluster.name, ENSEMBLE_POOL)))

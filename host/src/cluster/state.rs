@@ -91,7 +91,7 @@ fn ensemble(valid: &ValidCluster, observed: &ObservedCluster, now: Timestamp) ->
     let sts = observed.statefulsets.get(ENSEMBLE_POOL);
     let replicas = sts.and_then(|s| s.spec.as_ref()).and_then(|s| s.replicas).unwrap_or(spec.replicas);
     let configured =
-        sts.and_then(|s| super::ensemble::servers_in(s.spec.as_ref()?.template.spec.as_ref())).unwrap_or(replicas);
+        sts.and_then(super::ensemble::statefulset_servers).unwrap_or(replicas);
     let answers = observed.ensemble.clone().unwrap_or_default();
     let pods: &[Pod] = observed.pods.get(ENSEMBLE_POOL).map(Vec::as_slice).unwrap_or_default();
     let members = pods

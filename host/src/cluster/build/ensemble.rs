@@ -27,13 +27,15 @@ use crate::{
         LABEL_CLUSTER, LABEL_COMPONENT, LABEL_INSTANCE, LABEL_MANAGED_BY, LABEL_NAME, LABEL_POOL, LABEL_ROLE,
         MANAGED_BY, pool_selector,
     },
-    cluster::validate::{
+    cluster::{
+        ensemble::ANNOTATION_SERVERS,
+        validate::{
         ValidCluster, ValidEnsemble,
         zookeeper::{
             CLIENT_PORT, ELECTION_PORT, ENSEMBLE_POOL, QUORUM_PORT, client_service_name, headless_service_name,
             statefulset_name,
         },
-    },
+    }},
     role::max_heap_mib,
 };
 
@@ -249,8 +251,13 @@ pub fn build_statefulset(
     // volumes are made its group's.
     security_context.fs_group.get_or_insert(1000);
 
+    let servers_annotation = (ANNOTATION_SERVERS.to_string(), servers_in_config.to_string());
+    let mut pod_annotations = ensemble.overrides.annotations.clone();
+    pod_annotations.insert(servers_annotation.0.clone(), servers_annotation.1.clone());
+    let mut sts_metadata = metadata(statefulset_name(&cluster.name), cluster, labels(cluster), ctx);
+    sts_metadata.annotations = Some(BTreeMap::from([servers_annotation]));
     StatefulSet {
-        metadata: metadata(statefulset_name(&cluster.name), cluster, labels(cluster), ctx),
+        metadata: sts_metadata,
         spec: Some(StatefulSetSpec {
             replicas: Some(replicas),
             service_name: Some(headless_service_name(&cluster.name)),
@@ -262,8 +269,7 @@ pub fn build_statefulset(
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(pod_labels),
-                    annotations: (!ensemble.overrides.annotations.is_empty())
-                        .then(|| ensemble.overrides.annotations.clone()),
+                    annotations: Some(pod_annotations),
                     ..Default::default()
                 }),
                 spec: Some(PodSpec {
