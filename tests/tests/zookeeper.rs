@@ -456,7 +456,9 @@ async fn the_ensemble_grows_and_shrinks_one_member_at_a_time_keeping_its_quorum(
     let events = &shrunk.events[mid..];
     let gone: Vec<&str> = events
         .iter()
-        .filter(|e| e.event == "stopped" && ["analytics-zookeeper-3", "analytics-zookeeper-4"].contains(&e.pod.as_str()))
+        .filter(|e| {
+            e.event == "stopped" && ["analytics-zookeeper-3", "analytics-zookeeper-4"].contains(&e.pod.as_str())
+        })
         .map(|e| e.pod.as_str())
         .collect();
     assert!(gone.contains(&"analytics-zookeeper-4") && gone.contains(&"analytics-zookeeper-3"), "{events:?}");

@@ -255,8 +255,12 @@ pub async fn apply(w: &Writer<'_>, plan: &Plan<'_>, desired: &DesiredObjects, ob
     // 4c. The leader of a shrinking ensemble is the member to leave: restarted on its own
     // revision, so that a member that stays leads (`ensemble::Sizing::move_leader`).
     if let Some(pod) = plan.ensemble.as_ref().and_then(|s| s.move_leader.as_deref())
-        && let Some(running) =
-            observed.pods.get(super::validate::zookeeper::ENSEMBLE_POOL).into_iter().flatten().find(|p| p.name_any() == pod)
+        && let Some(running) = observed
+            .pods
+            .get(super::validate::zookeeper::ENSEMBLE_POOL)
+            .into_iter()
+            .flatten()
+            .find(|p| p.name_any() == pod)
     {
         let params = DeleteParams {
             preconditions: Some(Preconditions { uid: running.uid(), resource_version: None }),
@@ -272,7 +276,8 @@ pub async fn apply(w: &Writer<'_>, plan: &Plan<'_>, desired: &DesiredObjects, ob
             }
             Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
             Err(e) => {
-                let note = format!("restarting ZooKeeper member {pod} to move the leadership failed: {}", kube_message(&e));
+                let note =
+                    format!("restarting ZooKeeper member {pod} to move the leadership failed: {}", kube_message(&e));
                 w.event(EventType::Warning, "ApplyFailed", "Resize", note, None).await;
             }
         }

@@ -193,6 +193,12 @@ pub fn build(
     })
 }
 
+/// The managed ensemble's StatefulSet with `replicas` members configured with `servers`.
+pub fn ensemble_statefulset(cluster: &ValidCluster, replicas: i32, servers: i32, ctx: &BuildContext) -> StatefulSet {
+    let managed = cluster.ensemble.as_ref().expect("a managed ensemble");
+    ensemble::build_statefulset(cluster, managed, replicas, servers, ctx)
+}
+
 /// Builds every object of the cluster for the pools the plan says to apply.
 pub fn build_cluster(cluster: &ValidCluster, pools: &[&ValidPool], ctx: &BuildContext) -> DesiredObjects {
     let mut objects = Vec::new();

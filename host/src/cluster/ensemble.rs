@@ -226,6 +226,69 @@ pub fn statefulset_servers(sts: &StatefulSet) -> Option<i32> {
     servers_of(&sts.metadata)
 }
 
+/// Annotation on the ensemble's StatefulSet: the zones its members are spread over.
+pub const ANNOTATION_ZONES: &str = "pinot.controlplane.dev/zookeeper-zones";
+
+/// A change of the managed ensemble that Kubernetes cannot make, or that would strand a member
+/// away from its data: its volume (a StatefulSet's claim templates are immutable) or, with
+/// volumes, its zones (a member's volume stays in the zone it was created in, and a member
+/// restarted where its volume cannot follow never rejoins). The ensemble is then left as it runs.
+pub fn refused_change(ensemble: &ValidEnsemble, sts: &StatefulSet) -> Option<super::validate::FieldError> {
+    let field = |f: &str, message: String| {
+        Some(super::validate::FieldError { field: format!("spec.zookeeper.managed.{f}"), message })
+    };
+    let claim =
+        sts.spec.as_ref()?.volume_claim_templates.as_ref().and_then(|c| c.iter().find(|c| c.name_any() == "data"));
+    let size =
+        claim.and_then(|c| c.spec.as_ref()?.resources.as_ref()?.requests.as_ref()?.get("storage")).map(|q| q.0.clone());
+    let class = claim.and_then(|c| c.spec.as_ref()?.storage_class_name.clone());
+    match (&ensemble.storage, &size) {
+        (Some(_), None) | (None, Some(_)) => {
+            return field(
+                "storage",
+                "switches the members between a volume and an emptyDir, which a running StatefulSet cannot change: the members keep what they run; to move, create a new cluster and copy the data".into(),
+            );
+        }
+        (Some(s), Some(current))
+            if s.size != *current
+                && super::volumes::quantity_bytes(&s.size) != super::volumes::quantity_bytes(current) =>
+        {
+            return field(
+                "storage.size",
+                format!(
+                    "is {} but the members' volumes were created with {current}; a member's volume is not resized by the operator: set it back to {current}",
+                    s.size
+                ),
+            );
+        }
+        (Some(s), Some(_)) if s.storage_class_name.is_some() && s.storage_class_name != class => {
+            return field(
+                "storage.storageClassName",
+                format!(
+                    "the members' volumes were created with class {}; a volume's class cannot change: set it back",
+                    class.as_deref().unwrap_or("(default)")
+                ),
+            );
+        }
+        _ => {}
+    }
+    let zones = match &ensemble.placement {
+        super::validate::Placement::Zones(z) => z.join(","),
+        super::validate::Placement::Anywhere => String::new(),
+    };
+    let current = sts.annotations().get(ANNOTATION_ZONES).cloned().unwrap_or_default();
+    if ensemble.storage.is_some() && current != zones {
+        let said = if current.is_empty() { "any zone".to_string() } else { current.replace(',', ", ") };
+        return field(
+            "zones",
+            format!(
+                "the members were created in {said}, and each member's volume stays in its zone: a member moved elsewhere would never rejoin; set the zones back"
+            ),
+        );
+    }
+    None
+}
+
 /// Where the ensemble's size is in this pass.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Sizing {
@@ -291,7 +354,8 @@ pub fn sizing(ensemble: &ValidEnsemble, observed: &ObservedCluster, members: &En
         });
     let voters: Vec<String> = staying.iter().map(|p| p.name_any()).collect();
     let healthy = members.whole(&voters, servers as u32);
-    let step = |why: String| Sizing { shape: current, progress: Some(why), leaving: leaving.clone(), move_leader: None };
+    let step =
+        |why: String| Sizing { shape: current, progress: Some(why), leaving: leaving.clone(), move_leader: None };
     if !observed_spec || !on_revision {
         return step(format!(
             "ZooKeeper {replicas} → {target} members: waiting for every member to run the configuration of {servers}"
@@ -333,6 +397,49 @@ mod tests {
     use super::*;
 
     const LEADER_SRVR: &str = "Zookeeper version: 3.9.3-c26634f34490bb0ea7a09cc51e05ede3b4e320ee, built on 2024-10-17 23:21 UTC\nLatency min/avg/max: 0/0.0/0\nReceived: 5\nSent: 4\nConnections: 1\nOutstanding: 0\nZxid: 0x100000002\nMode: leader\nNode count: 6\nProposal sizes last/min/max: 48/48/48\n";
+
+    fn example(edit: impl FnOnce(&mut serde_json::Value)) -> super::super::validate::ValidCluster {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../deploy/examples/production/managed-zookeeper.yaml");
+        let mut value: serde_json::Value = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        value["metadata"]["namespace"] = "analytics".into();
+        edit(&mut value);
+        super::super::validate::validate(&serde_json::from_value(value).unwrap()).unwrap()
+    }
+
+    /// What Kubernetes cannot change of a running ensemble, or what would strand a member away
+    /// from its volume, is refused naming the field; a size written another way is no change.
+    #[test]
+    fn a_running_ensembles_volume_and_zones_stay_and_the_field_is_named() {
+        let running = example(|_| {});
+        let ctx = super::super::build::BuildContext {
+            owner: Default::default(),
+            pdb_version: crate::children::PdbVersion::V1,
+            replicas: Default::default(),
+            ensemble: None,
+        };
+        let sts = super::super::build::ensemble_statefulset(&running, 3, 3, &ctx);
+        let refused = |edit: fn(&mut serde_json::Value)| {
+            refused_change(example(edit).ensemble.as_ref().unwrap(), &sts).map(|e| e.field)
+        };
+        assert_eq!(refused(|_| {}), None);
+        assert_eq!(refused(|c| c["spec"]["zookeeper"]["managed"]["storage"]["size"] = "8192Mi".into()), None);
+        assert_eq!(refused(|c| c["spec"]["zookeeper"]["managed"]["replicas"] = 5.into()), None);
+        assert_eq!(
+            refused(|c| c["spec"]["zookeeper"]["managed"]["storage"]["size"] = "16Gi".into()).as_deref(),
+            Some("spec.zookeeper.managed.storage.size")
+        );
+        assert_eq!(
+            refused(|c| c["spec"]["zookeeper"]["managed"]["zones"] = serde_json::json!(["zone-a", "zone-b", "zone-d"]))
+                .as_deref(),
+            Some("spec.zookeeper.managed.zones")
+        );
+        assert_eq!(
+            refused(|c| c["spec"]["zookeeper"]["managed"]["storage"] = serde_json::json!({"ephemeral": true}))
+                .as_deref(),
+            Some("spec.zookeeper.managed.storage")
+        );
+    }
 
     #[test]
     fn srvr_gives_the_mode_and_no_quorum_is_not_serving() {

@@ -214,8 +214,13 @@ pub async fn plan<'a>(
     if let Some(ensemble) = &valid.ensemble {
         plan.keep.insert(ENSEMBLE_POOL.to_string());
         let members = observed.ensemble.clone().unwrap_or_default();
-        if plan.pools.ensemble {
-            plan.ensemble = Some(super::ensemble::sizing(ensemble, observed, &members));
+        let refused =
+            observed.statefulsets.get(ENSEMBLE_POOL).and_then(|sts| super::ensemble::refused_change(ensemble, sts));
+        match refused {
+            // The ensemble stays as it runs (its objects are not applied), and the field is named.
+            Some(refused) => plan.pools.blocked.push(refused),
+            None if plan.pools.ensemble => plan.ensemble = Some(super::ensemble::sizing(ensemble, observed, &members)),
+            None => {}
         }
         if members.leader().is_some() && members.chroot_exists == Some(false) {
             plan.create_chroot = Some(ensemble.chroot.clone());

@@ -90,8 +90,7 @@ fn ensemble(valid: &ValidCluster, observed: &ObservedCluster, now: Timestamp) ->
     let spec = valid.ensemble.as_ref()?;
     let sts = observed.statefulsets.get(ENSEMBLE_POOL);
     let replicas = sts.and_then(|s| s.spec.as_ref()).and_then(|s| s.replicas).unwrap_or(spec.replicas);
-    let configured =
-        sts.and_then(super::ensemble::statefulset_servers).unwrap_or(replicas);
+    let configured = sts.and_then(super::ensemble::statefulset_servers).unwrap_or(replicas);
     let answers = observed.ensemble.clone().unwrap_or_default();
     let pods: &[Pod] = observed.pods.get(ENSEMBLE_POOL).map(Vec::as_slice).unwrap_or_default();
     let members = pods

@@ -21,9 +21,11 @@
 //!   its server at UPTODATE), the leader once a quorum has; a session request to a member that
 //!   does not serve closes the connection (`ZooKeeperServer not running`);
 //! - quorum: a leader needs a majority of its own configuration; a member follows a leader only
-//!   with a majority of its own configuration agreeing (fast leader election), and a member
-//!   outside the leader's configuration follows as a non-voting follower
-//!   (`LearnerHandler`, "Follower sid ... not in the current config");
+//!   with a majority of its own configuration agreeing (fast leader election), never a leader
+//!   outside its own configuration (`FastLeaderElection.lookForLeader` ignores such votes:
+//!   "Ignoring notification for non-cluster member sid"), and a member outside the leader's
+//!   configuration follows as a non-voting follower (`LearnerHandler`, "Follower sid ... not in
+//!   the current config");
 //! - election: after the leader is lost every member stops serving, and the live member with the
 //!   highest (zxid, sid) wins (`FastLeaderElection.totalOrderPredicate`); the simulation keeps
 //!   every zxid equal, so the highest id of those that can form a quorum wins. A restarted

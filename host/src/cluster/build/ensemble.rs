@@ -28,14 +28,15 @@ use crate::{
         MANAGED_BY, pool_selector,
     },
     cluster::{
-        ensemble::ANNOTATION_SERVERS,
+        ensemble::{ANNOTATION_SERVERS, ANNOTATION_ZONES},
         validate::{
-        ValidCluster, ValidEnsemble,
-        zookeeper::{
-            CLIENT_PORT, ELECTION_PORT, ENSEMBLE_POOL, QUORUM_PORT, client_service_name, headless_service_name,
-            statefulset_name,
+            Placement, ValidCluster, ValidEnsemble,
+            zookeeper::{
+                CLIENT_PORT, ELECTION_PORT, ENSEMBLE_POOL, QUORUM_PORT, client_service_name, headless_service_name,
+                statefulset_name,
+            },
         },
-    }},
+    },
     role::max_heap_mib,
 };
 
@@ -255,7 +256,11 @@ pub fn build_statefulset(
     let mut pod_annotations = ensemble.overrides.annotations.clone();
     pod_annotations.insert(servers_annotation.0.clone(), servers_annotation.1.clone());
     let mut sts_metadata = metadata(statefulset_name(&cluster.name), cluster, labels(cluster), ctx);
-    sts_metadata.annotations = Some(BTreeMap::from([servers_annotation]));
+    let zones = match &ensemble.placement {
+        Placement::Zones(z) => z.join(","),
+        Placement::Anywhere => String::new(),
+    };
+    sts_metadata.annotations = Some(BTreeMap::from([servers_annotation, (ANNOTATION_ZONES.to_string(), zones)]));
     StatefulSet {
         metadata: sts_metadata,
         spec: Some(StatefulSetSpec {
