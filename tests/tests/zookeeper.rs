@@ -177,9 +177,8 @@ async fn a_managed_ensemble_is_installed_before_pinot_and_pinot_connects_to_its_
     let client = test_client().await;
     let ns = TestNamespace::create(&client, "zk-install").await;
     let operator = OperatorHandle::start(&client, &ns.name);
-    apply(&ns.name, &example(&ns.name)).await;
-    let api: Api<PinotCluster> = Api::namespaced(client.clone(), &ns.name);
-    let cluster = wait_available(&api).await;
+    let api = install(&client, &ns.name, |_| {}).await;
+    let cluster = api.get(CLUSTER).await.unwrap();
 
     let zk = cluster.status.as_ref().unwrap().zookeeper.clone().expect("status.zookeeper");
     assert_eq!(zk.connect_string, "analytics-zookeeper:2181/pinot");
@@ -228,7 +227,7 @@ async fn a_managed_ensemble_is_installed_before_pinot_and_pinot_connects_to_its_
     ns.cleanup().await;
 }
 
-/// Installs the example and returns the members' pods as the sim reports them, once Available.
+/// Installs the example (edited), once Available.
 async fn install(client: &kube::Client, ns: &str, edit: impl FnOnce(&mut Value)) -> Api<PinotCluster> {
     let mut cluster = example(ns);
     edit(&mut cluster);

@@ -606,21 +606,64 @@ pub fn build_pool_statefulset(
             ..Default::default()
         });
     }
-    volumes.extend(pool.overrides.volumes.iter().cloned());
-    let mut containers = vec![container];
-    containers.extend(pool.overrides.sidecars.iter().cloned());
-    let mut init_containers = pool.overrides.init_containers.clone();
-    let security_context = security_profile(pool.pod_security, &pool.overrides, &mut containers, &mut init_containers);
-
-    let node_selector = (!pool.overrides.node_selector.is_empty()).then(|| pool.overrides.node_selector.clone());
-    let tolerations = (!pool.overrides.tolerations.is_empty()).then(|| pool.overrides.tolerations.clone());
-    let spread = zone_spread(&pool.placement, &selector);
-
-    StatefulSet {
+    operator_statefulset(PodSet {
         metadata: metadata(statefulset_name(&cluster.name, &pool.name), cluster, labels, ctx),
+        replicas: ctx.replicas.get(&pool.name).copied().unwrap_or(pool.replicas),
+        service_name: headless_service_name(&cluster.name, &pool.name),
+        selector,
+        pod_labels,
+        pod_annotations,
+        container,
+        volumes,
+        claim_templates,
+        placement: &pool.placement,
+        overrides: &pool.overrides,
+        profile: pool.pod_security,
+        grace_seconds: role.termination_grace_seconds(&pool.config),
+        fs_group: None,
+    })
+}
+
+/// What a StatefulSet of the operator's is made of: a Pinot pool's or the ZooKeeper ensemble's.
+struct PodSet<'a> {
+    metadata: ObjectMeta,
+    replicas: i32,
+    service_name: String,
+    selector: BTreeMap<String, String>,
+    pod_labels: BTreeMap<String, String>,
+    pod_annotations: BTreeMap<String, String>,
+    /// The main container; the overrides' sidecars come after it.
+    container: Container,
+    /// The operator's volumes; the overrides' come after them.
+    volumes: Vec<Volume>,
+    claim_templates: Option<Vec<PersistentVolumeClaim>>,
+    placement: &'a Placement,
+    overrides: &'a PodOverrides,
+    profile: PodSecurityProfile,
+    grace_seconds: i64,
+    /// The group owning the volumes unless the pod settings name one.
+    fs_group: Option<i64>,
+}
+
+/// A StatefulSet whose pods start together and restart only when the operator deletes them,
+/// with the pod settings of `overrides` and the security profile applied.
+fn operator_statefulset(set: PodSet<'_>) -> StatefulSet {
+    let overrides = set.overrides;
+    let mut volumes = set.volumes;
+    volumes.extend(overrides.volumes.iter().cloned());
+    let mut containers = vec![set.container];
+    containers.extend(overrides.sidecars.iter().cloned());
+    let mut init_containers = overrides.init_containers.clone();
+    let mut security_context = security_profile(set.profile, overrides, &mut containers, &mut init_containers);
+    if let Some(group) = set.fs_group {
+        security_context.get_or_insert_with(Default::default).fs_group.get_or_insert(group);
+    }
+    let selector = set.selector;
+    StatefulSet {
+        metadata: set.metadata,
         spec: Some(StatefulSetSpec {
-            replicas: Some(ctx.replicas.get(&pool.name).copied().unwrap_or(pool.replicas)),
-            service_name: Some(headless_service_name(&cluster.name, &pool.name)),
+            replicas: Some(set.replicas),
+            service_name: Some(set.service_name),
             // Pods of a pool start together; the order that matters (between roles, and pod
             // by pod during upgrades) is decided by the operator's policies, not by the
             // StatefulSet controller.
@@ -630,28 +673,28 @@ pub fn build_pool_statefulset(
             selector: LabelSelector { match_labels: Some(selector.clone()), ..Default::default() },
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
-                    labels: Some(pod_labels),
-                    annotations: Some(pod_annotations),
+                    labels: Some(set.pod_labels),
+                    annotations: Some(set.pod_annotations),
                     ..Default::default()
                 }),
                 spec: Some(PodSpec {
                     containers,
                     init_containers: (!init_containers.is_empty()).then_some(init_containers),
                     volumes: Some(volumes),
-                    service_account_name: pool.overrides.service_account_name.clone(),
-                    image_pull_secrets: (!pool.overrides.image_pull_secrets.is_empty())
-                        .then(|| pool.overrides.image_pull_secrets.clone()),
-                    priority_class_name: pool.overrides.priority_class_name.clone(),
+                    service_account_name: overrides.service_account_name.clone(),
+                    image_pull_secrets: (!overrides.image_pull_secrets.is_empty())
+                        .then(|| overrides.image_pull_secrets.clone()),
+                    priority_class_name: overrides.priority_class_name.clone(),
                     security_context,
-                    affinity: Some(build_affinity(&pool.placement, &pool.overrides, &selector)),
-                    node_selector,
-                    tolerations,
-                    topology_spread_constraints: spread,
-                    termination_grace_period_seconds: Some(role.termination_grace_seconds(&pool.config)),
+                    affinity: Some(build_affinity(set.placement, overrides, &selector)),
+                    node_selector: (!overrides.node_selector.is_empty()).then(|| overrides.node_selector.clone()),
+                    tolerations: (!overrides.tolerations.is_empty()).then(|| overrides.tolerations.clone()),
+                    topology_spread_constraints: zone_spread(set.placement, &selector),
+                    termination_grace_period_seconds: Some(set.grace_seconds),
                     ..Default::default()
                 }),
             },
-            volume_claim_templates: claim_templates,
+            volume_claim_templates: set.claim_templates,
             ..Default::default()
         }),
         ..Default::default()

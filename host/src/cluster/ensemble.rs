@@ -25,33 +25,17 @@ const ZK_TIMEOUT: Duration = Duration::from_secs(2);
 /// What `srvr` and `mntr` answer without a quorum (`AbstractFourLetterCommand.ZK_NOT_SERVING`).
 pub const NOT_SERVING: &str = "This ZooKeeper instance is not currently serving requests";
 
-/// A member's role in the ensemble, from `srvr`'s `Mode:` line.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum MemberMode {
-    Leader,
-    Follower,
-    Observer,
-    Standalone,
-    /// It answers, but has no quorum (electing, or cut off).
-    NotServing,
-    /// Its client port does not answer (not started, not scheduled, gone).
-    Unreachable,
-}
+pub use crate::policy::model::MemberMode;
 
-impl MemberMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MemberMode::Leader => "leader",
-            MemberMode::Follower => "follower",
-            MemberMode::Observer => "observer",
-            MemberMode::Standalone => "standalone",
-            MemberMode::NotServing => "not serving",
-            MemberMode::Unreachable => "unreachable",
-        }
-    }
-
-    pub fn serving(self) -> bool {
-        matches!(self, MemberMode::Leader | MemberMode::Follower | MemberMode::Observer | MemberMode::Standalone)
+/// A mode as status shows it.
+pub fn mode_name(mode: MemberMode) -> &'static str {
+    match mode {
+        MemberMode::Leader => "leader",
+        MemberMode::Follower => "follower",
+        MemberMode::Observer => "observer",
+        MemberMode::Standalone => "standalone",
+        MemberMode::NotServing => "not serving",
+        MemberMode::Unreachable => "unreachable",
     }
 }
 

@@ -101,7 +101,7 @@ fn ensemble(valid: &ValidCluster, observed: &ObservedCluster, now: Timestamp) ->
             model::Member {
                 id: base.ordinal + 1,
                 leaving: base.ordinal as i32 >= configured,
-                mode: facts.map_or(model::MemberMode::Unreachable, |f| member_mode(f.mode)),
+                mode: facts.map_or(model::MemberMode::Unreachable, |f| f.mode),
                 synced: facts.is_some_and(|f| f.mode.serving() && f.synced),
                 pod: base.name,
                 revision: base.revision,
@@ -122,18 +122,6 @@ fn ensemble(valid: &ValidCluster, observed: &ObservedCluster, now: Timestamp) ->
         order: valid.ensemble_position as u32,
         members,
     })
-}
-
-fn member_mode(mode: super::ensemble::MemberMode) -> model::MemberMode {
-    use super::ensemble::MemberMode as M;
-    match mode {
-        M::Leader => model::MemberMode::Leader,
-        M::Follower => model::MemberMode::Follower,
-        M::Observer => model::MemberMode::Observer,
-        M::Standalone => model::MemberMode::Standalone,
-        M::NotServing => model::MemberMode::NotServing,
-        M::Unreachable => model::MemberMode::Unreachable,
-    }
 }
 
 /// The state of an external cluster, from its controller alone: one pool per role holding the

@@ -569,7 +569,11 @@ fn ensemble_status(valid: &ValidCluster, observed: &ObservedCluster, plan: &Plan
         members: members
             .members
             .iter()
-            .map(|(pod, m)| EnsembleMemberStatus { pod: pod.clone(), mode: m.mode.as_str().into(), synced: m.synced })
+            .map(|(pod, m)| EnsembleMemberStatus {
+                pod: pod.clone(),
+                mode: super::ensemble::mode_name(m.mode).into(),
+                synced: m.synced,
+            })
             .collect(),
         chroot_exists: members.chroot_exists,
         message: Some(message),

@@ -7,21 +7,17 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::{
     api::{
-        apps::v1::{StatefulSet, StatefulSetSpec, StatefulSetUpdateStrategy},
+        apps::v1::StatefulSet,
         core::v1::{
-            Container, ContainerPort, EmptyDirVolumeSource, EnvVar, ExecAction, PodSpec, PodTemplateSpec, Probe,
-            ResourceRequirements, Service, ServiceSpec, Volume, VolumeMount,
+            Container, ContainerPort, EmptyDirVolumeSource, EnvVar, ExecAction, Probe, ResourceRequirements, Service,
+            ServiceSpec, Volume, VolumeMount,
         },
         policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec},
     },
-    apimachinery::pkg::{
-        api::resource::Quantity,
-        apis::meta::v1::{LabelSelector, ObjectMeta},
-        util::intstr::IntOrString,
-    },
+    apimachinery::pkg::{api::resource::Quantity, apis::meta::v1::LabelSelector, util::intstr::IntOrString},
 };
 
-use super::{BuildContext, build_affinity, data_volume, metadata, security_profile, service_ports, zone_spread};
+use super::{BuildContext, PodSet, data_volume, metadata, operator_statefulset, service_ports};
 use crate::{
     children::{
         LABEL_CLUSTER, LABEL_COMPONENT, LABEL_INSTANCE, LABEL_MANAGED_BY, LABEL_NAME, LABEL_POOL, LABEL_ROLE,
@@ -241,17 +237,6 @@ pub fn build_statefulset(
     let mut volumes =
         vec![Volume { name: "logs".into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Default::default() }];
     let claim_templates = data_volume(ensemble.storage.as_ref(), &selector, &mut volumes);
-    volumes.extend(ensemble.overrides.volumes.iter().cloned());
-    let mut containers = vec![container];
-    containers.extend(ensemble.overrides.sidecars.iter().cloned());
-    let mut init_containers = ensemble.overrides.init_containers.clone();
-    let mut security_context =
-        security_profile(ensemble.pod_security, &ensemble.overrides, &mut containers, &mut init_containers)
-            .unwrap_or_default();
-    // The image's user (uid and gid 1000) owns /conf, where the entrypoint writes zoo.cfg; the
-    // volumes are made its group's.
-    security_context.fs_group.get_or_insert(1000);
-
     let servers_annotation = (ANNOTATION_SERVERS.to_string(), servers_in_config.to_string());
     let mut pod_annotations = ensemble.overrides.annotations.clone();
     pod_annotations.insert(servers_annotation.0.clone(), servers_annotation.1.clone());
@@ -261,44 +246,22 @@ pub fn build_statefulset(
         Placement::Anywhere => String::new(),
     };
     sts_metadata.annotations = Some(BTreeMap::from([servers_annotation, (ANNOTATION_ZONES.to_string(), zones)]));
-    StatefulSet {
+    operator_statefulset(PodSet {
         metadata: sts_metadata,
-        spec: Some(StatefulSetSpec {
-            replicas: Some(replicas),
-            service_name: Some(headless_service_name(&cluster.name)),
-            // Members start together (a quorum needs a majority up); only the operator restarts
-            // one, in the order its upgrade policy gives (the leader last).
-            pod_management_policy: Some("Parallel".into()),
-            update_strategy: Some(StatefulSetUpdateStrategy { type_: Some("OnDelete".into()), ..Default::default() }),
-            selector: LabelSelector { match_labels: Some(selector.clone()), ..Default::default() },
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(pod_labels),
-                    annotations: Some(pod_annotations),
-                    ..Default::default()
-                }),
-                spec: Some(PodSpec {
-                    containers,
-                    init_containers: (!init_containers.is_empty()).then_some(init_containers),
-                    volumes: Some(volumes),
-                    service_account_name: ensemble.overrides.service_account_name.clone(),
-                    image_pull_secrets: (!ensemble.overrides.image_pull_secrets.is_empty())
-                        .then(|| ensemble.overrides.image_pull_secrets.clone()),
-                    priority_class_name: ensemble.overrides.priority_class_name.clone(),
-                    security_context: Some(security_context),
-                    affinity: Some(build_affinity(&ensemble.placement, &ensemble.overrides, &selector)),
-                    node_selector: (!ensemble.overrides.node_selector.is_empty())
-                        .then(|| ensemble.overrides.node_selector.clone()),
-                    tolerations: (!ensemble.overrides.tolerations.is_empty())
-                        .then(|| ensemble.overrides.tolerations.clone()),
-                    topology_spread_constraints: zone_spread(&ensemble.placement, &selector),
-                    termination_grace_period_seconds: Some(60),
-                    ..Default::default()
-                }),
-            },
-            volume_claim_templates: claim_templates,
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
+        replicas,
+        service_name: headless_service_name(&cluster.name),
+        selector,
+        pod_labels,
+        pod_annotations,
+        container,
+        volumes,
+        claim_templates,
+        placement: &ensemble.placement,
+        overrides: &ensemble.overrides,
+        profile: ensemble.pod_security,
+        grace_seconds: 60,
+        // The image's user (uid and gid 1000) owns /conf, where the entrypoint writes zoo.cfg;
+        // the volumes are made its group's.
+        fs_group: Some(1000),
+    })
 }
