@@ -124,12 +124,7 @@ pub struct BuildContext {
     pub ensemble: Option<EnsembleShape>,
 }
 
-/// The size of the managed ensemble's StatefulSet and of the server list its members start with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct EnsembleShape {
-    pub replicas: i32,
-    pub servers: i32,
-}
+pub use super::ensemble::EnsembleShape;
 
 /// The objects last built for each cluster (by the PinotCluster's uid) and a digest of what they
 /// were built from: a pass with the same inputs (most passes: a pod became ready) reuses them

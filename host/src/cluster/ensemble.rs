@@ -1,7 +1,7 @@
-//! The managed ZooKeeper ensemble as the operator sees and steers it: each member's mode and
-//! sync state from its four-letter words, whether Pinot's chroot exists, and the size its
-//! StatefulSet and server list get in this pass (one member at a time while it grows or
-//! shrinks). Facts behind it: `pinot-facts/zookeeper.md`.
+//! The managed ZooKeeper ensemble as the operator sees it: each member's mode and sync state
+//! from its four-letter words, whether Pinot's chroot exists, the size of its configuration
+//! (annotations the caches keep), and which changes of a running ensemble are refused. Its size
+//! in a pass is decided in `plan/ensemble.rs`. Facts behind it: `pinot-facts/zookeeper.md`.
 
 pub mod zk;
 
@@ -10,15 +10,7 @@ use std::{collections::BTreeMap, time::Duration};
 use k8s_openapi::api::{apps::v1::StatefulSet, core::v1::Pod};
 use kube::ResourceExt;
 
-use super::{
-    build::EnsembleShape,
-    observe::ObservedCluster,
-    validate::{
-        ValidEnsemble,
-        zookeeper::{CLIENT_PORT, ENSEMBLE_POOL},
-    },
-};
-use crate::children::pod_ordinal;
+use super::validate::{ValidEnsemble, zookeeper::CLIENT_PORT};
 
 /// How long one four-letter word or one session may take.
 const ZK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -195,6 +187,13 @@ pub async fn create_chroot(pods: &[Pod], observed: &EnsembleObservation, chroot:
     zk::create(&addr, chroot, ZK_TIMEOUT).await
 }
 
+/// The size of the managed ensemble's StatefulSet and of the server list its members start with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct EnsembleShape {
+    pub replicas: i32,
+    pub servers: i32,
+}
+
 /// Annotation on the ensemble's StatefulSet and its pod template: the members its
 /// configuration (`ZOO_SERVERS`) lists. Metadata, which the operator's caches keep (they drop
 /// pod templates and pod specs).
@@ -271,109 +270,6 @@ pub fn refused_change(ensemble: &ValidEnsemble, sts: &StatefulSet) -> Option<sup
         );
     }
     None
-}
-
-/// Where the ensemble's size is in this pass.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Sizing {
-    pub shape: EnsembleShape,
-    /// Why the size the spec asks for is not reached in this pass (a resize under way, or held).
-    pub progress: Option<String>,
-    /// A member that is leaving: it runs the old configuration and is not restarted; its pod
-    /// goes when the others run without it.
-    pub leaving: Option<String>,
-    /// The leader's pod, restarted (on the revision it runs) before it is the member to leave:
-    /// members restarted without it in their configuration could not follow it (fast leader
-    /// election takes no vote from a server outside the configuration), so the leadership moves
-    /// to a member that stays first.
-    pub move_leader: Option<String>,
-}
-
-/// The ensemble's size for this pass: what exists stays until every member runs the
-/// StatefulSet's revision and the quorum is whole, then one step towards the spec:
-/// - grow k → k+1: a member k+1 is added with a configuration of k+1 (it joins the leader as a
-///   non-voting follower), then the upgrade policy restarts the others onto it;
-/// - shrink k → k-1: the others are restarted onto a configuration without the highest member
-///   (it keeps running the old one until then), then it is removed (and its volume deleted).
-///
-/// A first install starts the whole ensemble at once: empty members have nothing to lose.
-pub fn sizing(ensemble: &ValidEnsemble, observed: &ObservedCluster, members: &EnsembleObservation) -> Sizing {
-    let target = ensemble.replicas;
-    let pods: &[Pod] = observed.pods.get(ENSEMBLE_POOL).map(Vec::as_slice).unwrap_or_default();
-    let Some(sts) = observed.statefulsets.get(ENSEMBLE_POOL) else {
-        // Pods without a StatefulSet (deleted by hand, or by an earlier pass): the same size
-        // again, so that no member restarts into another configuration.
-        let highest = pods.iter().map(|p| pod_ordinal(p) + 1).max().unwrap_or(0);
-        if highest > 0 {
-            let servers = pods.iter().filter_map(|p| servers_of(&p.metadata)).max().unwrap_or(highest);
-            let shape = EnsembleShape { replicas: highest, servers };
-            return Sizing {
-                shape,
-                progress: Some("the ensemble's StatefulSet is created again".into()),
-                leaving: None,
-                move_leader: None,
-            };
-        }
-        let shape = EnsembleShape { replicas: target, servers: target };
-        return Sizing { shape, progress: None, leaving: None, move_leader: None };
-    };
-    let replicas = sts.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
-    let servers = statefulset_servers(sts).unwrap_or(replicas);
-    let current = EnsembleShape { replicas, servers };
-    let leaving = (servers < replicas).then(|| format!("{}-{}", sts.name_any(), replicas - 1));
-    if replicas == target && servers == target {
-        return Sizing { shape: current, progress: None, leaving: None, move_leader: None };
-    }
-    // Settled: the StatefulSet has seen its spec, every member that stays runs its revision
-    // and the quorum of the current configuration is whole.
-    let status = sts.status.as_ref();
-    let observed_spec = status.and_then(|s| s.observed_generation) == sts.metadata.generation;
-    let update_revision = status.and_then(|s| s.update_revision.as_deref());
-    let staying: Vec<&Pod> = pods.iter().filter(|p| pod_ordinal(p) < servers).collect();
-    let on_revision = staying.len() as i32 == servers.min(replicas)
-        && staying.iter().all(|p| {
-            p.metadata.deletion_timestamp.is_none()
-                && update_revision.is_some()
-                && p.labels().get("controller-revision-hash").map(String::as_str) == update_revision
-        });
-    let voters: Vec<String> = staying.iter().map(|p| p.name_any()).collect();
-    let healthy = members.whole(&voters, servers as u32);
-    let step =
-        |why: String| Sizing { shape: current, progress: Some(why), leaving: leaving.clone(), move_leader: None };
-    if !observed_spec || !on_revision {
-        return step(format!(
-            "ZooKeeper {replicas} → {target} members: waiting for every member to run the configuration of {servers}"
-        ));
-    }
-    if !healthy {
-        return step(format!(
-            "ZooKeeper {replicas} → {target} members: waiting for the quorum of {servers} to be whole and in sync before the next member"
-        ));
-    }
-    let top = format!("{}-{}", sts.name_any(), replicas - 1);
-    if target < replicas && servers == replicas && members.leader() == Some(top.as_str()) {
-        return Sizing {
-            shape: current,
-            progress: Some(format!(
-                "ZooKeeper {replicas} → {target} members: moving the leadership off {top}, which leaves next"
-            )),
-            leaving: None,
-            move_leader: Some(top),
-        };
-    }
-    let next = if servers < replicas {
-        // The others run without the leaving member: it goes.
-        EnsembleShape { replicas: servers, servers }
-    } else if target > replicas {
-        EnsembleShape { replicas: replicas + 1, servers: replicas + 1 }
-    } else {
-        EnsembleShape { replicas, servers: replicas - 1 }
-    };
-    let leaving = (next.servers < next.replicas).then(|| format!("{}-{}", sts.name_any(), next.replicas - 1));
-    let progress = (next.replicas != target || next.servers != target).then(|| {
-        format!("ZooKeeper {replicas} → {target} members, one at a time: now {} of {}", next.servers, next.replicas)
-    });
-    Sizing { shape: next, progress, leaving, move_leader: None }
 }
 
 #[cfg(test)]

@@ -6,6 +6,8 @@
 //! policy's actions are checked against the host's guardrails here; what passes becomes the
 //! [`Plan`], which `apply` carries out.
 
+mod ensemble;
+
 use std::{
     collections::{BTreeMap, BTreeSet},
     sync::Arc,
@@ -76,7 +78,7 @@ pub struct Plan<'a> {
     pub replicas: BTreeMap<String, i32>,
     /// The managed ZooKeeper ensemble's size in this pass; `None` when its objects are not
     /// applied (none managed, or its turn to install has not come).
-    pub ensemble: Option<super::ensemble::Sizing>,
+    pub ensemble: Option<ensemble::Sizing>,
     /// Create Pinot's chroot in the managed ensemble (it serves, and the chroot is missing).
     pub create_chroot: Option<String>,
     /// Pools gone from the spec whose StatefulSets still exist.
@@ -219,7 +221,7 @@ pub async fn plan<'a>(
         match refused {
             // The ensemble stays as it runs (its objects are not applied), and the field is named.
             Some(refused) => plan.pools.blocked.push(refused),
-            None if plan.pools.ensemble => plan.ensemble = Some(super::ensemble::sizing(ensemble, observed, &members)),
+            None if plan.pools.ensemble => plan.ensemble = Some(ensemble::sizing(ensemble, observed, &members)),
             None => {}
         }
         if members.leader().is_some() && members.chroot_exists == Some(false) {
