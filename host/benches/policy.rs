@@ -117,14 +117,14 @@ fn percentiles() {
     let now = engine.load(PolicyKind::Upgrade, "upgrade-default", bundled::UPGRADE_DEFAULT).unwrap();
     let v1_0 = engine.load(PolicyKind::Upgrade, "upgrade-default-1.0.0", UPGRADE_DEFAULT_1_0).unwrap();
     let before = engine.load(PolicyKind::Upgrade, "upgrade-default-0.3.0", UPGRADE_DEFAULT_0_3).unwrap();
-    assert_eq!(now.api_version(), "pinot:policy@1.1.0");
+    assert_eq!(now.api_version(), "pinot:policy@1.2.0");
     assert_eq!(v1_0.api_version(), "pinot:policy@1.0.0");
     assert_eq!(before.api_version(), "pinot:policy@0.3.0");
     println!(
-        "decision latency, fresh Store per decision (upgrade-default built for contracts 1.1.0, 1.0.0 and 0.3.0, \
+        "decision latency, fresh Store per decision (upgrade-default built for contracts 1.2.0, 1.0.0 and 0.3.0, \
          taking turns):"
     );
-    println!("| pools | 1.1.0 p50 | 1.1.0 p99 | 1.0.0 p50 | 0.3.0 p50 | 0.3.0 p99 | 1.1.0 / 0.3.0 | 1.0.0 / 0.3.0 |");
+    println!("| pools | 1.2.0 p50 | 1.2.0 p99 | 1.0.0 p50 | 0.3.0 p50 | 0.3.0 p99 | 1.2.0 / 0.3.0 | 1.0.0 / 0.3.0 |");
     println!("|---|---|---|---|---|---|---|---|");
     for pools in [3, 10, 30] {
         let s = state(pools);

@@ -601,8 +601,14 @@ pub fn build_pool_statefulset(
             ..Default::default()
         });
     }
+    let mut sts_metadata = metadata(statefulset_name(&cluster.name, &pool.name), cluster, labels, ctx);
+    if let Some(ensemble) = &cluster.ensemble {
+        // Which ensemble and chroot Pinot's state is in: a later spec may not switch it away.
+        sts_metadata.annotations =
+            Some(BTreeMap::from([(super::ensemble::ANNOTATION_PINOT_CHROOT.to_string(), ensemble.chroot.clone())]));
+    }
     operator_statefulset(PodSet {
-        metadata: metadata(statefulset_name(&cluster.name, &pool.name), cluster, labels, ctx),
+        metadata: sts_metadata,
         replicas: ctx.replicas.get(&pool.name).copied().unwrap_or(pool.replicas),
         service_name: headless_service_name(&cluster.name, &pool.name),
         selector,
@@ -830,16 +836,12 @@ fn java_opts(cluster: &ValidCluster, pool: &ValidPool) -> String {
         }
         opts.push_str(&metrics.java_agent(pool.role));
     }
-    // A managed ensemble's limit on every client, or large znodes fail one side or the other.
-    if let Some(ensemble) = &cluster.ensemble
-        && !pool.jvm_opts.contains("-Djute.maxbuffer")
-    {
-        if !opts.is_empty() {
-            opts.push(' ');
-        }
-        opts.push_str(&format!("-Djute.maxbuffer={}", ensemble.jute_max_buffer));
-    }
     for (name, value) in pool.role.system_properties() {
+        // A managed ensemble's limit on every client, or large znodes fail one side or the other.
+        let value = match (name, &cluster.ensemble) {
+            ("jute.maxbuffer", Some(ensemble)) => ensemble.jute_max_buffer.to_string(),
+            _ => value,
+        };
         if !sets_system_property(&pool.jvm_opts, name) {
             if !opts.is_empty() {
                 opts.push(' ');
@@ -1178,6 +1180,16 @@ mod tests {
         assert_eq!(valid.zookeeper, "analytics-zookeeper:2181/pinot");
         let java_opts = env_of(&controller, "JAVA_OPTS");
         assert!(java_opts.contains("-Djute.maxbuffer=4000000"), "{java_opts}");
+        // Another limit reaches the members and every Pinot JVM alike, once.
+        let mut custom = valid.clone();
+        custom.ensemble.as_mut().unwrap().jute_max_buffer = 5_000_000;
+        let java_opts = env_of(&sts(&custom, "server"), "JAVA_OPTS");
+        assert_eq!(java_opts.matches("-Djute.maxbuffer=").count(), 1, "{java_opts}");
+        assert!(java_opts.contains("-Djute.maxbuffer=5000000"), "{java_opts}");
+        let member = ensemble::build_statefulset(&custom, custom.ensemble.as_ref().unwrap(), 3, 3, &ctx);
+        let member_env = pod_spec(&member).containers[0].env.clone().unwrap_or_default();
+        let jvm = member_env.iter().find(|e| e.name == "JVMFLAGS").and_then(|e| e.value.clone()).unwrap();
+        assert!(jvm.ends_with("-Djute.maxbuffer=5000000"), "{jvm}");
         let config = build_pool_configmap(&valid, valid.pool("controller").unwrap(), &ctx);
         let file = config.data.as_ref().unwrap().values().next().unwrap();
         assert!(file.contains("analytics-zookeeper:2181/pinot"), "{file}");

@@ -175,7 +175,8 @@ pub async fn observe(pods: &[Pod], chroot: &str) -> EnsembleObservation {
     EnsembleObservation { members: answers.into_iter().map(|(p, _, f)| (p, f)).collect(), chroot_exists }
 }
 
-/// Creates the chroot through a serving member; `Ok(true)` when it was created now.
+/// Creates the chroot (and its parents) through a serving member; `Ok(true)` when it was
+/// created now.
 pub async fn create_chroot(pods: &[Pod], observed: &EnsembleObservation, chroot: &str) -> Result<bool, zk::ZkError> {
     let serving = pods
         .iter()
@@ -184,7 +185,11 @@ pub async fn create_chroot(pods: &[Pod], observed: &EnsembleObservation, chroot:
     let Some(addr) = serving else {
         return Err(zk::ZkError::Protocol { addr: "ensemble".into(), message: "no member serves".into() });
     };
-    zk::create(&addr, chroot, ZK_TIMEOUT).await
+    let mut created = false;
+    for (i, _) in chroot.match_indices('/').skip(1).chain(std::iter::once((chroot.len(), ""))) {
+        created = zk::create(&addr, &chroot[..i], ZK_TIMEOUT).await?;
+    }
+    Ok(created)
 }
 
 /// The size of the managed ensemble's StatefulSet and of the server list its members start with.
@@ -207,6 +212,45 @@ pub fn servers_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectM
 /// The members the observed StatefulSet's configuration lists.
 pub fn statefulset_servers(sts: &StatefulSet) -> Option<i32> {
     servers_of(&sts.metadata)
+}
+
+/// Annotation on the StatefulSets of Pinot's pools of a cluster with a managed ensemble: the
+/// chroot their state is under. A pool's StatefulSet without it was created on the ensemble
+/// of `connectString`.
+pub const ANNOTATION_PINOT_CHROOT: &str = "pinot.controlplane.dev/zookeeper-chroot";
+
+/// A spec that would point running Pinot pools at another ZooKeeper tree: `managed` added to a
+/// cluster that runs on `connectString`'s ensemble, or its chroot changed. Pinot would start on
+/// an empty tree (no tables, schemas or segment assignments), so the cluster is held.
+pub fn switched_away(
+    ensemble: &ValidEnsemble,
+    pool_statefulsets: &[&StatefulSet],
+) -> Option<super::validate::FieldError> {
+    for sts in pool_statefulsets {
+        match sts.annotations().get(ANNOTATION_PINOT_CHROOT) {
+            None => {
+                return Some(super::validate::FieldError {
+                    field: "spec.zookeeper.managed".into(),
+                    message: format!(
+                        "is set on a cluster whose Pinot runs on the ensemble of spec.zookeeper.connectString (StatefulSet {}): a new ensemble would start Pinot on an empty tree, without its tables, schemas and segment assignments; keep connectString (copying ZooKeeper's data into a managed ensemble is not done by the operator)",
+                        sts.name_any()
+                    ),
+                });
+            }
+            Some(chroot) if *chroot != ensemble.chroot => {
+                return Some(super::validate::FieldError {
+                    field: "spec.zookeeper.managed.chroot".into(),
+                    message: format!(
+                        "is {:?} but Pinot's state is under {chroot:?} (StatefulSet {}): Pinot would start on an empty tree; set it back to {chroot:?}",
+                        ensemble.chroot,
+                        sts.name_any()
+                    ),
+                });
+            }
+            Some(_) => {}
+        }
+    }
+    None
 }
 
 /// Annotation on the ensemble's StatefulSet: the zones its members are spread over.
@@ -319,6 +363,32 @@ mod tests {
                 .as_deref(),
             Some("spec.zookeeper.managed.storage")
         );
+    }
+
+    /// Pinot's pools remember the chroot they run on: a spec that would move them to an empty
+    /// tree (managed added to a cluster on connectString, another chroot) is named.
+    #[test]
+    fn pinot_is_never_pointed_at_another_tree() {
+        let managed = example(|_| {});
+        let ctx = super::super::build::BuildContext {
+            owner: Default::default(),
+            pdb_version: crate::children::PdbVersion::V1,
+            replicas: Default::default(),
+            ensemble: None,
+        };
+        let pool = |cluster: &super::super::validate::ValidCluster| {
+            super::super::build::build_pool_statefulset(cluster, cluster.pool("server").unwrap(), "digest", &ctx)
+        };
+        let ensemble = managed.ensemble.as_ref().unwrap();
+        assert_eq!(switched_away(ensemble, &[&pool(&managed)]), None);
+        let mut on_connect_string = managed.clone();
+        on_connect_string.ensemble = None;
+        let refused = switched_away(ensemble, &[&pool(&on_connect_string)]).unwrap();
+        assert_eq!(refused.field, "spec.zookeeper.managed");
+        let moved = example(|c| c["spec"]["zookeeper"]["managed"]["chroot"] = "/pinot/other".into());
+        let refused = switched_away(moved.ensemble.as_ref().unwrap(), &[&pool(&managed)]).unwrap();
+        assert_eq!(refused.field, "spec.zookeeper.managed.chroot");
+        assert!(refused.message.contains("\"/pinot\""), "{}", refused.message);
     }
 
     #[test]

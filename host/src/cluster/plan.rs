@@ -212,6 +212,13 @@ pub async fn plan<'a>(
         }])));
         return plan;
     }
+    if let Some(ensemble) = &valid.ensemble {
+        let pinot: Vec<_> = valid.pools.iter().filter_map(|p| observed.statefulsets.get(&p.name)).collect();
+        if let Some(switched) = super::ensemble::switched_away(ensemble, &pinot) {
+            plan.hold = Some(Hold::InvalidSpec(InvalidSpec(vec![switched])));
+            return plan;
+        }
+    }
     plan.pools = plan_pools(valid, observed);
     if let Some(ensemble) = &valid.ensemble {
         plan.keep.insert(ENSEMBLE_POOL.to_string());

@@ -658,7 +658,7 @@ fn owned_key_message(role: Role, key: &str, by: OwnedBy) -> String {
         OwnedBy::ClusterName => format!(
             "sets the Helix cluster name, which the operator writes from spec.clusterName into every role (pinot.cluster.name, which wins over {key} and -clusterName); remove it and set spec.clusterName"
         ),
-        OwnedBy::Zookeeper => "sets ZooKeeper, which the operator writes from spec.zookeeper.connectString; remove it and set spec.zookeeper.connectString".to_string(),
+        OwnedBy::Zookeeper => "sets ZooKeeper, which the operator writes from spec.zookeeper (connectString, or the managed ensemble's); remove it and set spec.zookeeper".to_string(),
         OwnedBy::Port => {
             let ports: Vec<String> = role.ports().iter().map(|(name, port)| format!("{name} {port}")).collect();
             format!(
