@@ -989,7 +989,7 @@ mod tests {
             assert!(errors[0].1.contains("remove it"), "{key}: {}", errors[0].1);
         }
         assert!(with("controller", "pinot.cluster.name", "x").unwrap()[0].1.contains("spec.clusterName"));
-        assert!(with("server", "pinot.zk.server", "x").unwrap()[0].1.contains("spec.zookeeper.connectString"));
+        assert!(with("server", "pinot.zk.server", "x").unwrap()[0].1.contains("set spec.zookeeper"));
         // Keys the operator has a default for but does not own, and everything else, may be set.
         for (role, key, value) in [
             ("controller", "controller.task.scheduler.enabled", "false"),
