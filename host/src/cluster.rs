@@ -575,6 +575,9 @@ pub async fn reconcile_pass(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Re
 /// The soonest of the reasons to look again; none: the next watched change. Steps carried out
 /// in Pinot (tags, rebalances, instances) change nothing the operator watches, so a pass that
 /// took one looks again at once.
+/// How soon a pass looks again while the managed ensemble's sync or chroot is waited for.
+const ENSEMBLE_RECHECK: Duration = Duration::from_secs(2);
+
 fn next_look(
     external: bool,
     plan: &plan::Plan<'_>,
@@ -611,6 +614,12 @@ fn next_look(
             .then_some(SCALING_RECHECK),
         applied.took_pinot_steps().then_some(AFTER_STEP),
         plan.policies.iter().any(|p| !p.ready).then_some(POLICY_RECHECK),
+        // A ZooKeeper member's sync and the chroot are not watched: while the install or a
+        // resize waits for them, or the chroot was just created, look again soon.
+        (plan.create_chroot.is_some()
+            || plan.ensemble.as_ref().is_some_and(|s| s.progress.is_some() || s.move_leader.is_some())
+            || plan.pools.install_wait.as_deref().is_some_and(|w| w.contains("ZooKeeper")))
+        .then_some(ENSEMBLE_RECHECK),
         // A load balancer's address arrives in the Service's status (watched), but its grace
         // running out is seen only by looking.
         observed

@@ -1097,10 +1097,12 @@ impl<'a> Member<'a> {
         self.in_set(&self.columns().synced)
     }
 
-    /// Up for the ensemble: serving in sync, not being deleted.
+    /// Up for the ensemble, as far as the host can tell: serving in sync, or its pod Ready while
+    /// its client port could not be asked; not being deleted. (Down takes evidence: it answers
+    /// without a quorum, or its pod is not Ready.)
     #[inline]
     pub fn up(&self) -> bool {
-        self.synced() && !self.terminating()
+        !self.terminating() && (self.synced() || (self.mode() == MemberMode::Unreachable && self.ready()))
     }
 
     /// The configuration no longer lists it: it is removed, never restarted.

@@ -303,13 +303,18 @@ pub fn refused_change(ensemble: &ValidEnsemble, sts: &StatefulSet) -> Option<sup
         super::validate::Placement::Zones(z) => z.join(","),
         super::validate::Placement::Anywhere => String::new(),
     };
+    // Zones may be added (members stay where their volumes are); one that members may be in
+    // may not go, and neither may "anywhere" become a list.
     let current = sts.annotations().get(ANNOTATION_ZONES).cloned().unwrap_or_default();
-    if ensemble.storage.is_some() && current != zones {
-        let said = if current.is_empty() { "any zone".to_string() } else { current.replace(',', ", ") };
+    let now: std::collections::BTreeSet<&str> = zones.split(',').filter(|z| !z.is_empty()).collect();
+    let before: std::collections::BTreeSet<&str> = current.split(',').filter(|z| !z.is_empty()).collect();
+    let narrowed = !now.is_empty() && (before.is_empty() || !before.is_subset(&now));
+    if ensemble.storage.is_some() && narrowed {
+        let said = if before.is_empty() { "any zone".to_string() } else { current.replace(',', ", ") };
         return field(
             "zones",
             format!(
-                "the members were created in {said}, and each member's volume stays in its zone: a member moved elsewhere would never rejoin; set the zones back"
+                "the members were created in {said}, and each member's volume stays in its zone: a member restarted where its volume cannot follow would never rejoin; keep every zone of the members (zones may be added)"
             ),
         );
     }
@@ -358,6 +363,15 @@ mod tests {
                 .as_deref(),
             Some("spec.zookeeper.managed.zones")
         );
+        // Reordered or widened: no member is stranded.
+        let reordered = |c: &mut serde_json::Value| {
+            c["spec"]["zookeeper"]["managed"]["zones"] = serde_json::json!(["zone-c", "zone-b", "zone-a"])
+        };
+        assert_eq!(refused(reordered), None);
+        let widened = |c: &mut serde_json::Value| {
+            c["spec"]["zookeeper"]["managed"]["zones"] = serde_json::json!(["zone-a", "zone-b", "zone-c", "zone-d"])
+        };
+        assert_eq!(refused(widened), None);
         assert_eq!(
             refused(|c| c["spec"]["zookeeper"]["managed"]["storage"] = serde_json::json!({"ephemeral": true}))
                 .as_deref(),

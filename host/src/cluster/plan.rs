@@ -231,7 +231,10 @@ pub async fn plan<'a>(
             None if plan.pools.ensemble => plan.ensemble = Some(ensemble::sizing(ensemble, observed, &members)),
             None => {}
         }
-        if members.leader().is_some() && members.chroot_exists == Some(false) {
+        // Only for a first install: over running Pinot pools a missing chroot means their
+        // state is gone, which an empty znode would hide (`status`: ZookeeperStateLost).
+        let pinot_exists = valid.pools.iter().any(|p| observed.statefulsets.contains_key(&p.name));
+        if members.leader().is_some() && members.chroot_exists == Some(false) && !pinot_exists {
             plan.create_chroot = Some(ensemble.chroot.clone());
         }
     }
@@ -301,6 +304,24 @@ pub async fn plan<'a>(
     }
 
     plan.upgrade = plan_upgrade(policies, cluster, valid, observed, now).await;
+    // The leader move of a shrink is a restart like the policy's: never in a pass that restarts
+    // a member or a pod already, nor while a zone is impaired or on a node that is not Ready.
+    if let Some(sizing) = plan.ensemble.as_mut()
+        && let Some(pod) = sizing.move_leader.clone()
+    {
+        let restarting = plan.upgrade.as_ref().is_some_and(|u| !u.steps().is_empty());
+        let impaired = !super::zones::impaired_zones(observed).is_empty();
+        let unready_node = observed
+            .pods
+            .get(ENSEMBLE_POOL)
+            .into_iter()
+            .flatten()
+            .find(|p| p.name_any() == pod)
+            .is_none_or(|p| observed.node_facts(p).is_some_and(|f| !f.ready));
+        if restarting || impaired || unready_node {
+            sizing.move_leader = None;
+        }
+    }
     // Tenants are placed when no upgrade step is taken in this pass (the next pass sees the
     // pods the step changed).
     if plan.upgrade.as_ref().is_none_or(|u| u.steps().is_empty()) {
@@ -1007,8 +1028,10 @@ pub fn plan_pools<'a>(cluster: &'a ValidCluster, observed: &ObservedCluster) -> 
     plan
 }
 
-/// The managed ensemble's turn in the deployment order: created once every earlier role is
-/// ready; the roles after it wait for a quorum of every member, in sync, with Pinot's chroot.
+/// The managed ensemble's turn in the deployment order: the roles after it wait for a quorum of
+/// every member, in sync, with Pinot's chroot. It never waits for the roles before it itself:
+/// no Pinot role is ready without ZooKeeper, so a role placed before it (which orders upgrades)
+/// is created with it.
 fn ensemble_step(
     cluster: &ValidCluster,
     observed: &ObservedCluster,
@@ -1017,12 +1040,6 @@ fn ensemble_step(
 ) {
     let Some(ensemble) = &cluster.ensemble else { return };
     let exists = observed.statefulsets.contains_key(ENSEMBLE_POOL);
-    if !exists && !cluster.parallel_install && !earlier_not_ready.is_empty() {
-        plan.install_wait.get_or_insert_with(|| {
-            format!("installing role by role: zookeeper waits for {}", earlier_not_ready.join(", "))
-        });
-        return;
-    }
     plan.ensemble = true;
     let members = observed.ensemble.as_ref();
     // The members of the configuration the StatefulSet starts them with.

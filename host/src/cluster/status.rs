@@ -69,10 +69,10 @@ pub fn status(
                 )),
                 _ => None,
             };
-            let progress = match (plan.pools.install_wait.clone(), upgrade_progress) {
-                (Some(a), Some(b)) => Some(format!("{a}; {b}")),
-                (a, b) => a.or(b),
-            };
+            let resize = plan.ensemble.as_ref().and_then(|s| s.progress.clone());
+            let parts: Vec<String> =
+                [plan.pools.install_wait.clone(), resize, upgrade_progress].into_iter().flatten().collect();
+            let progress = (!parts.is_empty()).then(|| parts.join("; "));
             compute_status(&StatusInput {
                 cluster,
                 valid: valid.as_ref().ok(),
@@ -150,6 +150,20 @@ fn problems(
             );
             out.push(problem("ZoneWithoutNodes", &field, message));
         }
+    }
+    if let (Ok(valid), Some(members)) = (valid, &observed.ensemble)
+        && let Some(ensemble) = &valid.ensemble
+        && members.chroot_exists == Some(false)
+        && valid.pools.iter().any(|p| observed.statefulsets.contains_key(&p.name))
+    {
+        out.push(problem(
+            "ZookeeperStateLost",
+            "spec.zookeeper.managed.chroot",
+            format!(
+                "the znode {} is gone from the managed ensemble while Pinot's pools exist: Pinot's state (tables, schemas, segment assignments) is lost, or the members' volumes were replaced; the operator does not create it again over a running cluster; restore ZooKeeper's data from a backup",
+                ensemble.chroot
+            ),
+        ));
     }
     for failure in &applied.children.failed {
         out.push(problem("ApplyFailed", &failure.subject(), failure.to_string()));
@@ -552,7 +566,13 @@ pub fn compute_status(input: &StatusInput<'_>) -> PinotClusterStatus {
 fn ensemble_status(valid: &ValidCluster, observed: &ObservedCluster, plan: &Plan<'_>) -> Option<EnsembleStatus> {
     let ensemble = valid.ensemble.as_ref()?;
     let members = observed.ensemble.clone().unwrap_or_default();
-    let configured = plan.ensemble.as_ref().map(|s| s.shape.servers).unwrap_or(0);
+    // The configuration the members run: the StatefulSet's, else what this pass creates.
+    let configured = observed
+        .statefulsets
+        .get(ENSEMBLE_POOL)
+        .and_then(super::ensemble::statefulset_servers)
+        .or(plan.ensemble.as_ref().map(|s| s.shape.servers))
+        .unwrap_or(ensemble.replicas);
     let tolerates = (configured - 1) / 2;
     let message = match plan.ensemble.as_ref().and_then(|s| s.progress.clone()) {
         Some(progress) => progress,

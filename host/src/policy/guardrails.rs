@@ -101,7 +101,8 @@ pub fn verdicts(state: &ClusterState, plan: &[Action]) -> Vec<Option<String>> {
     // Members of the ensemble down, counting restarts earlier in the plan: those not serving in
     // sync or being deleted, and those of the configuration with no pod at all.
     let mut members_down: u32 = state.ensemble.as_ref().map_or(0, |e| {
-        let down = e.members.iter().filter(|m| !m.leaving && (!m.synced || m.terminating)).count() as u32;
+        // A leaving member still votes in the configuration the others ran before.
+        let down = e.members.iter().filter(|m| !m.up()).count() as u32;
         let missing = (1..=e.configured_members).filter(|id| !e.members.iter().any(|m| m.id == *id)).count() as u32;
         down + missing
     });
@@ -136,10 +137,8 @@ pub fn verdicts(state: &ClusterState, plan: &[Action]) -> Vec<Option<String>> {
                             ensemble.configured_members
                         ));
                     }
-                    if member.synced {
-                        // Below three members no restart keeps a quorum (the single member of
-                        // one, the two of a resize under way): one member at a time is the best.
-                        let tolerated = ensemble.tolerates().max(1);
+                    if member.up() {
+                        let tolerated = ensemble.restart_tolerance();
                         if members_down + 1 > tolerated {
                             return Some(format!(
                                 "the ZooKeeper ensemble of {} members has {members_down} down already and survives {tolerated} down: restarting {name} now would leave no quorum",

@@ -184,10 +184,32 @@ pub struct Ensemble {
     pub members: Vec<Member>,
 }
 
+impl Member {
+    /// Up for its ensemble, as far as the host can tell: serving in sync, or its pod Ready while
+    /// its client port could not be asked (a member is taken for down only on evidence: it
+    /// answers without a quorum, or its pod is not Ready, terminating or missing).
+    pub fn up(&self) -> bool {
+        !self.terminating && (self.synced || (self.mode == MemberMode::Unreachable && self.ready))
+    }
+}
+
 impl Ensemble {
     /// Members that may be down at once without losing the quorum of the configuration.
     pub fn tolerates(&self) -> u32 {
         self.configured_members.saturating_sub(1) / 2
+    }
+
+    /// Members that may be down at once, restarts included: while a member is added or removed
+    /// two configurations run (the smaller one's quorum counts); below three members no restart
+    /// keeps a quorum, and restarting them one at a time is the only way forward (a member
+    /// added to one cannot join before the first restarts onto both).
+    pub fn restart_tolerance(&self) -> u32 {
+        if self.configured_members <= 2 {
+            return 2;
+        }
+        let resizing = self.configured_members != self.desired_members || self.members.iter().any(|m| m.leaving);
+        let smallest = if resizing { self.configured_members - 1 } else { self.configured_members };
+        (smallest.saturating_sub(1) / 2).max(1)
     }
 }
 

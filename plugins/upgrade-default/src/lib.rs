@@ -116,46 +116,50 @@ fn ensemble_step(state: &State, ensemble: Ensemble) -> Option<Vec<Action>> {
     let timeout = config_u64(state, "zookeeper/podReadyTimeoutSeconds").unwrap_or(default);
     let target = ensemble.target_revision();
     let staying: Vec<_> = ensemble.members().filter(|m| !m.leaving()).collect();
-    for m in &staying {
-        if m.revision() == target && !m.terminating() && !m.synced() && m.age_seconds() > timeout {
-            let mode = match m.mode() {
-                MemberMode::Unreachable => "its client port does not answer",
-                _ => "it does not serve in sync with a leader",
-            };
-            return Some(vec![Action::Block(format!(
-                "ZooKeeper member {} is not back in the quorum after its restart ({mode}; timeout {timeout}s passed); \
-                 no other member is restarted: fix the cause or roll spec.zookeeper.managed back",
-                m.pod()
-            ))]);
-        }
-    }
     let mut pending: Vec<_> = staying.iter().filter(|m| m.revision() != target && !m.terminating()).copied().collect();
-    // Down already on the old revision: replacing it takes nothing more down (a rollback past
-    // a member stuck on a bad image).
-    if let Some(down) = pending.iter().find(|m| !m.synced()) {
-        return Some(vec![Action::RestartPod(down.pod().into())]);
-    }
     let present = |id: u32| ensemble.members().any(|m| m.id() == id);
     let missing: Vec<u32> = (1..=ensemble.configured_members()).filter(|id| !present(*id)).collect();
-    let down: Vec<String> = staying
-        .iter()
-        .filter(|m| !m.up())
-        .map(|m| m.pod().to_string())
-        .chain(missing.iter().map(|id| format!("member {id}")))
-        .collect();
+    let down: Vec<_> = ensemble.members().filter(|m| !m.up()).collect();
+    let names: Vec<String> =
+        down.iter().map(|m| m.pod().to_string()).chain(missing.iter().map(|id| format!("member {id}"))).collect();
+    // While members are to be restarted: one restarted onto the target that is the only member
+    // down past its timeout never rejoins (a bad image, a volume it cannot reach). Several down
+    // at once is an election or an outage, not a restart gone wrong: wait.
+    if let ([m], []) = (&down[..], &missing[..])
+        && !pending.is_empty()
+        && m.revision() == target
+        && !m.terminating()
+        && m.age_seconds() > timeout
+    {
+        let mode = match m.mode() {
+            MemberMode::Unreachable => "its client port does not answer",
+            _ => "it does not serve in sync with a leader",
+        };
+        return Some(vec![Action::Block(format!(
+            "ZooKeeper member {} is not back in the quorum after its restart ({mode}; timeout {timeout}s passed); \
+             no other member is restarted: fix the cause or roll spec.zookeeper.managed back",
+            m.pod()
+        ))]);
+    }
+    // Down already on the old revision: replacing it takes nothing more down (a rollback past
+    // a member stuck on a bad image).
+    if let Some(down) = pending.iter().find(|m| !m.up()) {
+        return Some(vec![Action::RestartPod(down.pod().into())]);
+    }
     if pending.is_empty() {
-        if down.is_empty() {
+        if names.is_empty() {
             return None;
         }
         return Some(vec![Action::Wait(format!(
             "waiting for ZooKeeper {} to be back in the quorum and in sync",
-            down.join(", ")
+            names.join(", ")
         ))]);
     }
-    if !down.is_empty() {
+    // Below three members nothing keeps a quorum through a restart: one at a time, regardless.
+    if !names.is_empty() && ensemble.configured_members() > 2 {
         return Some(vec![Action::Wait(format!(
             "restarting ZooKeeper member by member: waiting for {} to be back in the quorum and in sync",
-            down.join(", ")
+            names.join(", ")
         ))]);
     }
     // Followers first, highest id first; the leader last (one election, at the end).

@@ -23,7 +23,9 @@
 //! - quorum: a leader needs a majority of its own configuration; a member follows a leader only
 //!   with a majority of its own configuration agreeing (fast leader election), never a leader
 //!   outside its own configuration (`FastLeaderElection.lookForLeader` ignores such votes:
-//!   "Ignoring notification for non-cluster member sid"), and a member outside the leader's
+//!   "Ignoring notification for non-cluster member sid"), joining an established leader only on a
+//!   majority of the others' notifications (`receivedFollowingNotification`: its own vote does
+//!   not count; the members of the election follow its winner), and a member outside the leader's
 //!   configuration follows as a non-voting follower (`LearnerHandler`, "Follower sid ... not in
 //!   the current config");
 //! - election: after the leader is lost every member stops serving, and the live member with the
@@ -101,6 +103,9 @@ struct Ensemble {
     members: BTreeMap<u32, Member>,
     leader: Option<u32>,
     leader_since: Option<Instant>,
+    /// The members that elected the leader (they follow it without a further vote); a member
+    /// that starts later joins it on the others' notifications (`follows`).
+    electorate: BTreeSet<u32>,
     election_until: Option<Instant>,
     znodes: BTreeSet<String>,
     zxid: u64,
@@ -173,10 +178,17 @@ impl Ensemble {
         if !m.config.contains_key(&leader) {
             return false;
         }
+        // Fast leader election joins an established leader on the notifications of the others
+        // (LEADING or FOLLOWING it), not on the member's own vote: a majority of its
+        // configuration besides itself.
         let agreeing = m
             .config
             .keys()
-            .filter(|id| self.live(**id, lost) && (**id == leader || self.members[*id].config.contains_key(&leader)))
+            .filter(|id| {
+                **id != member
+                    && self.live(**id, lost)
+                    && (**id == leader || self.members[*id].config.contains_key(&leader))
+            })
             .count();
         agreeing * 2 > m.config.len()
     }
@@ -186,6 +198,7 @@ impl Ensemble {
             && !(self.live(l, lost) && self.can_lead(l, lost))
         {
             self.leader = None;
+            self.electorate.clear();
             self.leader_since = None;
             self.election_until = Some(now + ELECTION);
             for m in self.members.values_mut() {
@@ -195,6 +208,11 @@ impl Ensemble {
         if self.leader.is_none() && self.election_until.is_none_or(|until| now >= until) {
             let ids: Vec<u32> = self.members.keys().rev().copied().collect();
             if let Some(winner) = ids.into_iter().find(|id| self.live(*id, lost) && self.can_lead(*id, lost)) {
+                let winner_config: Vec<u32> = self.members[&winner].config.keys().copied().collect();
+                self.electorate = winner_config
+                    .into_iter()
+                    .filter(|id| self.live(*id, lost) && self.members[id].config.contains_key(&winner))
+                    .collect();
                 self.leader = Some(winner);
                 self.leader_since = Some(now);
                 self.election_until = None;
@@ -208,7 +226,8 @@ impl Ensemble {
         let Some(leader) = self.leader else { return };
         let followers: Vec<u32> = self.members.keys().copied().collect();
         for id in followers {
-            let joins = id == leader || (self.live(id, lost) && self.follows(id, leader, lost));
+            let joins = id == leader
+                || (self.live(id, lost) && (self.electorate.contains(&id) || self.follows(id, leader, lost)));
             let m = self.members.get_mut(&id).expect("member");
             match (joins, m.joined) {
                 (true, None) => m.joined = Some(now),
@@ -383,6 +402,7 @@ impl ZookeeperSim {
         self.with(&key, |e, _, _| {
             if let Some(old) = e.members.remove(&id) {
                 old.listener.abort();
+                e.electorate.remove(&id);
             }
             e.events.push(MemberEvent {
                 pod: spec.pod.clone(),
@@ -414,6 +434,7 @@ impl ZookeeperSim {
             let others_down = e.down_except(id, now, lost);
             let m = e.members.remove(&id).expect("member");
             m.listener.abort();
+            e.electorate.remove(&id);
             e.events.push(MemberEvent {
                 pod: m.spec.pod.clone(),
                 event: "stopped".into(),

@@ -33,8 +33,14 @@ pub struct Sizing {
 /// StatefulSet's revision and the quorum is whole, then one step towards the spec:
 /// - grow k → k+1: a member k+1 is added with a configuration of k+1 (it joins the leader as a
 ///   non-voting follower), then the upgrade policy restarts the others onto it;
-/// - shrink k → k-1: the others are restarted onto a configuration without the highest member
-///   (it keeps running the old one until then), then it is removed (and its volume deleted).
+/// - shrink k → k-1: the leadership is moved off the highest member first, the others are
+///   restarted onto a configuration without it (it keeps running the old one until then), then
+///   it is removed (its PersistentVolumeClaim stays, as a StatefulSet leaves it).
+///
+/// Ways back: a StatefulSet scaled below its configuration by hand is scaled back; a grow whose
+/// new member never joined, asked back before any other member moved onto it, returns to the
+/// old size at once; a leaving member that leads again (an election during the shrink) is
+/// removed at once, so that the members that stay elect among themselves.
 ///
 /// A first install starts the whole ensemble at once: empty members have nothing to lose.
 pub fn sizing(ensemble: &ValidEnsemble, observed: &ObservedCluster, members: &EnsembleObservation) -> Sizing {
@@ -64,6 +70,30 @@ pub fn sizing(ensemble: &ValidEnsemble, observed: &ObservedCluster, members: &En
     if replicas == target && servers == target {
         return Sizing { shape: current, progress: None, leaving: None, move_leader: None };
     }
+    // Scaled below its configuration by someone else: every member of it is wanted back.
+    if replicas < servers {
+        return Sizing {
+            shape: EnsembleShape { replicas: servers, servers },
+            progress: Some(format!(
+                "the ensemble's StatefulSet was scaled to {replicas}, below the {servers} members of its configuration: scaled back"
+            )),
+            leaving: None,
+            move_leader: None,
+        };
+    }
+    let top = format!("{}-{}", sts.name_any(), replicas - 1);
+    // A leaving member that leads (an election while the others moved): removed now, the others
+    // elect among themselves (those already restarted ignore it).
+    if servers < replicas && members.leader() == Some(top.as_str()) {
+        return Sizing {
+            shape: EnsembleShape { replicas: servers, servers },
+            progress: Some(format!(
+                "ZooKeeper {replicas} → {target} members: {top} leads while it leaves; removed now"
+            )),
+            leaving: None,
+            move_leader: None,
+        };
+    }
     // Settled: the StatefulSet has seen its spec, every member that stays runs its revision
     // and the quorum of the current configuration is whole.
     let status = sts.status.as_ref();
@@ -78,6 +108,25 @@ pub fn sizing(ensemble: &ValidEnsemble, observed: &ObservedCluster, members: &En
         });
     let voters: Vec<String> = staying.iter().map(|p| p.name_any()).collect();
     let healthy = members.whole(&voters, servers as u32);
+    // A grow called off while its new member never joined and no other member moved onto its
+    // configuration: back to the old size at once (the others' template is the old one again).
+    let top_synced = members.members.get(&top).is_some_and(|m| m.mode.serving() && m.synced);
+    let others_moved = pods.iter().any(|p| {
+        pod_ordinal(p) < replicas - 1
+            && update_revision.is_some()
+            && p.labels().get("controller-revision-hash").map(String::as_str) == update_revision
+    });
+    if target < replicas && servers == replicas && !top_synced && !others_moved && replicas > 1 {
+        return Sizing {
+            shape: EnsembleShape { replicas: replicas - 1, servers: replicas - 1 },
+            progress: Some(format!(
+                "ZooKeeper member {top} never joined; the ensemble goes back to {} members",
+                replicas - 1
+            )),
+            leaving: None,
+            move_leader: None,
+        };
+    }
     let step =
         |why: String| Sizing { shape: current, progress: Some(why), leaving: leaving.clone(), move_leader: None };
     if !observed_spec || !on_revision {
@@ -90,7 +139,6 @@ pub fn sizing(ensemble: &ValidEnsemble, observed: &ObservedCluster, members: &En
             "ZooKeeper {replicas} → {target} members: waiting for the quorum of {servers} to be whole and in sync before the next member"
         ));
     }
-    let top = format!("{}-{}", sts.name_any(), replicas - 1);
     if target < replicas && servers == replicas && members.leader() == Some(top.as_str()) {
         return Sizing {
             shape: current,

@@ -221,6 +221,12 @@ fn validate_managed(
             .or(spec.upgrade.as_ref().and_then(|u| u.pod_ready_timeout_seconds));
 
     let storage = super::validate_storage(None, Some(&m.storage), &at, errors);
+    if m.replicas == 1 && m.storage.ephemeral {
+        errors.push(
+            at("storage.ephemeral"),
+            "a single member on an emptyDir loses Pinot's whole state (its tables, schemas and segment assignments) at its first restart, and an upgrade restarts it; set storage.size, or use 3 members",
+        );
+    }
     let overrides = pod::merge(spec.pod_overrides.as_ref(), m.pod_overrides.as_ref());
     if let Some(level) = &m.pod_overrides {
         pod::check(&at("podOverrides"), level, &overrides, None, pod_security, errors);
