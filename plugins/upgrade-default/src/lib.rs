@@ -309,6 +309,7 @@ mod tests {
             s.member("events-zookeeper-2", |m| {
                 m.revision = "events-zookeeper-2".into();
                 m.synced = false;
+                m.ready = false;
                 m.mode = pinot_policy_sdk::MemberMode::Unreachable;
                 m.age_seconds = 601;
             })
@@ -319,6 +320,15 @@ mod tests {
         );
         let leaving = zookeeper_upgrade(|s| s.member("events-zookeeper-2", |m| m.leaving = true));
         assert_eq!(leaving, vec![UpgradeAction::RestartPod("events-zookeeper-0".into())]);
+        // A member the operator cannot ask while its pod is Ready is not taken for down: the
+        // next follower goes as usual (the guardrails count it as up too).
+        let unasked = zookeeper_upgrade(|s| {
+            s.member("events-zookeeper-0", |m| {
+                m.synced = false;
+                m.mode = pinot_policy_sdk::MemberMode::Unreachable;
+            })
+        });
+        assert_eq!(unasked, vec![UpgradeAction::RestartPod("events-zookeeper-2".into())]);
     }
 
     #[test]

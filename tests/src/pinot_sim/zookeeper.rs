@@ -197,6 +197,7 @@ impl Ensemble {
         if let Some(l) = self.leader
             && !(self.live(l, lost) && self.can_lead(l, lost))
         {
+            tracing::debug!(leader = l, "simulated ZooKeeper leader lost");
             self.leader = None;
             self.electorate.clear();
             self.leader_since = None;
@@ -226,12 +227,22 @@ impl Ensemble {
         let Some(leader) = self.leader else { return };
         let followers: Vec<u32> = self.members.keys().copied().collect();
         for id in followers {
+            // Once it follows, a member stays with its leader while the leader keeps its quorum;
+            // the majority of notifications is asked of it when it joins, not after.
+            let following = self.members[&id].joined.is_some();
             let joins = id == leader
-                || (self.live(id, lost) && (self.electorate.contains(&id) || self.follows(id, leader, lost)));
+                || (self.live(id, lost)
+                    && (following || self.electorate.contains(&id) || self.follows(id, leader, lost)));
             let m = self.members.get_mut(&id).expect("member");
             match (joins, m.joined) {
-                (true, None) => m.joined = Some(now),
-                (false, Some(_)) => m.joined = None,
+                (true, None) => {
+                    tracing::debug!(pod = %m.spec.pod, leader, "simulated ZooKeeper member joins its leader");
+                    m.joined = Some(now)
+                }
+                (false, Some(_)) => {
+                    tracing::debug!(pod = %m.spec.pod, leader, "simulated ZooKeeper member leaves its leader");
+                    m.joined = None
+                }
                 _ => {}
             }
         }
