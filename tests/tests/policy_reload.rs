@@ -72,7 +72,7 @@ async fn configmap_modules_load_reject_and_keep_the_last_good_one() {
     let ready = status_of(&client, &ns.name, "team-upgrade", "Ready", |s| s.phase.as_deref() == Some("Ready")).await;
     assert_eq!(ready.digest, Some(digest(&good)));
     assert_eq!(ready.policy_name.as_deref(), Some("upgrade-default"));
-    assert_eq!(ready.api_version.as_deref(), Some("pinot:policy@1.1.0"));
+    assert_eq!(ready.api_version.as_deref(), Some("pinot:policy@1.2.0"));
     assert!(ready.loaded_at.is_some());
     assert_eq!(
         controller.registry().get(&ns.name, "team-upgrade").unwrap().config,
