@@ -258,12 +258,13 @@ fn to_json<K: Serialize + kube::Resource<DynamicType = ()>>(obj: &K) -> serde_js
 
 /// Labels on every object of a pool.
 fn pool_labels(cluster: &ValidCluster, pool: &ValidPool) -> BTreeMap<String, String> {
-    let mut labels = cluster_labels(cluster, pool.role);
+    let mut labels = cluster_labels(cluster, pool.role.as_str());
     labels.insert(LABEL_POOL.into(), pool.name.clone());
     labels
 }
 
-fn cluster_labels(cluster: &ValidCluster, role: Role) -> BTreeMap<String, String> {
+/// Labels on every object of a cluster's role (`role`: a Pinot role, or `zookeeper`).
+fn cluster_labels(cluster: &ValidCluster, role: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
         (LABEL_NAME.to_string(), "pinot".to_string()),
         (LABEL_INSTANCE.to_string(), cluster.name.clone()),
@@ -300,7 +301,7 @@ fn service_ports(ports: &[(&str, i32)]) -> Vec<ServicePort> {
 /// The cluster's Service for one role, on the port clients use (controller 9000, broker
 /// 8099); Pinot's own traffic goes pod to pod.
 pub fn build_role_service(cluster: &ValidCluster, role: Role, ctx: &BuildContext) -> Service {
-    let labels = cluster_labels(cluster, role);
+    let labels = cluster_labels(cluster, role.as_str());
     let selector =
         BTreeMap::from([(LABEL_CLUSTER.to_string(), cluster.name.clone()), (LABEL_ROLE.to_string(), role.to_string())]);
     let exposure = cluster.exposure.service(role).cloned().unwrap_or_default();
@@ -329,7 +330,7 @@ pub fn build_controller_ingress(cluster: &ValidCluster, ingress: &ValidIngress, 
     let mut meta = metadata(
         role_service_name(&cluster.name, Role::Controller),
         cluster,
-        cluster_labels(cluster, Role::Controller),
+        cluster_labels(cluster, Role::Controller.as_str()),
         ctx,
     );
     meta.annotations = (!ingress.annotations.is_empty()).then(|| ingress.annotations.clone());

@@ -17,12 +17,9 @@ use k8s_openapi::{
     apimachinery::pkg::{api::resource::Quantity, apis::meta::v1::LabelSelector, util::intstr::IntOrString},
 };
 
-use super::{BuildContext, PodSet, data_volume, metadata, operator_statefulset, service_ports};
+use super::{BuildContext, PodSet, cluster_labels, data_volume, metadata, operator_statefulset, service_ports};
 use crate::{
-    children::{
-        LABEL_CLUSTER, LABEL_COMPONENT, LABEL_INSTANCE, LABEL_MANAGED_BY, LABEL_NAME, LABEL_POOL, LABEL_ROLE,
-        MANAGED_BY, pool_selector,
-    },
+    children::{LABEL_POOL, pool_selector},
     cluster::{
         ensemble::{ANNOTATION_SERVERS, ANNOTATION_ZONES},
         validate::{
@@ -52,15 +49,9 @@ const INIT_LIMIT: u32 = 10;
 const SYNC_LIMIT: u32 = 5;
 
 pub fn labels(cluster: &ValidCluster) -> BTreeMap<String, String> {
-    BTreeMap::from([
-        (LABEL_NAME.to_string(), "pinot".to_string()),
-        (LABEL_INSTANCE.to_string(), cluster.name.clone()),
-        (LABEL_COMPONENT.to_string(), ZOOKEEPER_ROLE_LABEL.to_string()),
-        (LABEL_MANAGED_BY.to_string(), MANAGED_BY.to_string()),
-        (LABEL_CLUSTER.to_string(), cluster.name.clone()),
-        (LABEL_ROLE.to_string(), ZOOKEEPER_ROLE_LABEL.to_string()),
-        (LABEL_POOL.to_string(), ENSEMBLE_POOL.to_string()),
-    ])
+    let mut labels = cluster_labels(cluster, ZOOKEEPER_ROLE_LABEL);
+    labels.insert(LABEL_POOL.to_string(), ENSEMBLE_POOL.to_string());
+    labels
 }
 
 /// `ZOO_SERVERS` for an ensemble of `members`: `server.<ordinal + 1>=<pod>.<headless>.<ns>.svc:
