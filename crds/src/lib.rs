@@ -18,7 +18,7 @@ pub use cluster::{
     PoolStatus, PoolStorage, RebalanceJob, S3Storage, SecretKey, ServiceExposure, TenantPlacement, TenantZone,
     UpgradeSettings, ZookeeperSpec, condition,
 };
-pub use policy::{ConfigMapKey, PinotPolicy, PinotPolicySpec, PinotPolicyStatus, PolicyModuleSource};
+pub use policy::{ConfigMapKey, OciModule, PinotPolicy, PinotPolicySpec, PinotPolicyStatus, PolicyModuleSource};
 pub use resources::{
     DeletionPolicy, PinotObjectStatus, PinotSchema, PinotSchemaSpec, PinotTable, PinotTableSpec, PinotTenant,
     PinotTenantSpec,

@@ -37,14 +37,17 @@ pub struct PinotPolicySpec {
     /// Where the module is.
     pub module: PolicyModuleSource,
     /// The module's sha256, `sha256:<64 hex>` (or the bare hex). A module whose bytes do not
-    /// match is rejected, so what runs is exactly what was reviewed.
-    pub sha256: String,
+    /// match is rejected, so what runs is exactly what was reviewed. Required with `configMap`
+    /// and `file`; optional with `oci`, whose reference pins the artifact's manifest digest
+    /// (and that the module's): when given, the module must match it too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
     /// Configuration handed to the policy with every decision.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub config: BTreeMap<String, String>,
 }
 
-/// Where a policy module is read from: exactly one of the two.
+/// Where a policy module is read from: exactly one of the three.
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PolicyModuleSource {
@@ -54,6 +57,23 @@ pub struct PolicyModuleSource {
     /// A file in the operator's policy directory (`--policy-dir`), e.g. `zone-at-a-time.wasm`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<String>,
+    /// A Wasm OCI artifact in a registry, pulled by digest (`pinot-operator policy push`
+    /// publishes one and prints the reference to write here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oci: Option<OciModule>,
+}
+
+/// A policy module published as a Wasm OCI artifact.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OciModule {
+    /// `registry/repository@sha256:<64 hex>`: the manifest digest is required (a tag alone is
+    /// refused: what runs must be what was reviewed). A tag before the digest is ignored.
+    pub reference: String,
+    /// A Secret of type `kubernetes.io/dockerconfigjson` in the policy's namespace with the
+    /// registry's credentials (as for a pod's `imagePullSecrets`). None: anonymous.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_secret: Option<String>,
 }
 
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -74,11 +94,17 @@ pub struct PinotPolicyStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
     /// `DoesNotCompile`, `WrongApiVersion`, `WrongWorld`, `ForbiddenImports`, `DigestMismatch`,
-    /// `SmokeTestFailed`, `ModuleNotFound`, `InvalidSpec`.
+    /// `SmokeTestFailed`, `ModuleNotFound`, `InvalidSpec`, `ModuleTooLarge`; for `oci`:
+    /// `DigestRequired`, `RegistryUnavailable` (retried), `RegistryUnauthorized`,
+    /// `ArtifactNotFound`, `NotAWasmArtifact`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The artifact the active module was pulled from (`registry/repository@sha256:...`), for
+    /// `oci`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact: Option<String>,
     /// Digest of the active module.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,

@@ -15,18 +15,21 @@ pub mod policy_controller;
 pub mod resources;
 pub mod role;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use kube::{Client, Config, config::KubeConfigOptions};
 
-use crate::{cluster::ControllerConfig, policy_controller::PolicyControllerConfig};
+use crate::{
+    cluster::ControllerConfig,
+    policy_controller::{PolicyControllerConfig, PolicySources},
+};
 
 /// Runs the operator's controllers (PinotClusters, and PinotPolicies with the same policy
 /// registry and namespace scope) until `shutdown` resolves.
 pub async fn run_operator(
     client: Client,
     config: ControllerConfig,
-    policy_dir: Option<PathBuf>,
+    sources: PolicySources,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), kube::Error> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -37,7 +40,7 @@ pub async fn run_operator(
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let policy_config = PolicyControllerConfig { namespace: config.namespace.clone(), policy_dir };
+    let policy_config = PolicyControllerConfig { namespace: config.namespace.clone(), sources };
     let registry = config.registry.clone();
     let resources_config =
         resources::ResourcesConfig { namespace: config.namespace.clone(), drift_interval: config.drift_interval };
@@ -64,7 +67,7 @@ pub enum RunError {
 pub async fn run_elected(
     client: Client,
     config: ControllerConfig,
-    policy_dir: Option<PathBuf>,
+    sources: PolicySources,
     leader: leader::LeaderConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
@@ -75,7 +78,7 @@ pub async fn run_elected(
     }
     // The Lease is renewed in this task, next to the controllers, so nothing outlives them.
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let operator = run_operator(client.clone(), config, policy_dir, async move {
+    let operator = run_operator(client.clone(), config, sources, async move {
         let _ = stop_rx.await;
     });
     tokio::pin!(operator);

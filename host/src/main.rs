@@ -4,9 +4,12 @@ use std::{path::PathBuf, sync::Arc};
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use oci_client::secrets::RegistryAuth;
 use pinot_operator::{
     cluster::ControllerConfig,
     pinot::ControllerLocator,
+    policy::oci::{self, PinnedReference, Registries, RegistrySettings},
+    policy_controller::PolicySources,
     policy::{
         ClusterState, LoadError, LoadedPolicy, PolicyEngine, PolicyKind, PolicyLimits, PolicyRegistry, guardrails,
     },
@@ -67,6 +70,18 @@ enum Command {
         /// e.g. an emptyDir volume). Without it every start compiles the modules again.
         #[arg(long, env = "PINOT_POLICY_CACHE_DIR")]
         policy_cache_dir: Option<PathBuf>,
+        /// A registry (`host[:port]`, as written in references) that PinotPolicies' OCI
+        /// modules are pulled from over plain HTTP; repeat it, or separate them with commas.
+        #[arg(long = "insecure-registry", env = "PINOT_INSECURE_REGISTRIES", value_delimiter = ',')]
+        insecure_registries: Vec<String>,
+        /// PEM file of certificates trusted for registries besides the system's (a private
+        /// registry's CA).
+        #[arg(long, env = "PINOT_REGISTRY_CA_FILE")]
+        registry_ca_file: Option<PathBuf>,
+        /// The largest policy module loaded, from any source (a larger one is Rejected with
+        /// ModuleTooLarge).
+        #[arg(long, env = "PINOT_MAX_MODULE_BYTES", default_value_t = pinot_operator::policy::oci::DEFAULT_MAX_MODULE_BYTES)]
+        max_module_bytes: u64,
         /// How many clusters may upgrade at the same time (0: no limit). A cluster whose
         /// upgrade halted keeps its slot, so a bad image is caught on the first clusters.
         #[arg(long, env = "PINOT_MAX_CONCURRENT_UPGRADES", default_value_t = 2)]
@@ -122,6 +137,28 @@ enum PolicyCommand {
         /// The policy component (.wasm).
         module: PathBuf,
     },
+    /// Publish a module to an OCI registry as a Wasm artifact (after checking that it loads as a
+    /// policy). Prints the reference pinned by digest, to write in a PinotPolicy's
+    /// `spec.module.oci.reference`, as its last line.
+    Push {
+        /// The policy component (.wasm).
+        module: PathBuf,
+        /// Where to publish it: `registry/repository:tag` (no tag: `latest`).
+        reference: String,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
+    /// Fetch a module from an OCI registry by digest, check it as the operator does, and write
+    /// it to a file.
+    Pull {
+        /// `registry/repository@sha256:<digest>`.
+        reference: String,
+        /// Where to write the module.
+        #[arg(short, long)]
+        output: PathBuf,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
     /// Turn a policy built with `cargo build --target wasm32-unknown-unknown` (a core module
     /// that carries its WIT world, as wit-bindgen writes it) into a component, as `wasm-tools
     /// component new` does, and check that it loads as a policy.
@@ -132,6 +169,67 @@ enum PolicyCommand {
         #[arg(short, long)]
         output: PathBuf,
     },
+}
+
+/// How the `policy` commands reach a registry.
+#[derive(clap::Args)]
+struct RegistryArgs {
+    /// Speak plain HTTP to the registry (a local registry without TLS).
+    #[arg(long)]
+    insecure: bool,
+    /// PEM file of certificates to trust besides the system's (a private registry's CA).
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
+    /// User name for the registry; the password is read from stdin (`--password-stdin`).
+    /// Without it, the credentials of `docker login` are used (`$REGISTRY_AUTH_FILE`,
+    /// `$DOCKER_CONFIG/config.json` or `~/.docker/config.json`), else none.
+    #[arg(long, requires = "password_stdin")]
+    username: Option<String>,
+    /// Read the registry password from stdin.
+    #[arg(long, requires = "username")]
+    password_stdin: bool,
+}
+
+impl RegistryArgs {
+    fn registries(&self, registry: &str) -> anyhow::Result<Registries> {
+        let extra_roots_pem = match &self.ca_file {
+            Some(path) => vec![std::fs::read(path).with_context(|| format!("--ca-file {}", path.display()))?],
+            None => vec![],
+        };
+        Registries::new(RegistrySettings {
+            insecure: if self.insecure { vec![registry.to_string()] } else { vec![] },
+            extra_roots_pem,
+            ..RegistrySettings::default()
+        })
+        .map_err(|e| anyhow::anyhow!("--ca-file: {e}"))
+    }
+
+    fn auth(&self, registry: &str) -> anyhow::Result<RegistryAuth> {
+        if let Some(user) = &self.username {
+            let password = std::io::read_to_string(std::io::stdin()).context("reading the password from stdin")?;
+            return Ok(RegistryAuth::Basic(user.clone(), password.trim_end_matches(['\r', '\n']).to_string()));
+        }
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        let candidates = [
+            std::env::var_os("REGISTRY_AUTH_FILE").map(PathBuf::from),
+            std::env::var_os("DOCKER_CONFIG").map(|d| PathBuf::from(d).join("config.json")),
+            home.map(|h| h.join(".docker/config.json")),
+        ];
+        for path in candidates.into_iter().flatten() {
+            if let Ok(json) = std::fs::read(&path) {
+                return oci::credentials_from_docker_config(&json, registry)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()));
+            }
+        }
+        Ok(RegistryAuth::Anonymous)
+    }
+}
+
+/// The registry part of a reference (`host[:port]`, or `docker.io`).
+fn registry_of(reference: &str) -> anyhow::Result<String> {
+    let parsed: oci_client::Reference =
+        reference.parse().map_err(|e| anyhow::anyhow!("{reference:?} is not an OCI reference: {e}"))?;
+    Ok(parsed.registry().to_string())
 }
 
 #[tokio::main]
@@ -152,7 +250,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Convert { files } => convert_command(&files),
-        Command::Policy(command) => policy_command(command),
+        Command::Policy(command) => policy_command(command).await,
         Command::Run {
             kubeconfig,
             namespace,
@@ -161,6 +259,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             load_balancer_grace_seconds,
             policy_dir,
             policy_cache_dir,
+            insecure_registries,
+            registry_ca_file,
+            max_module_bytes,
             max_concurrent_upgrades,
             drift_check_interval_seconds,
             reconcile_debounce_ms,
@@ -204,6 +305,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 cluster_domain,
                 load_balancer_grace: std::time::Duration::from_secs(load_balancer_grace_seconds),
             };
+            let extra_roots_pem = match &registry_ca_file {
+                Some(path) => vec![
+                    std::fs::read(path).with_context(|| format!("--registry-ca-file {}", path.display()))?,
+                ],
+                None => vec![],
+            };
+            let sources = PolicySources {
+                dir: policy_dir,
+                registries: RegistrySettings {
+                    insecure: insecure_registries.into_iter().filter(|r| !r.trim().is_empty()).collect(),
+                    extra_roots_pem,
+                    max_module_bytes,
+                    cache_dir: policy_cache_dir.as_ref().map(|d| d.join("oci")),
+                    ..RegistrySettings::default()
+                },
+            };
+            Registries::new(sources.registries.clone())
+                .map_err(|e| anyhow::anyhow!("--registry-ca-file: {e}"))?;
             if leader_elect {
                 let namespace = leader_election_namespace
                     .or_else(|| std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace").ok())
@@ -212,11 +331,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     .or_else(|| std::env::var("HOSTNAME").ok())
                     .unwrap_or_else(|| format!("pinot-operator-{:08x}", std::process::id()));
                 let leader = pinot_operator::leader::LeaderConfig::new(namespace.trim(), identity);
-                pinot_operator::run_elected(client, config, policy_dir, leader, shutdown_signal())
+                pinot_operator::run_elected(client, config, sources, leader, shutdown_signal())
                     .await
                     .context("running the operator")?;
             } else {
-                let clusters = pinot_operator::run_operator(client, config, policy_dir, shutdown_signal()).await;
+                let clusters = pinot_operator::run_operator(client, config, sources, shutdown_signal()).await;
                 clusters.context("running the PinotCluster controller")?;
             }
             tracing::info!("stopped");
@@ -225,9 +344,47 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-fn policy_command(command: PolicyCommand) -> anyhow::Result<()> {
+async fn policy_command(command: PolicyCommand) -> anyhow::Result<()> {
     let engine = PolicyEngine::new(PolicyLimits::default())?;
     match command {
+        PolicyCommand::Push { module, reference, registry } => {
+            let bytes = std::fs::read(&module).with_context(|| format!("reading {}", module.display()))?;
+            let (kind, loaded) = load_any(&engine, &module, &bytes, None)?;
+            let host = registry_of(&reference)?;
+            let registries = registry.registries(&host)?;
+            let auth = registry.auth(&host)?;
+            let created = k8s_openapi::jiff::Timestamp::now().to_string();
+            let annotations = [
+                (oci::ANNOTATION_TITLE, loaded.info.name.clone()),
+                (oci::ANNOTATION_VERSION, loaded.info.version.clone()),
+                (oci::ANNOTATION_CREATED, created),
+                (oci::ANNOTATION_POLICY_KIND, kind.spec_name().to_string()),
+                (oci::ANNOTATION_API_VERSION, loaded.info.api_version.clone()),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+            let pinned = registries
+                .push(&reference, bytes, annotations, &auth)
+                .await
+                .map_err(|e| anyhow::anyhow!("pushing {reference}: {e}"))?;
+            println!(
+                "pushed {} {} ({kind}, module {}) to {reference}",
+                loaded.info.name, loaded.info.version, loaded.digest
+            );
+            println!("{pinned}");
+            Ok(())
+        }
+        PolicyCommand::Pull { reference, output, registry } => {
+            let pinned = PinnedReference::parse("REFERENCE", &reference)?;
+            let registries = registry.registries(pinned.registry())?;
+            let auth = registry.auth(pinned.registry())?;
+            let artifact = registries.pull(&pinned, &auth).await?;
+            let (kind, loaded) = load_any(&engine, &output, &artifact.bytes, None)?;
+            std::fs::write(&output, &artifact.bytes).with_context(|| format!("writing {}", output.display()))?;
+            println!("{}: {kind} {} {} ({})", output.display(), loaded.info.name, loaded.info.version, loaded.digest);
+            Ok(())
+        }
         PolicyCommand::Inspect { module } => {
             let bytes = std::fs::read(&module).with_context(|| format!("reading {}", module.display()))?;
             let (kind, loaded) = load_any(&engine, &module, &bytes, None)?;

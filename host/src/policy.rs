@@ -23,6 +23,7 @@ pub mod bundled;
 pub mod component;
 pub mod contract;
 pub mod guardrails;
+pub mod oci;
 pub use pinot_policy_model as model;
 pub mod registry;
 pub mod reload;

@@ -10,10 +10,18 @@
 //!
 //! All the Kubernetes of policies is here; [`crate::policy`] has none.
 
-use std::{path::PathBuf, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use futures::StreamExt;
-use k8s_openapi::{api::core::v1::ConfigMap, jiff::Timestamp};
+use k8s_openapi::{
+    api::core::v1::{ConfigMap, Secret},
+    jiff::Timestamp,
+};
 use kube::{
     Api, Client, Resource, ResourceExt,
     api::{Patch, PatchParams},
@@ -33,6 +41,7 @@ use crate::{
     children::FIELD_MANAGER,
     policy::{
         PolicyRegistry,
+        oci::{self, PinnedReference, Registries, RegistrySettings},
         reload::{self, Candidate, Rejection, Reloaded},
     },
 };
@@ -44,15 +53,48 @@ const FINALIZER: &str = "pinot.controlplane.dev/policy";
 #[derive(Clone, Debug, Default)]
 pub struct PolicyControllerConfig {
     pub namespace: Option<String>,
-    /// The operator's policy directory; PinotPolicies may name files in it.
-    pub policy_dir: Option<PathBuf>,
+    /// Where modules come from besides ConfigMaps.
+    pub sources: PolicySources,
 }
+
+/// Where the operator reads policy modules from, besides ConfigMaps.
+#[derive(Clone, Debug, Default)]
+pub struct PolicySources {
+    /// The operator's policy directory; PinotPolicies may name files in it.
+    pub dir: Option<PathBuf>,
+    /// How OCI registries are reached (and the module size limit, for every source).
+    pub registries: RegistrySettings,
+}
+
+impl PolicySources {
+    /// Only a policy directory (or none), registries as by default.
+    pub fn dir(dir: Option<PathBuf>) -> Self {
+        PolicySources { dir, registries: RegistrySettings::default() }
+    }
+}
+
+/// The registry client; `pinot-operator run` has checked the settings, so a failure here
+/// (a CA that does not parse) only drops the extra certificates, loudly.
+fn registries(settings: &RegistrySettings) -> Registries {
+    Registries::new(settings.clone()).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "registries: the extra CA certificates are not used");
+        let plain = RegistrySettings { extra_roots_pem: vec![], ..settings.clone() };
+        Registries::new(plain).unwrap_or_else(|e| panic!("a registry client without extra certificates: {e}"))
+    })
+}
+
+/// How long a policy whose registry failed waits before it is pulled again.
+const REGISTRY_RETRY: Duration = Duration::from_secs(30);
 
 struct Ctx {
     client: Client,
     registry: Arc<PolicyRegistry>,
     events: crate::events::EventPublisher,
     policy_dir: Option<PathBuf>,
+    registries: Registries,
+    /// The artifact each policy's module was pulled from, by module digest, so the status names
+    /// the artifact of the module that is active (which is the previous one after a rejection).
+    artifacts: Mutex<HashMap<(String, String), (String, String)>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -77,7 +119,14 @@ pub async fn run(
         None => (Api::all(client.clone()), Api::all(client.clone())),
     };
     let events = crate::events::EventPublisher::new(client.clone(), crate::events::CONTROLLER);
-    let ctx = Arc::new(Ctx { client, registry, events, policy_dir: config.policy_dir.clone() });
+    let ctx = Arc::new(Ctx {
+        client,
+        registry,
+        events,
+        policy_dir: config.sources.dir.clone(),
+        registries: registries(&config.sources.registries),
+        artifacts: Mutex::default(),
+    });
     let controller = Controller::new(policies, watcher::Config::default());
     let store = controller.store();
     let module_cms = watcher::Config::default().labels(&format!("{LABEL_POLICY_MODULE}=true"));
@@ -90,7 +139,7 @@ pub async fn run(
             .map(|p| ObjectRef::from_obj(&*p))
             .collect::<Vec<_>>()
     });
-    if let Some(dir) = &config.policy_dir {
+    if let Some(dir) = &config.sources.dir {
         match reload::directory_changes(dir) {
             Ok(changes) => controller = controller.reconcile_all_on(changes),
             Err(e) => {
@@ -118,6 +167,7 @@ async fn reconcile_policy(policy: Arc<PinotPolicy>, ctx: Arc<Ctx>) -> Result<Act
             Finalizer::Apply(p) => apply(p, ctx.clone()).await,
             Finalizer::Cleanup(p) => {
                 ctx.registry.remove(&ns, &p.name_any());
+                ctx.artifacts.lock().unwrap_or_else(|e| e.into_inner()).remove(&(ns.clone(), p.name_any()));
                 Ok(Action::await_change())
             }
         }
@@ -129,13 +179,22 @@ async fn reconcile_policy(policy: Arc<PinotPolicy>, ctx: Arc<Ctx>) -> Result<Act
 async fn apply(policy: Arc<PinotPolicy>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     let ns = policy.namespace().unwrap_or_default();
     let name = policy.name_any();
+    let mut retry = false;
     let outcome = match candidate(&policy, &ctx).await {
-        Err(rejection) => Err(rejection),
+        Err(Fetch { rejection, transient }) => {
+            retry = transient;
+            Err(rejection)
+        }
         Ok(candidate) => reload::reload(&ctx.registry, &ns, &name, candidate).await,
     };
     let active = ctx.registry.get(&ns, &name);
     let mut status = PinotPolicyStatus { observed_generation: policy.metadata.generation, ..Default::default() };
     if let Some(a) = &active {
+        let artifacts = ctx.artifacts.lock().unwrap_or_else(|e| e.into_inner());
+        status.artifact = artifacts
+            .get(&(ns.clone(), name.clone()))
+            .filter(|(module, _)| *module == a.policy.digest)
+            .map(|(_, artifact)| artifact.clone());
         status.digest = Some(a.policy.digest.clone());
         status.policy_name = Some(a.policy.info.name.clone());
         status.policy_version = Some(a.policy.info.version.clone());
@@ -179,16 +238,38 @@ async fn apply(policy: Arc<PinotPolicy>, ctx: Arc<Ctx>) -> Result<Action, Error>
             .await
             .map_err(Error::Status)?;
     }
-    Ok(Action::await_change())
+    // A registry that failed is asked again; anything else waits for a change of the policy.
+    Ok(if retry { Action::requeue(REGISTRY_RETRY) } else { Action::await_change() })
 }
 
-/// The policy's module as its spec names it: read from its ConfigMap or from the policy
-/// directory, with the kind, digest and configuration the spec gives.
-async fn candidate(policy: &PinotPolicy, ctx: &Ctx) -> Result<Candidate, Rejection> {
+/// Why a policy's module could not be read, and whether reading it again later may succeed.
+struct Fetch {
+    rejection: Rejection,
+    transient: bool,
+}
+
+impl From<Rejection> for Fetch {
+    fn from(rejection: Rejection) -> Self {
+        Fetch { rejection, transient: false }
+    }
+}
+
+impl From<oci::PullError> for Fetch {
+    fn from(e: oci::PullError) -> Self {
+        Fetch { transient: e.is_transient(), rejection: Rejection { reason: e.reason(), message: e.to_string() } }
+    }
+}
+
+/// The policy's module as its spec names it: read from its ConfigMap, from the policy
+/// directory or from its registry, with the kind, digest and configuration the spec gives.
+async fn candidate(policy: &PinotPolicy, ctx: &Ctx) -> Result<Candidate, Fetch> {
     let kind = reload::parse_kind(&policy.spec.kind)?;
-    let bytes = match (&policy.spec.module.config_map, &policy.spec.module.file) {
-        (Some(cm), None) => {
-            let ns = policy.namespace().unwrap_or_default();
+    let ns = policy.namespace().unwrap_or_default();
+    let module = &policy.spec.module;
+    let reviewed = policy.spec.sha256.clone().filter(|s| !s.trim().is_empty());
+    let (bytes, sha256) = match (&module.config_map, &module.file, &module.oci) {
+        (Some(cm), None, None) => {
+            let sha256 = reviewed.ok_or_else(|| Rejection::invalid_spec(SHA256_REQUIRED))?;
             let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
             let map = api
                 .get_opt(&cm.name)
@@ -196,19 +277,84 @@ async fn candidate(policy: &PinotPolicy, ctx: &Ctx) -> Result<Candidate, Rejecti
                 .map_err(|e| Rejection::not_found(format!("reading ConfigMap {}: {e}", cm.name)))?
                 .ok_or_else(|| Rejection::not_found(format!("ConfigMap {ns}/{} does not exist", cm.name)))?;
             let bytes = map.binary_data.as_ref().and_then(|d| d.get(&cm.key)).map(|b| b.0.clone());
-            bytes.ok_or_else(|| {
+            let bytes = bytes.ok_or_else(|| {
                 Rejection::not_found(format!("ConfigMap {ns}/{} has no binaryData key {:?}", cm.name, cm.key))
-            })?
+            })?;
+            (bytes, sha256)
         }
-        (None, Some(file)) => reload::read_module_file(ctx.policy_dir.as_deref(), file).await?,
-        _ => return Err(Rejection::invalid_spec("spec.module must set exactly one of configMap and file")),
+        (None, Some(file), None) => {
+            let sha256 = reviewed.ok_or_else(|| Rejection::invalid_spec(SHA256_REQUIRED))?;
+            (reload::read_module_file(ctx.policy_dir.as_deref(), file).await?, sha256)
+        }
+        (None, None, Some(artifact)) => {
+            let reference = PinnedReference::parse("spec.module.oci.reference", &artifact.reference)?;
+            let auth = pull_credentials(ctx, &ns, artifact.pull_secret.as_deref(), reference.registry()).await?;
+            let pulled = ctx.registries.pull(&reference, &auth).await?;
+            tracing::debug!(policy = %policy.name_any(), %reference, cached = pulled.cached, "pulled policy module");
+            ctx.artifacts
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert((ns.clone(), policy.name_any()), (pulled.module_digest.clone(), reference.to_string()));
+            // The reference pins the module; a digest the spec gives must be the same module.
+            let sha256 = reviewed.unwrap_or_else(|| pulled.module_digest.clone());
+            (pulled.bytes, sha256)
+        }
+        _ => {
+            return Err(Rejection::invalid_spec("spec.module must set exactly one of configMap, file and oci").into());
+        }
     };
-    Ok(Candidate {
-        kind,
-        bytes,
-        sha256: policy.spec.sha256.clone(),
-        config: policy.spec.config.clone().into_iter().collect(),
-    })
+    let limit = ctx.registries.settings().max_module_bytes;
+    if bytes.len() as u64 > limit {
+        return Err(Rejection {
+            reason: "ModuleTooLarge",
+            message: format!("the module is {} bytes, over the operator's limit of {limit} (--max-module-bytes)", bytes.len()),
+        }
+        .into());
+    }
+    Ok(Candidate { kind, bytes, sha256, config: policy.spec.config.clone().into_iter().collect() })
+}
+
+const SHA256_REQUIRED: &str =
+    "spec.sha256 is required with spec.module.configMap and spec.module.file: write the digest `pinot-operator policy inspect` prints";
+
+/// The credentials of `secret` (a `kubernetes.io/dockerconfigjson` or `kubernetes.io/dockercfg`
+/// Secret in `ns`) for `registry`; anonymous without a secret.
+async fn pull_credentials(
+    ctx: &Ctx,
+    ns: &str,
+    secret: Option<&str>,
+    registry: &str,
+) -> Result<oci_client::secrets::RegistryAuth, Fetch> {
+    let Some(name) = secret.filter(|s| !s.is_empty()) else { return Ok(oci_client::secrets::RegistryAuth::Anonymous) };
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let not_found = |message: String| Fetch {
+        rejection: Rejection { reason: "RegistryUnauthorized", message },
+        transient: false,
+    };
+    let secret = api
+        .get_opt(name)
+        .await
+        .map_err(|e| Fetch {
+            rejection: Rejection { reason: "RegistryUnauthorized", message: format!("reading Secret {ns}/{name}: {e}") },
+            transient: true,
+        })?
+        .ok_or_else(|| not_found(format!("spec.module.oci.pullSecret: Secret {ns}/{name} does not exist")))?;
+    let data = secret.data.unwrap_or_default();
+    let json = match (data.get(".dockerconfigjson"), data.get(".dockercfg")) {
+        (Some(json), _) => json.0.clone(),
+        // The legacy format is the `auths` map alone.
+        (None, Some(cfg)) => {
+            let auths: serde_json::Value = serde_json::from_slice(&cfg.0).unwrap_or_default();
+            serde_json::to_vec(&json!({ "auths": auths })).unwrap_or_default()
+        }
+        (None, None) => {
+            return Err(not_found(format!(
+                "spec.module.oci.pullSecret: Secret {ns}/{name} has no .dockerconfigjson (create it with `kubectl create secret docker-registry`)"
+            )));
+        }
+    };
+    oci::credentials_from_docker_config(&json, registry)
+        .map_err(|e| not_found(format!("spec.module.oci.pullSecret: Secret {ns}/{name}: {e}")))
 }
 
 async fn publish(ctx: &Ctx, policy: &PinotPolicy, type_: EventType, reason: &str, note: String) {

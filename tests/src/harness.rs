@@ -23,6 +23,7 @@ use pinot_operator::{
     cluster::ControllerConfig,
     pinot::ControllerLocator,
     policy::{PolicyEngine, PolicyLimits, PolicyRegistry},
+    policy_controller::PolicySources,
 };
 use tokio::{sync::oneshot, task::JoinHandle};
 
@@ -263,6 +264,12 @@ impl OperatorHandle {
         Self::start_full(client, namespace, policy_dir, 0)
     }
 
+    /// As [`OperatorHandle::start`], with where policy modules come from (a policy directory,
+    /// registries).
+    pub fn start_with_sources(client: &Client, namespace: &str, sources: PolicySources) -> Self {
+        Self::start_inner(client, namespace, sources, 0, None)
+    }
+
     /// As [`OperatorHandle::start`], allowing `max_concurrent_upgrades` clusters to upgrade at once.
     pub fn start_capped(client: &Client, namespace: &str, max_concurrent_upgrades: usize) -> Self {
         Self::start_full(client, namespace, None, max_concurrent_upgrades)
@@ -270,7 +277,7 @@ impl OperatorHandle {
 
     /// As [`OperatorHandle::start`], reconciling only while it holds the leader Lease.
     pub fn start_elected(client: &Client, namespace: &str, leader: pinot_operator::leader::LeaderConfig) -> Self {
-        Self::start_inner(client, namespace, None, 0, Some(leader))
+        Self::start_inner(client, namespace, PolicySources::default(), 0, Some(leader))
     }
 
     fn start_full(
@@ -279,13 +286,13 @@ impl OperatorHandle {
         policy_dir: Option<PathBuf>,
         max_concurrent_upgrades: usize,
     ) -> Self {
-        Self::start_inner(client, namespace, policy_dir, max_concurrent_upgrades, None)
+        Self::start_inner(client, namespace, PolicySources::dir(policy_dir), max_concurrent_upgrades, None)
     }
 
     fn start_inner(
         client: &Client,
         namespace: &str,
-        policy_dir: Option<PathBuf>,
+        sources: PolicySources,
         max_concurrent_upgrades: usize,
         leader: Option<pinot_operator::leader::LeaderConfig>,
     ) -> Self {
@@ -309,8 +316,8 @@ impl OperatorHandle {
                 let _ = stopped.await;
             };
             let result = match leader {
-                Some(leader) => pinot_operator::run_elected(client, config, policy_dir, leader, shutdown).await,
-                None => pinot_operator::run_operator(client, config, policy_dir, shutdown).await.map_err(Into::into),
+                Some(leader) => pinot_operator::run_elected(client, config, sources, leader, shutdown).await,
+                None => pinot_operator::run_operator(client, config, sources, shutdown).await.map_err(Into::into),
             };
             if let Err(e) = result {
                 panic!("operator stopped with an error: {e}");

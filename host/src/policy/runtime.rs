@@ -66,6 +66,15 @@ impl PolicyKind {
         }
     }
 
+    /// The kind as a PinotPolicy's `spec.kind` writes it.
+    pub fn spec_name(self) -> &'static str {
+        match self {
+            PolicyKind::Upgrade => "upgrade",
+            PolicyKind::Scaling => "scaling",
+            PolicyKind::Tenant => "tenant",
+        }
+    }
+
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "upgrade" | "upgrade-policy" => Some(PolicyKind::Upgrade),
