@@ -32,8 +32,9 @@ ensure_packages() {
   fi
 }
 
-# etcd is needed to run, whether or not we build.
-ensure_packages etcd-server
+# etcd is needed to run, whether or not we build; the OCI registry (the CNCF distribution
+# registry) for the policy-artifact tests and `make push` to the local registry.
+ensure_packages etcd-server docker-registry
 
 if have_all; then
   echo "$BIN_DIR"

@@ -9,10 +9,10 @@ use pinot_operator::{
     cluster::ControllerConfig,
     pinot::ControllerLocator,
     policy::oci::{self, PinnedReference, Registries, RegistrySettings},
-    policy_controller::PolicySources,
     policy::{
         ClusterState, LoadError, LoadedPolicy, PolicyEngine, PolicyKind, PolicyLimits, PolicyRegistry, guardrails,
     },
+    policy_controller::PolicySources,
     shutdown_signal,
 };
 
@@ -306,9 +306,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 load_balancer_grace: std::time::Duration::from_secs(load_balancer_grace_seconds),
             };
             let extra_roots_pem = match &registry_ca_file {
-                Some(path) => vec![
-                    std::fs::read(path).with_context(|| format!("--registry-ca-file {}", path.display()))?,
-                ],
+                Some(path) => {
+                    vec![std::fs::read(path).with_context(|| format!("--registry-ca-file {}", path.display()))?]
+                }
                 None => vec![],
             };
             let sources = PolicySources {
@@ -321,8 +321,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     ..RegistrySettings::default()
                 },
             };
-            Registries::new(sources.registries.clone())
-                .map_err(|e| anyhow::anyhow!("--registry-ca-file: {e}"))?;
+            Registries::new(sources.registries.clone()).map_err(|e| anyhow::anyhow!("--registry-ca-file: {e}"))?;
             if leader_elect {
                 let namespace = leader_election_namespace
                     .or_else(|| std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace").ok())

@@ -83,9 +83,6 @@ fn registries(settings: &RegistrySettings) -> Registries {
     })
 }
 
-/// How long a policy whose registry failed waits before it is pulled again.
-const REGISTRY_RETRY: Duration = Duration::from_secs(30);
-
 struct Ctx {
     client: Client,
     registry: Arc<PolicyRegistry>,
@@ -185,7 +182,14 @@ async fn apply(policy: Arc<PinotPolicy>, ctx: Arc<Ctx>) -> Result<Action, Error>
             retry = transient;
             Err(rejection)
         }
-        Ok(candidate) => reload::reload(&ctx.registry, &ns, &name, candidate).await,
+        Ok((candidate, artifact)) => {
+            let reloaded = reload::reload(&ctx.registry, &ns, &name, candidate).await;
+            // The artifact is recorded once its module is the active one.
+            if let (Ok(_), Some(artifact)) = (&reloaded, artifact) {
+                ctx.artifacts.lock().unwrap_or_else(|e| e.into_inner()).insert((ns.clone(), name.clone()), artifact);
+            }
+            reloaded
+        }
     };
     let active = ctx.registry.get(&ns, &name);
     let mut status = PinotPolicyStatus { observed_generation: policy.metadata.generation, ..Default::default() };
@@ -239,7 +243,7 @@ async fn apply(policy: Arc<PinotPolicy>, ctx: Arc<Ctx>) -> Result<Action, Error>
             .map_err(Error::Status)?;
     }
     // A registry that failed is asked again; anything else waits for a change of the policy.
-    Ok(if retry { Action::requeue(REGISTRY_RETRY) } else { Action::await_change() })
+    Ok(if retry { Action::requeue(ctx.registries.settings().retry) } else { Action::await_change() })
 }
 
 /// Why a policy's module could not be read, and whether reading it again later may succeed.
@@ -261,12 +265,14 @@ impl From<oci::PullError> for Fetch {
 }
 
 /// The policy's module as its spec names it: read from its ConfigMap, from the policy
-/// directory or from its registry, with the kind, digest and configuration the spec gives.
-async fn candidate(policy: &PinotPolicy, ctx: &Ctx) -> Result<Candidate, Fetch> {
+/// directory or from its registry, with the kind, digest and configuration the spec gives;
+/// and, for an OCI module, its digest and the artifact it came from.
+async fn candidate(policy: &PinotPolicy, ctx: &Ctx) -> Result<(Candidate, Option<(String, String)>), Fetch> {
     let kind = reload::parse_kind(&policy.spec.kind)?;
     let ns = policy.namespace().unwrap_or_default();
     let module = &policy.spec.module;
     let reviewed = policy.spec.sha256.clone().filter(|s| !s.trim().is_empty());
+    let mut pulled_from = None;
     let (bytes, sha256) = match (&module.config_map, &module.file, &module.oci) {
         (Some(cm), None, None) => {
             let sha256 = reviewed.ok_or_else(|| Rejection::invalid_spec(SHA256_REQUIRED))?;
@@ -291,10 +297,7 @@ async fn candidate(policy: &PinotPolicy, ctx: &Ctx) -> Result<Candidate, Fetch> 
             let auth = pull_credentials(ctx, &ns, artifact.pull_secret.as_deref(), reference.registry()).await?;
             let pulled = ctx.registries.pull(&reference, &auth).await?;
             tracing::debug!(policy = %policy.name_any(), %reference, cached = pulled.cached, "pulled policy module");
-            ctx.artifacts
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert((ns.clone(), policy.name_any()), (pulled.module_digest.clone(), reference.to_string()));
+            pulled_from = Some((pulled.module_digest.clone(), reference.to_string()));
             // The reference pins the module; a digest the spec gives must be the same module.
             let sha256 = reviewed.unwrap_or_else(|| pulled.module_digest.clone());
             (pulled.bytes, sha256)
@@ -307,15 +310,17 @@ async fn candidate(policy: &PinotPolicy, ctx: &Ctx) -> Result<Candidate, Fetch> 
     if bytes.len() as u64 > limit {
         return Err(Rejection {
             reason: "ModuleTooLarge",
-            message: format!("the module is {} bytes, over the operator's limit of {limit} (--max-module-bytes)", bytes.len()),
+            message: format!(
+                "the module is {} bytes, over the operator's limit of {limit} (--max-module-bytes)",
+                bytes.len()
+            ),
         }
         .into());
     }
-    Ok(Candidate { kind, bytes, sha256, config: policy.spec.config.clone().into_iter().collect() })
+    Ok((Candidate { kind, bytes, sha256, config: policy.spec.config.clone().into_iter().collect() }, pulled_from))
 }
 
-const SHA256_REQUIRED: &str =
-    "spec.sha256 is required with spec.module.configMap and spec.module.file: write the digest `pinot-operator policy inspect` prints";
+const SHA256_REQUIRED: &str = "spec.sha256 is required with spec.module.configMap and spec.module.file: write the digest `pinot-operator policy inspect` prints";
 
 /// The credentials of `secret` (a `kubernetes.io/dockerconfigjson` or `kubernetes.io/dockercfg`
 /// Secret in `ns`) for `registry`; anonymous without a secret.
@@ -327,15 +332,16 @@ async fn pull_credentials(
 ) -> Result<oci_client::secrets::RegistryAuth, Fetch> {
     let Some(name) = secret.filter(|s| !s.is_empty()) else { return Ok(oci_client::secrets::RegistryAuth::Anonymous) };
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
-    let not_found = |message: String| Fetch {
-        rejection: Rejection { reason: "RegistryUnauthorized", message },
-        transient: false,
-    };
+    let not_found =
+        |message: String| Fetch { rejection: Rejection { reason: "RegistryUnauthorized", message }, transient: false };
     let secret = api
         .get_opt(name)
         .await
         .map_err(|e| Fetch {
-            rejection: Rejection { reason: "RegistryUnauthorized", message: format!("reading Secret {ns}/{name}: {e}") },
+            rejection: Rejection {
+                reason: "RegistryUnauthorized",
+                message: format!("reading Secret {ns}/{name}: {e}"),
+            },
             transient: true,
         })?
         .ok_or_else(|| not_found(format!("spec.module.oci.pullSecret: Secret {ns}/{name} does not exist")))?;

@@ -13,4 +13,5 @@ pub mod harness;
 pub mod pinot_sim;
 pub mod pod_security;
 pub mod progress;
+pub mod registry;
 pub mod workload;

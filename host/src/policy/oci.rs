@@ -61,6 +61,8 @@ pub struct RegistrySettings {
     pub cache_dir: Option<PathBuf>,
     /// How long connecting and each read may take.
     pub timeout: Duration,
+    /// How long a policy whose registry failed waits before it is pulled again.
+    pub retry: Duration,
 }
 
 impl Default for RegistrySettings {
@@ -71,6 +73,7 @@ impl Default for RegistrySettings {
             max_module_bytes: DEFAULT_MAX_MODULE_BYTES,
             cache_dir: None,
             timeout: Duration::from_secs(30),
+            retry: Duration::from_secs(30),
         }
     }
 }
@@ -78,7 +81,9 @@ impl Default for RegistrySettings {
 /// Why a module could not be pulled; [`PullError::reason`] is the PinotPolicy's status reason.
 #[derive(Debug, thiserror::Error)]
 pub enum PullError {
-    #[error("{field} {reference:?} does not pin a digest: write it as registry/repository@sha256:<64 hex> (`pinot-operator policy push` prints it)")]
+    #[error(
+        "{field} {reference:?} does not pin a digest: write it as registry/repository@sha256:<64 hex> (`pinot-operator policy push` prints it)"
+    )]
     DigestRequired { field: &'static str, reference: String },
     #[error("{field} {reference:?} is not an OCI reference: {message}")]
     InvalidReference { field: &'static str, reference: String, message: String },
@@ -88,7 +93,9 @@ pub enum PullError {
     Unauthorized { registry: String, reference: String, message: String },
     #[error("{reference} does not exist in its registry: {message}")]
     NotFound { reference: String, message: String },
-    #[error("{what} of {reference} hashes to {found}, not {expected}: the registry served other bytes than the reference pins")]
+    #[error(
+        "{what} of {reference} hashes to {found}, not {expected}: the registry served other bytes than the reference pins"
+    )]
     DigestMismatch { what: &'static str, reference: String, expected: String, found: String },
     #[error("a blob of {reference} does not match its digest: {message}")]
     BlobDigest { reference: String, message: String },
@@ -182,9 +189,10 @@ pub struct Artifact {
     pub cached: bool,
 }
 
-/// Pulls and publishes policy modules.
+/// Pulls and publishes policy modules. Each pull or push has a client of its own: the OCI
+/// client keeps the first credentials it is given for a registry, and one policy's pull
+/// secret must never serve another policy's pull.
 pub struct Registries {
-    client: Client,
     settings: RegistrySettings,
 }
 
@@ -195,10 +203,17 @@ impl std::fmt::Debug for Registries {
 }
 
 impl Registries {
-    /// A client for `settings`; fails on a certificate that does not parse.
+    /// Registries reached with `settings`; fails on a certificate that does not parse.
     pub fn new(settings: RegistrySettings) -> Result<Self, String> {
         // The operator's TLS is rustls with ring (as kube's); install it if nobody has yet.
         let _ = rustls::crypto::ring::default_provider().install_default();
+        let registries = Registries { settings };
+        registries.client()?;
+        Ok(registries)
+    }
+
+    fn client(&self) -> Result<Client, String> {
+        let settings = &self.settings;
         let protocol = if settings.insecure.is_empty() {
             ClientProtocol::Https
         } else {
@@ -218,8 +233,11 @@ impl Registries {
             user_agent: concat!("pinot-operator/", env!("CARGO_PKG_VERSION")),
             ..Default::default()
         };
-        let client = Client::try_from(config).map_err(|e| format!("the registry client cannot be built: {e}"))?;
-        Ok(Registries { client, settings })
+        Client::try_from(config).map_err(|e| format!("the registry client cannot be built: {e}"))
+    }
+
+    fn client_for(&self, registry: &str) -> Result<Client, PullError> {
+        self.client().map_err(|message| PullError::Unavailable { registry: registry.to_string(), message })
     }
 
     pub fn settings(&self) -> &RegistrySettings {
@@ -233,10 +251,14 @@ impl Registries {
             return Ok(artifact);
         }
         let registry = reference.registry().to_string();
+        let client = self.client_for(&registry)?;
         let map = |e: OciDistributionError| classify(e, &registry, &reference.to_string());
-        let (raw, _) = self
-            .client
-            .pull_manifest_raw(&reference.reference, auth, &[OCI_IMAGE_MEDIA_TYPE, OCI_IMAGE_INDEX_MEDIA_TYPE, DOCKER_MANIFEST])
+        let (raw, _) = client
+            .pull_manifest_raw(
+                &reference.reference,
+                auth,
+                &[OCI_IMAGE_MEDIA_TYPE, OCI_IMAGE_INDEX_MEDIA_TYPE, DOCKER_MANIFEST],
+            )
             .await
             .map_err(map)?;
         let found = digest(&raw);
@@ -249,10 +271,11 @@ impl Registries {
             });
         }
         let layer = wasm_layer(reference, &raw, self.settings.max_module_bytes)?;
-        let mut stream = self.client.pull_blob_stream(&reference.reference, &layer).await.map_err(map)?;
+        let mut stream = client.pull_blob_stream(&reference.reference, &layer).await.map_err(map)?;
         let mut bytes = Vec::with_capacity(usize::try_from(layer.size).unwrap_or(0));
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| PullError::Unavailable { registry: registry.clone(), message: e.to_string() })?;
+            let chunk =
+                chunk.map_err(|e| PullError::Unavailable { registry: registry.clone(), message: e.to_string() })?;
             if (bytes.len() + chunk.len()) as u64 > self.settings.max_module_bytes {
                 return Err(PullError::TooLarge {
                     reference: reference.to_string(),
@@ -296,6 +319,7 @@ impl Registries {
             });
         }
         let registry = parsed.registry().to_string();
+        let client = self.client_for(&registry)?;
         let map = |e: OciDistributionError| classify(e, &registry, reference);
         let module_digest = digest(&module);
         let config = serde_json::json!({
@@ -312,12 +336,12 @@ impl Registries {
         manifest.artifact_type = Some(WASM_COMPONENT_ARTIFACT_TYPE.into());
         // The manifest is sent as these bytes, so their digest is the artifact's.
         let manifest = serde_json::to_vec(&manifest).unwrap_or_default();
-        self.client.store_auth_if_needed(parsed.resolve_registry(), auth).await;
-        self.client.push_blob(&parsed, layer.data, &module_digest).await.map_err(map)?;
+        client.store_auth_if_needed(parsed.resolve_registry(), auth).await;
+        client.push_blob(&parsed, layer.data, &module_digest).await.map_err(map)?;
         let config_digest = digest(&config.data);
-        self.client.push_blob(&parsed, config.data, &config_digest).await.map_err(map)?;
+        client.push_blob(&parsed, config.data, &config_digest).await.map_err(map)?;
         let content_type = http::HeaderValue::from_static(OCI_IMAGE_MEDIA_TYPE);
-        self.client.push_manifest_raw(&parsed, manifest.clone(), content_type).await.map_err(map)?;
+        client.push_manifest_raw(&parsed, manifest.clone(), content_type).await.map_err(map)?;
         PinnedReference::parse(field, &format!("{}/{}@{}", parsed.registry(), parsed.repository(), digest(&manifest)))
     }
 
@@ -374,7 +398,9 @@ fn wasm_layer(
     let manifest = match manifest {
         OciManifest::Image(m) => m,
         OciManifest::ImageIndex(_) => {
-            return Err(not_wasm("it is an image index (several platforms); pin the digest of one Wasm artifact".into()));
+            return Err(not_wasm(
+                "it is an image index (several platforms); pin the digest of one Wasm artifact".into(),
+            ));
         }
     };
     let mut wasm = manifest
@@ -504,8 +530,8 @@ mod tests {
 
     #[test]
     fn a_reference_must_pin_a_digest() {
-        let e = PinnedReference::parse("spec.module.oci.reference", "registry.example.com/policies/zone:1.0")
-            .unwrap_err();
+        let e =
+            PinnedReference::parse("spec.module.oci.reference", "registry.example.com/policies/zone:1.0").unwrap_err();
         assert_eq!(e.reason(), "DigestRequired");
         assert!(e.to_string().contains("spec.module.oci.reference"), "{e}");
         let r = PinnedReference::parse("f", &format!("127.0.0.1:5000/pinot/zone@{D}")).unwrap();
@@ -534,10 +560,8 @@ mod tests {
     }
 
     fn manifest(layers: &[(&str, i64)]) -> Vec<u8> {
-        let layers: Vec<_> = layers
-            .iter()
-            .map(|(t, size)| serde_json::json!({"mediaType": t, "digest": D, "size": size}))
-            .collect();
+        let layers: Vec<_> =
+            layers.iter().map(|(t, size)| serde_json::json!({"mediaType": t, "digest": D, "size": size})).collect();
         serde_json::to_vec(&serde_json::json!({
             "schemaVersion": 2,
             "mediaType": OCI_IMAGE_MEDIA_TYPE,

@@ -1,0 +1,281 @@
+//! PinotPolicy modules from OCI registries, on the real apiserver and real registries on
+//! loopback (Debian's `docker-registry`): pulled by digest, cached by digest, with a pull
+//! secret over TLS; every bad input (no digest, unknown digest, a digest the module does not
+//! match, not a Wasm artifact, not a component, over the size limit, registry down, wrong or
+//! missing credentials) is a Rejected status with its reason while the last good module stays
+//! active; `pinot-operator policy push` / `pull` as a user runs them.
+
+use std::{collections::BTreeMap, path::Path, time::Duration};
+
+use k8s_openapi::{ByteString, api::core::v1::Secret};
+use kube::{
+    Api, Client,
+    api::{ObjectMeta, Patch, PatchParams, PostParams},
+};
+use oci_client::{
+    Reference,
+    client::{ClientConfig, ClientProtocol, Config, ImageLayer},
+    secrets::RegistryAuth,
+};
+use pinot_crds::{PinotPolicy, PinotPolicyStatus};
+use pinot_operator::{
+    policy::{
+        bundled,
+        oci::{Registries, RegistrySettings, WASM_LAYER_MEDIA_TYPE},
+        runtime::digest,
+    },
+    policy_controller::PolicySources,
+};
+use pinot_testbed::{
+    harness::{OperatorHandle, TestNamespace, test_client, wait_for},
+    registry::{LocalRegistry, RegistryOptions},
+};
+use serde_json::json;
+
+fn wasm(name: &str) -> Vec<u8> {
+    std::fs::read(Path::new(bundled::WASM_DIR).join(name)).unwrap()
+}
+
+async fn status_of(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    what: &str,
+    check: impl Fn(&PinotPolicyStatus) -> bool,
+) -> PinotPolicyStatus {
+    let api: Api<PinotPolicy> = Api::namespaced(client.clone(), ns);
+    wait_for(what, Duration::from_secs(60), || async {
+        let p = api.get(name).await.ok()?;
+        let s = p.status?;
+        (s.observed_generation == p.metadata.generation && check(&s)).then_some(s)
+    })
+    .await
+}
+
+async fn rejected_with(client: &Client, ns: &str, name: &str, reason: &str) -> PinotPolicyStatus {
+    let s = status_of(client, ns, name, reason, |s| s.reason.as_deref() == Some(reason)).await;
+    assert_eq!(s.phase.as_deref(), Some("Rejected"));
+    s
+}
+
+async fn set_module(client: &Client, ns: &str, name: &str, module: serde_json::Value) {
+    let api: Api<PinotPolicy> = Api::namespaced(client.clone(), ns);
+    let policy: PinotPolicy = serde_json::from_value(json!({
+        "apiVersion": "pinot.controlplane.dev/v1alpha1", "kind": "PinotPolicy",
+        "metadata": {"name": name},
+        "spec": {"kind": "upgrade", "module": module["module"], "sha256": module.get("sha256"),
+                 "config": module.get("config").cloned().unwrap_or(json!({}))},
+    }))
+    .unwrap();
+    api.patch(name, &PatchParams::apply("pinot-tests").force(), &Patch::Apply(&policy)).await.unwrap();
+}
+
+fn oci(reference: &str) -> serde_json::Value {
+    json!({"module": {"oci": {"reference": reference}}})
+}
+
+/// Pushes an artifact with arbitrary layers, as another tool might (a container image, a
+/// Wasm layer that is not a component).
+async fn push_raw(registry: &LocalRegistry, repository: &str, layer: ImageLayer) -> String {
+    let client = oci_client::Client::new(ClientConfig {
+        protocol: ClientProtocol::HttpsExcept(vec![registry.host.clone()]),
+        ..Default::default()
+    });
+    let reference: Reference = format!("{}/{repository}:raw", registry.host).parse().unwrap();
+    let config = Config::new(b"{}".to_vec(), "application/vnd.oci.image.config.v1+json".into(), None);
+    client.push(&reference, &[layer], config, &RegistryAuth::Anonymous, None).await.unwrap();
+    // What `push` sent is the canonical form; read the digest back by tag.
+    let (raw, _) = client
+        .pull_manifest_raw(&reference, &RegistryAuth::Anonymous, &["application/vnd.oci.image.manifest.v1+json"])
+        .await
+        .unwrap();
+    format!("{}/{repository}@{}", registry.host, digest(&raw))
+}
+
+async fn push(registry: &LocalRegistry, auth: &RegistryAuth, reference: &str, module: Vec<u8>) -> String {
+    Registries::new(registry.settings())
+        .unwrap()
+        .push(&format!("{}/{reference}", registry.host), module, BTreeMap::new(), auth)
+        .await
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test]
+async fn oci_modules_load_by_digest_and_every_bad_input_keeps_the_last_good_module() {
+    let client = test_client().await;
+    let ns = TestNamespace::create(&client, "policy-oci").await;
+    let mut registry = LocalRegistry::start("plain", RegistryOptions::default()).await;
+    let limit = 1 << 20;
+    let settings = RegistrySettings { max_module_bytes: limit, retry: Duration::from_secs(2), ..registry.settings() };
+    let controller =
+        OperatorHandle::start_with_sources(&client, &ns.name, PolicySources { dir: None, registries: settings });
+    let good = wasm("pinot_upgrade_default.wasm");
+    let other = wasm("pinot_upgrade_zone_at_a_time.wasm");
+    let anonymous = RegistryAuth::Anonymous;
+    let good_ref = push(&registry, &anonymous, "pinot/upgrade:1.0", good.clone()).await;
+    let other_ref = push(&registry, &anonymous, "pinot/upgrade:1.1", other.clone()).await;
+
+    set_module(&client, &ns.name, "team-upgrade", oci(&good_ref)).await;
+    let ready = status_of(&client, &ns.name, "team-upgrade", "Ready", |s| s.phase.as_deref() == Some("Ready")).await;
+    assert_eq!(ready.digest, Some(digest(&good)), "the module's own digest");
+    assert_eq!(ready.artifact.as_deref(), Some(good_ref.as_str()), "the artifact it came from");
+    assert_eq!(ready.policy_name.as_deref(), Some("upgrade-default"));
+    let still_good = |s: &PinotPolicyStatus| {
+        assert_eq!(s.digest, Some(digest(&good)), "the last good module stays active: {s:?}");
+        assert_eq!(s.artifact.as_deref(), Some(good_ref.as_str()), "{s:?}");
+        assert!(s.message.as_deref().unwrap_or_default().contains("stays active"), "{s:?}");
+        assert_eq!(controller.registry().get(&ns.name, "team-upgrade").unwrap().policy.digest, digest(&good));
+    };
+
+    // A tag alone: refused before anything is pulled, naming the field.
+    set_module(&client, &ns.name, "team-upgrade", oci(&format!("{}/pinot/upgrade:1.1", registry.host))).await;
+    let s = rejected_with(&client, &ns.name, "team-upgrade", "DigestRequired").await;
+    assert!(s.message.as_deref().unwrap().contains("spec.module.oci.reference"), "{s:?}");
+    still_good(&s);
+
+    // A digest the registry does not have.
+    let unknown = format!("{}/pinot/upgrade@{}", registry.host, digest(b"nothing"));
+    set_module(&client, &ns.name, "team-upgrade", oci(&unknown)).await;
+    still_good(&rejected_with(&client, &ns.name, "team-upgrade", "ArtifactNotFound").await);
+
+    // The reviewed digest (spec.sha256) is not the artifact's module.
+    set_module(
+        &client,
+        &ns.name,
+        "team-upgrade",
+        json!({"module": {"oci": {"reference": other_ref}}, "sha256": digest(&good)}),
+    )
+    .await;
+    still_good(&rejected_with(&client, &ns.name, "team-upgrade", "DigestMismatch").await);
+
+    // A container image is not a policy.
+    let image = push_raw(
+        &registry,
+        "pinot/image",
+        ImageLayer::new(b"not a tarball".to_vec(), "application/vnd.oci.image.layer.v1.tar+gzip".into(), None),
+    )
+    .await;
+    set_module(&client, &ns.name, "team-upgrade", oci(&image)).await;
+    let s = rejected_with(&client, &ns.name, "team-upgrade", "NotAWasmArtifact").await;
+    assert!(s.message.as_deref().unwrap().contains("tar+gzip"), "{s:?}");
+    still_good(&s);
+
+    // A Wasm layer whose bytes are not a component.
+    let junk = push_raw(
+        &registry,
+        "pinot/junk",
+        ImageLayer::new(b"\0asm\x01\0\0\0junk".to_vec(), WASM_LAYER_MEDIA_TYPE.into(), None),
+    )
+    .await;
+    set_module(&client, &ns.name, "team-upgrade", oci(&junk)).await;
+    still_good(&rejected_with(&client, &ns.name, "team-upgrade", "DoesNotCompile").await);
+
+    // Over the operator's limit: refused on the manifest's word, before the download.
+    let mut big = good.clone();
+    big.resize(limit as usize + 1, 0);
+    let big_ref = push(&registry, &anonymous, "pinot/big:1.0", big).await;
+    set_module(&client, &ns.name, "team-upgrade", oci(&big_ref)).await;
+    let s = rejected_with(&client, &ns.name, "team-upgrade", "ModuleTooLarge").await;
+    assert!(s.message.as_deref().unwrap().contains(&limit.to_string()), "{s:?}");
+    still_good(&s);
+
+    // The registry goes down while the policy names a new module: Rejected, retried, and the
+    // module loads once the registry is back, with no change to the policy.
+    registry.stop().await;
+    set_module(&client, &ns.name, "team-upgrade", oci(&other_ref)).await;
+    let s = rejected_with(&client, &ns.name, "team-upgrade", "RegistryUnavailable").await;
+    assert!(s.message.as_deref().unwrap().contains(&registry.host), "{s:?}");
+    still_good(&s);
+    registry.resume().await;
+    let back =
+        status_of(&client, &ns.name, "team-upgrade", "the new module Ready", |s| s.digest == Some(digest(&other)))
+            .await;
+    assert_eq!(back.phase.as_deref(), Some("Ready"));
+    assert_eq!(back.artifact.as_deref(), Some(other_ref.as_str()));
+    controller.stop().await;
+}
+
+#[tokio::test]
+async fn oci_modules_over_tls_with_a_pull_secret_and_from_the_cache_while_the_registry_is_down() {
+    let client = test_client().await;
+    let ns = TestNamespace::create(&client, "policy-oci-auth").await;
+    let credentials = ("pinot".to_string(), "s3cret-pinot".to_string());
+    let mut registry =
+        LocalRegistry::start("auth", RegistryOptions { tls: true, basic_auth: Some(credentials.clone()) }).await;
+    let cache = std::env::temp_dir().join(format!("pinot-oci-cache-{}", ns.name));
+    let _ = std::fs::remove_dir_all(&cache);
+    let settings =
+        RegistrySettings { cache_dir: Some(cache.clone()), retry: Duration::from_secs(2), ..registry.settings() };
+    let controller =
+        OperatorHandle::start_with_sources(&client, &ns.name, PolicySources { dir: None, registries: settings });
+    let module = wasm("pinot_upgrade_zone_at_a_time.wasm");
+    let auth = RegistryAuth::Basic(credentials.0.clone(), credentials.1.clone());
+    let reference = push(&registry, &auth, "team/zone:1.0", module.clone()).await;
+    assert!(
+        Registries::new(registry.settings())
+            .unwrap()
+            .push(
+                &format!("{}/team/zone:1.0", registry.host),
+                module.clone(),
+                BTreeMap::new(),
+                &RegistryAuth::Anonymous
+            )
+            .await
+            .is_err(),
+        "the registry refuses anonymous pushes"
+    );
+
+    // No pull secret: the registry refuses.
+    set_module(&client, &ns.name, "zone", oci(&reference)).await;
+    let s = rejected_with(&client, &ns.name, "zone", "RegistryUnauthorized").await;
+    assert!(s.message.as_deref().unwrap().contains("pullSecret"), "{s:?}");
+
+    // A pull secret that does not exist, then one with the wrong password.
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns.name);
+    let with_secret = |name: &str| json!({"module": {"oci": {"reference": reference, "pullSecret": name}}});
+    set_module(&client, &ns.name, "zone", with_secret("registry-credentials")).await;
+    let s = rejected_with(&client, &ns.name, "zone", "RegistryUnauthorized").await;
+    assert!(s.message.as_deref().unwrap().contains("does not exist"), "{s:?}");
+    let wrong = json!({"auths": {&registry.host: {"username": "pinot", "password": "wrong"}}});
+    let secret = |name: &str, config: Vec<u8>| Secret {
+        metadata: ObjectMeta { name: Some(name.into()), ..Default::default() },
+        type_: Some("kubernetes.io/dockerconfigjson".into()),
+        data: Some(BTreeMap::from([(".dockerconfigjson".to_string(), ByteString(config))])),
+        ..Default::default()
+    };
+    secrets
+        .create(&PostParams::default(), &secret("wrong-credentials", serde_json::to_vec(&wrong).unwrap()))
+        .await
+        .unwrap();
+    set_module(&client, &ns.name, "zone", with_secret("wrong-credentials")).await;
+    rejected_with(&client, &ns.name, "zone", "RegistryUnauthorized").await;
+
+    // The right credentials, over TLS with the registry's CA: Ready.
+    secrets
+        .create(&PostParams::default(), &secret("registry-credentials", registry.docker_config_json()))
+        .await
+        .unwrap();
+    set_module(&client, &ns.name, "zone", with_secret("registry-credentials")).await;
+    let ready = status_of(&client, &ns.name, "zone", "Ready", |s| s.phase.as_deref() == Some("Ready")).await;
+    assert_eq!(ready.digest, Some(digest(&module)));
+    assert_eq!(ready.artifact.as_deref(), Some(reference.as_str()));
+    let cached: Vec<_> = std::fs::read_dir(&cache).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(cached.len(), 2, "the manifest and the module are cached by digest: {cached:?}");
+
+    // The registry is down; the policy changes (its configuration): the module comes from the
+    // cache, checked against both digests.
+    registry.stop().await;
+    let mut changed = with_secret("registry-credentials");
+    changed["config"] = json!({"podReadyTimeoutSeconds": "120"});
+    set_module(&client, &ns.name, "zone", changed).await;
+    status_of(&client, &ns.name, "zone", "Ready with the new configuration", |s| s.phase.as_deref() == Some("Ready"))
+        .await;
+    wait_for("the configuration applied", Duration::from_secs(30), || async {
+        let active = controller.registry().get(&ns.name, "zone")?;
+        (active.config == vec![("podReadyTimeoutSeconds".to_string(), "120".to_string())]).then_some(())
+    })
+    .await;
+    controller.stop().await;
+    let _ = std::fs::remove_dir_all(&cache);
+}
