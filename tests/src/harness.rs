@@ -439,3 +439,17 @@ pub async fn restart_events(client: &Client, ns: &str) -> Vec<k8s_openapi::api::
     restarts.sort_by_key(|e| e.event_time.as_ref().map(|t| t.0));
     restarts
 }
+
+/// The `pinot-operator` binary of this build (beside the test executables; `cargo test
+/// --workspace` builds it).
+pub fn operator_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test executable's path");
+    let dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>");
+    let binary = dir.join("pinot-operator");
+    assert!(
+        binary.is_file(),
+        "{} does not exist: build it with `cargo build -p pinot-operator` (cargo test --workspace does)",
+        binary.display()
+    );
+    binary
+}

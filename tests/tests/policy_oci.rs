@@ -27,7 +27,7 @@ use pinot_operator::{
     policy_controller::PolicySources,
 };
 use pinot_testbed::{
-    harness::{OperatorHandle, TestNamespace, test_client, wait_for},
+    harness::{OperatorHandle, TestNamespace, operator_binary, test_client, wait_for},
     registry::{LocalRegistry, RegistryOptions},
 };
 use serde_json::json;
@@ -278,4 +278,80 @@ async fn oci_modules_over_tls_with_a_pull_secret_and_from_the_cache_while_the_re
     .await;
     controller.stop().await;
     let _ = std::fs::remove_dir_all(&cache);
+}
+
+/// Runs `pinot-operator` with `args`, `stdin` on its standard input; (success, stdout, stderr).
+async fn cli(args: &[&str], stdin: &str) -> (bool, String, String) {
+    use tokio::io::AsyncWriteExt;
+    let mut child = tokio::process::Command::new(operator_binary())
+        .args(args)
+        .env("HOME", std::env::temp_dir().join("pinot-oci-cli-home"))
+        .env_remove("DOCKER_CONFIG")
+        .env_remove("REGISTRY_AUTH_FILE")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).await.unwrap();
+    let out = child.wait_with_output().await.unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+#[tokio::test]
+async fn policy_push_and_pull_as_a_user_runs_them() {
+    let (user, password) = ("pinot".to_string(), "s3cret-cli".to_string());
+    let registry =
+        LocalRegistry::start("cli", RegistryOptions { tls: true, basic_auth: Some((user.clone(), password.clone())) })
+            .await;
+    let module = Path::new(bundled::WASM_DIR).join("pinot_upgrade_zone_at_a_time.wasm");
+    let ca = registry.ca_file().unwrap();
+    let ca = ca.to_str().unwrap();
+    let target = format!("{}/team/zone:1.0", registry.host);
+    let file = module.to_str().unwrap();
+
+    // Without credentials the registry refuses, and push says so.
+    let (ok, _, err) = cli(&["policy", "push", file, &target, "--ca-file", ca], "").await;
+    assert!(!ok);
+    assert!(err.contains("refused the credentials"), "{err}");
+    // Without the CA the certificate is not trusted.
+    let (ok, _, err) =
+        cli(&["policy", "push", file, &target, "--username", &user, "--password-stdin"], &password).await;
+    assert!(!ok);
+    assert!(err.contains("cannot be reached") && err.to_lowercase().contains("certificate"), "{err}");
+    // A file that is not a policy is refused before anything is sent.
+    let junk = std::env::temp_dir().join("pinot-oci-cli-junk.wasm");
+    std::fs::write(&junk, b"\0asm\x01\0\0\0junk").unwrap();
+    let (ok, _, err) = cli(
+        &["policy", "push", junk.to_str().unwrap(), &target, "--ca-file", ca, "--username", &user, "--password-stdin"],
+        &password,
+    )
+    .await;
+    assert!(!ok);
+    assert!(err.contains("does not compile"), "{err}");
+
+    let (ok, out, err) = cli(
+        &["policy", "push", file, &target, "--ca-file", ca, "--username", &user, "--password-stdin"],
+        &format!("{password}\n"),
+    )
+    .await;
+    assert!(ok, "{err}");
+    let pinned = out.lines().last().unwrap().to_string();
+    assert!(pinned.starts_with(&format!("{}/team/zone@sha256:", registry.host)), "{out}");
+    assert!(out.contains("upgrade-zone-at-a-time"), "{out}");
+
+    // Pull by the printed reference, with the credentials of `docker login` (config.json).
+    let home = std::env::temp_dir().join("pinot-oci-cli-home");
+    std::fs::create_dir_all(home.join(".docker")).unwrap();
+    std::fs::write(home.join(".docker/config.json"), registry.docker_config_json()).unwrap();
+    let pulled = std::env::temp_dir().join("pinot-oci-cli-pulled.wasm");
+    let (ok, out, err) = cli(&["policy", "pull", &pinned, "-o", pulled.to_str().unwrap(), "--ca-file", ca], "").await;
+    assert!(ok, "{err}");
+    assert!(out.contains(&digest(&std::fs::read(&module).unwrap())), "{out}");
+    assert_eq!(std::fs::read(&pulled).unwrap(), std::fs::read(&module).unwrap());
+    // A tag is not a pinned reference.
+    let (ok, _, err) = cli(&["policy", "pull", &target, "-o", pulled.to_str().unwrap(), "--ca-file", ca], "").await;
+    assert!(!ok);
+    assert!(err.contains("does not pin a digest"), "{err}");
+    let _ = std::fs::remove_dir_all(&home);
 }
