@@ -900,6 +900,11 @@ pub struct ClusterPolicyStatus {
     pub kind: String,
     /// The PinotPolicy, or the bundled default (`upgrade-default`, ...).
     pub name: String,
+    /// The resource whose module decides: `PinotPolicy <namespace>/<name>`,
+    /// `ClusterPinotPolicy <name>` (no PinotPolicy of that name in the cluster's namespace), or
+    /// `bundled`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
     /// Digest of the module in use.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,

@@ -18,7 +18,10 @@ pub use cluster::{
     PoolStatus, PoolStorage, RebalanceJob, S3Storage, SecretKey, ServiceExposure, TenantPlacement, TenantZone,
     UpgradeSettings, ZookeeperSpec, condition,
 };
-pub use policy::{ConfigMapKey, OciModule, PinotPolicy, PinotPolicySpec, PinotPolicyStatus, PolicyModuleSource};
+pub use policy::{
+    ClusterPinotPolicy, ClusterPinotPolicySpec, ConfigMapKey, OciModule, PinotPolicy, PinotPolicySpec,
+    PinotPolicyStatus, PolicyModuleSource,
+};
 pub use resources::{
     DeletionPolicy, PinotObjectStatus, PinotSchema, PinotSchemaSpec, PinotTable, PinotTableSpec, PinotTenant,
     PinotTenantSpec,
@@ -28,13 +31,24 @@ pub use resources::{
 pub const GROUP: &str = "pinot.controlplane.dev";
 /// The API version of every kind in this crate.
 pub const VERSION: &str = "v1alpha1";
+/// Every CRD this crate defines.
+pub fn crds() -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> {
+    use kube::CustomResourceExt;
+    vec![
+        PinotCluster::crd(),
+        PinotPolicy::crd(),
+        ClusterPinotPolicy::crd(),
+        PinotSchema::crd(),
+        PinotTable::crd(),
+        PinotTenant::crd(),
+    ]
+}
+
 /// Every CRD this crate defines, as the YAML documents `pinot-operator crds` prints and
 /// `crds/pinot.controlplane.dev.yaml` holds.
 pub fn crd_yaml() -> String {
-    use kube::CustomResourceExt;
-    let crds = [PinotCluster::crd(), PinotPolicy::crd(), PinotSchema::crd(), PinotTable::crd(), PinotTenant::crd()];
     let mut out = String::new();
-    for crd in crds {
+    for crd in crds() {
         out.push_str("---\n");
         out.push_str(&serde_yaml::to_string(&crd).expect("a CRD always serialises"));
     }

@@ -47,6 +47,34 @@ pub struct PinotPolicySpec {
     pub config: BTreeMap<String, String>,
 }
 
+/// A policy for every namespace, owned by the platform team: any PinotCluster may name it in
+/// `spec.policies`; a PinotPolicy of the same name in the cluster's namespace wins there. Its
+/// `configMap` and `pullSecret` are read from the operator's own namespace.
+#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[kube(
+    group = "pinot.controlplane.dev",
+    version = "v1alpha1",
+    kind = "ClusterPinotPolicy",
+    shortname = "clusterpinotpolicy",
+    shortname = "cpp",
+    category = "pinot",
+    status = "PinotPolicyStatus",
+    derive = "PartialEq",
+    derive = "Default",
+    doc = "A policy plugin (WebAssembly component) shared by the Pinot clusters of every namespace.",
+    printcolumn(name = "Kind", type_ = "string", json_path = ".spec.kind"),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Policy", type_ = "string", json_path = ".status.policyName"),
+    printcolumn(name = "Digest", type_ = "string", priority = "1", json_path = ".status.digest"),
+    printcolumn(name = "Message", type_ = "string", priority = "1", json_path = ".status.message"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+pub struct ClusterPinotPolicySpec {
+    /// The same fields as a PinotPolicy's spec.
+    #[serde(flatten)]
+    pub policy: PinotPolicySpec,
+}
+
 /// Where a policy module is read from: exactly one of the three.
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]

@@ -302,15 +302,12 @@ pub async fn run(
     let ready = controller.store();
     let caches_ready = caches.clone();
     tokio::spawn(async move {
-        // The store's readiness wakes only the last task that waited on it (a oneshot), and the
-        // controller waits on it too: ask again every half second instead of waiting once.
-        loop {
-            match tokio::time::timeout(Duration::from_millis(500), ready.wait_until_ready()).await {
-                Ok(Ok(())) if caches_ready.is_ready() => break crate::metrics::set_ready(),
-                Ok(Ok(())) => tokio::time::sleep(Duration::from_millis(500)).await,
-                Ok(Err(_)) => break,
-                Err(_) => continue,
+        while crate::store_ready(&ready).await {
+            if caches_ready.is_ready() {
+                crate::metrics::set_ready();
+                break;
             }
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
     });
     // Every watch both triggers reconciles and fills the caches a pass observes from (see
@@ -380,8 +377,11 @@ fn clusters_deciding_with(
                 let chosen = c.spec.policies.as_ref();
                 let names = chosen.into_iter().flat_map(|p| [&p.upgrade, &p.scaling, &p.tenant]).flatten();
                 match &policy {
+                    // A ClusterPinotPolicy may be what a cluster of any namespace decides with.
                     Some((namespace, name)) => {
-                        c.namespace().as_deref() == Some(namespace.as_str()) && names.into_iter().any(|n| n == name)
+                        (namespace == crate::policy::registry::CLUSTER_SCOPE
+                            || c.namespace().as_deref() == Some(namespace.as_str()))
+                            && names.into_iter().any(|n| n == name)
                     }
                     None => names.count() > 0,
                 }

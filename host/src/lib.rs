@@ -53,6 +53,23 @@ pub async fn run_operator(
     clusters
 }
 
+/// Waits until `store` has its first complete list; false if its writer is gone. The store's
+/// readiness wakes only the last task that waited on it (a oneshot), and its controller waits
+/// on it too: this asks again every half second instead of waiting once.
+pub(crate) async fn store_ready<K>(store: &kube::runtime::reflector::Store<K>) -> bool
+where
+    K: kube::runtime::reflector::Lookup + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    loop {
+        match tokio::time::timeout(std::time::Duration::from_millis(500), store.wait_until_ready()).await {
+            Ok(Ok(())) => return true,
+            Ok(Err(_)) => return false,
+            Err(_) => continue,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error(transparent)]

@@ -99,6 +99,10 @@ enum Command {
         /// waits for an unreachable Pinot controller holds a slot for up to 10 s.
         #[arg(long, env = "PINOT_MAX_CONCURRENT_RECONCILES", default_value_t = pinot_operator::cluster::DEFAULT_CONCURRENCY)]
         max_concurrent_reconciles: u16,
+        /// The operator's own namespace, where ClusterPinotPolicies' ConfigMaps and pull secrets
+        /// are read from (default: the pod's namespace, else its service account's).
+        #[arg(long, env = "POD_NAMESPACE")]
+        operator_namespace: Option<String>,
         /// Log as JSON lines.
         #[arg(long, env = "PINOT_OPERATOR_LOG_JSON")]
         log_json: bool,
@@ -170,6 +174,9 @@ enum PolicyCommand {
         output: PathBuf,
     },
 }
+
+/// The namespace of the pod's service account.
+const SERVICE_ACCOUNT_NAMESPACE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
 
 /// How the `policy` commands reach a registry.
 #[derive(clap::Args)]
@@ -262,6 +269,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             insecure_registries,
             registry_ca_file,
             max_module_bytes,
+            operator_namespace,
             max_concurrent_upgrades,
             drift_check_interval_seconds,
             reconcile_debounce_ms,
@@ -320,11 +328,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     cache_dir: policy_cache_dir.as_ref().map(|d| d.join("oci")),
                     ..RegistrySettings::default()
                 },
+                platform_namespace: operator_namespace
+                    .or_else(|| std::fs::read_to_string(SERVICE_ACCOUNT_NAMESPACE).ok())
+                    .map(|ns| ns.trim().to_string())
+                    .filter(|ns| !ns.is_empty()),
+                cluster_wide: true,
             };
             Registries::new(sources.registries.clone()).map_err(|e| anyhow::anyhow!("--registry-ca-file: {e}"))?;
             if leader_elect {
                 let namespace = leader_election_namespace
-                    .or_else(|| std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace").ok())
+                    .or_else(|| std::fs::read_to_string(SERVICE_ACCOUNT_NAMESPACE).ok())
                     .context("--leader-elect needs --leader-election-namespace (or POD_NAMESPACE)")?;
                 let identity = leader_election_id
                     .or_else(|| std::env::var("HOSTNAME").ok())

@@ -34,7 +34,7 @@ use kube::{
         watcher,
     },
 };
-use pinot_crds::{PinotPolicy, PinotPolicyStatus};
+use pinot_crds::{ClusterPinotPolicy, PinotPolicy, PinotPolicySpec, PinotPolicyStatus};
 use serde_json::json;
 
 use crate::{
@@ -42,6 +42,7 @@ use crate::{
     policy::{
         PolicyRegistry,
         oci::{self, PinnedReference, Registries, RegistrySettings},
+        registry::CLUSTER_SCOPE,
         reload::{self, Candidate, Rejection, Reloaded},
     },
 };
@@ -64,12 +65,18 @@ pub struct PolicySources {
     pub dir: Option<PathBuf>,
     /// How OCI registries are reached (and the module size limit, for every source).
     pub registries: RegistrySettings,
+    /// The operator's namespace: ClusterPinotPolicies read their ConfigMaps and pull secrets
+    /// from it.
+    pub platform_namespace: Option<String>,
+    /// Whether ClusterPinotPolicies are loaded (the operator does; tests that run several
+    /// operators at once give them to one).
+    pub cluster_wide: bool,
 }
 
 impl PolicySources {
     /// Only a policy directory (or none), registries as by default.
     pub fn dir(dir: Option<PathBuf>) -> Self {
-        PolicySources { dir, registries: RegistrySettings::default() }
+        PolicySources { dir, ..Default::default() }
     }
 }
 
@@ -88,6 +95,8 @@ struct Ctx {
     registry: Arc<PolicyRegistry>,
     events: crate::events::EventPublisher,
     policy_dir: Option<PathBuf>,
+    /// The operator's namespace, where ClusterPinotPolicies' ConfigMaps and pull secrets are.
+    platform_namespace: Option<String>,
     registries: Registries,
     /// The artifact each policy's module was pulled from, by module digest, so the status names
     /// the artifact of the module that is active (which is the previous one after a rejection).
@@ -102,13 +111,74 @@ pub enum Error {
     Finalizer(#[source] Box<finalizer::Error<Error>>),
 }
 
-/// Runs the PinotPolicy controller until `shutdown` resolves.
+/// What the controller needs of a PinotPolicy or a ClusterPinotPolicy: one spec, one status,
+/// one way to load; they differ in where they are kept and where they read from.
+trait PolicyObject:
+    Resource<DynamicType = ()>
+    + Clone
+    + std::fmt::Debug
+    + serde::de::DeserializeOwned
+    + serde::Serialize
+    + Send
+    + Sync
+    + 'static
+{
+    const KIND: &'static str;
+    fn spec(&self) -> &PinotPolicySpec;
+    fn status(&self) -> Option<&PinotPolicyStatus>;
+    /// The namespace it is kept under in the registry ([`CLUSTER_SCOPE`] for a cluster policy).
+    fn scope(&self) -> String;
+    /// The namespace its ConfigMap and pull secret are read from.
+    fn home(&self, ctx: &Ctx) -> Option<String>;
+    fn api(&self, client: Client) -> Api<Self>;
+}
+
+impl PolicyObject for PinotPolicy {
+    const KIND: &'static str = "PinotPolicy";
+    fn spec(&self) -> &PinotPolicySpec {
+        &self.spec
+    }
+    fn status(&self) -> Option<&PinotPolicyStatus> {
+        self.status.as_ref()
+    }
+    fn scope(&self) -> String {
+        self.namespace().unwrap_or_default()
+    }
+    fn home(&self, _ctx: &Ctx) -> Option<String> {
+        self.namespace()
+    }
+    fn api(&self, client: Client) -> Api<Self> {
+        Api::namespaced(client, &self.namespace().unwrap_or_default())
+    }
+}
+
+impl PolicyObject for ClusterPinotPolicy {
+    const KIND: &'static str = "ClusterPinotPolicy";
+    fn spec(&self) -> &PinotPolicySpec {
+        &self.spec.policy
+    }
+    fn status(&self) -> Option<&PinotPolicyStatus> {
+        self.status.as_ref()
+    }
+    fn scope(&self) -> String {
+        CLUSTER_SCOPE.to_string()
+    }
+    fn home(&self, ctx: &Ctx) -> Option<String> {
+        ctx.platform_namespace.clone()
+    }
+    fn api(&self, client: Client) -> Api<Self> {
+        Api::all(client)
+    }
+}
+
+/// Runs the PinotPolicy and ClusterPinotPolicy controllers until `shutdown` resolves.
 pub async fn run(
     client: Client,
     registry: Arc<PolicyRegistry>,
     config: PolicyControllerConfig,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
+    let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
     let (policies, cms) = match &config.namespace {
         Some(ns) => {
             (Api::<PinotPolicy>::namespaced(client.clone(), ns), Api::<ConfigMap>::namespaced(client.clone(), ns))
@@ -117,17 +187,27 @@ pub async fn run(
     };
     let events = crate::events::EventPublisher::new(client.clone(), crate::events::CONTROLLER);
     let ctx = Arc::new(Ctx {
-        client,
+        client: client.clone(),
         registry,
         events,
         policy_dir: config.sources.dir.clone(),
+        platform_namespace: config.sources.platform_namespace.clone(),
         registries: registries(&config.sources.registries),
         artifacts: Mutex::default(),
     });
-    let controller = Controller::new(policies, watcher::Config::default());
-    let store = controller.store();
-    let module_cms = watcher::Config::default().labels(&format!("{LABEL_POLICY_MODULE}=true"));
-    let mut controller = controller.watches(cms, module_cms, move |cm| {
+    let module_cms = || watcher::Config::default().labels(&format!("{LABEL_POLICY_MODULE}=true"));
+
+    let namespaced = Controller::new(policies, watcher::Config::default());
+    let store = namespaced.store();
+    // Once every PinotPolicy is known, a cluster whose namespace has none of a name may fall
+    // back to the ClusterPinotPolicy of that name.
+    let (known, registry) = (store.clone(), ctx.registry.clone());
+    tokio::spawn(async move {
+        if crate::store_ready(&known).await {
+            registry.declare_all(known.state().iter().map(|p| (p.namespace().unwrap_or_default(), p.name_any())));
+        }
+    });
+    let mut namespaced = namespaced.watches(cms, module_cms(), move |cm| {
         let (ns, name) = (cm.namespace(), cm.name_any());
         store
             .state()
@@ -136,35 +216,73 @@ pub async fn run(
             .map(|p| ObjectRef::from_obj(&*p))
             .collect::<Vec<_>>()
     });
+
+    let cluster_wide_enabled = config.sources.cluster_wide;
+    let cluster_wide = Controller::new(Api::<ClusterPinotPolicy>::all(client.clone()), watcher::Config::default());
+    let cluster_store = cluster_wide.store();
+    let platform_cms: Api<ConfigMap> = match &config.sources.platform_namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let platform = config.sources.platform_namespace.clone();
+    let mut cluster_wide = cluster_wide.watches(platform_cms, module_cms(), move |cm| {
+        let name = cm.name_any();
+        let mine = platform.is_some() && cm.namespace() == platform;
+        cluster_store
+            .state()
+            .into_iter()
+            .filter(|p| mine && p.spec.policy.module.config_map.as_ref().is_some_and(|c| c.name == name))
+            .map(|p| ObjectRef::from_obj(&*p))
+            .collect::<Vec<_>>()
+    });
+
     if let Some(dir) = &config.sources.dir {
-        match reload::directory_changes(dir) {
-            Ok(changes) => controller = controller.reconcile_all_on(changes),
-            Err(e) => {
-                tracing::error!(dir = %dir.display(), error = %e, "cannot watch the policy directory; its files load at start only")
+        let watched = [(true, true), (false, cluster_wide_enabled)].into_iter().filter(|(_, on)| *on);
+        for (is_namespaced, _) in watched {
+            match reload::directory_changes(dir) {
+                Ok(changes) if is_namespaced => namespaced = namespaced.reconcile_all_on(changes),
+                Ok(changes) => cluster_wide = cluster_wide.reconcile_all_on(changes),
+                Err(e) => {
+                    tracing::error!(dir = %dir.display(), error = %e, "cannot watch the policy directory; its files load at start only")
+                }
             }
         }
     }
-    controller.graceful_shutdown_on(shutdown).run(reconcile, error_policy, ctx).for_each(|_| async {}).await;
+    tokio::join!(
+        namespaced
+            .graceful_shutdown_on(shutdown.clone())
+            .run(reconcile::<PinotPolicy>, error_policy::<PinotPolicy>, ctx.clone())
+            .for_each(|_| async {}),
+        async move {
+            if cluster_wide_enabled {
+                cluster_wide
+                    .graceful_shutdown_on(shutdown)
+                    .run(reconcile::<ClusterPinotPolicy>, error_policy::<ClusterPinotPolicy>, ctx)
+                    .for_each(|_| async {})
+                    .await;
+            }
+        },
+    );
 }
 
-fn error_policy(policy: Arc<PinotPolicy>, error: &Error, _ctx: Arc<Ctx>) -> Action {
-    tracing::warn!(policy = %policy.name_any(), error = %error, "PinotPolicy reconcile failed; retrying");
+fn error_policy<P: PolicyObject>(policy: Arc<P>, error: &Error, _ctx: Arc<Ctx>) -> Action {
+    tracing::warn!(kind = P::KIND, policy = %policy.name_any(), error = %error, "policy reconcile failed; retrying");
     Action::requeue(Duration::from_secs(10))
 }
 
-async fn reconcile(policy: Arc<PinotPolicy>, ctx: Arc<Ctx>) -> Result<Action, Error> {
-    crate::metrics::timed("PinotPolicy", reconcile_policy(policy, ctx), |_| "reconcile").await
+async fn reconcile<P: PolicyObject>(policy: Arc<P>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    crate::metrics::timed(P::KIND, reconcile_policy(policy, ctx), |_| "reconcile").await
 }
 
-async fn reconcile_policy(policy: Arc<PinotPolicy>, ctx: Arc<Ctx>) -> Result<Action, Error> {
-    let ns = policy.namespace().unwrap_or_default();
-    let api: Api<PinotPolicy> = Api::namespaced(ctx.client.clone(), &ns);
+async fn reconcile_policy<P: PolicyObject>(policy: Arc<P>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    let scope = policy.scope();
+    let api = policy.api(ctx.client.clone());
     finalizer::finalizer(&api, FINALIZER, policy, |event| async {
         match event {
             Finalizer::Apply(p) => apply(p, ctx.clone()).await,
             Finalizer::Cleanup(p) => {
-                ctx.registry.remove(&ns, &p.name_any());
-                ctx.artifacts.lock().unwrap_or_else(|e| e.into_inner()).remove(&(ns.clone(), p.name_any()));
+                ctx.registry.remove(&scope, &p.name_any());
+                ctx.artifacts.lock().unwrap_or_else(|e| e.into_inner()).remove(&(scope.clone(), p.name_any()));
                 Ok(Action::await_change())
             }
         }
@@ -173,11 +291,14 @@ async fn reconcile_policy(policy: Arc<PinotPolicy>, ctx: Arc<Ctx>) -> Result<Act
     .map_err(|e| Error::Finalizer(Box::new(e)))
 }
 
-async fn apply(policy: Arc<PinotPolicy>, ctx: Arc<Ctx>) -> Result<Action, Error> {
-    let ns = policy.namespace().unwrap_or_default();
+async fn apply<P: PolicyObject>(policy: Arc<P>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    let ns = policy.scope();
     let name = policy.name_any();
+    if ns != CLUSTER_SCOPE {
+        ctx.registry.declare(&ns, &name);
+    }
     let mut retry = false;
-    let outcome = match candidate(&policy, &ctx).await {
+    let outcome = match candidate(&*policy, &ctx).await {
         Err(Fetch { rejection, transient }) => {
             retry = transient;
             Err(rejection)
@@ -192,7 +313,7 @@ async fn apply(policy: Arc<PinotPolicy>, ctx: Arc<Ctx>) -> Result<Action, Error>
         }
     };
     let active = ctx.registry.get(&ns, &name);
-    let mut status = PinotPolicyStatus { observed_generation: policy.metadata.generation, ..Default::default() };
+    let mut status = PinotPolicyStatus { observed_generation: policy.meta().generation, ..Default::default() };
     if let Some(a) = &active {
         let artifacts = ctx.artifacts.lock().unwrap_or_else(|e| e.into_inner());
         status.artifact = artifacts
@@ -216,7 +337,7 @@ async fn apply(policy: Arc<PinotPolicy>, ctx: Arc<Ctx>) -> Result<Action, Error>
             }
             if installed && let Some(a) = &active {
                 let note = format!("loaded {} {} ({})", a.policy.info.name, a.policy.info.version, a.policy.digest);
-                publish(&ctx, &policy, EventType::Normal, "Loaded", note).await;
+                publish(&ctx, &*policy, EventType::Normal, "Loaded", note).await;
             }
         }
         Err(rejection) => {
@@ -228,16 +349,16 @@ async fn apply(policy: Arc<PinotPolicy>, ctx: Arc<Ctx>) -> Result<Action, Error>
                 None => "; clusters using this policy get no decisions from it until it loads".into(),
             };
             status.message = Some(format!("{}{kept}", rejection.message));
-            let previous = policy.status.as_ref().and_then(|s| s.message.clone());
+            let previous = policy.status().and_then(|s| s.message.clone());
             if previous.as_ref() != status.message.as_ref() {
-                publish(&ctx, &policy, EventType::Warning, "Rejected", status.message.clone().unwrap_or_default())
+                publish(&ctx, &*policy, EventType::Warning, "Rejected", status.message.clone().unwrap_or_default())
                     .await;
             }
         }
     }
-    if policy.status.as_ref() != Some(&status) {
-        let api: Api<PinotPolicy> = Api::namespaced(ctx.client.clone(), &ns);
-        let patch = json!({"apiVersion": "pinot.controlplane.dev/v1alpha1", "kind": "PinotPolicy", "status": status});
+    if policy.status() != Some(&status) {
+        let api = policy.api(ctx.client.clone());
+        let patch = json!({"apiVersion": "pinot.controlplane.dev/v1alpha1", "kind": P::KIND, "status": status});
         api.patch_status(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
             .await
             .map_err(Error::Status)?;
@@ -267,15 +388,24 @@ impl From<oci::PullError> for Fetch {
 /// The policy's module as its spec names it: read from its ConfigMap, from the policy
 /// directory or from its registry, with the kind, digest and configuration the spec gives;
 /// and, for an OCI module, its digest and the artifact it came from.
-async fn candidate(policy: &PinotPolicy, ctx: &Ctx) -> Result<(Candidate, Option<(String, String)>), Fetch> {
-    let kind = reload::parse_kind(&policy.spec.kind)?;
-    let ns = policy.namespace().unwrap_or_default();
-    let module = &policy.spec.module;
-    let reviewed = policy.spec.sha256.clone().filter(|s| !s.trim().is_empty());
+async fn candidate<P: PolicyObject>(policy: &P, ctx: &Ctx) -> Result<(Candidate, Option<(String, String)>), Fetch> {
+    let spec = policy.spec();
+    let kind = reload::parse_kind(&spec.kind)?;
+    let module = &spec.module;
+    let reviewed = spec.sha256.clone().filter(|s| !s.trim().is_empty());
+    let home = || {
+        policy.home(ctx).ok_or_else(|| {
+            Rejection::not_found(format!(
+                "a {} reads its configMap and pullSecret from the operator's namespace, which the operator does not know: run it with --operator-namespace (or POD_NAMESPACE)",
+                P::KIND
+            ))
+        })
+    };
     let mut pulled_from = None;
     let (bytes, sha256) = match (&module.config_map, &module.file, &module.oci) {
         (Some(cm), None, None) => {
             let sha256 = reviewed.ok_or_else(|| Rejection::invalid_spec(SHA256_REQUIRED))?;
+            let ns = home()?;
             let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
             let map = api
                 .get_opt(&cm.name)
@@ -294,9 +424,12 @@ async fn candidate(policy: &PinotPolicy, ctx: &Ctx) -> Result<(Candidate, Option
         }
         (None, None, Some(artifact)) => {
             let reference = PinnedReference::parse("spec.module.oci.reference", &artifact.reference)?;
-            let auth = pull_credentials(ctx, &ns, artifact.pull_secret.as_deref(), reference.registry()).await?;
+            let auth = match artifact.pull_secret.as_deref().filter(|s| !s.is_empty()) {
+                Some(secret) => pull_credentials(ctx, &home()?, secret, reference.registry()).await?,
+                None => oci_client::secrets::RegistryAuth::Anonymous,
+            };
             let pulled = ctx.registries.pull(&reference, &auth).await?;
-            tracing::debug!(policy = %policy.name_any(), %reference, cached = pulled.cached, "pulled policy module");
+            tracing::debug!(kind = P::KIND, policy = %policy.name_any(), %reference, cached = pulled.cached, "pulled policy module");
             pulled_from = Some((pulled.module_digest.clone(), reference.to_string()));
             // The reference pins the module; a digest the spec gives must be the same module.
             let sha256 = reviewed.unwrap_or_else(|| pulled.module_digest.clone());
@@ -317,20 +450,19 @@ async fn candidate(policy: &PinotPolicy, ctx: &Ctx) -> Result<(Candidate, Option
         }
         .into());
     }
-    Ok((Candidate { kind, bytes, sha256, config: policy.spec.config.clone().into_iter().collect() }, pulled_from))
+    Ok((Candidate { kind, bytes, sha256, config: spec.config.clone().into_iter().collect() }, pulled_from))
 }
 
 const SHA256_REQUIRED: &str = "spec.sha256 is required with spec.module.configMap and spec.module.file: write the digest `pinot-operator policy inspect` prints";
 
 /// The credentials of `secret` (a `kubernetes.io/dockerconfigjson` or `kubernetes.io/dockercfg`
-/// Secret in `ns`) for `registry`; anonymous without a secret.
+/// Secret in `ns`) for `registry`.
 async fn pull_credentials(
     ctx: &Ctx,
     ns: &str,
-    secret: Option<&str>,
+    name: &str,
     registry: &str,
 ) -> Result<oci_client::secrets::RegistryAuth, Fetch> {
-    let Some(name) = secret.filter(|s| !s.is_empty()) else { return Ok(oci_client::secrets::RegistryAuth::Anonymous) };
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
     let not_found =
         |message: String| Fetch { rejection: Rejection { reason: "RegistryUnauthorized", message }, transient: false };
@@ -363,7 +495,7 @@ async fn pull_credentials(
         .map_err(|e| not_found(format!("spec.module.oci.pullSecret: Secret {ns}/{name}: {e}")))
 }
 
-async fn publish(ctx: &Ctx, policy: &PinotPolicy, type_: EventType, reason: &str, note: String) {
+async fn publish<P: PolicyObject>(ctx: &Ctx, policy: &P, type_: EventType, reason: &str, note: String) {
     let event = Event { type_, reason: reason.into(), note: Some(note), action: "Load".into(), secondary: None };
     if let Err(e) = ctx.events.publish(&policy.object_ref(&()), &event).await {
         tracing::warn!(error = %e, "publishing event failed");

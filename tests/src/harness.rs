@@ -15,7 +15,7 @@ use k8s_openapi::{
     api::core::v1::Namespace, apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
 };
 use kube::{
-    Api, Client, CustomResourceExt, ResourceExt,
+    Api, Client, ResourceExt,
     api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams},
 };
 use pinot_crds::{PinotCluster, PinotPolicy, PinotSchema, PinotTable, PinotTenant};
@@ -136,7 +136,7 @@ fn init_tracing() {
 /// Applies the CRDs from the Rust types and waits until they are served.
 pub async fn install_crds(client: &Client) {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let crds = [PinotCluster::crd(), PinotPolicy::crd(), PinotSchema::crd(), PinotTable::crd(), PinotTenant::crd()];
+    let crds = pinot_crds::crds();
     for crd in &crds {
         let name = crd.name_any();
         api.patch(&name, &PatchParams::apply("pinot-tests").force(), &Patch::Apply(crd))

@@ -108,8 +108,11 @@ async fn oci_modules_load_by_digest_and_every_bad_input_keeps_the_last_good_modu
     let mut registry = LocalRegistry::start("plain", RegistryOptions::default()).await;
     let limit = 1 << 20;
     let settings = RegistrySettings { max_module_bytes: limit, retry: Duration::from_secs(2), ..registry.settings() };
-    let controller =
-        OperatorHandle::start_with_sources(&client, &ns.name, PolicySources { dir: None, registries: settings });
+    let controller = OperatorHandle::start_with_sources(
+        &client,
+        &ns.name,
+        PolicySources { registries: settings, ..Default::default() },
+    );
     let good = wasm("pinot_upgrade_default.wasm");
     let other = wasm("pinot_upgrade_zone_at_a_time.wasm");
     let anonymous = RegistryAuth::Anonymous;
@@ -207,8 +210,11 @@ async fn oci_modules_over_tls_with_a_pull_secret_and_from_the_cache_while_the_re
     let _ = std::fs::remove_dir_all(&cache);
     let settings =
         RegistrySettings { cache_dir: Some(cache.clone()), retry: Duration::from_secs(2), ..registry.settings() };
-    let controller =
-        OperatorHandle::start_with_sources(&client, &ns.name, PolicySources { dir: None, registries: settings });
+    let controller = OperatorHandle::start_with_sources(
+        &client,
+        &ns.name,
+        PolicySources { registries: settings, ..Default::default() },
+    );
     let module = wasm("pinot_upgrade_zone_at_a_time.wasm");
     let auth = RegistryAuth::Basic(credentials.0.clone(), credentials.1.clone());
     let reference = push(&registry, &auth, "team/zone:1.0", module.clone()).await;

@@ -350,6 +350,7 @@ fn resolve_policies(registry: &PolicyRegistry, namespace: &str, chosen: &ChosenP
         Ok(active) => ClusterPolicyStatus {
             kind: field.into(),
             name: name.clone().unwrap_or_else(|| active.policy.info.name.clone()),
+            source: Some(active.origin.clone()),
             digest: Some(active.policy.digest.clone()),
             ready: true,
             message: None,
@@ -357,6 +358,7 @@ fn resolve_policies(registry: &PolicyRegistry, namespace: &str, chosen: &ChosenP
         Err(e) => ClusterPolicyStatus {
             kind: field.into(),
             name: name.clone().unwrap_or_default(),
+            source: None,
             digest: None,
             ready: false,
             message: Some(format!("spec.policies.{field}: {e}")),

@@ -4,14 +4,20 @@
 //! the last good one.
 
 use std::{
-    collections::HashMap,
-    sync::{Arc, RwLock},
+    collections::{HashMap, HashSet},
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicBool, Ordering},
+    },
     time::SystemTime,
 };
 
 use super::{
     Action, ClusterState, DecisionError, LoadError, LoadedPolicy, PolicyEngine, PolicyKind, bundled, runtime::digest,
 };
+
+/// The namespace under which ClusterPinotPolicies are kept (no namespace has an empty name).
+pub const CLUSTER_SCOPE: &str = "";
 
 /// A module that is active, with the configuration it decides with.
 #[derive(Debug)]
@@ -20,6 +26,18 @@ pub struct ActivePolicy {
     pub config: Vec<(String, String)>,
     /// When the module was installed (a change of configuration keeps it).
     pub loaded_at: SystemTime,
+    /// The resource it is the module of: `PinotPolicy <ns>/<name>`, `ClusterPinotPolicy
+    /// <name>`, or `bundled`.
+    pub origin: String,
+}
+
+/// The resource a policy is: a PinotPolicy of a namespace, or a ClusterPinotPolicy.
+pub fn describe(namespace: &str, name: &str) -> String {
+    if namespace == CLUSTER_SCOPE {
+        format!("ClusterPinotPolicy {name}")
+    } else {
+        format!("PinotPolicy {namespace}/{name}")
+    }
 }
 
 /// Why a module was not installed; the reason is the PinotPolicy's status reason.
@@ -50,10 +68,15 @@ impl InstallError {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ResolveError {
     #[error(
-        "PinotPolicy {namespace}/{name} is not loaded (it does not exist, or its module was rejected: see its status)"
+        "{} is not loaded (its module was rejected, or is still being read: see its status)",
+        describe(namespace, name)
     )]
     NotLoaded { namespace: String, name: String },
-    #[error("PinotPolicy {namespace}/{name} implements {found}, not {wanted}; name a policy of the right kind")]
+    #[error(
+        "neither PinotPolicy {namespace}/{name} nor ClusterPinotPolicy {name} is loaded (they do not exist, or the module was rejected: see the status)"
+    )]
+    NotFound { namespace: String, name: String },
+    #[error("{} implements {found}, not {wanted}; name a policy of the right kind", describe(namespace, name))]
     WrongKind { namespace: String, name: String, found: PolicyKind, wanted: PolicyKind },
 }
 
@@ -67,6 +90,12 @@ pub struct PolicyRegistry {
     engine: PolicyEngine,
     defaults: HashMap<PolicyKind, Arc<ActivePolicy>>,
     custom: RwLock<HashMap<(String, String), Arc<ActivePolicy>>>,
+    /// Every PinotPolicy that exists (loaded or not): a namespaced policy of a name, even one
+    /// whose module was rejected, wins over the ClusterPinotPolicy of that name.
+    declared: RwLock<HashSet<(String, String)>>,
+    /// Whether `declared` holds every PinotPolicy yet (the first list is done); until then no
+    /// cluster falls back to a ClusterPinotPolicy, which its own PinotPolicy might overrule.
+    declared_complete: AtomicBool,
     /// The (namespace, name) of every PinotPolicy whose active module or configuration changed
     /// or that went away, for the clusters deciding with it (see [`PolicyRegistry::changes`]).
     changes: tokio::sync::broadcast::Sender<(String, String)>,
@@ -78,10 +107,19 @@ impl PolicyRegistry {
         let mut defaults = HashMap::new();
         for (kind, name, bytes) in bundled::defaults() {
             let policy = engine.load(kind, name, bytes)?;
-            defaults.insert(kind, Arc::new(ActivePolicy { policy, config: vec![], loaded_at: SystemTime::now() }));
+            let active =
+                ActivePolicy { policy, config: vec![], loaded_at: SystemTime::now(), origin: "bundled".into() };
+            defaults.insert(kind, Arc::new(active));
         }
         let (changes, _) = tokio::sync::broadcast::channel(256);
-        Ok(Self { engine, defaults, custom: RwLock::default(), changes })
+        Ok(Self {
+            engine,
+            defaults,
+            custom: RwLock::default(),
+            declared: RwLock::default(),
+            declared_complete: AtomicBool::new(false),
+            changes,
+        })
     }
 
     /// The (namespace, name) of each PinotPolicy from the moment its module or configuration
@@ -110,7 +148,9 @@ impl PolicyRegistry {
         self.custom.read().unwrap_or_else(|e| e.into_inner()).get(&(namespace.to_string(), name.to_string())).cloned()
     }
 
-    /// The policy a cluster decides `kind` with: the named PinotPolicy, or the default.
+    /// The policy a cluster of `namespace` decides `kind` with: the PinotPolicy `name` of its
+    /// namespace if one exists, else the ClusterPinotPolicy `name`; the bundled default when
+    /// it names none.
     pub fn resolve(
         &self,
         namespace: &str,
@@ -118,18 +158,59 @@ impl PolicyRegistry {
         kind: PolicyKind,
     ) -> Result<Arc<ActivePolicy>, ResolveError> {
         let Some(name) = name else { return Ok(self.default_for(kind)) };
-        let active = self
-            .get(namespace, name)
-            .ok_or_else(|| ResolveError::NotLoaded { namespace: namespace.into(), name: name.into() })?;
+        let (scope, active) = match self.get(namespace, name) {
+            Some(active) => (namespace, active),
+            None if self.is_declared(namespace, name) || !self.declared_complete.load(Ordering::Acquire) => {
+                return Err(ResolveError::NotLoaded { namespace: namespace.into(), name: name.into() });
+            }
+            None => match self.get(CLUSTER_SCOPE, name) {
+                Some(active) => (CLUSTER_SCOPE, active),
+                None => return Err(ResolveError::NotFound { namespace: namespace.into(), name: name.into() }),
+            },
+        };
         if active.policy.kind != kind {
             return Err(ResolveError::WrongKind {
-                namespace: namespace.into(),
+                namespace: scope.into(),
                 name: name.into(),
                 found: active.policy.kind,
                 wanted: kind,
             });
         }
         Ok(active)
+    }
+
+    fn is_declared(&self, namespace: &str, name: &str) -> bool {
+        self.declared.read().unwrap_or_else(|e| e.into_inner()).contains(&(namespace.to_string(), name.to_string()))
+    }
+
+    /// A PinotPolicy exists (whether or not its module loads): it wins over the
+    /// ClusterPinotPolicy of its name in its namespace.
+    pub fn declare(&self, namespace: &str, name: &str) {
+        let added =
+            self.declared.write().unwrap_or_else(|e| e.into_inner()).insert((namespace.to_string(), name.to_string()));
+        if added {
+            self.changed(namespace, name);
+        }
+    }
+
+    /// Every PinotPolicy that exists, once the first list of them is complete: from now on a
+    /// cluster whose namespace has no PinotPolicy of a name decides with the ClusterPinotPolicy
+    /// of that name.
+    pub fn declare_all(&self, policies: impl IntoIterator<Item = (String, String)>) {
+        self.declared.write().unwrap_or_else(|e| e.into_inner()).extend(policies);
+        if !self.declared_complete.swap(true, Ordering::AcqRel) {
+            let cluster_policies: Vec<String> = self
+                .custom
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .keys()
+                .filter(|(ns, _)| ns == CLUSTER_SCOPE)
+                .map(|(_, name)| name.clone())
+                .collect();
+            for name in cluster_policies {
+                self.changed(CLUSTER_SCOPE, &name);
+            }
+        }
     }
 
     /// Compiles and smoke-tests a module and makes it the active one for the PinotPolicy;
@@ -150,7 +231,8 @@ impl PolicyRegistry {
             return Err(InstallError::DigestMismatch { expected, found });
         }
         let policy = self.engine.load(kind, &format!("{namespace}/{name}"), bytes)?;
-        let active = Arc::new(ActivePolicy { policy, config, loaded_at: SystemTime::now() });
+        let origin = describe(namespace, name);
+        let active = Arc::new(ActivePolicy { policy, config, loaded_at: SystemTime::now(), origin });
         self.custom.write().unwrap_or_else(|e| e.into_inner()).insert((namespace.into(), name.into()), active.clone());
         self.changed(namespace, name);
         Ok(active)
@@ -162,17 +244,19 @@ impl PolicyRegistry {
         let key = (namespace.to_string(), name.to_string());
         let old = custom.get(&key)?.clone();
         let policy = old.policy.clone_handle();
-        let active = Arc::new(ActivePolicy { policy, config, loaded_at: old.loaded_at });
+        let active = Arc::new(ActivePolicy { policy, config, loaded_at: old.loaded_at, origin: old.origin.clone() });
         custom.insert(key, active.clone());
         drop(custom);
         self.changed(namespace, name);
         Some(active)
     }
 
+    /// The policy is gone: its module, and (for a PinotPolicy) its claim on its name.
     pub fn remove(&self, namespace: &str, name: &str) {
-        let removed =
-            self.custom.write().unwrap_or_else(|e| e.into_inner()).remove(&(namespace.to_string(), name.to_string()));
-        if removed.is_some() {
+        let key = (namespace.to_string(), name.to_string());
+        let removed = self.custom.write().unwrap_or_else(|e| e.into_inner()).remove(&key);
+        let undeclared = self.declared.write().unwrap_or_else(|e| e.into_inner()).remove(&key);
+        if removed.is_some() || undeclared {
             self.changed(namespace, name);
         }
     }
