@@ -388,6 +388,13 @@ pub fn condition_of(object: &serde_json::Value, type_: &str) -> Option<(String, 
 /// Runs `kubectl` (the one on PATH, or the one built with the local control plane) against the
 /// test cluster and returns its standard output; panics with its error output when it fails.
 pub async fn kubectl(args: &[&str]) -> String {
+    let (ok, stdout, stderr) = kubectl_unchecked(args).await;
+    assert!(ok, "kubectl {} failed: {stderr}", args.join(" "));
+    stdout
+}
+
+/// Runs `kubectl` as [`kubectl`] does, without failing: (succeeded, stdout, stderr).
+pub async fn kubectl_unchecked(args: &[&str]) -> (bool, String, String) {
     let program = which_kubectl();
     let output = tokio::process::Command::new(&program)
         .arg("--kubeconfig")
@@ -396,9 +403,11 @@ pub async fn kubectl(args: &[&str]) -> String {
         .output()
         .await
         .unwrap_or_else(|e| panic!("running {}: {e}", program.display()));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "kubectl {} failed: {stderr}", args.join(" "));
-    String::from_utf8_lossy(&output.stdout).into_owned()
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
 
 fn which_kubectl() -> PathBuf {

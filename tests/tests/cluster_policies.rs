@@ -15,7 +15,7 @@ use pinot_operator::{
     policy::{bundled, runtime::digest},
     policy_controller::{LABEL_POLICY_MODULE, PolicySources},
 };
-use pinot_testbed::harness::{OperatorHandle, TestNamespace, kubectl, test_client, wait_for};
+use pinot_testbed::harness::{OperatorHandle, TestNamespace, kubectl, kubectl_unchecked, test_client, wait_for};
 use serde_json::json;
 
 fn wasm(name: &str) -> Vec<u8> {
@@ -155,6 +155,44 @@ async fn a_cluster_policy_serves_every_namespace_and_a_namespaced_one_of_the_sam
     a.stop().await;
     b.stop().await;
     for ns in [platform, team_a, team_b] {
+        ns.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn the_rbac_example_gives_shared_policies_to_the_platform_team_and_namespaces_to_product_teams() {
+    let client = test_client().await;
+    let platform = TestNamespace::create(&client, "rbac-platform").await;
+    let team = TestNamespace::create(&client, "rbac-team").await;
+    let other = TestNamespace::create(&client, "rbac-other").await;
+    let example = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/examples/rbac/policy-teams.yaml"),
+    )
+    .unwrap()
+    .replace("namespace: pinot-operator", &format!("namespace: {}", platform.name))
+    .replace("namespace: analytics", &format!("namespace: {}", team.name));
+    let file = std::env::temp_dir().join(format!("{}-rbac.yaml", team.name));
+    std::fs::write(&file, example).unwrap();
+    kubectl(&["apply", "-f", file.to_str().unwrap()]).await;
+
+    let ns = |n: &TestNamespace| Some(n.name.clone());
+    let can = |group: &str, verb: &str, resource: &str, ns: Option<String>| {
+        let mut args = vec!["auth".to_string(), "can-i".into(), verb.into(), resource.into()];
+        args.extend(["--as=someone".to_string(), format!("--as-group={group}")]);
+        args.extend(ns.map(|ns| format!("--namespace={ns}")));
+        // `can-i` exits 1 for "no": its answer is what it prints.
+        async move { kubectl_unchecked(&args.iter().map(String::as_str).collect::<Vec<_>>()).await.1.trim() == "yes" }
+    };
+    assert!(can("platform-team", "create", "clusterpinotpolicies", None).await);
+    assert!(can("platform-team", "create", "configmaps", ns(&platform)).await);
+    assert!(!can("platform-team", "create", "pinotpolicies", ns(&team)).await, "teams own their namespaces");
+    assert!(!can("team-analytics", "create", "clusterpinotpolicies", None).await);
+    assert!(can("team-analytics", "list", "clusterpinotpolicies", None).await, "every team sees the shared ones");
+    assert!(!can("team-analytics", "create", "configmaps", ns(&platform)).await, "nor their modules");
+    assert!(can("team-analytics", "create", "pinotpolicies", ns(&team)).await);
+    assert!(can("team-analytics", "patch", "pinotclusters", ns(&team)).await);
+    assert!(!can("team-analytics", "create", "pinotpolicies", ns(&other)).await, "only in its own namespace");
+    for ns in [platform, team, other] {
         ns.cleanup().await;
     }
 }
