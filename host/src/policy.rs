@@ -28,6 +28,7 @@ pub use pinot_policy_model as model;
 pub mod registry;
 pub mod reload;
 pub mod runtime;
+pub mod signature;
 
 pub use model::{Action, ClusterState, Info};
 pub use registry::{ActivePolicy, InstallError, PolicyRegistry, ResolveError};
