@@ -124,7 +124,8 @@ pub struct PinotPolicyStatus {
     /// `DoesNotCompile`, `WrongApiVersion`, `WrongWorld`, `ForbiddenImports`, `DigestMismatch`,
     /// `SmokeTestFailed`, `ModuleNotFound`, `InvalidSpec`, `ModuleTooLarge`; for `oci`:
     /// `DigestRequired`, `RegistryUnavailable` (retried), `RegistryUnauthorized`,
-    /// `ArtifactNotFound`, `NotAWasmArtifact`.
+    /// `ArtifactNotFound`, `NotAWasmArtifact`; with trusted keys: `Unsigned`,
+    /// `SignatureNotTrusted`, `SignatureRequired` (a ConfigMap module).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -133,6 +134,10 @@ pub struct PinotPolicyStatus {
     /// `oci`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub artifact: Option<String>,
+    /// The trusted key (its file name) whose signature the active module's artifact carries,
+    /// when the operator requires signatures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_by: Option<String>,
     /// Digest of the active module.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,

@@ -9,6 +9,7 @@ use pinot_operator::{
     cluster::ControllerConfig,
     pinot::ControllerLocator,
     policy::oci::{self, PinnedReference, Registries, RegistrySettings},
+    policy::signature::{self, SecretKey, TrustedKey},
     policy::{
         ClusterState, LoadError, LoadedPolicy, PolicyEngine, PolicyKind, PolicyLimits, PolicyRegistry, guardrails,
     },
@@ -78,6 +79,11 @@ enum Command {
         /// registry's CA).
         #[arg(long, env = "PINOT_REGISTRY_CA_FILE")]
         registry_ca_file: Option<PathBuf>,
+        /// A directory of PEM public keys (a mounted ConfigMap or Secret, e.g. cosign.pub):
+        /// PinotPolicy modules then load only from OCI artifacts with a cosign signature by one
+        /// of them (ConfigMap modules are rejected; the policy directory stays the admin's).
+        #[arg(long, env = "PINOT_TRUSTED_KEYS_DIR")]
+        trusted_keys: Option<PathBuf>,
         /// The largest policy module loaded, from any source (a larger one is Rejected with
         /// ModuleTooLarge).
         #[arg(long, env = "PINOT_MAX_MODULE_BYTES", default_value_t = pinot_operator::policy::oci::DEFAULT_MAX_MODULE_BYTES)]
@@ -163,6 +169,36 @@ enum PolicyCommand {
         #[command(flatten)]
         registry: RegistryArgs,
     },
+    /// Make a key pair for signing policies, as `cosign generate-key-pair` does (ECDSA P-256;
+    /// the private key encrypted with $COSIGN_PASSWORD, which may be empty): PREFIX.key and
+    /// PREFIX.pub. cosign reads the files, and this reads cosign's.
+    Keygen {
+        /// Where to write the keys: PREFIX.key and PREFIX.pub.
+        #[arg(long, default_value = "cosign")]
+        output_key_prefix: String,
+    },
+    /// Sign a published module as `cosign sign --key` does (the signature goes to the
+    /// artifact's `sha256-<digest>.sig` tag); the key's password is $COSIGN_PASSWORD.
+    Sign {
+        /// `registry/repository@sha256:<digest>`, as `policy push` printed it.
+        reference: String,
+        /// The private key (cosign.key, of `policy keygen` or `cosign generate-key-pair`).
+        #[arg(long)]
+        key: PathBuf,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
+    /// Check that a published module carries a signature by one of the keys, as the operator
+    /// does with --trusted-keys (and `cosign verify --key` does). Exit code 1 when none.
+    Verify {
+        /// `registry/repository@sha256:<digest>`.
+        reference: String,
+        /// A public key (cosign.pub); repeat for several.
+        #[arg(long, required = true)]
+        key: Vec<PathBuf>,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
     /// Turn a policy built with `cargo build --target wasm32-unknown-unknown` (a core module
     /// that carries its WIT world, as wit-bindgen writes it) into a component, as `wasm-tools
     /// component new` does, and check that it loads as a policy.
@@ -232,6 +268,24 @@ impl RegistryArgs {
     }
 }
 
+/// The password of a signing key, from $COSIGN_PASSWORD as cosign reads it (it may be empty).
+fn cosign_password() -> anyhow::Result<String> {
+    std::env::var("COSIGN_PASSWORD")
+        .map_err(|_| anyhow::anyhow!("set COSIGN_PASSWORD to the key's password (it may be empty: COSIGN_PASSWORD=)"))
+}
+
+/// Writes a private key readable by its owner only.
+fn write_private(path: &str, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::{io::Write as _, os::unix::fs::OpenOptionsExt as _};
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {path}"))?;
+    file.write_all(bytes).with_context(|| format!("writing {path}"))
+}
+
 /// The registry part of a reference (`host[:port]`, or `docker.io`).
 fn registry_of(reference: &str) -> anyhow::Result<String> {
     let parsed: oci_client::Reference =
@@ -269,6 +323,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             insecure_registries,
             registry_ca_file,
             max_module_bytes,
+            trusted_keys,
             operator_namespace,
             max_concurrent_upgrades,
             drift_check_interval_seconds,
@@ -333,6 +388,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     .map(|ns| ns.trim().to_string())
                     .filter(|ns| !ns.is_empty()),
                 cluster_wide: true,
+                trusted_keys,
             };
             Registries::new(sources.registries.clone()).map_err(|e| anyhow::anyhow!("--registry-ca-file: {e}"))?;
             if leader_elect {
@@ -385,6 +441,54 @@ async fn policy_command(command: PolicyCommand) -> anyhow::Result<()> {
                 loaded.info.name, loaded.info.version, loaded.digest
             );
             println!("{pinned}");
+            Ok(())
+        }
+        PolicyCommand::Keygen { output_key_prefix } => {
+            let password = cosign_password()?;
+            let key = SecretKey::generate();
+            let (private, public) = (format!("{output_key_prefix}.key"), format!("{output_key_prefix}.pub"));
+            for path in [&private, &public] {
+                anyhow::ensure!(
+                    !std::path::Path::new(path).exists(),
+                    "{path} exists: remove it or choose another --output-key-prefix"
+                );
+            }
+            write_private(&private, key.to_cosign_pem(password.as_bytes()).as_bytes())?;
+            std::fs::write(&public, key.public().to_pem()).with_context(|| format!("writing {public}"))?;
+            println!("Private key written to {private}");
+            println!("Public key written to {public}");
+            Ok(())
+        }
+        PolicyCommand::Sign { reference, key, registry } => {
+            let pinned = PinnedReference::parse("REFERENCE", &reference)?;
+            let pem = std::fs::read_to_string(&key).with_context(|| format!("reading {}", key.display()))?;
+            let secret = SecretKey::from_cosign_pem(&pem, cosign_password()?.as_bytes())
+                .map_err(|e| anyhow::anyhow!("{}: {e}", key.display()))?;
+            let registries = registry.registries(pinned.registry())?;
+            let auth = registry.auth(pinned.registry())?;
+            let payload = signature::payload(&pinned.repository_name(), &pinned.digest);
+            let layer = signature::SignatureLayer { signature: secret.sign(&payload), payload };
+            let at = registries.push_signature(&pinned, layer, &auth).await?;
+            println!("signed {pinned}");
+            println!("signature: {at}");
+            Ok(())
+        }
+        PolicyCommand::Verify { reference, key, registry } => {
+            let pinned = PinnedReference::parse("REFERENCE", &reference)?;
+            let mut keys = Vec::new();
+            for path in &key {
+                let pem = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+                keys.push(TrustedKey::from_pem(path.display().to_string(), &pem)?);
+            }
+            let registries = registry.registries(pinned.registry())?;
+            let auth = registry.auth(pinned.registry())?;
+            let layers = registries.signatures(&pinned, &auth).await?;
+            if layers.is_empty() {
+                let tag = signature::signature_tag(&pinned.digest);
+                anyhow::bail!(signature::VerifyError::Unsigned { artifact: pinned.to_string(), tag });
+            }
+            let signer = signature::verify(&pinned.to_string(), &pinned.digest, &layers, &keys)?;
+            println!("{pinned}: signed by {}", signer.name);
             Ok(())
         }
         PolicyCommand::Pull { reference, output, registry } => {

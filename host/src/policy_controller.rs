@@ -44,6 +44,7 @@ use crate::{
         oci::{self, PinnedReference, Registries, RegistrySettings},
         registry::CLUSTER_SCOPE,
         reload::{self, Candidate, Rejection, Reloaded},
+        signature,
     },
 };
 
@@ -68,6 +69,9 @@ pub struct PolicySources {
     /// The operator's namespace: ClusterPinotPolicies read their ConfigMaps and pull secrets
     /// from it.
     pub platform_namespace: Option<String>,
+    /// A directory of PEM public keys (a mounted ConfigMap or Secret): when set, OCI modules
+    /// load only with a cosign signature by one of them, and ConfigMap modules not at all.
+    pub trusted_keys: Option<PathBuf>,
     /// Whether ClusterPinotPolicies are loaded (the operator does; tests that run several
     /// operators at once give them to one).
     pub cluster_wide: bool,
@@ -100,7 +104,9 @@ struct Ctx {
     registries: Registries,
     /// The artifact each policy's module was pulled from, by module digest, so the status names
     /// the artifact of the module that is active (which is the previous one after a rejection).
-    artifacts: Mutex<HashMap<(String, String), (String, String)>>,
+    artifacts: Mutex<HashMap<(String, String), Provenance>>,
+    /// The directory of public keys modules must be signed by (none: no signatures checked).
+    trusted_keys: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -194,6 +200,7 @@ pub async fn run(
         platform_namespace: config.sources.platform_namespace.clone(),
         registries: registries(&config.sources.registries),
         artifacts: Mutex::default(),
+        trusted_keys: config.sources.trusted_keys.clone(),
     });
     let module_cms = || watcher::Config::default().labels(&format!("{LABEL_POLICY_MODULE}=true"));
 
@@ -236,15 +243,18 @@ pub async fn run(
             .collect::<Vec<_>>()
     });
 
-    if let Some(dir) = &config.sources.dir {
-        let watched = [(true, true), (false, cluster_wide_enabled)].into_iter().filter(|(_, on)| *on);
-        for (is_namespaced, _) in watched {
+    // A change in the policy directory, or of the trusted keys (every OCI module's verdict),
+    // reconciles every policy.
+    let watched = [
+        (&config.sources.dir, "the policy directory; its files load at start only"),
+        (&config.sources.trusted_keys, "the trusted keys; they are read again at each policy's change"),
+    ];
+    for (dir, unwatched) in watched.into_iter().filter_map(|(dir, why)| Some((dir.as_ref()?, why))) {
+        for is_namespaced in [true, false].into_iter().filter(|n| *n || cluster_wide_enabled) {
             match reload::directory_changes(dir) {
                 Ok(changes) if is_namespaced => namespaced = namespaced.reconcile_all_on(changes),
                 Ok(changes) => cluster_wide = cluster_wide.reconcile_all_on(changes),
-                Err(e) => {
-                    tracing::error!(dir = %dir.display(), error = %e, "cannot watch the policy directory; its files load at start only")
-                }
+                Err(e) => tracing::error!(dir = %dir.display(), error = %e, "cannot watch {unwatched}"),
             }
         }
     }
@@ -303,10 +313,10 @@ async fn apply<P: PolicyObject>(policy: Arc<P>, ctx: Arc<Ctx>) -> Result<Action,
             retry = transient;
             Err(rejection)
         }
-        Ok((candidate, artifact)) => {
+        Ok((candidate, provenance)) => {
             let reloaded = reload::reload(&ctx.registry, &ns, &name, candidate).await;
             // The artifact is recorded once its module is the active one.
-            if let (Ok(_), Some(artifact)) = (&reloaded, artifact) {
+            if let (Ok(_), Some(artifact)) = (&reloaded, provenance) {
                 ctx.artifacts.lock().unwrap_or_else(|e| e.into_inner()).insert((ns.clone(), name.clone()), artifact);
             }
             reloaded
@@ -316,10 +326,10 @@ async fn apply<P: PolicyObject>(policy: Arc<P>, ctx: Arc<Ctx>) -> Result<Action,
     let mut status = PinotPolicyStatus { observed_generation: policy.meta().generation, ..Default::default() };
     if let Some(a) = &active {
         let artifacts = ctx.artifacts.lock().unwrap_or_else(|e| e.into_inner());
-        status.artifact = artifacts
-            .get(&(ns.clone(), name.clone()))
-            .filter(|(module, _)| *module == a.policy.digest)
-            .map(|(_, artifact)| artifact.clone());
+        let provenance =
+            artifacts.get(&(ns.clone(), name.clone())).filter(|p| p.module_digest == a.policy.digest).cloned();
+        status.artifact = provenance.as_ref().map(|p| p.artifact.clone());
+        status.signed_by = provenance.and_then(|p| p.signed_by);
         status.digest = Some(a.policy.digest.clone());
         status.policy_name = Some(a.policy.info.name.clone());
         status.policy_version = Some(a.policy.info.version.clone());
@@ -367,6 +377,14 @@ async fn apply<P: PolicyObject>(policy: Arc<P>, ctx: Arc<Ctx>) -> Result<Action,
     Ok(if retry { Action::requeue(ctx.registries.settings().retry) } else { Action::await_change() })
 }
 
+/// Where an OCI module came from and who signed it.
+#[derive(Clone, Debug)]
+struct Provenance {
+    module_digest: String,
+    artifact: String,
+    signed_by: Option<String>,
+}
+
 /// Why a policy's module could not be read, and whether reading it again later may succeed.
 struct Fetch {
     rejection: Rejection,
@@ -388,7 +406,7 @@ impl From<oci::PullError> for Fetch {
 /// The policy's module as its spec names it: read from its ConfigMap, from the policy
 /// directory or from its registry, with the kind, digest and configuration the spec gives;
 /// and, for an OCI module, its digest and the artifact it came from.
-async fn candidate<P: PolicyObject>(policy: &P, ctx: &Ctx) -> Result<(Candidate, Option<(String, String)>), Fetch> {
+async fn candidate<P: PolicyObject>(policy: &P, ctx: &Ctx) -> Result<(Candidate, Option<Provenance>), Fetch> {
     let spec = policy.spec();
     let kind = reload::parse_kind(&spec.kind)?;
     let module = &spec.module;
@@ -404,6 +422,16 @@ async fn candidate<P: PolicyObject>(policy: &P, ctx: &Ctx) -> Result<(Candidate,
     let mut pulled_from = None;
     let (bytes, sha256) = match (&module.config_map, &module.file, &module.oci) {
         (Some(cm), None, None) => {
+            if let Some(dir) = &ctx.trusted_keys {
+                return Err(Rejection {
+                    reason: "SignatureRequired",
+                    message: format!(
+                        "the operator requires modules signed by a trusted key ({}): publish it as an OCI artifact and sign it (`pinot-operator policy push`, `policy sign`), then name it in spec.module.oci",
+                        dir.display()
+                    ),
+                }
+                .into());
+            }
             let sha256 = reviewed.ok_or_else(|| Rejection::invalid_spec(SHA256_REQUIRED))?;
             let ns = home()?;
             let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
@@ -430,7 +458,15 @@ async fn candidate<P: PolicyObject>(policy: &P, ctx: &Ctx) -> Result<(Candidate,
             };
             let pulled = ctx.registries.pull(&reference, &auth).await?;
             tracing::debug!(kind = P::KIND, policy = %policy.name_any(), %reference, cached = pulled.cached, "pulled policy module");
-            pulled_from = Some((pulled.module_digest.clone(), reference.to_string()));
+            let signed_by = match &ctx.trusted_keys {
+                Some(dir) => Some(verify_signature(ctx, dir, &reference, &auth).await?),
+                None => None,
+            };
+            pulled_from = Some(Provenance {
+                module_digest: pulled.module_digest.clone(),
+                artifact: reference.to_string(),
+                signed_by,
+            });
             // The reference pins the module; a digest the spec gives must be the same module.
             let sha256 = reviewed.unwrap_or_else(|| pulled.module_digest.clone());
             (pulled.bytes, sha256)
@@ -451,6 +487,41 @@ async fn candidate<P: PolicyObject>(policy: &P, ctx: &Ctx) -> Result<(Candidate,
         .into());
     }
     Ok((Candidate { kind, bytes, sha256, config: spec.config.clone().into_iter().collect() }, pulled_from))
+}
+
+/// The trusted key that signed the artifact `reference` pins.
+async fn verify_signature(
+    ctx: &Ctx,
+    dir: &std::path::Path,
+    reference: &PinnedReference,
+    auth: &oci_client::secrets::RegistryAuth,
+) -> Result<String, Fetch> {
+    let keys = signature::read_trusted_keys(dir).await;
+    if keys.keys.is_empty() {
+        return Err(Rejection {
+            reason: "SignatureNotTrusted",
+            message: format!("no trusted key can be read from {}: {}", dir.display(), keys.problems.join("; ")),
+        }
+        .into());
+    }
+    let layers = ctx.registries.signatures(reference, auth).await?;
+    if layers.is_empty() {
+        let unsigned = signature::VerifyError::Unsigned {
+            artifact: reference.to_string(),
+            tag: signature::signature_tag(&reference.digest),
+        };
+        // Signing often follows publishing (a pipeline pushes, then signs): look again later.
+        return Err(Fetch {
+            rejection: Rejection { reason: "Unsigned", message: unsigned.to_string() },
+            transient: true,
+        });
+    }
+    signature::verify(&reference.to_string(), &reference.digest, &layers, &keys.keys)
+        .map(|key| key.name.clone())
+        .map_err(|e| Fetch {
+            rejection: Rejection { reason: "SignatureNotTrusted", message: e.to_string() },
+            transient: true,
+        })
 }
 
 const SHA256_REQUIRED: &str = "spec.sha256 is required with spec.module.configMap and spec.module.file: write the digest `pinot-operator policy inspect` prints";

@@ -21,8 +21,9 @@ use pinot_crds::{PinotPolicy, PinotPolicyStatus};
 use pinot_operator::{
     policy::{
         bundled,
-        oci::{Registries, RegistrySettings, WASM_LAYER_MEDIA_TYPE},
+        oci::{PinnedReference, Registries, RegistrySettings, WASM_LAYER_MEDIA_TYPE},
         runtime::digest,
+        signature::{self, SecretKey},
     },
     policy_controller::PolicySources,
 };
@@ -288,9 +289,15 @@ async fn oci_modules_over_tls_with_a_pull_secret_and_from_the_cache_while_the_re
 
 /// Runs `pinot-operator` with `args`, `stdin` on its standard input; (success, stdout, stderr).
 async fn cli(args: &[&str], stdin: &str) -> (bool, String, String) {
+    cli_env(args, stdin, &[]).await
+}
+
+/// As [`cli`], with environment variables.
+async fn cli_env(args: &[&str], stdin: &str, env: &[(&str, &str)]) -> (bool, String, String) {
     use tokio::io::AsyncWriteExt;
     let mut child = tokio::process::Command::new(operator_binary())
         .args(args)
+        .envs(env.iter().copied())
         .env("HOME", std::env::temp_dir().join("pinot-oci-cli-home"))
         .env_remove("DOCKER_CONFIG")
         .env_remove("REGISTRY_AUTH_FILE")
@@ -360,4 +367,172 @@ async fn policy_push_and_pull_as_a_user_runs_them() {
     assert!(!ok);
     assert!(err.contains("does not pin a digest"), "{err}");
     let _ = std::fs::remove_dir_all(&home);
+}
+
+/// Signs the artifact `reference` with `key`, as `policy sign` does.
+async fn sign(registry: &LocalRegistry, auth: &RegistryAuth, reference: &str, key: &SecretKey) {
+    let pinned = PinnedReference::parse("test", reference).unwrap();
+    let payload = signature::payload(&pinned.repository_name(), &pinned.digest);
+    let layer = signature::SignatureLayer { signature: key.sign(&payload), payload };
+    Registries::new(registry.settings()).unwrap().push_signature(&pinned, layer, auth).await.unwrap();
+}
+
+#[tokio::test]
+async fn with_trusted_keys_only_modules_signed_by_one_of_them_load() {
+    let client = test_client().await;
+    let ns = TestNamespace::create(&client, "policy-signed").await;
+    let registry = LocalRegistry::start("signed", RegistryOptions::default()).await;
+    let keys_dir = std::env::temp_dir().join(format!("pinot-trusted-keys-{}", ns.name));
+    let _ = std::fs::remove_dir_all(&keys_dir);
+    std::fs::create_dir_all(&keys_dir).unwrap();
+    let (team, stranger, late) = (SecretKey::generate(), SecretKey::generate(), SecretKey::generate());
+    std::fs::write(keys_dir.join("team.pub"), team.public().to_pem()).unwrap();
+    std::fs::write(keys_dir.join("..data"), "a mounted ConfigMap's bookkeeping, not a key").unwrap();
+    let sources = PolicySources {
+        registries: RegistrySettings { retry: Duration::from_secs(2), ..registry.settings() },
+        trusted_keys: Some(keys_dir.clone()),
+        ..Default::default()
+    };
+    let controller = OperatorHandle::start_with_sources(&client, &ns.name, sources);
+    let anonymous = RegistryAuth::Anonymous;
+    let good = wasm("pinot_upgrade_default.wasm");
+    let other = wasm("pinot_upgrade_zone_at_a_time.wasm");
+    let signed = push(&registry, &anonymous, "team/upgrade:1.0", good.clone()).await;
+    let unsigned = push(&registry, &anonymous, "team/upgrade:1.1", other.clone()).await;
+    sign(&registry, &anonymous, &signed, &team).await;
+
+    set_module(&client, &ns.name, "upgrade", oci(&signed)).await;
+    let ready = status_of(&client, &ns.name, "upgrade", "Ready", |s| s.phase.as_deref() == Some("Ready")).await;
+    assert_eq!(ready.signed_by.as_deref(), Some("team.pub"));
+    assert_eq!(ready.digest, Some(digest(&good)));
+
+    // Unsigned: rejected, the signed module stays.
+    set_module(&client, &ns.name, "upgrade", oci(&unsigned)).await;
+    let s = rejected_with(&client, &ns.name, "upgrade", "Unsigned").await;
+    assert!(s.message.as_deref().unwrap().contains(".sig"), "{s:?}");
+    assert_eq!(s.digest, Some(digest(&good)));
+    assert_eq!(s.signed_by.as_deref(), Some("team.pub"), "the active module's signer");
+
+    // Signed by a key nobody trusts.
+    sign(&registry, &anonymous, &unsigned, &stranger).await;
+    let s = rejected_with(&client, &ns.name, "upgrade", "SignatureNotTrusted").await;
+    assert!(s.message.as_deref().unwrap().contains("team.pub"), "{s:?}");
+    assert_eq!(s.digest, Some(digest(&good)));
+
+    // A ConfigMap module is refused outright while signatures are required.
+    set_module(
+        &client,
+        &ns.name,
+        "from-configmap",
+        json!({"module": {"configMap": {"name": "m", "key": "m.wasm"}}, "sha256": digest(&good)}),
+    )
+    .await;
+    rejected_with(&client, &ns.name, "from-configmap", "SignatureRequired").await;
+
+    // The admin trusts a new key (a file appears in the mounted directory) and the module is
+    // signed with it: it loads without a change to the policy.
+    sign(&registry, &anonymous, &unsigned, &late).await;
+    std::fs::write(keys_dir.join("late.pub"), late.public().to_pem()).unwrap();
+    let s =
+        status_of(&client, &ns.name, "upgrade", "Ready with the late key", |s| s.digest == Some(digest(&other))).await;
+    assert_eq!(s.signed_by.as_deref(), Some("late.pub"));
+    controller.stop().await;
+    let _ = std::fs::remove_dir_all(&keys_dir);
+}
+
+/// cosign's own test key (pkg/cosign/keys_test.go `pemsigstorekey`, password `hello`).
+const COSIGN_TEST_KEY: &str = "-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----
+eyJrZGYiOnsibmFtZSI6InNjcnlwdCIsInBhcmFtcyI6eyJOIjozMjc2OCwiciI6
+OCwicCI6MX0sInNhbHQiOiI3T3VGd2VsbWZZNXVId2NoaURSc210anNwZ2ZlZjFG
+Mk5lOGFDTjVLYVpZPSJ9LCJjaXBoZXIiOnsibmFtZSI6Im5hY2wvc2VjcmV0Ym94
+Iiwibm9uY2UiOiJQNHk4OGhCb3ZTa09MbXN0bFVBaGJwdDJ0K2xTNUxQSCJ9LCJj
+aXBoZXJ0ZXh0IjoiMnB1QzdyZldJOWh3bnJlQ2s4aUZDRlVwQlRrSzRJNlIvbFBF
+cnBDekpXUGpJWXl4eGVIL1A2VW52cFJHdVhla1NNb3JMdGhLamdoQ1JlNy82NDVH
+QWtoVm1LRC92eEF0S2EvbE1abENSQ3FlekJGUFd1dzNpeFRtZ2xhb2J1ZFVSbUVs
+bmNGOGlZbzBTMVl6Y1ZOMVFwY2J2c0dNcUlYRzVlbmdteGp5dCtBcXlyZTF0Q0Y0
+V01tU1BlaEljNlBqd2h1Q2xHaVpJUWRvTGc9PSJ9
+-----END ENCRYPTED SIGSTORE PRIVATE KEY-----
+";
+const COSIGN_TEST_PUB: &str = "-----BEGIN PUBLIC KEY-----
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE7z9gA/tqa9iHt/f9F3ulyVi4lwqU
+LfHWfhG2mK4eyJ8LDcLstb+VVhxj3pkMjc3fNo+sSfiIY2NLR7c+DG1V4w==
+-----END PUBLIC KEY-----
+";
+
+#[tokio::test]
+async fn policy_keygen_sign_and_verify_as_a_user_runs_them() {
+    let registry = LocalRegistry::start("sign-cli", RegistryOptions::default()).await;
+    let dir = std::env::temp_dir().join(format!("pinot-sign-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let module = Path::new(bundled::WASM_DIR).join("pinot_upgrade_zone_at_a_time.wasm");
+    let (ok, out, err) = cli(
+        &["policy", "push", module.to_str().unwrap(), &format!("{}/team/zone:1.0", registry.host), "--insecure"],
+        "",
+    )
+    .await;
+    assert!(ok, "{err}");
+    let pinned = out.lines().last().unwrap().to_string();
+    let path = |f: &str| dir.join(f).to_str().unwrap().to_string();
+
+    // A key pair as cosign makes one; the private key is only its owner's.
+    let (ok, _, err) =
+        cli_env(&["policy", "keygen", "--output-key-prefix", &path("team")], "", &[("COSIGN_PASSWORD", "pw")]).await;
+    assert!(ok, "{err}");
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(std::fs::metadata(path("team.key")).unwrap().permissions().mode() & 0o777, 0o600);
+    std::fs::write(path("cosign.key"), COSIGN_TEST_KEY).unwrap();
+    std::fs::write(path("cosign.pub"), COSIGN_TEST_PUB).unwrap();
+
+    let verify = |keys: Vec<String>| {
+        let mut args = vec!["policy".to_string(), "verify".into(), pinned.clone(), "--insecure".into()];
+        for k in keys {
+            args.extend(["--key".to_string(), k]);
+        }
+        async move { cli(&args.iter().map(String::as_str).collect::<Vec<_>>(), "").await }
+    };
+    let (ok, _, err) = verify(vec![path("team.pub")]).await;
+    assert!(!ok && err.contains("is not signed"), "{err}");
+
+    // A wrong password is refused before anything is pushed.
+    let (ok, _, err) = cli_env(
+        &["policy", "sign", &pinned, "--key", &path("team.key"), "--insecure"],
+        "",
+        &[("COSIGN_PASSWORD", "not-pw")],
+    )
+    .await;
+    assert!(!ok && err.contains("password"), "{err}");
+    let (ok, out, err) = cli_env(
+        &["policy", "sign", &pinned, "--key", &path("team.key"), "--insecure"],
+        "",
+        &[("COSIGN_PASSWORD", "pw")],
+    )
+    .await;
+    assert!(ok, "{err}");
+    assert!(out.contains(".sig"), "{out}");
+    let (ok, out, err) = verify(vec![path("cosign.pub"), path("team.pub")]).await;
+    assert!(ok, "{err}");
+    assert!(out.contains("signed by") && out.contains("team.pub"), "{out}");
+    let (ok, _, err) = verify(vec![path("cosign.pub")]).await;
+    assert!(!ok && err.contains("another key"), "{err}");
+
+    // cosign's own key signs too (a second signature beside the first), and verifies.
+    let (ok, _, err) = cli_env(
+        &["policy", "sign", &pinned, "--key", &path("cosign.key"), "--insecure"],
+        "",
+        &[("COSIGN_PASSWORD", "hello")],
+    )
+    .await;
+    assert!(ok, "{err}");
+    let (ok, _, err) = verify(vec![path("cosign.pub")]).await;
+    assert!(ok, "{err}");
+    let (ok, _, err) = verify(vec![path("team.pub")]).await;
+    assert!(ok, "the first signature stays: {err}");
+    let layers = Registries::new(registry.settings())
+        .unwrap()
+        .signatures(&PinnedReference::parse("t", &pinned).unwrap(), &RegistryAuth::Anonymous)
+        .await
+        .unwrap();
+    assert_eq!(layers.len(), 2, "one layer per signature, in one manifest");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -29,7 +29,7 @@ use oci_client::{
     secrets::RegistryAuth,
 };
 
-use super::runtime::digest;
+use super::{runtime::digest, signature};
 
 /// The layer media type of the CNCF Wasm OCI artifact (what `push` writes).
 pub const WASM_LAYER_MEDIA_TYPE: &str = "application/wasm";
@@ -121,9 +121,10 @@ impl PullError {
         }
     }
 
-    /// Whether trying again later may succeed (the registry, not the artifact, failed).
+    /// Whether trying again later may succeed: the registry failed, or the artifact is not
+    /// pushed yet (a policy may be applied before its pipeline publishes the module).
     pub fn is_transient(&self) -> bool {
-        matches!(self, PullError::Unavailable { .. } | PullError::Registry { .. })
+        matches!(self, PullError::Unavailable { .. } | PullError::Registry { .. } | PullError::NotFound { .. })
     }
 }
 
@@ -168,6 +169,23 @@ impl PinnedReference {
 
     pub fn repository(&self) -> &str {
         self.reference.repository()
+    }
+}
+
+impl PinnedReference {
+    /// Where cosign keeps the signatures of this artifact: the `sha256-<hex>.sig` tag of its
+    /// repository.
+    pub fn signature_reference(&self) -> Reference {
+        Reference::with_tag(
+            self.reference.registry().to_string(),
+            self.reference.repository().to_string(),
+            signature::signature_tag(&self.digest),
+        )
+    }
+
+    /// `registry/repository`, what a signature's payload names.
+    pub fn repository_name(&self) -> String {
+        format!("{}/{}", self.reference.registry(), self.reference.repository())
     }
 }
 
@@ -345,6 +363,117 @@ impl Registries {
         PinnedReference::parse(field, &format!("{}/{}@{}", parsed.registry(), parsed.repository(), digest(&manifest)))
     }
 
+    /// The cosign signatures of the artifact `reference` pins (the layers of the manifest at
+    /// its `sha256-<hex>.sig` tag); none when it has no such tag.
+    pub async fn signatures(
+        &self,
+        reference: &PinnedReference,
+        auth: &RegistryAuth,
+    ) -> Result<Vec<signature::SignatureLayer>, PullError> {
+        let registry = reference.registry().to_string();
+        let client = self.client_for(&registry)?;
+        let map = |e: OciDistributionError| classify(e, &registry, &reference.to_string());
+        let Some(manifest) = self.signature_manifest(&client, reference, auth).await? else { return Ok(vec![]) };
+        let sig_ref = reference.signature_reference();
+        let mut layers = Vec::new();
+        for layer in manifest.layers.iter().filter(|l| l.media_type == signature::SIMPLE_SIGNING_MEDIA_TYPE) {
+            let Some(sig) = layer.annotations.as_ref().and_then(|a| a.get(signature::SIGNATURE_ANNOTATION)) else {
+                continue;
+            };
+            if layer.size > MAX_PAYLOAD_BYTES {
+                continue;
+            }
+            let mut payload = Vec::new();
+            client.pull_blob(&sig_ref, layer, &mut payload).await.map_err(map)?;
+            layers.push(signature::SignatureLayer { payload, signature: sig.clone() });
+        }
+        Ok(layers)
+    }
+
+    /// Adds a signature to the artifact `reference` pins, as `cosign sign` does: one more
+    /// layer in the manifest at its `.sig` tag (an identical signature is not added twice).
+    pub async fn push_signature(
+        &self,
+        reference: &PinnedReference,
+        layer: signature::SignatureLayer,
+        auth: &RegistryAuth,
+    ) -> Result<String, PullError> {
+        let registry = reference.registry().to_string();
+        let client = self.client_for(&registry)?;
+        let map = |e: OciDistributionError| classify(e, &registry, &reference.to_string());
+        let sig_ref = reference.signature_reference();
+        let mut manifest = self.signature_manifest(&client, reference, auth).await?.unwrap_or_default();
+        let payload_digest = digest(&layer.payload);
+        let exists = manifest.layers.iter().any(|l| {
+            l.digest == payload_digest
+                && l.annotations.as_ref().and_then(|a| a.get(signature::SIGNATURE_ANNOTATION)) == Some(&layer.signature)
+        });
+        if !exists {
+            client.store_auth_if_needed(sig_ref.resolve_registry(), auth).await;
+            client.push_blob(&sig_ref, layer.payload.clone(), &payload_digest).await.map_err(map)?;
+            manifest.layers.push(oci_client::manifest::OciDescriptor {
+                media_type: signature::SIMPLE_SIGNING_MEDIA_TYPE.into(),
+                digest: payload_digest,
+                size: layer.payload.len() as i64,
+                annotations: Some([(signature::SIGNATURE_ANNOTATION.to_string(), layer.signature)].into()),
+                ..Default::default()
+            });
+        }
+        // The config cosign writes: one diff_id and one empty history entry per layer.
+        let epoch = "0001-01-01T00:00:00Z";
+        let config = serde_json::json!({
+            "architecture": "",
+            "created": epoch,
+            "history": manifest.layers.iter().map(|_| serde_json::json!({"created": epoch})).collect::<Vec<_>>(),
+            "os": "",
+            "rootfs": {"type": "layers", "diff_ids": manifest.layers.iter().map(|l| l.digest.clone()).collect::<Vec<_>>()},
+            "config": {},
+        });
+        let config = serde_json::to_vec(&config).unwrap_or_default();
+        let config_digest = digest(&config);
+        client.store_auth_if_needed(sig_ref.resolve_registry(), auth).await;
+        client.push_blob(&sig_ref, config.clone(), &config_digest).await.map_err(map)?;
+        manifest.schema_version = 2;
+        manifest.media_type = Some(OCI_IMAGE_MEDIA_TYPE.into());
+        manifest.config = oci_client::manifest::OciDescriptor {
+            media_type: oci_client::manifest::IMAGE_CONFIG_MEDIA_TYPE.into(),
+            digest: config_digest,
+            size: config.len() as i64,
+            ..Default::default()
+        };
+        let body = serde_json::to_vec(&manifest).unwrap_or_default();
+        let content_type = http::HeaderValue::from_static(OCI_IMAGE_MEDIA_TYPE);
+        client.push_manifest_raw(&sig_ref, body, content_type).await.map_err(map)?;
+        Ok(format!(
+            "{}/{}:{}",
+            reference.registry(),
+            reference.repository(),
+            signature::signature_tag(&reference.digest)
+        ))
+    }
+
+    /// The manifest at the `.sig` tag of `reference`, if there is one.
+    async fn signature_manifest(
+        &self,
+        client: &Client,
+        reference: &PinnedReference,
+        auth: &RegistryAuth,
+    ) -> Result<Option<OciImageManifest>, PullError> {
+        let registry = reference.registry().to_string();
+        let sig_ref = reference.signature_reference();
+        match client.pull_manifest_raw(&sig_ref, auth, &[OCI_IMAGE_MEDIA_TYPE, DOCKER_MANIFEST]).await {
+            Ok((raw, _)) => serde_json::from_slice(&raw).map(Some).map_err(|e| PullError::Registry {
+                registry,
+                reference: sig_ref.whole(),
+                message: format!("the signature manifest does not parse: {e}"),
+            }),
+            Err(e) => match classify(e, &registry, &sig_ref.whole()) {
+                PullError::NotFound { .. } => Ok(None),
+                other => Err(other),
+            },
+        }
+    }
+
     async fn cached(&self, reference: &PinnedReference) -> Option<Artifact> {
         let dir = self.settings.cache_dir.as_ref()?;
         let raw = tokio::fs::read(cache_path(dir, &reference.digest)).await.ok()?;
@@ -379,6 +508,9 @@ impl Registries {
         }
     }
 }
+
+/// A signature payload is a few hundred bytes; anything much larger is not one.
+const MAX_PAYLOAD_BYTES: i64 = 1 << 20;
 
 const DOCKER_MANIFEST: &str = oci_client::manifest::IMAGE_MANIFEST_MEDIA_TYPE;
 

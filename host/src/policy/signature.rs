@@ -54,14 +54,55 @@ impl TrustedKey {
         if !pem.contains("-----BEGIN PUBLIC KEY-----") {
             return Err(KeyError::NotPem(format!("{name}: expected -----BEGIN PUBLIC KEY-----")));
         }
-        let key = VerifyingKey::from_public_key_pem(pem.trim())
-            .map_err(|e| KeyError::Unsupported(format!("{name}: {e}")))?;
+        let key =
+            VerifyingKey::from_public_key_pem(pem.trim()).map_err(|e| KeyError::Unsupported(format!("{name}: {e}")))?;
         Ok(TrustedKey { name, key })
     }
 
     pub fn to_pem(&self) -> String {
         self.key.to_public_key_pem(LineEnding::LF).unwrap_or_default()
     }
+}
+
+/// The keys of a trusted-keys directory, and what could not be read.
+#[derive(Debug, Default)]
+pub struct KeyRing {
+    pub keys: Vec<TrustedKey>,
+    pub problems: Vec<String>,
+}
+
+/// Every PEM public key in `dir` (a mounted ConfigMap or Secret: its hidden `..data` entries
+/// are skipped), each named by its file name.
+pub async fn read_trusted_keys(dir: &std::path::Path) -> KeyRing {
+    let mut ring = KeyRing::default();
+    let mut entries = match tokio::fs::read_dir(dir).await {
+        Ok(entries) => entries,
+        Err(e) => {
+            ring.problems.push(format!("{}: {e}", dir.display()));
+            return ring;
+        }
+    };
+    let mut files = Vec::new();
+    while let Ok(Some(entry)) = entries.next_entry().await {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.starts_with('.') {
+            files.push((name, entry.path()));
+        }
+    }
+    files.sort();
+    for (name, path) in files {
+        match tokio::fs::read_to_string(&path).await {
+            Ok(text) => match TrustedKey::from_pem(name.clone(), &text) {
+                Ok(key) => ring.keys.push(key),
+                Err(e) => ring.problems.push(e.to_string()),
+            },
+            Err(e) => ring.problems.push(format!("{name}: {e}")),
+        }
+    }
+    if ring.keys.is_empty() && ring.problems.is_empty() {
+        ring.problems.push(format!("{} has no key files", dir.display()));
+    }
+    ring
 }
 
 /// The payload cosign signs for the manifest `digest` of `repository` (`registry/repo`, no tag).
@@ -147,7 +188,9 @@ impl SecretKey {
 /// Why no signature of an artifact is accepted.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum VerifyError {
-    #[error("{artifact} is not signed (no {tag} in its repository): sign it with `pinot-operator policy sign` or `cosign sign --key`")]
+    #[error(
+        "{artifact} is not signed (no {tag} in its repository): sign it with `pinot-operator policy sign` or `cosign sign --key`"
+    )]
     Unsigned { artifact: String, tag: String },
     #[error("no signature of {artifact} verifies with a trusted key ({keys}): {reasons}")]
     Untrusted { artifact: String, keys: String, reasons: String },
@@ -251,7 +294,8 @@ impl Envelope {
         let params = scrypt::Params::new(n.trailing_zeros() as u8, r, p, 32)
             .map_err(|e| KeyError::NotCosignKey(format!("scrypt: {e}")))?;
         let mut key = [0u8; 32];
-        scrypt::scrypt(password, salt, &params, &mut key).map_err(|e| KeyError::NotCosignKey(format!("scrypt: {e}")))?;
+        scrypt::scrypt(password, salt, &params, &mut key)
+            .map_err(|e| KeyError::NotCosignKey(format!("scrypt: {e}")))?;
         Ok(key)
     }
 
@@ -266,7 +310,9 @@ impl Envelope {
         let p = &self.kdf.params;
         let key = Self::secret(password, &self.kdf.salt, p.n, p.r, p.p)?;
         let nonce = crypto_secretbox::Nonce::from_slice(&self.cipher.nonce);
-        XSalsa20Poly1305::new(&key.into()).decrypt(nonce, self.ciphertext.as_slice()).map_err(|_| KeyError::WrongPassword)
+        XSalsa20Poly1305::new(&key.into())
+            .decrypt(nonce, self.ciphertext.as_slice())
+            .map_err(|_| KeyError::WrongPassword)
     }
 
     fn seal(plain: &[u8], password: &[u8]) -> Self {
