@@ -13,6 +13,7 @@ pub mod cache;
 pub mod ensemble;
 pub mod observe;
 pub mod plan;
+pub mod preview;
 pub mod references;
 pub mod scaling;
 pub mod state;
@@ -243,30 +244,17 @@ pub async fn run(
 ) -> Result<(), kube::Error> {
     let apis = ChildApis { pdb_version: PdbVersion::discover(&client).await? };
     tracing::info!(pdb = apis.pdb_version.api_version(), namespace = ?config.namespace, "starting PinotCluster controller");
-    let (clusters, statefulsets, pods, tenants) = match &config.namespace {
-        Some(ns) => (
-            Api::<PinotCluster>::namespaced(client.clone(), ns),
-            Api::<StatefulSet>::namespaced(client.clone(), ns),
-            Api::<Pod>::namespaced(client.clone(), ns),
-            Api::<PinotTenant>::namespaced(client.clone(), ns),
-        ),
-        None => {
-            (Api::all(client.clone()), Api::all(client.clone()), Api::all(client.clone()), Api::all(client.clone()))
-        }
+    let clusters = match &config.namespace {
+        Some(ns) => Api::<PinotCluster>::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
     };
-    let pdb_resource = apis.resource(ChildKind::PodDisruptionBudget);
-    let metadata_api = |resource: &kube::api::ApiResource| -> Api<PartialObjectMeta<DynamicObject>> {
-        match &config.namespace {
-            Some(ns) => Api::namespaced_with(client.clone(), ns, resource),
-            None => Api::all_with(client.clone(), resource),
-        }
-    };
-    let (cm_resource, svc_resource) = (apis.resource(ChildKind::ConfigMap), apis.resource(ChildKind::Service));
-    let (pdbs, configmaps, services) =
-        (metadata_api(&pdb_resource), metadata_api(&cm_resource), metadata_api(&svc_resource));
-    let ingress_resource = apis.resource(ChildKind::Ingress);
-    let ingresses = metadata_api(&ingress_resource);
-    let ours = watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGED_BY}"));
+    let (pdb_resource, cm_resource, svc_resource, ingress_resource) = (
+        apis.resource(ChildKind::PodDisruptionBudget),
+        apis.resource(ChildKind::ConfigMap),
+        apis.resource(ChildKind::Service),
+        apis.resource(ChildKind::Ingress),
+    );
+    let ours = format!("{LABEL_MANAGED_BY}={MANAGED_BY}");
     // A reconcile writes the cluster's status, and the status is its own report: only changes
     // to its spec (generation), labels and annotations start another pass.
     let (reader, writer) = reflector::store();
@@ -312,16 +300,8 @@ pub async fn run(
     });
     // Every watch both triggers reconciles and fills the caches a pass observes from (see
     // `cache.rs`).
-    let statefulsets = follow_child(watcher(statefulsets, ours.clone()), &caches, |c| &c.statefulsets);
-    let configmaps = follow_child(watcher(configmaps, ours.clone()), &caches, |c| &c.configmaps);
-    let services = follow_child(watcher(services, ours.clone()), &caches, |c| &c.services);
-    let pdbs = follow_child(watcher(pdbs, ours.clone()), &caches, |c| &c.pdbs);
-    let ingresses = follow_child(watcher(ingresses, ours.clone()), &caches, |c| &c.ingresses);
-    let c = caches.clone();
-    let pods = follow(watcher(pods, ours), move |e| c.pods.apply(e));
-    let c = caches.clone();
-    let tenants = follow(watcher(tenants, watcher::Config::default()), move |e| c.tenants.apply(e));
-    let nodes = clusters_on_changed_nodes(Api::all(client_for_nodes), caches.clone());
+    let CacheStreams { statefulsets, configmaps, services, pdbs, ingresses, pods, tenants, nodes } =
+        cache_streams(&client_for_nodes, &ctx.apis, config.namespace.as_deref(), &ours, &caches);
     controller
         .owns_stream(statefulsets)
         .owns_stream_with(services, svc_resource)
@@ -436,6 +416,71 @@ fn is_forbidden(e: &watcher::Error) -> bool {
         | watcher::Error::WatchFailed(kube::Error::Api(s)) => s.code == 403,
         watcher::Error::WatchError(s) => s.code == 403,
         _ => false,
+    }
+}
+
+type Watched<K> = futures::stream::BoxStream<'static, Result<K, watcher::Error>>;
+
+/// The watches that fill a controller's caches, each as the stream of the objects it touches.
+pub(crate) struct CacheStreams {
+    pub statefulsets: Watched<StatefulSet>,
+    pub configmaps: Watched<PartialObjectMeta<DynamicObject>>,
+    pub services: Watched<PartialObjectMeta<DynamicObject>>,
+    pub pdbs: Watched<PartialObjectMeta<DynamicObject>>,
+    pub ingresses: Watched<PartialObjectMeta<DynamicObject>>,
+    pub pods: Watched<Pod>,
+    pub tenants: Watched<PinotTenant>,
+    /// The clusters with pods on a node whose zone or readiness changed.
+    pub nodes: futures::stream::BoxStream<'static, ObjectRef<PinotCluster>>,
+}
+
+/// The watches of the children labelled `selector` (in `namespace`, or all), of the
+/// PinotTenants and of the nodes, filling `caches`: what the controller runs, and what
+/// `pinot-operator plan` runs once to observe a cluster as the controller would.
+pub(crate) fn cache_streams(
+    client: &Client,
+    apis: &ChildApis,
+    namespace: Option<&str>,
+    selector: &str,
+    caches: &Arc<cache::Caches>,
+) -> CacheStreams {
+    fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        match namespace {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        }
+    }
+    let metadata = |kind: ChildKind| -> Api<PartialObjectMeta<DynamicObject>> {
+        let resource = apis.resource(kind);
+        match namespace {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+            None => Api::all_with(client.clone(), &resource),
+        }
+    };
+    let ours = watcher::Config::default().labels(selector);
+    let c = caches.clone();
+    let pods = follow(watcher(api::<Pod>(client, namespace), ours.clone()), move |e| c.pods.apply(e)).boxed();
+    let c = caches.clone();
+    let tenants =
+        follow(watcher(api::<PinotTenant>(client, namespace), watcher::Config::default()), move |e| c.tenants.apply(e))
+            .boxed();
+    CacheStreams {
+        statefulsets: follow_child(watcher(api::<StatefulSet>(client, namespace), ours.clone()), caches, |c| {
+            &c.statefulsets
+        })
+        .boxed(),
+        configmaps: follow_child(watcher(metadata(ChildKind::ConfigMap), ours.clone()), caches, |c| &c.configmaps)
+            .boxed(),
+        services: follow_child(watcher(metadata(ChildKind::Service), ours.clone()), caches, |c| &c.services).boxed(),
+        pdbs: follow_child(watcher(metadata(ChildKind::PodDisruptionBudget), ours.clone()), caches, |c| &c.pdbs)
+            .boxed(),
+        ingresses: follow_child(watcher(metadata(ChildKind::Ingress), ours), caches, |c| &c.ingresses).boxed(),
+        pods,
+        tenants,
+        nodes: clusters_on_changed_nodes(Api::all(client.clone()), caches.clone()).boxed(),
     }
 }
 

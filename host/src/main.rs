@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use oci_client::secrets::RegistryAuth;
 use pinot_operator::{
     cluster::ControllerConfig,
+    cluster::preview::PreviewRequest,
     pinot::ControllerLocator,
     policy::oci::{self, PinnedReference, Registries, RegistrySettings},
     policy::signature::{self, SecretKey, TrustedKey},
@@ -39,6 +40,42 @@ enum Command {
     /// Test and inspect policy plugins before they reach a cluster.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// What the policies would do to a live cluster now: observes it as the operator does,
+    /// runs its upgrade, scaling and tenant policies (or --module) and prints each action with
+    /// the guardrails' verdict and what the operator would carry out. Writes nothing.
+    Plan {
+        /// NAMESPACE/NAME of the PinotCluster (NAME alone: the kubeconfig's namespace, else
+        /// default).
+        cluster: String,
+        #[arg(long)]
+        kubeconfig: Option<PathBuf>,
+        /// A policy module to try instead of the cluster's policy of its kind.
+        #[arg(long)]
+        module: Option<PathBuf>,
+        /// The kind of --module (found from the module when absent), and the kind whose state
+        /// `--output yaml` writes (default: upgrade, or the module's).
+        #[arg(long)]
+        kind: Option<String>,
+        /// `text` (default) or `yaml`: the observed state the policy decided from, in the shape
+        /// `policy test --state` reads (keep real states as test fixtures).
+        #[arg(short, long, default_value = "text")]
+        output: String,
+        /// Base URL of the cluster's Pinot controller, as for `run` (from outside the
+        /// Kubernetes cluster, e.g. a `kubectl port-forward`: http://127.0.0.1:9000).
+        #[arg(long, env = "PINOT_CONTROLLER_URL_TEMPLATE", default_value = pinot_operator::pinot::DEFAULT_CONTROLLER_URL_TEMPLATE)]
+        controller_url_template: String,
+        #[arg(long, env = "PINOT_CLUSTER_DOMAIN", default_value = pinot_operator::pinot::DEFAULT_CLUSTER_DOMAIN)]
+        cluster_domain: String,
+        /// The operator's namespace (where ClusterPinotPolicies' modules are).
+        #[arg(long, default_value = "pinot-operator")]
+        operator_namespace: String,
+        /// Registries spoken to over plain HTTP, as for `run`.
+        #[arg(long = "insecure-registry", value_delimiter = ',')]
+        insecure_registries: Vec<String>,
+        /// Extra CA certificates for registries, as for `run`.
+        #[arg(long)]
+        registry_ca_file: Option<PathBuf>,
+    },
     /// Run the operator against the cluster of the current kubeconfig (or in-cluster).
     Run {
         /// Kubeconfig to use instead of KUBECONFIG / ~/.kube/config / the in-cluster account.
@@ -312,6 +349,85 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Convert { files } => convert_command(&files),
         Command::Policy(command) => policy_command(command).await,
+        Command::Plan {
+            cluster,
+            kubeconfig,
+            module,
+            kind,
+            output,
+            controller_url_template,
+            cluster_domain,
+            operator_namespace,
+            insecure_registries,
+            registry_ca_file,
+        } => {
+            let client = pinot_operator::kube_client(kubeconfig.as_deref()).await?;
+            let (namespace, name) = match cluster.split_once('/') {
+                Some((ns, name)) => (ns.to_string(), name.to_string()),
+                None => (client.default_namespace().to_string(), cluster.clone()),
+            };
+            let engine = PolicyEngine::new(PolicyLimits::default())?;
+            let mut kind = kind
+                .map(|k| {
+                    PolicyKind::parse(&k).ok_or_else(|| anyhow::anyhow!("--kind {k:?}: use upgrade, scaling or tenant"))
+                })
+                .transpose()?;
+            let module = match &module {
+                Some(path) => {
+                    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+                    let (found, _) = load_any(&engine, path, &bytes, kind)?;
+                    kind = Some(found);
+                    Some((found, path.display().to_string(), bytes))
+                }
+                None => None,
+            };
+            let extra_roots_pem = match &registry_ca_file {
+                Some(path) => {
+                    vec![std::fs::read(path).with_context(|| format!("--registry-ca-file {}", path.display()))?]
+                }
+                None => vec![],
+            };
+            let sources = PolicySources {
+                registries: RegistrySettings {
+                    insecure: insecure_registries,
+                    extra_roots_pem,
+                    ..RegistrySettings::default()
+                },
+                platform_namespace: Some(operator_namespace),
+                ..Default::default()
+            };
+            let reader = pinot_operator::policy_controller::ModuleReader::new(client.clone(), &sources);
+            let request = PreviewRequest {
+                namespace,
+                name,
+                controllers: ControllerLocator::new(controller_url_template).with_domain(cluster_domain.clone()),
+                cluster_domain,
+                max_concurrent_upgrades: 0,
+                module,
+            };
+            let preview = pinot_operator::cluster::preview::preview(&client, &reader, request).await?;
+            match output.as_str() {
+                "yaml" => {
+                    let kind = kind.unwrap_or(PolicyKind::Upgrade);
+                    let state = preview.kinds.iter().find(|k| k.kind == kind).and_then(|k| k.state.clone());
+                    let state = state.ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "the {kind} policy was not asked this pass: {}",
+                            preview
+                                .kinds
+                                .iter()
+                                .find(|k| k.kind == kind)
+                                .map(|k| k.outcome.as_str())
+                                .unwrap_or_default()
+                        )
+                    })?;
+                    print!("{}", serde_yaml::to_string(&state)?);
+                }
+                "text" => print!("{}", render_preview(&preview)),
+                other => anyhow::bail!("--output {other:?}: use text or yaml"),
+            }
+            Ok(())
+        }
         Command::Run {
             kubeconfig,
             namespace,
@@ -551,6 +667,34 @@ async fn policy_command(command: PolicyCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `plan`'s report: the cluster, then each policy, its actions and what the operator would do.
+fn render_preview(preview: &pinot_operator::cluster::preview::Preview) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(out, "PinotCluster {}: {}", preview.cluster, preview.observed);
+    if let Some(hold) = &preview.hold {
+        let _ = writeln!(out, "{hold}");
+    }
+    for k in &preview.kinds {
+        let _ = writeln!(out, "\n{} policy: {}", k.kind.spec_name(), k.policy);
+        if k.actions.is_empty() {
+            let _ = writeln!(out, "  no actions");
+        }
+        for (action, verdict) in &k.actions {
+            match verdict {
+                None => {
+                    let _ = writeln!(out, "  allowed  {}", guardrails::describe(action));
+                }
+                Some(why) => {
+                    let _ = writeln!(out, "  REFUSED  {}: {why}", guardrails::describe(action));
+                }
+            }
+        }
+        let _ = writeln!(out, "  => the operator would {}", k.outcome);
+    }
+    out
 }
 
 /// Loads a module as the given kind, or as whichever kind it implements.

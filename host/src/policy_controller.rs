@@ -98,15 +98,33 @@ struct Ctx {
     client: Client,
     registry: Arc<PolicyRegistry>,
     events: crate::events::EventPublisher,
-    policy_dir: Option<PathBuf>,
-    /// The operator's namespace, where ClusterPinotPolicies' ConfigMaps and pull secrets are.
-    platform_namespace: Option<String>,
-    registries: Registries,
+    reader: ModuleReader,
     /// The artifact each policy's module was pulled from, by module digest, so the status names
     /// the artifact of the module that is active (which is the previous one after a rejection).
     artifacts: Mutex<HashMap<(String, String), Provenance>>,
+}
+
+/// Reads a policy's module from where its spec says, checked as the operator checks it.
+pub struct ModuleReader {
+    pub client: Client,
+    pub policy_dir: Option<PathBuf>,
+    /// The operator's namespace, where ClusterPinotPolicies' ConfigMaps and pull secrets are.
+    pub platform_namespace: Option<String>,
+    pub registries: Registries,
     /// The directory of public keys modules must be signed by (none: no signatures checked).
-    trusted_keys: Option<PathBuf>,
+    pub trusted_keys: Option<PathBuf>,
+}
+
+impl ModuleReader {
+    pub fn new(client: Client, sources: &PolicySources) -> Self {
+        ModuleReader {
+            client,
+            policy_dir: sources.dir.clone(),
+            platform_namespace: sources.platform_namespace.clone(),
+            registries: registries(&sources.registries),
+            trusted_keys: sources.trusted_keys.clone(),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -119,7 +137,7 @@ pub enum Error {
 
 /// What the controller needs of a PinotPolicy or a ClusterPinotPolicy: one spec, one status,
 /// one way to load; they differ in where they are kept and where they read from.
-trait PolicyObject:
+pub trait PolicyObject:
     Resource<DynamicType = ()>
     + Clone
     + std::fmt::Debug
@@ -135,7 +153,7 @@ trait PolicyObject:
     /// The namespace it is kept under in the registry ([`CLUSTER_SCOPE`] for a cluster policy).
     fn scope(&self) -> String;
     /// The namespace its ConfigMap and pull secret are read from.
-    fn home(&self, ctx: &Ctx) -> Option<String>;
+    fn home(&self, reader: &ModuleReader) -> Option<String>;
     fn api(&self, client: Client) -> Api<Self>;
 }
 
@@ -150,7 +168,7 @@ impl PolicyObject for PinotPolicy {
     fn scope(&self) -> String {
         self.namespace().unwrap_or_default()
     }
-    fn home(&self, _ctx: &Ctx) -> Option<String> {
+    fn home(&self, _reader: &ModuleReader) -> Option<String> {
         self.namespace()
     }
     fn api(&self, client: Client) -> Api<Self> {
@@ -169,8 +187,8 @@ impl PolicyObject for ClusterPinotPolicy {
     fn scope(&self) -> String {
         CLUSTER_SCOPE.to_string()
     }
-    fn home(&self, ctx: &Ctx) -> Option<String> {
-        ctx.platform_namespace.clone()
+    fn home(&self, reader: &ModuleReader) -> Option<String> {
+        reader.platform_namespace.clone()
     }
     fn api(&self, client: Client) -> Api<Self> {
         Api::all(client)
@@ -196,11 +214,8 @@ pub async fn run(
         client: client.clone(),
         registry,
         events,
-        policy_dir: config.sources.dir.clone(),
-        platform_namespace: config.sources.platform_namespace.clone(),
-        registries: registries(&config.sources.registries),
+        reader: ModuleReader::new(client.clone(), &config.sources),
         artifacts: Mutex::default(),
-        trusted_keys: config.sources.trusted_keys.clone(),
     });
     let module_cms = || watcher::Config::default().labels(&format!("{LABEL_POLICY_MODULE}=true"));
 
@@ -308,7 +323,7 @@ async fn apply<P: PolicyObject>(policy: Arc<P>, ctx: Arc<Ctx>) -> Result<Action,
         ctx.registry.declare(&ns, &name);
     }
     let mut retry = false;
-    let outcome = match candidate(&*policy, &ctx).await {
+    let outcome = match candidate(&*policy, &ctx.reader).await {
         Err(Fetch { rejection, transient }) => {
             retry = transient;
             Err(rejection)
@@ -374,7 +389,18 @@ async fn apply<P: PolicyObject>(policy: Arc<P>, ctx: Arc<Ctx>) -> Result<Action,
             .map_err(Error::Status)?;
     }
     // A registry that failed is asked again; anything else waits for a change of the policy.
-    Ok(if retry { Action::requeue(ctx.registries.settings().retry) } else { Action::await_change() })
+    Ok(if retry { Action::requeue(ctx.reader.registries.settings().retry) } else { Action::await_change() })
+}
+
+/// Loads `policy`'s module into `registry` as the operator does (its digest, size, signature
+/// and smoke test checked); the reason it is rejected otherwise.
+pub async fn load<P: PolicyObject>(
+    reader: &ModuleReader,
+    registry: &Arc<PolicyRegistry>,
+    policy: &P,
+) -> Result<(), Rejection> {
+    let (candidate, _) = candidate(policy, reader).await.map_err(|f| f.rejection)?;
+    reload::reload(registry, &policy.scope(), &policy.name_any(), candidate).await.map(|_| ())
 }
 
 /// Where an OCI module came from and who signed it.
@@ -406,7 +432,7 @@ impl From<oci::PullError> for Fetch {
 /// The policy's module as its spec names it: read from its ConfigMap, from the policy
 /// directory or from its registry, with the kind, digest and configuration the spec gives;
 /// and, for an OCI module, its digest and the artifact it came from.
-async fn candidate<P: PolicyObject>(policy: &P, ctx: &Ctx) -> Result<(Candidate, Option<Provenance>), Fetch> {
+async fn candidate<P: PolicyObject>(policy: &P, ctx: &ModuleReader) -> Result<(Candidate, Option<Provenance>), Fetch> {
     let spec = policy.spec();
     let kind = reload::parse_kind(&spec.kind)?;
     let module = &spec.module;
@@ -491,7 +517,7 @@ async fn candidate<P: PolicyObject>(policy: &P, ctx: &Ctx) -> Result<(Candidate,
 
 /// The trusted key that signed the artifact `reference` pins.
 async fn verify_signature(
-    ctx: &Ctx,
+    ctx: &ModuleReader,
     dir: &std::path::Path,
     reference: &PinnedReference,
     auth: &oci_client::secrets::RegistryAuth,
@@ -529,7 +555,7 @@ const SHA256_REQUIRED: &str = "spec.sha256 is required with spec.module.configMa
 /// The credentials of `secret` (a `kubernetes.io/dockerconfigjson` or `kubernetes.io/dockercfg`
 /// Secret in `ns`) for `registry`.
 async fn pull_credentials(
-    ctx: &Ctx,
+    ctx: &ModuleReader,
     ns: &str,
     name: &str,
     registry: &str,

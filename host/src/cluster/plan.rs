@@ -137,6 +137,8 @@ pub struct ScalingPlan {
 pub struct UpgradePlan {
     pub policy: String,
     pub decision: UpgradeDecision,
+    /// The state the policy decided from.
+    pub state: ClusterState,
 }
 
 impl UpgradePlan {
@@ -159,6 +161,8 @@ pub struct TenantPlan {
     pub tags: BTreeMap<String, Vec<String>>,
     /// Where each instance of a pod runs and its Pinot pools, as observed.
     pub members: BTreeMap<String, tenants::Member>,
+    /// The state the policy decided from, when it was asked.
+    pub state: Option<ClusterState>,
 }
 
 /// Step 3: what this pass changes, from the validated spec and what was observed.
@@ -437,16 +441,16 @@ async fn plan_upgrade(
     let (active, state, policy) =
         ask(policies, cluster, valid, observed, valid.policies.upgrade.as_deref(), PolicyKind::Upgrade, now)?;
     let drains = valid.pools.iter().map(|p| (p.name.clone(), p.drain_seconds)).collect();
-    let (registry, observed_copy) = (policies.registry.clone(), observed.clone());
+    let (registry, observed_copy, decision_state) = (policies.registry.clone(), observed.clone(), state.clone());
     let decision = policies
-        .decide(move || decide_upgrade(&registry, &active, &state, &observed_copy, &drains))
+        .decide(move || decide_upgrade(&registry, &active, &decision_state, &observed_copy, &drains))
         .await
         .unwrap_or_else(|e| UpgradeDecision::Refused {
             reason: "PolicyFailed",
             message: format!("upgrade policy {policy}: {e}"),
         });
     let decision = upgrade_slot(policies.max_concurrent_upgrades, cluster, observed, decision);
-    Some(UpgradePlan { policy, decision })
+    Some(UpgradePlan { policy, decision, state })
 }
 
 /// Holds back the first step of an upgrade while `max` other clusters are upgrading (or
@@ -510,7 +514,13 @@ async fn plan_tenants(
                 reason: "WaitingForPinot",
                 message: "waiting for the cluster's Pinot controller to answer".into(),
             };
-            return Some(TenantPlan { requests, decision, tags: BTreeMap::new(), members: BTreeMap::new() });
+            return Some(TenantPlan {
+                requests,
+                decision,
+                tags: BTreeMap::new(),
+                members: BTreeMap::new(),
+                state: None,
+            });
         }
     };
     // The policy must know which instances still hold segments: it never moves those.
@@ -540,14 +550,14 @@ async fn plan_tenants(
     let decision = match policies.registry.resolve(&valid.namespace, chosen, PolicyKind::Tenant) {
         Err(e) => TenantDecision::Waiting { reason: "PolicyNotReady", message: format!("tenant policy: {e}") },
         Ok(active) => {
-            let registry = policies.registry.clone();
+            let (registry, decision_state) = (policies.registry.clone(), state.clone());
             policies
-                .decide(move || tenants::decide(&registry, &active, &state))
+                .decide(move || tenants::decide(&registry, &active, &decision_state))
                 .await
                 .unwrap_or_else(|e| TenantDecision::Refused(format!("tenant policy: {e}")))
         }
     };
-    Some(TenantPlan { requests, decision, tags, members })
+    Some(TenantPlan { requests, decision, tags, members, state: Some(state) })
 }
 
 /// Which pools this pass applies.
