@@ -7,6 +7,7 @@ pub mod children;
 pub mod cluster;
 pub mod convert;
 pub mod events;
+pub mod kubectl;
 pub mod leader;
 pub mod metrics;
 pub mod pinot;

@@ -43,39 +43,11 @@ enum Command {
     /// What the policies would do to a live cluster now: observes it as the operator does,
     /// runs its upgrade, scaling and tenant policies (or --module) and prints each action with
     /// the guardrails' verdict and what the operator would carry out. Writes nothing.
-    Plan {
-        /// NAMESPACE/NAME of the PinotCluster (NAME alone: the kubeconfig's namespace, else
-        /// default).
-        cluster: String,
-        #[arg(long)]
-        kubeconfig: Option<PathBuf>,
-        /// A policy module to try instead of the cluster's policy of its kind.
-        #[arg(long)]
-        module: Option<PathBuf>,
-        /// The kind of --module (found from the module when absent), and the kind whose state
-        /// `--output yaml` writes (default: upgrade, or the module's).
-        #[arg(long)]
-        kind: Option<String>,
-        /// `text` (default) or `yaml`: the observed state the policy decided from, in the shape
-        /// `policy test --state` reads (keep real states as test fixtures).
-        #[arg(short, long, default_value = "text")]
-        output: String,
-        /// Base URL of the cluster's Pinot controller, as for `run` (from outside the
-        /// Kubernetes cluster, e.g. a `kubectl port-forward`: http://127.0.0.1:9000).
-        #[arg(long, env = "PINOT_CONTROLLER_URL_TEMPLATE", default_value = pinot_operator::pinot::DEFAULT_CONTROLLER_URL_TEMPLATE)]
-        controller_url_template: String,
-        #[arg(long, env = "PINOT_CLUSTER_DOMAIN", default_value = pinot_operator::pinot::DEFAULT_CLUSTER_DOMAIN)]
-        cluster_domain: String,
-        /// The operator's namespace (where ClusterPinotPolicies' modules are).
-        #[arg(long, default_value = "pinot-operator")]
-        operator_namespace: String,
-        /// Registries spoken to over plain HTTP, as for `run`.
-        #[arg(long = "insecure-registry", value_delimiter = ',')]
-        insecure_registries: Vec<String>,
-        /// Extra CA certificates for registries, as for `run`.
-        #[arg(long)]
-        registry_ca_file: Option<PathBuf>,
-    },
+    Plan(PlanArgs),
+    /// `kubectl pinot ...`: the kubectl plugin (installed as `kubectl-pinot`, a link to this
+    /// binary, it takes these commands directly).
+    #[command(subcommand, hide = true)]
+    Kubectl(KubectlCommand),
     /// Run the operator against the cluster of the current kubeconfig (or in-cluster).
     Run {
         /// Kubeconfig to use instead of KUBECONFIG / ~/.kube/config / the in-cluster account.
@@ -162,6 +134,73 @@ enum Command {
         /// This replica's identity in the Lease (default: the pod's name, else the host name).
         #[arg(long, env = "POD_NAME")]
         leader_election_id: Option<String>,
+    },
+}
+
+/// What `plan` is told.
+#[derive(clap::Args)]
+struct PlanArgs {
+    /// NAMESPACE/NAME of the PinotCluster (NAME alone: -n, else the kubeconfig's namespace).
+    cluster: String,
+    /// The namespace of a NAME given alone.
+    #[arg(short, long)]
+    namespace: Option<String>,
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// A policy module to try instead of the cluster's policy of its kind.
+    #[arg(long)]
+    module: Option<PathBuf>,
+    /// The kind of --module (found from the module when absent), and the kind whose state
+    /// `--output yaml` writes (default: upgrade, or the module's).
+    #[arg(long)]
+    kind: Option<String>,
+    /// `text` (default) or `yaml`: the observed state the policy decided from, in the shape
+    /// `policy test --state` reads (keep real states as test fixtures).
+    #[arg(short, long, default_value = "text")]
+    output: String,
+    /// Base URL of the cluster's Pinot controller, as for `run` (from outside the
+    /// Kubernetes cluster, e.g. a `kubectl port-forward`: http://127.0.0.1:9000).
+    #[arg(long, env = "PINOT_CONTROLLER_URL_TEMPLATE", default_value = pinot_operator::pinot::DEFAULT_CONTROLLER_URL_TEMPLATE)]
+    controller_url_template: String,
+    #[arg(long, env = "PINOT_CLUSTER_DOMAIN", default_value = pinot_operator::pinot::DEFAULT_CLUSTER_DOMAIN)]
+    cluster_domain: String,
+    /// The operator's namespace (where ClusterPinotPolicies' modules are).
+    #[arg(long, default_value = "pinot-operator")]
+    operator_namespace: String,
+    /// Registries spoken to over plain HTTP, as for `run`.
+    #[arg(long = "insecure-registry", value_delimiter = ',')]
+    insecure_registries: Vec<String>,
+    /// Extra CA certificates for registries, as for `run`.
+    #[arg(long)]
+    registry_ca_file: Option<PathBuf>,
+}
+
+/// `kubectl pinot`: what a cluster's users ask of the operator from kubectl.
+#[derive(Subcommand)]
+enum KubectlCommand {
+    /// What the policies would do to the cluster now (see `pinot-operator plan`).
+    Plan(PlanArgs),
+    /// The cluster, its pools and zones, Pinot's view, ZooKeeper and its policies.
+    Status {
+        /// The PinotCluster.
+        name: String,
+        #[arg(short, long)]
+        namespace: Option<String>,
+        #[arg(long)]
+        kubeconfig: Option<PathBuf>,
+    },
+    /// A rolling restart of the cluster (or of one pool: --pool; `zookeeper` for the managed
+    /// ensemble), carried out pod by pod by the upgrade policy like an upgrade. (`kubectl
+    /// rollout restart` of a pool's StatefulSet is carried out the same way.)
+    Restart {
+        /// The PinotCluster.
+        name: String,
+        #[arg(long)]
+        pool: Option<String>,
+        #[arg(short, long)]
+        namespace: Option<String>,
+        #[arg(long)]
+        kubeconfig: Option<PathBuf>,
     },
 }
 
@@ -332,7 +371,15 @@ fn registry_of(reference: &str) -> anyhow::Result<String> {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    match run(Cli::parse()).await {
+    // Installed as `kubectl-pinot` (a link to this binary), kubectl runs it as a plugin:
+    // `kubectl pinot status NAME` is `pinot-operator kubectl status NAME`.
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let invoked_as =
+        args.first().and_then(|a| std::path::Path::new(a).file_name()).map(|n| n.to_string_lossy().into_owned());
+    if invoked_as.is_some_and(|n| n.starts_with("kubectl-pinot")) {
+        args.insert(1, "kubectl".into());
+    }
+    match run(Cli::parse_from(args)).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -349,83 +396,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Convert { files } => convert_command(&files),
         Command::Policy(command) => policy_command(command).await,
-        Command::Plan {
-            cluster,
-            kubeconfig,
-            module,
-            kind,
-            output,
-            controller_url_template,
-            cluster_domain,
-            operator_namespace,
-            insecure_registries,
-            registry_ca_file,
-        } => {
+        Command::Plan(args) | Command::Kubectl(KubectlCommand::Plan(args)) => plan_command(args).await,
+        Command::Kubectl(KubectlCommand::Status { name, namespace, kubeconfig }) => {
             let client = pinot_operator::kube_client(kubeconfig.as_deref()).await?;
-            let (namespace, name) = match cluster.split_once('/') {
-                Some((ns, name)) => (ns.to_string(), name.to_string()),
-                None => (client.default_namespace().to_string(), cluster.clone()),
-            };
-            let engine = PolicyEngine::new(PolicyLimits::default())?;
-            let mut kind = kind
-                .map(|k| {
-                    PolicyKind::parse(&k).ok_or_else(|| anyhow::anyhow!("--kind {k:?}: use upgrade, scaling or tenant"))
-                })
-                .transpose()?;
-            let module = match &module {
-                Some(path) => {
-                    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-                    let (found, _) = load_any(&engine, path, &bytes, kind)?;
-                    kind = Some(found);
-                    Some((found, path.display().to_string(), bytes))
-                }
-                None => None,
-            };
-            let extra_roots_pem = match &registry_ca_file {
-                Some(path) => {
-                    vec![std::fs::read(path).with_context(|| format!("--registry-ca-file {}", path.display()))?]
-                }
-                None => vec![],
-            };
-            let sources = PolicySources {
-                registries: RegistrySettings {
-                    insecure: insecure_registries,
-                    extra_roots_pem,
-                    ..RegistrySettings::default()
-                },
-                platform_namespace: Some(operator_namespace),
-                ..Default::default()
-            };
-            let reader = pinot_operator::policy_controller::ModuleReader::new(client.clone(), &sources);
-            let request = PreviewRequest {
-                namespace,
-                name,
-                controllers: ControllerLocator::new(controller_url_template).with_domain(cluster_domain.clone()),
-                cluster_domain,
-                max_concurrent_upgrades: 0,
-                module,
-            };
-            let preview = pinot_operator::cluster::preview::preview(&client, &reader, request).await?;
-            match output.as_str() {
-                "yaml" => {
-                    let kind = kind.unwrap_or(PolicyKind::Upgrade);
-                    let state = preview.kinds.iter().find(|k| k.kind == kind).and_then(|k| k.state.clone());
-                    let state = state.ok_or_else(|| {
-                        anyhow::anyhow!(
-                            "the {kind} policy was not asked this pass: {}",
-                            preview
-                                .kinds
-                                .iter()
-                                .find(|k| k.kind == kind)
-                                .map(|k| k.outcome.as_str())
-                                .unwrap_or_default()
-                        )
-                    })?;
-                    print!("{}", serde_yaml::to_string(&state)?);
-                }
-                "text" => print!("{}", render_preview(&preview)),
-                other => anyhow::bail!("--output {other:?}: use text or yaml"),
-            }
+            let namespace = namespace.unwrap_or_else(|| client.default_namespace().to_string());
+            print!("{}", pinot_operator::kubectl::status(&client, &namespace, &name).await?);
+            Ok(())
+        }
+        Command::Kubectl(KubectlCommand::Restart { name, pool, namespace, kubeconfig }) => {
+            let client = pinot_operator::kube_client(kubeconfig.as_deref()).await?;
+            let namespace = namespace.unwrap_or_else(|| client.default_namespace().to_string());
+            println!("{}", pinot_operator::kubectl::restart(&client, &namespace, &name, pool.as_deref()).await?);
             Ok(())
         }
         Command::Run {
@@ -526,6 +507,77 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn plan_command(args: PlanArgs) -> anyhow::Result<()> {
+    let PlanArgs {
+        cluster,
+        namespace,
+        kubeconfig,
+        module,
+        kind,
+        output,
+        controller_url_template,
+        cluster_domain,
+        operator_namespace,
+        insecure_registries,
+        registry_ca_file,
+    } = args;
+    let client = pinot_operator::kube_client(kubeconfig.as_deref()).await?;
+    let (namespace, name) = match cluster.split_once('/') {
+        Some((ns, name)) => (ns.to_string(), name.to_string()),
+        None => (namespace.unwrap_or_else(|| client.default_namespace().to_string()), cluster.clone()),
+    };
+    let engine = PolicyEngine::new(PolicyLimits::default())?;
+    let mut kind = kind
+        .map(|k| PolicyKind::parse(&k).ok_or_else(|| anyhow::anyhow!("--kind {k:?}: use upgrade, scaling or tenant")))
+        .transpose()?;
+    let module = match &module {
+        Some(path) => {
+            let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            let (found, _) = load_any(&engine, path, &bytes, kind)?;
+            kind = Some(found);
+            Some((found, path.display().to_string(), bytes))
+        }
+        None => None,
+    };
+    let extra_roots_pem = match &registry_ca_file {
+        Some(path) => {
+            vec![std::fs::read(path).with_context(|| format!("--registry-ca-file {}", path.display()))?]
+        }
+        None => vec![],
+    };
+    let sources = PolicySources {
+        registries: RegistrySettings { insecure: insecure_registries, extra_roots_pem, ..RegistrySettings::default() },
+        platform_namespace: Some(operator_namespace),
+        ..Default::default()
+    };
+    let reader = pinot_operator::policy_controller::ModuleReader::new(client.clone(), &sources);
+    let request = PreviewRequest {
+        namespace,
+        name,
+        controllers: ControllerLocator::new(controller_url_template).with_domain(cluster_domain.clone()),
+        cluster_domain,
+        max_concurrent_upgrades: 0,
+        module,
+    };
+    let preview = pinot_operator::cluster::preview::preview(&client, &reader, request).await?;
+    match output.as_str() {
+        "yaml" => {
+            let kind = kind.unwrap_or(PolicyKind::Upgrade);
+            let state = preview.kinds.iter().find(|k| k.kind == kind).and_then(|k| k.state.clone());
+            let state = state.ok_or_else(|| {
+                anyhow::anyhow!(
+                    "the {kind} policy was not asked this pass: {}",
+                    preview.kinds.iter().find(|k| k.kind == kind).map(|k| k.outcome.as_str()).unwrap_or_default()
+                )
+            })?;
+            print!("{}", serde_yaml::to_string(&state)?);
+        }
+        "text" => print!("{}", render_preview(&preview)),
+        other => anyhow::bail!("--output {other:?}: use text or yaml"),
+    }
+    Ok(())
 }
 
 async fn policy_command(command: PolicyCommand) -> anyhow::Result<()> {

@@ -395,11 +395,18 @@ pub async fn kubectl(args: &[&str]) -> String {
 
 /// Runs `kubectl` as [`kubectl`] does, without failing: (succeeded, stdout, stderr).
 pub async fn kubectl_unchecked(args: &[&str]) -> (bool, String, String) {
+    kubectl_env(args, &[]).await
+}
+
+/// As [`kubectl_unchecked`], with environment variables (a `PATH` with kubectl plugins).
+pub async fn kubectl_env(args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> (bool, String, String) {
     let program = which_kubectl();
+    // The kubeconfig by environment: kubectl refuses flags before a plugin's name, and passes
+    // the environment on to the plugin.
     let output = tokio::process::Command::new(&program)
-        .arg("--kubeconfig")
-        .arg(kubeconfig_path())
+        .env("KUBECONFIG", kubeconfig_path())
         .args(args)
+        .envs(env.iter().copied())
         .output()
         .await
         .unwrap_or_else(|e| panic!("running {}: {e}", program.display()));

@@ -427,6 +427,17 @@ fn config_digest(config: &ConfigMap) -> String {
     format!("{hash:016x}")
 }
 
+/// The pod template annotation of a rolling restart: a new stamp is a new revision, which the
+/// upgrade policy rolls out pod by pod.
+pub const ANNOTATION_RESTARTED_AT: &str = "pinot.controlplane.dev/restarted-at";
+
+/// Puts the restart asked for `pool` (if any) into its pod template's annotations.
+pub(crate) fn restart_stamp(cluster: &ValidCluster, pool: &str, annotations: &mut BTreeMap<String, String>) {
+    if let Some(stamp) = cluster.restarts.get(pool) {
+        annotations.insert(ANNOTATION_RESTARTED_AT.into(), stamp.clone());
+    }
+}
+
 pub fn build_pool_statefulset(
     cluster: &ValidCluster,
     pool: &ValidPool,
@@ -452,6 +463,7 @@ pub fn build_pool_statefulset(
         }
     }
     pod_annotations.insert(ANNOTATION_CONFIG_DIGEST.into(), config_digest.into());
+    restart_stamp(cluster, &pool.name, &mut pod_annotations);
 
     // `StartController` with a config file ignores `-clusterName` and `-zkAddress`; the other
     // roles use them only where the file has no `pinot.cluster.name` / `pinot.zk.server`, and

@@ -67,6 +67,46 @@ pub struct ValidCluster {
     pub basic_auth: Option<ValidBasicAuth>,
     /// HTTPS on controllers and brokers (`spec.security.tls`).
     pub tls: Option<ValidTls>,
+    /// Rolling restarts asked for (`kubectl pinot restart`): the stamp of each pool (and of
+    /// the managed ensemble, `zookeeper`) whose pods are to restart, which goes into its pod
+    /// template so that the upgrade policy restarts them pod by pod like an upgrade.
+    pub restarts: BTreeMap<String, String>,
+}
+
+/// Asks for a rolling restart of every pool (and the managed ensemble); the value is any stamp
+/// (`kubectl pinot restart` writes the time): a new value is a new restart.
+pub const ANNOTATION_RESTART: &str = "pinot.controlplane.dev/restart";
+/// `restart.pinot.controlplane.dev/<pool>`: a rolling restart of one pool (`zookeeper`: the
+/// managed ensemble).
+pub const ANNOTATION_RESTART_POOL_PREFIX: &str = "restart.pinot.controlplane.dev/";
+
+/// The restart stamp of each pool in `pools` (and `zookeeper` when `ensemble`) from the
+/// cluster's annotations; an annotation naming no pool is an error naming it.
+fn restarts(cluster: &PinotCluster, pools: &[&str], ensemble: bool, errors: &mut Errors) -> BTreeMap<String, String> {
+    let annotations = cluster.metadata.annotations.clone().unwrap_or_default();
+    let all = annotations.get(ANNOTATION_RESTART).filter(|v| !v.trim().is_empty());
+    let mut known: Vec<&str> = pools.to_vec();
+    if ensemble {
+        known.push(zookeeper::ENSEMBLE_POOL);
+    }
+    for (key, _) in annotations.iter().filter(|(k, _)| k.starts_with(ANNOTATION_RESTART_POOL_PREFIX)) {
+        let pool = &key[ANNOTATION_RESTART_POOL_PREFIX.len()..];
+        if !known.contains(&pool) {
+            errors.push(
+                format!("metadata.annotations[{key}]"),
+                format!("there is no pool {pool:?} to restart (pools: {}); remove the annotation", known.join(", ")),
+            );
+        }
+    }
+    known
+        .into_iter()
+        .filter_map(|pool| {
+            let own =
+                annotations.get(&format!("{ANNOTATION_RESTART_POOL_PREFIX}{pool}")).filter(|v| !v.trim().is_empty());
+            let stamp: Vec<&str> = [all, own].into_iter().flatten().map(|s| s.trim()).collect();
+            (!stamp.is_empty()).then(|| (pool.to_string(), stamp.join(" ")))
+        })
+        .collect()
 }
 
 /// The PinotPolicy of each kind a cluster names; `None` is the bundled default.
@@ -204,6 +244,7 @@ pub fn validate(cluster: &PinotCluster) -> Result<ValidCluster, InvalidSpec> {
                 metrics: None,
                 basic_auth: None,
                 tls: None,
+                restarts: BTreeMap::new(),
             }),
             false => Err(InvalidSpec(errors.0)),
         };
@@ -256,8 +297,12 @@ pub fn validate(cluster: &PinotCluster) -> Result<ValidCluster, InvalidSpec> {
         &mut errors,
     );
 
+    let pool_names: Vec<&str> = spec.pools.iter().map(|p| p.name.as_str()).collect();
+    let restarts = restarts(cluster, &pool_names, spec.zookeeper.managed.is_some(), &mut errors);
+
     if errors.0.is_empty() {
         Ok(ValidCluster {
+            restarts,
             name,
             namespace,
             helix_cluster_name,
