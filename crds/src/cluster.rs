@@ -912,6 +912,16 @@ pub struct ClusterPolicyStatus {
     pub ready: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The module's own name and version (`info()`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub module: Option<String>,
+    /// What the operator did with the policy's last decision, after the guardrails ("carry
+    /// out: restart-pod ...", "wait: ...", "refuse the whole plan (...)").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_decision: Option<String>,
+    /// When `lastDecision` last changed (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_at: Option<String>,
 }
 
 /// The cluster as its Pinot controller sees it.

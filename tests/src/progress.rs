@@ -151,6 +151,14 @@ impl Snapshot {
                 tags.join(",")
             );
         }
+        let _ = writeln!(out, "\nPOLICY DECISIONS (the last of each kind, after the guardrails)");
+        for p in &status.policies {
+            let module = p.module.as_deref().unwrap_or(if p.ready { "" } else { "not loaded" });
+            let source = p.source.as_deref().unwrap_or(&p.name);
+            let at = p.decided_at.as_deref().map(|t| format!(" (since {t})")).unwrap_or_default();
+            let decision = p.last_decision.as_deref().or(p.message.as_deref()).unwrap_or("none yet");
+            let _ = writeln!(out, "  {:<8} {source}: {module}{at}\n           -> {decision}", p.kind);
+        }
         let _ = writeln!(out, "\nOPERATOR (latest events)");
         for e in self.events.iter().rev().take(8).collect::<Vec<_>>().into_iter().rev() {
             let _ = writeln!(
@@ -162,5 +170,43 @@ impl Snapshot {
             );
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_live_view_shows_each_policys_last_decision() {
+        let cluster: PinotCluster = serde_json::from_value(serde_json::json!({
+            "apiVersion": "pinot.controlplane.dev/v1alpha1", "kind": "PinotCluster",
+            "metadata": {"name": "q", "namespace": "default"},
+            "spec": {"image": "apachepinot/pinot:1.2.0", "zookeeper": {"connectString": "zk:2181"}, "pools": []},
+            "status": {"policies": [
+                {"kind": "upgrade", "name": "zone-at-a-time", "ready": true, "source": "ClusterPinotPolicy zone-at-a-time",
+                 "module": "upgrade-zone-at-a-time 0.1.0", "lastDecision": "carry out: restart-pod q-server-2",
+                 "decidedAt": "2026-12-07T08:00:00Z"},
+                {"kind": "scaling", "name": "team", "ready": false, "message": "spec.policies.scaling: PinotPolicy default/team is not loaded"}
+            ]}
+        }))
+        .unwrap();
+        let snapshot = Snapshot {
+            cluster: Some(cluster),
+            pods: vec![],
+            zones: BTreeMap::new(),
+            instances: vec![],
+            events: vec![],
+        };
+        let frame = snapshot.render("default", "q");
+        assert!(frame.contains("POLICY DECISIONS"), "{frame}");
+        assert!(
+            frame.contains(
+                "upgrade  ClusterPinotPolicy zone-at-a-time: upgrade-zone-at-a-time 0.1.0 (since 2026-12-07T08:00:00Z)"
+            ),
+            "{frame}"
+        );
+        assert!(frame.contains("-> carry out: restart-pod q-server-2"), "{frame}");
+        assert!(frame.contains("-> spec.policies.scaling: PinotPolicy default/team is not loaded"), "{frame}");
     }
 }

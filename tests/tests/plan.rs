@@ -83,9 +83,16 @@ async fn plan_shows_what_the_policies_would_do_and_writes_nothing() {
     assert!(out.contains("scaling policy: bundled: scaling-default"), "{out}");
     assert!(out.contains("=> the operator would do nothing"), "{out}");
 
+    // The status says the same of the operator's own last decisions.
+    let clusters: Api<PinotCluster> = Api::namespaced(client.clone(), &ns.name);
+    let c = clusters.get("planned").await.unwrap();
+    let upgrade = c.status.unwrap().policies.into_iter().find(|p| p.kind == "upgrade").unwrap();
+    assert_eq!(upgrade.module.as_deref(), Some("upgrade-default 0.1.0"));
+    assert_eq!(upgrade.last_decision.as_deref(), Some("do nothing"));
+    assert!(upgrade.decided_at.is_some());
+
     // A new image, with an upgrade policy that is not loaded: the operator applies the new pod
     // templates but restarts nothing.
-    let clusters: Api<PinotCluster> = Api::namespaced(client.clone(), &ns.name);
     let patch = serde_json::json!({"spec": {"image": "apachepinot/pinot:1.3.0", "policies": {"upgrade": "not-there"}}});
     clusters.patch("planned", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
     wait_for("the new templates applied and the upgrade policy missing", Duration::from_secs(60), || async {

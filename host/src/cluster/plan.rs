@@ -358,6 +358,9 @@ fn resolve_policies(registry: &PolicyRegistry, namespace: &str, chosen: &ChosenP
             digest: Some(active.policy.digest.clone()),
             ready: true,
             message: None,
+            module: Some(format!("{} {}", active.policy.info.name, active.policy.info.version)),
+            last_decision: None,
+            decided_at: None,
         },
         Err(e) => ClusterPolicyStatus {
             kind: field.into(),
@@ -366,6 +369,9 @@ fn resolve_policies(registry: &PolicyRegistry, namespace: &str, chosen: &ChosenP
             digest: None,
             ready: false,
             message: Some(format!("spec.policies.{field}: {e}")),
+            module: None,
+            last_decision: None,
+            decided_at: None,
         },
     })
     .collect()
@@ -594,6 +600,27 @@ pub enum UpgradeDecision {
     /// The policy failed (trap, timeout, out of memory, refusal) or asked for something the
     /// guardrails refuse; nothing of its plan is carried out.
     Refused { reason: &'static str, message: String },
+}
+
+impl UpgradeDecision {
+    /// What the operator does with the decision, as `plan` and the status say it.
+    pub fn outcome(&self) -> String {
+        match self {
+            UpgradeDecision::Act(actions) if actions.is_empty() => "do nothing".into(),
+            UpgradeDecision::Act(actions) => format!("carry out: {}", describe_all(actions)),
+            UpgradeDecision::NotYet(why) => format!("wait (the target revision is not known yet): {why}"),
+            UpgradeDecision::Wait(why) => format!("wait: {why}"),
+            UpgradeDecision::Held(why) => format!("hold until Pinot is ready: {why}"),
+            UpgradeDecision::Queued(why) => format!("queue: {why}"),
+            UpgradeDecision::Blocked(why) => format!("halt (UpgradeHalted): {why}"),
+            UpgradeDecision::Refused { reason, message } => format!("refuse the whole plan ({reason}): {message}"),
+        }
+    }
+}
+
+/// The actions, described, comma-separated.
+pub fn describe_all(actions: &[Action]) -> String {
+    actions.iter().map(guardrails::describe).collect::<Vec<_>>().join(", ")
 }
 
 /// The actions an upgrade policy may ask for.

@@ -18,9 +18,7 @@ use pinot_crds::{ClusterPinotPolicy, PinotCluster, PinotPolicy};
 use super::{
     CacheStreams, cache, cache_streams,
     observe::{self, ObservedCluster, PinotObservation},
-    plan::{self, Hold, Plan, UpgradeDecision},
-    scaling::ScalingDecision,
-    tenants::TenantDecision,
+    plan::{self, Hold, Plan},
     validate,
 };
 use crate::{
@@ -272,7 +270,7 @@ fn kinds(
         kind: PolicyKind::Upgrade,
         policy,
         actions,
-        outcome: failed.unwrap_or_else(|| upgrade.map(|u| upgrade_outcome(&u.decision)).unwrap_or_else(not_asked)),
+        outcome: failed.unwrap_or_else(|| upgrade.map(|u| u.decision.outcome()).unwrap_or_else(not_asked)),
         state: upgrade.map(|u| u.state.clone()),
     });
     let scaling = plan.scaling.as_ref();
@@ -281,7 +279,7 @@ fn kinds(
         kind: PolicyKind::Scaling,
         policy,
         actions,
-        outcome: failed.unwrap_or_else(|| scaling.map(|s| scaling_outcome(&s.decision)).unwrap_or_else(not_asked)),
+        outcome: failed.unwrap_or_else(|| scaling.map(|s| s.decision.outcome()).unwrap_or_else(not_asked)),
         state: scaling.map(|s| s.state.clone()),
     });
     let tenants = plan.tenants.as_ref();
@@ -291,7 +289,7 @@ fn kinds(
         kind: PolicyKind::Tenant,
         policy,
         actions,
-        outcome: failed.unwrap_or_else(|| tenants.map(|t| tenant_outcome(&t.decision)).unwrap_or_else(not_asked)),
+        outcome: failed.unwrap_or_else(|| tenants.map(|t| t.decision.outcome()).unwrap_or_else(not_asked)),
         state: state.cloned(),
     });
     out
@@ -299,60 +297,6 @@ fn kinds(
 
 fn not_asked() -> String {
     "not ask it this pass (nothing for it to decide, or the policy is not loaded)".into()
-}
-
-fn describe_all(actions: &[Action]) -> String {
-    actions.iter().map(guardrails::describe).collect::<Vec<_>>().join(", ")
-}
-
-fn upgrade_outcome(decision: &UpgradeDecision) -> String {
-    match decision {
-        UpgradeDecision::Act(actions) if actions.is_empty() => "do nothing".into(),
-        UpgradeDecision::Act(actions) => format!("carry out: {}", describe_all(actions)),
-        UpgradeDecision::NotYet(why) => format!("wait (the target revision is not known yet): {why}"),
-        UpgradeDecision::Wait(why) => format!("wait: {why}"),
-        UpgradeDecision::Held(why) => format!("hold until Pinot is ready: {why}"),
-        UpgradeDecision::Queued(why) => format!("queue: {why}"),
-        UpgradeDecision::Blocked(why) => format!("halt (UpgradeHalted): {why}"),
-        UpgradeDecision::Refused { reason, message } => format!("refuse the whole plan ({reason}): {message}"),
-    }
-}
-
-fn scaling_outcome(decision: &ScalingDecision) -> String {
-    match decision {
-        ScalingDecision::Act { actions, waiting } if actions.is_empty() && waiting.is_empty() => "do nothing".into(),
-        ScalingDecision::Act { actions, waiting } => {
-            let mut parts = vec![];
-            if !actions.is_empty() {
-                parts.push(format!("carry out: {}", describe_all(actions)));
-            }
-            if !waiting.is_empty() {
-                parts.push(format!("wait: {}", waiting.join("; ")));
-            }
-            parts.join("; ")
-        }
-        ScalingDecision::Blocked { why, actions, .. } => {
-            format!(
-                "report Blocked ({why}) and still carry out: {}",
-                if actions.is_empty() { "nothing".into() } else { describe_all(actions) }
-            )
-        }
-        ScalingDecision::Refused { reason, message } => format!("refuse the whole plan ({reason}): {message}"),
-    }
-}
-
-fn tenant_outcome(decision: &TenantDecision) -> String {
-    match decision {
-        TenantDecision::Waiting { reason, message } => format!("wait ({reason}): {message}"),
-        TenantDecision::Place(placement) => {
-            let tags: Vec<String> =
-                placement.tags.iter().map(|(instance, tags)| format!("{instance} -> {}", tags.join(","))).collect();
-            format!("place: {}", tags.join("; "))
-        }
-        TenantDecision::Settled => "do nothing (every tenant is placed)".into(),
-        TenantDecision::Blocked(why) => format!("report Blocked: {why}"),
-        TenantDecision::Refused(why) => format!("refuse the whole plan: {why}"),
-    }
 }
 
 fn summary(observed: &ObservedCluster) -> String {

@@ -23,6 +23,32 @@ pub enum ScalingDecision {
 }
 
 impl ScalingDecision {
+    /// What the operator does with the decision, as `plan` and the status say it.
+    pub fn outcome(&self) -> String {
+        match self {
+            ScalingDecision::Act { actions, waiting } if actions.is_empty() && waiting.is_empty() => {
+                "do nothing".into()
+            }
+            ScalingDecision::Act { actions, waiting } => {
+                let mut parts = vec![];
+                if !actions.is_empty() {
+                    parts.push(format!("carry out: {}", super::plan::describe_all(actions)));
+                }
+                if !waiting.is_empty() {
+                    parts.push(format!("wait: {}", waiting.join("; ")));
+                }
+                parts.join("; ")
+            }
+            ScalingDecision::Blocked { why, actions, .. } => {
+                format!(
+                    "report Blocked ({why}) and still carry out: {}",
+                    if actions.is_empty() { "nothing".into() } else { super::plan::describe_all(actions) }
+                )
+            }
+            ScalingDecision::Refused { reason, message } => format!("refuse the whole plan ({reason}): {message}"),
+        }
+    }
+
     pub fn actions(&self) -> &[Action] {
         match self {
             ScalingDecision::Act { actions, .. } | ScalingDecision::Blocked { actions, .. } => actions,

@@ -91,7 +91,7 @@ pub fn status(
         }
     };
     if plan.hold.is_none() || matches!(plan.hold, Some(Hold::Paused)) {
-        status.policies = plan.policies.clone();
+        status.policies = decisions(plan, &previous, now);
     }
     // Those still running as observed (`compute_status`), with those started now.
     status.rebalances = applied.rebalances(&status.rebalances);
@@ -598,6 +598,31 @@ fn ensemble_status(valid: &ValidCluster, observed: &ObservedCluster, plan: &Plan
         chroot_exists: members.chroot_exists,
         message: Some(message),
     })
+}
+
+/// The policies of the plan with what became of each one's decision this pass; a kind not asked
+/// this pass keeps its last decision, and `decidedAt` moves only when the decision changes.
+fn decisions(plan: &Plan<'_>, previous: &PinotClusterStatus, now: Timestamp) -> Vec<pinot_crds::ClusterPolicyStatus> {
+    plan.policies
+        .iter()
+        .cloned()
+        .map(|mut p| {
+            let outcome = match p.kind.as_str() {
+                "upgrade" => plan.upgrade.as_ref().map(|u| u.decision.outcome()),
+                "scaling" => plan.scaling.as_ref().map(|s| s.decision.outcome()),
+                "tenant" => plan.tenants.as_ref().map(|t| t.decision.outcome()),
+                _ => None,
+            };
+            let before = previous.policies.iter().find(|old| old.kind == p.kind);
+            let outcome = outcome.or_else(|| before.and_then(|b| b.last_decision.clone()));
+            p.decided_at = match before {
+                Some(b) if b.last_decision == outcome => b.decided_at.clone(),
+                _ => outcome.as_ref().map(|_| now.to_string()),
+            };
+            p.last_decision = outcome;
+            p
+        })
+        .collect()
 }
 
 /// The conditions with the generation they describe and, per condition, the time its status

@@ -78,6 +78,23 @@ pub enum TenantDecision {
     Refused(String),
 }
 
+impl TenantDecision {
+    /// What the operator does with the decision, as `plan` and the status say it.
+    pub fn outcome(&self) -> String {
+        match self {
+            TenantDecision::Waiting { reason, message } => format!("wait ({reason}): {message}"),
+            TenantDecision::Place(placement) => {
+                let tags: Vec<String> =
+                    placement.tags.iter().map(|(instance, tags)| format!("{instance} -> {}", tags.join(","))).collect();
+                format!("place: {}", tags.join("; "))
+            }
+            TenantDecision::Settled => "do nothing (every tenant is placed)".into(),
+            TenantDecision::Blocked(why) => format!("report Blocked: {why}"),
+            TenantDecision::Refused(why) => format!("refuse the whole plan: {why}"),
+        }
+    }
+}
+
 /// What a tenant plan changes in Pinot, in the order asked: tags first, then pools (a pool is
 /// set for a tag the instance carries, perhaps from this plan).
 #[derive(Clone, Debug, Default, PartialEq)]
