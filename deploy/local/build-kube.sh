@@ -14,6 +14,21 @@ BINARIES=(kube-apiserver kube-controller-manager kube-scheduler)
 
 log() { echo "[build-kube] $*" >&2; }
 
+# Each phase prints one line; its raw output goes to this log, shown (its end) if it fails.
+BUILD_LOG="$CACHE_ROOT/kube-build.log"
+mkdir -p "$CACHE_ROOT"
+phase() {
+  local what="$1"; shift
+  local started=$SECONDS
+  log "$what ..."
+  if ! "$@" >>"$BUILD_LOG" 2>&1; then
+    log "$what failed; the end of $BUILD_LOG:"
+    tail -n 40 "$BUILD_LOG" >&2
+    exit 1
+  fi
+  log "$what: done in $((SECONDS - started)) s"
+}
+
 have_all() {
   for b in "${BINARIES[@]}"; do [ -x "$BIN_DIR/$b" ] || return 1; done
   [ -x "$BIN_DIR/kubectl" ] || command -v kubectl >/dev/null 2>&1 || return 1
@@ -22,13 +37,16 @@ have_all() {
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
 
+install_packages() {
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@"
+}
+
 ensure_packages() {
   local missing=()
   for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
   if [ "${#missing[@]}" -gt 0 ]; then
-    log "installing Debian packages: ${missing[*]}"
-    $SUDO apt-get update -qq >&2
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >&2
+    phase "installing Debian packages: ${missing[*]}" install_packages "${missing[@]}"
   fi
 }
 
@@ -43,6 +61,8 @@ fi
 
 ensure_packages golang-go rsync make golang-github-modern-go-reflect2-dev dpkg-dev
 
+: >"$BUILD_LOG"
+log "building kube-apiserver, kube-controller-manager and kube-scheduler $KUBE_SRC_VERSION once (about 5 minutes on 2 cores; log: $BUILD_LOG)"
 WORK="$CACHE_ROOT/kube-build"
 rm -rf "$WORK"
 mkdir -p "$WORK/apt/lists/partial" "$WORK/src"
@@ -61,10 +81,12 @@ echo "deb-src $MIRROR bookworm main" > "$WORK/apt/sources.list"
 echo "deb-src ${MIRROR%/debian}/debian-security bookworm-security main" >> "$WORK/apt/sources.list"
 APT_OPTS=(-o "Dir::Etc::SourceList=$WORK/apt/sources.list" -o "Dir::Etc::SourceParts=/dev/null"
           -o "Dir::State::Lists=$WORK/apt/lists")
-log "fetching kubernetes source $KUBE_SRC_VERSION from $MIRROR"
-apt-get "${APT_OPTS[@]}" update -qq >&2
-(cd "$WORK/src" && apt-get "${APT_OPTS[@]}" source --download-only "kubernetes=$KUBE_SRC_VERSION" >&2)
-(cd "$WORK/src" && dpkg-source --no-check -x ./*.dsc tree >&2)
+fetch_source() {
+  apt-get "${APT_OPTS[@]}" update -qq
+  (cd "$WORK/src" && apt-get "${APT_OPTS[@]}" source --download-only "kubernetes=$KUBE_SRC_VERSION")
+}
+phase "1/4 fetching the kubernetes source package from $MIRROR" fetch_source
+phase "2/4 unpacking it" bash -c "cd '$WORK/src' && dpkg-source --no-check -x ./*.dsc tree"
 
 # The tree's Makefile expects to live in GOPATH.
 export GOPATH="$WORK/gopath"
@@ -81,15 +103,17 @@ rm -f vendor/github.com/modern-go/reflect2/go.mod
 
 WHAT="cmd/kube-apiserver cmd/kube-controller-manager cmd/kube-scheduler"
 command -v kubectl >/dev/null 2>&1 || WHAT="$WHAT cmd/kubectl"
-log "building $WHAT (a few minutes)"
 export CGO_ENABLED=0
-make WHAT="$WHAT" >&2
+phase "3/4 compiling ${WHAT//cmd\//} with Go" make WHAT="$WHAT"
 
-mkdir -p "$BIN_DIR"
-for b in "${BINARIES[@]}" kubectl; do
-  f=$(find _output -type f -name "$b" -perm -u+x | head -1)
-  [ -n "$f" ] && cp "$f" "$BIN_DIR/$b"
-done
+install_binaries() {
+  mkdir -p "$BIN_DIR"
+  for b in "${BINARIES[@]}" kubectl; do
+    f=$(find _output -type f -name "$b" -perm -u+x | head -1)
+    if [ -n "$f" ]; then cp "$f" "$BIN_DIR/$b"; fi
+  done
+}
+phase "4/4 installing the binaries" install_binaries
 cd /
 rm -rf "$WORK"
 have_all || { log "build finished but binaries are missing"; exit 1; }

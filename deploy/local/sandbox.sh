@@ -15,11 +15,13 @@ NAMESPACE=default
 log() { echo "[sandbox] $*" >&2; }
 
 cd "$REPO"
-log "building the operator and the simulated data plane (cached after the first run)"
-cargo build --quiet -p pinot-operator -p pinot-testbed --bins
+log "building the operator and the simulated data plane (about 5 minutes the first time, cached after)"
+# cargo's own progress (a bar on a terminal, a line per crate otherwise), not silence.
+cargo build -p pinot-operator -p pinot-testbed --bins
 
 started_kube=""
 ./deploy/local/kube-status.sh >/dev/null 2>&1 || started_kube=1
+log "starting the local control plane (the first time, it builds kube-apiserver from Debian's source: one line per phase)"
 KUBECONFIG="$(./deploy/local/kube-up.sh | tail -1)"
 export KUBECONFIG
 KUBECTL="$(command -v kubectl || echo "$(./deploy/local/build-kube.sh | tail -1)/kubectl")"

@@ -148,6 +148,36 @@ async fn the_helm_chart_renders_the_same_operator_and_the_apiserver_accepts_it()
     let args = pod(&scoped)["containers"][0]["args"].as_array().unwrap().clone();
     assert!(args.iter().any(|a| a == "--namespace=analytics"), "{args:?}");
     assert!(args.iter().any(|a| a == "--cluster-domain=corp.example"), "{args:?}");
+    // Policies from registries, and only signed ones: flags, and the keys mounted where the flag
+    // points.
+    let trusted = helm(
+        &release,
+        &ns.name,
+        json!({"policies": {
+            "insecureRegistries": ["registry.local:5000"],
+            "registryCA": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----",
+            "trustedKeys": {"platform.pub": "-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----"}
+        }}),
+    )
+    .await
+    .unwrap();
+    let args = pod(&trusted)["containers"][0]["args"].as_array().unwrap().clone();
+    for expected in [
+        "--insecure-registry=registry.local:5000",
+        "--registry-ca-file=/etc/pinot-operator/registry-ca/ca.crt",
+        "--trusted-keys=/etc/pinot-operator/trusted-keys",
+        "--max-module-bytes=67108864",
+    ] {
+        assert!(args.iter().any(|a| a == expected), "{expected} in {args:?}");
+    }
+    let keys =
+        trusted.iter().find(|d| d["kind"] == "ConfigMap" && d["metadata"]["name"] == format!("{release}-trusted-keys"));
+    assert!(keys.is_some_and(|k| k["data"]["platform.pub"].as_str().unwrap().contains("BEGIN PUBLIC KEY")), "{keys:?}");
+    let mounts = pod(&trusted)["containers"][0]["volumeMounts"].clone();
+    assert!(
+        mounts.as_array().unwrap().iter().any(|m| m["mountPath"] == "/etc/pinot-operator/trusted-keys"),
+        "{mounts}"
+    );
     let refused = helm(&release, &ns.name, json!({"leaderElection": {"enabled": false}})).await.unwrap_err();
     assert!(refused.contains("needs leaderElection.enabled"), "{refused}");
     ns.cleanup().await;
