@@ -1,5 +1,8 @@
-# The operator's image: `docker build -t <registry>/pinot-operator:0.1.0 .`
-# (Not built in this repository's CI, which has no container engine; see README.)
+# The operator's image with a container engine: `docker build -t <registry>/pinot-operator:0.1.0 .`
+# Without one, `make image` builds an equivalent image (the binary, its shared libraries, the CA bundle,
+# user 65532, FROM scratch instead of distroless/cc) with umoci, and `make push REGISTRY=<registry>`
+# publishes it as <registry>/pinot-operator:<version> with skopeo (deploy/image/; README). That is
+# the way this repository builds and tests it; this file is not used by its CI.
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .

@@ -5,6 +5,9 @@
 #   make kube-up    start the local control plane (kube-apiserver 1.20 + simulated data plane)
 #   make kube-down  stop it
 #   make crds       regenerate crds/pinot.controlplane.dev.yaml (and the copies in the kustomize base and the Helm chart) from the Rust types
+#   make image      the operator's container image, without a container engine (umoci): an OCI layout in target/image/oci
+#   make push REGISTRY=host[:port][/path]  build it, then publish it as <REGISTRY>/pinot-operator:<version> (skopeo; REGISTRY_INSECURE=1 for plain HTTP)
+#   make kubectl-plugin [BINDIR=~/.local/bin]  install the release binary as pinot-operator and kubectl-pinot (kubectl pinot status|plan|restart)
 #   make bench-scale    the scale benchmark (after `PINOT_SIM_NODES_PER_ZONE=13 make kube-up` for 1,000 clusters)
 #   make bench-upgrade  the upgrade benchmark (after `make kube-up`)
 #   make bench-tables   the schema and table convergence benchmark (after `make kube-up`)
@@ -15,7 +18,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 
-.PHONY: help deps build sandbox test unit-test lint kube-up kube-down kube-purge run crds bench-scale bench-upgrade bench-tables bench-reload bench-zone-outage
+.PHONY: help deps build sandbox test unit-test lint kube-up kube-down kube-purge run crds image push kubectl-plugin bench-scale bench-upgrade bench-tables bench-reload bench-zone-outage
 
 help:
 	@sed -n 's/^#   /  /p' Makefile
@@ -79,6 +82,32 @@ crds:
 	$(CARGO) run -q -p pinot-operator -- crds > crds/pinot.controlplane.dev.yaml
 	cp crds/pinot.controlplane.dev.yaml deploy/kustomize/base/crds.yaml
 	cp crds/pinot.controlplane.dev.yaml deploy/helm/pinot-operator/crds/pinot.controlplane.dev.yaml
+
+# The operator's image FROM scratch: the release binary, its shared libraries, the CA bundle and a
+# nonroot user (what distroless/cc gives), built with umoci and pushed with skopeo, which
+# deploy/image/*.sh install from Debian when missing; no container engine, no base image to pull.
+# PINOT_IMAGE_BINARY=<file> puts another binary in; PINOT_IMAGE_LAYOUT=<dir> writes elsewhere.
+image: deps
+	@./deploy/image/build.sh
+
+# `make push REGISTRY=registry.example.com/team` publishes registry.example.com/team/pinot-operator:<version>
+# (the Helm chart's image.repository=<REGISTRY>/pinot-operator) and prints it pinned by digest.
+# IMAGE_TAG, REGISTRY_INSECURE=1, REGISTRY_CA_DIR, REGISTRY_AUTH_FILE or REGISTRY_USERNAME and
+# REGISTRY_PASSWORD: see deploy/image/push.sh.
+push:
+	@if [ -z "$(REGISTRY)" ]; then echo "make push needs REGISTRY: make push REGISTRY=host[:port][/path] (REGISTRY_INSECURE=1 for a plain-HTTP registry)" >&2; exit 1; fi
+	@$(MAKE) --no-print-directory image
+	@REGISTRY="$(REGISTRY)" ./deploy/image/push.sh
+
+# The CLI and the kubectl plugin: kubectl runs `kubectl-pinot` (a link to the binary) for
+# `kubectl pinot ...`.
+BINDIR ?= $(HOME)/.local/bin
+kubectl-plugin: deps
+	$(CARGO) build --release --locked -p pinot-operator
+	mkdir -p "$(BINDIR)"
+	install -m 0755 target/release/pinot-operator "$(BINDIR)/pinot-operator"
+	ln -sf pinot-operator "$(BINDIR)/kubectl-pinot"
+	@echo "installed $(BINDIR)/pinot-operator and $(BINDIR)/kubectl-pinot (put $(BINDIR) on PATH; then: kubectl pinot status NAME -n NAMESPACE)"
 
 # The benchmarks against a cluster: the one PINOT_TEST_KUBECONFIG names (a relative path is
 # taken from the repository's root), else the local control plane, which must be running. Both

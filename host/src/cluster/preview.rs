@@ -54,7 +54,7 @@ pub struct KindPreview {
     /// Which policy: its resource and module, or why it cannot decide.
     pub policy: String,
     /// Each action the policy asked for, with the guardrails' refusal (`None`: allowed).
-    pub actions: Vec<(Action, Option<String>)>,
+    pub actions: Verdicts,
     /// What the operator would do with it.
     pub outcome: String,
     /// The state the policy decided from.
@@ -227,6 +227,9 @@ pub async fn preview(client: &Client, reader: &ModuleReader, request: PreviewReq
     Ok(Preview { cluster: full, observed: summary(&observed), hold, kinds })
 }
 
+/// Each action with the guardrails' refusal (`None`: allowed).
+type Verdicts = Vec<(Action, Option<String>)>;
+
 /// Each kind's policy asked again on the state the plan gave it, with the verdicts.
 fn kinds(
     registry: &PolicyRegistry,
@@ -235,34 +238,33 @@ fn kinds(
     tried: Option<(PolicyKind, String)>,
 ) -> Vec<KindPreview> {
     // (the policy, its actions with their verdicts, how it failed)
-    let ask =
-        |kind: PolicyKind, state: Option<&ClusterState>| -> (String, Vec<(Action, Option<String>)>, Option<String>) {
-            let status = plan.policies.iter().find(|p| p.kind == kind.spec_name());
-            let chosen = status.map(|p| p.name.as_str()).filter(|n| !n.is_empty());
-            let chosen = chosen.filter(|_| status.and_then(|p| p.source.as_deref()) != Some("bundled"));
-            match registry.resolve(namespace, chosen, kind) {
-                Ok(active) => {
-                    let origin = match &tried {
-                        Some((k, label)) if *k == kind => label.clone(),
-                        _ => active.origin.clone(),
-                    };
-                    let label = format!(
-                        "{origin}: {} {} ({})",
-                        active.policy.info.name, active.policy.info.version, active.policy.digest
-                    );
-                    let actions = match state.map(|s| (s, registry.decide(&active, s))) {
-                        Some((s, Ok(actions))) => {
-                            let verdicts = guardrails::verdicts(s, &actions);
-                            actions.into_iter().zip(verdicts).collect()
-                        }
-                        Some((_, Err(e))) => return (label, vec![], Some(format!("the policy failed: {e}"))),
-                        None => vec![],
-                    };
-                    (label, actions, None)
-                }
-                Err(e) => (format!("not loaded: {e}"), vec![], None),
+    let ask = |kind: PolicyKind, state: Option<&ClusterState>| -> (String, Verdicts, Option<String>) {
+        let status = plan.policies.iter().find(|p| p.kind == kind.spec_name());
+        let chosen = status.map(|p| p.name.as_str()).filter(|n| !n.is_empty());
+        let chosen = chosen.filter(|_| status.and_then(|p| p.source.as_deref()) != Some("bundled"));
+        match registry.resolve(namespace, chosen, kind) {
+            Ok(active) => {
+                let origin = match &tried {
+                    Some((k, label)) if *k == kind => label.clone(),
+                    _ => active.origin.clone(),
+                };
+                let label = format!(
+                    "{origin}: {} {} ({})",
+                    active.policy.info.name, active.policy.info.version, active.policy.digest
+                );
+                let actions = match state.map(|s| (s, registry.decide(&active, s))) {
+                    Some((s, Ok(actions))) => {
+                        let verdicts = guardrails::verdicts(s, &actions);
+                        actions.into_iter().zip(verdicts).collect()
+                    }
+                    Some((_, Err(e))) => return (label, vec![], Some(format!("the policy failed: {e}"))),
+                    None => vec![],
+                };
+                (label, actions, None)
             }
-        };
+            Err(e) => (format!("not loaded: {e}"), vec![], None),
+        }
+    };
     let mut out = Vec::new();
     let upgrade = plan.upgrade.as_ref();
     let (policy, actions, failed) = ask(PolicyKind::Upgrade, upgrade.map(|u| &u.state));

@@ -592,7 +592,7 @@ fn classify(error: OciDistributionError, registry: &str, reference: &str) -> Pul
                 PullError::Registry { registry, reference, message }
             }
         }
-        OciDistributionError::ServerError { code, url, message } if code == 404 => {
+        OciDistributionError::ServerError { code: 404, url, message } => {
             PullError::NotFound { reference, message: format!("{url}: {message}") }
         }
         OciDistributionError::ServerError { code, url, message } if code == 401 || code == 403 => {
