@@ -440,25 +440,6 @@ async fn with_trusted_keys_only_modules_signed_by_one_of_them_load() {
     let _ = std::fs::remove_dir_all(&keys_dir);
 }
 
-/// cosign's own test key (pkg/cosign/keys_test.go `pemsigstorekey`, password `hello`).
-const COSIGN_TEST_KEY: &str = "-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----
-eyJrZGYiOnsibmFtZSI6InNjcnlwdCIsInBhcmFtcyI6eyJOIjozMjc2OCwiciI6
-OCwicCI6MX0sInNhbHQiOiI3T3VGd2VsbWZZNXVId2NoaURSc210anNwZ2ZlZjFG
-Mk5lOGFDTjVLYVpZPSJ9LCJjaXBoZXIiOnsibmFtZSI6Im5hY2wvc2VjcmV0Ym94
-Iiwibm9uY2UiOiJQNHk4OGhCb3ZTa09MbXN0bFVBaGJwdDJ0K2xTNUxQSCJ9LCJj
-aXBoZXJ0ZXh0IjoiMnB1QzdyZldJOWh3bnJlQ2s4aUZDRlVwQlRrSzRJNlIvbFBF
-cnBDekpXUGpJWXl4eGVIL1A2VW52cFJHdVhla1NNb3JMdGhLamdoQ1JlNy82NDVH
-QWtoVm1LRC92eEF0S2EvbE1abENSQ3FlekJGUFd1dzNpeFRtZ2xhb2J1ZFVSbUVs
-bmNGOGlZbzBTMVl6Y1ZOMVFwY2J2c0dNcUlYRzVlbmdteGp5dCtBcXlyZTF0Q0Y0
-V01tU1BlaEljNlBqd2h1Q2xHaVpJUWRvTGc9PSJ9
------END ENCRYPTED SIGSTORE PRIVATE KEY-----
-";
-const COSIGN_TEST_PUB: &str = "-----BEGIN PUBLIC KEY-----
-MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE7z9gA/tqa9iHt/f9F3ulyVi4lwqU
-LfHWfhG2mK4eyJ8LDcLstb+VVhxj3pkMjc3fNo+sSfiIY2NLR7c+DG1V4w==
------END PUBLIC KEY-----
-";
-
 #[tokio::test]
 async fn policy_keygen_sign_and_verify_as_a_user_runs_them() {
     let registry = LocalRegistry::start("sign-cli", RegistryOptions::default()).await;
@@ -481,8 +462,8 @@ async fn policy_keygen_sign_and_verify_as_a_user_runs_them() {
     assert!(ok, "{err}");
     use std::os::unix::fs::PermissionsExt as _;
     assert_eq!(std::fs::metadata(path("team.key")).unwrap().permissions().mode() & 0o777, 0o600);
-    std::fs::write(path("cosign.key"), COSIGN_TEST_KEY).unwrap();
-    std::fs::write(path("cosign.pub"), COSIGN_TEST_PUB).unwrap();
+    std::fs::write(path("cosign.key"), signature::test_vectors::SIGSTORE_LABEL_KEY).unwrap();
+    std::fs::write(path("cosign.pub"), signature::test_vectors::SIGSTORE_LABEL_PUB).unwrap();
 
     let verify = |keys: Vec<String>| {
         let mut args = vec!["policy".to_string(), "verify".into(), pinned.clone(), "--insecure".into()];
