@@ -164,9 +164,20 @@ struct PlanArgs {
     controller_url_template: String,
     #[arg(long, env = "PINOT_CLUSTER_DOMAIN", default_value = pinot_operator::pinot::DEFAULT_CLUSTER_DOMAIN)]
     cluster_domain: String,
-    /// The operator's namespace (where ClusterPinotPolicies' modules are).
-    #[arg(long, default_value = "pinot-operator")]
+    /// The operator's namespace (where ClusterPinotPolicies' modules and pull secrets are; the
+    /// Helm and kustomize installs use pinot-system).
+    #[arg(long, default_value = "pinot-system")]
     operator_namespace: String,
+    /// The operator's --trusted-keys, to refuse unsigned modules as it does.
+    #[arg(long)]
+    trusted_keys: Option<PathBuf>,
+    /// The operator's --policy-dir, for policies that name a file of it.
+    #[arg(long)]
+    policy_dir: Option<PathBuf>,
+    /// The operator's --max-concurrent-upgrades: an upgrade that would start is queued while
+    /// this many other clusters upgrade.
+    #[arg(long, default_value_t = 2)]
+    max_concurrent_upgrades: usize,
     /// Registries spoken to over plain HTTP, as for `run`.
     #[arg(long = "insecure-registry", value_delimiter = ',')]
     insecure_registries: Vec<String>,
@@ -179,7 +190,7 @@ struct PlanArgs {
 #[derive(Subcommand)]
 enum KubectlCommand {
     /// What the policies would do to the cluster now (see `pinot-operator plan`).
-    Plan(PlanArgs),
+    Plan(Box<PlanArgs>),
     /// The cluster, its pools and zones, Pinot's view, ZooKeeper and its policies.
     Status {
         /// The PinotCluster.
@@ -396,7 +407,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Convert { files } => convert_command(&files),
         Command::Policy(command) => policy_command(command).await,
-        Command::Plan(args) | Command::Kubectl(KubectlCommand::Plan(args)) => plan_command(args).await,
+        Command::Plan(args) => plan_command(args).await,
+        Command::Kubectl(KubectlCommand::Plan(args)) => plan_command(*args).await,
         Command::Kubectl(KubectlCommand::Status { name, namespace, kubeconfig }) => {
             let client = pinot_operator::kube_client(kubeconfig.as_deref()).await?;
             let namespace = namespace.unwrap_or_else(|| client.default_namespace().to_string());
@@ -433,6 +445,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             leader_election_id,
         } => {
             init_tracing(log_json);
+            let all_namespaces = namespace.is_none();
             if metrics_addr != "off" {
                 let addr: std::net::SocketAddr = metrics_addr
                     .parse()
@@ -484,7 +497,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     .or_else(|| std::fs::read_to_string(SERVICE_ACCOUNT_NAMESPACE).ok())
                     .map(|ns| ns.trim().to_string())
                     .filter(|ns| !ns.is_empty()),
-                cluster_wide: true,
+                // ClusterPinotPolicies are loaded by an operator of every namespace only: several
+                // operators of one namespace each would fight over them.
+                cluster_wide: all_namespaces,
                 trusted_keys,
             };
             Registries::new(sources.registries.clone()).map_err(|e| anyhow::anyhow!("--registry-ca-file: {e}"))?;
@@ -522,6 +537,9 @@ async fn plan_command(args: PlanArgs) -> anyhow::Result<()> {
         operator_namespace,
         insecure_registries,
         registry_ca_file,
+        trusted_keys,
+        policy_dir,
+        max_concurrent_upgrades,
     } = args;
     let client = pinot_operator::kube_client(kubeconfig.as_deref()).await?;
     let (namespace, name) = match cluster.split_once('/') {
@@ -550,6 +568,8 @@ async fn plan_command(args: PlanArgs) -> anyhow::Result<()> {
     let sources = PolicySources {
         registries: RegistrySettings { insecure: insecure_registries, extra_roots_pem, ..RegistrySettings::default() },
         platform_namespace: Some(operator_namespace),
+        trusted_keys,
+        dir: policy_dir,
         ..Default::default()
     };
     let reader = pinot_operator::policy_controller::ModuleReader::new(client.clone(), &sources);
@@ -558,7 +578,7 @@ async fn plan_command(args: PlanArgs) -> anyhow::Result<()> {
         name,
         controllers: ControllerLocator::new(controller_url_template).with_domain(cluster_domain.clone()),
         cluster_domain,
-        max_concurrent_upgrades: 0,
+        max_concurrent_upgrades,
         module,
     };
     let preview = pinot_operator::cluster::preview::preview(&client, &reader, request).await?;

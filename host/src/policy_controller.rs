@@ -323,16 +323,30 @@ async fn apply<P: PolicyObject>(policy: Arc<P>, ctx: Arc<Ctx>) -> Result<Action,
         ctx.registry.declare(&ns, &name);
     }
     let mut retry = false;
+    let mut unloaded = None;
     let outcome = match candidate(&*policy, &ctx.reader).await {
-        Err(Fetch { rejection, transient }) => {
+        Err(Fetch { rejection, transient, untrusted }) => {
             retry = transient;
+            // A key revoked (or a signature deleted) takes the module it vouched for out of
+            // service: keeping it as "the last good one" would keep an untrusted module deciding.
+            if let Some(module) = untrusted
+                && ctx.registry.get(&ns, &name).is_some_and(|a| a.policy.digest == module)
+            {
+                ctx.registry.unload(&ns, &name);
+                unloaded = Some(module);
+            }
             Err(rejection)
         }
         Ok((candidate, provenance)) => {
             let reloaded = reload::reload(&ctx.registry, &ns, &name, candidate).await;
-            // The artifact is recorded once its module is the active one.
-            if let (Ok(_), Some(artifact)) = (&reloaded, provenance) {
-                ctx.artifacts.lock().unwrap_or_else(|e| e.into_inner()).insert((ns.clone(), name.clone()), artifact);
+            // The artifact is recorded once its module is the active one; a module from a
+            // ConfigMap or file has none.
+            if reloaded.is_ok() {
+                let mut artifacts = ctx.artifacts.lock().unwrap_or_else(|e| e.into_inner());
+                match provenance {
+                    Some(artifact) => artifacts.insert((ns.clone(), name.clone()), artifact),
+                    None => artifacts.remove(&(ns.clone(), name.clone())),
+                };
             }
             reloaded
         }
@@ -369,9 +383,12 @@ async fn apply<P: PolicyObject>(policy: Arc<P>, ctx: Arc<Ctx>) -> Result<Action,
             crate::metrics::inc("pinot_operator_policy_reloads_total", &[("result", rejection.reason)]);
             status.phase = Some("Rejected".into());
             status.reason = Some(rejection.reason.into());
-            let kept = match &active {
-                Some(a) => format!("; the module loaded before ({}) stays active", a.policy.digest),
-                None => "; clusters using this policy get no decisions from it until it loads".into(),
+            let kept = match (&active, &unloaded) {
+                (Some(a), _) => format!("; the module loaded before ({}) stays active", a.policy.digest),
+                (None, Some(module)) => format!(
+                    "; the active module {module} was unloaded (no trusted signature vouches for it): clusters using this policy get no decisions from it until a trusted module loads"
+                ),
+                (None, None) => "; clusters using this policy get no decisions from it until it loads".into(),
             };
             status.message = Some(format!("{}{kept}", rejection.message));
             let previous = policy.status().and_then(|s| s.message.clone());
@@ -415,17 +432,24 @@ struct Provenance {
 struct Fetch {
     rejection: Rejection,
     transient: bool,
+    /// The module whose signature no trusted key vouches for (any more): if it is the active
+    /// one, it is unloaded.
+    untrusted: Option<String>,
 }
 
 impl From<Rejection> for Fetch {
     fn from(rejection: Rejection) -> Self {
-        Fetch { rejection, transient: false }
+        Fetch { rejection, transient: false, untrusted: None }
     }
 }
 
 impl From<oci::PullError> for Fetch {
     fn from(e: oci::PullError) -> Self {
-        Fetch { transient: e.is_transient(), rejection: Rejection { reason: e.reason(), message: e.to_string() } }
+        Fetch {
+            transient: e.is_transient(),
+            rejection: Rejection { reason: e.reason(), message: e.to_string() },
+            untrusted: None,
+        }
     }
 }
 
@@ -485,7 +509,12 @@ async fn candidate<P: PolicyObject>(policy: &P, ctx: &ModuleReader) -> Result<(C
             let pulled = ctx.registries.pull(&reference, &auth).await?;
             tracing::debug!(kind = P::KIND, policy = %policy.name_any(), %reference, cached = pulled.cached, "pulled policy module");
             let signed_by = match &ctx.trusted_keys {
-                Some(dir) => Some(verify_signature(ctx, dir, &reference, &auth).await?),
+                Some(dir) => Some(verify_signature(ctx, dir, &reference, &auth).await.map_err(|mut f| {
+                    if matches!(f.rejection.reason, "Unsigned" | "SignatureNotTrusted") {
+                        f.untrusted = Some(pulled.module_digest.clone());
+                    }
+                    f
+                })?),
                 None => None,
             };
             pulled_from = Some(Provenance {
@@ -540,6 +569,7 @@ async fn verify_signature(
         return Err(Fetch {
             rejection: Rejection { reason: "Unsigned", message: unsigned.to_string() },
             transient: true,
+            untrusted: None,
         });
     }
     signature::verify(&reference.to_string(), &reference.digest, &layers, &keys.keys)
@@ -547,6 +577,7 @@ async fn verify_signature(
         .map_err(|e| Fetch {
             rejection: Rejection { reason: "SignatureNotTrusted", message: e.to_string() },
             transient: true,
+            untrusted: None,
         })
 }
 
@@ -560,19 +591,32 @@ async fn pull_credentials(
     name: &str,
     registry: &str,
 ) -> Result<oci_client::secrets::RegistryAuth, Fetch> {
+    let valid = !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|part| {
+            !part.is_empty()
+                && !part.starts_with('-')
+                && !part.ends_with('-')
+                && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        });
+    if !valid {
+        return Err(Rejection::invalid_spec(format!(
+            "spec.module.oci.pullSecret {name:?} is not a Secret name (lowercase letters, digits, '-' and '.')"
+        ))
+        .into());
+    }
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
-    let not_found =
-        |message: String| Fetch { rejection: Rejection { reason: "RegistryUnauthorized", message }, transient: false };
+    // Secrets are not watched: a missing or wrong one is looked at again, so creating or fixing
+    // it is enough.
+    let not_found = |message: String| Fetch {
+        rejection: Rejection { reason: "RegistryUnauthorized", message },
+        transient: true,
+        untrusted: None,
+    };
     let secret = api
         .get_opt(name)
         .await
-        .map_err(|e| Fetch {
-            rejection: Rejection {
-                reason: "RegistryUnauthorized",
-                message: format!("reading Secret {ns}/{name}: {e}"),
-            },
-            transient: true,
-        })?
+        .map_err(|e| not_found(format!("reading Secret {ns}/{name}: {e}")))?
         .ok_or_else(|| not_found(format!("spec.module.oci.pullSecret: Secret {ns}/{name} does not exist")))?;
     let data = secret.data.unwrap_or_default();
     let json = match (data.get(".dockerconfigjson"), data.get(".dockercfg")) {

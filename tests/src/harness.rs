@@ -280,6 +280,16 @@ impl OperatorHandle {
         Self::start_inner(client, namespace, PolicySources::default(), 0, Some(leader))
     }
 
+    /// As [`OperatorHandle::start_elected`], with where policy modules come from.
+    pub fn start_elected_with(
+        client: &Client,
+        namespace: &str,
+        leader: pinot_operator::leader::LeaderConfig,
+        sources: PolicySources,
+    ) -> Self {
+        Self::start_inner(client, namespace, sources, 0, Some(leader))
+    }
+
     fn start_full(
         client: &Client,
         namespace: &str,

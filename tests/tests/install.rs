@@ -231,11 +231,17 @@ async fn the_operator_does_its_job_with_exactly_the_service_accounts_permissions
     // The token is the ServiceAccount: it may not, for instance, list every Secret.
     let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::all(client.clone());
     assert!(secrets.list(&Default::default()).await.is_err(), "the ServiceAccount can list secrets");
-    // As deployed: with leader election, its Lease in its own namespace.
-    let operator = OperatorHandle::start_elected(
+    // As deployed: with leader election, its Lease in its own namespace, and loading the
+    // ClusterPinotPolicies (the operator of every namespace does).
+    let operator = OperatorHandle::start_elected_with(
         &client,
         &ns.name,
         pinot_operator::leader::LeaderConfig::new(ns.name.clone(), "install-test"),
+        pinot_operator::policy_controller::PolicySources {
+            cluster_wide: true,
+            platform_namespace: Some(ns.name.clone()),
+            ..Default::default()
+        },
     );
 
     // Install a cluster whose pods name a ServiceAccount, a PriorityClass and a Secret (each
@@ -425,6 +431,18 @@ async fn the_operator_does_its_job_with_exactly_the_service_accounts_permissions
             ("", "persistentvolumeclaims", "patch", "only when a pool's volumes grow (production.rs)"),
             ("storage.k8s.io", "storageclasses", "get", "only when a pool's storage.size changes (production.rs)"),
             ("", "secrets", "create", "only for spec.security.basicAuth: the service token (production.rs)"),
+            (
+                "pinot.controlplane.dev",
+                "clusterpinotpolicies",
+                "patch",
+                "its finalizer, only while a ClusterPinotPolicy exists (cluster_policies.rs)",
+            ),
+            (
+                "pinot.controlplane.dev",
+                "clusterpinotpolicies/status",
+                "patch",
+                "only while a ClusterPinotPolicy exists (cluster_policies.rs)",
+            ),
             ("", "secrets", "patch", "only for spec.security.basicAuth: the service token (production.rs)"),
         ];
         let mut granted = Vec::new();

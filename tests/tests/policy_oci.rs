@@ -267,8 +267,17 @@ async fn oci_modules_over_tls_with_a_pull_secret_and_from_the_cache_while_the_re
     let ready = status_of(&client, &ns.name, "zone", "Ready", |s| s.phase.as_deref() == Some("Ready")).await;
     assert_eq!(ready.digest, Some(digest(&module)));
     assert_eq!(ready.artifact.as_deref(), Some(reference.as_str()));
-    let cached: Vec<_> = std::fs::read_dir(&cache).unwrap().map(|e| e.unwrap().file_name()).collect();
+    // One directory per registry repository and credentials, holding the manifest and the
+    // module by digest.
+    let scopes: Vec<_> = std::fs::read_dir(&cache).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(scopes.len(), 1, "{scopes:?}");
+    let cached: Vec<_> = std::fs::read_dir(&scopes[0]).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(cached.len(), 2, "the manifest and the module are cached by digest: {cached:?}");
+
+    // Another policy naming the same artifact without the credentials does not get it from the
+    // cache the first one filled.
+    set_module(&client, &ns.name, "freeloader", oci(&reference)).await;
+    rejected_with(&client, &ns.name, "freeloader", "RegistryUnauthorized").await;
 
     // The registry is down; the policy changes (its configuration): the module comes from the
     // cache, checked against both digests.
@@ -436,6 +445,14 @@ async fn with_trusted_keys_only_modules_signed_by_one_of_them_load() {
     let s =
         status_of(&client, &ns.name, "upgrade", "Ready with the late key", |s| s.digest == Some(digest(&other))).await;
     assert_eq!(s.signed_by.as_deref(), Some("late.pub"));
+
+    // The admin revokes that key: the module it vouched for is taken out of service, not kept
+    // as "the last good one".
+    std::fs::remove_file(keys_dir.join("late.pub")).unwrap();
+    let s = rejected_with(&client, &ns.name, "upgrade", "SignatureNotTrusted").await;
+    assert_eq!(s.digest, None, "{s:?}");
+    assert!(s.message.as_deref().unwrap().contains("unloaded"), "{s:?}");
+    assert!(controller.registry().get(&ns.name, "upgrade").is_none());
     controller.stop().await;
     let _ = std::fs::remove_dir_all(&keys_dir);
 }

@@ -128,6 +128,16 @@ async fn restarts_asked_with_kubectl_pinot_or_kubectl_rollout_go_pod_by_pod() {
     assert_eq!(servers.len(), 3, "{counts:?}");
     assert!(servers.iter().all(|(_, n)| **n == 2), "each server restarted once: {counts:?}");
 
+    // Removing the annotation afterwards restarts nothing (the stamp stays on the StatefulSet).
+    let (ok, _, err) = kubectl_env(
+        &["-n", &ns.name, "annotate", "pinotcluster/bounce", "restart.pinot.controlplane.dev/server-"],
+        &[],
+    )
+    .await;
+    assert!(ok, "{err}");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(uids(&client, &ns.name).await, after, "no pod restarted when the annotation went");
+
     // `kubectl rollout restart` of the brokers' StatefulSet: honoured the same way.
     let (ok, _, err) = kubectl_env(&["-n", &ns.name, "rollout", "restart", "statefulset/bounce-broker"], &[]).await;
     assert!(ok, "{err}");

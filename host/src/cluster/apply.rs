@@ -611,6 +611,7 @@ mod tests {
             pdb_version: PdbVersion::V1,
             replicas: Default::default(),
             ensemble: None,
+            restarts: Default::default(),
         };
         let desired = build_cluster(&valid, &pools, &ctx);
         let mut observed = ObservedCluster::default();

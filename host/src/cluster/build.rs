@@ -122,6 +122,8 @@ pub struct BuildContext {
     /// The managed ensemble's members and the members its configuration lists, as the plan
     /// decided (one step of a resize at a time); `None`: its objects are not applied in this pass.
     pub ensemble: Option<EnsembleShape>,
+    /// The restart stamp of each pool, as the plan decided (`Plan::restarts`).
+    pub restarts: BTreeMap<String, String>,
 }
 
 pub use super::ensemble::EnsembleShape;
@@ -174,6 +176,7 @@ pub fn build(
         plan.pools.pools.iter().map(|p| &p.name).collect::<Vec<_>>().hash(&mut hasher);
         plan.replicas.hash(&mut hasher);
         plan.ensemble.as_ref().map(|e| e.shape).hash(&mut hasher);
+        plan.restarts.hash(&mut hasher);
         pdb_version.api_version().hash(&mut hasher);
         hasher.finish()
     };
@@ -183,6 +186,7 @@ pub fn build(
             pdb_version,
             replicas: plan.replicas.clone(),
             ensemble: plan.ensemble.as_ref().map(|e| e.shape),
+            restarts: plan.restarts.clone(),
         };
         build_cluster(valid, &plan.pools.pools, &ctx)
     })
@@ -431,9 +435,10 @@ fn config_digest(config: &ConfigMap) -> String {
 /// upgrade policy rolls out pod by pod.
 pub const ANNOTATION_RESTARTED_AT: &str = "pinot.controlplane.dev/restarted-at";
 
-/// Puts the restart asked for `pool` (if any) into its pod template's annotations.
-pub(crate) fn restart_stamp(cluster: &ValidCluster, pool: &str, annotations: &mut BTreeMap<String, String>) {
-    if let Some(stamp) = cluster.restarts.get(pool) {
+/// Puts the restart stamp of `pool` (if any) into its pod template's annotations (and
+/// `operator_statefulset` onto the StatefulSet, where the next plan finds it).
+pub(crate) fn restart_stamp(ctx: &BuildContext, pool: &str, annotations: &mut BTreeMap<String, String>) {
+    if let Some(stamp) = ctx.restarts.get(pool) {
         annotations.insert(ANNOTATION_RESTARTED_AT.into(), stamp.clone());
     }
 }
@@ -463,7 +468,7 @@ pub fn build_pool_statefulset(
         }
     }
     pod_annotations.insert(ANNOTATION_CONFIG_DIGEST.into(), config_digest.into());
-    restart_stamp(cluster, &pool.name, &mut pod_annotations);
+    restart_stamp(ctx, &pool.name, &mut pod_annotations);
 
     // `StartController` with a config file ignores `-clusterName` and `-zkAddress`; the other
     // roles use them only where the file has no `pinot.cluster.name` / `pinot.zk.server`, and
@@ -673,8 +678,12 @@ fn operator_statefulset(set: PodSet<'_>) -> StatefulSet {
         security_context.get_or_insert_with(Default::default).fs_group.get_or_insert(group);
     }
     let selector = set.selector;
+    let mut metadata = set.metadata;
+    if let Some(stamp) = set.pod_annotations.get(ANNOTATION_RESTARTED_AT) {
+        metadata.annotations.get_or_insert_with(Default::default).insert(ANNOTATION_RESTARTED_AT.into(), stamp.clone());
+    }
     StatefulSet {
-        metadata: set.metadata,
+        metadata,
         spec: Some(StatefulSetSpec {
             replicas: Some(set.replicas),
             service_name: Some(set.service_name),
@@ -924,6 +933,7 @@ mod tests {
 
     fn ctx(pdb_version: PdbVersion) -> BuildContext {
         BuildContext {
+            restarts: Default::default(),
             owner: OwnerReference {
                 api_version: "pinot.controlplane.dev/v1alpha1".into(),
                 kind: "PinotCluster".into(),

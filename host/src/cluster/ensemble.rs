@@ -346,6 +346,7 @@ mod tests {
             pdb_version: crate::children::PdbVersion::V1,
             replicas: Default::default(),
             ensemble: None,
+            restarts: Default::default(),
         };
         let sts = super::super::build::ensemble_statefulset(&running, 3, 3, &ctx);
         let refused = |edit: fn(&mut serde_json::Value)| {
@@ -389,6 +390,7 @@ mod tests {
             pdb_version: crate::children::PdbVersion::V1,
             replicas: Default::default(),
             ensemble: None,
+            restarts: Default::default(),
         };
         let pool = |cluster: &super::super::validate::ValidCluster| {
             super::super::build::build_pool_statefulset(cluster, cluster.pool("server").unwrap(), "digest", &ctx)

@@ -90,6 +90,10 @@ pub struct Plan<'a> {
     pub tenants: Option<TenantPlan>,
     /// The policy of each kind the cluster decides with, as its status reports it.
     pub policies: Vec<ClusterPolicyStatus>,
+    /// The restart stamp each pool's pod template carries (`kubectl pinot restart`): the one
+    /// asked for, else the one its StatefulSet already has, so that removing the annotation
+    /// does not restart the pool again.
+    pub restarts: BTreeMap<String, String>,
     /// The admin whose basic-auth token Pinot's roles send (`spec.security.basicAuth`): the
     /// apply step keeps the Secret holding it up to date before the pods that read it.
     pub service_token: Option<super::validate::security::ValidPrincipal>,
@@ -185,6 +189,7 @@ pub async fn plan<'a>(
         upgrade: None,
         tenants: None,
         policies: vec![],
+        restarts: BTreeMap::new(),
         service_token: None,
     };
     let valid = match valid {
@@ -195,6 +200,7 @@ pub async fn plan<'a>(
         }
     };
     plan.policies = resolve_policies(&policies.registry, &valid.namespace, &valid.policies);
+    plan.restarts = restart_stamps(valid, observed);
     if valid.paused {
         plan.hold = Some(Hold::Paused);
         return plan;
@@ -340,6 +346,23 @@ fn policy_label(chosen: Option<&str>, info: &crate::policy::Info) -> String {
         Some(policy) => format!("{policy}: {} {}", info.name, info.version),
         None => format!("{} {}", info.name, info.version),
     }
+}
+
+/// The restart stamp of each pool: asked for (`ValidCluster::restarts`), else kept from its
+/// StatefulSet.
+fn restart_stamps(valid: &ValidCluster, observed: &ObservedCluster) -> BTreeMap<String, String> {
+    let pools = valid.pools.iter().map(|p| p.name.as_str());
+    let pools = pools.chain(valid.ensemble.as_ref().map(|_| ENSEMBLE_POOL));
+    pools
+        .filter_map(|pool| {
+            let kept = || {
+                let sts = observed.statefulsets.get(pool)?;
+                sts.metadata.annotations.as_ref()?.get(super::build::ANNOTATION_RESTARTED_AT).cloned()
+            };
+            let stamp = valid.restarts.get(pool).cloned().or_else(kept)?;
+            Some((pool.to_string(), stamp))
+        })
+        .collect()
 }
 
 /// The policy of each kind the cluster decides with, as its status reports it.

@@ -613,7 +613,8 @@ fn decisions(plan: &Plan<'_>, previous: &PinotClusterStatus, now: Timestamp) -> 
                 "tenant" => plan.tenants.as_ref().map(|t| t.decision.outcome()),
                 _ => None,
             };
-            let before = previous.policies.iter().find(|old| old.kind == p.kind);
+            // The same policy's: a cluster that switched policies starts its record afresh.
+            let before = previous.policies.iter().find(|old| old.kind == p.kind && old.source == p.source);
             let outcome = outcome.or_else(|| before.and_then(|b| b.last_decision.clone()));
             p.decided_at = match before {
                 Some(b) if b.last_decision == outcome => b.decided_at.clone(),

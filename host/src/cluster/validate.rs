@@ -81,8 +81,13 @@ pub const ANNOTATION_RESTART: &str = "pinot.controlplane.dev/restart";
 pub const ANNOTATION_RESTART_POOL_PREFIX: &str = "restart.pinot.controlplane.dev/";
 
 /// The restart stamp of each pool in `pools` (and `zookeeper` when `ensemble`) from the
-/// cluster's annotations; an annotation naming no pool is an error naming it.
-fn restarts(cluster: &PinotCluster, pools: &[&str], ensemble: bool, errors: &mut Errors) -> BTreeMap<String, String> {
+/// cluster's annotations; an annotation naming no pool is a warning naming it.
+fn restarts(
+    cluster: &PinotCluster,
+    pools: &[&str],
+    ensemble: bool,
+    warnings: &mut Vec<FieldError>,
+) -> BTreeMap<String, String> {
     let annotations = cluster.metadata.annotations.clone().unwrap_or_default();
     let all = annotations.get(ANNOTATION_RESTART).filter(|v| !v.trim().is_empty());
     let mut known: Vec<&str> = pools.to_vec();
@@ -91,11 +96,16 @@ fn restarts(cluster: &PinotCluster, pools: &[&str], ensemble: bool, errors: &mut
     }
     for (key, _) in annotations.iter().filter(|(k, _)| k.starts_with(ANNOTATION_RESTART_POOL_PREFIX)) {
         let pool = &key[ANNOTATION_RESTART_POOL_PREFIX.len()..];
+        // A warning, not an invalid spec: a typo, or a pool removed while its annotation stayed,
+        // must not hold the whole cluster.
         if !known.contains(&pool) {
-            errors.push(
-                format!("metadata.annotations[{key}]"),
-                format!("there is no pool {pool:?} to restart (pools: {}); remove the annotation", known.join(", ")),
-            );
+            warnings.push(FieldError {
+                field: format!("metadata.annotations[{key}]"),
+                message: format!(
+                    "there is no pool {pool:?} to restart (pools: {}); remove the annotation",
+                    known.join(", ")
+                ),
+            });
         }
     }
     known
@@ -298,7 +308,8 @@ pub fn validate(cluster: &PinotCluster) -> Result<ValidCluster, InvalidSpec> {
     );
 
     let pool_names: Vec<&str> = spec.pools.iter().map(|p| p.name.as_str()).collect();
-    let restarts = restarts(cluster, &pool_names, spec.zookeeper.managed.is_some(), &mut errors);
+    let mut restart_warnings = vec![];
+    let restarts = restarts(cluster, &pool_names, spec.zookeeper.managed.is_some(), &mut restart_warnings);
 
     if errors.0.is_empty() {
         Ok(ValidCluster {
@@ -315,6 +326,7 @@ pub fn validate(cluster: &PinotCluster) -> Result<ValidCluster, InvalidSpec> {
             // Without errors every pool is valid: `pools[i]` is `spec.pools[i]`.
             warnings: {
                 let mut w = warnings;
+                w.extend(restart_warnings);
                 if deep_storage.is_none() {
                     w.extend(controller_warnings(&pools));
                 }

@@ -121,10 +121,17 @@ impl PullError {
         }
     }
 
-    /// Whether trying again later may succeed: the registry failed, or the artifact is not
-    /// pushed yet (a policy may be applied before its pipeline publishes the module).
+    /// Whether trying again later may succeed: the registry failed, the artifact is not pushed
+    /// yet (a policy may be applied before its pipeline publishes the module), or the
+    /// credentials are refused (pull secrets are not watched: a fixed one is found next time).
     pub fn is_transient(&self) -> bool {
-        matches!(self, PullError::Unavailable { .. } | PullError::Registry { .. } | PullError::NotFound { .. })
+        matches!(
+            self,
+            PullError::Unavailable { .. }
+                | PullError::Registry { .. }
+                | PullError::NotFound { .. }
+                | PullError::Unauthorized { .. }
+        )
     }
 }
 
@@ -265,9 +272,35 @@ impl Registries {
     /// The module `reference` pins: from the cache when it holds both digests, otherwise from
     /// the registry (and then cached).
     pub async fn pull(&self, reference: &PinnedReference, auth: &RegistryAuth) -> Result<Artifact, PullError> {
-        if let Some(artifact) = self.cached(reference).await {
+        let scope = CacheScope::of(reference, auth);
+        if let Some(artifact) = self.cached(&scope, reference).await {
             return Ok(artifact);
         }
+        self.deadline(reference, self.pull_uncached(&scope, reference, auth)).await
+    }
+
+    /// `work`, or `Unavailable` once it took longer than a pull may (a registry that trickles
+    /// bytes never trips the per-read timeout).
+    async fn deadline<T>(
+        &self,
+        reference: &PinnedReference,
+        work: impl Future<Output = Result<T, PullError>>,
+    ) -> Result<T, PullError> {
+        let limit = self.settings.timeout * PULL_DEADLINE_READS;
+        tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
+            Err(PullError::Unavailable {
+                registry: reference.registry().to_string(),
+                message: format!("the pull of {reference} took longer than {limit:?}"),
+            })
+        })
+    }
+
+    async fn pull_uncached(
+        &self,
+        scope: &CacheScope,
+        reference: &PinnedReference,
+        auth: &RegistryAuth,
+    ) -> Result<Artifact, PullError> {
         let registry = reference.registry().to_string();
         let client = self.client_for(&registry)?;
         let map = |e: OciDistributionError| classify(e, &registry, &reference.to_string());
@@ -312,7 +345,7 @@ impl Registries {
                 found: module_digest,
             });
         }
-        self.store(&reference.digest, &raw, &module_digest, &bytes).await;
+        self.store(scope, &[(&reference.digest, &raw), (&module_digest, &bytes)]).await;
         Ok(Artifact { manifest_digest: reference.digest.clone(), module_digest, bytes, cached: false })
     }
 
@@ -370,22 +403,57 @@ impl Registries {
         reference: &PinnedReference,
         auth: &RegistryAuth,
     ) -> Result<Vec<signature::SignatureLayer>, PullError> {
+        let scope = CacheScope::of(reference, auth);
+        let cache_key = format!("{}.sig", reference.digest);
+        match self.deadline(reference, self.signatures_uncached(reference, auth)).await {
+            Ok(layers) => {
+                let json = serde_json::to_vec(&layers).unwrap_or_default();
+                self.store(&scope, &[(&cache_key, &json)]).await;
+                Ok(layers)
+            }
+            // The registry is away: the signatures read last time, verified again by the caller.
+            Err(e) if e.is_transient() => match self.read_cached(&scope, &cache_key).await {
+                Some(json) => serde_json::from_slice(&json).map_err(|_| e),
+                None => Err(e),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn signatures_uncached(
+        &self,
+        reference: &PinnedReference,
+        auth: &RegistryAuth,
+    ) -> Result<Vec<signature::SignatureLayer>, PullError> {
         let registry = reference.registry().to_string();
         let client = self.client_for(&registry)?;
         let map = |e: OciDistributionError| classify(e, &registry, &reference.to_string());
         let Some(manifest) = self.signature_manifest(&client, reference, auth).await? else { return Ok(vec![]) };
         let sig_ref = reference.signature_reference();
         let mut layers = Vec::new();
-        for layer in manifest.layers.iter().filter(|l| l.media_type == signature::SIMPLE_SIGNING_MEDIA_TYPE) {
+        let signed = manifest.layers.iter().filter(|l| l.media_type == signature::SIMPLE_SIGNING_MEDIA_TYPE);
+        for layer in signed.take(MAX_SIGNATURES) {
             let Some(sig) = layer.annotations.as_ref().and_then(|a| a.get(signature::SIGNATURE_ANNOTATION)) else {
                 continue;
             };
-            if layer.size > MAX_PAYLOAD_BYTES {
+            if !(0..=MAX_PAYLOAD_BYTES).contains(&layer.size) {
                 continue;
             }
+            // Read at most what a payload may be, whatever the registry sends.
+            let mut stream = client.pull_blob_stream(&sig_ref, layer).await.map_err(map)?;
             let mut payload = Vec::new();
-            client.pull_blob(&sig_ref, layer, &mut payload).await.map_err(map)?;
-            layers.push(signature::SignatureLayer { payload, signature: sig.clone() });
+            while let Some(chunk) = stream.next().await {
+                let chunk =
+                    chunk.map_err(|e| PullError::Unavailable { registry: registry.clone(), message: e.to_string() })?;
+                if (payload.len() + chunk.len()) as i64 > MAX_PAYLOAD_BYTES {
+                    payload.clear();
+                    break;
+                }
+                payload.extend_from_slice(&chunk);
+            }
+            if digest(&payload) == layer.digest {
+                layers.push(signature::SignatureLayer { payload, signature: sig.clone() });
+            }
         }
         Ok(layers)
     }
@@ -474,14 +542,13 @@ impl Registries {
         }
     }
 
-    async fn cached(&self, reference: &PinnedReference) -> Option<Artifact> {
-        let dir = self.settings.cache_dir.as_ref()?;
-        let raw = tokio::fs::read(cache_path(dir, &reference.digest)).await.ok()?;
+    async fn cached(&self, scope: &CacheScope, reference: &PinnedReference) -> Option<Artifact> {
+        let raw = self.read_cached(scope, &reference.digest).await?;
         if digest(&raw) != reference.digest {
             return None;
         }
         let layer = wasm_layer(reference, &raw, self.settings.max_module_bytes).ok()?;
-        let bytes = tokio::fs::read(cache_path(dir, &layer.digest)).await.ok()?;
+        let bytes = self.read_cached(scope, &layer.digest).await?;
         (digest(&bytes) == layer.digest).then(|| Artifact {
             manifest_digest: reference.digest.clone(),
             module_digest: layer.digest,
@@ -490,14 +557,22 @@ impl Registries {
         })
     }
 
-    /// Keeps a pulled manifest and module; a cache that cannot be written only costs a pull.
-    async fn store(&self, manifest_digest: &str, manifest: &[u8], module_digest: &str, module: &[u8]) {
+    async fn read_cached(&self, scope: &CacheScope, key: &str) -> Option<Vec<u8>> {
+        let dir = self.settings.cache_dir.as_ref()?;
+        tokio::fs::read(scope.path(dir, key)).await.ok()
+    }
+
+    /// Keeps what was pulled; a cache that cannot be written only costs a pull.
+    async fn store(&self, scope: &CacheScope, entries: &[(&str, &[u8])]) {
         let Some(dir) = &self.settings.cache_dir else { return };
         let write = async {
-            tokio::fs::create_dir_all(dir).await?;
-            for (d, bytes) in [(module_digest, module), (manifest_digest, manifest)] {
-                let path = cache_path(dir, d);
-                let partial = path.with_extension("partial");
+            tokio::fs::create_dir_all(scope.dir(dir)).await?;
+            for (key, bytes) in entries {
+                let path = scope.path(dir, key);
+                // A name of its own, so that two pulls of one artifact never share a file.
+                static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+                let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let partial = path.with_extension(format!("partial-{}-{n}", std::process::id()));
                 tokio::fs::write(&partial, bytes).await?;
                 tokio::fs::rename(&partial, &path).await?;
             }
@@ -509,14 +584,39 @@ impl Registries {
     }
 }
 
+/// Where in the cache one registry repository, read with one set of credentials, keeps its
+/// files: a policy never gets from the cache what its own credentials (or none) could not pull
+/// from the registry, whatever another policy pulled.
+struct CacheScope(String);
+
+impl CacheScope {
+    fn of(reference: &PinnedReference, auth: &RegistryAuth) -> Self {
+        let credentials = match auth {
+            RegistryAuth::Anonymous => "anonymous".to_string(),
+            RegistryAuth::Basic(user, password) => format!("basic\n{user}\n{password}"),
+            RegistryAuth::Bearer(token) => format!("bearer\n{token}"),
+        };
+        let scope = digest(format!("{}\n{}\n{credentials}", reference.registry(), reference.repository()).as_bytes());
+        CacheScope(scope.trim_start_matches("sha256:")[..32].to_string())
+    }
+
+    fn dir(&self, root: &Path) -> PathBuf {
+        root.join(&self.0)
+    }
+
+    fn path(&self, root: &Path, key: &str) -> PathBuf {
+        self.dir(root).join(key.replace(':', "-"))
+    }
+}
+
 /// A signature payload is a few hundred bytes; anything much larger is not one.
 const MAX_PAYLOAD_BYTES: i64 = 1 << 20;
+/// The signatures of an artifact read at most.
+const MAX_SIGNATURES: usize = 64;
+/// A whole pull may take this many times the per-read timeout.
+const PULL_DEADLINE_READS: u32 = 4;
 
 const DOCKER_MANIFEST: &str = oci_client::manifest::IMAGE_MANIFEST_MEDIA_TYPE;
-
-fn cache_path(dir: &Path, digest: &str) -> PathBuf {
-    dir.join(digest.replace(':', "-"))
-}
 
 /// The one Wasm layer of the manifest `raw`, within the size limit.
 fn wasm_layer(

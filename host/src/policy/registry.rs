@@ -251,6 +251,16 @@ impl PolicyRegistry {
         Some(active)
     }
 
+    /// Takes the policy's module out of service (its signature is no longer trusted); the
+    /// PinotPolicy still claims its name.
+    pub fn unload(&self, namespace: &str, name: &str) {
+        let removed =
+            self.custom.write().unwrap_or_else(|e| e.into_inner()).remove(&(namespace.to_string(), name.to_string()));
+        if removed.is_some() {
+            self.changed(namespace, name);
+        }
+    }
+
     /// The policy is gone: its module, and (for a PinotPolicy) its claim on its name.
     pub fn remove(&self, namespace: &str, name: &str) {
         let key = (namespace.to_string(), name.to_string());

@@ -197,7 +197,7 @@ pub enum VerifyError {
 }
 
 /// One signature layer of an artifact: its payload and the base64 signature.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct SignatureLayer {
     pub payload: Vec<u8>,
     pub signature: String,

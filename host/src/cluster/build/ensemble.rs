@@ -231,7 +231,7 @@ pub fn build_statefulset(
     let servers_annotation = (ANNOTATION_SERVERS.to_string(), servers_in_config.to_string());
     let mut pod_annotations = ensemble.overrides.annotations.clone();
     pod_annotations.insert(servers_annotation.0.clone(), servers_annotation.1.clone());
-    super::restart_stamp(cluster, super::super::validate::zookeeper::ENSEMBLE_POOL, &mut pod_annotations);
+    super::restart_stamp(ctx, super::super::validate::zookeeper::ENSEMBLE_POOL, &mut pod_annotations);
     let mut sts_metadata = metadata(statefulset_name(&cluster.name), cluster, labels(cluster), ctx);
     let zones = match &ensemble.placement {
         Placement::Zones(z) => z.join(","),
