@@ -102,6 +102,9 @@ struct Ctx {
     /// The artifact each policy's module was pulled from, by module digest, so the status names
     /// the artifact of the module that is active (which is the previous one after a rejection).
     artifacts: Mutex<HashMap<(String, String), Provenance>>,
+    /// The module of each policy unloaded because no trusted signature vouches for it any
+    /// more, until another loads: every later status says why the policy has none.
+    revoked: Mutex<HashMap<(String, String), String>>,
 }
 
 /// Reads a policy's module from where its spec says, checked as the operator checks it.
@@ -216,6 +219,7 @@ pub async fn run(
         events,
         reader: ModuleReader::new(client.clone(), &config.sources),
         artifacts: Mutex::default(),
+        revoked: Mutex::default(),
     });
     let module_cms = || watcher::Config::default().labels(&format!("{LABEL_POLICY_MODULE}=true"));
 
@@ -308,6 +312,7 @@ async fn reconcile_policy<P: PolicyObject>(policy: Arc<P>, ctx: Arc<Ctx>) -> Res
             Finalizer::Cleanup(p) => {
                 ctx.registry.remove(&scope, &p.name_any());
                 ctx.artifacts.lock().unwrap_or_else(|e| e.into_inner()).remove(&(scope.clone(), p.name_any()));
+                ctx.revoked.lock().unwrap_or_else(|e| e.into_inner()).remove(&(scope.clone(), p.name_any()));
                 Ok(Action::await_change())
             }
         }
@@ -323,7 +328,6 @@ async fn apply<P: PolicyObject>(policy: Arc<P>, ctx: Arc<Ctx>) -> Result<Action,
         ctx.registry.declare(&ns, &name);
     }
     let mut retry = false;
-    let mut unloaded = None;
     let outcome = match candidate(&*policy, &ctx.reader).await {
         Err(Fetch { rejection, transient, untrusted }) => {
             retry = transient;
@@ -333,7 +337,7 @@ async fn apply<P: PolicyObject>(policy: Arc<P>, ctx: Arc<Ctx>) -> Result<Action,
                 && ctx.registry.get(&ns, &name).is_some_and(|a| a.policy.digest == module)
             {
                 ctx.registry.unload(&ns, &name);
-                unloaded = Some(module);
+                ctx.revoked.lock().unwrap_or_else(|e| e.into_inner()).insert((ns.clone(), name.clone()), module);
             }
             Err(rejection)
         }
@@ -342,6 +346,7 @@ async fn apply<P: PolicyObject>(policy: Arc<P>, ctx: Arc<Ctx>) -> Result<Action,
             // The artifact is recorded once its module is the active one; a module from a
             // ConfigMap or file has none.
             if reloaded.is_ok() {
+                ctx.revoked.lock().unwrap_or_else(|e| e.into_inner()).remove(&(ns.clone(), name.clone()));
                 let mut artifacts = ctx.artifacts.lock().unwrap_or_else(|e| e.into_inner());
                 match provenance {
                     Some(artifact) => artifacts.insert((ns.clone(), name.clone()), artifact),
@@ -352,6 +357,7 @@ async fn apply<P: PolicyObject>(policy: Arc<P>, ctx: Arc<Ctx>) -> Result<Action,
         }
     };
     let active = ctx.registry.get(&ns, &name);
+    let unloaded = ctx.revoked.lock().unwrap_or_else(|e| e.into_inner()).get(&(ns.clone(), name.clone())).cloned();
     let mut status = PinotPolicyStatus { observed_generation: policy.meta().generation, ..Default::default() };
     if let Some(a) = &active {
         let artifacts = ctx.artifacts.lock().unwrap_or_else(|e| e.into_inner());
