@@ -598,14 +598,7 @@ pub async fn reconcile_pass(cluster: Arc<PinotCluster>, ctx: Arc<Context>) -> Re
 
     let observed = observe::observe_cluster(&ctx.sources(), &cluster).await;
     // An object the pods need that is missing holds everything back, like an invalid spec.
-    let valid = match (validate::validate(&cluster), observed.missing_references.as_slice()) {
-        (valid, []) => valid,
-        (Ok(_), missing) => Err(validate::InvalidSpec(missing.to_vec())),
-        (Err(mut invalid), missing) => {
-            invalid.0.extend_from_slice(missing);
-            Err(invalid)
-        }
-    };
+    let valid = validate::validate_observed(&cluster, &observed.missing_references);
     let plan = plan::plan(&ctx.policies, &cluster, &valid, &observed, now).await;
     let desired = build::build(&cluster, valid.as_ref().ok(), &plan, owner, ctx.apis.pdb_version, &ctx.built);
     let applied = apply::apply(&ctx.writer(&cluster)?, &plan, &desired, &observed).await;

@@ -16,10 +16,9 @@ use pinot_crds::PinotCluster;
 
 use crate::{
     children::LABEL_CLUSTER,
+    cluster::cache::ZONE_LABEL,
     cluster::validate::{ANNOTATION_RESTART, ANNOTATION_RESTART_POOL_PREFIX, zookeeper::ENSEMBLE_POOL},
 };
-
-const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
 
 #[derive(Debug, thiserror::Error)]
 pub enum KubectlError {

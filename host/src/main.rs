@@ -322,10 +322,7 @@ struct RegistryArgs {
 
 impl RegistryArgs {
     fn registries(&self, registry: &str) -> anyhow::Result<Registries> {
-        let extra_roots_pem = match &self.ca_file {
-            Some(path) => vec![std::fs::read(path).with_context(|| format!("--ca-file {}", path.display()))?],
-            None => vec![],
-        };
+        let extra_roots_pem = read_ca(self.ca_file.as_deref(), "--ca-file")?;
         Registries::new(RegistrySettings {
             insecure: if self.insecure { vec![registry.to_string()] } else { vec![] },
             extra_roots_pem,
@@ -371,6 +368,11 @@ fn write_private(path: &str, bytes: &[u8]) -> anyhow::Result<()> {
         .open(path)
         .with_context(|| format!("writing {path}"))?;
     file.write_all(bytes).with_context(|| format!("writing {path}"))
+}
+
+/// The PEM certificates of a CA file flag (none without one).
+fn read_ca(path: Option<&std::path::Path>, flag: &str) -> anyhow::Result<Vec<Vec<u8>>> {
+    path.map(|p| std::fs::read(p).with_context(|| format!("{flag} {}", p.display()))).into_iter().collect()
 }
 
 /// The registry part of a reference (`host[:port]`, or `docker.io`).
@@ -478,12 +480,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 cluster_domain,
                 load_balancer_grace: std::time::Duration::from_secs(load_balancer_grace_seconds),
             };
-            let extra_roots_pem = match &registry_ca_file {
-                Some(path) => {
-                    vec![std::fs::read(path).with_context(|| format!("--registry-ca-file {}", path.display()))?]
-                }
-                None => vec![],
-            };
+            let extra_roots_pem = read_ca(registry_ca_file.as_deref(), "--registry-ca-file")?;
             let sources = PolicySources {
                 dir: policy_dir,
                 registries: RegistrySettings {
@@ -559,12 +556,7 @@ async fn plan_command(args: PlanArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let extra_roots_pem = match &registry_ca_file {
-        Some(path) => {
-            vec![std::fs::read(path).with_context(|| format!("--registry-ca-file {}", path.display()))?]
-        }
-        None => vec![],
-    };
+    let extra_roots_pem = read_ca(registry_ca_file.as_deref(), "--registry-ca-file")?;
     let sources = PolicySources {
         registries: RegistrySettings { insecure: insecure_registries, extra_roots_pem, ..RegistrySettings::default() },
         platform_namespace: Some(operator_namespace),

@@ -479,3 +479,20 @@ pub fn operator_binary() -> PathBuf {
     );
     binary
 }
+
+/// How often the StatefulSet controller created each pod in `ns` (its SuccessfulCreate events):
+/// a pod restarted once was created twice.
+pub async fn pod_creations(client: &Client, ns: &str) -> std::collections::BTreeMap<String, i32> {
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), ns);
+    let mut out = std::collections::BTreeMap::new();
+    for e in events.list(&Default::default()).await.unwrap() {
+        if e.reason.as_deref() != Some("SuccessfulCreate") {
+            continue;
+        }
+        let message = e.message.unwrap_or_default();
+        if let Some(pod) = message.split("Pod ").nth(1).and_then(|m| m.split(' ').next()) {
+            *out.entry(pod.to_string()).or_default() += e.count.unwrap_or(1);
+        }
+    }
+    out
+}

@@ -9,7 +9,8 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::{Api, ResourceExt, api::ListParams};
 use pinot_crds::PinotCluster;
 use pinot_testbed::harness::{
-    OperatorHandle, TestNamespace, condition, kubectl, kubectl_env, operator_binary, test_client, wait_for,
+    OperatorHandle, TestNamespace, condition, kubectl, kubectl_env, operator_binary, pod_creations, test_client,
+    wait_for,
 };
 
 const CLUSTER: &str = r#"
@@ -67,22 +68,6 @@ async fn restarted(
     .await
 }
 
-/// How often the StatefulSet controller created each pod (its SuccessfulCreate events).
-async fn creations(client: &kube::Client, ns: &str) -> BTreeMap<String, i32> {
-    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), ns);
-    let mut out = BTreeMap::new();
-    for e in events.list(&ListParams::default()).await.unwrap() {
-        if e.reason.as_deref() != Some("SuccessfulCreate") {
-            continue;
-        }
-        let message = e.message.unwrap_or_default();
-        if let Some(pod) = message.split("Pod ").nth(1).and_then(|m| m.split(' ').next()) {
-            *out.entry(pod.to_string()).or_default() += e.count.unwrap_or(1);
-        }
-    }
-    out
-}
-
 #[tokio::test]
 async fn restarts_asked_with_kubectl_pinot_or_kubectl_rollout_go_pod_by_pod() {
     let client = test_client().await;
@@ -123,7 +108,7 @@ async fn restarts_asked_with_kubectl_pinot_or_kubectl_rollout_go_pod_by_pod() {
     for (name, uid) in before.iter().filter(|(n, _)| !n.starts_with("bounce-server-")) {
         assert_eq!(after.get(name), Some(uid), "{name} was not to restart");
     }
-    let counts = creations(&client, &ns.name).await;
+    let counts = pod_creations(&client, &ns.name).await;
     let servers: Vec<_> = counts.iter().filter(|(p, _)| p.starts_with("bounce-server-")).collect();
     assert_eq!(servers.len(), 3, "{counts:?}");
     assert!(servers.iter().all(|(_, n)| **n == 2), "each server restarted once: {counts:?}");
@@ -145,7 +130,7 @@ async fn restarts_asked_with_kubectl_pinot_or_kubectl_rollout_go_pod_by_pod() {
     for (name, uid) in after.iter().filter(|(n, _)| !n.starts_with("bounce-broker-")) {
         assert_eq!(again.get(name), Some(uid), "{name} was not to restart");
     }
-    let counts = creations(&client, &ns.name).await;
+    let counts = pod_creations(&client, &ns.name).await;
     assert!(counts.iter().filter(|(p, _)| p.starts_with("bounce-broker-")).all(|(_, n)| *n == 2), "{counts:?}");
     assert!(counts.iter().filter(|(p, _)| p.starts_with("bounce-controller-")).all(|(_, n)| *n == 1), "{counts:?}");
 

@@ -10,7 +10,8 @@ use k8s_openapi::{
 use kube::{Api, ResourceExt, api::ListParams};
 use pinot_crds::PinotCluster;
 use pinot_testbed::harness::{
-    OperatorHandle, TestNamespace, condition, kubectl, restart_events, simulator_admin_url, test_client, wait_for,
+    OperatorHandle, TestNamespace, condition, kubectl, pod_creations, restart_events, simulator_admin_url, test_client,
+    wait_for,
 };
 use serde_json::Value;
 
@@ -113,32 +114,17 @@ async fn wait_rolled_out(client: &kube::Client, ns: &str, image: &str) {
 async fn creations(client: &kube::Client, ns: &str) -> BTreeMap<String, i32> {
     // The StatefulSet controller records its events asynchronously (and counts a repeated one
     // up in place), so the counts are read until they have not changed for two seconds.
-    let mut last = creation_events(client, ns).await;
+    let mut last = pod_creations(client, ns).await;
     let mut stable_since = std::time::Instant::now();
     while stable_since.elapsed() < Duration::from_secs(2) {
         tokio::time::sleep(Duration::from_millis(250)).await;
-        let now = creation_events(client, ns).await;
+        let now = pod_creations(client, ns).await;
         if now != last {
             last = now;
             stable_since = std::time::Instant::now();
         }
     }
     last
-}
-
-async fn creation_events(client: &kube::Client, ns: &str) -> BTreeMap<String, i32> {
-    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), ns);
-    let mut out = BTreeMap::new();
-    for e in events.list(&ListParams::default()).await.unwrap() {
-        if e.reason.as_deref() != Some("SuccessfulCreate") {
-            continue;
-        }
-        let message = e.message.unwrap_or_default();
-        if let Some(pod) = message.split("Pod ").nth(1).and_then(|m| m.split(' ').next()) {
-            *out.entry(pod.to_string()).or_default() += e.count.unwrap_or(1);
-        }
-    }
-    out
 }
 
 /// Publishes a policy module in the watched ConfigMap `team-policies` under `key`.

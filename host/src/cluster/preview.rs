@@ -200,14 +200,7 @@ pub async fn preview(client: &Client, reader: &ModuleReader, request: PreviewReq
     let observed = observe::observe_cluster(&sources, &cluster).await;
     driver.abort();
 
-    let valid = match (validate::validate(&cluster), observed.missing_references.as_slice()) {
-        (valid, []) => valid,
-        (Ok(_), missing) => Err(validate::InvalidSpec(missing.to_vec())),
-        (Err(mut invalid), missing) => {
-            invalid.0.extend_from_slice(missing);
-            Err(invalid)
-        }
-    };
+    let valid = validate::validate_observed(&cluster, &observed.missing_references);
     let policies = plan::Policies::new(registry.clone(), max_concurrent_upgrades);
     let plan = plan::plan(&policies, &cluster, &valid, &observed, Timestamp::now()).await;
     let hold = match &plan.hold {

@@ -207,6 +207,19 @@ impl fmt::Display for InvalidSpec {
     }
 }
 
+/// [`validate`], with the objects the pods need that are missing (observed): those hold
+/// everything back like an invalid spec.
+pub fn validate_observed(cluster: &PinotCluster, missing: &[FieldError]) -> Result<ValidCluster, InvalidSpec> {
+    match (validate(cluster), missing) {
+        (valid, []) => valid,
+        (Ok(_), missing) => Err(InvalidSpec(missing.to_vec())),
+        (Err(mut invalid), missing) => {
+            invalid.0.extend_from_slice(missing);
+            Err(invalid)
+        }
+    }
+}
+
 /// Checks `cluster` and returns what the later steps build from.
 pub fn validate(cluster: &PinotCluster) -> Result<ValidCluster, InvalidSpec> {
     let mut errors = Errors::default();
